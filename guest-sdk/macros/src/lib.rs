@@ -1,0 +1,472 @@
+//! Attribute macros of the wasmhost guest SDK; use them through `wasmhost::endpoint`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{TokenStream as TokenStream2, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::meta::ParseNestedMeta;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    Expr, ExprLit, FnArg, ItemFn, Lit, LitBool, LitInt, LitStr, Meta, Pat, ReturnType, Token, Type,
+    bracketed,
+};
+
+/// Methods an endpoint may declare.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Declares a web endpoint: registers the function with its configuration, argument
+/// extraction and JSON schemas so the component serves it.
+///
+/// Keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
+/// `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`,
+/// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB).
+/// The function's doc comment becomes the endpoint's summary.
+#[proc_macro_attribute]
+pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut config = Config::default();
+    let parser = syn::meta::parser(|meta| config.parse(&meta));
+    let attr_result = syn::parse::Parser::parse(parser, attr);
+    let item = TokenStream2::from(item);
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    match attr_result.and_then(|()| expand(&config, &func)) {
+        Ok(tokens) => tokens.into(),
+        // Keep the function so its callers do not add errors of their own.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item).into()
+        }
+    }
+}
+
+/// The attribute's keys.
+#[derive(Default)]
+struct Config {
+    method: Option<String>,
+    label: Option<String>,
+    docs: Option<bool>,
+    requires_proxy_auth: Option<bool>,
+    custom_domains: Option<Vec<String>>,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u32>,
+}
+
+impl Config {
+    /// Parses one `key = value` (or a bare boolean flag).
+    fn parse(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let duplicate = || meta.error(format!("`{key}` is given twice"));
+        match key.as_str() {
+            "method" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let method = lit.value().to_ascii_uppercase();
+                if !METHODS.contains(&method.as_str()) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!("unsupported method; expected one of {}", METHODS.join(", ")),
+                    ));
+                }
+                set(&mut self.method, method, duplicate)
+            }
+            "label" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let label = lit.value();
+                if !is_dns_label(&label) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "a label must be 1 to 63 lower-case letters, digits or `-`, \
+                         starting and ending with a letter or digit",
+                    ));
+                }
+                set(&mut self.label, label, duplicate)
+            }
+            "docs" => {
+                let value = flag(meta)?;
+                set(&mut self.docs, value, duplicate)
+            }
+            "requires_proxy_auth" => {
+                let value = flag(meta)?;
+                set(&mut self.requires_proxy_auth, value, duplicate)
+            }
+            "custom_domains" => {
+                let value = meta.value()?;
+                let content;
+                bracketed!(content in value);
+                let lits = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
+                let mut domains = Vec::new();
+                for lit in lits {
+                    let domain = lit.value();
+                    if domain.is_empty()
+                        || domain
+                            .chars()
+                            .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | '?' | '#'))
+                    {
+                        return Err(syn::Error::new(lit.span(), "expected a bare host name"));
+                    }
+                    domains.push(domain);
+                }
+                set(&mut self.custom_domains, domains, duplicate)
+            }
+            "timeout" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let Some(ms) = parse_duration(&lit.value()) else {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected a positive duration such as \"500ms\", \"30s\", \"5m\" or \"1h\"",
+                    ));
+                };
+                set(&mut self.timeout_ms, ms, duplicate)
+            }
+            "memory" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let mib = lit.base10_parse::<u32>()?;
+                if mib == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "memory is in MiB and must be > 0",
+                    ));
+                }
+                set(&mut self.memory_mib, mib, duplicate)
+            }
+            _ => Err(meta.error(
+                "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
+                 `custom_domains`, `timeout` or `memory`",
+            )),
+        }
+    }
+}
+
+/// Stores a key's value, refusing a second one.
+fn set<T>(
+    slot: &mut Option<T>,
+    value: T,
+    duplicate: impl FnOnce() -> syn::Error,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(duplicate());
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// A boolean key: `key = true|false`, or `key` alone for `true`.
+fn flag(meta: &ParseNestedMeta) -> syn::Result<bool> {
+    if meta.input.peek(Token![=]) {
+        Ok(meta.value()?.parse::<LitBool>()?.value)
+    } else {
+        Ok(true)
+    }
+}
+
+/// Milliseconds of a duration such as `500ms`, `30s`, `5m` or `1h`.
+fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(scale).filter(|&ms| ms > 0)
+}
+
+/// Whether `label` is a DNS label of lower-case letters, digits and inner dashes.
+fn is_dns_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+}
+
+/// How a parameter gets its value.
+enum Source {
+    /// By name, from the query string or the body's fields.
+    Named,
+    /// The whole JSON body (`Json<T>`).
+    Body,
+    /// The whole request (`Request`).
+    Request,
+}
+
+/// One parameter of the function.
+struct Param<'a> {
+    name: String,
+    ty: &'a Type,
+    source: Source,
+}
+
+/// The function, unchanged, plus its handler, schemas and registration.
+fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &func.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "endpoints cannot be `async` yet",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        return Err(syn::Error::new(
+            unsafety.span(),
+            "endpoints cannot be `unsafe`",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "endpoints cannot be generic",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new(
+            variadic.span(),
+            "endpoints cannot be variadic",
+        ));
+    }
+
+    let params = sig
+        .inputs
+        .iter()
+        .map(param)
+        .collect::<syn::Result<Vec<_>>>()?;
+    let mut bodies = params.iter().filter(|p| matches!(p.source, Source::Body));
+    if let (Some(_), Some(second)) = (bodies.next(), bodies.next()) {
+        return Err(syn::Error::new(
+            second.ty.span(),
+            "only one `Json` parameter can receive the body",
+        ));
+    }
+
+    let ident = &sig.ident;
+    let name = ident.unraw().to_string();
+    let method = config.method.as_deref().unwrap_or("GET");
+    let label = option(config.label.as_ref());
+    let docs = config.docs.unwrap_or(false);
+    let requires_proxy_auth = config.requires_proxy_auth.unwrap_or(false);
+    let custom_domains = config.custom_domains.as_deref().unwrap_or_default();
+    let summary = option(summary(func).as_ref());
+    let timeout_ms = option(config.timeout_ms.as_ref());
+    let memory_mib = option(config.memory_mib.as_ref());
+
+    // Extraction of each non-`Request` parameter, in order.
+    let mut extract = Vec::new();
+    let mut values = Vec::new();
+    let mut schema = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let value = format_ident!("__wasmhost_arg{i}");
+        let (ty, name) = (p.ty, &p.name);
+        match p.source {
+            Source::Named => {
+                extract.push(quote_spanned!(ty.span()=>
+                    let #value = __args.named::<#ty>(#name);
+                ));
+                schema.push(quote_spanned!(ty.span()=> __schema.named::<#ty>(#name);));
+            }
+            Source::Body => {
+                extract.push(quote_spanned!(ty.span()=> let #value = __args.body::<#ty>();));
+                schema.push(quote_spanned!(ty.span()=> __schema.body::<#ty>(#name);));
+            }
+            Source::Request => continue,
+        }
+        values.push(value);
+    }
+    // The call's arguments: extracted values, and the request moved into the last
+    // `Request` parameter (cloned into any earlier one).
+    let last_request = params
+        .iter()
+        .rposition(|p| matches!(p.source, Source::Request));
+    let mut next_value = values.iter();
+    let call_args = params.iter().enumerate().map(|(i, p)| match p.source {
+        Source::Request if Some(i) == last_request => quote!(__request),
+        Source::Request => quote!(::core::clone::Clone::clone(&__request)),
+        _ => next_value.next().to_token_stream(),
+    });
+    let call_args: Vec<_> = call_args.collect();
+
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let result_schema = if mentions_impl(output.clone()) {
+        quote!(|| ::core::option::Option::None)
+    } else {
+        quote!(::wasmhost::__private::result_schema::<#output>)
+    };
+    let output_span = sig.output.span();
+    let respond = quote_spanned!(output_span=>
+        ::wasmhost::IntoResponse::into_response(#ident(#(#call_args),*))
+    );
+
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            fn __wasmhost_handler(__request: ::wasmhost::Request) -> ::wasmhost::Response {
+                let mut __args = ::wasmhost::__private::Args::new(__request);
+                #(#extract)*
+                match (__args.finish(), #(#values,)*) {
+                    (
+                        ::core::result::Result::Ok(__request),
+                        #(::core::option::Option::Some(#values),)*
+                    ) => #respond,
+                    (__finished, ..) => ::wasmhost::__private::rejected(__finished),
+                }
+            }
+
+            fn __wasmhost_args(__schema: &mut ::wasmhost::__private::ArgsSchema) {
+                #(#schema)*
+            }
+
+            ::wasmhost::__private::inventory::submit! {
+                ::wasmhost::__private::Endpoint {
+                    app: ::core::env!("CARGO_PKG_NAME"),
+                    name: #name,
+                    method: #method,
+                    label: #label,
+                    docs: #docs,
+                    requires_proxy_auth: #requires_proxy_auth,
+                    custom_domains: &[#(#custom_domains),*],
+                    summary: #summary,
+                    timeout_ms: #timeout_ms,
+                    memory_mib: #memory_mib,
+                    args_schema: __wasmhost_args,
+                    result_schema: #result_schema,
+                    handler: __wasmhost_handler,
+                }
+            }
+        };
+    })
+}
+
+/// Reads one parameter's name and source.
+fn param(arg: &FnArg) -> syn::Result<Param<'_>> {
+    let FnArg::Typed(typed) = arg else {
+        return Err(syn::Error::new(arg.span(), "endpoints are free functions"));
+    };
+    let Pat::Ident(pat) = &*typed.pat else {
+        return Err(syn::Error::new(
+            typed.pat.span(),
+            "endpoint parameters must be plain names: the name is the query or body key",
+        ));
+    };
+    if let Some(by_ref) = &pat.by_ref {
+        return Err(syn::Error::new(
+            by_ref.span(),
+            "endpoint parameters are taken by value",
+        ));
+    }
+    let source = match last_segment(&typed.ty).as_deref() {
+        Some("Json") => Source::Body,
+        Some("Request") => Source::Request,
+        _ => Source::Named,
+    };
+    Ok(Param {
+        name: pat.ident.unraw().to_string(),
+        ty: &typed.ty,
+        source,
+    })
+}
+
+/// The last path segment of a type such as `wasmhost::Json<T>`.
+fn last_segment(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().map(|s| s.ident.to_string())
+        }
+        Type::Group(group) => last_segment(&group.elem),
+        Type::Paren(paren) => last_segment(&paren.elem),
+        _ => None,
+    }
+}
+
+/// Whether a type mentions `impl Trait`, whose schema cannot be named.
+fn mentions_impl(tokens: TokenStream2) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
+}
+
+/// The doc comment, one leading space per line removed, or `None` when empty.
+fn summary(func: &ItemFn) -> Option<String> {
+    let lines: Vec<String> = func
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .filter_map(|attr| match &attr.meta {
+            Meta::NameValue(nv) => match &nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flat_map(|doc| {
+            doc.split('\n')
+                .map(|line| line.strip_prefix(' ').unwrap_or(line).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let text = lines.join("\n");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// `Some(value)` or `None` as tokens.
+fn option<T: ToTokens>(value: Option<&T>) -> TokenStream2 {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(500));
+        assert_eq!(parse_duration("30s"), Some(30_000));
+        assert_eq!(parse_duration("2m"), Some(120_000));
+        assert_eq!(parse_duration("1h"), Some(3_600_000));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn labels() {
+        assert!(is_dns_label("api"));
+        assert!(is_dns_label("my-api-2"));
+        assert!(!is_dns_label("-api"));
+        assert!(!is_dns_label("Api"));
+        assert!(!is_dns_label("a_b"));
+        assert!(!is_dns_label(""));
+    }
+
+    #[test]
+    fn sources() {
+        let ty: Type = syn::parse_quote!(wasmhost::Json<Vec<u8>>);
+        assert_eq!(last_segment(&ty).as_deref(), Some("Json"));
+        let ty: Type = syn::parse_quote!(Option<String>);
+        assert_eq!(last_segment(&ty).as_deref(), Some("Option"));
+        assert!(mentions_impl(quote!(Result<impl Display, String>)));
+        assert!(!mentions_impl(quote!(Json<Implement>)));
+    }
+}

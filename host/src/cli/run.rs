@@ -1,0 +1,106 @@
+//! `wasmhost run`: serve one component locally, Modal's `modal serve` without the cloud.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use super::EngineArgs;
+use crate::engine::{CacheOutcome, Engine};
+use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
+use crate::shapes::WebApp;
+
+/// Arguments of `wasmhost run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A component (.wasm) or a guest crate directory (built for wasm32-wasip2 first).
+    target: PathBuf,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000, env = "WASMHOST_PORT")]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_body: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let wasm = if args.target.is_dir() {
+        let target = args.target.clone();
+        tokio::task::spawn_blocking(move || super::build_guest(&target)).await??
+    } else {
+        args.target.clone()
+    };
+    let engine = Arc::new(Engine::new(args.engine.engine_config())?);
+    let component = engine
+        .load_file(&wasm)
+        .await
+        .with_context(|| format!("cannot serve {}", wasm.display()))?;
+    let how = match component.cache {
+        CacheOutcome::Hit => "native code from the cache",
+        CacheOutcome::Compiled => "compiled now, cached for next time",
+    };
+    tracing::info!(
+        app = %component.manifest.app,
+        "loaded {} in {:.1} ms ({how})",
+        wasm.display(),
+        component.load_time.as_secs_f64() * 1e3
+    );
+    let app = Arc::new(WebApp::new(engine, component));
+    let routes = local_routes(&app);
+    if app.manifest().endpoints.is_empty() {
+        anyhow::bail!(
+            "{} describes no web endpoints: nothing to serve",
+            wasm.display()
+        );
+    }
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    for host in routes.hosts() {
+        println!("http://{host}:{port}/");
+    }
+    if app.manifest().endpoints.len() == 1 {
+        println!("http://{}/", SocketAddr::new(args.host, port));
+    }
+    let config = GatewayConfig {
+        max_body_bytes: args.max_body,
+        ..GatewayConfig::default()
+    };
+    Gateway::new(routes, config)
+        .serve(listener, super::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// `<app>-<function>.localhost` for every endpoint (and `<label>.localhost` for labels);
+/// a single endpoint also answers on the bare address.
+fn local_routes(app: &Arc<WebApp>) -> RouteTable {
+    let mut routes = RouteTable::new();
+    let manifest = app.manifest();
+    for (endpoint, spec) in manifest.endpoints.iter().enumerate() {
+        let route = Route {
+            app: app.clone(),
+            endpoint,
+        };
+        routes.insert(
+            format!("{}-{}.localhost", manifest.app, spec.dns_name()),
+            route.clone(),
+        );
+        if let Some(label) = &spec.label {
+            routes.insert(format!("{label}.localhost"), route.clone());
+        }
+        if manifest.endpoints.len() == 1 {
+            routes.set_fallback(route);
+        }
+    }
+    routes
+}

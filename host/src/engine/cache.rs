@@ -1,0 +1,86 @@
+//! On-disk cache of compiled native code, keyed by the component's hash and the engine's
+//! configuration, so a second load of the same file skips Cranelift.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use super::LoadError;
+
+/// Where compiled artifacts live.
+#[derive(Debug, Clone)]
+pub(crate) struct ArtifactCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+/// How a component was obtained from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Native code was loaded from disk.
+    Hit,
+    /// The component was compiled now and stored for next time.
+    Compiled,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(dir: PathBuf, engine: &wasmtime::Engine) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    fn path_for(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    }
+
+    /// Loads the compiled form of `bytes` (whose sha256 is `digest`), compiling on a miss.
+    pub(crate) fn load(
+        &self,
+        engine: &wasmtime::Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        let path = self.path_for(digest);
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of this same engine
+            // configuration (the key includes its compatibility hash), in a directory the
+            // host owns; wasmtime still checks the header and refuses a mismatch.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}");
+                }
+            }
+        }
+        let component =
+            Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if let Err(e) = self.store(&path, &component) {
+            tracing::warn!(path = %path.display(), "could not cache compiled component: {e}");
+        }
+        Ok((component, CacheOutcome::Compiled))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
+        let code = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(format!("{e}")))?;
+        std::fs::create_dir_all(&self.dir)?;
+        // Write then rename so a crash never leaves a half-written artifact under the key.
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        std::io::Write::write_all(&mut tmp, &code)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Hex sha256 of a component's bytes.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

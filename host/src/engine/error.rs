@@ -1,0 +1,62 @@
+//! Typed errors of the engine: why a component cannot be loaded or a call failed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a file cannot be served as a component.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The bytes do not start with the WebAssembly magic number.
+    #[error(
+        "not a WebAssembly binary: it starts with {start:?} instead of \"\\0asm\" \
+         (build one with `wasmhost build <crate dir>` or `cargo build --target wasm32-wasip2`)"
+    )]
+    NotWasm { start: String },
+    /// A core module rather than a component.
+    #[error(
+        "this is a core WebAssembly module, not a component: wasmhost runs WASI components \
+         (build for `wasm32-wasip2`, or wrap a module with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The binary is malformed or truncated.
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// The component exports none of the worlds wasmhost serves.
+    #[error(
+        "this component targets a world wasmhost does not serve: it exports [{exports}], \
+         but an endpoint component must export {expected}"
+    )]
+    UnknownWorld { exports: String, expected: String },
+    /// The component imports something the host does not provide.
+    #[error("the component imports something wasmhost does not provide: {0}")]
+    MissingImport(String),
+    /// The guest's `describe` export failed or returned nonsense.
+    #[error("the component's `describe` failed: {0}")]
+    Describe(String),
+    /// Compilation or cache I/O failed.
+    #[error("cannot compile the component: {0}")]
+    Compile(String),
+}
+
+/// Why one call into a guest did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The guest ran past its time limit and was interrupted.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The guest tried to grow its memory past the cap and then trapped.
+    #[error("exceeded its memory limit of {mib} MiB")]
+    OutOfMemory { mib: u64 },
+    /// The guest trapped (a panic, `unreachable`, a bad memory access, ...).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The host could not set up an instance (e.g. the pool is exhausted).
+    #[error("could not start an instance: {0}")]
+    Instantiate(String),
+}

@@ -1,0 +1,64 @@
+//! Tells what a file is before we try to compile it, so users get a reason, not a parse error.
+
+use super::LoadError;
+use wasmparser::Parser;
+
+/// Checks the header: a component passes; text, core modules and junk are refused.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if Parser::is_component(bytes) {
+        return Ok(());
+    }
+    if Parser::is_core_wasm(bytes) {
+        return Err(LoadError::CoreModule);
+    }
+    if bytes.starts_with(b"\0asm") {
+        return Err(LoadError::Invalid(
+            "unknown WebAssembly binary version or layer".into(),
+        ));
+    }
+    let start: String = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).into_owned();
+    Err(LoadError::NotWasm { start })
+}
+
+/// Checks that every interface of a world is among the component's exports.
+pub(crate) fn check_exports(exports: &[String], required: &[&str]) -> Result<(), LoadError> {
+    if required.iter().all(|r| exports.iter().any(|e| e == r)) {
+        return Ok(());
+    }
+    Err(LoadError::UnknownWorld {
+        exports: exports.join(", "),
+        expected: required.join(" and "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_text_core_and_junk() {
+        assert!(matches!(
+            check_header(b"hello world\n"),
+            Err(LoadError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(LoadError::CoreModule)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x07\0\0\0"),
+            Err(LoadError::Invalid(_))
+        ));
+        assert!(matches!(check_header(b""), Err(LoadError::NotWasm { .. })));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn names_the_exports_of_another_world() {
+        let exports = vec!["wasi:cli/run@0.2.12".to_string()];
+        let err = check_exports(&exports, &["wasmhost:guest/describe@0.1.0"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("wasi:cli/run@0.2.12"), "{msg}");
+        assert!(msg.contains("wasmhost:guest/describe@0.1.0"), "{msg}");
+    }
+}

@@ -1,0 +1,74 @@
+//! Host-name routing: which endpoint a Host header names.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::shapes::WebApp;
+
+/// One routable endpoint: an app and the index of the endpoint in its manifest.
+#[derive(Clone)]
+pub struct Route {
+    /// The app serving it.
+    pub app: Arc<WebApp>,
+    /// Index into the app's `manifest.endpoints`.
+    pub endpoint: usize,
+}
+
+/// Host names to endpoints, plus the endpoint a bare IP or `localhost` reaches.
+#[derive(Clone, Default)]
+pub struct RouteTable {
+    by_host: BTreeMap<String, Route>,
+    fallback: Option<Route>,
+}
+
+impl RouteTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes `host` (lower-case, no port) to `route`; returns false if the name was taken.
+    pub fn insert(&mut self, host: String, route: Route) -> bool {
+        if self.by_host.contains_key(&host) {
+            return false;
+        }
+        self.by_host.insert(host, route);
+        true
+    }
+
+    /// Sets the endpoint that `127.0.0.1`, `[::1]` and `localhost` reach.
+    pub fn set_fallback(&mut self, route: Route) {
+        self.fallback = Some(route);
+    }
+
+    /// The host names served, sorted.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.by_host.keys().map(String::as_str)
+    }
+
+    /// Finds the endpoint a host name reaches.
+    pub fn lookup(&self, host: &str) -> Option<&Route> {
+        if let Some(route) = self.by_host.get(host) {
+            return Some(route);
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if host == "localhost" || bare.parse::<IpAddr>().is_ok() {
+            return self.fallback.as_ref();
+        }
+        None
+    }
+
+    /// What a 404 for an unknown host says: the name asked for and the names served.
+    pub fn not_found_message(&self, host: &str) -> String {
+        let known: Vec<&str> = self.hosts().collect();
+        if known.is_empty() {
+            format!("no endpoint is named {host:?}: nothing is deployed here")
+        } else {
+            format!(
+                "no endpoint is named {host:?}; this host serves: {}",
+                known.join(", ")
+            )
+        }
+    }
+}

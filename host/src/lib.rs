@@ -1,0 +1,10 @@
+//! wasmhost: runs WebAssembly components in a sandbox and serves them over HTTP.
+//!
+//! Layers, each a folder with one public entry type, imports pointing down only:
+//! [`cli`] → [`gateway`] ([`gateway::Gateway`]) → [`shapes`] ([`shapes::WebApp`]) →
+//! [`engine`] ([`engine::Engine`]).
+
+pub mod cli;
+pub mod engine;
+pub mod gateway;
+pub mod shapes;

@@ -1,0 +1,5 @@
+//! The `wasmhost` command.
+
+fn main() -> std::process::ExitCode {
+    wasmhost::cli::main()
+}
