@@ -67,16 +67,16 @@ impl Args {
     ///
     /// Returns `None` after recording an error.
     pub fn named<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
-        if !self.from_query {
-            if let Some(value) = self.body_field(name) {
-                return match serde_json::from_value::<T>(value.clone()) {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        self.reject(&err, vec!["body".into(), name.into()], value);
-                        None
-                    }
-                };
-            }
+        if !self.from_query
+            && let Some(value) = self.body_field(name)
+        {
+            return match serde_json::from_value::<T>(value.clone()) {
+                Ok(v) => Some(v),
+                Err(err) => {
+                    self.reject(&err, vec!["body".into(), name.into()], value);
+                    None
+                }
+            };
         }
         if let Some(raw) = self.query.get(name) {
             return match coerce_query::<T>(raw) {
@@ -240,8 +240,9 @@ pub fn parse_query(query: &str) -> Map<String, Value> {
 /// Deserialises a query value (a string, or an array of strings for a repeated key).
 ///
 /// Tries the text as it is, then read as JSON (`"5"` → `5`), then both wrapped in a
-/// one-element array so a single value fills a list. The error reported is the one of the
-/// reading as JSON when that differs from the plain text, else the plain text's.
+/// one-element array so a single value fills a list, then as a boolean alias (`yes`, `1`).
+/// The error reported is the one of the reading as JSON when that differs from the plain
+/// text, else the plain text's.
 pub fn coerce_query<T: DeserializeOwned>(raw: &Value) -> Result<T, serde_json::Error> {
     let lenient = lenient(raw);
     let first = match serde_json::from_value::<T>(raw.clone()) {
@@ -263,7 +264,22 @@ pub fn coerce_query<T: DeserializeOwned>(raw: &Value) -> Result<T, serde_json::E
             }
         }
     }
+    if let Some(flag) = bool_alias(raw)
+        && let Ok(v) = serde_json::from_value::<T>(flag)
+    {
+        return Ok(v);
+    }
     Err(best)
+}
+
+/// The boolean that pydantic also reads from `1`/`0`, `yes`/`no`, `on`/`off`, `t`/`f`, `y`/`n`.
+fn bool_alias(raw: &Value) -> Option<Value> {
+    let text = raw.as_str()?.to_ascii_lowercase();
+    match text.as_str() {
+        "1" | "yes" | "on" | "t" | "y" => Some(Value::Bool(true)),
+        "0" | "no" | "off" | "f" | "n" => Some(Value::Bool(false)),
+        _ => None,
+    }
 }
 
 /// A query string read as JSON where it is valid JSON, element-wise for arrays.
@@ -350,6 +366,17 @@ mod tests {
         assert_eq!(args.named::<i32>("b"), Some(-7));
         assert_eq!(args.named::<bool>("flag"), Some(true));
         assert_eq!(args.named::<f64>("x"), Some(1.5));
+        assert!(args.finish().is_ok());
+    }
+
+    #[test]
+    fn query_bool_aliases() {
+        let mut args = get("a=1&b=no&c=ON&d=0&n=1");
+        assert_eq!(args.named::<bool>("a"), Some(true));
+        assert_eq!(args.named::<bool>("b"), Some(false));
+        assert_eq!(args.named::<Option<bool>>("c"), Some(Some(true)));
+        assert_eq!(args.named::<bool>("d"), Some(false));
+        assert_eq!(args.named::<i64>("n"), Some(1));
         assert!(args.finish().is_ok());
     }
 

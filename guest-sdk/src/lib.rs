@@ -1,8 +1,9 @@
 //! The guest SDK of wasmhost: typed HTTP endpoints as WebAssembly components.
 //!
-//! Annotate plain functions with [`endpoint`]; build the crate as a `cdylib` for
-//! `wasm32-wasip2` and the result is a `wasmhost:guest/endpoint` component that
-//! describes itself and serves every endpoint. No other code is needed.
+//! Depend on it as `wasmhost = { package = "wasmhost-sdk", ... }` (the macro's expansion
+//! refers to `::wasmhost`), annotate plain functions with [`endpoint`], and build the crate
+//! as a `cdylib` for `wasm32-wasip2`: the result is a `wasmhost:guest/endpoint` component
+//! that describes itself and serves every endpoint. No other code is needed.
 //!
 //! ```ignore
 //! use schemars::JsonSchema;
@@ -21,14 +22,20 @@
 //! }
 //! ```
 //!
+//! Attribute keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
+//! `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`, `timeout = "30s"`
+//! (`ms`, `s`, `m`, `h`) and `memory = 64` (MiB). The doc comment becomes the summary.
+//!
 //! Arguments follow FastAPI: a [`Json`] parameter receives the whole JSON body, a
 //! [`Request`] parameter the whole request, and every other parameter is taken by name
 //! from the query string (`GET`, `DELETE`, `HEAD`) or from the JSON body's fields then
-//! the query string (other methods). Bad input is answered with a 422 listing every
-//! error. Results implement [`IntoResponse`].
-
-// Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
-extern crate self as wasmhost;
+//! the query string (other methods). Query values are read as text, then as JSON
+//! (`"5"` → `5`); an absent parameter is built from `null`, so `Option<T>` is optional.
+//! Bad input is answered with a 422 listing every error. Results implement
+//! [`IntoResponse`]: [`Json`], [`Response`], `String`, `()`, `(u16, T)` and `Result`.
+//!
+//! [`manifest`] and [`handle`] are what the component exports; natively they let tests
+//! call endpoints without a host.
 
 mod args;
 #[cfg(target_family = "wasm")]
@@ -44,7 +51,7 @@ pub use json::Json;
 pub use registry::{EndpointInfo, Manifest, handle, manifest};
 pub use respond::IntoResponse;
 pub use schema::BODY_KEY;
-/// Declares a web endpoint; see the crate docs for its arguments and attribute keys.
+/// Declares a web endpoint (see the crate docs for its keys and arguments).
 pub use wasmhost_macros::endpoint;
 
 /// What the attribute macro's expansion refers to; not public API.

@@ -1,5 +1,8 @@
 //! The attribute macro end to end, natively: registration, manifest and dispatch.
 
+// Guests import the SDK as `wasmhost`, which the macro's expansion refers to.
+extern crate wasmhost_sdk as wasmhost;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -55,14 +55,14 @@ fn hog(report: Option<bool>) -> Json<Hogged> {
 
 /// Answers `{"ok": true}`.
 #[derive(Serialize, JsonSchema)]
-struct Ok {
+struct Fine {
     ok: bool,
 }
 
 /// Always succeeds.
 #[wasmhost::endpoint]
-fn ok() -> Json<Ok> {
-    Json(Ok { ok: true })
+fn ok() -> Json<Fine> {
+    Json(Fine { ok: true })
 }
 
 /// A sum.

@@ -299,12 +299,12 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
+    let output_span = sig.output.span();
     let result_schema = if mentions_impl(output.clone()) {
         quote!(|| ::core::option::Option::None)
     } else {
-        quote!(::wasmhost::__private::result_schema::<#output>)
+        quote_spanned!(output_span=> ::wasmhost::__private::result_schema::<#output>)
     };
-    let output_span = sig.output.span();
     let respond = quote_spanned!(output_span=>
         ::wasmhost::IntoResponse::into_response(#ident(#(#call_args),*))
     );
