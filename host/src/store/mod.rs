@@ -1,0 +1,495 @@
+//! Durable state in one redb file: apps, versions, functions, labels, domains, tokens.
+//! Nothing else touches redb; every change is one transaction, so a crash at any
+//! point leaves the file consistent.
+
+mod records;
+mod tokens;
+
+use std::path::Path;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use records::{AppRecord, AppState, FunctionRecord, NewToken, TokenRecord, VersionRecord, new_id, now};
+
+use crate::engine::{AppManifest, is_dns_label};
+
+const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
+/// `workspace/environment/name` → app id.
+const APP_NAMES: TableDefinition<&str, &str> = TableDefinition::new("app_names");
+const VERSIONS: TableDefinition<(&str, u32), &str> = TableDefinition::new("versions");
+const FUNCTIONS: TableDefinition<&str, &str> = TableDefinition::new("functions");
+/// `app_id/name` → function id.
+const FUNCTION_NAMES: TableDefinition<&str, &str> = TableDefinition::new("function_names");
+/// `workspace/label` → function id.
+const LABELS: TableDefinition<&str, &str> = TableDefinition::new("labels");
+/// custom domain → function id.
+const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
+const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption, a lock held by another process).
+    #[error("state store: {0}")]
+    Db(#[from] redb::Error),
+    /// A record did not decode.
+    #[error("state store: corrupt record in table {table}: {source}")]
+    Corrupt {
+        table: &'static str,
+        source: serde_json::Error,
+    },
+    /// A unique name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// No such record.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct DeployRequest<'a> {
+    /// Workspace of the app.
+    pub workspace: &'a str,
+    /// Environment of the app.
+    pub environment: &'a str,
+    /// App name (DNS-safe).
+    pub name: &'a str,
+    /// sha256 of the component, already saved under that name.
+    pub digest: &'a str,
+    /// What the component describes.
+    pub manifest: &'a AppManifest,
+    /// An ephemeral (`serve`) app rather than a deployed one.
+    pub ephemeral: bool,
+}
+
+/// The outcome of a deploy.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The app after the deploy.
+    pub app: AppRecord,
+    /// Its current version.
+    pub version: VersionRecord,
+    /// False when the same component was already deployed (a no-op).
+    pub changed: bool,
+    /// The app's active functions.
+    pub functions: Vec<FunctionRecord>,
+}
+
+/// The state store (one redb file).
+pub struct Store {
+    db: Database,
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    // Our records are plain data: serialising them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<T>> {
+    match table.get(key)? {
+        Some(raw) => Ok(Some(decode(name, raw.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn all<T: DeserializeOwned>(table: &impl ReadableTable<&'static str, &'static str>, name: &'static str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, v) = entry?;
+        out.push(decode(name, v.value())?);
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            // Create every table up front so readers never meet a missing one.
+            txn.open_table(APPS)?;
+            txn.open_table(APP_NAMES)?;
+            txn.open_table(VERSIONS)?;
+            txn.open_table(FUNCTIONS)?;
+            txn.open_table(FUNCTION_NAMES)?;
+            txn.open_table(LABELS)?;
+            txn.open_table(DOMAINS)?;
+            txn.open_table(TOKENS)?;
+        }
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    fn write(&self) -> Result<WriteTransaction> {
+        Ok(self.db.begin_write()?)
+    }
+
+    /// Every app.
+    pub fn list_apps(&self) -> Result<Vec<AppRecord>> {
+        all(&self.read()?.open_table(APPS)?, "apps")
+    }
+
+    /// One app by id.
+    pub fn get_app(&self, app_id: &str) -> Result<Option<AppRecord>> {
+        get(&self.read()?.open_table(APPS)?, "apps", app_id)
+    }
+
+    /// One app by workspace, environment and name.
+    pub fn find_app(&self, workspace: &str, environment: &str, name: &str) -> Result<Option<AppRecord>> {
+        let txn = self.read()?;
+        let names = txn.open_table(APP_NAMES)?;
+        let Some(id) = names.get(format!("{workspace}/{environment}/{name}").as_str())? else {
+            return Ok(None);
+        };
+        get(&txn.open_table(APPS)?, "apps", id.value())
+    }
+
+    /// The version an app serves now.
+    pub fn current_version(&self, app: &AppRecord) -> Result<Option<VersionRecord>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        match versions.get((app.app_id.as_str(), app.version))? {
+            Some(raw) => Ok(Some(decode("versions", raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every function of an app that its current version has.
+    pub fn list_functions(&self, app_id: &str) -> Result<Vec<FunctionRecord>> {
+        Ok(self
+            .all_functions()?
+            .into_iter()
+            .filter(|f| f.app_id == app_id && f.active)
+            .collect())
+    }
+
+    /// Every function record, active or not.
+    pub fn all_functions(&self) -> Result<Vec<FunctionRecord>> {
+        all(&self.read()?.open_table(FUNCTIONS)?, "functions")
+    }
+
+    /// One function by id.
+    pub fn get_function(&self, function_id: &str) -> Result<Option<FunctionRecord>> {
+        get(&self.read()?.open_table(FUNCTIONS)?, "functions", function_id)
+    }
+
+    /// Creates an app with no version yet (the API's `POST /apps`).
+    pub fn create_app(&self, workspace: &str, environment: &str, name: &str, ephemeral: bool) -> Result<AppRecord> {
+        check_name("app name", name)?;
+        let txn = self.write()?;
+        let app = {
+            let mut names = txn.open_table(APP_NAMES)?;
+            let key = format!("{workspace}/{environment}/{name}");
+            if names.get(key.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "an app named {name:?} already exists in {workspace}/{environment}"
+                )));
+            }
+            let now = now();
+            let app = AppRecord {
+                app_id: new_id("ap"),
+                name: name.to_owned(),
+                workspace: workspace.to_owned(),
+                environment: environment.to_owned(),
+                state: if ephemeral { AppState::Ephemeral } else { AppState::Deployed },
+                version: 0,
+                created_at: now.clone(),
+                updated_at: now,
+            };
+            names.insert(key.as_str(), app.app_id.as_str())?;
+            txn.open_table(APPS)?.insert(app.app_id.as_str(), encode(&app).as_str())?;
+            app
+        };
+        txn.commit()?;
+        Ok(app)
+    }
+
+    /// Records a deploy atomically: a new version (unless the component is unchanged),
+    /// function ids kept across versions, labels and domains reserved.
+    pub fn deploy(&self, req: &DeployRequest<'_>) -> Result<Deployed> {
+        check_name("app name", req.name)?;
+        let txn = self.write()?;
+        let deployed = deploy_in(&txn, req)?;
+        if deployed.changed {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(deployed)
+    }
+
+    /// Sets an app's state (e.g. stops it).
+    pub fn set_app_state(&self, app_id: &str, state: AppState) -> Result<AppRecord> {
+        let txn = self.write()?;
+        let app = {
+            let mut apps = txn.open_table(APPS)?;
+            let mut app: AppRecord =
+                get(&apps, "apps", app_id)?.ok_or_else(|| StoreError::NotFound(format!("no app with id {app_id}")))?;
+            app.state = state;
+            app.updated_at = now();
+            apps.insert(app_id, encode(&app).as_str())?;
+            app
+        };
+        txn.commit()?;
+        Ok(app)
+    }
+
+    /// Removes an app and everything it owns (used for ephemeral apps).
+    pub fn delete_app(&self, app_id: &str) -> Result<()> {
+        let txn = self.write()?;
+        {
+            let mut apps = txn.open_table(APPS)?;
+            let Some(app) = get::<AppRecord>(&apps, "apps", app_id)? else {
+                return Err(StoreError::NotFound(format!("no app with id {app_id}")));
+            };
+            apps.remove(app_id)?;
+            txn.open_table(APP_NAMES)?
+                .remove(format!("{}/{}/{}", app.workspace, app.environment, app.name).as_str())?;
+            let mut versions = txn.open_table(VERSIONS)?;
+            for v in 1..=app.version {
+                versions.remove((app_id, v))?;
+            }
+            let mut functions = txn.open_table(FUNCTIONS)?;
+            let mut names = txn.open_table(FUNCTION_NAMES)?;
+            let ours: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
+                .into_iter()
+                .filter(|f| f.app_id == app_id)
+                .collect();
+            for f in &ours {
+                functions.remove(f.function_id.as_str())?;
+                names.remove(format!("{app_id}/{}", f.name).as_str())?;
+            }
+            let ids: Vec<&str> = ours.iter().map(|f| f.function_id.as_str()).collect();
+            release_where(&mut txn.open_table(LABELS)?, |id| ids.contains(&id))?;
+            release_where(&mut txn.open_table(DOMAINS)?, |id| ids.contains(&id))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Gives a function's web endpoint a custom label; a label held by another is a conflict.
+    pub fn set_label(&self, function_id: &str, label: &str) -> Result<FunctionRecord> {
+        check_name("label", label)?;
+        let txn = self.write()?;
+        let function = {
+            let mut functions = txn.open_table(FUNCTIONS)?;
+            let mut function: FunctionRecord = get(&functions, "functions", function_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("no web endpoint with id {function_id}")))?;
+            let workspace = {
+                let apps = txn.open_table(APPS)?;
+                let app: AppRecord = get(&apps, "apps", &function.app_id)?
+                    .ok_or_else(|| StoreError::NotFound(format!("app {} is gone", function.app_id)))?;
+                app.workspace
+            };
+            let mut labels = txn.open_table(LABELS)?;
+            let key = format!("{workspace}/{label}");
+            if let Some(holder) = labels.get(key.as_str())?
+                && holder.value() != function_id
+            {
+                return Err(StoreError::Conflict(format!(
+                    "the label {label:?} is already used by another endpoint in workspace {workspace:?}"
+                )));
+            }
+            if let Some(old) = &function.custom_label {
+                labels.remove(format!("{workspace}/{old}").as_str())?;
+            }
+            labels.insert(key.as_str(), function_id)?;
+            function.custom_label = Some(label.to_owned());
+            functions.insert(function_id, encode(&function).as_str())?;
+            function
+        };
+        txn.commit()?;
+        Ok(function)
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} {name:?} is not DNS-safe: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+        )))
+    }
+}
+
+/// Drops every entry of a name table whose function id matches.
+fn release_where(table: &mut redb::Table<&str, &str>, matches: impl Fn(&str) -> bool) -> Result<()> {
+    let keys: Vec<String> = table
+        .iter()?
+        .filter_map(|e| e.ok())
+        .filter(|(_, v)| matches(v.value()))
+        .map(|(k, _)| k.value().to_owned())
+        .collect();
+    for k in keys {
+        table.remove(k.as_str())?;
+    }
+    Ok(())
+}
+
+/// Reserves `key` in a name table for `function_id`, failing if someone else holds it.
+fn reserve(table: &mut redb::Table<&str, &str>, key: &str, function_id: &str, what: &str) -> Result<()> {
+    if let Some(holder) = table.get(key)?
+        && holder.value() != function_id
+    {
+        return Err(StoreError::Conflict(format!("{what} is already used by another endpoint")));
+    }
+    table.insert(key, function_id)?;
+    Ok(())
+}
+
+fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed> {
+    let now = now();
+    let mut apps = txn.open_table(APPS)?;
+    let mut app_names = txn.open_table(APP_NAMES)?;
+    let mut versions = txn.open_table(VERSIONS)?;
+    let mut functions = txn.open_table(FUNCTIONS)?;
+    let mut function_names = txn.open_table(FUNCTION_NAMES)?;
+    let mut labels = txn.open_table(LABELS)?;
+    let mut domains = txn.open_table(DOMAINS)?;
+
+    let name_key = format!("{}/{}/{}", req.workspace, req.environment, req.name);
+    let existing: Option<AppRecord> = match app_names.get(name_key.as_str())? {
+        Some(id) => get(&apps, "apps", id.value())?,
+        None => None,
+    };
+    let wanted_state = if req.ephemeral { AppState::Ephemeral } else { AppState::Deployed };
+    if let Some(app) = &existing
+        && app.state == wanted_state
+        && app.version > 0
+        && let Some(raw) = versions.get((app.app_id.as_str(), app.version))?
+    {
+        let current: VersionRecord = decode("versions", raw.value())?;
+        if current.digest == req.digest {
+            let functions = all::<FunctionRecord>(&functions, "functions")?
+                .into_iter()
+                .filter(|f| f.app_id == app.app_id && f.active)
+                .collect();
+            return Ok(Deployed {
+                app: app.clone(),
+                version: current,
+                changed: false,
+                functions,
+            });
+        }
+    }
+    let mut app = existing.unwrap_or_else(|| AppRecord {
+        app_id: new_id("ap"),
+        name: req.name.to_owned(),
+        workspace: req.workspace.to_owned(),
+        environment: req.environment.to_owned(),
+        state: wanted_state,
+        version: 0,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    });
+    app.version += 1;
+    app.state = wanted_state;
+    app.updated_at = now.clone();
+    let version = VersionRecord {
+        version: app.version,
+        digest: req.digest.to_owned(),
+        manifest: req.manifest.clone(),
+        created_at: now.clone(),
+    };
+    versions.insert((app.app_id.as_str(), app.version), encode(&version).as_str())?;
+    app_names.insert(name_key.as_str(), app.app_id.as_str())?;
+    apps.insert(app.app_id.as_str(), encode(&app).as_str())?;
+
+    // Functions keep their ids across versions; those the new version lacks go inactive
+    // and give up their labels and domains.
+    let previous: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
+        .into_iter()
+        .filter(|f| f.app_id == app.app_id)
+        .collect();
+    let mut active = Vec::new();
+    for spec in &req.manifest.endpoints {
+        let key = format!("{}/{}", app.app_id, spec.name);
+        let mut record = match function_names.get(key.as_str())? {
+            Some(id) => get::<FunctionRecord>(&functions, "functions", id.value())?,
+            None => None,
+        }
+        .unwrap_or_else(|| FunctionRecord {
+            function_id: new_id("fu"),
+            app_id: app.app_id.clone(),
+            name: spec.name.clone(),
+            custom_label: None,
+            active: true,
+            created_at: now.clone(),
+        });
+        record.active = true;
+        function_names.insert(key.as_str(), record.function_id.as_str())?;
+        functions.insert(record.function_id.as_str(), encode(&record).as_str())?;
+        active.push(record);
+    }
+    let gone: Vec<String> = previous
+        .iter()
+        .filter(|p| !active.iter().any(|a| a.function_id == p.function_id))
+        .map(|p| p.function_id.clone())
+        .collect();
+    for id in &gone {
+        if let Some(mut f) = get::<FunctionRecord>(&functions, "functions", id)? {
+            f.active = false;
+            functions.insert(id.as_str(), encode(&f).as_str())?;
+        }
+    }
+    release_where(&mut labels, |id| gone.iter().any(|g| g == id))?;
+    release_where(&mut domains, |id| gone.iter().any(|g| g == id))?;
+    for (spec, record) in req.manifest.endpoints.iter().zip(&active) {
+        for label in spec.label.iter().chain(record.custom_label.iter()) {
+            let key = format!("{}/{label}", req.workspace);
+            reserve(&mut labels, &key, &record.function_id, &format!("the label {label:?}"))?;
+        }
+        for domain in &spec.custom_domains {
+            let domain = domain.to_ascii_lowercase();
+            reserve(&mut domains, &domain, &record.function_id, &format!("the domain {domain:?}"))?;
+        }
+    }
+    Ok(Deployed {
+        app,
+        version,
+        changed: true,
+        functions: active,
+    })
+}
+
+#[cfg(test)]
+mod tests;

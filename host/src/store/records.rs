@@ -1,0 +1,117 @@
+//! The records the store keeps, serialised as JSON values in redb tables.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::AppManifest;
+
+/// Life-cycle state of an app (Modal's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    /// Lives while its `serve` session does.
+    Ephemeral,
+    /// Serving its current version.
+    Deployed,
+    /// Stopped: kept, but not served.
+    Stopped,
+}
+
+/// An app: a named, versioned deployment of one component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// Stable id (`ap-…`).
+    pub app_id: String,
+    /// DNS-safe name, unique within workspace and environment.
+    pub name: String,
+    /// Workspace it belongs to.
+    pub workspace: String,
+    /// Environment it belongs to.
+    pub environment: String,
+    /// Current state.
+    pub state: AppState,
+    /// Current version (0 before the first deploy).
+    pub version: u32,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// Last change, RFC 3339.
+    pub updated_at: String,
+}
+
+/// One deployed version of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// 1, 2, …
+    pub version: u32,
+    /// sha256 of the component; the file is `components/<digest>.wasm`.
+    pub digest: String,
+    /// What the component described at deploy.
+    pub manifest: AppManifest,
+    /// Deploy time, RFC 3339.
+    pub created_at: String,
+}
+
+/// A function of an app; its id survives redeploys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    /// Stable id (`fu-…`); also the web endpoint's id.
+    pub function_id: String,
+    /// The app it belongs to.
+    pub app_id: String,
+    /// Function name in the manifest.
+    pub name: String,
+    /// Custom URL label set through the API (overrides the manifest's).
+    pub custom_label: Option<String>,
+    /// Whether the current version still has it.
+    pub active: bool,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// An API token; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id (`tk-…`).
+    pub token_id: String,
+    /// Human name.
+    pub name: String,
+    /// sha256(salt ‖ secret), hex.
+    pub secret_hash: String,
+    /// Random per-token salt, hex.
+    pub salt: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// A freshly created token: the only time its secret is known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewToken {
+    /// Public id.
+    pub token_id: String,
+    /// The secret, shown once.
+    pub token_secret: String,
+    /// Name given at creation.
+    pub name: String,
+}
+
+impl NewToken {
+    /// The `Authorization: Bearer` value: `<token_id>:<token_secret>`.
+    pub fn bearer(&self) -> String {
+        format!("{}:{}", self.token_id, self.token_secret)
+    }
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A random id with a prefix, e.g. `ap-3k9x…`.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let bytes: [u8; 14] = rand::random();
+    let tail: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("{prefix}-{tail}")
+}
