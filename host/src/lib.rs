@@ -5,6 +5,7 @@
 //! [`engine`] ([`engine::Engine`]).
 
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod gateway;
 pub mod shapes;

@@ -141,9 +141,46 @@ impl Drop for Host {
 }
 
 fn port_in(line: &str) -> Option<u16> {
-    let rest = line.trim().strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
+    let rest = &line[line.find("http://")? + "http://".len()..];
+    let authority = rest.split(|c: char| c == '/' || c.is_whitespace()).next()?;
     authority.rsplit(':').next()?.parse().ok()
+}
+
+/// Starts `wasmhost server --data-dir <dir> --port 0 <extra>` and waits until it listens.
+pub fn server(data_dir: &Path, extra: &[&str]) -> Host {
+    let mut args = vec![
+        "server".to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--port".into(),
+        "0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Host::start(&args)
+}
+
+/// The admin bearer token a server wrote into its data directory.
+pub fn admin_token(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("admin-token"))
+        .expect("admin-token exists")
+        .trim()
+        .to_string()
+}
+
+/// Runs `wasmhost <args>` against a server (WASMHOST_SERVER/WASMHOST_TOKEN set).
+pub fn wasmhost_remote(host: &Host, token: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+        .args(args)
+        .env("WASMHOST_SERVER", host.url(""))
+        .env("WASMHOST_TOKEN", token)
+        .output()
+        .expect("wasmhost runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// Runs `wasmhost <args>` to completion and returns (exit code, stdout + stderr).

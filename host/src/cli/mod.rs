@@ -1,7 +1,10 @@
 //! The `wasmhost` command line: `run`, `build`.
 
 mod build;
+mod client;
+mod remote;
 mod run;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,19 @@ enum Command {
         /// The guest crate's directory.
         dir: PathBuf,
     },
+    /// Run the long-lived host: deployed apps, Modal-style URLs, the /v1 control API.
+    Server(server::ServerArgs),
+    /// Upload a component (or a crate, built first) to a server and deploy it.
+    Deploy(remote::DeployArgs),
+    /// Manage apps on a server.
+    #[command(subcommand)]
+    App(remote::AppCommand),
+    /// Inspect functions on a server.
+    #[command(subcommand)]
+    Function(remote::FunctionCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(remote::TokenCommand),
 }
 
 /// Engine settings shared by the commands that run guests.
@@ -73,6 +89,11 @@ pub fn main() -> ExitCode {
             build::build_guest(&dir).map(|wasm| println!("{}", wasm.display()))
         }
         Command::Run(args) => run_async(run::run(args)),
+        Command::Server(args) => run_async(server::server(args)),
+        Command::Deploy(args) => run_async(remote::deploy(args)),
+        Command::App(c) => run_async(remote::app(c)),
+        Command::Function(c) => run_async(remote::function(c)),
+        Command::Token(c) => run_async(remote::token(c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

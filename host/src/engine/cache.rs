@@ -40,31 +40,35 @@ impl ArtifactCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
-    /// Loads the compiled form of `bytes` (whose sha256 is `digest`), compiling on a miss.
-    pub(crate) fn load(
-        &self,
-        engine: &wasmtime::Engine,
-        digest: &str,
-        bytes: &[u8],
-    ) -> Result<(Component, CacheOutcome), LoadError> {
+    /// The compiled form of the component whose sha256 is `digest`, if cached.
+    pub(crate) fn lookup(&self, engine: &wasmtime::Engine, digest: &str) -> Option<Component> {
         let path = self.path_for(digest);
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of this same engine
-            // configuration (the key includes its compatibility hash), in a directory the
-            // host owns; wasmtime still checks the header and refuses a mismatch.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}");
-                }
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `Component::serialize` of this same engine
+        // configuration (the key includes its compatibility hash), in a directory the
+        // host owns; wasmtime still checks the header and refuses a mismatch.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}");
+                None
             }
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Err(e) = self.store(&path, &component) {
+    }
+
+    /// Compiles a component with Cranelift.
+    pub(crate) fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+        Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+    }
+
+    /// Stores compiled code under `digest`; a failure only costs a recompile later.
+    pub(crate) fn save(&self, digest: &str, component: &Component) {
+        let path = self.path_for(digest);
+        if let Err(e) = self.store(&path, component) {
             tracing::warn!(path = %path.display(), "could not cache compiled component: {e}");
         }
-        Ok((component, CacheOutcome::Compiled))
     }
 
     fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {

@@ -152,15 +152,24 @@ impl Engine {
         validate::check_header(bytes)?;
         let digest = cache::digest(bytes);
         let (component, outcome) = {
-            let (engine, cache, digest) = (self.engine.clone(), self.cache.clone(), digest.clone());
+            let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.clone());
             let bytes = bytes.to_vec();
             // Cranelift is CPU-bound: keep it off the async workers.
-            tokio::task::spawn_blocking(move || cache.load(&engine, &digest, &bytes))
-                .await
-                .map_err(|e| LoadError::Compile(e.to_string()))??
+            tokio::task::spawn_blocking(move || match cache.lookup(&engine, &key) {
+                Some(c) => Ok((c, CacheOutcome::Hit)),
+                None => cache::ArtifactCache::compile(&engine, &bytes)
+                    .map(|c| (c, CacheOutcome::Compiled)),
+            })
+            .await
+            .map_err(|e| LoadError::Compile(e.to_string()))??
         };
         let pre = self.prepare(&component)?;
         let manifest = self.describe(&pre).await?;
+        // Only components that passed every check leave a trace on disk.
+        if outcome == CacheOutcome::Compiled {
+            let (cache, key) = (self.cache.clone(), digest.clone());
+            let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
+        }
         Ok(LoadedComponent {
             manifest,
             digest,

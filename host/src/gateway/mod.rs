@@ -41,10 +41,23 @@ impl Default for GatewayConfig {
     }
 }
 
+/// What the gateway needs from the control plane above it: the `/v1` API and the
+/// check of proxy-auth tokens. Defined here so the arrows keep pointing down.
+pub trait ControlApi: Send + Sync {
+    /// Serves a request whose path starts with `/v1` and whose host names no endpoint.
+    fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
+    /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token.
+    fn verify_proxy_token(&self, key: &str, secret: &str) -> bool;
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The HTTP front end; its route table can be swapped while serving.
 pub struct Gateway {
     routes: RwLock<Arc<RouteTable>>,
     config: GatewayConfig,
+    api: Option<Arc<dyn ControlApi>>,
 }
 
 impl Gateway {
@@ -53,6 +66,20 @@ impl Gateway {
         Arc::new(Self {
             routes: RwLock::new(Arc::new(routes)),
             config,
+            api: None,
+        })
+    }
+
+    /// A gateway that also serves the control plane's `/v1` API and checks proxy auth with it.
+    pub fn with_api(
+        routes: RouteTable,
+        config: GatewayConfig,
+        api: Arc<dyn ControlApi>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            routes: RwLock::new(Arc::new(routes)),
+            config,
+            api: Some(api),
         })
     }
 
@@ -144,10 +171,21 @@ impl Gateway {
     async fn route(&self, req: hyper::Request<Incoming>, host: &str) -> hyper::Response<Body> {
         let routes = self.routes();
         let Some(route) = routes.lookup(host) else {
+            if let Some(api) = &self.api
+                && (req.uri().path() == "/v1" || req.uri().path().starts_with("/v1/"))
+            {
+                return api.handle(req).await;
+            }
             return json_error(StatusCode::NOT_FOUND, &routes.not_found_message(host));
         };
         if is_preflight(&req) {
             return preflight(&req);
+        }
+        if route.requires_proxy_auth() && !self.proxy_auth_ok(&req) {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint requires proxy auth: send a token as the Wasmhost-Key and Wasmhost-Secret headers",
+            );
         }
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, self.config.max_body_bytes)
@@ -178,6 +216,16 @@ impl Gateway {
             .app
             .serve(route.endpoint, hyper::Request::from_parts(parts, body))
             .await
+    }
+}
+
+impl Gateway {
+    fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> bool {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        match (&self.api, header("wasmhost-key"), header("wasmhost-secret")) {
+            (Some(api), Some(key), Some(secret)) => api.verify_proxy_token(key, secret),
+            _ => false,
+        }
     }
 }
 

@@ -15,6 +15,17 @@ pub struct Route {
     pub endpoint: usize,
 }
 
+impl Route {
+    /// Whether callers must present a proxy-auth token.
+    pub fn requires_proxy_auth(&self) -> bool {
+        self.app
+            .manifest()
+            .endpoints
+            .get(self.endpoint)
+            .is_some_and(|e| e.requires_proxy_auth)
+    }
+}
+
 /// Host names to endpoints, plus the endpoint a bare IP or `localhost` reaches.
 #[derive(Clone, Default)]
 pub struct RouteTable {

@@ -7,11 +7,15 @@ mod tokens;
 
 use std::path::Path;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use records::{AppRecord, AppState, FunctionRecord, NewToken, TokenRecord, VersionRecord, new_id, now};
+pub use records::{
+    AppRecord, AppState, FunctionRecord, NewToken, TokenRecord, VersionRecord, new_id, now,
+};
 
 use crate::engine::{AppManifest, is_dns_label};
 
@@ -125,7 +129,10 @@ fn get<T: DeserializeOwned>(
     }
 }
 
-fn all<T: DeserializeOwned>(table: &impl ReadableTable<&'static str, &'static str>, name: &'static str) -> Result<Vec<T>> {
+fn all<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    name: &'static str,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for entry in table.iter()? {
         let (_, v) = entry?;
@@ -173,7 +180,12 @@ impl Store {
     }
 
     /// One app by workspace, environment and name.
-    pub fn find_app(&self, workspace: &str, environment: &str, name: &str) -> Result<Option<AppRecord>> {
+    pub fn find_app(
+        &self,
+        workspace: &str,
+        environment: &str,
+        name: &str,
+    ) -> Result<Option<AppRecord>> {
         let txn = self.read()?;
         let names = txn.open_table(APP_NAMES)?;
         let Some(id) = names.get(format!("{workspace}/{environment}/{name}").as_str())? else {
@@ -208,11 +220,21 @@ impl Store {
 
     /// One function by id.
     pub fn get_function(&self, function_id: &str) -> Result<Option<FunctionRecord>> {
-        get(&self.read()?.open_table(FUNCTIONS)?, "functions", function_id)
+        get(
+            &self.read()?.open_table(FUNCTIONS)?,
+            "functions",
+            function_id,
+        )
     }
 
     /// Creates an app with no version yet (the API's `POST /apps`).
-    pub fn create_app(&self, workspace: &str, environment: &str, name: &str, ephemeral: bool) -> Result<AppRecord> {
+    pub fn create_app(
+        &self,
+        workspace: &str,
+        environment: &str,
+        name: &str,
+        ephemeral: bool,
+    ) -> Result<AppRecord> {
         check_name("app name", name)?;
         let txn = self.write()?;
         let app = {
@@ -229,13 +251,18 @@ impl Store {
                 name: name.to_owned(),
                 workspace: workspace.to_owned(),
                 environment: environment.to_owned(),
-                state: if ephemeral { AppState::Ephemeral } else { AppState::Deployed },
+                state: if ephemeral {
+                    AppState::Ephemeral
+                } else {
+                    AppState::Deployed
+                },
                 version: 0,
                 created_at: now.clone(),
                 updated_at: now,
             };
             names.insert(key.as_str(), app.app_id.as_str())?;
-            txn.open_table(APPS)?.insert(app.app_id.as_str(), encode(&app).as_str())?;
+            txn.open_table(APPS)?
+                .insert(app.app_id.as_str(), encode(&app).as_str())?;
             app
         };
         txn.commit()?;
@@ -261,8 +288,8 @@ impl Store {
         let txn = self.write()?;
         let app = {
             let mut apps = txn.open_table(APPS)?;
-            let mut app: AppRecord =
-                get(&apps, "apps", app_id)?.ok_or_else(|| StoreError::NotFound(format!("no app with id {app_id}")))?;
+            let mut app: AppRecord = get(&apps, "apps", app_id)?
+                .ok_or_else(|| StoreError::NotFound(format!("no app with id {app_id}")))?;
             app.state = state;
             app.updated_at = now();
             apps.insert(app_id, encode(&app).as_str())?;
@@ -312,11 +339,14 @@ impl Store {
         let function = {
             let mut functions = txn.open_table(FUNCTIONS)?;
             let mut function: FunctionRecord = get(&functions, "functions", function_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("no web endpoint with id {function_id}")))?;
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("no web endpoint with id {function_id}"))
+                })?;
             let workspace = {
                 let apps = txn.open_table(APPS)?;
-                let app: AppRecord = get(&apps, "apps", &function.app_id)?
-                    .ok_or_else(|| StoreError::NotFound(format!("app {} is gone", function.app_id)))?;
+                let app: AppRecord = get(&apps, "apps", &function.app_id)?.ok_or_else(|| {
+                    StoreError::NotFound(format!("app {} is gone", function.app_id))
+                })?;
                 app.workspace
             };
             let mut labels = txn.open_table(LABELS)?;
@@ -352,7 +382,10 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Drops every entry of a name table whose function id matches.
-fn release_where(table: &mut redb::Table<&str, &str>, matches: impl Fn(&str) -> bool) -> Result<()> {
+fn release_where(
+    table: &mut redb::Table<&str, &str>,
+    matches: impl Fn(&str) -> bool,
+) -> Result<()> {
     let keys: Vec<String> = table
         .iter()?
         .filter_map(|e| e.ok())
@@ -366,11 +399,18 @@ fn release_where(table: &mut redb::Table<&str, &str>, matches: impl Fn(&str) -> 
 }
 
 /// Reserves `key` in a name table for `function_id`, failing if someone else holds it.
-fn reserve(table: &mut redb::Table<&str, &str>, key: &str, function_id: &str, what: &str) -> Result<()> {
+fn reserve(
+    table: &mut redb::Table<&str, &str>,
+    key: &str,
+    function_id: &str,
+    what: &str,
+) -> Result<()> {
     if let Some(holder) = table.get(key)?
         && holder.value() != function_id
     {
-        return Err(StoreError::Conflict(format!("{what} is already used by another endpoint")));
+        return Err(StoreError::Conflict(format!(
+            "{what} is already used by another endpoint"
+        )));
     }
     table.insert(key, function_id)?;
     Ok(())
@@ -391,7 +431,11 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         Some(id) => get(&apps, "apps", id.value())?,
         None => None,
     };
-    let wanted_state = if req.ephemeral { AppState::Ephemeral } else { AppState::Deployed };
+    let wanted_state = if req.ephemeral {
+        AppState::Ephemeral
+    } else {
+        AppState::Deployed
+    };
     if let Some(app) = &existing
         && app.state == wanted_state
         && app.version > 0
@@ -430,7 +474,10 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         manifest: req.manifest.clone(),
         created_at: now.clone(),
     };
-    versions.insert((app.app_id.as_str(), app.version), encode(&version).as_str())?;
+    versions.insert(
+        (app.app_id.as_str(), app.version),
+        encode(&version).as_str(),
+    )?;
     app_names.insert(name_key.as_str(), app.app_id.as_str())?;
     apps.insert(app.app_id.as_str(), encode(&app).as_str())?;
 
@@ -476,11 +523,21 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
     for (spec, record) in req.manifest.endpoints.iter().zip(&active) {
         for label in spec.label.iter().chain(record.custom_label.iter()) {
             let key = format!("{}/{label}", req.workspace);
-            reserve(&mut labels, &key, &record.function_id, &format!("the label {label:?}"))?;
+            reserve(
+                &mut labels,
+                &key,
+                &record.function_id,
+                &format!("the label {label:?}"),
+            )?;
         }
         for domain in &spec.custom_domains {
             let domain = domain.to_ascii_lowercase();
-            reserve(&mut domains, &domain, &record.function_id, &format!("the domain {domain:?}"))?;
+            reserve(
+                &mut domains,
+                &domain,
+                &record.function_id,
+                &format!("the domain {domain:?}"),
+            )?;
         }
     }
     Ok(Deployed {

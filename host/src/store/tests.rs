@@ -57,7 +57,10 @@ fn deploy_versions_and_keeps_function_ids() {
     let m2 = manifest(vec![endpoint("a", None)]);
     let second = s.deploy(&req("demo", "d2", &m2)).unwrap();
     assert_eq!(second.app.version, 2);
-    assert_eq!(second.functions[0].function_id, first.functions[0].function_id);
+    assert_eq!(
+        second.functions[0].function_id,
+        first.functions[0].function_id
+    );
     let listed = s.list_functions(&first.app.app_id).unwrap();
     assert_eq!(listed.len(), 1, "b is gone from the current version");
     let current = s.current_version(&second.app).unwrap().unwrap();
@@ -70,7 +73,8 @@ fn labels_are_unique_per_workspace() {
     let m = manifest(vec![endpoint("a", None)]);
     let one = s.deploy(&req("one", "d1", &m)).unwrap();
     let two = s.deploy(&req("two", "d2", &m)).unwrap();
-    s.set_label(&one.functions[0].function_id, "greeter").unwrap();
+    s.set_label(&one.functions[0].function_id, "greeter")
+        .unwrap();
     let clash = s.set_label(&two.functions[0].function_id, "greeter");
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     assert!(matches!(
@@ -79,10 +83,14 @@ fn labels_are_unique_per_workspace() {
     ));
     // Moving a label frees the old one.
     s.set_label(&one.functions[0].function_id, "hello").unwrap();
-    s.set_label(&two.functions[0].function_id, "greeter").unwrap();
+    s.set_label(&two.functions[0].function_id, "greeter")
+        .unwrap();
     // A manifest label that clashes refuses the whole deploy and stores nothing.
     let m3 = manifest(vec![endpoint("a", Some("greeter"))]);
-    assert!(matches!(s.deploy(&req("three", "d3", &m3)), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.deploy(&req("three", "d3", &m3)),
+        Err(StoreError::Conflict(_))
+    ));
     assert!(s.find_app("main", "main", "three").unwrap().is_none());
 }
 
@@ -106,11 +114,19 @@ fn tokens_verify_only_with_the_right_secret() {
     assert!(s.has_tokens().unwrap());
     assert!(s.verify_bearer(&t.bearer()).unwrap().is_some());
     assert!(s.verify_token(&t.token_id, "wrong").unwrap().is_none());
-    assert!(s.verify_token("tk-nope", &t.token_secret).unwrap().is_none());
+    assert!(
+        s.verify_token("tk-nope", &t.token_secret)
+            .unwrap()
+            .is_none()
+    );
     assert!(s.verify_bearer("garbage").unwrap().is_none());
     let listed = s.list_tokens().unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(!serde_json::to_string(&listed).unwrap().contains(&t.token_secret));
+    assert!(
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains(&t.token_secret)
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@ use redb::ReadableTable;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{NewToken, Result, Store, StoreError, TOKENS, TokenRecord, all, encode, get, new_id, now};
+use super::{
+    NewToken, Result, Store, StoreError, TOKENS, TokenRecord, all, encode, get, new_id, now,
+};
 
 fn hash(salt: &str, secret: &str) -> Vec<u8> {
     let mut h = Sha256::new();
@@ -18,7 +20,9 @@ impl Store {
     /// Creates a token; its secret is returned now and never again.
     pub fn create_token(&self, name: &str) -> Result<NewToken> {
         if name.is_empty() || name.len() > 100 {
-            return Err(StoreError::Invalid("a token name has 1 to 100 characters".into()));
+            return Err(StoreError::Invalid(
+                "a token name has 1 to 100 characters".into(),
+            ));
         }
         let token_id = new_id("tk");
         let token_secret = hex::encode(rand::random::<[u8; 24]>());
@@ -31,7 +35,8 @@ impl Store {
             created_at: now(),
         };
         let txn = self.write()?;
-        txn.open_table(TOKENS)?.insert(token_id.as_str(), encode(&record).as_str())?;
+        txn.open_table(TOKENS)?
+            .insert(token_id.as_str(), encode(&record).as_str())?;
         txn.commit()?;
         Ok(NewToken {
             token_id,
@@ -42,7 +47,8 @@ impl Store {
 
     /// Checks a token id and secret; the comparison takes the same time whatever matches.
     pub fn verify_token(&self, token_id: &str, secret: &str) -> Result<Option<TokenRecord>> {
-        let record: Option<TokenRecord> = get(&self.read()?.open_table(TOKENS)?, "tokens", token_id)?;
+        let record: Option<TokenRecord> =
+            get(&self.read()?.open_table(TOKENS)?, "tokens", token_id)?;
         let Some(record) = record else {
             // Spend the same hashing work as a real check.
             let _ = hash("", secret);

@@ -1,0 +1,134 @@
+//! `wasmhost server`: the long-running host with the control API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use super::EngineArgs;
+use crate::control::{ControlPlane, ServerConfig, UrlScheme};
+use crate::engine::Engine;
+use crate::gateway::{Gateway, GatewayConfig, RouteTable};
+
+/// Arguments of `wasmhost server`; each may also come from the TOML file given by `--config`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes.
+    #[arg(long, env = "WASMHOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where state, components and compiled code live [default: ./wasmhost-data].
+    #[arg(long, env = "WASMHOST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Port for endpoints and, under /v1, the control API [default: 8000].
+    #[arg(long, env = "WASMHOST_PORT")]
+    port: Option<u16>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long)]
+    host: Option<std::net::IpAddr>,
+    /// Domain under which endpoints are named [default: localhost].
+    #[arg(long, env = "WASMHOST_BASE_DOMAIN")]
+    base_domain: Option<String>,
+    /// Workspace name in URLs [default: main].
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Environment used when a deploy names none [default: main].
+    #[arg(long)]
+    environment: Option<String>,
+    /// Largest accepted upload in bytes [default: 268435456 = 256 MiB].
+    #[arg(long)]
+    max_upload_bytes: Option<u64>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    port: Option<u16>,
+    host: Option<std::net::IpAddr>,
+    base_domain: Option<String>,
+    workspace: Option<String>,
+    environment: Option<String>,
+    max_upload_bytes: Option<u64>,
+}
+
+pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("wasmhost-data"));
+    let host = args.host.or(file.host).unwrap_or([127, 0, 0, 1].into());
+    let port = args.port.or(file.port).unwrap_or(8000);
+    let addr = SocketAddr::new(host, port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let port = listener.local_addr()?.port();
+    let environment = args
+        .environment
+        .or(file.environment)
+        .unwrap_or_else(|| "main".into());
+    let config = ServerConfig {
+        data_dir: data_dir.clone(),
+        workspace: args
+            .workspace
+            .or(file.workspace)
+            .unwrap_or_else(|| "main".into()),
+        default_environment: environment.clone(),
+        urls: UrlScheme {
+            base_domain: args
+                .base_domain
+                .or(file.base_domain)
+                .unwrap_or_else(|| "localhost".into()),
+            port,
+            default_environment: environment,
+        },
+        max_upload_bytes: args
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(256 << 20),
+    };
+    let mut engine_config = args.engine.engine_config();
+    if args.engine.cache_dir.is_none() {
+        engine_config.cache_dir = data_dir.join("cache");
+    }
+    let engine = Arc::new(Engine::new(engine_config)?);
+    let (control, startup) = ControlPlane::open(config, engine)
+        .await
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let gateway = Gateway::with_api(RouteTable::new(), GatewayConfig::default(), control.clone());
+    control.attach(&gateway);
+    let base = format!("http://{}", SocketAddr::new(host, port));
+    println!("wasmhost server listening on {base} (control API at {base}/v1)");
+    println!("data directory: {}", data_dir.display());
+    if startup.admin_token.is_some() {
+        println!(
+            "created an admin token in {} (mode 0600); use it with:",
+            startup.admin_token_path.display()
+        );
+        println!(
+            "  export WASMHOST_SERVER={base} WASMHOST_TOKEN=$(cat {})",
+            startup.admin_token_path.display()
+        );
+        println!("  wasmhost token create --name <name>    # more tokens");
+    }
+    if startup.restored > 0 {
+        println!("restored {} deployed app(s)", startup.restored);
+    }
+    gateway.serve(listener, super::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The `/v1` REST API: bearer auth, routing, JSON in and out.
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::upload::UploadError;
+use super::views::{AppView, Page};
+use super::{ControlPlane, DeployOptions};
+use crate::engine::LoadError;
+use crate::gateway::{BoxFuture, ControlApi};
+use crate::shapes::{Body, json_error, json_response};
+use crate::store::StoreError;
+
+/// An API failure: a status and a message for the `detail` field.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for the caller.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+
+    /// 404.
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+
+    /// 500.
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Db(_) | StoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let status = match &e {
+            UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::Empty => StatusCode::BAD_REQUEST,
+            UploadError::Io(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(e: LoadError) -> Self {
+        let status = match &e {
+            LoadError::Read { .. } | LoadError::Compile(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LoadError::NotWasm { .. }
+            | LoadError::CoreModule
+            | LoadError::Invalid(_)
+            | LoadError::UnknownWorld { .. }
+            | LoadError::MissingImport(_)
+            | LoadError::Describe(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, format!("upload refused: {e}"))
+    }
+}
+
+type ApiResult = Result<hyper::Response<Body>, ApiError>;
+
+fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
+    let value = serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json_response(status, &value))
+}
+
+fn no_content() -> ApiResult {
+    let mut r = hyper::Response::new(crate::shapes::full(bytes::Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+/// Reads a small JSON body.
+async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+    let bytes = Limited::new(body, 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[derive(Deserialize)]
+struct AppCreate {
+    name: String,
+    environment: Option<String>,
+    #[serde(default)]
+    ephemeral: bool,
+}
+
+#[derive(Deserialize)]
+struct LabelSet {
+    label: String,
+}
+
+#[derive(Deserialize)]
+struct TokenCreate {
+    name: Option<String>,
+}
+
+impl ControlApi for ControlPlane {
+    fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
+        Box::pin(async move {
+            if !self.authorized(&req) {
+                let mut r = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+            match self.route_api(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    if e.status.is_server_error() {
+                        tracing::error!("API error: {e}");
+                    }
+                    json_error(e.status, &e.message)
+                }
+            }
+        })
+    }
+
+    fn verify_proxy_token(&self, key: &str, secret: &str) -> bool {
+        self.verify_token(key, secret)
+    }
+}
+
+impl ControlPlane {
+    fn authorized(&self, req: &hyper::Request<Incoming>) -> bool {
+        let Some(value) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let Some(bearer) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        else {
+            return false;
+        };
+        matches!(self.store.verify_bearer(bearer.trim()), Ok(Some(_)))
+    }
+
+    async fn route_api(&self, req: hyper::Request<Incoming>) -> ApiResult {
+        let path = req.uri().path().trim_start_matches("/v1").to_owned();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["openapi.json"]) => ok(StatusCode::OK, &super::openapi::document()),
+            (&Method::GET, ["apps"]) => {
+                let env = query_param(&req, "environment");
+                let state = query_param(&req, "state");
+                let apps: Vec<AppView> = self
+                    .store
+                    .list_apps()?
+                    .iter()
+                    .filter(|a| env.as_ref().is_none_or(|e| &a.environment == e))
+                    .filter(|a| {
+                        state.as_ref().is_none_or(|s| {
+                            serde_json::to_value(a.state).is_ok_and(|v| v == s.as_str())
+                        })
+                    })
+                    .map(AppView::from)
+                    .collect();
+                ok(StatusCode::OK, &Page::from(apps))
+            }
+            (&Method::POST, ["apps"]) => {
+                let body: AppCreate = json_body(req.into_body()).await?;
+                let env = body
+                    .environment
+                    .unwrap_or_else(|| self.config.default_environment.clone());
+                super::check_dns("environment", &env)?;
+                let app = self.store.create_app(
+                    &self.config.workspace,
+                    &env,
+                    &body.name,
+                    body.ephemeral,
+                )?;
+                ok(StatusCode::CREATED, &AppView::from(&app))
+            }
+            (&Method::GET, ["apps", id]) => {
+                let app = self.app(id)?;
+                ok(StatusCode::OK, &AppView::from(&app))
+            }
+            (&Method::DELETE, ["apps", id]) => {
+                self.stop(id).await?;
+                no_content()
+            }
+            (&Method::GET, ["apps", id, "functions"]) => {
+                let app = self.app(id)?;
+                ok(StatusCode::OK, &Page::from(self.app_functions(&app)?))
+            }
+            (&Method::GET, ["functions", id]) => ok(StatusCode::OK, &self.function(id)?),
+            (&Method::GET, ["web-endpoints"]) => {
+                ok(StatusCode::OK, &Page::from(self.web_endpoints()?))
+            }
+            (&Method::GET, ["web-endpoints", id]) => ok(StatusCode::OK, &self.web_endpoint(id)?),
+            (&Method::PUT, ["web-endpoints", id, "labels"]) => {
+                let id = id.to_string();
+                self.web_endpoint(&id)?;
+                let body: LabelSet = json_body(req.into_body()).await?;
+                self.set_label(&id, &body.label).await?;
+                no_content()
+            }
+            (&Method::POST, ["deployments"]) => {
+                let options = DeployOptions {
+                    name: query_param(&req, "name"),
+                    environment: query_param(&req, "environment"),
+                    ephemeral: query_param(&req, "ephemeral")
+                        .is_some_and(|v| v == "true" || v == "1"),
+                };
+                let declared = req
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                let result = self.deploy(req.into_body(), declared, options).await?;
+                let status = if result.changed {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                ok(status, &result)
+            }
+            (&Method::GET, ["tokens"]) => {
+                let tokens: Vec<serde_json::Value> = self
+                    .store
+                    .list_tokens()?
+                    .into_iter()
+                    .map(|t| serde_json::json!({"token_id": t.token_id, "name": t.name, "created_at": t.created_at}))
+                    .collect();
+                ok(StatusCode::OK, &Page::from(tokens))
+            }
+            (&Method::POST, ["tokens"]) => {
+                let body: TokenCreate = json_body(req.into_body()).await?;
+                let token = self
+                    .store
+                    .create_token(body.name.as_deref().unwrap_or("token"))?;
+                ok(
+                    StatusCode::CREATED,
+                    &serde_json::json!({
+                        "token_id": token.token_id,
+                        "token_secret": token.token_secret,
+                        "name": token.name,
+                        "bearer": token.bearer(),
+                    }),
+                )
+            }
+            _ => Err(ApiError::not_found(format!(
+                "no API route {method} /v1{path}"
+            ))),
+        }
+    }
+
+    fn app(&self, id: &str) -> Result<crate::store::AppRecord, ApiError> {
+        self.store
+            .get_app(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no app with id {id}")))
+    }
+}

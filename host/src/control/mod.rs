@@ -1,0 +1,341 @@
+//! The control plane: deploys uploaded components, keeps the live set of apps in step
+//! with the store, and serves the REST API under `/v1` (Modal's apps, functions and
+//! web-endpoints resources).
+
+mod api;
+mod openapi;
+mod upload;
+mod urls;
+mod views;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+
+use hyper::body::Incoming;
+
+pub use api::ApiError;
+pub use urls::UrlScheme;
+
+use crate::engine::{AppManifest, Engine, is_dns_label};
+use crate::gateway::{Gateway, Route, RouteTable};
+use crate::shapes::WebApp;
+use crate::store::{AppRecord, AppState, DeployRequest, NewToken, Store};
+
+/// Settings of `wasmhost server`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Holds `state.redb`, `components/`, `cache/` and `admin-token`.
+    pub data_dir: PathBuf,
+    /// Workspace of every app (single-tenant for now).
+    pub workspace: String,
+    /// Environment used when a deploy names none.
+    pub default_environment: String,
+    /// How endpoints are named.
+    pub urls: UrlScheme,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+/// Options of one deploy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// App name; the component's own name when absent.
+    pub name: Option<String>,
+    /// Environment; the default when absent.
+    pub environment: Option<String>,
+    /// Deploy as an ephemeral (`serve`) app.
+    pub ephemeral: bool,
+}
+
+/// The control plane: store, engine and the live apps, behind the `/v1` API.
+pub struct ControlPlane {
+    store: Store,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    live: RwLock<HashMap<String, Arc<WebApp>>>,
+    gateway: RwLock<Weak<Gateway>>,
+    /// Serialises changes to the live set so route tables are built from one state.
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// What the server says at start-up.
+pub struct Startup {
+    /// The admin token created on first start, if this was the first start.
+    pub admin_token: Option<NewToken>,
+    /// Where the admin token file is.
+    pub admin_token_path: PathBuf,
+    /// Apps brought back from the store.
+    pub restored: usize,
+}
+
+impl ControlPlane {
+    /// Opens the data directory: the store, a first admin token, and every deployed app.
+    pub async fn open(
+        config: ServerConfig,
+        engine: Arc<Engine>,
+    ) -> anyhow::Result<(Arc<Self>, Startup)> {
+        // Every directory exists from the start, so a refused upload leaves nothing new behind.
+        for sub in ["components", "uploads", "cache"] {
+            std::fs::create_dir_all(config.data_dir.join(sub))?;
+        }
+        let store = Store::open(&config.data_dir.join("state.redb"))?;
+        let admin_token_path = config.data_dir.join("admin-token");
+        let admin_token = if store.has_tokens()? {
+            None
+        } else {
+            let token = store.create_token("admin")?;
+            write_secret_file(&admin_token_path, &format!("{}\n", token.bearer()))?;
+            Some(token)
+        };
+        let control = Arc::new(Self {
+            store,
+            engine,
+            config,
+            live: RwLock::new(HashMap::new()),
+            gateway: RwLock::new(Weak::new()),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        let restored = control.restore().await?;
+        Ok((
+            control,
+            Startup {
+                admin_token,
+                admin_token_path,
+                restored,
+            },
+        ))
+    }
+
+    /// Connects the gateway whose routes this control plane maintains.
+    pub fn attach(&self, gateway: &Arc<Gateway>) {
+        *self.gateway.write().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(gateway);
+        gateway.set_routes(self.route_table());
+    }
+
+    /// The store (for commands that run beside the server in-process).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Loads every deployed app's current version; ephemeral apps of a dead session go.
+    async fn restore(&self) -> anyhow::Result<usize> {
+        let mut restored = 0;
+        for app in self.store.list_apps()? {
+            match app.state {
+                AppState::Ephemeral => {
+                    tracing::info!(app = %app.name, "removing ephemeral app left by an earlier session");
+                    self.store.delete_app(&app.app_id)?;
+                }
+                AppState::Stopped => {}
+                AppState::Deployed => {
+                    let Some(version) = self.store.current_version(&app)? else {
+                        continue;
+                    };
+                    let path = self.component_path(&version.digest);
+                    match self.engine.load_file(&path).await {
+                        Ok(loaded) => {
+                            tracing::info!(
+                                app = %app.name,
+                                version = version.version,
+                                "restored in {:.1} ms ({:?})",
+                                loaded.load_time.as_secs_f64() * 1e3,
+                                loaded.cache
+                            );
+                            self.live_mut().insert(
+                                app.app_id.clone(),
+                                Arc::new(WebApp::new(self.engine.clone(), loaded)),
+                            );
+                            restored += 1;
+                        }
+                        Err(e) => tracing::error!(app = %app.name, "cannot restore: {e}"),
+                    }
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    fn component_path(&self, digest: &str) -> PathBuf {
+        self.config
+            .data_dir
+            .join("components")
+            .join(format!("{digest}.wasm"))
+    }
+
+    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<WebApp>>> {
+        self.live.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live(&self, app_id: &str) -> Option<Arc<WebApp>> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app_id)
+            .cloned()
+    }
+
+    /// The manifest an app serves (or last served, when stopped).
+    fn manifest_of(&self, app: &AppRecord) -> Result<Option<AppManifest>, ApiError> {
+        if let Some(web) = self.live(&app.app_id) {
+            return Ok(Some(web.manifest().clone()));
+        }
+        Ok(self.store.current_version(app)?.map(|v| v.manifest))
+    }
+
+    /// Builds the route table from the store and the live apps.
+    fn route_table(&self) -> RouteTable {
+        let mut table = RouteTable::new();
+        let apps = match self.store.list_apps() {
+            Ok(apps) => apps,
+            Err(e) => {
+                tracing::error!("cannot list apps for routing: {e}");
+                return table;
+            }
+        };
+        for app in apps {
+            let Some(web) = self.live(&app.app_id) else {
+                continue;
+            };
+            let functions = self.store.list_functions(&app.app_id).unwrap_or_default();
+            for (index, spec) in web.manifest().endpoints.iter().enumerate() {
+                let Some(function) = functions.iter().find(|f| f.name == spec.name) else {
+                    continue;
+                };
+                for host in self.config.urls.hosts(&app, spec, function) {
+                    let route = Route {
+                        app: web.clone(),
+                        endpoint: index,
+                    };
+                    if !table.insert(host.clone(), route) {
+                        tracing::warn!(%host, "host name already routed; keeping the first");
+                    }
+                }
+            }
+        }
+        table
+    }
+
+    fn publish_routes(&self) {
+        if let Some(gateway) = self
+            .gateway
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
+        {
+            gateway.set_routes(self.route_table());
+        }
+    }
+
+    /// Receives, validates, compiles and deploys an uploaded component, then switches
+    /// the app to it atomically: requests in flight finish on the old version.
+    pub async fn deploy(
+        &self,
+        body: Incoming,
+        declared_len: Option<u64>,
+        options: DeployOptions,
+    ) -> Result<views::DeployResult, ApiError> {
+        if let Some(name) = &options.name {
+            check_dns("app name", name)?;
+        }
+        let environment = options
+            .environment
+            .clone()
+            .unwrap_or_else(|| self.config.default_environment.clone());
+        check_dns("environment", &environment)?;
+        let uploads = self.config.data_dir.join("uploads");
+        let temp =
+            upload::receive(body, declared_len, &uploads, self.config.max_upload_bytes).await?;
+        let loaded = self.engine.load_file(&temp).await?;
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| loaded.manifest.app.clone());
+        check_dns("app name", &name)?;
+        let digest = loaded.digest.clone();
+        let target = self.component_path(&digest);
+        let existed = target.exists();
+        if !existed {
+            temp.persist(&target)
+                .map_err(|e| ApiError::internal(format!("cannot keep the component: {e}")))?;
+        }
+        let _guard = self.changes.lock().await;
+        let request = DeployRequest {
+            workspace: &self.config.workspace,
+            environment: &environment,
+            name: &name,
+            digest: &digest,
+            manifest: &loaded.manifest,
+            ephemeral: options.ephemeral,
+        };
+        let deployed = match self.store.deploy(&request) {
+            Ok(d) => d,
+            Err(e) => {
+                if !existed {
+                    let _ = std::fs::remove_file(&target);
+                }
+                return Err(e.into());
+            }
+        };
+        if deployed.changed || self.live(&deployed.app.app_id).is_none() {
+            let web = Arc::new(WebApp::new(self.engine.clone(), loaded));
+            self.live_mut().insert(deployed.app.app_id.clone(), web);
+            self.publish_routes();
+            tracing::info!(app = %name, version = deployed.app.version, "deployed");
+        } else {
+            tracing::info!(app = %name, "unchanged component: nothing to deploy");
+        }
+        Ok(self.deploy_result(&deployed))
+    }
+
+    /// Stops an app (an ephemeral one is removed): it stops being served at once.
+    pub async fn stop(&self, app_id: &str) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        let app = self
+            .store
+            .get_app(app_id)?
+            .ok_or_else(|| ApiError::not_found(format!("no app with id {app_id}")))?;
+        if app.state == AppState::Ephemeral {
+            self.store.delete_app(app_id)?;
+        } else {
+            self.store.set_app_state(app_id, AppState::Stopped)?;
+        }
+        self.live_mut().remove(app_id);
+        self.publish_routes();
+        tracing::info!(app = %app.name, "stopped");
+        Ok(())
+    }
+
+    /// Sets a web endpoint's custom label and routes it.
+    pub async fn set_label(&self, function_id: &str, label: &str) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        self.store.set_label(function_id, label)?;
+        self.publish_routes();
+        Ok(())
+    }
+
+    /// Whether a proxy-auth key/secret pair is a valid token.
+    pub fn verify_token(&self, key: &str, secret: &str) -> bool {
+        matches!(self.store.verify_token(key, secret), Ok(Some(_)))
+    }
+}
+
+fn check_dns(what: &str, name: &str) -> Result<(), ApiError> {
+    if is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} {name:?} is not DNS-safe: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+        )))
+    }
+}
+
+/// Writes a file readable by its owner only.
+fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}

@@ -1,0 +1,254 @@
+//! JSON shapes of the API's resources, following the seeds' OpenAPI schemas.
+
+use serde::Serialize;
+
+use super::ControlPlane;
+use super::api::ApiError;
+use crate::engine::EndpointSpec;
+use crate::store::{AppRecord, AppState, Deployed, FunctionRecord};
+
+/// `App`.
+#[derive(Debug, Serialize)]
+pub struct AppView {
+    app_id: String,
+    name: String,
+    state: AppState,
+    environment: String,
+    workspace: String,
+    version: u32,
+    tags: serde_json::Map<String, serde_json::Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// `Function`.
+#[derive(Debug, Serialize)]
+pub struct FunctionView {
+    function_id: String,
+    app_id: String,
+    name: String,
+    kind: &'static str,
+    web_url: Option<String>,
+    method: String,
+    timeout: Option<u64>,
+    memory: Option<u32>,
+    gpu: Option<String>,
+    retries: u32,
+    requires_proxy_auth: bool,
+    created_at: String,
+}
+
+/// `WebEndpoint`.
+#[derive(Debug, Serialize)]
+pub struct WebEndpointView {
+    endpoint_id: String,
+    function_id: String,
+    app_id: String,
+    app_name: String,
+    kind: &'static str,
+    url: String,
+    urls: Vec<String>,
+    custom_label: Option<String>,
+    auth: &'static str,
+    methods: Vec<String>,
+    created_at: String,
+}
+
+/// Result of a deploy.
+#[derive(Debug, Serialize)]
+pub struct DeployResult {
+    app_id: String,
+    name: String,
+    environment: String,
+    state: AppState,
+    version: u32,
+    /// False when the same component was already deployed.
+    pub changed: bool,
+    functions: Vec<FunctionView>,
+}
+
+/// Wraps a list as `{"data": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    data: Vec<T>,
+}
+
+impl<T> From<Vec<T>> for Page<T> {
+    fn from(data: Vec<T>) -> Self {
+        Self { data }
+    }
+}
+
+impl From<&AppRecord> for AppView {
+    fn from(a: &AppRecord) -> Self {
+        Self {
+            app_id: a.app_id.clone(),
+            name: a.name.clone(),
+            state: a.state,
+            environment: a.environment.clone(),
+            workspace: a.workspace.clone(),
+            version: a.version,
+            tags: Default::default(),
+            created_at: a.created_at.clone(),
+            updated_at: a.updated_at.clone(),
+        }
+    }
+}
+
+impl ControlPlane {
+    fn function_view(
+        &self,
+        app: &AppRecord,
+        spec: &EndpointSpec,
+        f: &FunctionRecord,
+    ) -> FunctionView {
+        let live = app.state != AppState::Stopped;
+        FunctionView {
+            function_id: f.function_id.clone(),
+            app_id: app.app_id.clone(),
+            name: f.name.clone(),
+            kind: "fastapi_endpoint",
+            web_url: live.then(|| {
+                self.config
+                    .urls
+                    .url(&self.config.urls.hosts(app, spec, f)[0])
+            }),
+            method: spec.method.clone(),
+            timeout: spec.timeout.map(|t| t.as_secs()),
+            memory: spec.memory_mib,
+            gpu: None,
+            retries: 0,
+            requires_proxy_auth: spec.requires_proxy_auth,
+            created_at: f.created_at.clone(),
+        }
+    }
+
+    fn web_endpoint_view(
+        &self,
+        app: &AppRecord,
+        spec: &EndpointSpec,
+        f: &FunctionRecord,
+    ) -> WebEndpointView {
+        let urls: Vec<String> = self
+            .config
+            .urls
+            .hosts(app, spec, f)
+            .iter()
+            .map(|h| self.config.urls.url(h))
+            .collect();
+        WebEndpointView {
+            endpoint_id: f.function_id.clone(),
+            function_id: f.function_id.clone(),
+            app_id: app.app_id.clone(),
+            app_name: app.name.clone(),
+            kind: "fastapi_endpoint",
+            url: urls[0].clone(),
+            urls,
+            custom_label: f.custom_label.clone().or_else(|| spec.label.clone()),
+            auth: if spec.requires_proxy_auth {
+                "proxy_token"
+            } else {
+                "none"
+            },
+            methods: vec![spec.method.clone()],
+            created_at: f.created_at.clone(),
+        }
+    }
+
+    /// Functions of one app with their specs, in manifest order.
+    fn functions_of(
+        &self,
+        app: &AppRecord,
+    ) -> Result<Vec<(EndpointSpec, FunctionRecord)>, ApiError> {
+        let Some(manifest) = self.manifest_of(app)? else {
+            return Ok(Vec::new());
+        };
+        let records = self.store.list_functions(&app.app_id)?;
+        Ok(manifest
+            .endpoints
+            .into_iter()
+            .filter_map(|spec| {
+                let f = records.iter().find(|f| f.name == spec.name)?.clone();
+                Some((spec, f))
+            })
+            .collect())
+    }
+
+    pub(super) fn app_functions(&self, app: &AppRecord) -> Result<Vec<FunctionView>, ApiError> {
+        Ok(self
+            .functions_of(app)?
+            .iter()
+            .map(|(spec, f)| self.function_view(app, spec, f))
+            .collect())
+    }
+
+    /// A function and its app, by function id.
+    fn function_parts(
+        &self,
+        function_id: &str,
+    ) -> Result<(AppRecord, EndpointSpec, FunctionRecord), ApiError> {
+        let missing = || ApiError::not_found(format!("no function with id {function_id}"));
+        let f = self
+            .store
+            .get_function(function_id)?
+            .filter(|f| f.active)
+            .ok_or_else(missing)?;
+        let app = self.store.get_app(&f.app_id)?.ok_or_else(missing)?;
+        let (spec, f) = self
+            .functions_of(&app)?
+            .into_iter()
+            .find(|(_, r)| r.function_id == function_id)
+            .ok_or_else(missing)?;
+        Ok((app, spec, f))
+    }
+
+    pub(super) fn function(&self, function_id: &str) -> Result<FunctionView, ApiError> {
+        let (app, spec, f) = self.function_parts(function_id)?;
+        Ok(self.function_view(&app, &spec, &f))
+    }
+
+    pub(super) fn web_endpoint(&self, endpoint_id: &str) -> Result<WebEndpointView, ApiError> {
+        let (app, spec, f) = self.function_parts(endpoint_id)?;
+        if app.state == AppState::Stopped {
+            return Err(ApiError::not_found(format!(
+                "the app of web endpoint {endpoint_id} is stopped"
+            )));
+        }
+        Ok(self.web_endpoint_view(&app, &spec, &f))
+    }
+
+    pub(super) fn web_endpoints(&self) -> Result<Vec<WebEndpointView>, ApiError> {
+        let mut out = Vec::new();
+        for app in self.store.list_apps()? {
+            if app.state == AppState::Stopped {
+                continue;
+            }
+            for (spec, f) in self.functions_of(&app)? {
+                out.push(self.web_endpoint_view(&app, &spec, &f));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn deploy_result(&self, d: &Deployed) -> DeployResult {
+        let functions = d
+            .version
+            .manifest
+            .endpoints
+            .iter()
+            .filter_map(|spec| {
+                let f = d.functions.iter().find(|f| f.name == spec.name)?;
+                Some(self.function_view(&d.app, spec, f))
+            })
+            .collect();
+        DeployResult {
+            app_id: d.app.app_id.clone(),
+            name: d.app.name.clone(),
+            environment: d.app.environment.clone(),
+            state: d.app.state,
+            version: d.app.version,
+            changed: d.changed,
+            functions,
+        }
+    }
+}

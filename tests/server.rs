@@ -1,0 +1,411 @@
+//! `wasmhost server` end to end: tokens, deploys over REST, Modal-style URLs, labels,
+//! proxy auth, bad uploads, restarts.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Host, admin_token, client, example, server, wasmhost_remote};
+use serde_json::{Value, json};
+
+struct Api<'a> {
+    host: &'a Host,
+    token: String,
+}
+
+impl Api<'_> {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = client()
+            .request(method, self.host.url(&format!("/v1{path}")))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn upload(&self, bytes: Vec<u8>, query: &str) -> (u16, Value) {
+        let r = client()
+            .post(self.host.url(&format!("/v1/deployments?{query}")))
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn app_id(&self, name: &str) -> String {
+        let apps = self.get("/apps").await;
+        apps["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .expect("app listed")["app_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// GET on a named host of the server; returns status and body text.
+async fn visit(host: &Host, name: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = client().get(host.url(path)).header("host", name);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn deploy_route_label_and_persist_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let meta = std::fs::metadata(data.join("admin-token")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+
+    // Auth: none, malformed and wrong tokens are 401.
+    for auth in [None, Some("nope"), Some("tk-x:y")] {
+        let mut req = client().get(srv.url("/v1/apps"));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401, "{auth:?}");
+    }
+
+    // Deploy with the CLI: it prints the URL.
+    let hello = example("hello").display().to_string();
+    let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &hello, "--name", "hello-app"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "http://main--hello-app-hello.localhost:{}/",
+            srv.port
+        )),
+        "{out}"
+    );
+    let (status, body) = visit(&srv, "main--hello-app-hello.localhost", "/?name=Ada", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"Hello, Ada!"}"#)
+    );
+
+    // Redeploying the same file is a no-op.
+    let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &hello, "--name", "hello-app"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("unchanged"), "{out}");
+
+    // The API lists it.
+    let api = Api {
+        host: &srv,
+        token: token.clone(),
+    };
+    let app_id = api.app_id("hello-app").await;
+    let app = api.get(&format!("/apps/{app_id}")).await;
+    assert_eq!(
+        (app["state"].as_str(), app["version"].as_u64()),
+        (Some("deployed"), Some(1))
+    );
+    let fns = api.get(&format!("/apps/{app_id}/functions")).await;
+    let f = &fns["data"][0];
+    assert_eq!(f["name"], "hello");
+    let web_url = f["web_url"].as_str().unwrap();
+    assert!(
+        web_url.starts_with("http://main--hello-app-hello.localhost:"),
+        "{web_url}"
+    );
+    let function_id = f["function_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.get(&format!("/functions/{function_id}")).await["web_url"],
+        web_url
+    );
+    let eps = api.get("/web-endpoints").await;
+    assert_eq!(eps["data"][0]["endpoint_id"], function_id.as_str());
+    assert_eq!(eps["data"][0]["kind"], "fastapi_endpoint");
+    let (code, out) = wasmhost_remote(&srv, &token, &["function", "list"]);
+    assert!(code == 0 && out.contains(web_url), "{out}");
+    let (code, out) = wasmhost_remote(&srv, &token, &["app", "list"]);
+    assert!(
+        code == 0 && out.contains("hello-app") && out.contains("deployed"),
+        "{out}"
+    );
+    let doc = api.get("/openapi.json").await;
+    assert!(doc["paths"]["/web-endpoints/{endpoint_id}/labels"]["put"].is_object());
+
+    // Label: set, reach, and a clash is a 409.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/web-endpoints/{function_id}/labels"),
+            Some(json!({"label": "greeter"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = visit(&srv, "main--greeter.localhost", "/?name=Lab", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"Hello, Lab!"}"#)
+    );
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &token,
+        &[
+            "deploy",
+            &example("echo").display().to_string(),
+            "--name",
+            "echo-app",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let echo_id = api.app_id("echo-app").await;
+    let echo_fn = api.get(&format!("/apps/{echo_id}/functions")).await["data"][0]["function_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/web-endpoints/{echo_fn}/labels"),
+            Some(json!({"label": "greeter"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/web-endpoints/{echo_fn}/labels"),
+            Some(json!({"label": "No Way"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // Unknown hosts are a 404 that says so.
+    let (status, body) = visit(&srv, "main--nothing-here.localhost", "/", &[]).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("main--nothing-here.localhost"), "{body}");
+
+    // Restart: everything is back, and nothing is recompiled.
+    drop(srv);
+    let srv = server(&data, &[]);
+    wait_for_log(&srv, "restored 2 deployed app(s)");
+    assert!(
+        !srv.log().contains("created an admin token"),
+        "{}",
+        srv.log()
+    );
+    assert!(
+        srv.log().contains("(Hit)"),
+        "the restart recompiled:\n{}",
+        srv.log()
+    );
+    let (status, body) = visit(&srv, "main--hello-app-hello.localhost", "/?name=Again", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"Hello, Again!"}"#)
+    );
+    let (status, _) = visit(&srv, "main--greeter.localhost", "/", &[]).await;
+    assert_eq!(status, 200);
+    let api = Api {
+        host: &srv,
+        token: token.clone(),
+    };
+    assert_eq!(api.get("/apps").await["data"].as_array().unwrap().len(), 2);
+
+    // Stopping an app takes its URLs down at once.
+    let (code, out) = wasmhost_remote(&srv, &token, &["app", "stop", "hello-app"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        visit(&srv, "main--hello-app-hello.localhost", "/", &[])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        visit(&srv, "main--greeter.localhost", "/", &[]).await.0,
+        404
+    );
+    let app = api.get(&format!("/apps/{app_id}")).await;
+    assert_eq!(app["state"], "stopped");
+}
+
+#[tokio::test]
+async fn proxy_auth_custom_domains_and_new_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let token = admin_token(dir.path());
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &token,
+        &["deploy", &example("private").display().to_string()],
+    );
+    assert_eq!(code, 0, "{out}");
+    let vault = "main--private-vault.localhost";
+    assert_eq!(visit(&srv, vault, "/", &[]).await.0, 401);
+    assert_eq!(
+        visit(
+            &srv,
+            vault,
+            "/",
+            &[("wasmhost-key", "tk-nope"), ("wasmhost-secret", "bad")]
+        )
+        .await
+        .0,
+        401
+    );
+    // A token made with the CLI works as proxy-auth keys.
+    let (code, out) = wasmhost_remote(&srv, &token, &["token", "create", "--name", "proxy"]);
+    assert_eq!(code, 0, "{out}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
+            .expect("field printed")
+    };
+    let (id, secret) = (field("token id:"), field("token secret:"));
+    let (status, body) = visit(
+        &srv,
+        vault,
+        "/",
+        &[("wasmhost-key", &id), ("wasmhost-secret", &secret)],
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, r#"{"secret":"42"}"#));
+    // The new token also works as a bearer token; listing never shows secrets.
+    let api = Api {
+        host: &srv,
+        token: format!("{id}:{secret}"),
+    };
+    let tokens = api.get("/tokens").await;
+    assert_eq!(tokens["data"].as_array().unwrap().len(), 2);
+    assert!(!tokens.to_string().contains(&secret));
+    // Custom domain and manifest label.
+    for name in [
+        "api.example.test",
+        "main--status-page.localhost",
+        "main--private-status.localhost",
+    ] {
+        let (status, body) = visit(&srv, name, "/", &[]).await;
+        assert_eq!((status, body.as_str()), (200, "all systems go"), "{name}");
+    }
+}
+
+/// Every file under `dir` with its size, to prove a refused upload left nothing behind.
+fn snapshot(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+            let name = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            // redb's file keeps its size; its content is checked through the API below.
+            out.push((name, if meta.is_dir() { 0 } else { meta.len() }));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &["--max-upload-bytes", "300000"]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(dir.path()),
+    };
+    let before = snapshot(dir.path());
+    let hello = std::fs::read(example("hello")).unwrap();
+    let command = std::fs::read(example("command")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
+        (
+            "text",
+            b"not wasm at all\n".to_vec(),
+            "name=text-app",
+            422,
+            "not a WebAssembly binary",
+        ),
+        (
+            "core",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "name=core-app",
+            422,
+            "core WebAssembly module",
+        ),
+        ("world", command, "name=cmd-app", 422, "does not serve"),
+        (
+            "truncated",
+            hello[..hello.len() / 2].to_vec(),
+            "name=cut-app",
+            422,
+            "invalid component",
+        ),
+        (
+            "oversize",
+            vec![0u8; 400_000],
+            "name=big-app",
+            413,
+            "size limit",
+        ),
+        ("empty", Vec::new(), "name=empty-app", 400, "empty"),
+        (
+            "bad name",
+            hello.clone(),
+            "name=Not_DNS",
+            400,
+            "not DNS-safe",
+        ),
+    ];
+    for (what, bytes, query, want, reason) in cases {
+        let (status, body) = api.upload(bytes, query).await;
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or_default().contains(reason),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(api.get("/apps").await["data"], json!([]));
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "a refused upload left files behind"
+    );
+    // The server still works.
+    let (status, body) = api.upload(hello, "name=fine").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+fn wait_for_log(host: &Host, needle: &str) {
+    for _ in 0..200 {
+        if host.log().contains(needle) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never saw {needle:?} in:\n{}", host.log());
+}
