@@ -409,3 +409,60 @@ fn wait_for_log(host: &Host, needle: &str) {
     }
     panic!("never saw {needle:?} in:\n{}", host.log());
 }
+
+#[tokio::test]
+async fn serve_runs_an_ephemeral_app_on_the_server_and_reloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let wasm = dir.path().join("app.wasm");
+    std::fs::copy(example("hello"), &wasm).unwrap();
+    let mut dev = Host::start(&[
+        "serve".into(),
+        wasm.display().to_string(),
+        "--name".into(),
+        "dev-app".into(),
+        "--server".into(),
+        srv.url(""),
+        "--token".into(),
+        token.clone(),
+    ]);
+    assert_eq!(dev.port, srv.port, "serve printed the server's URL");
+    let (status, _) = visit(&srv, "main--dev-app-hello-dev.localhost", "/", &[]).await;
+    assert_eq!(status, 200, "{}", dev.log());
+    let api = Api { host: &srv, token };
+    let app_id = api.app_id("dev-app").await;
+    assert_eq!(
+        api.get(&format!("/apps/{app_id}")).await["state"],
+        "ephemeral"
+    );
+
+    // Replacing the component swaps it in.
+    let replacement = dir.path().join("next.wasm");
+    std::fs::copy(example("private"), &replacement).unwrap();
+    std::fs::rename(&replacement, &wasm).unwrap();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if visit(&srv, "main--dev-app-status-dev.localhost", "/", &[])
+            .await
+            .0
+            == 200
+        {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "no reload:\n{}", dev.log());
+    assert_eq!(
+        visit(&srv, "main--dev-app-hello-dev.localhost", "/", &[])
+            .await
+            .0,
+        404
+    );
+
+    // Ctrl-C removes the app.
+    assert_eq!(dev.interrupt(), Some(0), "{}", dev.log());
+    assert_eq!(api.get("/apps").await["data"], json!([]));
+}

@@ -21,6 +21,13 @@ pub struct Client {
     token: String,
 }
 
+impl ServerFlags {
+    /// Whether a token is configured (so a server is meant to be used).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
 impl Client {
     /// A client from the flags; fails when no token is given.
     pub fn new(flags: &ServerFlags) -> anyhow::Result<Self> {

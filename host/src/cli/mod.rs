@@ -4,6 +4,7 @@ mod build;
 mod client;
 mod remote;
 mod run;
+mod serve;
 mod server;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Run the long-lived host: deployed apps, Modal-style URLs, the /v1 control API.
     Server(server::ServerArgs),
+    /// Serve an ephemeral app with `-dev` URLs, reloaded when its source changes.
+    Serve(serve::ServeArgs),
     /// Upload a component (or a crate, built first) to a server and deploy it.
     Deploy(remote::DeployArgs),
     /// Manage apps on a server.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_async(run::run(args)),
         Command::Server(args) => run_async(server::server(args)),
         Command::Deploy(args) => run_async(remote::deploy(args)),
+        Command::Serve(args) => run_async(serve::serve(args)),
         Command::App(c) => run_async(remote::app(c)),
         Command::Function(c) => run_async(remote::function(c)),
         Command::Token(c) => run_async(remote::token(c)),

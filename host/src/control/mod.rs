@@ -238,15 +238,27 @@ impl ControlPlane {
         if let Some(name) = &options.name {
             check_dns("app name", name)?;
         }
+        let uploads = self.config.data_dir.join("uploads");
+        let temp =
+            upload::receive(body, declared_len, &uploads, self.config.max_upload_bytes).await?;
+        self.deploy_file(&temp, options).await
+    }
+
+    /// Deploys a component file (copied into the data directory); see [`ControlPlane::deploy`].
+    pub async fn deploy_file(
+        &self,
+        path: &Path,
+        options: DeployOptions,
+    ) -> Result<views::DeployResult, ApiError> {
+        if let Some(name) = &options.name {
+            check_dns("app name", name)?;
+        }
         let environment = options
             .environment
             .clone()
             .unwrap_or_else(|| self.config.default_environment.clone());
         check_dns("environment", &environment)?;
-        let uploads = self.config.data_dir.join("uploads");
-        let temp =
-            upload::receive(body, declared_len, &uploads, self.config.max_upload_bytes).await?;
-        let loaded = self.engine.load_file(&temp).await?;
+        let loaded = self.engine.load_file(path).await?;
         let name = options
             .name
             .clone()
@@ -256,7 +268,7 @@ impl ControlPlane {
         let target = self.component_path(&digest);
         let existed = target.exists();
         if !existed {
-            temp.persist(&target)
+            copy_atomically(path, &target)
                 .map_err(|e| ApiError::internal(format!("cannot keep the component: {e}")))?;
         }
         let _guard = self.changes.lock().await;
@@ -328,6 +340,15 @@ fn check_dns(what: &str, name: &str) -> Result<(), ApiError> {
             "{what} {name:?} is not DNS-safe: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
         )))
     }
+}
+
+/// Copies `from` to `to` through a temporary file in the target directory.
+fn copy_atomically(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, temp.path())?;
+    temp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Writes a file readable by its owner only.
