@@ -17,8 +17,9 @@ pub struct FieldError {
     /// Machine-readable kind, e.g. `missing`, `int_parsing`, `json_invalid`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Where the value came from: `["query", name]`, `["body", name]` or `["body"]`.
-    pub loc: Vec<String>,
+    /// Where the value came from: `["query", name]`, `["body", name]` or `["body"]` for
+    /// endpoints; `["args", index]` or `["kwargs", name]` for functions.
+    pub loc: Vec<Value>,
     /// Human-readable message.
     pub msg: String,
     /// The offending input, `null` when there was none.
@@ -182,7 +183,7 @@ impl Args {
     }
 
     /// Builds the value of an absent parameter from `null`, or records it missing.
-    fn missing<T: DeserializeOwned>(&mut self, loc: Vec<String>) -> Option<T> {
+    fn missing<T: DeserializeOwned>(&mut self, loc: Vec<Value>) -> Option<T> {
         match serde_json::from_value::<T>(Value::Null) {
             Ok(v) => Some(v),
             Err(_) => {
@@ -199,7 +200,7 @@ impl Args {
     }
 
     /// Records a value that did not deserialise.
-    fn reject(&mut self, err: &serde_json::Error, loc: Vec<String>, input: Value) {
+    fn reject(&mut self, err: &serde_json::Error, loc: Vec<Value>, input: Value) {
         let msg = err.to_string();
         self.errors.push(FieldError {
             kind: error_kind(&msg),
@@ -292,7 +293,7 @@ fn lenient(raw: &Value) -> Value {
 }
 
 /// A FastAPI-like error kind guessed from a serde message's `expected ...` part.
-fn error_kind(msg: &str) -> &'static str {
+pub(crate) fn error_kind(msg: &str) -> &'static str {
     if msg.starts_with("missing field") {
         return "missing";
     }

@@ -1,15 +1,16 @@
 //! The component's exports, generated from `wit/guest.wit` and wired to the registry.
 //!
-//! They live in the SDK itself, so a crate that depends on it and registers endpoints
-//! becomes a `wasmhost:guest/endpoint` component with no further code.
+//! They live in the SDK itself, so a crate that depends on it and registers endpoints or
+//! functions becomes a `wasmhost:guest/endpoint` component with no further code.
 
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/endpoint",
 });
 
+use self::wasmhost::guest::host;
 use self::wasmhost::guest::types;
-use exports::wasmhost::guest::{describe, endpoint_handler};
+use exports::wasmhost::guest::{describe, endpoint_handler, function_handler};
 
 /// The component's implementation of the world's exports.
 struct Component;
@@ -37,6 +38,35 @@ impl describe::Guest for Component {
                     memory_mib: e.memory_mib,
                 })
                 .collect(),
+            functions: manifest
+                .functions
+                .into_iter()
+                .map(|f| types::FunctionInfo {
+                    name: f.name,
+                    summary: f.summary,
+                    args_schema: f.args_schema,
+                    params: f.params,
+                    result_schema: f.result_schema,
+                    retries: f.retries.map(|r| types::RetryPolicy {
+                        max_retries: r.max_retries,
+                        backoff_coefficient: r.backoff_coefficient,
+                        initial_delay_ms: r.initial_delay_ms,
+                        max_delay_ms: r.max_delay_ms,
+                    }),
+                    timeout_ms: f.timeout_ms,
+                    memory_mib: f.memory_mib,
+                    schedule: f.schedule,
+                    secrets: f.secrets,
+                    volumes: f
+                        .volumes
+                        .into_iter()
+                        .map(|v| types::VolumeMount {
+                            volume: v.volume,
+                            path: v.path,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -59,4 +89,28 @@ impl endpoint_handler::Guest for Component {
     }
 }
 
+impl function_handler::Guest for Component {
+    fn call(name: String, input: String) -> Result<String, types::CallError> {
+        crate::registry::invoke(&name, &input).map_err(|err| match err {
+            crate::CallError::InvalidInput(detail) => types::CallError::InvalidInput(detail),
+            crate::CallError::Failed(message) => types::CallError::Failed(message),
+        })
+    }
+}
+
 export!(Component);
+
+/// The host's `spawn`: queues a call of the function `name`; returns its id.
+pub(crate) fn spawn(name: &str, input: &str) -> Result<String, String> {
+    host::spawn(name, input)
+}
+
+/// The host's `poll`: waits at most `timeout_ms` for the call to finish.
+pub(crate) fn poll(call_id: &str, timeout_ms: u64) -> Result<crate::functions::CallState, String> {
+    use crate::functions::CallState;
+    Ok(match host::poll(call_id, timeout_ms)? {
+        types::CallState::Pending => CallState::Pending,
+        types::CallState::Success(json) => CallState::Success(json),
+        types::CallState::Failure(message) => CallState::Failure(message),
+    })
+}

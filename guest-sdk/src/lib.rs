@@ -1,9 +1,13 @@
-//! The guest SDK of wasmhost: typed HTTP endpoints as WebAssembly components.
+//! The guest SDK of wasmhost: typed HTTP endpoints and callable functions as WebAssembly
+//! components.
 //!
-//! Depend on it as `wasmhost = { package = "wasmhost-sdk", ... }` (the macro's expansion
-//! refers to `::wasmhost`), annotate plain functions with [`endpoint`], and build the crate
-//! as a `cdylib` for `wasm32-wasip2`: the result is a `wasmhost:guest/endpoint` component
-//! that describes itself and serves every endpoint. No other code is needed.
+//! Depend on it as `wasmhost = { package = "wasmhost-sdk", ... }` (the macros' expansions
+//! refer to `::wasmhost`), annotate plain functions with [`endpoint`] or [`function`], and
+//! build the crate as a `cdylib` for `wasm32-wasip2`: the result is a
+//! `wasmhost:guest/endpoint` component that describes itself, serves every endpoint and
+//! runs every function. No other code is needed.
+//!
+//! # Endpoints
 //!
 //! ```ignore
 //! use schemars::JsonSchema;
@@ -34,31 +38,90 @@
 //! Bad input is answered with a 422 listing every error. Results implement
 //! [`IntoResponse`]: [`Json`], [`Response`], `String`, `()`, `(u16, T)` and `Result`.
 //!
-//! [`manifest`] and [`handle`] are what the component exports; natively they let tests
-//! call endpoints without a host.
+//! # Functions
+//!
+//! ```ignore
+//! /// Squares `x`.
+//! #[wasmhost::function(retries = 3, timeout = "30s")]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! #[wasmhost::function(schedule = "cron(0 9 * * *, Europe/Paris)", secrets = ["mail"])]
+//! fn morning_report() -> Result<(), String> {
+//!     let key = std::env::var("MAIL_KEY").map_err(|e| e.to_string())?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A function (Modal's `@app.function`) is called with the JSON input
+//! `{"args": [...], "kwargs": {...}}`: positional `args` fill the parameters in declaration
+//! order, `kwargs` name them, either may be absent. A parameter given neither way is built
+//! from `null`, so `Option<T>` is optional. Parameters are `Deserialize + JsonSchema`; the
+//! result is `T: Serialize + JsonSchema` (sent as JSON; `()` is `null`) or, for a return
+//! type spelled `Result<..>` (`std`'s, `anyhow::Result<T>`, ...), `Result<T, E: Display>`
+//! whose `Err` fails the call with `e.to_string()` as its message. A panic traps; the host
+//! records the attempt as failed. Input that does not fit fails the call with
+//! [`CallError::InvalidInput`], a JSON list of every error,
+//! `[{"type", "loc": ["args", index] | ["kwargs", name], "msg", "input"}]`
+//! (a bare object of parameters, `{"x": 1}`, is refused and told to use `kwargs`).
+//!
+//! Attribute keys (all optional):
+//! - `retries = 3`, or `retries(max = 3, backoff = 2.0, initial_delay = "1s",
+//!   max_delay = "60s")`: retries of failed or timed-out attempts; the defaults are
+//!   Modal's (backoff 2.0, first delay 1 s, at most 60 s).
+//! - `timeout = "30s"`: time limit of one attempt; `memory = 64`: memory cap in MiB.
+//! - `schedule = "cron(0 * * * *)"`, `"cron(0 9 * * *, Europe/Paris)"` or `"period(5m)"`:
+//!   runs of the deployed app; only the shape is checked at compile time, the host
+//!   parses the expression when the app is deployed.
+//! - `secrets = ["name", ...]`: each secret's keys become environment variables.
+//! - `volumes = ["volume:/mount/path", ...]`: volumes mounted as preopened directories,
+//!   read and written with `std::fs` under the mount path.
+//!
+//! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
+//! be an endpoint's name too: the SDK does not check this, the host refuses such a
+//! component when it loads it.
+//!
+//! A guest calls the functions of its own app through the host with [`functions`]:
+//! [`functions::spawn`] (returns a [`functions::FunctionCall`] whose
+//! [`get`](functions::FunctionCall::get) waits for the result) and [`functions::call`].
+//!
+//! [`manifest`], [`handle`] and [`invoke`] are what the component exports; natively they
+//! let tests describe the app and call endpoints and functions without a host.
 
 mod args;
 #[cfg(target_family = "wasm")]
 mod component;
+pub mod functions;
 mod http;
+mod invoke;
 mod json;
 mod registry;
 mod respond;
 mod schema;
 
 pub use http::{Headers, Request, Response};
+pub use invoke::CallError;
 pub use json::Json;
-pub use registry::{EndpointInfo, Manifest, handle, manifest};
+pub use registry::{
+    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, handle, invoke, manifest,
+};
 pub use respond::IntoResponse;
 pub use schema::BODY_KEY;
 /// Declares a web endpoint (see the crate docs for its keys and arguments).
 pub use wasmhost_macros::endpoint;
+/// Declares a callable function (see the crate docs for its keys, input and result).
+pub use wasmhost_macros::function;
 
 /// What the attribute macro's expansion refers to; not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
-    pub use crate::registry::Endpoint;
+    pub use crate::invoke::{
+        Input, ResultOk, invalid_input, output_result, output_schema, output_value,
+        rejected as input_rejected,
+    };
+    pub use crate::registry::{Endpoint, Function};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

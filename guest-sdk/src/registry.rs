@@ -1,9 +1,11 @@
-//! Endpoints registered by `#[wasmhost::endpoint]`, the manifest they make and dispatch.
+//! Endpoints and functions registered by `#[wasmhost::endpoint]` and
+//! `#[wasmhost::function]`, the manifest they make and dispatch.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::invoke::CallError;
 use crate::schema::ArgsSchema;
 use crate::{Request, Response};
 
@@ -40,8 +42,66 @@ pub struct Endpoint {
 
 inventory::collect!(Endpoint);
 
+/// One function as the attribute macro registers it.
+#[derive(Debug)]
+pub struct Function {
+    /// `CARGO_PKG_NAME` of the crate that defines it.
+    pub app: &'static str,
+    /// The function's name.
+    pub name: &'static str,
+    /// The function's doc comment.
+    pub summary: Option<&'static str>,
+    /// Parameter names in declaration order.
+    pub params: &'static [&'static str],
+    /// Retries of failed or timed-out attempts.
+    pub retries: Option<RetryPolicy>,
+    /// Time limit of one attempt in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory cap in MiB.
+    pub memory_mib: Option<u32>,
+    /// `cron(...)` or `period(...)`.
+    pub schedule: Option<&'static str>,
+    /// Secrets whose keys become environment variables.
+    pub secrets: &'static [&'static str],
+    /// `(volume, mount path)` pairs.
+    pub volumes: &'static [(&'static str, &'static str)],
+    /// Adds the parameters to an argument schema.
+    pub args_schema: fn(&mut ArgsSchema),
+    /// The result's schema.
+    pub result_schema: fn() -> Option<Value>,
+    /// Reads the input JSON, calls the function and returns its result as JSON.
+    pub handler: fn(&str) -> Result<String, CallError>,
+}
+
+inventory::collect!(Function);
+
+/// How failed attempts of a function are retried (mirrors the WIT `retry-policy` record).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Each delay is the previous one times this.
+    pub backoff_coefficient: f64,
+    /// Delay before the first retry in milliseconds.
+    pub initial_delay_ms: u64,
+    /// Upper bound of any delay in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl RetryPolicy {
+    /// `max_retries` with Modal's defaults: backoff 2.0, first delay 1 s, at most 60 s.
+    pub const fn new(max_retries: u32) -> Self {
+        Self {
+            max_retries,
+            backoff_coefficient: 2.0,
+            initial_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
 /// What a component states about itself (mirrors the WIT `manifest` record).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// The app's name, DNS-safe.
     pub app: String,
@@ -49,6 +109,8 @@ pub struct Manifest {
     pub sdk_version: String,
     /// The endpoints, sorted by name.
     pub endpoints: Vec<EndpointInfo>,
+    /// The functions, sorted by name.
+    pub functions: Vec<FunctionInfo>,
 }
 
 /// One endpoint in the manifest (mirrors the WIT `endpoint-info` record).
@@ -78,6 +140,42 @@ pub struct EndpointInfo {
     pub memory_mib: Option<u32>,
 }
 
+/// One function in the manifest (mirrors the WIT `function-info` record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionInfo {
+    /// The function's name.
+    pub name: String,
+    /// The function's doc comment.
+    pub summary: Option<String>,
+    /// JSON Schema of the arguments (see [`ArgsSchema`]).
+    pub args_schema: String,
+    /// Parameter names in declaration order, which positional `args` fill.
+    pub params: Vec<String>,
+    /// JSON Schema of the result.
+    pub result_schema: Option<String>,
+    /// Retries of failed or timed-out attempts.
+    pub retries: Option<RetryPolicy>,
+    /// Time limit of one attempt in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory cap in MiB.
+    pub memory_mib: Option<u32>,
+    /// `cron(<expr>)`, `cron(<expr>, <time zone>)` or `period(<duration>)`.
+    pub schedule: Option<String>,
+    /// Secrets whose keys become environment variables.
+    pub secrets: Vec<String>,
+    /// Volumes mounted as preopened directories.
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// A named volume mounted at `path` (mirrors the WIT `volume-mount` record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name.
+    pub volume: String,
+    /// Where the function sees it, absolute.
+    pub path: String,
+}
+
 /// The registered endpoints, sorted by name.
 fn endpoints() -> Vec<&'static Endpoint> {
     let mut all: Vec<_> = inventory::iter::<Endpoint>.into_iter().collect();
@@ -85,14 +183,25 @@ fn endpoints() -> Vec<&'static Endpoint> {
     all
 }
 
-/// The manifest of every registered endpoint, as `describe` returns it.
+/// The registered functions, sorted by name.
+fn functions() -> Vec<&'static Function> {
+    let mut all: Vec<_> = inventory::iter::<Function>.into_iter().collect();
+    all.sort_by_key(|f| f.name);
+    all
+}
+
+/// The manifest of every registered endpoint and function, as `describe` returns it.
 ///
-/// The app is the crate name most endpoints come from, with `_` turned into `-`.
+/// The app is the crate name most of them come from, with `_` turned into `-`. Names are
+/// not checked here: the host refuses a function named like an endpoint (or two of either
+/// with one name).
 pub fn manifest() -> Manifest {
     let endpoints = endpoints();
+    let functions = functions();
     let mut apps: BTreeMap<&str, usize> = BTreeMap::new();
-    for endpoint in &endpoints {
-        *apps.entry(endpoint.app).or_default() += 1;
+    let crates = endpoints.iter().map(|e| e.app);
+    for app in crates.chain(functions.iter().map(|f| f.app)) {
+        *apps.entry(app).or_default() += 1;
     }
     let app = apps
         .iter()
@@ -102,6 +211,7 @@ pub fn manifest() -> Manifest {
         app: app.replace('_', "-").to_ascii_lowercase(),
         sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: endpoints.into_iter().map(info).collect(),
+        functions: functions.into_iter().map(function_info).collect(),
     }
 }
 
@@ -136,5 +246,47 @@ pub fn handle(endpoint: &str, request: Request) -> Response {
     {
         Some(found) => (found.handler)(request),
         None => Response::error(404, format!("no endpoint named `{endpoint}`")),
+    }
+}
+
+/// The manifest entry of one function.
+fn function_info(function: &Function) -> FunctionInfo {
+    let mut args = ArgsSchema::new();
+    (function.args_schema)(&mut args);
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+    FunctionInfo {
+        name: function.name.to_owned(),
+        summary: function.summary.map(str::to_owned),
+        args_schema: args.into_json(),
+        params: strings(function.params),
+        result_schema: (function.result_schema)().map(|s| s.to_string()),
+        retries: function.retries,
+        timeout_ms: function.timeout_ms,
+        memory_mib: function.memory_mib,
+        schedule: function.schedule.map(str::to_owned),
+        secrets: strings(function.secrets),
+        volumes: function
+            .volumes
+            .iter()
+            .map(|(volume, path)| VolumeMount {
+                volume: (*volume).to_owned(),
+                path: (*path).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// Calls the function named `name` with `input` (`{"args": [...], "kwargs": {...}}`), as
+/// the `function-handler` export does; returns its result as JSON.
+///
+/// An unknown name is [`CallError::Failed`]. A panic in the function is not caught: in a
+/// component it traps and the host reports the attempt as failed.
+pub fn invoke(name: &str, input: &str) -> Result<String, CallError> {
+    match inventory::iter::<Function>
+        .into_iter()
+        .find(|f| f.name == name)
+    {
+        Some(found) => (found.handler)(input),
+        None => Err(CallError::Failed(format!("no function named `{name}`"))),
     }
 }

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod control;
 pub mod engine;
+pub mod functions;
 pub mod gateway;
 pub mod shapes;
 pub mod store;

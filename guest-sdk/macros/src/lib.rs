@@ -1,4 +1,5 @@
-//! Attribute macros of the wasmhost guest SDK; use them through `wasmhost::endpoint`.
+//! Attribute macros of the wasmhost guest SDK; use them through `wasmhost::endpoint` and
+//! `wasmhost::function`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{TokenStream as TokenStream2, TokenTree};
@@ -8,8 +9,8 @@ use syn::meta::ParseNestedMeta;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Expr, ExprLit, FnArg, ItemFn, Lit, LitBool, LitInt, LitStr, Meta, Pat, ReturnType, Token, Type,
-    bracketed,
+    Expr, ExprLit, FnArg, ItemFn, Lit, LitBool, LitInt, LitStr, Meta, Pat, ReturnType, Signature,
+    Token, Type, bracketed,
 };
 
 /// Methods an endpoint may declare.
@@ -35,6 +36,33 @@ pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     match attr_result.and_then(|()| expand(&config, &func)) {
         Ok(tokens) => tokens.into(),
         // Keep the function so its callers do not add errors of their own.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item).into()
+        }
+    }
+}
+
+/// Declares a callable function: registers it with its configuration, input mapping and
+/// JSON schemas so the component runs it.
+///
+/// Keys: `retries = 3` or `retries(max = 3, backoff = 2.0, initial_delay = "1s",
+/// max_delay = "60s")`, `timeout = "30s"`, `memory = 64` (MiB),
+/// `schedule = "cron(0 * * * *)"` / `"cron(0 9 * * *, Europe/Paris)"` / `"period(5m)"`,
+/// `secrets = ["name"]`, `volumes = ["volume:/mount/path"]`.
+/// The function's doc comment becomes its summary.
+#[proc_macro_attribute]
+pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut config = FunctionConfig::default();
+    let parser = syn::meta::parser(|meta| config.parse(&meta));
+    let attr_result = syn::parse::Parser::parse(parser, attr);
+    let item = TokenStream2::from(item);
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    match attr_result.and_then(|()| expand_function(&config, &func)) {
+        Ok(tokens) => tokens.into(),
         Err(err) => {
             let err = err.to_compile_error();
             quote!(#err #item).into()
@@ -143,6 +171,222 @@ impl Config {
     }
 }
 
+/// A retry policy: `max` retries and Modal's defaults for the rest.
+struct Retries {
+    max: u32,
+    backoff: f64,
+    initial_delay_ms: u64,
+    max_delay_ms: u64,
+}
+
+impl Retries {
+    /// `max` retries with backoff 2.0, first delay 1 s, at most 60 s.
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            backoff: 2.0,
+            initial_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
+/// The keys of `#[wasmhost::function]`.
+#[derive(Default)]
+struct FunctionConfig {
+    retries: Option<Retries>,
+    timeout_ms: Option<u64>,
+    memory_mib: Option<u32>,
+    schedule: Option<String>,
+    secrets: Option<Vec<String>>,
+    volumes: Option<Vec<(String, String)>>,
+}
+
+impl FunctionConfig {
+    /// Parses one `key = value` or `retries(...)`.
+    fn parse(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let duplicate = || meta.error(format!("`{key}` is given twice"));
+        match key.as_str() {
+            "retries" => {
+                let retries = parse_retries(meta)?;
+                set(&mut self.retries, retries, duplicate)
+            }
+            "timeout" => {
+                let ms = duration(meta, false)?;
+                set(&mut self.timeout_ms, ms, duplicate)
+            }
+            "memory" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let mib = lit.base10_parse::<u32>()?;
+                if mib == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "memory is in MiB and must be > 0",
+                    ));
+                }
+                set(&mut self.memory_mib, mib, duplicate)
+            }
+            "schedule" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let schedule = lit.value().trim().to_owned();
+                if !is_schedule(&schedule) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected \"cron(<expression>)\", \"cron(<expression>, <time zone>)\" \
+                         or \"period(<duration>)\"",
+                    ));
+                }
+                set(&mut self.schedule, schedule, duplicate)
+            }
+            "secrets" => {
+                let mut secrets: Vec<String> = Vec::new();
+                for lit in string_list(meta)? {
+                    let secret = lit.value();
+                    if secret.trim().is_empty() || secret.trim() != secret {
+                        return Err(syn::Error::new(lit.span(), "expected a secret's name"));
+                    }
+                    if secrets.contains(&secret) {
+                        return Err(syn::Error::new(lit.span(), "this secret is listed twice"));
+                    }
+                    secrets.push(secret);
+                }
+                set(&mut self.secrets, secrets, duplicate)
+            }
+            "volumes" => {
+                let mut volumes: Vec<(String, String)> = Vec::new();
+                for lit in string_list(meta)? {
+                    let Some((volume, path)) = parse_mount(&lit.value()) else {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "expected \"<volume>:<absolute mount path>\", e.g. \"notes:/data\"",
+                        ));
+                    };
+                    if volumes.iter().any(|(_, p)| *p == path) {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "another volume is mounted at this path",
+                        ));
+                    }
+                    volumes.push((volume, path));
+                }
+                set(&mut self.volumes, volumes, duplicate)
+            }
+            _ => Err(meta.error(
+                "unknown key; expected `retries`, `timeout`, `memory`, `schedule`, `secrets` \
+                 or `volumes`",
+            )),
+        }
+    }
+}
+
+/// `retries = N` or `retries(max = N, backoff = F, initial_delay = "..", max_delay = "..")`.
+fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<Retries> {
+    if meta.input.peek(Token![=]) {
+        let lit: LitInt = meta.value()?.parse()?;
+        return Ok(Retries::new(lit.base10_parse::<u32>()?));
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(
+            "expected `retries = 3` or `retries(max = 3, backoff = 2.0, \
+             initial_delay = \"1s\", max_delay = \"60s\")`",
+        ));
+    }
+    let (mut max, mut backoff, mut initial, mut max_delay) = (None, None, None, None);
+    meta.parse_nested_meta(|inner| {
+        let key = inner
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let duplicate = || inner.error(format!("`{key}` is given twice"));
+        match key.as_str() {
+            "max" => {
+                let lit: LitInt = inner.value()?.parse()?;
+                set(&mut max, lit.base10_parse::<u32>()?, duplicate)
+            }
+            "backoff" => {
+                let lit: Lit = inner.value()?.parse()?;
+                let value = match &lit {
+                    Lit::Float(f) => f.base10_parse::<f64>()?,
+                    Lit::Int(i) => i.base10_parse::<f64>()?,
+                    _ => return Err(syn::Error::new(lit.span(), "expected a number such as 2.0")),
+                };
+                if !(value.is_finite() && value >= 1.0) {
+                    return Err(syn::Error::new(lit.span(), "backoff must be at least 1.0"));
+                }
+                set(&mut backoff, value, duplicate)
+            }
+            "initial_delay" => {
+                let ms = duration(&inner, true)?;
+                set(&mut initial, ms, duplicate)
+            }
+            "max_delay" => {
+                let ms = duration(&inner, false)?;
+                set(&mut max_delay, ms, duplicate)
+            }
+            _ => Err(inner
+                .error("unknown key; expected `max`, `backoff`, `initial_delay` or `max_delay`")),
+        }
+    })?;
+    let Some(max) = max else {
+        return Err(meta.error("`retries(...)` needs `max = <retries after the first attempt>`"));
+    };
+    let mut retries = Retries::new(max);
+    retries.backoff = backoff.unwrap_or(retries.backoff);
+    retries.initial_delay_ms = initial.unwrap_or(retries.initial_delay_ms);
+    retries.max_delay_ms = max_delay.unwrap_or(retries.max_delay_ms);
+    Ok(retries)
+}
+
+/// A duration key's value in milliseconds; `allow_zero` admits `"0s"`.
+fn duration(meta: &ParseNestedMeta, allow_zero: bool) -> syn::Result<u64> {
+    let lit: LitStr = meta.value()?.parse()?;
+    match parse_duration_ms(&lit.value()) {
+        Some(ms) if ms > 0 || allow_zero => Ok(ms),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            if allow_zero {
+                "expected a duration such as \"0s\", \"500ms\", \"30s\", \"5m\" or \"1h\""
+            } else {
+                "expected a positive duration such as \"500ms\", \"30s\", \"5m\" or \"1h\""
+            },
+        )),
+    }
+}
+
+/// `["a", "b"]` as string literals.
+fn string_list(meta: &ParseNestedMeta) -> syn::Result<Punctuated<LitStr, Token![,]>> {
+    let value = meta.value()?;
+    let content;
+    bracketed!(content in value);
+    Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+}
+
+/// Whether `text` has the shape of a schedule: `cron(...)` or `period(...)`, not empty.
+fn is_schedule(text: &str) -> bool {
+    ["cron(", "period("].iter().any(|prefix| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .is_some_and(|inner| !inner.trim().is_empty())
+    })
+}
+
+/// `volume:/path` as `(volume, path)`: a name without `/` or `:` and an absolute path.
+fn parse_mount(text: &str) -> Option<(String, String)> {
+    let (volume, path) = text.split_once(':')?;
+    let volume_ok = !volume.is_empty()
+        && !volume
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | ':'));
+    let path_ok = path.starts_with('/') && !path.chars().any(char::is_whitespace);
+    (volume_ok && path_ok).then(|| (volume.to_owned(), path.to_owned()))
+}
+
 /// Stores a key's value, refusing a second one.
 fn set<T>(
     slot: &mut Option<T>,
@@ -165,8 +409,13 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<bool> {
     }
 }
 
-/// Milliseconds of a duration such as `500ms`, `30s`, `5m` or `1h`.
+/// Milliseconds of a positive duration such as `500ms`, `30s`, `5m` or `1h`.
 fn parse_duration(text: &str) -> Option<u64> {
+    parse_duration_ms(text).filter(|&ms| ms > 0)
+}
+
+/// Milliseconds of a duration such as `0s`, `500ms`, `30s`, `5m` or `1h`.
+fn parse_duration_ms(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
@@ -178,7 +427,7 @@ fn parse_duration(text: &str) -> Option<u64> {
         "h" => 3_600_000,
         _ => return None,
     };
-    number.checked_mul(scale).filter(|&ms| ms > 0)
+    number.checked_mul(scale)
 }
 
 /// Whether `label` is a DNS label of lower-case letters, digits and inner dashes.
@@ -211,30 +460,7 @@ struct Param<'a> {
 /// The function, unchanged, plus its handler, schemas and registration.
 fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     let sig = &func.sig;
-    if let Some(asyncness) = &sig.asyncness {
-        return Err(syn::Error::new(
-            asyncness.span(),
-            "endpoints cannot be `async` yet",
-        ));
-    }
-    if let Some(unsafety) = &sig.unsafety {
-        return Err(syn::Error::new(
-            unsafety.span(),
-            "endpoints cannot be `unsafe`",
-        ));
-    }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "endpoints cannot be generic",
-        ));
-    }
-    if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(
-            variadic.span(),
-            "endpoints cannot be variadic",
-        ));
-    }
+    check_signature(sig, "endpoints")?;
 
     let params = sig
         .inputs
@@ -350,6 +576,186 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     })
 }
 
+/// Refuses what neither endpoints nor functions can be: async, unsafe, generic, variadic.
+fn check_signature(sig: &Signature, what: &str) -> syn::Result<()> {
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            format!("{what} cannot be `async` yet"),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        return Err(syn::Error::new(
+            unsafety.span(),
+            format!("{what} cannot be `unsafe`"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            format!("{what} cannot be generic"),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new(
+            variadic.span(),
+            format!("{what} cannot be variadic"),
+        ));
+    }
+    Ok(())
+}
+
+/// The function, unchanged, plus its input mapping, schemas and registration.
+fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &func.sig;
+    check_signature(sig, "functions")?;
+    let params = sig
+        .inputs
+        .iter()
+        .map(function_param)
+        .collect::<syn::Result<Vec<_>>>()?;
+
+    let ident = &sig.ident;
+    let name = ident.unraw().to_string();
+    let summary = option(summary(func).as_ref());
+    let timeout_ms = option(config.timeout_ms.as_ref());
+    let memory_mib = option(config.memory_mib.as_ref());
+    let schedule = option(config.schedule.as_ref());
+    let secrets = config.secrets.as_deref().unwrap_or_default();
+    let (volumes, mounts): (Vec<_>, Vec<_>) = config
+        .volumes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|(v, p)| (v, p))
+        .unzip();
+    let retries = match &config.retries {
+        Some(r) => {
+            let (max, backoff, initial, max_delay) =
+                (r.max, r.backoff, r.initial_delay_ms, r.max_delay_ms);
+            quote!(::core::option::Option::Some(::wasmhost::RetryPolicy {
+                max_retries: #max,
+                backoff_coefficient: #backoff,
+                initial_delay_ms: #initial,
+                max_delay_ms: #max_delay,
+            }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+
+    let names: Vec<&str> = params.iter().map(|(name, _)| name.as_str()).collect();
+    let mut extract = Vec::new();
+    let mut values = Vec::new();
+    let mut schema = Vec::new();
+    for (i, (name, ty)) in params.iter().enumerate() {
+        let value = format_ident!("__wasmhost_arg{i}");
+        extract.push(quote_spanned!(ty.span()=>
+            let #value = __input.param::<#ty>(#i);
+        ));
+        schema.push(quote_spanned!(ty.span()=> __schema.named::<#ty>(#name);));
+        values.push(value);
+    }
+
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let output_span = sig.output.span();
+    let is_result = match &sig.output {
+        ReturnType::Type(_, ty) => last_segment(ty).as_deref() == Some("Result"),
+        ReturnType::Default => false,
+    };
+    let result_schema = if mentions_impl(output.clone()) {
+        quote!(|| ::core::option::Option::None)
+    } else if is_result {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<
+            <#output as ::wasmhost::__private::ResultOk>::Ok
+        >)
+    } else {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<#output>)
+    };
+    let respond = if is_result {
+        quote_spanned!(output_span=>
+            ::wasmhost::__private::output_result(#ident(#(#values),*))
+        )
+    } else {
+        quote_spanned!(output_span=>
+            ::wasmhost::__private::output_value(#ident(#(#values),*))
+        )
+    };
+
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            #[allow(unused_mut)]
+            fn __wasmhost_call(
+                __input: &str,
+            ) -> ::core::result::Result<::std::string::String, ::wasmhost::CallError> {
+                let mut __input = ::wasmhost::__private::Input::new(__input, &[#(#names),*]);
+                #(#extract)*
+                match (__input.finish(), #(#values,)*) {
+                    (
+                        ::core::result::Result::Ok(()),
+                        #(::core::option::Option::Some(#values),)*
+                    ) => #respond,
+                    (__finished, ..) => ::core::result::Result::Err(
+                        ::wasmhost::__private::input_rejected(__finished),
+                    ),
+                }
+            }
+
+            fn __wasmhost_args(__schema: &mut ::wasmhost::__private::ArgsSchema) {
+                #(#schema)*
+            }
+
+            ::wasmhost::__private::inventory::submit! {
+                ::wasmhost::__private::Function {
+                    app: ::core::env!("CARGO_PKG_NAME"),
+                    name: #name,
+                    summary: #summary,
+                    params: &[#(#names),*],
+                    retries: #retries,
+                    timeout_ms: #timeout_ms,
+                    memory_mib: #memory_mib,
+                    schedule: #schedule,
+                    secrets: &[#(#secrets),*],
+                    volumes: &[#((#volumes, #mounts)),*],
+                    args_schema: __wasmhost_args,
+                    result_schema: #result_schema,
+                    handler: __wasmhost_call,
+                }
+            }
+        };
+    })
+}
+
+/// A function parameter's name and type: a plain name, taken by value.
+fn function_param(arg: &FnArg) -> syn::Result<(String, &Type)> {
+    let FnArg::Typed(typed) = arg else {
+        return Err(syn::Error::new(arg.span(), "functions are free functions"));
+    };
+    let Pat::Ident(pat) = &*typed.pat else {
+        return Err(syn::Error::new(
+            typed.pat.span(),
+            "function parameters must be plain names: the name is the `kwargs` key",
+        ));
+    };
+    if let Some(by_ref) = &pat.by_ref {
+        return Err(syn::Error::new(
+            by_ref.span(),
+            "function parameters are taken by value",
+        ));
+    }
+    if let Some((_, sub)) = &pat.subpat {
+        return Err(syn::Error::new(
+            sub.span(),
+            "function parameters must be plain names",
+        ));
+    }
+    Ok((pat.ident.unraw().to_string(), &typed.ty))
+}
+
 /// Reads one parameter's name and source.
 fn param(arg: &FnArg) -> syn::Result<Param<'_>> {
     let FnArg::Typed(typed) = arg else {
@@ -438,8 +844,121 @@ fn option<T: ToTokens>(value: Option<&T>) -> TokenStream2 {
 mod tests {
     use super::*;
 
+    /// Parses a `#[wasmhost::function(...)]` attribute's arguments.
+    fn function_config(tokens: TokenStream2) -> syn::Result<FunctionConfig> {
+        let mut config = FunctionConfig::default();
+        let parser = syn::meta::parser(|meta| config.parse(&meta));
+        syn::parse::Parser::parse2(parser, tokens)?;
+        Ok(config)
+    }
+
+    fn function_error(tokens: TokenStream2) -> String {
+        match function_config(tokens) {
+            Ok(_) => panic!("expected an error"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn function_keys() {
+        let config = function_config(quote!(
+            retries = 3,
+            timeout = "30s",
+            memory = 64,
+            schedule = "cron(0 9 * * *, Europe/Paris)",
+            secrets = ["a", "b"],
+            volumes = ["notes:/data", "c:/var/cache"],
+        ))
+        .expect("valid keys");
+        let retries = config.retries.expect("retries");
+        assert_eq!(
+            (
+                retries.max,
+                retries.backoff,
+                retries.initial_delay_ms,
+                retries.max_delay_ms
+            ),
+            (3, 2.0, 1000, 60_000)
+        );
+        assert_eq!(config.timeout_ms, Some(30_000));
+        assert_eq!(config.memory_mib, Some(64));
+        assert_eq!(
+            config.schedule.as_deref(),
+            Some("cron(0 9 * * *, Europe/Paris)")
+        );
+        assert_eq!(config.secrets, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            config.volumes,
+            Some(vec![
+                ("notes".into(), "/data".into()),
+                ("c".into(), "/var/cache".into())
+            ])
+        );
+
+        let config = function_config(quote!(retries(
+            max = 1,
+            backoff = 3,
+            initial_delay = "0s",
+            max_delay = "2m"
+        )))
+        .expect("valid retries");
+        let retries = config.retries.expect("retries");
+        assert_eq!(
+            (
+                retries.max,
+                retries.backoff,
+                retries.initial_delay_ms,
+                retries.max_delay_ms
+            ),
+            (1, 3.0, 0, 120_000)
+        );
+        let config = function_config(quote!(retries(initial_delay = "200ms", max = 3)))
+            .expect("valid retries");
+        let retries = config.retries.expect("retries");
+        assert_eq!((retries.max, retries.initial_delay_ms), (3, 200));
+        assert_eq!(retries.max_delay_ms, 60_000);
+    }
+
+    #[test]
+    fn function_key_errors() {
+        assert!(function_error(quote!(retry = 3)).starts_with("unknown key"));
+        assert!(function_error(quote!(method = "GET")).starts_with("unknown key"));
+        assert!(function_error(quote!(retries(max = 1, factor = 2.0))).starts_with("unknown key"));
+        assert!(function_error(quote!(retries(backoff = 2.0))).contains("needs `max"));
+        assert!(function_error(quote!(retries(max = 1, backoff = 0.5))).contains("at least 1.0"));
+        assert!(function_error(quote!(retries)).starts_with("expected `retries = 3`"));
+        assert!(function_error(quote!(timeout = "0s")).contains("positive duration"));
+        assert!(function_error(quote!(timeout = "1d")).contains("positive duration"));
+        assert!(function_error(quote!(memory = 0)).contains("> 0"));
+        assert!(function_error(quote!(schedule = "0 * * * *")).contains("cron(<expression>)"));
+        assert!(function_error(quote!(schedule = "cron()")).contains("period(<duration>)"));
+        assert!(function_error(quote!(secrets = ["a", "a"])).contains("twice"));
+        assert!(function_error(quote!(secrets = [""])).contains("secret's name"));
+        assert!(function_error(quote!(volumes = ["data"])).contains("<volume>:"));
+        assert!(function_error(quote!(volumes = ["v:data"])).contains("<volume>:"));
+        assert!(function_error(quote!(volumes = ["a:/d", "b:/d"])).contains("mounted at"));
+        assert!(function_error(quote!(timeout = "1s", timeout = "2s")).contains("twice"));
+    }
+
+    #[test]
+    fn schedules_and_mounts() {
+        assert!(is_schedule("cron(* * * * *)"));
+        assert!(is_schedule("period(1s)"));
+        assert!(!is_schedule("period()"));
+        assert!(!is_schedule("cron(* * * * *"));
+        assert!(!is_schedule("every(5m)"));
+        assert_eq!(
+            parse_mount("notes:/data"),
+            Some(("notes".into(), "/data".into()))
+        );
+        assert_eq!(parse_mount(":/data"), None);
+        assert_eq!(parse_mount("a/b:/data"), None);
+        assert_eq!(parse_mount("notes:/my data"), None);
+    }
+
     #[test]
     fn durations() {
+        assert_eq!(parse_duration_ms("0s"), Some(0));
         assert_eq!(parse_duration("500ms"), Some(500));
         assert_eq!(parse_duration("30s"), Some(30_000));
         assert_eq!(parse_duration("2m"), Some(120_000));

@@ -120,6 +120,7 @@ mod tests {
             "main--hello-app-say-hi-dev.localhost"
         );
         let f = FunctionRecord {
+            kind: crate::store::FunctionKind::Web,
             function_id: "fu-1".into(),
             app_id: "ap-1".into(),
             name: "say_hi".into(),

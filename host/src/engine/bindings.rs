@@ -3,13 +3,16 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmhost:guest/endpoint",
+    imports: { default: async },
     exports: { default: async },
 });
 
+pub use exports::wasmhost::guest::function_handler::CallError;
 pub use wasmhost::guest::types::{Manifest, Request, Response};
 
 /// Interface names a component must export to be served as the `endpoint` world.
-pub const ENDPOINT_EXPORTS: [&str; 2] = [
+pub const ENDPOINT_EXPORTS: [&str; 3] = [
     "wasmhost:guest/describe@0.1.0",
     "wasmhost:guest/endpoint-handler@0.1.0",
+    "wasmhost:guest/function-handler@0.1.0",
 ];

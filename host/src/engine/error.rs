@@ -60,3 +60,24 @@ pub enum CallError {
     #[error("could not start an instance: {0}")]
     Instantiate(String),
 }
+
+/// Why a function call produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// The instance trapped, timed out, ran out of memory or could not start.
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// The input did not fit the parameters: FastAPI-style error details.
+    #[error("invalid input: {0}")]
+    InvalidInput(serde_json::Value),
+    /// The function returned an error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl FunctionError {
+    /// Whether another attempt could succeed (bad input never will).
+    pub fn retryable(&self) -> bool {
+        !matches!(self, FunctionError::InvalidInput(_))
+    }
+}

@@ -17,6 +17,79 @@ pub struct AppManifest {
     pub sdk_version: String,
     /// Its web endpoints.
     pub endpoints: Vec<EndpointSpec>,
+    /// Its callable functions.
+    #[serde(default)]
+    pub functions: Vec<FunctionSpec>,
+}
+
+impl AppManifest {
+    /// The callable function named `name`.
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// How failed attempts are retried (Modal's `modal.Retries`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Growth factor of the delay.
+    pub backoff_coefficient: f64,
+    /// Delay before the first retry.
+    #[serde(with = "humantime_serde")]
+    pub initial_delay: Duration,
+    /// Upper bound of any delay.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1-based).
+    pub fn delay(&self, retry: u32) -> Duration {
+        let factor = self
+            .backoff_coefficient
+            .powi(retry.saturating_sub(1).min(64) as i32);
+        let secs = (self.initial_delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max_delay)
+    }
+}
+
+/// A volume mounted into a function's sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeMount {
+    /// Volume name.
+    pub volume: String,
+    /// Absolute path inside the guest.
+    pub path: String,
+}
+
+/// One callable function of an app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionSpec {
+    /// Name, unique within the app.
+    pub name: String,
+    /// Doc comment.
+    pub summary: Option<String>,
+    /// JSON Schema of the arguments.
+    pub args_schema: Value,
+    /// Parameter names in order (positional `args` fill them).
+    pub params: Vec<String>,
+    /// JSON Schema of the result.
+    pub result_schema: Option<Value>,
+    /// Retry policy.
+    pub retries: Option<RetryPolicy>,
+    /// Time limit of one attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Memory cap in MiB.
+    pub memory_mib: Option<u32>,
+    /// `cron(...)` or `period(...)`, checked by the scheduler at deploy.
+    pub schedule: Option<String>,
+    /// Secrets given to it as environment variables.
+    pub secrets: Vec<String>,
+    /// Volumes mounted into it.
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// One web endpoint of an app.
@@ -131,10 +204,78 @@ impl TryFrom<bindings::Manifest> for AppManifest {
             }
             endpoints.push(spec);
         }
+        let mut functions: Vec<FunctionSpec> = Vec::with_capacity(m.functions.len());
+        for f in m.functions {
+            if endpoints.iter().any(|e| e.name == f.name)
+                || functions.iter().any(|x| x.name == f.name)
+            {
+                return Err(bad(format!(
+                    "two functions or endpoints are named {:?}",
+                    f.name
+                )));
+            }
+            if !is_dns_label(&f.name.replace('_', "-").to_ascii_lowercase()) {
+                return Err(bad(format!("function name {:?} is not DNS-safe", f.name)));
+            }
+            let parse = |what: &str, s: &str| {
+                serde_json::from_str::<Value>(s)
+                    .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
+            };
+            let args_schema = parse("args-schema", &f.args_schema)?;
+            let result_schema = f
+                .result_schema
+                .as_deref()
+                .map(|s| parse("result-schema", s))
+                .transpose()?;
+            let retries = match f.retries {
+                Some(r) if !(r.backoff_coefficient.is_finite() && r.backoff_coefficient >= 1.0) => {
+                    return Err(bad(format!(
+                        "function {:?}: backoff coefficient must be at least 1.0, not {}",
+                        f.name, r.backoff_coefficient
+                    )));
+                }
+                Some(r) => Some(RetryPolicy {
+                    max_retries: r.max_retries.min(100),
+                    backoff_coefficient: r.backoff_coefficient,
+                    initial_delay: Duration::from_millis(r.initial_delay_ms),
+                    max_delay: Duration::from_millis(r.max_delay_ms),
+                }),
+                None => None,
+            };
+            for v in &f.volumes {
+                if !is_dns_label(&v.volume) || !v.path.starts_with('/') {
+                    return Err(bad(format!(
+                        "function {:?}: volume mount {:?} at {:?} needs a DNS-safe name and an absolute path",
+                        f.name, v.volume, v.path
+                    )));
+                }
+            }
+            functions.push(FunctionSpec {
+                name: f.name,
+                summary: f.summary,
+                args_schema,
+                params: f.params,
+                result_schema,
+                retries,
+                timeout: f.timeout_ms.map(Duration::from_millis),
+                memory_mib: f.memory_mib,
+                schedule: f.schedule,
+                secrets: f.secrets,
+                volumes: f
+                    .volumes
+                    .into_iter()
+                    .map(|v| VolumeMount {
+                        volume: v.volume,
+                        path: v.path,
+                    })
+                    .collect(),
+            });
+        }
         Ok(AppManifest {
             app: m.app,
             sdk_version: m.sdk_version,
             endpoints,
+            functions,
         })
     }
 }
@@ -142,6 +283,18 @@ impl TryFrom<bindings::Manifest> for AppManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_follow_the_backoff_and_cap() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            backoff_coefficient: 2.0,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        };
+        let d: Vec<u64> = (1..=8).map(|n| p.delay(n).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
 
     #[test]
     fn dns_labels() {

@@ -3,6 +3,7 @@
 
 mod bindings;
 mod cache;
+mod calls;
 mod error;
 mod manifest;
 mod state;
@@ -13,14 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
 use bindings::{Endpoint, EndpointPre};
 pub use bindings::{Request, Response};
 pub use cache::CacheOutcome;
-pub use error::{CallError, LoadError};
-pub use manifest::{AppManifest, EndpointSpec, is_dns_label};
+pub use calls::{BoxFuture, CallBroker, CallContext, GuestCallState, Mount};
+pub use error::{CallError, FunctionError, LoadError};
+pub use manifest::{
+    AppManifest, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount, is_dns_label,
+};
 use state::InstanceState;
 
 /// How often the epoch advances; the granularity of timeouts and of guest yields.
@@ -118,6 +122,8 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        Endpoint::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -201,7 +207,9 @@ impl Engine {
 
     async fn describe(&self, pre: &EndpointPre<InstanceState>) -> Result<AppManifest, LoadError> {
         let limits = self.default_limits();
-        let mut store = self.new_store(limits);
+        let mut store = self
+            .new_store(limits, &CallContext::default())
+            .map_err(|e| LoadError::Describe(e.to_string()))?;
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -230,11 +238,22 @@ impl Engine {
         }
     }
 
-    fn new_store(&self, limits: Limits) -> Store<InstanceState> {
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new((limits.memory_mib as usize) << 20),
-        );
+    /// The limits a function's attempts run under.
+    pub fn function_limits(&self, spec: &FunctionSpec) -> Limits {
+        Limits {
+            timeout: spec.timeout.unwrap_or(self.config.default_timeout),
+            memory_mib: spec.memory_mib.unwrap_or(self.config.default_memory_mib),
+        }
+    }
+
+    fn new_store(
+        &self,
+        limits: Limits,
+        ctx: &CallContext,
+    ) -> Result<Store<InstanceState>, CallError> {
+        let state = InstanceState::new((limits.memory_mib as usize) << 20, ctx)
+            .map_err(|e| CallError::Instantiate(e.to_string()))?;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
@@ -247,7 +266,53 @@ impl Engine {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        store
+        Ok(store)
+    }
+
+    async fn instantiate(
+        &self,
+        component: &LoadedComponent,
+        limits: Limits,
+        ctx: &CallContext,
+    ) -> Result<(Store<InstanceState>, Endpoint), CallError> {
+        let mut store = self.new_store(limits, ctx)?;
+        let instance = component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok((store, instance))
+    }
+
+    /// Runs one attempt of function `spec` on a fresh instance; `input` is
+    /// `{"args": [...], "kwargs": {...}}` and the result is JSON text.
+    pub async fn call_function(
+        &self,
+        component: &LoadedComponent,
+        spec: &FunctionSpec,
+        input: &str,
+        ctx: &CallContext,
+    ) -> Result<String, FunctionError> {
+        let limits = self.function_limits(spec);
+        let (mut store, instance) = self.instantiate(component, limits, ctx).await?;
+        let call = instance
+            .wasmhost_guest_function_handler()
+            .call_call(&mut store, &spec.name, input);
+        let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
+        forward_output(&component.manifest.app, &spec.name, &store);
+        match outcome {
+            Err(_) => Err(CallError::Timeout(limits.timeout).into()),
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(bindings::CallError::Failed(message)))) => {
+                Err(FunctionError::Failed(message))
+            }
+            Ok(Ok(Err(bindings::CallError::InvalidInput(detail)))) => {
+                Err(FunctionError::InvalidInput(
+                    serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                ))
+            }
+            Ok(Err(e)) => Err(classify(e, &store, limits).into()),
+        }
     }
 
     /// Runs one request through a fresh instance of `component`'s endpoint `spec`.
@@ -256,14 +321,10 @@ impl Engine {
         component: &LoadedComponent,
         spec: &EndpointSpec,
         request: Request,
+        ctx: &CallContext,
     ) -> Result<Response, CallError> {
         let limits = self.limits_for(spec);
-        let mut store = self.new_store(limits);
-        let instance: Endpoint = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let (mut store, instance) = self.instantiate(component, limits, ctx).await?;
         let call = instance
             .wasmhost_guest_endpoint_handler()
             .call_handle(&mut store, &spec.name, &request);

@@ -49,7 +49,12 @@ pub(super) async fn serve(
         return r;
     }
     match engine
-        .handle(component, spec, to_guest(request, head_of_get))
+        .handle(
+            component,
+            spec,
+            to_guest(request, head_of_get),
+            &Default::default(),
+        )
         .await
     {
         Ok(response) => from_guest(response),

@@ -2,6 +2,8 @@
 //! Nothing else touches redb; every change is one transaction, so a crash at any
 //! point leaves the file consistent.
 
+mod calls;
+mod extras;
 mod records;
 mod tokens;
 
@@ -13,8 +15,11 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use calls::{Attempt, CallRecord, CallStatus};
+pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
 pub use records::{
-    AppRecord, AppState, FunctionRecord, NewToken, TokenRecord, VersionRecord, new_id, now,
+    AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, TokenRecord, VersionRecord,
+    new_id, now,
 };
 
 use crate::engine::{AppManifest, is_dns_label};
@@ -156,6 +161,10 @@ impl Store {
             txn.open_table(LABELS)?;
             txn.open_table(DOMAINS)?;
             txn.open_table(TOKENS)?;
+            txn.open_table(calls::CALLS)?;
+            txn.open_table(extras::SECRETS)?;
+            txn.open_table(extras::VOLUMES)?;
+            txn.open_table(extras::SCHEDULES)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -488,21 +497,34 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         .filter(|f| f.app_id == app.app_id)
         .collect();
     let mut active = Vec::new();
-    for spec in &req.manifest.endpoints {
-        let key = format!("{}/{}", app.app_id, spec.name);
+    let names = req
+        .manifest
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), FunctionKind::Web))
+        .chain(
+            req.manifest
+                .functions
+                .iter()
+                .map(|f| (f.name.as_str(), FunctionKind::Function)),
+        );
+    for (name, kind) in names {
+        let key = format!("{}/{name}", app.app_id);
         let mut record = match function_names.get(key.as_str())? {
             Some(id) => get::<FunctionRecord>(&functions, "functions", id.value())?,
             None => None,
         }
         .unwrap_or_else(|| FunctionRecord {
+            kind,
             function_id: new_id("fu"),
             app_id: app.app_id.clone(),
-            name: spec.name.clone(),
+            name: name.to_owned(),
             custom_label: None,
             active: true,
             created_at: now.clone(),
         });
         record.active = true;
+        record.kind = kind;
         function_names.insert(key.as_str(), record.function_id.as_str())?;
         functions.insert(record.function_id.as_str(), encode(&record).as_str())?;
         active.push(record);

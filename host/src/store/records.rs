@@ -50,9 +50,23 @@ pub struct VersionRecord {
     pub created_at: String,
 }
 
+/// Whether a function is a web endpoint or a callable function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionKind {
+    /// A web endpoint.
+    #[default]
+    Web,
+    /// A callable function (`.remote`, `.spawn`, `.map`).
+    Function,
+}
+
 /// A function of an app; its id survives redeploys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionRecord {
+    /// Web endpoint or callable function.
+    #[serde(default)]
+    pub kind: FunctionKind,
     /// Stable id (`fu-…`); also the web endpoint's id.
     pub function_id: String,
     /// The app it belongs to.
@@ -100,9 +114,9 @@ impl NewToken {
     }
 }
 
-/// The current time as RFC 3339 (UTC, seconds).
+/// The current time as RFC 3339 (UTC, milliseconds; sorts as text).
 pub fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 /// A random id with a prefix, e.g. `ap-3k9x…`.

@@ -1,0 +1,538 @@
+//! Functions: synchronous invocations, durable spawns, map, retries with backoff,
+//! per-attempt timeouts, cancellation, schedules and the guest's own `spawn`/`poll`.
+//! Knows the engine and the store; which component serves a function comes from a
+//! [`Resolver`] the control plane provides.
+
+pub mod input;
+mod runner;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{
+    BoxFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec, GuestCallState,
+    LoadedComponent, Mount,
+};
+use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
+
+pub use schedule::{Schedule, ScheduleError};
+
+/// A callable function as the control plane knows it now.
+#[derive(Clone)]
+pub struct Resolved {
+    /// Its component (the app's current version).
+    pub component: Arc<LoadedComponent>,
+    /// Its spec.
+    pub spec: FunctionSpec,
+    /// Its app.
+    pub app_id: String,
+    /// Its app's current version.
+    pub version: u32,
+    /// Its id.
+    pub function_id: String,
+}
+
+/// Finds the live component behind a function (implemented by the control plane).
+pub trait Resolver: Send + Sync {
+    /// A callable function by id, if its app is live.
+    fn resolve(&self, function_id: &str) -> Option<Resolved>;
+    /// A callable function by app and name, if live.
+    fn resolve_by_name(&self, app_id: &str, name: &str) -> Option<Resolved>;
+    /// Every live function that has a schedule.
+    fn scheduled(&self) -> Vec<Resolved>;
+}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct FunctionsConfig {
+    /// Spawned calls running at once.
+    pub workers: usize,
+    /// Inputs of one `map` running at once.
+    pub map_concurrency: usize,
+    /// How long finished calls are kept.
+    pub retention: Duration,
+    /// Where volumes live (`<dir>/<name>`).
+    pub volumes_dir: PathBuf,
+}
+
+/// Why a call could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionsError {
+    /// No such function (or its app is not live).
+    #[error("{0}")]
+    NotFound(String),
+    /// The input does not fit the parameters.
+    #[error("invalid input")]
+    InvalidInput(Value),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The functions runtime.
+pub struct Functions {
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    config: FunctionsConfig,
+    resolver: RwLock<Option<Weak<dyn Resolver>>>,
+    queue: mpsc::UnboundedSender<String>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    finished: Notify,
+}
+
+/// One input's outcome in a `map`.
+#[derive(Debug, Clone)]
+pub struct MapItem {
+    /// Position in the inputs.
+    pub index: usize,
+    /// The result, or the error object.
+    pub outcome: Result<Value, Value>,
+}
+
+impl Functions {
+    /// Starts the runtime: its dispatcher, scheduler and retention sweeper.
+    pub fn start(engine: Arc<Engine>, store: Arc<Store>, config: FunctionsConfig) -> Arc<Self> {
+        let (queue, mut rx) = mpsc::unbounded_channel::<String>();
+        let functions = Arc::new(Self {
+            engine,
+            store,
+            config,
+            resolver: RwLock::new(None),
+            queue,
+            running: Mutex::new(HashMap::new()),
+            finished: Notify::new(),
+        });
+        let weak = Arc::downgrade(&functions);
+        let permits = Arc::new(Semaphore::new(functions.config.workers.max(1)));
+        tokio::spawn(async move {
+            while let Some(call_id) = rx.recv().await {
+                let Some(f) = weak.upgrade() else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                tokio::spawn(async move {
+                    f.run_spawned(&call_id).await;
+                    drop(permit);
+                });
+            }
+        });
+        tokio::spawn(schedule_loop(Arc::downgrade(&functions)));
+        tokio::spawn(retention_loop(Arc::downgrade(&functions)));
+        functions
+    }
+
+    /// Connects the resolver and resumes every call left unfinished by a previous process.
+    pub fn attach(&self, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
+        *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = Some(resolver);
+        let unfinished = self.store.unfinished_calls()?;
+        for call in &unfinished {
+            tracing::info!(call_id = %call.call_id, function = %call.function_name, "resuming call");
+            let _ = self.queue.send(call.call_id.clone());
+        }
+        Ok(unfinished.len())
+    }
+
+    fn resolver(&self) -> Option<Arc<dyn Resolver>> {
+        self.resolver
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()?
+            .upgrade()
+    }
+
+    fn resolve(&self, function_id: &str) -> Result<Resolved, FunctionsError> {
+        self.resolver()
+            .and_then(|r| r.resolve(function_id))
+            .ok_or_else(|| {
+                FunctionsError::NotFound(format!("no callable function with id {function_id}"))
+            })
+    }
+
+    /// The context of a web endpoint or function of `app_id`: guest spawn/poll.
+    pub fn guest_context(self: &Arc<Self>, app_id: &str) -> CallContext {
+        CallContext {
+            env: Vec::new(),
+            mounts: Vec::new(),
+            broker: Some(Arc::new(GuestBroker {
+                functions: Arc::downgrade(self),
+                app_id: app_id.to_owned(),
+            })),
+        }
+    }
+
+    fn new_record(target: &Resolved, input: Value, source: &str, status: CallStatus) -> CallRecord {
+        CallRecord {
+            call_id: new_id("fc"),
+            function_id: target.function_id.clone(),
+            app_id: target.app_id.clone(),
+            function_name: target.spec.name.clone(),
+            input,
+            status,
+            result: None,
+            error: None,
+            attempts: Vec::new(),
+            source: source.to_owned(),
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Runs a call now and returns its final record (Modal's `.remote`).
+    pub async fn invoke(
+        self: &Arc<Self>,
+        function_id: &str,
+        input: Value,
+    ) -> Result<CallRecord, FunctionsError> {
+        let target = self.resolve(function_id)?;
+        input::check(&target.spec, &input).map_err(FunctionsError::InvalidInput)?;
+        let mut record = Self::new_record(&target, input, "invoke", CallStatus::Running);
+        self.store.put_call(&record)?;
+        self.execute(&target, &mut record).await;
+        Ok(record)
+    }
+
+    /// Queues a call durably and returns its record at once (Modal's `.spawn`).
+    pub fn spawn(
+        &self,
+        function_id: &str,
+        input: Value,
+        source: &str,
+    ) -> Result<CallRecord, FunctionsError> {
+        let target = self.resolve(function_id)?;
+        self.spawn_resolved(&target, input, source)
+    }
+
+    fn spawn_resolved(
+        &self,
+        target: &Resolved,
+        input: Value,
+        source: &str,
+    ) -> Result<CallRecord, FunctionsError> {
+        input::check(&target.spec, &input).map_err(FunctionsError::InvalidInput)?;
+        let record = Self::new_record(target, input, source, CallStatus::Pending);
+        // Durable before anyone is told the call exists.
+        self.store.put_call(&record)?;
+        let _ = self.queue.send(record.call_id.clone());
+        Ok(record)
+    }
+
+    /// A call's record.
+    pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.store.get_call(call_id)
+    }
+
+    /// Recent calls of a function, newest first.
+    pub fn list(&self, function_id: &str, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        self.store.list_calls(function_id, limit)
+    }
+
+    /// Waits at most `timeout` for a call to be over; returns its latest record.
+    pub async fn wait(
+        &self,
+        call_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.finished.notified();
+            let record = self.store.get_call(call_id)?;
+            match &record {
+                Some(r) if !r.status.is_final() => {}
+                _ => return Ok(record),
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(record);
+            }
+        }
+    }
+
+    /// Cancels a call: it becomes `terminated` and a running attempt is stopped.
+    pub fn cancel(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let Some(mut record) = self.store.get_call(call_id)? else {
+            return Ok(None);
+        };
+        if !record.status.is_final() {
+            record.status = CallStatus::Terminated;
+            record.finished_at = Some(now());
+            record.error = Some(json!({"type": "terminated", "message": "the call was cancelled"}));
+            self.store.put_call(&record)?;
+            if let Some(token) = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(call_id)
+            {
+                token.cancel();
+            }
+            self.finished.notify_waiters();
+        }
+        Ok(Some(record))
+    }
+
+    /// Runs `function` over every input with bounded parallelism; `ordered` keeps input
+    /// order, otherwise items arrive as they complete. A failed input is reported in
+    /// its place and never stops the others.
+    pub fn map(
+        self: &Arc<Self>,
+        function_id: &str,
+        inputs: Vec<Value>,
+        ordered: bool,
+    ) -> Result<mpsc::Receiver<MapItem>, FunctionsError> {
+        use futures_util::StreamExt;
+        let target = self.resolve(function_id)?;
+        let (tx, rx) = mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let n = this.config.map_concurrency.max(1);
+            let jobs = futures_util::stream::iter(inputs.into_iter().enumerate()).map(|(index, input)| {
+                let (this, target) = (this.clone(), target.clone());
+                async move {
+                    let outcome = match input::check(&target.spec, &input) {
+                        Err(detail) => Err(json!({"type": "invalid_input", "message": "input does not fit the parameters", "detail": detail})),
+                        Ok(()) => {
+                            let call_id = new_id("fc");
+                            let token = CancellationToken::new();
+                            runner::run_attempts(&this, &target, &call_id, &input, &token, |_| {}).await
+                        }
+                    };
+                    MapItem { index, outcome }
+                }
+            });
+            if ordered {
+                let mut s = jobs.buffered(n);
+                while let Some(item) = s.next().await {
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            } else {
+                let mut s = jobs.buffer_unordered(n);
+                while let Some(item) = s.next().await {
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn run_spawned(self: &Arc<Self>, call_id: &str) {
+        let record = match self.store.get_call(call_id) {
+            Ok(Some(r)) if !r.status.is_final() => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(call_id, "cannot read call: {e}");
+                return;
+            }
+        };
+        let mut record = record;
+        match self.resolve(&record.function_id) {
+            Ok(target) => self.execute(&target, &mut record).await,
+            Err(e) => {
+                record.status = CallStatus::Failure;
+                record.error = Some(json!({"type": "not_found", "message": e.to_string()}));
+                record.finished_at = Some(now());
+                self.save(&record);
+            }
+        }
+    }
+
+    /// Runs every attempt of a recorded call and stores the outcome.
+    async fn execute(self: &Arc<Self>, target: &Resolved, record: &mut CallRecord) {
+        let token = CancellationToken::new();
+        self.running_mut()
+            .insert(record.call_id.clone(), token.clone());
+        record.status = CallStatus::Running;
+        record.started_at.get_or_insert_with(now);
+        self.save(record);
+        let input = record.input.clone();
+        let call_id = record.call_id.clone();
+        let store = self.store.clone();
+        let shared = Arc::new(Mutex::new(record.clone()));
+        let progress = {
+            let shared = shared.clone();
+            move |attempts: &[crate::store::Attempt]| {
+                let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
+                // A cancel written meanwhile wins.
+                if let Ok(Some(current)) = store.get_call(&r.call_id)
+                    && current.status == CallStatus::Terminated
+                {
+                    return;
+                }
+                r.attempts = attempts.to_vec();
+                if let Err(e) = store.put_call(&r) {
+                    tracing::error!(call_id = %r.call_id, "cannot record attempt: {e}");
+                }
+            }
+        };
+        let outcome = runner::run_attempts(self, target, &call_id, &input, &token, progress).await;
+        self.running_mut().remove(&call_id);
+        *record = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Ok(Some(current)) = self.store.get_call(&call_id)
+            && current.status == CallStatus::Terminated
+        {
+            *record = current;
+            return;
+        }
+        match outcome {
+            Ok(result) => {
+                record.status = CallStatus::Success;
+                record.result = Some(result);
+            }
+            Err(error) => {
+                record.status = CallStatus::Failure;
+                record.error = Some(error);
+            }
+        }
+        record.finished_at = Some(now());
+        self.save(record);
+    }
+
+    fn save(&self, record: &CallRecord) {
+        if let Err(e) = self.store.put_call(record) {
+            tracing::error!(call_id = %record.call_id, "cannot record call: {e}");
+        }
+        if record.status.is_final() {
+            self.finished.notify_waiters();
+        }
+    }
+
+    fn running_mut(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What one attempt runs with: secrets, volumes, call identity, guest calls.
+    fn attempt_context(
+        self: &Arc<Self>,
+        target: &Resolved,
+        call_id: &str,
+        attempt: u32,
+    ) -> Result<CallContext, FunctionError> {
+        let mut ctx = self.guest_context(&target.app_id);
+        for name in &target.spec.secrets {
+            let secret = self
+                .store
+                .get_secret(name)
+                .map_err(|e| FunctionError::Failed(e.to_string()))?
+                .ok_or_else(|| FunctionError::Failed(format!("secret {name:?} does not exist: create it with `wasmhost secret create {name} KEY=VALUE`")))?;
+            ctx.env.extend(secret.values);
+        }
+        ctx.env
+            .push(("WASMHOST_CALL_ID".into(), call_id.to_owned()));
+        ctx.env
+            .push(("WASMHOST_ATTEMPT".into(), attempt.to_string()));
+        ctx.env
+            .push(("WASMHOST_FUNCTION".into(), target.spec.name.clone()));
+        for v in &target.spec.volumes {
+            let dir = self.config.volumes_dir.join(&v.volume);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| FunctionError::Failed(format!("volume {}: {e}", v.volume)))?;
+            ctx.mounts.push(Mount {
+                host: dir,
+                guest: v.path.clone(),
+            });
+        }
+        Ok(ctx)
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// A guest's `spawn`/`poll`, confined to its own app.
+struct GuestBroker {
+    functions: Weak<Functions>,
+    app_id: String,
+}
+
+impl CallBroker for GuestBroker {
+    fn spawn(&self, function: String, input: String) -> BoxFuture<Result<String, String>> {
+        let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
+        Box::pin(async move {
+            let f = functions.upgrade().ok_or("the host is shutting down")?;
+            let target = f
+                .resolver()
+                .and_then(|r| r.resolve_by_name(&app_id, &function))
+                .ok_or_else(|| format!("this app has no function named {function:?}"))?;
+            let input: Value =
+                serde_json::from_str(&input).map_err(|e| format!("input is not JSON: {e}"))?;
+            match f.spawn_resolved(&target, input, "guest") {
+                Ok(r) => Ok(r.call_id),
+                Err(FunctionsError::InvalidInput(d)) => Err(format!("invalid input: {d}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn poll(
+        &self,
+        call_id: String,
+        timeout: Duration,
+    ) -> BoxFuture<Result<GuestCallState, String>> {
+        let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
+        Box::pin(async move {
+            let f = functions.upgrade().ok_or("the host is shutting down")?;
+            let record = f.wait(&call_id, timeout).await.map_err(|e| e.to_string())?;
+            let record = record
+                .filter(|r| r.app_id == app_id)
+                .ok_or_else(|| format!("no call with id {call_id}"))?;
+            Ok(match record.status {
+                CallStatus::Success => {
+                    GuestCallState::Success(record.result.unwrap_or(Value::Null).to_string())
+                }
+                CallStatus::Failure | CallStatus::Terminated => GuestCallState::Failure(
+                    record
+                        .error
+                        .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| "failed".into()),
+                ),
+                CallStatus::Pending | CallStatus::Running => GuestCallState::Pending,
+            })
+        })
+    }
+}
+
+/// Runs due schedules: a run is queued and the next one moved on in one transaction.
+async fn schedule_loop(functions: Weak<Functions>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(f) = functions.upgrade() else { break };
+        let Some(resolver) = f.resolver() else {
+            continue;
+        };
+        for target in resolver.scheduled() {
+            if let Err(e) = runner::schedule_tick(&f, &target) {
+                tracing::error!(function = %target.spec.name, "schedule: {e}");
+            }
+        }
+    }
+}
+
+/// Deletes finished calls past the retention period, hourly.
+async fn retention_loop(functions: Weak<Functions>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Some(f) = functions.upgrade() else { break };
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(f.config.retention)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+        match f.store.purge_calls(&cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} call record(s) past retention"),
+            Err(e) => tracing::error!("retention sweep failed: {e}"),
+        }
+    }
+}

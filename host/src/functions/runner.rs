@@ -1,0 +1,156 @@
+//! The attempt loop (retries with backoff, per-attempt timeouts, cancellation) and the
+//! scheduler's tick.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::schedule::Schedule;
+use super::{Functions, Resolved};
+use crate::engine::{CallError, FunctionError};
+use crate::store::{Attempt, CallStatus, ScheduleState, StoreError, now};
+
+fn terminated() -> Value {
+    json!({"type": "terminated", "message": "the call was cancelled"})
+}
+
+/// The kind and message of a failed attempt, and the error object a caller sees.
+fn describe(e: &FunctionError) -> (&'static str, Value) {
+    let (kind, message, detail) = match e {
+        FunctionError::InvalidInput(d) => (
+            "invalid_input",
+            "input does not fit the parameters".to_string(),
+            Some(d.clone()),
+        ),
+        FunctionError::Failed(m) => ("failed", m.clone(), None),
+        FunctionError::Call(CallError::Timeout(t)) => {
+            ("timeout", format!("timed out after {t:?}"), None)
+        }
+        FunctionError::Call(CallError::OutOfMemory { mib }) => (
+            "out_of_memory",
+            format!("exceeded its memory limit of {mib} MiB"),
+            None,
+        ),
+        FunctionError::Call(CallError::Trap(m)) => ("trap", format!("trapped: {m}"), None),
+        FunctionError::Call(CallError::Instantiate(m)) => (
+            "unavailable",
+            format!("could not start an instance: {m}"),
+            None,
+        ),
+    };
+    let mut v = json!({"type": kind, "message": message});
+    if let Some(d) = detail {
+        v["detail"] = d;
+    }
+    (kind, v)
+}
+
+/// Runs the attempts of one call; `progress` sees the attempt list after every change.
+pub(super) async fn run_attempts(
+    f: &Arc<Functions>,
+    target: &Resolved,
+    call_id: &str,
+    input: &Value,
+    token: &CancellationToken,
+    mut progress: impl FnMut(&[Attempt]),
+) -> Result<Value, Value> {
+    let text = input.to_string();
+    let policy = target.spec.retries;
+    let max_retries = policy.map_or(0, |p| p.max_retries);
+    let mut attempts: Vec<Attempt> = Vec::new();
+    for number in 1..=max_retries + 1 {
+        let started = Instant::now();
+        attempts.push(Attempt {
+            number,
+            started_at: now(),
+            finished_at: None,
+            outcome: "running".into(),
+            error: None,
+            duration_ms: None,
+            retry_delay_ms: None,
+        });
+        progress(&attempts);
+        let result = match f.attempt_context(target, call_id, number) {
+            Err(e) => Err(e),
+            Ok(ctx) => tokio::select! {
+                r = f.engine().call_function(&target.component, &target.spec, &text, &ctx) => r,
+                () = token.cancelled() => return Err(terminated()),
+            },
+        };
+        let Some(last) = attempts.last_mut() else {
+            return Err(json!({"type": "internal", "message": "no attempt"}));
+        };
+        last.finished_at = Some(now());
+        last.duration_ms = Some(started.elapsed().as_millis() as u64);
+        match result {
+            Ok(out) => {
+                last.outcome = "success".into();
+                progress(&attempts);
+                return Ok(serde_json::from_str(&out).unwrap_or(Value::String(out)));
+            }
+            Err(e) => {
+                let (kind, error) = describe(&e);
+                last.outcome = kind.into();
+                last.error = error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let retry = e.retryable() && number <= max_retries;
+                let delay = policy.filter(|_| retry).map(|p| p.delay(number));
+                last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
+                tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {}", last.error.as_deref().unwrap_or(kind));
+                progress(&attempts);
+                let Some(delay) = delay else {
+                    return Err(error);
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = token.cancelled() => return Err(terminated()),
+                }
+            }
+        }
+    }
+    Err(json!({"type": "internal", "message": "retries exhausted"}))
+}
+
+/// Checks one scheduled function: resets its clock after a (re)deploy, or queues a due run.
+pub(super) fn schedule_tick(f: &Functions, target: &Resolved) -> Result<(), StoreError> {
+    let Some(text) = &target.spec.schedule else {
+        return Ok(());
+    };
+    let Ok(schedule) = Schedule::parse(text) else {
+        return Ok(()); // refused at deploy; nothing to run
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let state = f.store.get_schedule(&target.function_id)?;
+    match state {
+        Some(s) if s.version == target.version && &s.schedule == text => {
+            if s.next_run_ms > now_ms {
+                return Ok(());
+            }
+            // Runs missed while the host was down collapse into this one: the next
+            // run is counted from now, not from the missed time.
+            let record = Functions::new_record(target, json!({}), "schedule", CallStatus::Pending);
+            let next = ScheduleState {
+                next_run_ms: schedule.next_after(now_ms).unwrap_or(i64::MAX),
+                last_run_ms: Some(now_ms),
+                ..s
+            };
+            f.store.record_scheduled_run(&record, &next)?;
+            tracing::info!(function = %target.spec.name, call_id = %record.call_id, "scheduled run");
+            let _ = f.queue.send(record.call_id);
+        }
+        previous => {
+            f.store.put_schedule(&ScheduleState {
+                function_id: target.function_id.clone(),
+                schedule: text.clone(),
+                version: target.version,
+                next_run_ms: schedule.next_after(now_ms).unwrap_or(i64::MAX),
+                last_run_ms: previous.and_then(|p| p.last_run_ms),
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Secrets, volumes and schedule state.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store, StoreError, all, check_name, encode, get, now};
+
+pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
+pub(super) const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
+pub(super) const SCHEDULES: TableDefinition<&str, &str> = TableDefinition::new("schedules");
+
+/// A named set of key/value pairs given to functions as environment variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// DNS-safe name.
+    pub name: String,
+    /// The values; never listed by the API.
+    pub values: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A named directory that functions mount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    /// DNS-safe name; the directory is `volumes/<name>` in the data directory.
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// When a scheduled function runs next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleState {
+    /// The function.
+    pub function_id: String,
+    /// Its schedule expression, to notice a change at redeploy.
+    pub schedule: String,
+    /// The app version it was computed for (a redeploy resets periods).
+    pub version: u32,
+    /// Next run, Unix milliseconds.
+    pub next_run_ms: i64,
+    /// Last run, Unix milliseconds.
+    pub last_run_ms: Option<i64>,
+}
+
+fn valid_env_key(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Store {
+    /// Creates or replaces a secret.
+    pub fn put_secret(&self, name: &str, values: BTreeMap<String, String>) -> Result<SecretRecord> {
+        check_name("secret name", name)?;
+        if let Some(bad) = values.keys().find(|k| !valid_env_key(k)) {
+            return Err(StoreError::Invalid(format!(
+                "secret key {bad:?} is not a valid environment variable name (A-Z, a-z, 0-9, _)"
+            )));
+        }
+        let record = SecretRecord {
+            name: name.to_owned(),
+            values,
+            created_at: now(),
+        };
+        let txn = self.write()?;
+        txn.open_table(SECRETS)?
+            .insert(name, encode(&record).as_str())?;
+        txn.commit()?;
+        Ok(record)
+    }
+
+    /// One secret with its values.
+    pub fn get_secret(&self, name: &str) -> Result<Option<SecretRecord>> {
+        get(&self.db.begin_read()?.open_table(SECRETS)?, "secrets", name)
+    }
+
+    /// Every secret (callers must not show values).
+    pub fn list_secrets(&self) -> Result<Vec<SecretRecord>> {
+        all(&self.db.begin_read()?.open_table(SECRETS)?, "secrets")
+    }
+
+    /// Deletes a secret.
+    pub fn delete_secret(&self, name: &str) -> Result<()> {
+        let txn = self.write()?;
+        let removed = txn.open_table(SECRETS)?.remove(name)?.is_some();
+        txn.commit()?;
+        if removed {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound(format!("no secret named {name:?}")))
+        }
+    }
+
+    /// Records a volume; a name in use is a conflict.
+    pub fn create_volume(&self, name: &str) -> Result<VolumeRecord> {
+        check_name("volume name", name)?;
+        let txn = self.write()?;
+        let record = {
+            let mut table = txn.open_table(VOLUMES)?;
+            if table.get(name)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a volume named {name:?} already exists"
+                )));
+            }
+            let record = VolumeRecord {
+                name: name.to_owned(),
+                created_at: now(),
+            };
+            table.insert(name, encode(&record).as_str())?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+
+    /// One volume.
+    pub fn get_volume(&self, name: &str) -> Result<Option<VolumeRecord>> {
+        get(&self.db.begin_read()?.open_table(VOLUMES)?, "volumes", name)
+    }
+
+    /// Every volume.
+    pub fn list_volumes(&self) -> Result<Vec<VolumeRecord>> {
+        all(&self.db.begin_read()?.open_table(VOLUMES)?, "volumes")
+    }
+
+    /// The schedule state of a function.
+    pub fn get_schedule(&self, function_id: &str) -> Result<Option<ScheduleState>> {
+        get(
+            &self.db.begin_read()?.open_table(SCHEDULES)?,
+            "schedules",
+            function_id,
+        )
+    }
+
+    /// Writes a schedule state.
+    pub fn put_schedule(&self, state: &ScheduleState) -> Result<()> {
+        let txn = self.write()?;
+        txn.open_table(SCHEDULES)?
+            .insert(state.function_id.as_str(), encode(state).as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records a scheduled run atomically: the call is queued and the next run moved on
+    /// in one transaction, so a crash can neither lose nor repeat the run.
+    pub fn record_scheduled_run(
+        &self,
+        call: &super::CallRecord,
+        state: &ScheduleState,
+    ) -> Result<()> {
+        let txn = self.write()?;
+        txn.open_table(super::calls::CALLS)?
+            .insert(call.call_id.as_str(), encode(call).as_str())?;
+        txn.open_table(SCHEDULES)?
+            .insert(state.function_id.as_str(), encode(state).as_str())?;
+        txn.commit()?;
+        Ok(())
+    }
+}
