@@ -1,8 +1,10 @@
 //! The `wasmhost` command line: `run`, `build`.
 
 mod build;
+mod calls;
 mod client;
 mod remote;
+mod resources;
 mod run;
 mod serve;
 mod server;
@@ -47,6 +49,20 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(remote::TokenCommand),
+    /// Call a function and print its result (Modal's `.remote`).
+    Call(calls::CallArgs),
+    /// Spawn a call and print its id (Modal's `.spawn`).
+    Spawn(calls::CallArgs),
+    /// Print a spawned call's result, or its status while it runs.
+    CallResult(calls::ResultArgs),
+    /// Run a function over the inputs of a JSON Lines file (Modal's `.map`).
+    Map(calls::MapArgs),
+    /// Manage secrets (given to functions as environment variables).
+    #[command(subcommand)]
+    Secret(resources::SecretCommand),
+    /// Manage volumes (directories functions mount).
+    #[command(subcommand)]
+    Volume(resources::VolumeCommand),
 }
 
 /// Engine settings shared by the commands that run guests.
@@ -98,6 +114,12 @@ pub fn main() -> ExitCode {
         Command::App(c) => run_async(remote::app(c)),
         Command::Function(c) => run_async(remote::function(c)),
         Command::Token(c) => run_async(remote::token(c)),
+        Command::Call(a) => run_async(calls::call(a)),
+        Command::Spawn(a) => run_async(calls::spawn(a)),
+        Command::CallResult(a) => run_async(calls::call_result(a)),
+        Command::Map(a) => run_async(calls::map(a)),
+        Command::Secret(c) => run_async(resources::secret(c)),
+        Command::Volume(c) => run_async(resources::volume(c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

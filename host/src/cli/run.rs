@@ -26,6 +26,18 @@ pub struct RunArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     max_body: usize,
+    /// A web call running longer is answered 303 and collected by following it.
+    #[arg(long, default_value = "150s", value_parser = humantime::parse_duration)]
+    request_timeout: std::time::Duration,
+    /// Run this function once and print its result instead of serving (Modal's `modal run`).
+    #[arg(long)]
+    function: Option<String>,
+    /// Positional arguments for --function, as a JSON list.
+    #[arg(long, requires = "function")]
+    args: Option<String>,
+    /// Keyword arguments for --function, as a JSON object.
+    #[arg(long, requires = "function")]
+    kwargs: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -52,7 +64,17 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );
-    let app = Arc::new(WebApp::new(engine, component));
+    if let Some(name) = &args.function {
+        return run_function(
+            &engine,
+            &component,
+            name,
+            args.args.as_deref(),
+            args.kwargs.as_deref(),
+        )
+        .await;
+    }
+    let app = Arc::new(WebApp::new(engine, Arc::new(component), Default::default()));
     let routes = local_routes(&app);
     if app.manifest().endpoints.is_empty() {
         anyhow::bail!(
@@ -73,6 +95,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let config = GatewayConfig {
         max_body_bytes: args.max_body,
+        request_timeout: Some(args.request_timeout),
         ..GatewayConfig::default()
     };
     Gateway::new(routes, config)
@@ -103,4 +126,47 @@ fn local_routes(app: &Arc<WebApp>) -> RouteTable {
         }
     }
     routes
+}
+
+/// Runs one function once, prints its JSON result, and fails with its error.
+async fn run_function(
+    engine: &Engine,
+    component: &crate::engine::LoadedComponent,
+    name: &str,
+    args: Option<&str>,
+    kwargs: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(spec) = component.manifest.function(name) else {
+        let names: Vec<&str> = component
+            .manifest
+            .functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "no function {name:?} in this component (it has: {})",
+            names.join(", ")
+        );
+    };
+    let input = super::calls::input(args, kwargs)?;
+    if let Err(detail) = crate::functions::input::check(spec, &input) {
+        anyhow::bail!("invalid input: {detail}");
+    }
+    let ctx = crate::engine::CallContext {
+        env: vec![
+            ("WASMHOST_ATTEMPT".into(), "1".into()),
+            ("WASMHOST_FUNCTION".into(), name.into()),
+        ],
+        ..Default::default()
+    };
+    match engine
+        .call_function(component, spec, &input.to_string(), &ctx)
+        .await
+    {
+        Ok(result) => {
+            println!("{result}");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{name} failed: {e}"),
+    }
 }

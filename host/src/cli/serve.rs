@@ -111,6 +111,8 @@ async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpLis
             port,
             default_environment: "main".into(),
         },
+        map_concurrency: 16,
+        result_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         max_upload_bytes: 256 << 20,
     };
     let engine = Arc::new(Engine::new(args.engine.engine_config())?);

@@ -16,7 +16,8 @@ use crate::gateway::{Gateway, GatewayConfig, RouteTable};
 /// Arguments of `wasmhost server`; each may also come from the TOML file given by `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes.
+    /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
+    /// request_timeout, map_concurrency, result_retention.
     #[arg(long, env = "WASMHOST_CONFIG")]
     config: Option<PathBuf>,
     /// Where state, components and compiled code live [default: ./wasmhost-data].
@@ -40,6 +41,15 @@ pub struct ServerArgs {
     /// Largest accepted upload in bytes [default: 268435456 = 256 MiB].
     #[arg(long)]
     max_upload_bytes: Option<u64>,
+    /// A web call running longer is answered 303 and collected by following it [default: 150s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<std::time::Duration>,
+    /// Inputs of one `map` running at once [default: 16].
+    #[arg(long)]
+    map_concurrency: Option<usize>,
+    /// How long finished call records are kept [default: 7d].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    result_retention: Option<std::time::Duration>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -55,6 +65,11 @@ struct FileConfig {
     workspace: Option<String>,
     environment: Option<String>,
     max_upload_bytes: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    request_timeout: Option<std::time::Duration>,
+    map_concurrency: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    result_retention: Option<std::time::Duration>,
 }
 
 pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -97,6 +112,11 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
             port,
             default_environment: environment,
         },
+        map_concurrency: args.map_concurrency.or(file.map_concurrency).unwrap_or(16),
+        result_retention: args
+            .result_retention
+            .or(file.result_retention)
+            .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600)),
         max_upload_bytes: args
             .max_upload_bytes
             .or(file.max_upload_bytes)
@@ -110,7 +130,15 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let (control, startup) = ControlPlane::open(config, engine)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
-    let gateway = Gateway::with_api(RouteTable::new(), GatewayConfig::default(), control.clone());
+    let gateway_config = GatewayConfig {
+        request_timeout: Some(
+            args.request_timeout
+                .or(file.request_timeout)
+                .unwrap_or(std::time::Duration::from_secs(150)),
+        ),
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::with_api(RouteTable::new(), gateway_config, control.clone());
     control.attach(&gateway);
     let base = format!("http://{}", SocketAddr::new(host, port));
     println!("wasmhost server listening on {base} (control API at {base}/v1)");
@@ -128,6 +156,9 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     if startup.restored > 0 {
         println!("restored {} deployed app(s)", startup.restored);
+    }
+    if startup.resumed_calls > 0 {
+        println!("resumed {} unfinished call(s)", startup.resumed_calls);
     }
     gateway.serve(listener, super::shutdown_signal()).await?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::gateway::{BoxFuture, ControlApi};
 use crate::shapes::{Body, json_error, json_response};
 use crate::store::StoreError;
 
-/// An API failure: a status and a message for the `detail` field.
+/// An API failure: a status and what goes into the `detail` field.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -23,6 +23,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for the caller.
     pub message: String,
+    /// A structured `detail` (e.g. FastAPI-style validation errors) instead of the message.
+    pub detail: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -30,6 +32,16 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// An error whose `detail` is structured JSON.
+    pub fn with_detail(status: StatusCode, detail: serde_json::Value) -> Self {
+        Self {
+            status,
+            message: detail.to_string(),
+            detail: Some(detail),
         }
     }
 
@@ -41,6 +53,11 @@ impl ApiError {
     /// 404.
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, m)
+    }
+
+    /// 422.
+    pub fn unprocessable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, m)
     }
 
     /// 500.
@@ -87,9 +104,9 @@ impl From<LoadError> for ApiError {
     }
 }
 
-type ApiResult = Result<hyper::Response<Body>, ApiError>;
+pub(super) type ApiResult = Result<hyper::Response<Body>, ApiError>;
 
-fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
+pub(super) fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
     let value = serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json_response(status, &value))
 }
@@ -101,7 +118,7 @@ fn no_content() -> ApiResult {
 }
 
 /// Reads a small JSON body.
-async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
     let bytes = Limited::new(body, 1 << 20)
         .collect()
         .await
@@ -115,7 +132,7 @@ async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
     })
 }
 
-fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
+pub(super) fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(req.uri().query()?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -157,7 +174,12 @@ impl ControlApi for ControlPlane {
                     if e.status.is_server_error() {
                         tracing::error!("API error: {e}");
                     }
-                    json_error(e.status, &e.message)
+                    match e.detail {
+                        Some(detail) => {
+                            json_response(e.status, &serde_json::json!({ "detail": detail }))
+                        }
+                        None => json_error(e.status, &e.message),
+                    }
                 }
             }
         })
@@ -265,6 +287,36 @@ impl ControlPlane {
                     StatusCode::OK
                 };
                 ok(status, &result)
+            }
+            (&Method::POST, ["functions", id, "invocations"]) => {
+                self.invoke(id, req.into_body()).await
+            }
+            (&Method::GET, ["functions", id, "invocations"]) => {
+                let limit = query_param(&req, "limit").and_then(|l| l.parse().ok());
+                self.invocations(id, limit)
+            }
+            (&Method::POST, ["functions", id, "spawn"]) => self.spawn(id, req.into_body()).await,
+            (&Method::POST, ["functions", id, "map"]) => {
+                let stream = query_param(&req, "stream").is_some_and(|v| v == "true" || v == "1");
+                self.map(id, req.into_body(), stream).await
+            }
+            (&Method::GET, ["function-calls", id]) => {
+                let wait = query_param(&req, "wait").and_then(|w| w.parse().ok());
+                self.function_call(id, wait).await
+            }
+            (&Method::DELETE, ["function-calls", id]) => self.cancel_call(id),
+            (&Method::GET, ["secrets"]) => self.list_secrets(),
+            (&Method::POST, ["secrets"]) => self.create_secret(req.into_body()).await,
+            (&Method::DELETE, ["secrets", name]) => self.delete_secret(name),
+            (&Method::GET, ["volumes"]) => self.list_volumes(),
+            (&Method::POST, ["volumes"]) => self.create_volume(req.into_body()).await,
+            (&Method::GET, ["volumes", name, "files", rest @ ..]) => {
+                let path = rest.join("/");
+                self.volume_get(name, &path)
+            }
+            (&Method::PUT, ["volumes", name, "files", rest @ ..]) => {
+                let (name, path) = (name.to_string(), rest.join("/"));
+                self.volume_put(&name, &path, req.into_body()).await
             }
             (&Method::GET, ["tokens"]) => {
                 let tokens: Vec<serde_json::Value> = self

@@ -3,7 +3,9 @@
 //! web-endpoints resources).
 
 mod api;
+mod calls;
 mod openapi;
+mod resources;
 mod upload;
 mod urls;
 mod views;
@@ -11,16 +13,18 @@ mod views;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use hyper::body::Incoming;
 
 pub use api::ApiError;
 pub use urls::UrlScheme;
 
-use crate::engine::{AppManifest, Engine, is_dns_label};
+use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
+use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule};
 use crate::gateway::{Gateway, Route, RouteTable};
 use crate::shapes::WebApp;
-use crate::store::{AppRecord, AppState, DeployRequest, NewToken, Store};
+use crate::store::{AppRecord, AppState, DeployRequest, FunctionKind, NewToken, Store, StoreError};
 
 /// Settings of `wasmhost server`.
 #[derive(Debug, Clone)]
@@ -35,6 +39,10 @@ pub struct ServerConfig {
     pub urls: UrlScheme,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Inputs of one `map` running at once.
+    pub map_concurrency: usize,
+    /// How long finished call records are kept.
+    pub result_retention: Duration,
 }
 
 /// Options of one deploy.
@@ -50,13 +58,21 @@ pub struct DeployOptions {
 
 /// The control plane: store, engine and the live apps, behind the `/v1` API.
 pub struct ControlPlane {
-    store: Store,
+    store: Arc<Store>,
     engine: Arc<Engine>,
+    functions: Arc<Functions>,
     config: ServerConfig,
-    live: RwLock<HashMap<String, Arc<WebApp>>>,
+    live: RwLock<HashMap<String, LiveApp>>,
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
+}
+
+/// An app being served: its current version's component.
+#[derive(Clone)]
+struct LiveApp {
+    web: Arc<WebApp>,
+    version: u32,
 }
 
 /// What the server says at start-up.
@@ -67,6 +83,8 @@ pub struct Startup {
     pub admin_token_path: PathBuf,
     /// Apps brought back from the store.
     pub restored: usize,
+    /// Calls resumed after an interrupted run.
+    pub resumed_calls: usize,
 }
 
 impl ControlPlane {
@@ -76,10 +94,10 @@ impl ControlPlane {
         engine: Arc<Engine>,
     ) -> anyhow::Result<(Arc<Self>, Startup)> {
         // Every directory exists from the start, so a refused upload leaves nothing new behind.
-        for sub in ["components", "uploads", "cache"] {
+        for sub in ["components", "uploads", "cache", "volumes"] {
             std::fs::create_dir_all(config.data_dir.join(sub))?;
         }
-        let store = Store::open(&config.data_dir.join("state.redb"))?;
+        let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?);
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None
@@ -88,21 +106,35 @@ impl ControlPlane {
             write_secret_file(&admin_token_path, &format!("{}\n", token.bearer()))?;
             Some(token)
         };
+        let functions = Functions::start(
+            engine.clone(),
+            store.clone(),
+            FunctionsConfig {
+                workers: 64,
+                map_concurrency: config.map_concurrency,
+                retention: config.result_retention,
+                volumes_dir: config.data_dir.join("volumes"),
+            },
+        );
         let control = Arc::new(Self {
             store,
             engine,
+            functions,
             config,
             live: RwLock::new(HashMap::new()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
         });
         let restored = control.restore().await?;
+        let resolver: Weak<dyn Resolver> = Arc::downgrade(&(control.clone() as Arc<dyn Resolver>));
+        let resumed_calls = control.functions.attach(resolver)?;
         Ok((
             control,
             Startup {
                 admin_token,
                 admin_token_path,
                 restored,
+                resumed_calls,
             },
         ))
     }
@@ -142,10 +174,8 @@ impl ControlPlane {
                                 loaded.load_time.as_secs_f64() * 1e3,
                                 loaded.cache
                             );
-                            self.live_mut().insert(
-                                app.app_id.clone(),
-                                Arc::new(WebApp::new(self.engine.clone(), loaded)),
-                            );
+                            let live = self.make_live(&app.app_id, app.version, loaded);
+                            self.live_mut().insert(app.app_id.clone(), live);
                             restored += 1;
                         }
                         Err(e) => tracing::error!(app = %app.name, "cannot restore: {e}"),
@@ -163,16 +193,33 @@ impl ControlPlane {
             .join(format!("{digest}.wasm"))
     }
 
-    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<WebApp>>> {
+    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, LiveApp>> {
         self.live.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn live(&self, app_id: &str) -> Option<Arc<WebApp>> {
+    fn live_entry(&self, app_id: &str) -> Option<LiveApp> {
         self.live
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(app_id)
             .cloned()
+    }
+
+    fn live(&self, app_id: &str) -> Option<Arc<WebApp>> {
+        self.live_entry(app_id).map(|l| l.web)
+    }
+
+    fn make_live(&self, app_id: &str, version: u32, loaded: LoadedComponent) -> LiveApp {
+        let context = self.functions.guest_context(app_id);
+        LiveApp {
+            web: Arc::new(WebApp::new(self.engine.clone(), Arc::new(loaded), context)),
+            version,
+        }
+    }
+
+    /// The functions runtime.
+    pub fn functions(&self) -> &Arc<Functions> {
+        &self.functions
     }
 
     /// The manifest an app serves (or last served, when stopped).
@@ -264,6 +311,12 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| loaded.manifest.app.clone());
         check_dns("app name", &name)?;
+        for f in &loaded.manifest.functions {
+            if let Some(text) = &f.schedule {
+                Schedule::parse(text)
+                    .map_err(|e| ApiError::unprocessable(format!("function {:?}: {e}", f.name)))?;
+            }
+        }
         let digest = loaded.digest.clone();
         let target = self.component_path(&digest);
         let existed = target.exists();
@@ -289,9 +342,18 @@ impl ControlPlane {
                 return Err(e.into());
             }
         };
+        for mount in deployed
+            .version
+            .manifest
+            .functions
+            .iter()
+            .flat_map(|f| &f.volumes)
+        {
+            self.ensure_volume(&mount.volume)?;
+        }
         if deployed.changed || self.live(&deployed.app.app_id).is_none() {
-            let web = Arc::new(WebApp::new(self.engine.clone(), loaded));
-            self.live_mut().insert(deployed.app.app_id.clone(), web);
+            let live = self.make_live(&deployed.app.app_id, deployed.app.version, loaded);
+            self.live_mut().insert(deployed.app.app_id.clone(), live);
             self.publish_routes();
             tracing::info!(app = %name, version = deployed.app.version, "deployed");
         } else {
@@ -329,6 +391,80 @@ impl ControlPlane {
     /// Whether a proxy-auth key/secret pair is a valid token.
     pub fn verify_token(&self, key: &str, secret: &str) -> bool {
         matches!(self.store.verify_token(key, secret), Ok(Some(_)))
+    }
+}
+
+impl Resolver for ControlPlane {
+    fn resolve(&self, function_id: &str) -> Option<Resolved> {
+        let record = self.store.get_function(function_id).ok()??;
+        if !record.active || record.kind != FunctionKind::Function {
+            return None;
+        }
+        let live = self.live_entry(&record.app_id)?;
+        let spec = live.web.manifest().function(&record.name)?.clone();
+        Some(Resolved {
+            component: live.web.component().clone(),
+            spec,
+            app_id: record.app_id,
+            version: live.version,
+            function_id: record.function_id,
+        })
+    }
+
+    fn resolve_by_name(&self, app_id: &str, name: &str) -> Option<Resolved> {
+        let record = self
+            .store
+            .list_functions(app_id)
+            .ok()?
+            .into_iter()
+            .find(|f| f.name == name && f.kind == FunctionKind::Function)?;
+        self.resolve(&record.function_id)
+    }
+
+    fn scheduled(&self) -> Vec<Resolved> {
+        let apps: Vec<(String, LiveApp)> = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (app_id, live) in apps {
+            // Only deployed apps run schedules; `serve` sessions do not.
+            if !matches!(self.store.get_app(&app_id), Ok(Some(a)) if a.state == AppState::Deployed)
+            {
+                continue;
+            }
+            for spec in live
+                .web
+                .manifest()
+                .functions
+                .iter()
+                .filter(|f| f.schedule.is_some())
+            {
+                if let Some(r) = self.resolve_by_name(&app_id, &spec.name) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl ControlPlane {
+    /// Creates a volume's record and directory unless it exists.
+    fn ensure_volume(&self, name: &str) -> Result<(), ApiError> {
+        match self.store.create_volume(name) {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        std::fs::create_dir_all(self.volume_dir(name))
+            .map_err(|e| ApiError::internal(format!("cannot create volume {name:?}: {e}")))
+    }
+
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        self.config.data_dir.join("volumes").join(name)
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::ControlPlane;
 use super::api::ApiError;
-use crate::engine::EndpointSpec;
+use crate::engine::{EndpointSpec, FunctionSpec};
 use crate::store::{AppRecord, AppState, Deployed, FunctionRecord};
 
 /// `App`.
@@ -35,6 +35,10 @@ pub struct FunctionView {
     gpu: Option<String>,
     retries: u32,
     requires_proxy_auth: bool,
+    schedule: Option<String>,
+    secrets: Vec<String>,
+    volumes: Vec<crate::engine::VolumeMount>,
+    params: Vec<String>,
     created_at: String,
 }
 
@@ -95,31 +99,60 @@ impl From<&AppRecord> for AppView {
     }
 }
 
+/// A function of an app with its spec: a web endpoint or a callable function.
+enum Entry {
+    Web(EndpointSpec, FunctionRecord),
+    Callable(FunctionSpec, FunctionRecord),
+}
+
 impl ControlPlane {
-    fn function_view(
-        &self,
-        app: &AppRecord,
-        spec: &EndpointSpec,
-        f: &FunctionRecord,
-    ) -> FunctionView {
+    fn function_view(&self, app: &AppRecord, entry: &Entry) -> FunctionView {
         let live = app.state != AppState::Stopped;
-        FunctionView {
-            function_id: f.function_id.clone(),
-            app_id: app.app_id.clone(),
-            name: f.name.clone(),
-            kind: "fastapi_endpoint",
-            web_url: live.then(|| {
-                self.config
-                    .urls
-                    .url(&self.config.urls.hosts(app, spec, f)[0])
-            }),
-            method: spec.method.clone(),
-            timeout: spec.timeout.map(|t| t.as_secs()),
-            memory: spec.memory_mib,
-            gpu: None,
-            retries: 0,
-            requires_proxy_auth: spec.requires_proxy_auth,
-            created_at: f.created_at.clone(),
+        match entry {
+            Entry::Web(spec, f) => FunctionView {
+                function_id: f.function_id.clone(),
+                app_id: app.app_id.clone(),
+                name: f.name.clone(),
+                kind: "fastapi_endpoint",
+                web_url: live.then(|| {
+                    self.config
+                        .urls
+                        .url(&self.config.urls.hosts(app, spec, f)[0])
+                }),
+                method: spec.method.clone(),
+                timeout: spec.timeout.map(|t| t.as_secs()),
+                memory: spec.memory_mib,
+                gpu: None,
+                retries: 0,
+                requires_proxy_auth: spec.requires_proxy_auth,
+                schedule: None,
+                secrets: Vec::new(),
+                volumes: Vec::new(),
+                params: Vec::new(),
+                created_at: f.created_at.clone(),
+            },
+            Entry::Callable(spec, f) => FunctionView {
+                function_id: f.function_id.clone(),
+                app_id: app.app_id.clone(),
+                name: f.name.clone(),
+                kind: "function",
+                web_url: None,
+                method: "POST".into(),
+                timeout: Some(
+                    spec.timeout
+                        .unwrap_or(self.engine.config().default_timeout)
+                        .as_secs(),
+                ),
+                memory: spec.memory_mib,
+                gpu: None,
+                retries: spec.retries.map_or(0, |r| r.max_retries),
+                requires_proxy_auth: false,
+                schedule: spec.schedule.clone(),
+                secrets: spec.secrets.clone(),
+                volumes: spec.volumes.clone(),
+                params: spec.params.clone(),
+                created_at: f.created_at.clone(),
+            },
         }
     }
 
@@ -155,38 +188,37 @@ impl ControlPlane {
         }
     }
 
-    /// Functions of one app with their specs, in manifest order.
-    fn functions_of(
-        &self,
-        app: &AppRecord,
-    ) -> Result<Vec<(EndpointSpec, FunctionRecord)>, ApiError> {
+    /// Functions of one app with their specs: endpoints, then callable functions.
+    fn functions_of(&self, app: &AppRecord) -> Result<Vec<Entry>, ApiError> {
         let Some(manifest) = self.manifest_of(app)? else {
             return Ok(Vec::new());
         };
         let records = self.store.list_functions(&app.app_id)?;
-        Ok(manifest
-            .endpoints
-            .into_iter()
-            .filter_map(|spec| {
-                let f = records.iter().find(|f| f.name == spec.name)?.clone();
-                Some((spec, f))
-            })
-            .collect())
+        let find = |name: &str| records.iter().find(|f| f.name == name).cloned();
+        let mut out = Vec::new();
+        for spec in manifest.endpoints {
+            if let Some(f) = find(&spec.name) {
+                out.push(Entry::Web(spec, f));
+            }
+        }
+        for spec in manifest.functions {
+            if let Some(f) = find(&spec.name) {
+                out.push(Entry::Callable(spec, f));
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn app_functions(&self, app: &AppRecord) -> Result<Vec<FunctionView>, ApiError> {
         Ok(self
             .functions_of(app)?
             .iter()
-            .map(|(spec, f)| self.function_view(app, spec, f))
+            .map(|e| self.function_view(app, e))
             .collect())
     }
 
     /// A function and its app, by function id.
-    fn function_parts(
-        &self,
-        function_id: &str,
-    ) -> Result<(AppRecord, EndpointSpec, FunctionRecord), ApiError> {
+    fn function_parts(&self, function_id: &str) -> Result<(AppRecord, Entry), ApiError> {
         let missing = || ApiError::not_found(format!("no function with id {function_id}"));
         let f = self
             .store
@@ -194,21 +226,28 @@ impl ControlPlane {
             .filter(|f| f.active)
             .ok_or_else(missing)?;
         let app = self.store.get_app(&f.app_id)?.ok_or_else(missing)?;
-        let (spec, f) = self
+        let entry = self
             .functions_of(&app)?
             .into_iter()
-            .find(|(_, r)| r.function_id == function_id)
+            .find(|e| match e {
+                Entry::Web(_, r) | Entry::Callable(_, r) => r.function_id == function_id,
+            })
             .ok_or_else(missing)?;
-        Ok((app, spec, f))
+        Ok((app, entry))
     }
 
     pub(super) fn function(&self, function_id: &str) -> Result<FunctionView, ApiError> {
-        let (app, spec, f) = self.function_parts(function_id)?;
-        Ok(self.function_view(&app, &spec, &f))
+        let (app, entry) = self.function_parts(function_id)?;
+        Ok(self.function_view(&app, &entry))
     }
 
     pub(super) fn web_endpoint(&self, endpoint_id: &str) -> Result<WebEndpointView, ApiError> {
-        let (app, spec, f) = self.function_parts(endpoint_id)?;
+        let (app, entry) = self.function_parts(endpoint_id)?;
+        let Entry::Web(spec, f) = entry else {
+            return Err(ApiError::not_found(format!(
+                "{endpoint_id} is a function, not a web endpoint"
+            )));
+        };
         if app.state == AppState::Stopped {
             return Err(ApiError::not_found(format!(
                 "the app of web endpoint {endpoint_id} is stopped"
@@ -223,24 +262,29 @@ impl ControlPlane {
             if app.state == AppState::Stopped {
                 continue;
             }
-            for (spec, f) in self.functions_of(&app)? {
-                out.push(self.web_endpoint_view(&app, &spec, &f));
+            for entry in self.functions_of(&app)? {
+                if let Entry::Web(spec, f) = entry {
+                    out.push(self.web_endpoint_view(&app, &spec, &f));
+                }
             }
         }
         Ok(out)
     }
 
     pub(super) fn deploy_result(&self, d: &Deployed) -> DeployResult {
-        let functions = d
-            .version
-            .manifest
+        let find = |name: &str| d.functions.iter().find(|f| f.name == name).cloned();
+        let manifest = &d.version.manifest;
+        let entries = manifest
             .endpoints
             .iter()
-            .filter_map(|spec| {
-                let f = d.functions.iter().find(|f| f.name == spec.name)?;
-                Some(self.function_view(&d.app, spec, f))
-            })
-            .collect();
+            .filter_map(|spec| Some(Entry::Web(spec.clone(), find(&spec.name)?)))
+            .chain(
+                manifest
+                    .functions
+                    .iter()
+                    .filter_map(|spec| Some(Entry::Callable(spec.clone(), find(&spec.name)?))),
+            );
+        let functions = entries.map(|e| self.function_view(&d.app, &e)).collect();
         DeployResult {
             app_id: d.app.app_id.clone(),
             name: d.app.name.clone(),

@@ -1,6 +1,7 @@
 //! The hyper front end: routes each request by its Host to an endpoint, answers CORS,
 //! bounds request bodies, logs every request, and shuts down gracefully.
 
+mod long;
 mod routes;
 
 use std::convert::Infallible;
@@ -30,6 +31,8 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// A web call running longer is answered 303 and can be collected later (Modal: 150 s).
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for GatewayConfig {
@@ -37,6 +40,7 @@ impl Default for GatewayConfig {
         Self {
             max_body_bytes: 32 << 20,
             shutdown_grace: Duration::from_secs(10),
+            request_timeout: Some(Duration::from_secs(150)),
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct Gateway {
     routes: RwLock<Arc<RouteTable>>,
     config: GatewayConfig,
     api: Option<Arc<dyn ControlApi>>,
+    long: long::LongRequests,
 }
 
 impl Gateway {
@@ -67,6 +72,7 @@ impl Gateway {
             routes: RwLock::new(Arc::new(routes)),
             config,
             api: None,
+            long: Default::default(),
         })
     }
 
@@ -80,6 +86,7 @@ impl Gateway {
             routes: RwLock::new(Arc::new(routes)),
             config,
             api: Some(api),
+            long: Default::default(),
         })
     }
 
@@ -212,9 +219,22 @@ impl Gateway {
                 );
             }
         };
-        route
-            .app
-            .serve(route.endpoint, hyper::Request::from_parts(parts, body))
+        let request = hyper::Request::from_parts(parts, body);
+        let Some(cap) = self.config.request_timeout else {
+            return route.app.serve(route.endpoint, request).await;
+        };
+        if let Some(id) = long::call_id_of(request.uri()) {
+            return self.long.follow(host, &id, request.uri(), cap).await;
+        }
+        let uri = request.uri().clone();
+        let (app, index) = (route.app.clone(), route.endpoint);
+        self.long
+            .run(
+                host,
+                &uri,
+                cap,
+                async move { app.serve(index, request).await },
+            )
             .await
     }
 }

@@ -5,7 +5,7 @@ use hyper::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Method, StatusCode};
 
 use super::{Body, Request, full, json_error, json_response};
-use crate::engine::{CallError, EndpointSpec, Engine, LoadedComponent, Response};
+use crate::engine::{CallContext, CallError, EndpointSpec, Engine, LoadedComponent, Response};
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
@@ -14,6 +14,7 @@ pub(super) async fn serve(
     component: &LoadedComponent,
     spec: &EndpointSpec,
     request: Request,
+    context: &CallContext,
 ) -> hyper::Response<Body> {
     let path = request.uri().path();
     if spec.docs && request.method() == Method::GET {
@@ -49,12 +50,7 @@ pub(super) async fn serve(
         return r;
     }
     match engine
-        .handle(
-            component,
-            spec,
-            to_guest(request, head_of_get),
-            &Default::default(),
-        )
+        .handle(component, spec, to_guest(request, head_of_get), context)
         .await
     {
         Ok(response) => from_guest(response),

@@ -7,13 +7,13 @@ mod openapi;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
-use crate::engine::{AppManifest, EndpointSpec, Engine, LoadedComponent};
+use crate::engine::{AppManifest, CallContext, EndpointSpec, Engine, LoadedComponent};
 
 /// Response body type every shape produces (boxed so shapes may stream).
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A whole-bodied request handed to a shape.
 pub type Request = hyper::Request<Bytes>;
@@ -21,13 +21,18 @@ pub type Request = hyper::Request<Bytes>;
 /// A loaded component together with the engine that runs it: the unit the gateway routes to.
 pub struct WebApp {
     engine: Arc<Engine>,
-    component: LoadedComponent,
+    component: Arc<LoadedComponent>,
+    context: CallContext,
 }
 
 impl WebApp {
-    /// Wraps a loaded component.
-    pub fn new(engine: Arc<Engine>, component: LoadedComponent) -> Self {
-        Self { engine, component }
+    /// Wraps a loaded component; its calls run with `context` (e.g. guest spawn/poll).
+    pub fn new(engine: Arc<Engine>, component: Arc<LoadedComponent>, context: CallContext) -> Self {
+        Self {
+            engine,
+            component,
+            context,
+        }
     }
 
     /// What the component describes.
@@ -36,14 +41,16 @@ impl WebApp {
     }
 
     /// The loaded component (digest, cache outcome, load time).
-    pub fn component(&self) -> &LoadedComponent {
+    pub fn component(&self) -> &Arc<LoadedComponent> {
         &self.component
     }
 
     /// Serves one request for the endpoint at `index` in the manifest.
     pub async fn serve(&self, index: usize, request: Request) -> hyper::Response<Body> {
         match self.component.manifest.endpoints.get(index) {
-            Some(spec) => endpoint::serve(&self.engine, &self.component, spec, request).await,
+            Some(spec) => {
+                endpoint::serve(&self.engine, &self.component, spec, request, &self.context).await
+            }
             None => json_error(hyper::StatusCode::NOT_FOUND, "no such endpoint"),
         }
     }
@@ -58,7 +65,7 @@ impl WebApp {
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 /// A JSON response `{"detail": message}` with the given status, FastAPI's error shape.
