@@ -5,69 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{Host, admin_token, client, example, server, wasmhost_remote};
-use serde_json::{Value, json};
-
-struct Api<'a> {
-    host: &'a Host,
-    token: String,
-}
-
-impl Api<'_> {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = client()
-            .request(method, self.host.url(&format!("/v1{path}")))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn upload(&self, bytes: Vec<u8>, query: &str) -> (u16, Value) {
-        let r = client()
-            .post(self.host.url(&format!("/v1/deployments?{query}")))
-            .bearer_auth(&self.token)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn app_id(&self, name: &str) -> String {
-        let apps = self.get("/apps").await;
-        apps["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name)
-            .expect("app listed")["app_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
-
-/// GET on a named host of the server; returns status and body text.
-async fn visit(host: &Host, name: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut req = client().get(host.url(path)).header("host", name);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
+use common::{Api, Host, admin_token, client, example, server, visit, wasmhost_remote};
+use serde_json::json;
 
 #[tokio::test]
 async fn deploy_route_label_and_persist_across_restarts() {

@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use serde_json::Value;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -122,6 +124,12 @@ impl Host {
         }
     }
 
+    /// Kills the process with SIGKILL, as `kill -9` does, and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGINT (Ctrl-C) and waits for the process to exit; returns its exit code.
     pub fn interrupt(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
@@ -218,4 +226,73 @@ pub fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// A client of a server's /v1 API.
+pub struct Api<'a> {
+    /// The server.
+    pub host: &'a Host,
+    /// A bearer token.
+    pub token: String,
+}
+
+impl Api<'_> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = client()
+            .request(method, self.host.url(&format!("/v1{path}")))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn upload(&self, bytes: Vec<u8>, query: &str) -> (u16, Value) {
+        let r = client()
+            .post(self.host.url(&format!("/v1/deployments?{query}")))
+            .bearer_auth(&self.token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn app_id(&self, name: &str) -> String {
+        let apps = self.get("/apps").await;
+        apps["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .expect("app listed")["app_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// GET on a named host of the server; returns status and body text.
+pub async fn visit(host: &Host, name: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = client().get(host.url(path)).header("host", name);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }

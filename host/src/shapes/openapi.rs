@@ -208,6 +208,7 @@ mod tests {
             app: "hello".into(),
             sdk_version: "0.1.0".into(),
             endpoints: vec![],
+            functions: vec![],
         }
     }
 

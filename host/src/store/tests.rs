@@ -30,6 +30,7 @@ fn manifest(endpoints: Vec<EndpointSpec>) -> AppManifest {
         app: "demo".into(),
         sdk_version: "0.1.0".into(),
         endpoints,
+        functions: vec![],
     }
 }
 
