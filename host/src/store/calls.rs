@@ -140,7 +140,11 @@ impl Store {
             }
             old.len()
         };
-        txn.commit()?;
+        if n == 0 {
+            txn.abort()?;
+        } else {
+            txn.commit()?;
+        }
         Ok(n)
     }
 }
