@@ -264,7 +264,11 @@ fn snapshot(dir: &Path) -> Vec<(String, u64)> {
                 .to_string();
             // redb's file size moves with its own page management; its content is
             // checked through the API below.
-            let size = if meta.is_dir() || name == "state.redb" { 0 } else { meta.len() };
+            let size = if meta.is_dir() || name == "state.redb" {
+                0
+            } else {
+                meta.len()
+            };
             out.push((name, size));
         }
     }

@@ -69,7 +69,7 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Time limit of a call when the endpoint sets none (e.g. 30s, 5m).
-    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration, env = "WASMHOST_TIMEOUT")]
+    #[arg(long, default_value = "300s", value_parser = parse_duration, env = "WASMHOST_TIMEOUT")]
     pub timeout: Duration,
     /// Memory cap of an instance in MiB when the endpoint sets none.
     #[arg(long, default_value_t = 256, env = "WASMHOST_MEMORY_LIMIT")]
@@ -89,6 +89,15 @@ impl EngineArgs {
         config.default_memory_mib = self.memory_limit;
         config
     }
+}
+
+/// Parses a duration: `30s`, `5m`, `1h 30m`, or a bare number of seconds (`2`, `0.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?}: {e} (use e.g. 30s, 5m or a number of seconds)"))
 }
 
 fn default_cache_dir() -> PathBuf {
@@ -173,4 +182,19 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_with_units_or_bare_seconds() {
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("150s"), Ok(Duration::from_secs(150)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
 }

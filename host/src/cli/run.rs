@@ -27,7 +27,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 32 << 20)]
     max_body: usize,
     /// A web call running longer is answered 303 and collected by following it.
-    #[arg(long, default_value = "150s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "150s", value_parser = super::parse_duration)]
     request_timeout: std::time::Duration,
     /// Run this function once and print its result instead of serving (Modal's `modal run`).
     #[arg(long)]

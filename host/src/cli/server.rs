@@ -42,13 +42,13 @@ pub struct ServerArgs {
     #[arg(long)]
     max_upload_bytes: Option<u64>,
     /// A web call running longer is answered 303 and collected by following it [default: 150s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration)]
     request_timeout: Option<std::time::Duration>,
     /// Inputs of one `map` running at once [default: 16].
     #[arg(long)]
     map_concurrency: Option<usize>,
     /// How long finished call records are kept [default: 7d].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration)]
     result_retention: Option<std::time::Duration>,
     #[command(flatten)]
     engine: EngineArgs,
