@@ -191,24 +191,24 @@ pub fn admin_token(data_dir: &Path) -> String {
 
 /// Runs `wasmhost <args>` against a server (WASMHOST_SERVER/WASMHOST_TOKEN set).
 pub fn wasmhost_remote(host: &Host, token: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-        .args(args)
-        .env("WASMHOST_SERVER", host.url(""))
-        .env("WASMHOST_TOKEN", token)
-        .output()
-        .expect("wasmhost runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    run_cli(
+        args,
+        &[
+            ("WASMHOST_SERVER", &host.url("")),
+            ("WASMHOST_TOKEN", token),
+        ],
+    )
 }
 
 /// Runs `wasmhost <args>` to completion and returns (exit code, stdout + stderr).
 pub fn wasmhost(args: &[&str]) -> (i32, String) {
+    run_cli(args, &[])
+}
+
+fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("wasmhost runs");
     let text = format!(

@@ -124,34 +124,23 @@ fn finish(call: &Value) -> anyhow::Result<()> {
     }
 }
 
-pub(super) async fn call(args: CallArgs) -> anyhow::Result<()> {
+/// POSTs the call's input to `/functions/<id>/<action>` and returns the answer.
+async fn post_call(args: &CallArgs, action: &str) -> anyhow::Result<Value> {
     let client = Client::new(&args.server)?;
     let id = function_id(&client, &args.target).await?;
     let body = input(args.args.as_deref(), args.kwargs.as_deref())?;
-    let call = client
-        .send(
-            client
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/functions/{id}/invocations"),
-                )
-                .json(&body),
-        )
-        .await?;
-    finish(&call)
+    let request = client
+        .request(reqwest::Method::POST, &format!("/functions/{id}/{action}"))
+        .json(&body);
+    client.send(request).await
+}
+
+pub(super) async fn call(args: CallArgs) -> anyhow::Result<()> {
+    finish(&post_call(&args, "invocations").await?)
 }
 
 pub(super) async fn spawn(args: CallArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server)?;
-    let id = function_id(&client, &args.target).await?;
-    let body = input(args.args.as_deref(), args.kwargs.as_deref())?;
-    let call = client
-        .send(
-            client
-                .request(reqwest::Method::POST, &format!("/functions/{id}/spawn"))
-                .json(&body),
-        )
-        .await?;
+    let call = post_call(&args, "spawn").await?;
     println!("{}", call["call_id"].as_str().unwrap_or_default());
     Ok(())
 }
