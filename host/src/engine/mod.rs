@@ -3,7 +3,7 @@
 
 mod bindings;
 mod cache;
-mod calls;
+mod context;
 mod error;
 mod manifest;
 mod state;
@@ -20,7 +20,7 @@ use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 use bindings::{Endpoint, EndpointPre};
 pub use bindings::{Request, Response};
 pub use cache::CacheOutcome;
-pub use calls::{BoxFuture, CallBroker, CallContext, GuestCallState, Mount};
+pub use context::{BoxFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
 pub use manifest::{
     AppManifest, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount, is_dns_label,

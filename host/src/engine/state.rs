@@ -8,7 +8,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wasmhost::guest::{host, types};
-use super::calls::{CallBroker, CallContext, GuestCallState};
+use super::context::{CallBroker, CallContext, GuestCallState};
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
