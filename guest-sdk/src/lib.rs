@@ -38,27 +38,42 @@
 //! call endpoints without a host.
 
 mod args;
+pub mod asgi;
+mod cls;
 #[cfg(target_family = "wasm")]
 mod component;
 mod http;
 mod json;
+pub mod multipart;
 mod registry;
 mod respond;
+mod router;
 mod schema;
+pub mod wsgi;
 
 pub use http::{Headers, Request, Response};
 pub use json::Json;
-pub use registry::{EndpointInfo, Manifest, handle, manifest};
+pub use registry::{EndpointInfo, Manifest, enter, exit, handle, manifest};
 pub use respond::IntoResponse;
+pub use router::Pattern;
 pub use schema::BODY_KEY;
 /// Declares a web endpoint (see the crate docs for its keys and arguments).
 pub use wasmhost_macros::endpoint;
+/// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
+pub use wasmhost_macros::asgi_app;
+/// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
+pub use wasmhost_macros::wsgi_app;
+/// Turns an `impl` block of a `Default` type into class endpoints (Modal's `app.cls`):
+/// `#[method(...)]` methods are endpoints sharing one value per instance; `#[enter]` and
+/// `#[exit]` methods run once per instance.
+pub use wasmhost_macros::cls;
 
 /// What the attribute macro's expansion refers to; not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
-    pub use crate::registry::Endpoint;
+    pub use crate::cls::ClassCell;
+    pub use crate::registry::{ClassHooks, Endpoint, Kind};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

@@ -3,10 +3,14 @@
 
 mod bindings;
 mod cache;
+mod calls;
+mod channel;
 mod error;
 mod manifest;
+mod output;
 mod state;
 mod validate;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,12 +20,15 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
-use bindings::{Endpoint, EndpointPre};
-pub use bindings::{Request, Response};
+pub use bindings::asgi_types as asgi;
+pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
+pub use calls::ProxyBody;
+pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
 pub use error::{CallError, LoadError};
-pub use manifest::{AppManifest, EndpointSpec, is_dns_label};
+pub use manifest::{AppManifest, EndpointKind, EndpointSpec, app_name_from_stem, is_dns_label};
 use state::InstanceState;
+use world::Prepared;
 
 /// How often the epoch advances; the granularity of timeouts and of guest yields.
 const TICK: Duration = Duration::from_millis(10);
@@ -70,7 +77,8 @@ pub struct LoadedComponent {
     pub cache: CacheOutcome,
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
-    pre: EndpointPre<InstanceState>,
+    prepared: Prepared,
+    warm: calls::WarmInstances,
 }
 
 /// Time and memory bounds of one call.
@@ -116,8 +124,19 @@ impl Engine {
         let engine =
             wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let link_error = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        bindings::wasmhost::guest::asgi_channel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        bindings::wasmhost::guest::wsgi_io::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -135,7 +154,8 @@ impl Engine {
         &self.config
     }
 
-    /// Reads, validates and compiles (or maps from the cache) a component file.
+    /// Reads, validates and compiles (or maps from the cache) a component file; a
+    /// component without `describe` is named after the file's stem.
     pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
@@ -143,11 +163,25 @@ impl Engine {
                 path: path.to_owned(),
                 source,
             })?;
-        self.load_bytes(&bytes).await
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.load_named(&bytes, &app_name_from_stem(&stem)).await
     }
 
-    /// Validates and compiles (or maps from the cache) a component's bytes.
+    /// Validates and compiles (or maps from the cache) a component's bytes; a component
+    /// without `describe` is named `app`.
     pub async fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_named(bytes, "app").await
+    }
+
+    /// Like [`Engine::load_bytes`], naming a component without `describe` `app_name`.
+    pub async fn load_named(
+        &self,
+        bytes: &[u8],
+        app_name: &str,
+    ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
         validate::check_header(bytes)?;
         let digest = cache::digest(bytes);
@@ -159,44 +193,33 @@ impl Engine {
                 .await
                 .map_err(|e| LoadError::Compile(e.to_string()))??
         };
-        let pre = self.prepare(&component)?;
-        let manifest = self.describe(&pre).await?;
+        let prepared = world::prepare(&self.engine, &self.linker, &component)?;
+        let manifest = match &prepared {
+            Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
+            Prepared::Guest(exports) => {
+                let manifest = self.describe(exports).await?;
+                exports.check(&manifest)?;
+                manifest
+            }
+        };
         Ok(LoadedComponent {
             manifest,
             digest,
             cache: outcome,
             load_time: started.elapsed(),
-            pre,
+            prepared,
+            warm: calls::WarmInstances::default(),
         })
     }
 
-    fn prepare(&self, component: &Component) -> Result<EndpointPre<InstanceState>, LoadError> {
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        validate::check_exports(&exports, &bindings::ENDPOINT_EXPORTS)?;
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
-        EndpointPre::new(pre).map_err(|e| LoadError::UnknownWorld {
-            exports: exports.join(", "),
-            expected: format!(
-                "{} with matching types ({e:#})",
-                bindings::ENDPOINT_EXPORTS.join(" and ")
-            ),
-        })
-    }
-
-    async fn describe(&self, pre: &EndpointPre<InstanceState>) -> Result<AppManifest, LoadError> {
+    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
         let limits = self.default_limits();
         let mut store = self.new_store(limits);
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .wasmhost_guest_describe()
+            let instance = exports.pre.instantiate_async(&mut store).await?;
+            exports
+                .describe
+                .load(&mut store, &instance)?
                 .call_describe(&mut store)
                 .await
         };
@@ -222,52 +245,23 @@ impl Engine {
     }
 
     fn new_store(&self, limits: Limits) -> Store<InstanceState> {
+        let deadline = Instant::now() + limits.timeout;
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new((limits.memory_mib as usize) << 20),
+            InstanceState::new((limits.memory_mib as usize) << 20, deadline),
         );
         store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
-        // requests, and trap once the deadline has passed.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        // requests, and trap once the current call's deadline has passed.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
         store
-    }
-
-    /// Runs one request through a fresh instance of `component`'s endpoint `spec`.
-    pub async fn handle(
-        &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-        request: Request,
-    ) -> Result<Response, CallError> {
-        let limits = self.limits_for(spec);
-        let mut store = self.new_store(limits);
-        let instance: Endpoint = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        let call = instance
-            .wasmhost_guest_endpoint_handler()
-            .call_handle(&mut store, &spec.name, &request);
-        // The epoch callback only fires while wasm runs; a guest blocked in a host call
-        // (a sleep, say) is bounded by this outer timer, with a little grace.
-        let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
-        let app = component.manifest.app.as_str();
-        forward_output(app, &spec.name, &store);
-        match outcome {
-            Err(_) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(classify(e, &store, limits)),
-        }
     }
 }
 
@@ -303,14 +297,14 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
         Some(t) => t.to_string(),
         None => format!("{e}"),
     };
-    match panic_message(&store.data().stderr.contents()) {
+    match panic_message(&store.data().stderr.peek()) {
         Some(panic) => CallError::Trap(format!("{panic} ({trap})")),
         None => CallError::Trap(trap),
     }
 }
 
 fn describe_failure(e: &wasmtime::Error, store: &Store<InstanceState>) -> String {
-    match panic_message(&store.data().stderr.contents()) {
+    match panic_message(&store.data().stderr.peek()) {
         Some(panic) => format!("{panic} ({e})"),
         None => format!("{e:#}"),
     }
@@ -343,10 +337,7 @@ fn truncate(s: &str, max: usize) -> String {
 /// Sends what the guest printed to the host's log, one event per line.
 fn forward_output(app: &str, function: &str, store: &Store<InstanceState>) {
     let data = store.data();
-    for (stream, bytes) in [
-        ("stdout", data.stdout.contents()),
-        ("stderr", data.stderr.contents()),
-    ] {
+    for (stream, bytes) in [("stdout", data.stdout.take()), ("stderr", data.stderr.take())] {
         for line in String::from_utf8_lossy(&bytes).lines() {
             tracing::info!(target: "guest", app, function, stream, "{line}");
         }

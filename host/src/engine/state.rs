@@ -1,8 +1,13 @@
-//! What each store carries: WASI context, resource table, memory cap, captured output.
+//! What each store carries: WASI and wasi:http contexts, the resource table, the memory
+//! cap, the current call's deadline and captured output.
+
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::output::CapturedOutput;
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -10,16 +15,20 @@ const OUTPUT_CAPACITY: usize = 64 * 1024;
 /// Per-instance host state.
 pub struct InstanceState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: OutboundPolicy,
+    pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryCap,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+    /// When the current call must end; the epoch callback traps past it.
+    pub(crate) deadline: Instant,
 }
 
 impl InstanceState {
-    pub(crate) fn new(memory_cap_bytes: usize) -> Self {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    pub(crate) fn new(memory_cap_bytes: usize, deadline: Instant) -> Self {
+        let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
+        let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
         // No preopens, no network, no inherited env: a guest holds no ambient authority.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
@@ -30,10 +39,13 @@ impl InstanceState {
             .build();
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundPolicy,
             table: ResourceTable::new(),
             limiter: MemoryCap::new(memory_cap_bytes),
             stdout,
             stderr,
+            deadline,
         }
     }
 }
@@ -44,6 +56,39 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound `wasi:http` requests: guests hold no network authority, so every request is
+/// refused with `HTTP-request-denied` (an allow-list belongs to the capabilities layer).
+struct OutboundPolicy;
+
+impl wasmtime_wasi_http::WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        tracing::warn!(uri = %request.uri(), "refused an outbound HTTP request from a guest");
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
