@@ -52,7 +52,10 @@ pub enum Event {
     /// `websocket.connect`.
     WebsocketConnect,
     /// `websocket.accept`.
-    WebsocketAccept { subprotocol: Option<String>, headers: Headers },
+    WebsocketAccept {
+        subprotocol: Option<String>,
+        headers: Headers,
+    },
     /// `websocket.receive` / `websocket.send`.
     WebsocketMessage(Message),
     /// `websocket.close` (sent by the app).
@@ -149,7 +152,9 @@ impl Reply {
     }
 
     /// A `text/event-stream` of server-sent events written by `producer`.
-    pub fn sse(producer: impl FnOnce(&mut SseWriter<'_, '_>) -> Result<(), Disconnected> + 'static) -> Self {
+    pub fn sse(
+        producer: impl FnOnce(&mut SseWriter<'_, '_>) -> Result<(), Disconnected> + 'static,
+    ) -> Self {
         let headers = vec![
             ("content-type".into(), "text/event-stream".into()),
             ("cache-control".into(), "no-cache".into()),
@@ -548,7 +553,9 @@ fn send_reply(channel: &mut dyn Channel, reply: Reply) -> Result<(), Disconnecte
                 status: stream.status,
                 headers: stream.headers,
             })?;
-            (stream.producer)(&mut BodyWriter { channel: &mut *channel })?;
+            (stream.producer)(&mut BodyWriter {
+                channel: &mut *channel,
+            })?;
             channel.send(Event::HttpResponseBody {
                 body: Vec::new(),
                 more_body: false,
@@ -638,22 +645,40 @@ mod tests {
         let app = app();
         let mut ch = Script {
             incoming: VecDeque::from([
-                Event::HttpRequest { body: b"he".to_vec(), more_body: true },
-                Event::HttpRequest { body: b"llo".to_vec(), more_body: false },
+                Event::HttpRequest {
+                    body: b"he".to_vec(),
+                    more_body: true,
+                },
+                Event::HttpRequest {
+                    body: b"llo".to_vec(),
+                    more_body: false,
+                },
             ]),
             sent: Vec::new(),
         };
         app.serve(scope(ScopeKind::Http, "POST", "/echo"), &mut ch);
         assert_eq!(
             ch.sent[1],
-            Event::HttpResponseBody { body: b"hello".to_vec(), more_body: false }
+            Event::HttpResponseBody {
+                body: b"hello".to_vec(),
+                more_body: false
+            }
         );
-        let mut ch = Script { incoming: VecDeque::from([Event::HttpRequest { body: vec![], more_body: false }]), sent: Vec::new() };
+        let mut ch = Script {
+            incoming: VecDeque::from([Event::HttpRequest {
+                body: vec![],
+                more_body: false,
+            }]),
+            sent: Vec::new(),
+        };
         app.serve(scope(ScopeKind::Http, "GET", "/sse"), &mut ch);
         assert_eq!(ch.sent.len(), 4, "{:?}", ch.sent);
         assert_eq!(
             ch.sent[2],
-            Event::HttpResponseBody { body: b"data: a\ndata: b\n\n".to_vec(), more_body: true }
+            Event::HttpResponseBody {
+                body: b"data: a\ndata: b\n\n".to_vec(),
+                more_body: true
+            }
         );
     }
 
@@ -664,14 +689,23 @@ mod tests {
             incoming: VecDeque::from([
                 Event::WebsocketConnect,
                 Event::WebsocketMessage(Message::Text("hi".into())),
-                Event::WebsocketDisconnect { code: 1000, reason: String::new() },
+                Event::WebsocketDisconnect {
+                    code: 1000,
+                    reason: String::new(),
+                },
             ]),
             sent: Vec::new(),
         };
         app.serve(scope(ScopeKind::Websocket, "GET", "/ws"), &mut ch);
         assert!(matches!(ch.sent[0], Event::WebsocketAccept { .. }));
-        assert_eq!(ch.sent[1], Event::WebsocketMessage(Message::Text("hi".into())));
-        let mut ch = Script { incoming: VecDeque::from([Event::WebsocketConnect]), sent: Vec::new() };
+        assert_eq!(
+            ch.sent[1],
+            Event::WebsocketMessage(Message::Text("hi".into()))
+        );
+        let mut ch = Script {
+            incoming: VecDeque::from([Event::WebsocketConnect]),
+            sent: Vec::new(),
+        };
         app.serve(scope(ScopeKind::Websocket, "GET", "/other"), &mut ch);
         assert!(matches!(ch.sent[0], Event::WebsocketClose { .. }));
     }

@@ -57,16 +57,16 @@ pub use registry::{EndpointInfo, Manifest, enter, exit, handle, manifest};
 pub use respond::IntoResponse;
 pub use router::Pattern;
 pub use schema::BODY_KEY;
-/// Declares a web endpoint (see the crate docs for its keys and arguments).
-pub use wasmhost_macros::endpoint;
 /// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
 pub use wasmhost_macros::asgi_app;
-/// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
-pub use wasmhost_macros::wsgi_app;
 /// Turns an `impl` block of a `Default` type into class endpoints (Modal's `app.cls`):
 /// `#[method(...)]` methods are endpoints sharing one value per instance; `#[enter]` and
 /// `#[exit]` methods run once per instance.
 pub use wasmhost_macros::cls;
+/// Declares a web endpoint (see the crate docs for its keys and arguments).
+pub use wasmhost_macros::endpoint;
+/// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
+pub use wasmhost_macros::wsgi_app;
 
 /// What the attribute macro's expansion refers to; not public API.
 #[doc(hidden)]

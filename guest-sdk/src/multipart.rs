@@ -22,9 +22,8 @@ pub struct Part {
 /// Parses the body of `request`; a 400 response when it is not valid multipart.
 pub fn parse(request: &Request) -> Result<Vec<Part>, Response> {
     let content_type = request.header("content-type").unwrap_or_default();
-    let boundary = multer::parse_boundary(content_type).map_err(|e| {
-        Response::error(400, format!("expected a multipart/form-data body: {e}"))
-    })?;
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| Response::error(400, format!("expected a multipart/form-data body: {e}")))?;
     let body = bytes::Bytes::from(request.body.clone());
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);

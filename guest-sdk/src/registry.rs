@@ -61,7 +61,9 @@ pub fn exit() {
 
 /// The endpoint registered under `name`.
 pub fn find(name: &str) -> Option<&'static Endpoint> {
-    inventory::iter::<Endpoint>.into_iter().find(|e| e.name == name)
+    inventory::iter::<Endpoint>
+        .into_iter()
+        .find(|e| e.name == name)
 }
 
 /// One endpoint as the attribute macros register it.

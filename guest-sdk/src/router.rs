@@ -18,10 +18,12 @@ impl Pattern {
     /// Parses a pattern such as `/items/{item_id}`.
     pub fn parse(pattern: &str) -> Self {
         let segments = split(pattern)
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Segment::Param(name.to_owned()),
-                None => Segment::Literal(s.to_owned()),
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name.to_owned()),
+                    None => Segment::Literal(s.to_owned()),
+                },
+            )
             .collect();
         Self { segments }
     }
@@ -72,8 +74,11 @@ impl<H> Default for Router<H> {
 impl<H> Router<H> {
     /// Adds a route; `method` is upper-cased, `*` matches any method.
     pub fn add(&mut self, method: &str, pattern: &str, handler: H) {
-        self.routes
-            .push((method.to_ascii_uppercase(), Pattern::parse(pattern), handler));
+        self.routes.push((
+            method.to_ascii_uppercase(),
+            Pattern::parse(pattern),
+            handler,
+        ));
     }
 
     /// Finds the route for `method` and `path`; `HEAD` falls back to `GET`.

@@ -74,7 +74,11 @@ impl App {
 
     /// Routes `GET` (and `HEAD`) on `path`.
     #[must_use]
-    pub fn get<R: IntoResponse>(self, path: &str, handler: impl Fn(Request) -> R + 'static) -> Self {
+    pub fn get<R: IntoResponse>(
+        self,
+        path: &str,
+        handler: impl Fn(Request) -> R + 'static,
+    ) -> Self {
         self.route("GET", path, handler)
     }
 

@@ -39,9 +39,13 @@ pub fn examples() -> &'static Path {
     })
 }
 
-/// Path of one example's component.
+/// Path of one example's component (libraries are named with `_`, binaries keep `-`).
 pub fn example(name: &str) -> PathBuf {
-    examples().join(format!("{}.wasm", name.replace('-', "_")))
+    let library = examples().join(format!("{}.wasm", name.replace('-', "_")));
+    if library.exists() {
+        return library;
+    }
+    examples().join(format!("{name}.wasm"))
 }
 
 /// A cache directory shared by the tests of one run, so each example compiles once.

@@ -23,18 +23,24 @@ fn web() -> App {
         })
         .middleware(|request, next| {
             let path = request.path.clone();
-            next.run(request).header("x-served-by", format!("asgi-app {path}"))
+            next.run(request)
+                .header("x-served-by", format!("asgi-app {path}"))
         })
         .get("/", |_req| Json(json!({"status": "ok"})))
-        .get("/items/{item_id}", |req: Request| -> Result<Response, Response> {
-            let item_id: i64 = req.param("item_id")?;
-            Ok(Response::new(200).json(&json!({"item_id": item_id})))
-        })
+        .get(
+            "/items/{item_id}",
+            |req: Request| -> Result<Response, Response> {
+                let item_id: i64 = req.param("item_id")?;
+                Ok(Response::new(200).json(&json!({"item_id": item_id})))
+            },
+        )
         .post("/items", |req: Request| match req.json::<Value>() {
             Ok(body) => Response::new(200).json(&json!({"created": body})),
             Err(e) => Response::error(422, format!("the body is not JSON: {e}")),
         })
-        .get("/lifespan", |_req| Json(json!({"startups": STARTUPS.get()})))
+        .get("/lifespan", |_req| {
+            Json(json!({"startups": STARTUPS.get()}))
+        })
         .get("/stream", |_req| {
             Reply::sse(|events| {
                 for i in 0..5 {
@@ -57,7 +63,9 @@ fn web() -> App {
         })
         // A raw handler that returns without `http.response.start`: the host answers 502.
         .raw("GET", "/no-start", |_req, _channel| {})
-        .get("/panic", |_req| -> Response { panic!("asgi-app: panic on purpose") })
+        .get("/panic", |_req| -> Response {
+            panic!("asgi-app: panic on purpose")
+        })
         .post("/upload", |req: Request| -> Result<Response, Response> {
             let parts = req.multipart()?;
             let file = parts

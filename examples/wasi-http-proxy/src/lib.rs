@@ -44,7 +44,9 @@ fn reply(out: ResponseOutparam, status: u16, body: &[u8]) {
     let _ = headers.set("content-type", &[b"text/plain; charset=utf-8".to_vec()]);
     let response = OutgoingResponse::new(headers);
     let _ = response.set_status_code(status);
-    let Ok(outgoing) = response.body() else { return };
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
     ResponseOutparam::set(out, Ok(response));
     if let Ok(mut stream) = outgoing.write() {
         let _ = Write::write_all(&mut stream, body);
@@ -56,7 +58,9 @@ fn reply(out: ResponseOutparam, status: u16, body: &[u8]) {
 /// Streams the request body back as it arrives.
 fn echo(request: IncomingRequest, out: ResponseOutparam) {
     let response = OutgoingResponse::new(Fields::new());
-    let Ok(outgoing) = response.body() else { return };
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
     ResponseOutparam::set(out, Ok(response));
     let (Ok(incoming), Ok(mut sink)) = (request.consume(), outgoing.write()) else {
         return;

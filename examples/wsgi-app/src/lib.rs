@@ -10,9 +10,12 @@ fn flask() -> App {
     App::new()
         .get("/", |_req| "Hello from WSGI!")
         .get("/api/data", |_req| Json(json!({"data": [1, 2, 3]})))
-        .get("/hello/{name}", |req: Request| -> Result<String, Response> {
-            Ok(format!("Hello, {}!", req.param::<String>("name")?))
-        })
+        .get(
+            "/hello/{name}",
+            |req: Request| -> Result<String, Response> {
+                Ok(format!("Hello, {}!", req.param::<String>("name")?))
+            },
+        )
         .post("/echo", |req: Request| Response::new(200).body(req.body))
         .post("/upload", |req: Request| -> Result<Response, Response> {
             let parts = req.multipart()?;

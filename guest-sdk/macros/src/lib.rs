@@ -613,7 +613,9 @@ fn expand_cls(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
     let mut exit = None;
     let mut wrappers = Vec::new();
     for item in &mut block.items {
-        let syn::ImplItem::Fn(method) = item else { continue };
+        let syn::ImplItem::Fn(method) = item else {
+            continue;
+        };
         let mut role = None;
         let mut kept = Vec::new();
         for attr in std::mem::take(&mut method.attrs) {
@@ -627,7 +629,8 @@ fn expand_cls(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
         method.attrs = kept;
         let Some(role) = role else { continue };
         let ident = method.sig.ident.clone();
-        let takes_self = matches!(method.sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some());
+        let takes_self =
+            matches!(method.sig.inputs.first(), Some(FnArg::Receiver(r)) if r.reference.is_some());
         if !takes_self {
             return Err(syn::Error::new(
                 method.sig.span(),
@@ -674,8 +677,10 @@ fn expand_cls(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream
             });
         }
     }
-    let run_enter = enter.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
-    let run_exit = exit.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
+    let run_enter =
+        enter.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
+    let run_exit =
+        exit.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
     Ok(quote! {
         #block
 

@@ -16,14 +16,14 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::wasmhost::guest::asgi_types;
+pub use self::wasmhost::guest::types::{EndpointKind, Manifest, Request, Response};
+pub use self::wasmhost::guest::wsgi_types::Environ;
 pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
 pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;
 pub use exports::wasmhost::guest::endpoint_handler::GuestIndices as HandlerIndices;
 pub use exports::wasmhost::guest::lifecycle::GuestIndices as LifecycleIndices;
 pub use exports::wasmhost::guest::wsgi_app::GuestIndices as WsgiIndices;
-pub use wasmhost::guest::asgi_types;
-pub use wasmhost::guest::types::{EndpointKind, Manifest, Request, Response};
-pub use wasmhost::guest::wsgi_types::Environ;
 
 /// The interface a component exports to describe itself.
 pub const DESCRIBE: &str = "wasmhost:guest/describe@0.1.0";
@@ -37,3 +37,5 @@ pub const ASGI_APP: &str = "wasmhost:guest/asgi-app@0.1.0";
 pub const WSGI_APP: &str = "wasmhost:guest/wsgi-app@0.1.0";
 /// Prefix of the standard `wasi:http` handler export (any 0.2 patch version).
 pub const INCOMING_HANDLER_PREFIX: &str = "wasi:http/incoming-handler@0.2.";
+/// Prefix of the `wasi:cli/run` export of a command (any 0.2 patch version).
+pub const CLI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";

@@ -14,10 +14,14 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use super::bindings::asgi_types::Scope;
 use super::bindings::{Environ, Request, Response};
-use super::channel::{self, AsgiConnection, ChannelEntry, InputEntry, OutputEntry, WsgiInput, WsgiOutput};
+use super::channel::{
+    self, AsgiConnection, ChannelEntry, InputEntry, OutputEntry, WsgiInput, WsgiOutput,
+};
 use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
-use super::{CallError, EndpointSpec, Engine, Limits, LoadedComponent, TICK, classify, forward_output};
+use super::{
+    CallError, EndpointSpec, Engine, Limits, LoadedComponent, TICK, classify, forward_output,
+};
 
 /// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
 pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -44,8 +48,8 @@ impl Engine {
     fn guest<'a>(&self, component: &'a LoadedComponent) -> Result<&'a GuestExports, CallError> {
         match &component.prepared {
             Prepared::Guest(g) => Ok(g),
-            Prepared::Proxy(_) => Err(CallError::Instantiate(
-                "a wasi:http component has no wasmhost exports".into(),
+            Prepared::Proxy(_) | Prepared::Command(_) => Err(CallError::Instantiate(
+                "this component has no wasmhost exports".into(),
             )),
         }
     }
@@ -154,7 +158,11 @@ impl Engine {
         limits: Limits,
     ) -> Result<Live, CallError> {
         let idle = {
-            let mut idle = component.warm.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             idle.get_mut(&spec.name).and_then(Vec::pop)
         };
         if let Some(live) = idle {
@@ -180,7 +188,11 @@ impl Engine {
     /// (ASGI apps run lifespan shutdown).
     async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
         {
-            let mut idle = component.warm.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let list = idle.entry(spec.name.clone()).or_default();
             if list.len() < MAX_IDLE {
                 list.push(live);
@@ -257,9 +269,8 @@ impl Engine {
         let mut live = self.checkout(component, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let table = &mut live.store.data_mut().table;
-        let push_error = |e: wasmtime::component::ResourceTableError| {
-            CallError::Instantiate(format!("{e}"))
-        };
+        let push_error =
+            |e: wasmtime::component::ResourceTableError| CallError::Instantiate(format!("{e}"));
         let input: Resource<InputEntry> = table.push(InputEntry(input)).map_err(push_error)?;
         let output: Resource<OutputEntry> = table.push(OutputEntry(output)).map_err(push_error)?;
         let reps = (input.rep(), output.rep());
@@ -292,9 +303,7 @@ impl Engine {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let Prepared::Proxy(pre) = &component.prepared else {
-            return Err(CallError::Instantiate(
-                "not a wasi:http component".into(),
-            ));
+            return Err(CallError::Instantiate("not a wasi:http component".into()));
         };
         let limits = self.limits_for(spec);
         let mut store = self.new_store(limits);

@@ -33,12 +33,17 @@ pub enum EndpointKind {
     Wsgi,
     /// A standard `wasi:http/incoming-handler` component.
     Proxy,
+    /// A `wasi:cli` command that listens on a port (Modal's `web_server`).
+    WebServer,
 }
 
 impl EndpointKind {
     /// True when the app routes every path and method itself.
     pub fn routes_itself(self) -> bool {
-        matches!(self, Self::Asgi | Self::Wsgi | Self::Proxy)
+        matches!(
+            self,
+            Self::Asgi | Self::Wsgi | Self::Proxy | Self::WebServer
+        )
     }
 }
 

@@ -10,6 +10,7 @@ mod manifest;
 mod output;
 mod state;
 mod validate;
+mod web_server;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
 pub use bindings::asgi_types as asgi;
@@ -28,6 +29,7 @@ pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
 pub use error::{CallError, LoadError};
 pub use manifest::{AppManifest, EndpointKind, EndpointSpec, app_name_from_stem, is_dns_label};
 use state::InstanceState;
+pub use web_server::WebServer;
 use world::Prepared;
 
 /// How often the epoch advances; the granularity of timeouts and of guest yields.
@@ -44,6 +46,10 @@ pub struct EngineConfig {
     pub default_memory_mib: u32,
     /// The most instances alive at once (the pooling allocator's slots).
     pub max_instances: u32,
+    /// The port a `web_server` guest listens on inside its sandbox.
+    pub web_server_port: u16,
+    /// How long a `web_server` guest may take to start listening.
+    pub startup_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -54,6 +60,8 @@ impl EngineConfig {
             default_timeout: Duration::from_secs(300),
             default_memory_mib: 256,
             max_instances: 500,
+            web_server_port: 8000,
+            startup_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -79,6 +87,7 @@ pub struct LoadedComponent {
     pub load_time: Duration,
     prepared: Prepared,
     warm: calls::WarmInstances,
+    web_server: web_server::WebServerSlot,
 }
 
 /// Time and memory bounds of one call.
@@ -137,6 +146,7 @@ impl Engine {
             |s| s,
         )
         .map_err(link_error)?;
+        web_server::add_bind_rewrite(&mut linker).map_err(link_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -196,6 +206,7 @@ impl Engine {
         let prepared = world::prepare(&self.engine, &self.linker, &component)?;
         let manifest = match &prepared {
             Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
+            Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
                 let manifest = self.describe(exports).await?;
                 exports.check(&manifest)?;
@@ -209,6 +220,7 @@ impl Engine {
             load_time: started.elapsed(),
             prepared,
             warm: calls::WarmInstances::default(),
+            web_server: web_server::WebServerSlot::default(),
         })
     }
 
@@ -245,10 +257,14 @@ impl Engine {
     }
 
     fn new_store(&self, limits: Limits) -> Store<InstanceState> {
+        self.new_store_with(limits, None)
+    }
+
+    fn new_store_with(&self, limits: Limits, port_map: Option<(u16, u16)>) -> Store<InstanceState> {
         let deadline = Instant::now() + limits.timeout;
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new((limits.memory_mib as usize) << 20, deadline),
+            InstanceState::new((limits.memory_mib as usize) << 20, deadline, port_map),
         );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -337,7 +353,10 @@ fn truncate(s: &str, max: usize) -> String {
 /// Sends what the guest printed to the host's log, one event per line.
 fn forward_output(app: &str, function: &str, store: &Store<InstanceState>) {
     let data = store.data();
-    for (stream, bytes) in [("stdout", data.stdout.take()), ("stderr", data.stderr.take())] {
+    for (stream, bytes) in [
+        ("stdout", data.stdout.take()),
+        ("stderr", data.stderr.take()),
+    ] {
         for line in String::from_utf8_lossy(&bytes).lines() {
             tracing::info!(target: "guest", app, function, stream, "{line}");
         }

@@ -38,7 +38,9 @@ impl CapturedOutput {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = c.bytes.split().to_vec();
         if c.dropped > 0 {
-            out.extend_from_slice(format!("\n[{} bytes of output dropped]\n", c.dropped).as_bytes());
+            out.extend_from_slice(
+                format!("\n[{} bytes of output dropped]\n", c.dropped).as_bytes(),
+            );
             c.dropped = 0;
         }
         out

@@ -23,20 +23,40 @@ pub struct InstanceState {
     pub(crate) stderr: CapturedOutput,
     /// When the current call must end; the epoch callback traps past it.
     pub(crate) deadline: Instant,
+    /// A web server's port mapping: the guest's inner port and the host port behind it.
+    pub(crate) port_map: Option<(u16, u16)>,
 }
 
 impl InstanceState {
-    pub(crate) fn new(memory_cap_bytes: usize, deadline: Instant) -> Self {
+    /// State for one instance; `port_map` (inner, outer) lets a web server bind and
+    /// accept on its one loopback port and nothing else.
+    pub(crate) fn new(
+        memory_cap_bytes: usize,
+        deadline: Instant,
+        port_map: Option<(u16, u16)>,
+    ) -> Self {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
         // No preopens, no network, no inherited env: a guest holds no ambient authority.
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some((_, outer)) = port_map {
+            builder
+                .allow_tcp(true)
+                .socket_addr_check(move |addr, usage| {
+                    let ok = super::web_server::allowed(addr, usage, outer);
+                    if !ok {
+                        tracing::warn!(%addr, ?usage, "refused a socket use by a web server guest");
+                    }
+                    Box::pin(async move { ok })
+                });
+        }
+        let wasi = builder.build();
         Self {
             wasi,
             http: WasiHttpCtx::new(),
@@ -46,6 +66,7 @@ impl InstanceState {
             stdout,
             stderr,
             deadline,
+            port_map,
         }
     }
 }

@@ -2,10 +2,13 @@
 //! (`describe` plus the handlers its endpoints use) or a standard `wasi:http` proxy.
 
 use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::LoadError;
-use super::bindings::{self, AsgiIndices, DescribeIndices, HandlerIndices, LifecycleIndices, WsgiIndices};
+use super::bindings::{
+    self, AsgiIndices, DescribeIndices, HandlerIndices, LifecycleIndices, WsgiIndices,
+};
 use super::manifest::{AppManifest, EndpointKind};
 use super::state::InstanceState;
 
@@ -15,6 +18,8 @@ pub(crate) enum Prepared {
     Proxy(ProxyPre<InstanceState>),
     /// A wasmhost guest: `describe` and the handler interfaces it exports.
     Guest(GuestExports),
+    /// A `wasi:cli` command, served as a web server.
+    Command(CommandPre<InstanceState>),
 }
 
 /// The wasmhost interfaces a component exports, looked up once.
@@ -27,8 +32,9 @@ pub(crate) struct GuestExports {
     pub(crate) wsgi: Option<WsgiIndices>,
 }
 
-const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component) or \
-    wasi:http/incoming-handler@0.2.x (a standard wasi:http proxy component)";
+const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component), \
+    wasi:http/incoming-handler@0.2.x (a standard wasi:http proxy component) or \
+    wasi:cli/run@0.2.x (a command that listens on a port, served as a web server)";
 
 /// Names the exports of `component` and prepares it for the world they match.
 pub(crate) fn prepare(
@@ -49,7 +55,10 @@ pub(crate) fn prepare(
     let is_proxy = exports
         .iter()
         .any(|e| e.starts_with(bindings::INCOMING_HANDLER_PREFIX));
-    if !is_proxy && !has(bindings::DESCRIBE) {
+    let is_command = exports
+        .iter()
+        .any(|e| e.starts_with(bindings::CLI_RUN_PREFIX));
+    if !is_proxy && !is_command && !has(bindings::DESCRIBE) {
         return Err(unknown(String::new()));
     }
     let pre = linker
@@ -58,6 +67,10 @@ pub(crate) fn prepare(
     if is_proxy && !has(bindings::DESCRIBE) {
         let proxy = ProxyPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
         return Ok(Prepared::Proxy(proxy));
+    }
+    if is_command && !has(bindings::DESCRIBE) {
+        let command = CommandPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+        return Ok(Prepared::Command(command));
     }
     let describe = DescribeIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
     // An export that is present must have the right types; an absent one is fine until
@@ -75,10 +88,22 @@ pub(crate) fn prepare(
     let lifecycle = LifecycleIndices::new(&pre);
     let asgi = AsgiIndices::new(&pre);
     let wsgi = WsgiIndices::new(&pre);
-    optional(bindings::ENDPOINT_HANDLER, handler.as_ref().map(|_| ()).map_err(clone_err))?;
-    optional(bindings::LIFECYCLE, lifecycle.as_ref().map(|_| ()).map_err(clone_err))?;
-    optional(bindings::ASGI_APP, asgi.as_ref().map(|_| ()).map_err(clone_err))?;
-    optional(bindings::WSGI_APP, wsgi.as_ref().map(|_| ()).map_err(clone_err))?;
+    optional(
+        bindings::ENDPOINT_HANDLER,
+        handler.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::LIFECYCLE,
+        lifecycle.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::ASGI_APP,
+        asgi.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::WSGI_APP,
+        wsgi.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
     Ok(Prepared::Guest(GuestExports {
         pre,
         describe,
@@ -105,7 +130,9 @@ impl GuestExports {
                 ),
                 EndpointKind::Asgi => (self.asgi.is_some(), bindings::ASGI_APP),
                 EndpointKind::Wsgi => (self.wsgi.is_some(), bindings::WSGI_APP),
-                EndpointKind::Proxy => (false, "nothing: `proxy` is not a kind `describe` may state"),
+                EndpointKind::Proxy | EndpointKind::WebServer => {
+                    (false, "nothing: this kind is not one `describe` may state")
+                }
             };
             if !present {
                 return Err(LoadError::Describe(format!(

@@ -48,7 +48,10 @@ pub(super) async fn serve(
         responder.lock().await.finish(error);
     });
     head.await.unwrap_or_else(|_| {
-        json_error(StatusCode::INTERNAL_SERVER_ERROR, "the app's task ended without a response")
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the app's task ended without a response",
+        )
     })
 }
 
@@ -115,7 +118,7 @@ impl HttpConnection {
                             }
                             return Event::HttpRequest(BodyChunk {
                                 body: data.to_vec(),
-                                more_body: !body.is_end_stream(),
+                                more_body: !hyper::body::Body::is_end_stream(body),
                             });
                         }
                     }

@@ -8,6 +8,7 @@ mod endpoint;
 mod openapi;
 mod proxy;
 mod respond;
+mod web_server;
 mod websocket;
 mod wsgi;
 
@@ -65,6 +66,9 @@ impl WebApp {
                 endpoint::serve(&self.engine, &self.component, spec, request).await
             }
             EndpointKind::Proxy => proxy::serve(&self.engine, &self.component, spec, request).await,
+            EndpointKind::WebServer => {
+                web_server::serve(&self.engine, &self.component, spec, request).await
+            }
             EndpointKind::Asgi => {
                 asgi::serve(self.engine.clone(), self.component.clone(), index, request).await
             }

@@ -39,12 +39,16 @@ impl Responder {
     }
 
     /// Records the status and headers; they go out with the first body chunk.
-    pub(super) fn start(&mut self, status: u16, headers: Vec<(String, String)>) -> Result<(), String> {
+    pub(super) fn start(
+        &mut self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), String> {
         if self.pending.is_some() || self.head.is_none() {
             return Err("the response has already started".into());
         }
-        let status = StatusCode::from_u16(status)
-            .map_err(|_| format!("invalid status {status}"))?;
+        let status =
+            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
         let mut map = HeaderMap::new();
         guest_headers(headers, &mut map);
         self.pending = Some((status, map));
@@ -62,7 +66,10 @@ impl Responder {
             return Err("the response is already complete".into());
         }
         if let Some((status, headers)) = self.pending.take() {
-            let head = self.head.take().ok_or("the response head was already sent")?;
+            let head = self
+                .head
+                .take()
+                .ok_or("the response head was already sent")?;
             let body = if more {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 self.sink = Some(tx);
@@ -85,9 +92,12 @@ impl Responder {
             .as_ref()
             .ok_or("a body chunk came before the response start")?;
         if !chunk.is_empty() {
-            sink.send(Ok(Bytes::from(chunk)))
-                .await
-                .map_err(|_| "the client disconnected".to_string())?;
+            if sink.send(Ok(Bytes::from(chunk))).await.is_err() {
+                tracing::info!("the client disconnected mid-response; telling the app");
+                self.sink = None;
+                self.finished = true;
+                return Err("the client disconnected".into());
+            }
         }
         if !more {
             self.sink = None;

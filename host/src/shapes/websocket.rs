@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
-use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::asgi::{event_name, scope_of};
 use super::{Body, Request, failure, full, guest_headers, json_error};
@@ -89,7 +89,10 @@ pub(super) async fn serve(
 }
 
 fn forbidden() -> hyper::Response<Body> {
-    json_error(StatusCode::FORBIDDEN, "the app did not accept the WebSocket")
+    json_error(
+        StatusCode::FORBIDDEN,
+        "the app did not accept the WebSocket",
+    )
 }
 
 /// What is needed to answer the handshake.
@@ -171,7 +174,8 @@ impl WsConnection {
                             code: CloseCode::from(close.code),
                             reason: close.reason.into(),
                         };
-                        let _ = socket.close(Some(frame)).await;
+                        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                        let _ = socket.close().await;
                     }
                     // Closing before accepting refuses the handshake (ASGI: HTTP 403).
                     _ => {
@@ -203,7 +207,10 @@ impl WsConnection {
         if let Ok(v) = HeaderValue::from_str(&accept_key) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
         }
-        if let Some(p) = accept.subprotocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        if let Some(p) = accept
+            .subprotocol
+            .and_then(|p| HeaderValue::from_str(&p).ok())
+        {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
         }
         handshake
@@ -249,7 +256,8 @@ impl Drop for WsConnection {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             rt.spawn(async move {
-                let _ = socket.close(None).await;
+                let _ = socket.send(WsMessage::Close(None)).await;
+                let _ = socket.close().await;
             });
         }
     }

@@ -35,7 +35,13 @@ pub(super) async fn serve(
     };
     tokio::spawn(async move {
         let result = engine
-            .wsgi(&component, &spec, environ, Box::new(input), Box::new(output))
+            .wsgi(
+                &component,
+                &spec,
+                environ,
+                Box::new(input),
+                Box::new(output),
+            )
             .await;
         let error = result
             .err()
@@ -43,7 +49,10 @@ pub(super) async fn serve(
         responder.lock().await.finish(error);
     });
     head.await.unwrap_or_else(|_| {
-        json_error(StatusCode::INTERNAL_SERVER_ERROR, "the app's task ended without a response")
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the app's task ended without a response",
+        )
     })
 }
 
