@@ -133,8 +133,11 @@ pub struct Streaming {
     pub status: u16,
     /// Header fields.
     pub headers: Headers,
-    producer: Box<dyn FnOnce(&mut BodyWriter<'_>) -> Result<(), Disconnected>>,
+    producer: Producer,
 }
+
+/// What writes a streamed body.
+type Producer = Box<dyn FnOnce(&mut BodyWriter<'_>) -> Result<(), Disconnected>>;
 
 impl Reply {
     /// A response whose body `producer` writes chunk by chunk; each chunk reaches the
@@ -453,7 +456,7 @@ impl App {
             Found::WrongMethod(allowed) => Reply::Full(
                 Response::error(405, "Method Not Allowed").header("allow", allowed.join(", ")),
             ),
-            Found::NotFound => Reply::Full(Response::error(404, "Not Found")),
+            Found::Nothing => Reply::Full(Response::error(404, "Not Found")),
         }
     }
 

@@ -57,7 +57,7 @@ pub enum Found<'a, H> {
     /// The path exists with other methods (405); they are listed.
     WrongMethod(Vec<String>),
     /// Nothing matches (404).
-    NotFound,
+    Nothing,
 }
 
 /// Routes by method and path pattern, first match wins.
@@ -97,7 +97,7 @@ impl<H> Router<H> {
             }
         }
         if allowed.is_empty() {
-            Found::NotFound
+            Found::Nothing
         } else {
             Found::WrongMethod(allowed)
         }
@@ -128,6 +128,6 @@ mod tests {
         assert!(matches!(r.find("GET", "/items/1"), Found::Route(1, _)));
         assert!(matches!(r.find("HEAD", "/items/1"), Found::Route(1, _)));
         assert!(matches!(r.find("GET", "/items"), Found::WrongMethod(m) if m == ["POST"]));
-        assert!(matches!(r.find("GET", "/nope"), Found::NotFound));
+        assert!(matches!(r.find("GET", "/nope"), Found::Nothing));
     }
 }

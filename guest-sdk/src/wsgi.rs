@@ -45,12 +45,13 @@ pub struct Environ {
 pub const CHUNK: usize = 64 * 1024;
 
 type Handler = Box<dyn Fn(Request) -> Response>;
+type BeforeHook = Box<dyn Fn(&Request) -> Option<Response>>;
 
 /// A Flask-like app: routes with `{name}` path parameters and `before_request` hooks.
 #[derive(Default)]
 pub struct App {
     routes: Router<Handler>,
-    before: Vec<Box<dyn Fn(&Request) -> Option<Response>>>,
+    before: Vec<BeforeHook>,
 }
 
 impl App {
@@ -114,7 +115,7 @@ impl App {
             Found::WrongMethod(allowed) => {
                 Response::error(405, "Method Not Allowed").header("allow", allowed.join(", "))
             }
-            Found::NotFound => Response::error(404, "Not Found"),
+            Found::Nothing => Response::error(404, "Not Found"),
         }
     }
 

@@ -91,13 +91,11 @@ impl Responder {
             .sink
             .as_ref()
             .ok_or("a body chunk came before the response start")?;
-        if !chunk.is_empty() {
-            if sink.send(Ok(Bytes::from(chunk))).await.is_err() {
-                tracing::info!("the client disconnected mid-response; telling the app");
-                self.sink = None;
-                self.finished = true;
-                return Err("the client disconnected".into());
-            }
+        if !chunk.is_empty() && sink.send(Ok(Bytes::from(chunk))).await.is_err() {
+            tracing::info!("the client disconnected mid-response; telling the app");
+            self.sink = None;
+            self.finished = true;
+            return Err("the client disconnected".into());
         }
         if !more {
             self.sink = None;
