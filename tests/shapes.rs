@@ -342,3 +342,25 @@ async fn a_web_server_that_never_listens_answers_503_after_its_startup_timeout()
     // It keeps answering (the same way) rather than falling over.
     assert_eq!(get(&host, "/").await.0, 503);
 }
+
+#[tokio::test]
+async fn bodies_past_the_limit_answer_413_in_every_shape() {
+    for (app, path) in [("asgi-app", "/items"), ("wsgi-app", "/echo"), ("echo", "/")] {
+        let host = Host::run(&example(app), &["--max-body", "1000"]);
+        let r = client()
+            .post(host.url(path))
+            .body(vec![b'x'; 5000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{app}");
+        // Small bodies still work.
+        let r = client()
+            .post(host.url("/items"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 413, "{app}");
+    }
+}

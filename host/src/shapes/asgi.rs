@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::StatusCode;
 use tokio::sync::Mutex;
 
-use super::body::RequestBody;
+use super::body::{BodyError, RequestBody};
 use super::respond::Responder;
 use super::{Body, Request, failure, json_error, request_headers, websocket};
 use crate::engine::asgi::{BodyChunk, Event, Scope, ScopeKind};
@@ -132,6 +132,11 @@ impl HttpConnection {
                     Some(Err(e)) => {
                         tracing::info!("ASGI request body ended early: {e}");
                         self.body = None;
+                        if let BodyError::TooLarge { .. } = e {
+                            let response =
+                                json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+                            self.responder.lock().await.reject(response);
+                        }
                         return Event::HttpDisconnect;
                     }
                 }

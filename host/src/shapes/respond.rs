@@ -104,6 +104,16 @@ impl Responder {
         Ok(())
     }
 
+    /// Answers with `response` instead of the app, if nothing was sent yet (e.g. a 413
+    /// when the request body passed the limit while the app read it).
+    pub(super) fn reject(&mut self, response: hyper::Response<Body>) {
+        if let Some(head) = self.head.take() {
+            self.pending = None;
+            self.finished = true;
+            let _ = head.send(response);
+        }
+    }
+
     /// Waits until the client goes away (or returns at once if the response is complete).
     pub(super) async fn disconnected(&mut self) {
         if let Some(sink) = &self.sink {

@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use tokio::sync::Mutex;
 
 use super::asgi::ClientAddr;
-use super::body::RequestBody;
+use super::body::{BodyError, RequestBody};
 use super::respond::Responder;
 use super::{Body, Request, failure, json_error, request_headers};
 use crate::engine::{BoxFuture, Engine, Environ, LoadedComponent, WsgiInput, WsgiOutput};
@@ -29,6 +29,7 @@ pub(super) async fn serve(
     let input = Input {
         body: Some(request.into_body()),
         buffered: Bytes::new(),
+        responder: responder.clone(),
     };
     let output = Output {
         responder: responder.clone(),
@@ -93,6 +94,8 @@ fn environ_of(request: &Request) -> Environ {
 struct Input {
     body: Option<RequestBody>,
     buffered: Bytes,
+    /// To answer 413 when the body passes the limit.
+    responder: Arc<Mutex<Responder>>,
 }
 
 impl Input {
@@ -111,6 +114,10 @@ impl Input {
                 None => self.body = None,
                 Some(Err(e)) => {
                     self.body = None;
+                    if let BodyError::TooLarge { .. } = e {
+                        let response = json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+                        self.responder.lock().await.reject(response);
+                    }
                     return Err(e.to_string());
                 }
             }
