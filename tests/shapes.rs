@@ -57,6 +57,10 @@ async fn a_wasi_http_component_is_served_unmodified_and_streams_both_ways() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap() == big, "echoed body differs");
+    // A guest that never sets a response gets a 502, and the host keeps serving.
+    let (status, body) = get(&host, "/no-response").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("without setting a response"), "{body}");
     // Outbound requests are refused: guests hold no network authority.
     let (status, body) = get(&host, "/outbound").await;
     assert_eq!(status, 200);
@@ -363,4 +367,34 @@ async fn bodies_past_the_limit_answer_413_in_every_shape() {
             .unwrap();
         assert_ne!(r.status(), 413, "{app}");
     }
+}
+
+#[tokio::test]
+async fn stopping_the_host_runs_lifespan_shutdown_and_class_exit_hooks() {
+    let mut asgi = Host::run(&example("asgi-app"), &[]);
+    assert_eq!(get(&asgi, "/").await.0, 200);
+    let mut cls = Host::run(&example("counter-cls"), &[]);
+    for _ in 0..3 {
+        assert_eq!(get(&cls, "/").await.0, 200);
+    }
+    assert!(
+        asgi.terminate().is_some_and(|s| s.success()),
+        "{}",
+        asgi.log()
+    );
+    assert!(
+        cls.terminate().is_some_and(|s| s.success()),
+        "{}",
+        cls.log()
+    );
+    assert!(
+        asgi.log().contains("asgi-app: lifespan shutdown"),
+        "{}",
+        asgi.log()
+    );
+    assert!(
+        cls.log().contains("counter-cls: exit after 3 calls"),
+        "{}",
+        cls.log()
+    );
 }

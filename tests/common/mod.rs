@@ -131,6 +131,23 @@ impl Host {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Asks the process to stop (SIGTERM, as Ctrl-C would) and waits up to 20 s for it.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Everything printed so far, joined.
     pub fn log(&self) -> String {
         self.output.lock().unwrap().join("\n")

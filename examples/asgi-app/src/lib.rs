@@ -21,6 +21,7 @@ fn web() -> App {
             STARTUPS.set(STARTUPS.get() + 1);
             Ok(())
         })
+        .on_shutdown(|| println!("asgi-app: lifespan shutdown"))
         .middleware(|request, next| {
             let path = request.path.clone();
             next.run(request)

@@ -29,6 +29,12 @@ impl Counter {
         self.enters += 1;
     }
 
+    /// Runs once when the host retires the instance (e.g. when it stops).
+    #[exit]
+    fn exit(&mut self) {
+        println!("counter-cls: exit after {} calls", self.count);
+    }
+
     /// Counts calls on this instance.
     #[method(method = "GET")]
     fn count(&mut self) -> Json<Count> {

@@ -1,7 +1,7 @@
 //! A plain `wasi:http/proxy` component that knows nothing of wasmhost.
 //!
 //! `GET /` → `hello from wasi:http`; `POST /echo` streams the request body back chunk by
-//! chunk; `GET /outbound` tries an outbound request (which the host refuses);
+//! chunk; `GET /no-response` never answers; `GET /outbound` tries an outbound request (which the host refuses);
 //! anything else → 404.
 
 use std::io::{Read, Write};
@@ -23,6 +23,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
         match (&method, path.as_str()) {
             (Method::Get, "/") => reply(out, 200, b"hello from wasi:http"),
             (Method::Post, "/echo") => echo(request, out),
+            // Returns without setting a response: the host answers 502.
+            (Method::Get, "/no-response") => drop(out),
             (Method::Get, "/outbound") => {
                 let attempt = OutgoingRequest::new(Fields::new());
                 let _ = attempt.set_scheme(Some(&Scheme::Https));

@@ -186,7 +186,7 @@ impl Engine {
 
     /// Returns an instance after a successful call; past the idle cap it is retired
     /// (ASGI apps run lifespan shutdown).
-    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
+    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, live: Live) {
         {
             let mut idle = component
                 .warm
@@ -199,6 +199,11 @@ impl Engine {
                 return;
             }
         }
+        self.retire_app(component, spec, live).await;
+    }
+
+    /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
+    async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
         if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
             && let Some(asgi) = &exports.asgi
         {
@@ -208,6 +213,47 @@ impl Engine {
                 .run(&mut live, limits, names, async |store, instance| {
                     asgi.load(&mut *store, instance)?
                         .call_shutdown(&mut *store, &spec.name)
+                        .await
+                })
+                .await;
+        }
+    }
+
+    /// Retires every warm instance of `component`, as the host does when it stops: ASGI
+    /// apps run lifespan shutdown, the class instance runs `exit`.
+    pub async fn retire(&self, component: &LoadedComponent) {
+        let idle: Vec<(String, Vec<Live>)> = {
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            idle.drain().collect()
+        };
+        for (name, lives) in idle {
+            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+                continue;
+            };
+            for live in lives {
+                self.retire_app(component, spec, live).await;
+            }
+        }
+        let class = component.warm.class.lock().await.take();
+        let spec = component
+            .manifest
+            .endpoints
+            .iter()
+            .find(|e| e.kind == super::EndpointKind::Method);
+        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
+            && let Some(lifecycle) = &exports.lifecycle
+        {
+            let names = (component.manifest.app.as_str(), "exit");
+            let limits = self.limits_for(spec);
+            let _ = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    lifecycle
+                        .load(&mut *store, instance)?
+                        .call_exit(&mut *store)
                         .await
                 })
                 .await;

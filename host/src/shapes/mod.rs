@@ -78,6 +78,12 @@ impl WebApp {
         }
     }
 
+    /// Retires the app's warm instances (lifespan shutdown, class `exit`); call it once
+    /// the gateway stopped serving.
+    pub async fn retire(&self) {
+        self.engine.retire(&self.component).await;
+    }
+
     /// The OpenAPI document of one endpoint.
     pub fn openapi(&self, spec: &EndpointSpec) -> serde_json::Value {
         openapi::document(&self.component.manifest, spec)
