@@ -34,6 +34,11 @@
 //! Bad input is answered with a 422 listing every error. Results implement
 //! [`IntoResponse`]: [`Json`], [`Response`], `String`, `()`, `(u16, T)` and `Result`.
 //!
+//! Other shapes: [`asgi_app`] (an [`asgi::App`]: routes, middleware, lifespan, streaming,
+//! server-sent events, WebSockets), [`wsgi_app`] (a Flask-like [`wsgi::App`]) and [`cls`]
+//! (class endpoints whose state lives in a warm instance). [`Request::multipart`] parses
+//! uploads and [`Request::param`] typed path parameters.
+//!
 //! [`manifest`] and [`handle`] are what the component exports; natively they let tests
 //! call endpoints without a host.
 

@@ -100,6 +100,18 @@ pub(crate) fn expand_cls(attr: TokenStream2, item: TokenStream2) -> syn::Result<
     }
     let self_ty = block.self_ty.clone();
     let class_name = self_ty.to_token_stream().to_string().replace(' ', "");
+    // One cell per class, so several classes can live in one module.
+    let cell = format_ident!(
+        "__WASMHOST_CLASS_{}",
+        class_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            })
+            .collect::<String>()
+    );
     let mut enter = None;
     let mut exit = None;
     let mut wrappers = Vec::new();
@@ -163,26 +175,24 @@ pub(crate) fn expand_cls(attr: TokenStream2, item: TokenStream2) -> syn::Result<
                 #[::wasmhost::endpoint(#keys #comma __name = #name, __class_method = true)]
                 #[allow(non_snake_case)]
                 fn #wrapper(#(#params),*) #output {
-                    __WASMHOST_CLASS.with(|__this: &mut #self_ty| __this.#ident(#(#names),*))
+                    #cell.with(|__this: &mut #self_ty| __this.#ident(#(#names),*))
                 }
             });
         }
     }
-    let run_enter =
-        enter.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
-    let run_exit =
-        exit.map(|m| quote!(__WASMHOST_CLASS.with(|__this: &mut #self_ty| { __this.#m(); });));
+    let run_enter = enter.map(|m| quote!(#cell.with(|__this: &mut #self_ty| { __this.#m(); });));
+    let run_exit = exit.map(|m| quote!(#cell.with(|__this: &mut #self_ty| { __this.#m(); });));
     Ok(quote! {
         #block
 
-        static __WASMHOST_CLASS: ::wasmhost::__private::ClassCell<#self_ty> =
+        static #cell: ::wasmhost::__private::ClassCell<#self_ty> =
             ::wasmhost::__private::ClassCell::new();
 
         #(#wrappers)*
 
         const _: () = {
             fn __wasmhost_enter() -> ::core::result::Result<(), ::std::string::String> {
-                __WASMHOST_CLASS.reset();
+                #cell.reset();
                 #run_enter
                 ::core::result::Result::Ok(())
             }

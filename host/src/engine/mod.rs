@@ -1,5 +1,11 @@
 //! The wasmtime engine: validation, the native-code cache, instance creation, and the
 //! time and memory bounds every guest call runs under. Knows nothing of HTTP routing.
+//!
+//! It serves several worlds, told apart by a component's exports (`world`): wasmhost
+//! guests (`describe` plus the handlers of typed functions, class methods, ASGI and WSGI
+//! apps), standard `wasi:http` proxies and `wasi:cli` commands run as web servers.
+//! Calls (`calls`) use fresh instances for functions and proxies, and warm instances
+//! for classes and apps; the ASGI channel and WSGI streams are traits the shapes implement.
 
 mod bindings;
 mod cache;
