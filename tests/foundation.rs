@@ -260,7 +260,7 @@ fn bad_files_are_refused_with_a_reason() {
         (text, "not a WebAssembly binary"),
         (core, "core WebAssembly module, not a component"),
         (truncated, "invalid component"),
-        (example("command"), "does not serve"),
+        (example("no-world"), "does not serve"),
         (dir.path().join("missing.wasm"), "cannot read"),
     ];
     for (path, reason) in cases {

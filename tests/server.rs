@@ -286,7 +286,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
     };
     let before = snapshot(dir.path());
     let hello = std::fs::read(example("hello")).unwrap();
-    let command = std::fs::read(example("command")).unwrap();
+    let no_world = std::fs::read(example("no-world")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
         (
             "text",
@@ -302,7 +302,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
             422,
             "core WebAssembly module",
         ),
-        ("world", command, "name=cmd-app", 422, "does not serve"),
+        ("world", no_world, "name=cmd-app", 422, "does not serve"),
         (
             "truncated",
             hello[..hello.len() / 2].to_vec(),

@@ -222,6 +222,31 @@ pub fn unprocessable(errors: &[FieldError]) -> Response {
     Response::new(422).json(&Unprocessable { detail: errors })
 }
 
+/// The path parameter `name` (raw text `raw`, absent as `None`) as a `T`, or a 422.
+pub fn path_param<T: DeserializeOwned>(name: &str, raw: Option<&str>) -> Result<T, Response> {
+    let loc = vec![Value::from("path"), Value::from(name)];
+    let Some(raw) = raw else {
+        return Err(unprocessable(&[FieldError {
+            kind: "missing",
+            loc,
+            msg: "Field required".into(),
+            input: Value::Null,
+            ctx: None,
+        }]));
+    };
+    let value = Value::String(raw.to_owned());
+    coerce_query::<T>(&value).map_err(|err| {
+        let msg = err.to_string();
+        unprocessable(&[FieldError {
+            kind: error_kind(&msg),
+            loc,
+            msg,
+            input: value.clone(),
+            ctx: None,
+        }])
+    })
+}
+
 /// Percent-decodes a query string; a repeated key gives an array of its values.
 pub fn parse_query(query: &str) -> Map<String, Value> {
     let mut map = Map::new();
@@ -332,6 +357,7 @@ mod tests {
 
     fn get(query: &str) -> Args {
         Args::new(Request {
+            params: Vec::new(),
             method: "GET".into(),
             path: "/".into(),
             query: query.into(),
@@ -341,6 +367,7 @@ mod tests {
 
     fn post(query: &str, body: &str) -> Args {
         Args::new(Request {
+            params: Vec::new(),
             method: "POST".into(),
             path: "/".into(),
             query: query.into(),
@@ -581,6 +608,7 @@ mod tests {
         assert_eq!(args.named::<i64>("a"), Some(1));
         assert_eq!(detail(args)[0]["type"], "json_invalid");
         let mut get = Args::new(Request {
+            params: Vec::new(),
             method: "GET".into(),
             query: "a=1".into(),
             body: b"not json".to_vec(),

@@ -18,9 +18,27 @@ pub struct Request {
     pub headers: Headers,
     /// The raw body.
     pub body: Vec<u8>,
+    /// Path parameters matched by an app's router (`/items/{item_id}`), in order.
+    pub params: Vec<(String, String)>,
 }
 
 impl Request {
+    /// The path parameter `name` as a `T` (`"42"` → `42`); a FastAPI-style 422 response
+    /// when it does not parse, so handlers can use `?`.
+    pub fn param<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, Response> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        crate::args::path_param(name, raw)
+    }
+
+    /// The parts of a `multipart/form-data` body, or a 400 response.
+    pub fn multipart(&self) -> Result<Vec<crate::multipart::Part>, Response> {
+        crate::multipart::parse(self)
+    }
+
     /// The value of the first header named `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -88,40 +88,63 @@
 //!
 //! [`manifest`], [`handle`] and [`invoke`] are what the component exports; natively they
 //! let tests describe the app and call endpoints and functions without a host.
+//! Other shapes: [`asgi_app`] (an [`asgi::App`]: routes, middleware, lifespan, streaming,
+//! server-sent events, WebSockets), [`wsgi_app`] (a Flask-like [`wsgi::App`]) and [`cls`]
+//! (class endpoints whose state lives in a warm instance). [`Request::multipart`] parses
+//! uploads and [`Request::param`] typed path parameters.
+//!
+//! [`manifest`] and [`handle`] are what the component exports; natively they let tests
+//! call endpoints without a host.
 
 mod args;
+pub mod asgi;
+mod cls;
 #[cfg(target_family = "wasm")]
 mod component;
 pub mod functions;
 mod http;
 mod invoke;
 mod json;
+pub mod multipart;
 mod registry;
 mod respond;
+mod router;
 mod schema;
+pub mod wsgi;
 
 pub use http::{Headers, Request, Response};
 pub use invoke::CallError;
 pub use json::Json;
 pub use registry::{
-    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, handle, invoke, manifest,
+    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle, invoke,
+    manifest,
 };
 pub use respond::IntoResponse;
+pub use router::Pattern;
 pub use schema::BODY_KEY;
+/// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
+pub use wasmhost_macros::asgi_app;
+/// Turns an `impl` block of a `Default` type into class endpoints (Modal's `app.cls`):
+/// `#[method(...)]` methods are endpoints sharing one value per instance; `#[enter]` and
+/// `#[exit]` methods run once per instance.
+pub use wasmhost_macros::cls;
 /// Declares a web endpoint (see the crate docs for its keys and arguments).
 pub use wasmhost_macros::endpoint;
 /// Declares a callable function (see the crate docs for its keys, input and result).
 pub use wasmhost_macros::function;
+/// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
+pub use wasmhost_macros::wsgi_app;
 
 /// What the attribute macro's expansion refers to; not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
+    pub use crate::cls::ClassCell;
     pub use crate::invoke::{
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{Endpoint, Function};
+    pub use crate::registry::{ClassHooks, Endpoint, Function, Kind};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

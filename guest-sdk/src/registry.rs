@@ -9,13 +9,74 @@ use crate::invoke::CallError;
 use crate::schema::ArgsSchema;
 use crate::{Request, Response};
 
-/// One endpoint as the attribute macro registers it.
+/// How an endpoint is served.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A typed function, a fresh instance per call.
+    Function,
+    /// A method of a class: a warm instance, `enter` once.
+    Method,
+    /// An ASGI-like app built by this factory (once per instance).
+    Asgi(fn() -> crate::asgi::App),
+    /// A WSGI-like app built by this factory (once per instance).
+    Wsgi(fn() -> crate::wsgi::App),
+}
+
+impl Kind {
+    /// Its name in the manifest.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Function => "function",
+            Kind::Method => "method",
+            Kind::Asgi(_) => "asgi",
+            Kind::Wsgi(_) => "wsgi",
+        }
+    }
+}
+
+/// Hooks of a class, run once per instance (`#[wasmhost::cls]`).
+#[derive(Debug)]
+pub struct ClassHooks {
+    /// The class's type name.
+    pub class: &'static str,
+    /// Creates the instance's state and runs its `#[enter]` method.
+    pub enter: fn() -> Result<(), String>,
+    /// Runs its `#[exit]` method.
+    pub exit: fn(),
+}
+
+inventory::collect!(ClassHooks);
+
+/// Runs every class's `enter` hook (the `lifecycle.enter` export).
+pub fn enter() -> Result<(), String> {
+    inventory::iter::<ClassHooks>
+        .into_iter()
+        .try_for_each(|hooks| (hooks.enter)().map_err(|e| format!("{}: {e}", hooks.class)))
+}
+
+/// Runs every class's `exit` hook (the `lifecycle.exit` export).
+pub fn exit() {
+    inventory::iter::<ClassHooks>
+        .into_iter()
+        .for_each(|hooks| (hooks.exit)());
+}
+
+/// The endpoint registered under `name`.
+pub fn find(name: &str) -> Option<&'static Endpoint> {
+    inventory::iter::<Endpoint>
+        .into_iter()
+        .find(|e| e.name == name)
+}
+
+/// One endpoint as the attribute macros register it.
 #[derive(Debug)]
 pub struct Endpoint {
     /// `CARGO_PKG_NAME` of the crate that defines it.
     pub app: &'static str,
     /// The function's name.
     pub name: &'static str,
+    /// How it is served.
+    pub kind: Kind,
     /// The one HTTP method it accepts, upper-case.
     pub method: &'static str,
     /// A custom label for its URL.
@@ -118,6 +179,8 @@ pub struct Manifest {
 pub struct EndpointInfo {
     /// The function's name.
     pub name: String,
+    /// `function`, `method`, `asgi` or `wsgi`.
+    pub kind: &'static str,
     /// The one HTTP method it accepts, upper-case.
     pub method: String,
     /// A custom label for its URL.
@@ -221,6 +284,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
     (endpoint.args_schema)(&mut args);
     EndpointInfo {
         name: endpoint.name.to_owned(),
+        kind: endpoint.kind.name(),
         method: endpoint.method.to_owned(),
         label: endpoint.label.map(str::to_owned),
         docs: endpoint.docs,
@@ -240,10 +304,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
 
 /// Calls the endpoint named `endpoint` with `request`, as `handle` does; 404 if unknown.
 pub fn handle(endpoint: &str, request: Request) -> Response {
-    match inventory::iter::<Endpoint>
-        .into_iter()
-        .find(|e| e.name == endpoint)
-    {
+    match find(endpoint) {
         Some(found) => (found.handler)(request),
         None => Response::error(404, format!("no endpoint named `{endpoint}`")),
     }

@@ -63,6 +63,7 @@ fn text(first: Request, second: Request) -> String {
 
 fn request(method: &str, path: &str, query: &str, body: &str) -> Request {
     Request {
+        params: Vec::new(),
         method: method.into(),
         path: path.into(),
         query: query.into(),

@@ -41,9 +41,13 @@ pub fn examples() -> &'static Path {
     })
 }
 
-/// Path of one example's component.
+/// Path of one example's component (libraries are named with `_`, binaries keep `-`).
 pub fn example(name: &str) -> PathBuf {
-    examples().join(format!("{}.wasm", name.replace('-', "_")))
+    let library = examples().join(format!("{}.wasm", name.replace('-', "_")));
+    if library.exists() {
+        return library;
+    }
+    examples().join(format!("{name}.wasm"))
 }
 
 /// A cache directory shared by the tests of one run, so each example compiles once.
@@ -147,6 +151,23 @@ impl Host {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Asks the process to stop (SIGTERM, as Ctrl-C would) and waits up to 20 s for it.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Everything printed so far, joined.

@@ -1,6 +1,8 @@
 //! Attribute macros of the wasmhost guest SDK; use them through `wasmhost::endpoint` and
 //! `wasmhost::function`.
 
+mod apps;
+
 use proc_macro::TokenStream;
 use proc_macro2::{TokenStream as TokenStream2, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -72,7 +74,7 @@ pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The attribute's keys.
 #[derive(Default)]
-struct Config {
+pub(crate) struct Config {
     method: Option<String>,
     label: Option<String>,
     docs: Option<bool>,
@@ -80,6 +82,10 @@ struct Config {
     custom_domains: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     memory_mib: Option<u32>,
+    /// The endpoint's name when it differs from the function's (class methods).
+    name: Option<String>,
+    /// Registered as a class method (`#[wasmhost::cls]` sets it).
+    class_method: Option<bool>,
 }
 
 impl Config {
@@ -162,6 +168,14 @@ impl Config {
                     ));
                 }
                 set(&mut self.memory_mib, mib, duplicate)
+            }
+            "__name" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                set(&mut self.name, lit.value(), duplicate)
+            }
+            "__class_method" => {
+                let value = flag(meta)?;
+                set(&mut self.class_method, value, duplicate)
             }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
@@ -476,7 +490,15 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     }
 
     let ident = &sig.ident;
-    let name = ident.unraw().to_string();
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| ident.unraw().to_string());
+    let kind = if config.class_method.unwrap_or(false) {
+        quote!(::wasmhost::__private::Kind::Method)
+    } else {
+        quote!(::wasmhost::__private::Kind::Function)
+    };
     let method = config.method.as_deref().unwrap_or("GET");
     let label = option(config.label.as_ref());
     let docs = config.docs.unwrap_or(false);
@@ -559,6 +581,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
                 ::wasmhost::__private::Endpoint {
                     app: ::core::env!("CARGO_PKG_NAME"),
                     name: #name,
+                    kind: #kind,
                     method: #method,
                     label: #label,
                     docs: #docs,
@@ -807,7 +830,7 @@ fn mentions_impl(tokens: TokenStream2) -> bool {
 }
 
 /// The doc comment, one leading space per line removed, or `None` when empty.
-fn summary(func: &ItemFn) -> Option<String> {
+pub(crate) fn summary(func: &ItemFn) -> Option<String> {
     let lines: Vec<String> = func
         .attrs
         .iter()
@@ -833,10 +856,41 @@ fn summary(func: &ItemFn) -> Option<String> {
 }
 
 /// `Some(value)` or `None` as tokens.
-fn option<T: ToTokens>(value: Option<&T>) -> TokenStream2 {
+pub(crate) fn option<T: ToTokens>(value: Option<&T>) -> TokenStream2 {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
         None => quote!(::core::option::Option::None),
+    }
+}
+
+/// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App`, built once per instance.
+///
+/// Keys: `label`, `requires_proxy_auth`, `custom_domains`, `timeout`, `memory`.
+#[proc_macro_attribute]
+pub fn asgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
+    apps::app_macro(attr, item, "Asgi", quote!(::wasmhost::asgi::App))
+}
+
+/// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App`, built once per instance.
+///
+/// Keys: `label`, `requires_proxy_auth`, `custom_domains`, `timeout`, `memory`.
+#[proc_macro_attribute]
+pub fn wsgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
+    apps::app_macro(attr, item, "Wsgi", quote!(::wasmhost::wsgi::App))
+}
+
+/// Turns an `impl` block of a `Default` type into class endpoints: each `#[method(...)]`
+/// (same keys as `endpoint`) becomes an endpoint on the instance's one value;
+/// `#[enter]` and `#[exit]` methods run once per instance.
+#[proc_macro_attribute]
+pub fn cls(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = TokenStream2::from(item);
+    match apps::expand_cls(attr.into(), item.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item).into()
+        }
     }
 }
 

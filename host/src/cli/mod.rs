@@ -74,6 +74,12 @@ pub struct EngineArgs {
     /// Memory cap of an instance in MiB when the endpoint sets none.
     #[arg(long, default_value_t = 256, env = "WASMHOST_MEMORY_LIMIT")]
     pub memory_limit: u32,
+    /// The port a web-server component (a wasi:cli command) listens on inside its sandbox.
+    #[arg(long, default_value_t = 8000, env = "WASMHOST_WEB_PORT")]
+    pub web_port: u16,
+    /// How long a web-server component may take to start listening (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub startup_timeout: Duration,
     /// Where compiled native code is cached [default: $XDG_CACHE_HOME/wasmhost or ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -87,6 +93,8 @@ impl EngineArgs {
         );
         config.default_timeout = self.timeout;
         config.default_memory_mib = self.memory_limit;
+        config.web_server_port = self.web_port;
+        config.startup_timeout = self.startup_timeout;
         config
     }
 }

@@ -74,7 +74,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .await;
     }
-    let app = Arc::new(WebApp::new(engine, Arc::new(component), Default::default()));
+    let app = Arc::new(WebApp::new(engine, Arc::new(component)));
     let routes = local_routes(&app);
     if app.manifest().endpoints.is_empty() {
         anyhow::bail!(
@@ -101,6 +101,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Gateway::new(routes, config)
         .serve(listener, super::shutdown_signal())
         .await?;
+    // Run the guests' shutdown hooks (bounded: a hook that hangs cannot hold the exit).
+    if tokio::time::timeout(std::time::Duration::from_secs(10), app.retire())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown hooks did not finish in 10 s");
+    }
     Ok(())
 }
 

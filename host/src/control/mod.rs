@@ -210,9 +210,9 @@ impl ControlPlane {
     }
 
     fn make_live(&self, app_id: &str, version: u32, loaded: LoadedComponent) -> LiveApp {
-        let context = self.functions.guest_context(app_id);
+        loaded.bind_context(self.functions.guest_context(app_id));
         LiveApp {
-            web: Arc::new(WebApp::new(self.engine.clone(), Arc::new(loaded), context)),
+            web: Arc::new(WebApp::new(self.engine.clone(), Arc::new(loaded))),
             version,
         }
     }

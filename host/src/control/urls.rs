@@ -93,7 +93,7 @@ mod tests {
 
     fn spec() -> EndpointSpec {
         serde_json::from_value(serde_json::json!({
-            "name": "say_hi", "method": "GET", "label": null, "docs": false,
+            "kind": "function", "name": "say_hi", "method": "GET", "label": null, "docs": false,
             "requires_proxy_auth": false, "custom_domains": ["API.example.com"], "summary": null,
             "args_schema": {}, "result_schema": null, "timeout": null, "memory_mib": null
         }))

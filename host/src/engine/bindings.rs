@@ -1,18 +1,46 @@
 //! Host bindings generated from `wit/`, the single source of the guest ABI.
+//!
+//! One `bindgen!` of the `sdk` world (the union of wasmhost's worlds) generates every type
+//! once; each exported interface is then looked up on its own, so a component needs only
+//! the exports its endpoints use.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "wasmhost:guest/endpoint",
-    imports: { default: async },
+    world: "wasmhost:guest/sdk",
+    imports: { default: async | trappable },
     exports: { default: async },
+    with: {
+        "wasmhost:guest/asgi-channel.channel": super::channel::ChannelEntry,
+        "wasmhost:guest/wsgi-io.input": super::channel::InputEntry,
+        "wasmhost:guest/wsgi-io.output": super::channel::OutputEntry,
+    },
 });
 
-pub use exports::wasmhost::guest::function_handler::CallError;
-pub use wasmhost::guest::types::{Manifest, Request, Response};
+pub use self::wasmhost::guest::asgi_types;
+pub use self::wasmhost::guest::types::{EndpointKind, Manifest, Request, Response};
+pub use self::wasmhost::guest::wsgi_types::Environ;
+pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
+pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;
+pub use exports::wasmhost::guest::endpoint_handler::GuestIndices as HandlerIndices;
+pub use exports::wasmhost::guest::function_handler::{
+    CallError as GuestCallError, GuestIndices as FunctionIndices,
+};
+pub use exports::wasmhost::guest::lifecycle::GuestIndices as LifecycleIndices;
+pub use exports::wasmhost::guest::wsgi_app::GuestIndices as WsgiIndices;
 
-/// Interface names a component must export to be served as the `endpoint` world.
-pub const ENDPOINT_EXPORTS: [&str; 3] = [
-    "wasmhost:guest/describe@0.1.0",
-    "wasmhost:guest/endpoint-handler@0.1.0",
-    "wasmhost:guest/function-handler@0.1.0",
-];
+/// The interface a component exports to describe itself.
+pub const DESCRIBE: &str = "wasmhost:guest/describe@0.1.0";
+/// The interface serving `function` and `method` endpoints.
+pub const ENDPOINT_HANDLER: &str = "wasmhost:guest/endpoint-handler@0.1.0";
+/// The interface serving callable functions.
+pub const FUNCTION_HANDLER: &str = "wasmhost:guest/function-handler@0.1.0";
+/// The interface with class hooks.
+pub const LIFECYCLE: &str = "wasmhost:guest/lifecycle@0.1.0";
+/// The interface serving ASGI-like apps.
+pub const ASGI_APP: &str = "wasmhost:guest/asgi-app@0.1.0";
+/// The interface serving WSGI-like apps.
+pub const WSGI_APP: &str = "wasmhost:guest/wsgi-app@0.1.0";
+/// Prefix of the standard `wasi:http` handler export (any 0.2 patch version).
+pub const INCOMING_HANDLER_PREFIX: &str = "wasi:http/incoming-handler@0.2.";
+/// Prefix of the `wasi:cli/run` export of a command (any 0.2 patch version).
+pub const CLI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed, sendable future that owns its data.
+pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The state of a call as a guest sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,10 +23,13 @@ pub enum GuestCallState {
 /// Carries a guest's `spawn`/`poll` imports to whoever runs calls (the functions layer).
 pub trait CallBroker: Send + Sync {
     /// Spawns function `function` of the guest's app; returns the call id.
-    fn spawn(&self, function: String, input: String) -> BoxFuture<Result<String, String>>;
+    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, String>>;
     /// Waits at most `timeout` for call `call_id` and returns its state.
-    fn poll(&self, call_id: String, timeout: Duration)
-    -> BoxFuture<Result<GuestCallState, String>>;
+    fn poll(
+        &self,
+        call_id: String,
+        timeout: Duration,
+    ) -> BrokerFuture<Result<GuestCallState, String>>;
 }
 
 /// A host directory mounted into the guest.

@@ -56,6 +56,10 @@ pub enum CallError {
     /// The guest trapped (a panic, `unreachable`, a bad memory access, ...).
     #[error("trapped: {0}")]
     Trap(String),
+    /// The guest finished without producing a response (no response start, an error
+    /// code instead of a response, ...).
+    #[error("produced no response: {0}")]
+    NoResponse(String),
     /// The host could not set up an instance (e.g. the pool is exhausted).
     #[error("could not start an instance: {0}")]
     Instantiate(String),

@@ -92,12 +92,42 @@ pub struct FunctionSpec {
     pub volumes: Vec<VolumeMount>,
 }
 
+/// Which shape serves an endpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// A typed function (`fastapi_endpoint`), a fresh instance per request.
+    Function,
+    /// A method of a class (`app.cls`), on a warm instance whose `enter` ran once.
+    Method,
+    /// An ASGI-like app: any path and method, streaming, WebSockets.
+    Asgi,
+    /// A WSGI-like app: any path and method.
+    Wsgi,
+    /// A standard `wasi:http/incoming-handler` component.
+    Proxy,
+    /// A `wasi:cli` command that listens on a port (Modal's `web_server`).
+    WebServer,
+}
+
+impl EndpointKind {
+    /// True when the app routes every path and method itself.
+    pub fn routes_itself(self) -> bool {
+        matches!(
+            self,
+            Self::Asgi | Self::Wsgi | Self::Proxy | Self::WebServer
+        )
+    }
+}
+
 /// One web endpoint of an app.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EndpointSpec {
     /// Function name, unique within the app.
     pub name: String,
-    /// The HTTP method it accepts.
+    /// Which shape serves it.
+    pub kind: EndpointKind,
+    /// The HTTP method it accepts (`*` for shapes that route themselves).
     pub method: String,
     /// Custom URL label.
     pub label: Option<String>,
@@ -121,6 +151,24 @@ pub struct EndpointSpec {
 }
 
 impl EndpointSpec {
+    /// The one endpoint of a component without `describe`, served with the host's defaults.
+    pub fn defaults(name: &str, kind: EndpointKind) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            method: "*".into(),
+            label: None,
+            docs: false,
+            requires_proxy_auth: false,
+            custom_domains: Vec::new(),
+            summary: None,
+            args_schema: serde_json::json!({"type": "object", "properties": {}}),
+            result_schema: None,
+            timeout: None,
+            memory_mib: None,
+        }
+    }
+
     /// The DNS label of this function: its name with `_` turned into `-`.
     pub fn dns_name(&self) -> String {
         self.name.replace('_', "-").to_ascii_lowercase()
@@ -152,8 +200,18 @@ impl TryFrom<bindings::Manifest> for AppManifest {
         }
         let mut endpoints = Vec::with_capacity(m.endpoints.len());
         for e in m.endpoints {
-            let method = e.method.to_ascii_uppercase();
-            if !METHODS.contains(&method.as_str()) {
+            let kind = match e.kind {
+                bindings::EndpointKind::Function => EndpointKind::Function,
+                bindings::EndpointKind::Method => EndpointKind::Method,
+                bindings::EndpointKind::Asgi => EndpointKind::Asgi,
+                bindings::EndpointKind::Wsgi => EndpointKind::Wsgi,
+            };
+            let method = if kind.routes_itself() {
+                "*".to_owned()
+            } else {
+                e.method.to_ascii_uppercase()
+            };
+            if !kind.routes_itself() && !METHODS.contains(&method.as_str()) {
                 return Err(bad(format!(
                     "endpoint {:?} has unknown method {:?}",
                     e.name, e.method
@@ -171,6 +229,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 .transpose()?;
             let spec = EndpointSpec {
                 name: e.name.clone(),
+                kind,
                 method,
                 label: e.label,
                 docs: e.docs,
@@ -280,6 +339,36 @@ impl TryFrom<bindings::Manifest> for AppManifest {
     }
 }
 
+impl AppManifest {
+    /// The manifest of a component that does not describe itself: one endpoint of `kind`
+    /// named after the app.
+    pub fn synthesised(app: &str, kind: EndpointKind) -> Self {
+        Self {
+            app: app.to_owned(),
+            sdk_version: String::new(),
+            endpoints: vec![EndpointSpec::defaults(app, kind)],
+            functions: Vec::new(),
+        }
+    }
+}
+
+/// A DNS-safe app name made from a file stem: lower-cased, other characters become `-`.
+pub fn app_name_from_stem(stem: &str) -> String {
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(63);
+    let name = name.trim_matches('-').to_owned();
+    if name.is_empty() { "app".into() } else { name }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +395,13 @@ mod tests {
         assert!(!is_dns_label("a_b"));
         assert!(!is_dns_label(""));
         assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn app_names_from_file_stems() {
+        assert_eq!(app_name_from_stem("wasi_http_proxy"), "wasi-http-proxy");
+        assert_eq!(app_name_from_stem("My.App"), "my-app");
+        assert_eq!(app_name_from_stem("__"), "app");
+        assert!(is_dns_label(&app_name_from_stem(&"x".repeat(100))));
     }
 }

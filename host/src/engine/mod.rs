@@ -1,31 +1,47 @@
 //! The wasmtime engine: validation, the native-code cache, instance creation, and the
 //! time and memory bounds every guest call runs under. Knows nothing of HTTP routing.
+//!
+//! It serves several worlds, told apart by a component's exports (`world`): wasmhost
+//! guests (`describe` plus the handlers of typed functions, class methods, ASGI and WSGI
+//! apps), standard `wasi:http` proxies and `wasi:cli` commands run as web servers.
+//! Calls (`calls`) use fresh instances for functions and proxies, and warm instances
+//! for classes and apps; the ASGI channel and WSGI streams are traits the shapes implement.
 
 mod bindings;
 mod cache;
+mod calls;
+mod channel;
 mod context;
 mod error;
 mod manifest;
+mod output;
 mod state;
 mod validate;
+mod web_server;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
-use bindings::{Endpoint, EndpointPre};
-pub use bindings::{Request, Response};
+pub use bindings::asgi_types as asgi;
+pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
-pub use context::{BoxFuture, CallBroker, CallContext, GuestCallState, Mount};
+pub use calls::ProxyBody;
+pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
+pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
 pub use manifest::{
-    AppManifest, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount, is_dns_label,
+    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount,
+    app_name_from_stem, is_dns_label,
 };
 use state::InstanceState;
+pub use web_server::WebServer;
+use world::Prepared;
 
 /// How often the epoch advances; the granularity of timeouts and of guest yields.
 const TICK: Duration = Duration::from_millis(10);
@@ -41,6 +57,10 @@ pub struct EngineConfig {
     pub default_memory_mib: u32,
     /// The most instances alive at once (the pooling allocator's slots).
     pub max_instances: u32,
+    /// The port a `web_server` guest listens on inside its sandbox.
+    pub web_server_port: u16,
+    /// How long a `web_server` guest may take to start listening.
+    pub startup_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -51,6 +71,8 @@ impl EngineConfig {
             default_timeout: Duration::from_secs(300),
             default_memory_mib: 256,
             max_instances: 500,
+            web_server_port: 8000,
+            startup_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -74,7 +96,25 @@ pub struct LoadedComponent {
     pub cache: CacheOutcome,
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
-    pre: EndpointPre<InstanceState>,
+    prepared: Prepared,
+    warm: calls::WarmInstances,
+    web_server: web_server::WebServerSlot,
+    context: std::sync::OnceLock<CallContext>,
+}
+
+impl LoadedComponent {
+    /// Sets what every instance of this component runs with (e.g. the broker that lets
+    /// its guests spawn calls); the first binding wins.
+    pub fn bind_context(&self, context: CallContext) {
+        let _ = self.context.set(context);
+    }
+
+    fn context(&self) -> &CallContext {
+        static NONE: std::sync::OnceLock<CallContext> = std::sync::OnceLock::new();
+        self.context
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(CallContext::default))
+    }
 }
 
 /// Time and memory bounds of one call.
@@ -120,10 +160,25 @@ impl Engine {
         let engine =
             wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        Endpoint::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let link_error = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        bindings::wasmhost::guest::asgi_channel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        bindings::wasmhost::guest::wsgi_io::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        bindings::wasmhost::guest::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
+        web_server::add_bind_rewrite(&mut linker).map_err(link_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -141,7 +196,8 @@ impl Engine {
         &self.config
     }
 
-    /// Reads, validates and compiles (or maps from the cache) a component file.
+    /// Reads, validates and compiles (or maps from the cache) a component file; a
+    /// component without `describe` is named after the file's stem.
     pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
@@ -149,11 +205,25 @@ impl Engine {
                 path: path.to_owned(),
                 source,
             })?;
-        self.load_bytes(&bytes).await
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.load_named(&bytes, &app_name_from_stem(&stem)).await
     }
 
-    /// Validates and compiles (or maps from the cache) a component's bytes.
+    /// Validates and compiles (or maps from the cache) a component's bytes; a component
+    /// without `describe` is named `app`.
     pub async fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_named(bytes, "app").await
+    }
+
+    /// Like [`Engine::load_bytes`], naming a component without `describe` `app_name`.
+    pub async fn load_named(
+        &self,
+        bytes: &[u8],
+        app_name: &str,
+    ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
         validate::check_header(bytes)?;
         let digest = cache::digest(bytes);
@@ -169,8 +239,16 @@ impl Engine {
             .await
             .map_err(|e| LoadError::Compile(e.to_string()))??
         };
-        let pre = self.prepare(&component)?;
-        let manifest = self.describe(&pre).await?;
+        let prepared = world::prepare(&self.engine, &self.linker, &component)?;
+        let manifest = match &prepared {
+            Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
+            Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
+            Prepared::Guest(exports) => {
+                let manifest = self.describe(exports).await?;
+                exports.check(&manifest)?;
+                manifest
+            }
+        };
         // Only components that passed every check leave a trace on disk.
         if outcome == CacheOutcome::Compiled {
             let (cache, key) = (self.cache.clone(), digest.clone());
@@ -181,39 +259,23 @@ impl Engine {
             digest,
             cache: outcome,
             load_time: started.elapsed(),
-            pre,
+            prepared,
+            warm: calls::WarmInstances::default(),
+            web_server: web_server::WebServerSlot::default(),
+            context: std::sync::OnceLock::new(),
         })
     }
 
-    fn prepare(&self, component: &Component) -> Result<EndpointPre<InstanceState>, LoadError> {
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        validate::check_exports(&exports, &bindings::ENDPOINT_EXPORTS)?;
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
-        EndpointPre::new(pre).map_err(|e| LoadError::UnknownWorld {
-            exports: exports.join(", "),
-            expected: format!(
-                "{} with matching types ({e:#})",
-                bindings::ENDPOINT_EXPORTS.join(" and ")
-            ),
-        })
-    }
-
-    async fn describe(&self, pre: &EndpointPre<InstanceState>) -> Result<AppManifest, LoadError> {
+    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
         let limits = self.default_limits();
         let mut store = self
             .new_store(limits, &CallContext::default())
             .map_err(|e| LoadError::Describe(e.to_string()))?;
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .wasmhost_guest_describe()
+            let instance = exports.pre.instantiate_async(&mut store).await?;
+            exports
+                .describe
+                .load(&mut store, &instance)?
                 .call_describe(&mut store)
                 .await
         };
@@ -251,93 +313,31 @@ impl Engine {
         limits: Limits,
         ctx: &CallContext,
     ) -> Result<Store<InstanceState>, CallError> {
-        let state = InstanceState::new((limits.memory_mib as usize) << 20, ctx)
+        self.new_store_with(limits, None, ctx)
+    }
+
+    fn new_store_with(
+        &self,
+        limits: Limits,
+        port_map: Option<(u16, u16)>,
+        ctx: &CallContext,
+    ) -> Result<Store<InstanceState>, CallError> {
+        let deadline = Instant::now() + limits.timeout;
+        let state = InstanceState::new((limits.memory_mib as usize) << 20, deadline, port_map, ctx)
             .map_err(|e| CallError::Instantiate(e.to_string()))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
-        // requests, and trap once the deadline has passed.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        // requests, and trap once the current call's deadline has passed.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
         Ok(store)
-    }
-
-    async fn instantiate(
-        &self,
-        component: &LoadedComponent,
-        limits: Limits,
-        ctx: &CallContext,
-    ) -> Result<(Store<InstanceState>, Endpoint), CallError> {
-        let mut store = self.new_store(limits, ctx)?;
-        let instance = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        Ok((store, instance))
-    }
-
-    /// Runs one attempt of function `spec` on a fresh instance; `input` is
-    /// `{"args": [...], "kwargs": {...}}` and the result is JSON text.
-    pub async fn call_function(
-        &self,
-        component: &LoadedComponent,
-        spec: &FunctionSpec,
-        input: &str,
-        ctx: &CallContext,
-    ) -> Result<String, FunctionError> {
-        let limits = self.function_limits(spec);
-        let (mut store, instance) = self.instantiate(component, limits, ctx).await?;
-        let call = instance
-            .wasmhost_guest_function_handler()
-            .call_call(&mut store, &spec.name, input);
-        let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
-        forward_output(&component.manifest.app, &spec.name, &store);
-        match outcome {
-            Err(_) => Err(CallError::Timeout(limits.timeout).into()),
-            Ok(Ok(Ok(result))) => Ok(result),
-            Ok(Ok(Err(bindings::CallError::Failed(message)))) => {
-                Err(FunctionError::Failed(message))
-            }
-            Ok(Ok(Err(bindings::CallError::InvalidInput(detail)))) => {
-                Err(FunctionError::InvalidInput(
-                    serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                ))
-            }
-            Ok(Err(e)) => Err(classify(e, &store, limits).into()),
-        }
-    }
-
-    /// Runs one request through a fresh instance of `component`'s endpoint `spec`.
-    pub async fn handle(
-        &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-        request: Request,
-        ctx: &CallContext,
-    ) -> Result<Response, CallError> {
-        let limits = self.limits_for(spec);
-        let (mut store, instance) = self.instantiate(component, limits, ctx).await?;
-        let call = instance
-            .wasmhost_guest_endpoint_handler()
-            .call_handle(&mut store, &spec.name, &request);
-        // The epoch callback only fires while wasm runs; a guest blocked in a host call
-        // (a sleep, say) is bounded by this outer timer, with a little grace.
-        let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
-        let app = component.manifest.app.as_str();
-        forward_output(app, &spec.name, &store);
-        match outcome {
-            Err(_) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(classify(e, &store, limits)),
-        }
     }
 }
 
@@ -373,14 +373,14 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
         Some(t) => t.to_string(),
         None => format!("{e}"),
     };
-    match panic_message(&store.data().stderr.contents()) {
+    match panic_message(&store.data().stderr.peek()) {
         Some(panic) => CallError::Trap(format!("{panic} ({trap})")),
         None => CallError::Trap(trap),
     }
 }
 
 fn describe_failure(e: &wasmtime::Error, store: &Store<InstanceState>) -> String {
-    match panic_message(&store.data().stderr.contents()) {
+    match panic_message(&store.data().stderr.peek()) {
         Some(panic) => format!("{panic} ({e})"),
         None => format!("{e:#}"),
     }
@@ -414,8 +414,8 @@ fn truncate(s: &str, max: usize) -> String {
 fn forward_output(app: &str, function: &str, store: &Store<InstanceState>) {
     let data = store.data();
     for (stream, bytes) in [
-        ("stdout", data.stdout.contents()),
-        ("stderr", data.stderr.contents()),
+        ("stdout", data.stdout.take()),
+        ("stderr", data.stderr.take()),
     ] {
         for line in String::from_utf8_lossy(&bytes).lines() {
             tracing::info!(target: "guest", app, function, stream, "{line}");

@@ -1,14 +1,16 @@
-//! What each store carries: WASI context, resource table, memory cap, captured output.
+//! What each store carries: WASI and wasi:http contexts, the resource table, the memory
+//! cap, the current call's deadline and captured output.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::wasmhost::guest::{host, types};
 use super::context::{CallBroker, CallContext, GuestCallState};
+use super::output::CapturedOutput;
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -16,20 +18,31 @@ const OUTPUT_CAPACITY: usize = 64 * 1024;
 /// Per-instance host state.
 pub struct InstanceState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: OutboundPolicy,
+    pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryCap,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: CapturedOutput,
+    pub(crate) stderr: CapturedOutput,
+    /// When the current call must end; the epoch callback traps past it.
+    pub(crate) deadline: Instant,
+    /// A web server's port mapping: the guest's inner port and the host port behind it.
+    pub(crate) port_map: Option<(u16, u16)>,
     broker: Option<Arc<dyn CallBroker>>,
 }
 
 impl InstanceState {
-    /// Fresh state; fails only when a mount's host directory cannot be opened.
-    pub(crate) fn new(memory_cap_bytes: usize, ctx: &CallContext) -> std::io::Result<Self> {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        // Only what the call context grants: no network, no inherited env, and no
-        // directories beyond the mounted volumes (cap-std confines the guest to them).
+    /// State for one instance; `port_map` (inner, outer) lets a web server bind and
+    /// accept on its one loopback port and nothing else.
+    pub(crate) fn new(
+        memory_cap_bytes: usize,
+        deadline: Instant,
+        port_map: Option<(u16, u16)>,
+        ctx: &CallContext,
+    ) -> std::io::Result<Self> {
+        let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
+        let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
+        // No preopens, no network, no inherited env: a guest holds no ambient authority.
         let mut builder = WasiCtx::builder();
         builder
             .stdout(stdout.clone())
@@ -38,6 +51,7 @@ impl InstanceState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .envs(&ctx.env);
+        // Volumes are the only directories a guest sees; cap-std confines it to them.
         for mount in &ctx.mounts {
             builder
                 .preopened_dir(&mount.host, &mount.guest, FsPerms::ReadWrite)
@@ -45,12 +59,28 @@ impl InstanceState {
                     std::io::Error::other(format!("cannot mount {}: {e}", mount.host.display()))
                 })?;
         }
+        if let Some((_, outer)) = port_map {
+            builder
+                .allow_tcp(true)
+                .socket_addr_check(move |addr, usage| {
+                    let ok = super::web_server::allowed(addr, usage, outer);
+                    if !ok {
+                        tracing::warn!(%addr, ?usage, "refused a socket use by a web server guest");
+                    }
+                    Box::pin(async move { ok })
+                });
+        }
+        let wasi = builder.build();
         Ok(Self {
-            wasi: builder.build(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundPolicy,
             table: ResourceTable::new(),
             limiter: MemoryCap::new(memory_cap_bytes),
             stdout,
             stderr,
+            deadline,
+            port_map,
             broker: ctx.broker.clone(),
         })
     }
@@ -61,24 +91,32 @@ impl types::Host for InstanceState {}
 const NO_BROKER: &str = "calls to other functions are only available on a wasmhost server";
 
 impl host::Host for InstanceState {
-    async fn spawn(&mut self, name: String, input: String) -> Result<String, String> {
-        match &self.broker {
+    async fn spawn(
+        &mut self,
+        name: String,
+        input: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        Ok(match &self.broker {
             Some(b) => b.spawn(name, input).await,
             None => Err(NO_BROKER.into()),
-        }
+        })
     }
 
-    async fn poll(&mut self, call_id: String, timeout_ms: u64) -> Result<types::CallState, String> {
+    async fn poll(
+        &mut self,
+        call_id: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Result<types::CallState, String>> {
         let Some(b) = &self.broker else {
-            return Err(NO_BROKER.into());
+            return Ok(Err(NO_BROKER.into()));
         };
         // A guest may not park a host task for longer than a day.
         let timeout = Duration::from_millis(timeout_ms.min(86_400_000));
-        Ok(match b.poll(call_id, timeout).await? {
+        Ok(b.poll(call_id, timeout).await.map(|state| match state {
             GuestCallState::Pending => types::CallState::Pending,
             GuestCallState::Success(r) => types::CallState::Success(r),
             GuestCallState::Failure(m) => types::CallState::Failure(m),
-        })
+        }))
     }
 }
 
@@ -88,6 +126,39 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound `wasi:http` requests: guests hold no network authority, so every request is
+/// refused with `HTTP-request-denied` (an allow-list belongs to the capabilities layer).
+struct OutboundPolicy;
+
+impl wasmtime_wasi_http::WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    hyper::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        tracing::warn!(uri = %request.uri(), "refused an outbound HTTP request from a guest");
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

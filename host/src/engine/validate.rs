@@ -20,17 +20,6 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     Err(LoadError::NotWasm { start })
 }
 
-/// Checks that every interface of a world is among the component's exports.
-pub(crate) fn check_exports(exports: &[String], required: &[&str]) -> Result<(), LoadError> {
-    if required.iter().all(|r| exports.iter().any(|e| e == r)) {
-        return Ok(());
-    }
-    Err(LoadError::UnknownWorld {
-        exports: exports.join(", "),
-        expected: required.join(" and "),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,14 +40,5 @@ mod tests {
         ));
         assert!(matches!(check_header(b""), Err(LoadError::NotWasm { .. })));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
-    }
-
-    #[test]
-    fn names_the_exports_of_another_world() {
-        let exports = vec!["wasi:cli/run@0.2.12".to_string()];
-        let err = check_exports(&exports, &["wasmhost:guest/describe@0.1.0"]).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("wasi:cli/run@0.2.12"), "{msg}");
-        assert!(msg.contains("wasmhost:guest/describe@0.1.0"), "{msg}");
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{
-    BoxFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec, GuestCallState,
+    BrokerFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec, GuestCallState,
     LoadedComponent, Mount,
 };
 use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
@@ -456,7 +456,7 @@ struct GuestBroker {
 }
 
 impl CallBroker for GuestBroker {
-    fn spawn(&self, function: String, input: String) -> BoxFuture<Result<String, String>> {
+    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, String>> {
         let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
         Box::pin(async move {
             let f = functions.upgrade().ok_or("the host is shutting down")?;
@@ -478,7 +478,7 @@ impl CallBroker for GuestBroker {
         &self,
         call_id: String,
         timeout: Duration,
-    ) -> BoxFuture<Result<GuestCallState, String>> {
+    ) -> BrokerFuture<Result<GuestCallState, String>> {
         let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
         Box::pin(async move {
             let f = functions.upgrade().ok_or("the host is shutting down")?;

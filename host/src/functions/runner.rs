@@ -39,6 +39,7 @@ fn describe(e: &FunctionError) -> (&'static str, Value) {
             format!("could not start an instance: {m}"),
             None,
         ),
+        FunctionError::Call(e @ CallError::NoResponse(_)) => ("failed", e.to_string(), None),
     };
     let mut v = json!({"type": kind, "message": message});
     if let Some(d) = detail {

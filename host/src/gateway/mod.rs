@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -22,7 +21,7 @@ use tokio::net::TcpListener;
 
 pub use routes::{Route, RouteTable};
 
-use crate::shapes::{Body, json_error};
+use crate::shapes::{Body, ClientAddr, json_error, limit_body};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -157,7 +156,7 @@ impl Gateway {
         let method = req.method().clone();
         let host = host_of(&req);
         let path = req.uri().path().to_owned();
-        let mut response = self.route(req, &host).await;
+        let mut response = self.route(req, &host, peer).await;
         let headers = response.headers_mut();
         if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             headers.insert(
@@ -175,7 +174,12 @@ impl Gateway {
         response
     }
 
-    async fn route(&self, req: hyper::Request<Incoming>, host: &str) -> hyper::Response<Body> {
+    async fn route(
+        &self,
+        req: hyper::Request<Incoming>,
+        host: &str,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body> {
         let routes = self.routes();
         let Some(route) = routes.lookup(host) else {
             if let Some(api) = &self.api
@@ -194,33 +198,15 @@ impl Gateway {
                 "this endpoint requires proxy auth: send a token as the Wasmhost-Key and Wasmhost-Secret headers",
             );
         }
-        let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.config.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return json_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!(
-                        "request body exceeds the limit of {} bytes",
-                        self.config.max_body_bytes
-                    ),
-                );
-            }
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("could not read the request body: {e}"),
-                );
-            }
-        };
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(ClientAddr(peer));
+        // Bodies stream through to the shape, bounded; upgrades stay in the extensions.
+        let body = limit_body(body, self.config.max_body_bytes);
         let request = hyper::Request::from_parts(parts, body);
-        let Some(cap) = self.config.request_timeout else {
+        // Only whole-response shapes can be parked and collected later; streams and
+        // WebSockets stay on their connection.
+        let cap = self.config.request_timeout.filter(|_| route.buffered());
+        let Some(cap) = cap else {
             return route.app.serve(route.endpoint, request).await;
         };
         if let Some(id) = long::call_id_of(request.uri()) {

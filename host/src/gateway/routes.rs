@@ -16,6 +16,21 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether the endpoint answers with a whole response (typed functions and class
+    /// methods), so a long call can be answered 303 and collected later.
+    pub fn buffered(&self) -> bool {
+        self.app
+            .manifest()
+            .endpoints
+            .get(self.endpoint)
+            .is_some_and(|e| {
+                matches!(
+                    e.kind,
+                    crate::engine::EndpointKind::Function | crate::engine::EndpointKind::Method
+                )
+            })
+    }
+
     /// Whether callers must present a proxy-auth token.
     pub fn requires_proxy_auth(&self) -> bool {
         self.app

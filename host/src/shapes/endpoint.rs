@@ -1,11 +1,12 @@
 //! The `endpoint` shape: one typed function per URL. The host checks the method and
 //! serves the docs; the guest SDK parses arguments (422s) and encodes the result.
 
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, StatusCode};
 
-use super::{Body, Request, full, json_error, json_response};
-use crate::engine::{CallContext, CallError, EndpointSpec, Engine, LoadedComponent, Response};
+use super::body::{BodyError, collect};
+use super::{Body, Request, failure, full, guest_headers, json_error, json_response};
+use crate::engine::{EndpointSpec, Engine, LoadedComponent, Response};
 
 const DOCS_HTML: &str = include_str!("docs.html");
 
@@ -14,7 +15,6 @@ pub(super) async fn serve(
     component: &LoadedComponent,
     spec: &EndpointSpec,
     request: Request,
-    context: &CallContext,
 ) -> hyper::Response<Body> {
     let path = request.uri().path();
     if spec.docs && request.method() == Method::GET {
@@ -49,8 +49,16 @@ pub(super) async fn serve(
         }
         return r;
     }
+    let (parts, body) = request.into_parts();
+    let body = match collect(body).await {
+        Ok(body) => body,
+        Err(e @ BodyError::TooLarge { .. }) => {
+            return json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+        }
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     match engine
-        .handle(component, spec, to_guest(request, head_of_get), context)
+        .handle(component, spec, to_guest(parts, body, head_of_get))
         .await
     {
         Ok(response) => from_guest(response),
@@ -58,13 +66,12 @@ pub(super) async fn serve(
     }
 }
 
-fn to_guest(request: Request, as_get: bool) -> crate::engine::Request {
-    let (parts, body) = request.into_parts();
-    let headers = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
+fn to_guest(
+    parts: hyper::http::request::Parts,
+    body: bytes::Bytes,
+    as_get: bool,
+) -> crate::engine::Request {
+    let headers = super::request_headers(&parts.headers);
     crate::engine::Request {
         method: if as_get {
             "GET".into()
@@ -93,32 +100,6 @@ fn from_guest(response: Response) -> hyper::Response<Body> {
     };
     let mut r = hyper::Response::new(full(response.body));
     *r.status_mut() = status;
-    for (name, value) in response.headers {
-        // A header the guest got wrong is dropped rather than failing the response.
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            (Ok(n), Ok(v)) => {
-                r.headers_mut().append(n, v);
-            }
-            _ => tracing::warn!(header = %name, "guest sent an invalid header; dropped"),
-        }
-    }
-    r
-}
-
-fn failure(app: &str, spec: &EndpointSpec, err: CallError) -> hyper::Response<Body> {
-    tracing::warn!(app, function = %spec.name, "call failed: {err}");
-    let status = match err {
-        CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        CallError::Instantiate(_) => StatusCode::SERVICE_UNAVAILABLE,
-        CallError::OutOfMemory { .. } | CallError::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut r = json_error(status, &format!("function {:?} {err}", spec.name));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    guest_headers(response.headers, r.headers_mut());
     r
 }

@@ -1,38 +1,46 @@
 //! Shapes: how an HTTP request becomes guest calls and the guest's answer becomes a
-//! response. Today: the typed `endpoint` world (Modal's `fastapi_endpoint`).
+//! response. `endpoint` (typed functions and class methods), `asgi` (streaming, SSE,
+//! WebSockets), `wsgi`, and standard `wasi:http` proxy components.
 
+mod asgi;
+mod body;
 mod endpoint;
 mod openapi;
+mod proxy;
+mod respond;
+mod web_server;
+mod websocket;
+mod wsgi;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::StatusCode;
+use hyper::header::{HeaderValue, RETRY_AFTER};
 
-use crate::engine::{AppManifest, CallContext, EndpointSpec, Engine, LoadedComponent};
+pub use asgi::ClientAddr;
+pub use body::{BodyError, RequestBody, limit_body};
+
+use crate::engine::{AppManifest, CallError, EndpointKind, EndpointSpec, Engine, LoadedComponent};
 
 /// Response body type every shape produces (boxed so shapes may stream).
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-/// A whole-bodied request handed to a shape.
-pub type Request = hyper::Request<Bytes>;
+/// A request handed to a shape: its body is streamed, bounded by the gateway's limit.
+pub type Request = hyper::Request<RequestBody>;
 
 /// A loaded component together with the engine that runs it: the unit the gateway routes to.
 pub struct WebApp {
     engine: Arc<Engine>,
     component: Arc<LoadedComponent>,
-    context: CallContext,
 }
 
 impl WebApp {
-    /// Wraps a loaded component; its calls run with `context` (e.g. guest spawn/poll).
-    pub fn new(engine: Arc<Engine>, component: Arc<LoadedComponent>, context: CallContext) -> Self {
-        Self {
-            engine,
-            component,
-            context,
-        }
+    /// Wraps a loaded component.
+    pub fn new(engine: Arc<Engine>, component: Arc<LoadedComponent>) -> Self {
+        Self { engine, component }
     }
 
     /// What the component describes.
@@ -47,12 +55,30 @@ impl WebApp {
 
     /// Serves one request for the endpoint at `index` in the manifest.
     pub async fn serve(&self, index: usize, request: Request) -> hyper::Response<Body> {
-        match self.component.manifest.endpoints.get(index) {
-            Some(spec) => {
-                endpoint::serve(&self.engine, &self.component, spec, request, &self.context).await
+        let Some(spec) = self.component.manifest.endpoints.get(index) else {
+            return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+        };
+        match spec.kind {
+            EndpointKind::Function | EndpointKind::Method => {
+                endpoint::serve(&self.engine, &self.component, spec, request).await
             }
-            None => json_error(hyper::StatusCode::NOT_FOUND, "no such endpoint"),
+            EndpointKind::Proxy => proxy::serve(&self.engine, &self.component, spec, request).await,
+            EndpointKind::WebServer => {
+                web_server::serve(&self.engine, &self.component, spec, request).await
+            }
+            EndpointKind::Asgi => {
+                asgi::serve(self.engine.clone(), self.component.clone(), index, request).await
+            }
+            EndpointKind::Wsgi => {
+                wsgi::serve(self.engine.clone(), self.component.clone(), index, request).await
+            }
         }
+    }
+
+    /// Retires the app's warm instances (lifespan shutdown, class `exit`); call it once
+    /// the gateway stopped serving.
+    pub async fn retire(&self) {
+        self.engine.retire(&self.component).await;
     }
 
     /// The OpenAPI document of one endpoint.
@@ -69,20 +95,58 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// A JSON response `{"detail": message}` with the given status, FastAPI's error shape.
-pub fn json_error(status: hyper::StatusCode, message: &str) -> hyper::Response<Body> {
+pub fn json_error(status: StatusCode, message: &str) -> hyper::Response<Body> {
     json_response(status, &serde_json::json!({ "detail": message }))
 }
 
 /// A JSON response with the given status.
-pub fn json_response(
-    status: hyper::StatusCode,
-    value: &serde_json::Value,
-) -> hyper::Response<Body> {
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> hyper::Response<Body> {
     let mut response = hyper::Response::new(full(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// The response for a call that failed: 504 for a timeout, 503 (retry) when no instance
+/// could start, 502 when the guest produced no response, 500 for traps.
+fn failure(app: &str, spec: &EndpointSpec, err: CallError) -> hyper::Response<Body> {
+    tracing::warn!(app, function = %spec.name, "call failed: {err}");
+    let status = match err {
+        CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        CallError::Instantiate(_) => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::NoResponse(_) => StatusCode::BAD_GATEWAY,
+        CallError::OutOfMemory { .. } | CallError::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut r = json_error(status, &format!("function {:?} {err}", spec.name));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// Turns guest header pairs into a header map, dropping (and logging) invalid ones.
+fn guest_headers(headers: Vec<(String, String)>, into: &mut hyper::HeaderMap) {
+    for (name, value) in headers {
+        match (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                into.append(n, v);
+            }
+            _ => tracing::warn!(header = %name, "guest sent an invalid header; dropped"),
+        }
+    }
+}
+
+/// Request headers as the guest sees them: lower-case names, UTF-8 values.
+fn request_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
 }

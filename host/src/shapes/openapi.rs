@@ -187,6 +187,7 @@ mod tests {
 
     fn spec(method: &str, args: Value) -> EndpointSpec {
         EndpointSpec {
+            kind: crate::engine::EndpointKind::Function,
             name: "say_hello".into(),
             method: method.into(),
             label: None,

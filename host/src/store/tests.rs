@@ -11,6 +11,7 @@ fn store() -> (tempfile::TempDir, Store) {
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
     EndpointSpec {
+        kind: crate::engine::EndpointKind::Function,
         name: name.into(),
         method: "GET".into(),
         label: label.map(str::to_owned),

@@ -1,0 +1,88 @@
+//! A plain `wasi:http/proxy` component that knows nothing of wasmhost.
+//!
+//! `GET /` → `hello from wasi:http`; `POST /echo` streams the request body back chunk by
+//! chunk; `GET /no-response` never answers; `GET /outbound` tries an outbound request (which the host refuses);
+//! anything else → 404.
+
+use std::io::{Read, Write};
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+wasip2::http::proxy::export!(Proxy);
+
+struct Proxy;
+
+impl wasip2::exports::http::incoming_handler::Guest for Proxy {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let method = request.method();
+        match (&method, path.as_str()) {
+            (Method::Get, "/") => reply(out, 200, b"hello from wasi:http"),
+            (Method::Post, "/echo") => echo(request, out),
+            // Returns without setting a response: the host answers 502.
+            (Method::Get, "/no-response") => drop(out),
+            (Method::Get, "/outbound") => {
+                let attempt = OutgoingRequest::new(Fields::new());
+                let _ = attempt.set_scheme(Some(&Scheme::Https));
+                let _ = attempt.set_authority(Some("example.com"));
+                let text = match outgoing_handler::handle(attempt, None) {
+                    Ok(_) => "outbound request allowed".to_string(),
+                    Err(e) => format!("outbound request refused: {e:?}"),
+                };
+                reply(out, 200, text.as_bytes());
+            }
+            _ => reply(out, 404, b"not found"),
+        }
+    }
+}
+
+/// Answers with `status` and a whole body.
+fn reply(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::new();
+    let _ = headers.set("content-type", &[b"text/plain; charset=utf-8".to_vec()]);
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(status);
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(mut stream) = outgoing.write() {
+        let _ = Write::write_all(&mut stream, body);
+        let _ = Write::flush(&mut stream);
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// Streams the request body back as it arrives.
+fn echo(request: IncomingRequest, out: ResponseOutparam) {
+    let response = OutgoingResponse::new(Fields::new());
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    let (Ok(incoming), Ok(mut sink)) = (request.consume(), outgoing.write()) else {
+        return;
+    };
+    if let Ok(mut source) = incoming.stream() {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match Read::read(&mut source, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if Write::write_all(&mut sink, &buf[..n])
+                        .and_then(|()| Write::flush(&mut sink))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    drop(sink);
+    let _ = OutgoingBody::finish(outgoing, None);
+}

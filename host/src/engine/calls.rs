@@ -1,0 +1,445 @@
+//! Calls into guests, one function per shape: fresh instances for typed functions and
+//! `wasi:http` proxies, warm instances for classes (one, serialised) and for ASGI/WSGI
+//! apps (a few idle ones reused, so lifespan startup runs once per instance).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use wasmtime::Store;
+use wasmtime::component::{Instance, Resource};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use super::bindings::asgi_types::Scope;
+use super::bindings::{Environ, GuestCallError, Request, Response};
+use super::channel::{
+    self, AsgiConnection, ChannelEntry, InputEntry, OutputEntry, WsgiInput, WsgiOutput,
+};
+use super::state::InstanceState;
+use super::world::{GuestExports, Prepared};
+use super::{
+    CallContext, CallError, EndpointSpec, Engine, FunctionError, FunctionSpec, Limits,
+    LoadedComponent, TICK, classify, forward_output,
+};
+
+/// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
+pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// Idle instances kept per ASGI/WSGI app.
+const MAX_IDLE: usize = 4;
+
+/// An instance with its store, between calls.
+pub(crate) struct Live {
+    store: Store<InstanceState>,
+    instance: Instance,
+}
+
+/// The warm instances of one component.
+#[derive(Default)]
+pub(crate) struct WarmInstances {
+    /// Idle instances of ASGI/WSGI apps, by endpoint name.
+    idle: Mutex<HashMap<String, Vec<Live>>>,
+    /// The instance that serves class methods; the lock serialises calls on it.
+    class: tokio::sync::Mutex<Option<Live>>,
+}
+
+impl Engine {
+    fn guest<'a>(&self, component: &'a LoadedComponent) -> Result<&'a GuestExports, CallError> {
+        match &component.prepared {
+            Prepared::Guest(g) => Ok(g),
+            Prepared::Proxy(_) | Prepared::Command(_) => Err(CallError::Instantiate(
+                "this component has no wasmhost exports".into(),
+            )),
+        }
+    }
+
+    async fn start(
+        &self,
+        exports: &GuestExports,
+        limits: Limits,
+        ctx: &CallContext,
+    ) -> Result<Live, CallError> {
+        let mut store = self.new_store(limits, ctx)?;
+        let instance = exports
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok(Live { store, instance })
+    }
+
+    /// Runs `call` on `live` under `limits`: sets the deadline, bounds host waits with an
+    /// outer timer, forwards the guest's output and classifies failures.
+    async fn run<T>(
+        &self,
+        live: &mut Live,
+        limits: Limits,
+        names: (&str, &str),
+        call: impl AsyncFnOnce(&mut Store<InstanceState>, &Instance) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        live.store.data_mut().deadline = Instant::now() + limits.timeout;
+        live.store.data_mut().limiter.refused = false;
+        let outcome = tokio::time::timeout(
+            limits.timeout + TICK * 10,
+            call(&mut live.store, &live.instance),
+        )
+        .await;
+        let result = match outcome {
+            Err(_) => Err(CallError::Timeout(limits.timeout)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(e, &live.store, limits)),
+        };
+        forward_output(names.0, names.1, &live.store);
+        result
+    }
+
+    /// Runs one request through a `function` endpoint (fresh instance) or a class
+    /// `method` (the class's warm instance, created with `enter` on first use).
+    pub async fn handle(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        let exports = self.guest(component)?;
+        let handler = exports
+            .handler
+            .as_ref()
+            .ok_or_else(|| CallError::Instantiate("no endpoint-handler export".into()))?;
+        let limits = self.limits_for(spec);
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let call = async |store: &mut Store<InstanceState>, instance: &Instance| {
+            handler
+                .load(&mut *store, instance)?
+                .call_handle(&mut *store, &spec.name, &request)
+                .await
+        };
+        if spec.kind != super::EndpointKind::Method {
+            let mut live = self.start(exports, limits, component.context()).await?;
+            return self.run(&mut live, limits, names, call).await;
+        }
+        let mut slot = component.warm.class.lock().await;
+        let mut live = match slot.take() {
+            Some(live) => live,
+            None => {
+                self.enter(exports, limits, names, component.context())
+                    .await?
+            }
+        };
+        let result = self.run(&mut live, limits, names, call).await;
+        // A failed call may have left the instance mid-way: start afresh next time.
+        if result.is_ok() {
+            *slot = Some(live);
+        }
+        result
+    }
+
+    /// Runs one attempt of function `spec` on a fresh instance with `ctx` (secrets,
+    /// volumes, call identity); `input` is `{"args": [...], "kwargs": {...}}` and the
+    /// result is JSON text.
+    pub async fn call_function(
+        &self,
+        component: &LoadedComponent,
+        spec: &FunctionSpec,
+        input: &str,
+        ctx: &CallContext,
+    ) -> Result<String, FunctionError> {
+        let exports = self.guest(component)?;
+        let function = exports
+            .function
+            .as_ref()
+            .ok_or_else(|| CallError::Instantiate("no function-handler export".into()))?;
+        let limits = self.function_limits(spec);
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let mut live = self.start(exports, limits, ctx).await?;
+        let outcome = self
+            .run(&mut live, limits, names, async |store, instance| {
+                function
+                    .load(&mut *store, instance)?
+                    .call_call(&mut *store, &spec.name, input)
+                    .await
+            })
+            .await?;
+        outcome.map_err(|e| match e {
+            GuestCallError::Failed(message) => FunctionError::Failed(message),
+            GuestCallError::InvalidInput(detail) => FunctionError::InvalidInput(
+                serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+            ),
+        })
+    }
+
+    async fn enter(
+        &self,
+        exports: &GuestExports,
+        limits: Limits,
+        names: (&str, &str),
+        ctx: &CallContext,
+    ) -> Result<Live, CallError> {
+        let lifecycle = exports
+            .lifecycle
+            .as_ref()
+            .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
+        let mut live = self.start(exports, limits, ctx).await?;
+        let entered = self
+            .run(&mut live, limits, names, async |store, instance| {
+                lifecycle
+                    .load(&mut *store, instance)?
+                    .call_enter(&mut *store)
+                    .await
+            })
+            .await?;
+        entered.map_err(|e| CallError::Trap(format!("its `enter` hook failed: {e}")))?;
+        Ok(live)
+    }
+
+    /// An idle instance of the app `spec`, or a new one (ASGI apps run lifespan startup).
+    async fn checkout(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        limits: Limits,
+    ) -> Result<Live, CallError> {
+        let idle = {
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            idle.get_mut(&spec.name).and_then(Vec::pop)
+        };
+        if let Some(live) = idle {
+            return Ok(live);
+        }
+        let exports = self.guest(component)?;
+        let mut live = self.start(exports, limits, component.context()).await?;
+        if let (super::EndpointKind::Asgi, Some(asgi)) = (spec.kind, &exports.asgi) {
+            let names = (component.manifest.app.as_str(), spec.name.as_str());
+            let started = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    asgi.load(&mut *store, instance)?
+                        .call_startup(&mut *store, &spec.name)
+                        .await
+                })
+                .await?;
+            started.map_err(|e| CallError::Trap(format!("lifespan startup failed: {e}")))?;
+        }
+        Ok(live)
+    }
+
+    /// Returns an instance after a successful call; past the idle cap it is retired
+    /// (ASGI apps run lifespan shutdown).
+    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, live: Live) {
+        {
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let list = idle.entry(spec.name.clone()).or_default();
+            if list.len() < MAX_IDLE {
+                list.push(live);
+                return;
+            }
+        }
+        self.retire_app(component, spec, live).await;
+    }
+
+    /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
+    async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
+        if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+            && let Some(asgi) = &exports.asgi
+        {
+            let names = (component.manifest.app.as_str(), spec.name.as_str());
+            let limits = self.limits_for(spec);
+            let _ = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    asgi.load(&mut *store, instance)?
+                        .call_shutdown(&mut *store, &spec.name)
+                        .await
+                })
+                .await;
+        }
+    }
+
+    /// Retires every warm instance of `component`, as the host does when it stops: ASGI
+    /// apps run lifespan shutdown, the class instance runs `exit`.
+    pub async fn retire(&self, component: &LoadedComponent) {
+        let idle: Vec<(String, Vec<Live>)> = {
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            idle.drain().collect()
+        };
+        for (name, lives) in idle {
+            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+                continue;
+            };
+            for live in lives {
+                self.retire_app(component, spec, live).await;
+            }
+        }
+        let class = component.warm.class.lock().await.take();
+        let spec = component
+            .manifest
+            .endpoints
+            .iter()
+            .find(|e| e.kind == super::EndpointKind::Method);
+        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
+            && let Some(lifecycle) = &exports.lifecycle
+        {
+            let names = (component.manifest.app.as_str(), "exit");
+            let limits = self.limits_for(spec);
+            let _ = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    lifecycle
+                        .load(&mut *store, instance)?
+                        .call_exit(&mut *store)
+                        .await
+                })
+                .await;
+        }
+    }
+
+    /// Serves one ASGI connection: `scope` and the host's end of its channel.
+    pub async fn asgi(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        scope: Scope,
+        connection: Box<dyn AsgiConnection>,
+    ) -> Result<(), CallError> {
+        let exports = self.guest(component)?;
+        let asgi = exports
+            .asgi
+            .as_ref()
+            .ok_or_else(|| CallError::Instantiate("no asgi-app export".into()))?;
+        let limits = self.limits_for(spec);
+        let mut live = self.checkout(component, spec, limits).await?;
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let channel = live
+            .store
+            .data_mut()
+            .table
+            .push(ChannelEntry(connection))
+            .map_err(|e| CallError::Instantiate(format!("{e}")))?;
+        let rep = channel.rep();
+        let result = self
+            .run(&mut live, limits, names, async |store, instance| {
+                asgi.load(&mut *store, instance)?
+                    .call_handle(&mut *store, &spec.name, &scope, channel)
+                    .await
+            })
+            .await;
+        channel::release::<ChannelEntry>(live.store.data_mut(), rep);
+        if result.is_ok() {
+            self.checkin(component, spec, live).await;
+        }
+        result
+    }
+
+    /// Serves one WSGI request: its environ, body and the writer of its response.
+    pub async fn wsgi(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        environ: Environ,
+        input: Box<dyn WsgiInput>,
+        output: Box<dyn WsgiOutput>,
+    ) -> Result<(), CallError> {
+        let exports = self.guest(component)?;
+        let wsgi = exports
+            .wsgi
+            .as_ref()
+            .ok_or_else(|| CallError::Instantiate("no wsgi-app export".into()))?;
+        let limits = self.limits_for(spec);
+        let mut live = self.checkout(component, spec, limits).await?;
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let table = &mut live.store.data_mut().table;
+        let push_error =
+            |e: wasmtime::component::ResourceTableError| CallError::Instantiate(format!("{e}"));
+        let input: Resource<InputEntry> = table.push(InputEntry(input)).map_err(push_error)?;
+        let output: Resource<OutputEntry> = table.push(OutputEntry(output)).map_err(push_error)?;
+        let reps = (input.rep(), output.rep());
+        let result = self
+            .run(&mut live, limits, names, async |store, instance| {
+                wsgi.load(&mut *store, instance)?
+                    .call_handle(&mut *store, &spec.name, &environ, input, output)
+                    .await
+            })
+            .await;
+        channel::release::<InputEntry>(live.store.data_mut(), reps.0);
+        channel::release::<OutputEntry>(live.store.data_mut(), reps.1);
+        if result.is_ok() {
+            self.checkin(component, spec, live).await;
+        }
+        result
+    }
+
+    /// Serves one request through a standard `wasi:http/incoming-handler` component in a
+    /// fresh instance. Returns once the guest has set the response head; the guest keeps
+    /// running in its own task while it streams the body, still under its time limit.
+    pub async fn proxy<B>(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<ProxyBody>, CallError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Prepared::Proxy(pre) = &component.prepared else {
+            return Err(CallError::Instantiate("not a wasi:http component".into()));
+        };
+        let limits = self.limits_for(spec);
+        let mut store = self.new_store(limits, component.context())?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let setup = |store: &mut Store<InstanceState>| -> wasmtime::Result<_> {
+            let mut http = store.data_mut().http();
+            let req = http.new_incoming_request(Scheme::Http, request)?;
+            let out = http.new_response_outparam(sender)?;
+            Ok((req, out))
+        };
+        let (req, out) = setup(&mut store).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let pre = pre.clone();
+        let (app, function) = (component.manifest.app.clone(), spec.name.clone());
+        let task = tokio::spawn(async move {
+            let call = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
+            let result = match outcome {
+                Err(_) => Err(CallError::Timeout(limits.timeout)),
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(classify(e, &store, limits)),
+            };
+            forward_output(&app, &function, &store);
+            if let Err(e) = &result {
+                tracing::warn!(app, function, "wasi:http guest failed: {e}");
+            }
+            result
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(CallError::NoResponse(format!(
+                "the guest answered with an error: {code:?}"
+            ))),
+            // The guest finished (or failed) without setting the response.
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(CallError::NoResponse(
+                    "the guest returned without setting a response".into(),
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(CallError::Trap(format!("the guest's task failed: {e}"))),
+            },
+        }
+    }
+}

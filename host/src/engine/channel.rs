@@ -1,0 +1,124 @@
+//! The host's end of the ASGI channel and the WSGI streams. The engine only stores them in
+//! the resource table and forwards the guest's calls; the shapes implement the traits
+//! below on top of hyper, so the engine stays free of HTTP plumbing.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wasmtime::component::Resource;
+
+use super::bindings::asgi_types::Event;
+use super::bindings::wasmhost::guest::{asgi_channel, wsgi_io};
+use super::state::InstanceState;
+
+/// A boxed, sendable future, as the connection traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One ASGI connection: where `receive` reads and `send` writes.
+pub trait AsgiConnection: Send {
+    /// The next event from the client (waits for it).
+    fn receive(&mut self) -> BoxFuture<'_, Event>;
+    /// Delivers an event from the app; `Err` tells the app to stop.
+    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// `wsgi.input`: the request body of one WSGI call.
+pub trait WsgiInput: Send {
+    /// Up to `max` bytes of the body; empty at its end.
+    fn read(&mut self, max: u64) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+}
+
+/// `start_response` and the body writer of one WSGI call.
+pub trait WsgiOutput: Send {
+    /// Sets the status and headers.
+    fn start_response(
+        &mut self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<(), String>>;
+    /// Sends one chunk of the body.
+    fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// What an `asgi-channel.channel` resource holds.
+pub struct ChannelEntry(pub(crate) Box<dyn AsgiConnection>);
+/// What a `wsgi-io.input` resource holds.
+pub struct InputEntry(pub(crate) Box<dyn WsgiInput>);
+/// What a `wsgi-io.output` resource holds.
+pub struct OutputEntry(pub(crate) Box<dyn WsgiOutput>);
+
+impl asgi_channel::Host for InstanceState {}
+
+impl asgi_channel::HostChannel for InstanceState {
+    async fn receive(&mut self, channel: Resource<ChannelEntry>) -> wasmtime::Result<Event> {
+        let entry = self.table.get_mut(&channel)?;
+        Ok(entry.0.receive().await)
+    }
+
+    async fn send(
+        &mut self,
+        channel: Resource<ChannelEntry>,
+        event: Event,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let entry = self.table.get_mut(&channel)?;
+        Ok(entry.0.send(event).await)
+    }
+
+    async fn drop(&mut self, channel: Resource<ChannelEntry>) -> wasmtime::Result<()> {
+        self.table.delete(channel)?;
+        Ok(())
+    }
+}
+
+impl wsgi_io::Host for InstanceState {}
+
+impl wsgi_io::HostInput for InstanceState {
+    async fn read(
+        &mut self,
+        input: Resource<InputEntry>,
+        max: u64,
+    ) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        let entry = self.table.get_mut(&input)?;
+        Ok(entry.0.read(max).await)
+    }
+
+    async fn drop(&mut self, input: Resource<InputEntry>) -> wasmtime::Result<()> {
+        self.table.delete(input)?;
+        Ok(())
+    }
+}
+
+impl wsgi_io::HostOutput for InstanceState {
+    async fn start_response(
+        &mut self,
+        output: Resource<OutputEntry>,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let entry = self.table.get_mut(&output)?;
+        Ok(entry.0.start_response(status, headers).await)
+    }
+
+    async fn write(
+        &mut self,
+        output: Resource<OutputEntry>,
+        chunk: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let entry = self.table.get_mut(&output)?;
+        Ok(entry.0.write(chunk).await)
+    }
+
+    async fn drop(&mut self, output: Resource<OutputEntry>) -> wasmtime::Result<()> {
+        self.table.delete(output)?;
+        Ok(())
+    }
+}
+
+/// Removes a per-call resource the guest may still hold once its call is over, so the
+/// connection behind it closes even if the guest leaked the handle.
+pub(crate) fn release<T: 'static>(state: &mut InstanceState, rep: u32) {
+    let handle = Resource::<T>::new_own(rep);
+    if state.table.get(&handle).is_ok() {
+        let _ = state.table.delete(handle);
+    }
+}

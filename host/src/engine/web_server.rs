@@ -1,0 +1,199 @@
+//! `web_server`: a `wasi:cli` command that listens on a TCP port through wasi:sockets.
+//! Each instance gets its own loopback port: the guest's bind of its inner port (say
+//! 8000) is rewritten to a free host port, so two guests that both bind 8000 run side by
+//! side. The guest may bind and accept on that port only; it cannot connect anywhere.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::p2::TcpSocket;
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    self, IpSocketAddress, Ipv4SocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
+
+use super::state::InstanceState;
+use super::world::Prepared;
+use super::{CallError, EndpointSpec, Engine, Limits, LoadedComponent, classify, forward_output};
+
+/// A running web server: the host port it listens on and, once it stopped, why.
+#[derive(Clone)]
+pub struct WebServer {
+    /// The loopback port the guest's inner port is mapped to.
+    pub port: u16,
+    /// The guest's inner port (what it thinks it listens on).
+    pub inner_port: u16,
+    exited: Arc<Mutex<Option<String>>>,
+}
+
+impl WebServer {
+    /// Why the guest stopped, if it did.
+    pub fn exited(&self) -> Option<String> {
+        self.exited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The web server of one component, started on first use.
+#[derive(Default)]
+pub(crate) struct WebServerSlot {
+    running: tokio::sync::Mutex<Option<WebServer>>,
+}
+
+/// How long a web server instance may run (it serves until the host stops).
+const LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Engine {
+    /// The component's web server, started now if it is not running (again, if it stopped).
+    pub async fn web_server(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+    ) -> Result<WebServer, CallError> {
+        let Prepared::Command(pre) = &component.prepared else {
+            return Err(CallError::Instantiate("not a wasi:cli command".into()));
+        };
+        let mut slot = component.web_server.running.lock().await;
+        if let Some(server) = &*slot
+            && server.exited().is_none()
+        {
+            return Ok(server.clone());
+        }
+        let inner_port = self.config.web_server_port;
+        let port = free_port().map_err(|e| CallError::Instantiate(format!("no free port: {e}")))?;
+        let limits = Limits {
+            timeout: LIFETIME,
+            memory_mib: self.limits_for(spec).memory_mib,
+        };
+        let mut store =
+            self.new_store_with(limits, Some((inner_port, port)), component.context())?;
+        let server = WebServer {
+            port,
+            inner_port,
+            exited: Arc::new(Mutex::new(None)),
+        };
+        let exited = server.exited.clone();
+        let pre = pre.clone();
+        let (app, function) = (component.manifest.app.clone(), spec.name.clone());
+        tokio::spawn(async move {
+            let run = async {
+                let command = pre.instantiate_async(&mut store).await?;
+                command.wasi_cli_run().call_run(&mut store).await
+            };
+            let why = match run.await {
+                Ok(Ok(())) => "the server exited".to_string(),
+                Ok(Err(())) => "the server exited with an error".to_string(),
+                Err(e) => classify(e, &store, limits).to_string(),
+            };
+            forward_output(&app, &function, &store);
+            tracing::warn!(app, "web server stopped: {why}");
+            *exited.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        });
+        *slot = Some(server.clone());
+        Ok(server)
+    }
+}
+
+/// A loopback port that is free now.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The socket policy of a web server instance mapped `inner` → `outer`: bind and listen
+/// on the outer loopback port, accept loopback peers; nothing else.
+pub(crate) fn allowed(addr: SocketAddr, usage: SocketAddrUse, outer: u16) -> bool {
+    match usage {
+        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+            addr.ip().is_loopback() && addr.port() == outer
+        }
+        SocketAddrUse::TcpAccept => addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+/// Rewrites a bind to the guest's inner port into a bind to its loopback outer port.
+fn rewrite(address: IpSocketAddress, map: Option<(u16, u16)>) -> IpSocketAddress {
+    let Some((inner, outer)) = map else {
+        return address;
+    };
+    match address {
+        IpSocketAddress::Ipv4(a) if a.port == inner => IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: outer,
+            address: (127, 0, 0, 1),
+        }),
+        IpSocketAddress::Ipv6(a) if a.port == inner => {
+            IpSocketAddress::Ipv6(network::Ipv6SocketAddress {
+                port: outer,
+                address: (0, 0, 0, 0, 0, 0, 0, 1),
+                flow_info: a.flow_info,
+                scope_id: a.scope_id,
+            })
+        }
+        other => other,
+    }
+}
+
+/// Replaces `wasi:sockets/tcp`'s `start-bind` with one that applies the instance's port
+/// mapping, then defers to wasmtime-wasi.
+pub(crate) fn add_bind_rewrite(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut tcp = linker.instance("wasi:sockets/tcp@0.2.12")?;
+    tcp.func_wrap_async(
+        "[method]tcp-socket.start-bind",
+        |mut store: StoreContextMut<'_, InstanceState>,
+         (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let address = rewrite(address, store.data().port_map);
+                let state = store.data_mut();
+                let mut view = WasiSocketsView::sockets(state);
+                let outcome = HostTcpSocket::start_bind(&mut view, this, network, address).await;
+                Ok((match outcome {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(network::Host::convert_error_code(&mut view, e)?),
+                },))
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_mapped_port_is_rewritten() {
+        let any = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: 8000,
+            address: (0, 0, 0, 0),
+        });
+        match rewrite(any, Some((8000, 41000))) {
+            IpSocketAddress::Ipv4(a) => assert_eq!((a.port, a.address), (41000, (127, 0, 0, 1))),
+            IpSocketAddress::Ipv6(_) => panic!("family changed"),
+        }
+        let other = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: 9000,
+            address: (0, 0, 0, 0),
+        });
+        assert!(
+            matches!(rewrite(other, Some((8000, 41000))), IpSocketAddress::Ipv4(a) if a.port == 9000)
+        );
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(allowed(local(41000), SocketAddrUse::TcpBind, 41000));
+        assert!(!allowed(local(9000), SocketAddrUse::TcpBind, 41000));
+        assert!(!allowed(
+            SocketAddr::from(([0, 0, 0, 0], 41000)),
+            SocketAddrUse::TcpBind,
+            41000
+        ));
+        assert!(!allowed(local(80), SocketAddrUse::TcpConnect, 41000));
+    }
+}

@@ -1,0 +1,160 @@
+//! Which world a component targets, told by its exports: a wasmhost SDK component
+//! (`describe` plus the handlers its endpoints use) or a standard `wasi:http` proxy.
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use super::LoadError;
+use super::bindings::{
+    self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, LifecycleIndices,
+    WsgiIndices,
+};
+use super::manifest::{AppManifest, EndpointKind};
+use super::state::InstanceState;
+
+/// A component prepared for instantiation, by the world it targets.
+pub(crate) enum Prepared {
+    /// A `wasi:http/incoming-handler` component.
+    Proxy(ProxyPre<InstanceState>),
+    /// A wasmhost guest: `describe` and the handler interfaces it exports.
+    Guest(GuestExports),
+    /// A `wasi:cli` command, served as a web server.
+    Command(CommandPre<InstanceState>),
+}
+
+/// The wasmhost interfaces a component exports, looked up once.
+pub(crate) struct GuestExports {
+    pub(crate) pre: InstancePre<InstanceState>,
+    pub(crate) describe: DescribeIndices,
+    pub(crate) handler: Option<HandlerIndices>,
+    pub(crate) function: Option<FunctionIndices>,
+    pub(crate) lifecycle: Option<LifecycleIndices>,
+    pub(crate) asgi: Option<AsgiIndices>,
+    pub(crate) wsgi: Option<WsgiIndices>,
+}
+
+const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component), \
+    wasi:http/incoming-handler@0.2.x (a standard wasi:http proxy component) or \
+    wasi:cli/run@0.2.x (a command that listens on a port, served as a web server)";
+
+/// Names the exports of `component` and prepares it for the world they match.
+pub(crate) fn prepare(
+    engine: &wasmtime::Engine,
+    linker: &Linker<InstanceState>,
+    component: &Component,
+) -> Result<Prepared, LoadError> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let unknown = |detail: String| LoadError::UnknownWorld {
+        exports: exports.join(", "),
+        expected: format!("{EXPECTED}{detail}"),
+    };
+    let has = |name: &str| exports.iter().any(|e| e == name);
+    let is_proxy = exports
+        .iter()
+        .any(|e| e.starts_with(bindings::INCOMING_HANDLER_PREFIX));
+    let is_command = exports
+        .iter()
+        .any(|e| e.starts_with(bindings::CLI_RUN_PREFIX));
+    if !is_proxy && !is_command && !has(bindings::DESCRIBE) {
+        return Err(unknown(String::new()));
+    }
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
+    if is_proxy && !has(bindings::DESCRIBE) {
+        let proxy = ProxyPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+        return Ok(Prepared::Proxy(proxy));
+    }
+    if is_command && !has(bindings::DESCRIBE) {
+        let command = CommandPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+        return Ok(Prepared::Command(command));
+    }
+    let describe = DescribeIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+    // An export that is present must have the right types; an absent one is fine until
+    // an endpoint needs it (checked against the manifest below).
+    let optional = |name: &str, found: wasmtime::Result<()>| -> Result<(), LoadError> {
+        match found {
+            Err(e) if has(name) => Err(LoadError::UnknownWorld {
+                exports: exports.join(", "),
+                expected: format!("{name} with the types of wasmhost:guest@0.1.0 ({e:#})"),
+            }),
+            _ => Ok(()),
+        }
+    };
+    let handler = HandlerIndices::new(&pre);
+    let function = FunctionIndices::new(&pre);
+    let lifecycle = LifecycleIndices::new(&pre);
+    let asgi = AsgiIndices::new(&pre);
+    let wsgi = WsgiIndices::new(&pre);
+    optional(
+        bindings::ENDPOINT_HANDLER,
+        handler.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::FUNCTION_HANDLER,
+        function.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::LIFECYCLE,
+        lifecycle.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::ASGI_APP,
+        asgi.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::WSGI_APP,
+        wsgi.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    Ok(Prepared::Guest(GuestExports {
+        pre,
+        describe,
+        handler: handler.ok(),
+        function: function.ok(),
+        lifecycle: lifecycle.ok(),
+        asgi: asgi.ok(),
+        wsgi: wsgi.ok(),
+    }))
+}
+
+fn clone_err(e: &wasmtime::Error) -> wasmtime::Error {
+    wasmtime::format_err!("{e:#}")
+}
+
+impl GuestExports {
+    /// Checks that every endpoint of `manifest` has the export that serves its kind.
+    pub(crate) fn check(&self, manifest: &AppManifest) -> Result<(), LoadError> {
+        if !manifest.functions.is_empty() && self.function.is_none() {
+            return Err(LoadError::Describe(format!(
+                "the component describes functions but does not export {}",
+                bindings::FUNCTION_HANDLER
+            )));
+        }
+        for spec in &manifest.endpoints {
+            let (present, needed) = match spec.kind {
+                EndpointKind::Function => (self.handler.is_some(), bindings::ENDPOINT_HANDLER),
+                EndpointKind::Method => (
+                    self.handler.is_some() && self.lifecycle.is_some(),
+                    "wasmhost:guest/endpoint-handler@0.1.0 and wasmhost:guest/lifecycle@0.1.0",
+                ),
+                EndpointKind::Asgi => (self.asgi.is_some(), bindings::ASGI_APP),
+                EndpointKind::Wsgi => (self.wsgi.is_some(), bindings::WSGI_APP),
+                EndpointKind::Proxy | EndpointKind::WebServer => {
+                    (false, "nothing: this kind is not one `describe` may state")
+                }
+            };
+            if !present {
+                return Err(LoadError::Describe(format!(
+                    "endpoint {:?} is {:?} but the component does not export {needed}",
+                    spec.name, spec.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+}

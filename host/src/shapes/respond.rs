@@ -1,0 +1,174 @@
+//! The response side of streaming shapes (ASGI over HTTP, WSGI): a head that is sent once,
+//! then a body that is either whole (one chunk, with a content length) or streamed chunk
+//! by chunk as the guest sends it, with backpressure.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use hyper::{HeaderMap, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Body, full, guest_headers};
+
+/// Chunks buffered between the guest and the client before the guest waits.
+const STREAM_BUFFER: usize = 8;
+
+/// Where a streaming shape's response goes.
+pub(super) struct Responder {
+    head: Option<oneshot::Sender<hyper::Response<Body>>>,
+    pending: Option<(StatusCode, HeaderMap)>,
+    sink: Option<mpsc::Sender<io::Result<Bytes>>>,
+    finished: bool,
+}
+
+impl Responder {
+    /// A responder and the receiver of the response head.
+    pub(super) fn new() -> (Self, oneshot::Receiver<hyper::Response<Body>>) {
+        let (tx, rx) = oneshot::channel();
+        let responder = Self {
+            head: Some(tx),
+            pending: None,
+            sink: None,
+            finished: false,
+        };
+        (responder, rx)
+    }
+
+    /// Records the status and headers; they go out with the first body chunk.
+    pub(super) fn start(
+        &mut self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        if self.pending.is_some() || self.head.is_none() {
+            return Err("the response has already started".into());
+        }
+        let status =
+            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+        let mut map = HeaderMap::new();
+        guest_headers(headers, &mut map);
+        self.pending = Some((status, map));
+        Ok(())
+    }
+
+    /// True once the head was recorded or sent.
+    pub(super) fn started(&self) -> bool {
+        self.pending.is_some() || self.head.is_none()
+    }
+
+    /// Sends a chunk of the body; `more` says whether more follow.
+    pub(super) async fn body(&mut self, chunk: Vec<u8>, more: bool) -> Result<(), String> {
+        if self.finished {
+            return Err("the response is already complete".into());
+        }
+        if let Some((status, headers)) = self.pending.take() {
+            let head = self
+                .head
+                .take()
+                .ok_or("the response head was already sent")?;
+            let body = if more {
+                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                self.sink = Some(tx);
+                ChannelBody { rx }.boxed_unsync()
+            } else {
+                self.finished = true;
+                full(chunk.clone())
+            };
+            let mut response = hyper::Response::new(body);
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            head.send(response)
+                .map_err(|_| "the client disconnected".to_string())?;
+            if !more {
+                return Ok(());
+            }
+        }
+        let sink = self
+            .sink
+            .as_ref()
+            .ok_or("a body chunk came before the response start")?;
+        if !chunk.is_empty() && sink.send(Ok(Bytes::from(chunk))).await.is_err() {
+            tracing::info!("the client disconnected mid-response; telling the app");
+            self.sink = None;
+            self.finished = true;
+            return Err("the client disconnected".into());
+        }
+        if !more {
+            self.sink = None;
+            self.finished = true;
+        }
+        Ok(())
+    }
+
+    /// Answers with `response` instead of the app, if nothing was sent yet (e.g. a 413
+    /// when the request body passed the limit while the app read it).
+    pub(super) fn reject(&mut self, response: hyper::Response<Body>) {
+        if let Some(head) = self.head.take() {
+            self.pending = None;
+            self.finished = true;
+            let _ = head.send(response);
+        }
+    }
+
+    /// Waits until the client goes away (or returns at once if the response is complete).
+    pub(super) async fn disconnected(&mut self) {
+        if let Some(sink) = &self.sink {
+            sink.closed().await;
+        } else if let Some(head) = &mut self.head {
+            head.closed().await;
+        }
+    }
+
+    /// Ends the exchange once the guest's call returned: a started response is completed
+    /// (an empty body if none came); `error` is sent if nothing was, or aborts a stream.
+    pub(super) fn finish(&mut self, error: Option<hyper::Response<Body>>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let Some(sink) = self.sink.take() {
+            if error.is_some() {
+                let _ = sink.try_send(Err(io::Error::other("the app failed mid-response")));
+            }
+            return;
+        }
+        let Some(head) = self.head.take() else { return };
+        let response = match (error, self.pending.take()) {
+            (Some(error), _) => error,
+            (None, Some((status, headers))) => {
+                let mut r = hyper::Response::new(full(Bytes::new()));
+                *r.status_mut() = status;
+                *r.headers_mut() = headers;
+                r
+            }
+            (None, None) => super::json_error(
+                StatusCode::BAD_GATEWAY,
+                "the app returned without sending a response start",
+            ),
+        };
+        let _ = head.send(response);
+    }
+}
+
+/// A response body fed by a channel; an `Err` item aborts the response.
+struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
