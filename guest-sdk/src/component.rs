@@ -6,6 +6,8 @@
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/endpoint",
+    // The GPU import is another package of ours; its bindings live here too.
+    with: { "wasmhost:gpu/compute@0.1.0": generate },
 });
 
 use self::wasmhost::guest::types;
@@ -35,6 +37,7 @@ impl describe::Guest for Component {
                     result_schema: e.result_schema,
                     timeout_ms: e.timeout_ms,
                     memory_mib: e.memory_mib,
+                    gpu: e.gpu,
                 })
                 .collect(),
         }

@@ -33,6 +33,7 @@ extern crate self as wasmhost;
 mod args;
 #[cfg(target_family = "wasm")]
 mod component;
+pub mod gpu;
 mod http;
 mod json;
 mod registry;

@@ -20,7 +20,8 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 ///
 /// Keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 /// `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`,
-/// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB).
+/// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB),
+/// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`).
 /// The function's doc comment becomes the endpoint's summary.
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -52,6 +53,7 @@ struct Config {
     custom_domains: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     memory_mib: Option<u32>,
+    gpu: Option<String>,
 }
 
 impl Config {
@@ -135,9 +137,20 @@ impl Config {
                 }
                 set(&mut self.memory_mib, mib, duplicate)
             }
+            "gpu" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let gpu = lit.value();
+                if gpu.trim().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected \"any\" or an adapter name such as \"H100\"",
+                    ));
+                }
+                set(&mut self.gpu, gpu, duplicate)
+            }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
-                 `custom_domains`, `timeout` or `memory`",
+                 `custom_domains`, `timeout`, `memory` or `gpu`",
             )),
         }
     }
@@ -259,6 +272,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     let summary = option(summary(func).as_ref());
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
+    let gpu = option(config.gpu.as_ref());
 
     // Extraction of each non-`Request` parameter, in order.
     let mut extract = Vec::new();
@@ -341,6 +355,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
                     summary: #summary,
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
+                    gpu: #gpu,
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,
                     handler: __wasmhost_handler,

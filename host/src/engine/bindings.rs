@@ -4,6 +4,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmhost:guest/endpoint",
     exports: { default: async },
+    with: { "wasmhost:gpu": crate::capabilities::gpu::bindings::wasmhost::gpu },
 });
 
 pub use wasmhost::guest::types::{Manifest, Request, Response};

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
+use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
 use bindings::{Endpoint, EndpointPre};
 pub use bindings::{Request, Response};
 pub use cache::CacheOutcome;
@@ -37,6 +38,8 @@ pub struct EngineConfig {
     pub default_memory_mib: u32,
     /// The most instances alive at once (the pooling allocator's slots).
     pub max_instances: u32,
+    /// Which GPUs guests may use and each call's GPU budget.
+    pub gpu: GpuConfig,
 }
 
 impl EngineConfig {
@@ -47,6 +50,7 @@ impl EngineConfig {
             default_timeout: Duration::from_secs(300),
             default_memory_mib: 256,
             max_instances: 500,
+            gpu: GpuConfig::default(),
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct Engine {
     linker: Linker<InstanceState>,
     cache: cache::ArtifactCache,
     config: EngineConfig,
+    gpu: Gpu,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -96,7 +101,8 @@ impl std::error::Error for DeadlineReached {}
 
 impl Engine {
     /// Builds the engine: async, epoch interruption, pooling allocator with copy-on-write
-    /// memory images, and WASI 0.2 in the linker.
+    /// memory images, and WASI 0.2 and `wasmhost:gpu` in the linker (the GPU itself is
+    /// opened on first use).
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
         let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
         let mut pool = PoolingAllocationConfig::new();
@@ -118,6 +124,9 @@ impl Engine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        crate::capabilities::gpu::add_to_linker(&mut linker)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let gpu = Gpu::new(config.gpu.clone());
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -126,8 +135,14 @@ impl Engine {
             linker,
             cache,
             config,
+            gpu,
             ticker_stop,
         })
+    }
+
+    /// The host's GPU capability.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 
     /// The engine's configuration.
@@ -161,6 +176,7 @@ impl Engine {
         };
         let pre = self.prepare(&component)?;
         let manifest = self.describe(&pre).await?;
+        self.check_gpu(&manifest).await?;
         Ok(LoadedComponent {
             manifest,
             digest,
@@ -190,9 +206,29 @@ impl Engine {
         })
     }
 
+    /// Refuses a component with an endpoint that declares a GPU this host cannot lend.
+    async fn check_gpu(&self, manifest: &AppManifest) -> Result<(), LoadError> {
+        for spec in &manifest.endpoints {
+            if let Some(requirement) = &spec.gpu {
+                let adapter =
+                    self.gpu
+                        .check(requirement)
+                        .await
+                        .map_err(|reason| LoadError::Gpu {
+                            endpoint: spec.name.clone(),
+                            requirement: requirement.clone(),
+                            reason: reason.to_string(),
+                        })?;
+                tracing::debug!(endpoint = %spec.name, "GPU {requirement:?} served by {adapter}");
+            }
+        }
+        Ok(())
+    }
+
     async fn describe(&self, pre: &EndpointPre<InstanceState>) -> Result<AppManifest, LoadError> {
         let limits = self.default_limits();
-        let mut store = self.new_store(limits);
+        let gpu = GpuCtx::denied(&self.gpu, "`describe` cannot use the GPU");
+        let mut store = self.new_store(limits, gpu);
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -221,10 +257,10 @@ impl Engine {
         }
     }
 
-    fn new_store(&self, limits: Limits) -> Store<InstanceState> {
+    fn new_store(&self, limits: Limits, gpu: GpuCtx) -> Store<InstanceState> {
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new((limits.memory_mib as usize) << 20),
+            InstanceState::new((limits.memory_mib as usize) << 20, gpu),
         );
         store.limiter(|s| &mut s.limiter);
         let deadline = Instant::now() + limits.timeout;
@@ -249,7 +285,18 @@ impl Engine {
         request: Request,
     ) -> Result<Response, CallError> {
         let limits = self.limits_for(spec);
-        let mut store = self.new_store(limits);
+        let gpu = match spec.gpu {
+            Some(_) => GpuCtx::granted(&self.gpu),
+            None => GpuCtx::denied(
+                &self.gpu,
+                format!(
+                    "endpoint {:?} does not declare a GPU; add `gpu = \"any\"` to its \
+                     #[wasmhost::endpoint] attribute",
+                    spec.name
+                ),
+            ),
+        };
+        let mut store = self.new_store(limits, gpu);
         let instance: Endpoint = component
             .pre
             .instantiate_async(&mut store)

@@ -1,8 +1,11 @@
-//! What each store carries: WASI context, resource table, memory cap, captured output.
+//! What each store carries: WASI context, resource table, memory cap, captured output,
+//! and the store's GPU session.
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::gpu::{GpuCtx, GpuCtxView, GpuView};
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -14,10 +17,11 @@ pub struct InstanceState {
     pub(crate) limiter: MemoryCap,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
+    gpu: GpuCtx,
 }
 
 impl InstanceState {
-    pub(crate) fn new(memory_cap_bytes: usize) -> Self {
+    pub(crate) fn new(memory_cap_bytes: usize, gpu: GpuCtx) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         // No preopens, no network, no inherited env: a guest holds no ambient authority.
@@ -34,6 +38,7 @@ impl InstanceState {
             limiter: MemoryCap::new(memory_cap_bytes),
             stdout,
             stderr,
+            gpu,
         }
     }
 }
@@ -42,6 +47,15 @@ impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl GpuView for InstanceState {
+    fn gpu(&mut self) -> GpuCtxView<'_> {
+        GpuCtxView {
+            ctx: &mut self.gpu,
             table: &mut self.table,
         }
     }

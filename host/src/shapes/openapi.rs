@@ -200,6 +200,7 @@ mod tests {
             ),
             timeout: None,
             memory_mib: None,
+            gpu: None,
         }
     }
 
