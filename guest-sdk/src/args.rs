@@ -67,16 +67,16 @@ impl Args {
     ///
     /// Returns `None` after recording an error.
     pub fn named<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
-        if !self.from_query {
-            if let Some(value) = self.body_field(name) {
-                return match serde_json::from_value::<T>(value.clone()) {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        self.reject(&err, vec!["body".into(), name.into()], value);
-                        None
-                    }
-                };
-            }
+        if !self.from_query
+            && let Some(value) = self.body_field(name)
+        {
+            return match serde_json::from_value::<T>(value.clone()) {
+                Ok(v) => Some(v),
+                Err(err) => {
+                    self.reject(&err, vec!["body".into(), name.into()], value);
+                    None
+                }
+            };
         }
         if let Some(raw) = self.query.get(name) {
             return match coerce_query::<T>(raw) {

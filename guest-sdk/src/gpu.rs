@@ -164,6 +164,7 @@ pub fn as_bytes_mut<T: Scalar>(values: &mut [T]) -> &mut [u8] {
 }
 
 /// `len` rounded up to a positive multiple of 4, the size unit of GPU buffers.
+#[cfg(any(target_family = "wasm", test))]
 fn padded(len: usize) -> u64 {
     (len.max(1) as u64).div_ceil(4) * 4
 }

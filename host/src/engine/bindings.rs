@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     with: { "wasmhost:gpu": crate::capabilities::gpu::bindings::wasmhost::gpu },
 });
 
-pub use wasmhost::guest::types::{Manifest, Request, Response};
+pub use self::wasmhost::guest::types::{Manifest, Request, Response};
 
 /// Interface names a component must export to be served as the `endpoint` world.
 pub const ENDPOINT_EXPORTS: [&str; 2] = [

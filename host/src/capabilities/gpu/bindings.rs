@@ -14,11 +14,11 @@ wasmtime::component::bindgen!({
         "wasmhost:gpu/compute.pipeline-layout": super::host::GpuPipelineLayout,
         "wasmhost:gpu/compute.compute-pipeline": super::host::GpuComputePipeline,
         "wasmhost:gpu/compute.bind-group": super::host::GpuBindGroup,
-        "wasmhost:gpu/compute.command-encoder": super::host::GpuCommandEncoder,
-        "wasmhost:gpu/compute.compute-pass": super::host::GpuComputePass,
-        "wasmhost:gpu/compute.command-buffer": super::host::GpuCommandBuffer,
+        "wasmhost:gpu/compute.command-encoder": super::recording::GpuCommandEncoder,
+        "wasmhost:gpu/compute.compute-pass": super::recording::GpuComputePass,
+        "wasmhost:gpu/compute.command-buffer": super::recording::GpuCommandBuffer,
         "wasmhost:gpu/compute.queue": super::host::GpuQueue,
     },
 });
 
-pub use wasmhost::gpu::compute;
+pub use self::wasmhost::gpu::compute;

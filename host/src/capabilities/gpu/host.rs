@@ -5,14 +5,11 @@
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::bindings::compute::{self as wit, Host, HostBindGroup, HostBindGroupLayout};
-use super::bindings::compute::{HostBuffer, HostCommandBuffer, HostCommandEncoder};
-use super::bindings::compute::{HostComputePass, HostComputePipeline, HostDevice};
-use super::bindings::compute::{HostPipelineLayout, HostQueue, HostShaderModule};
-use super::protocol::{BindEntry, BindingKind, Command, ObjectId, PassCommand, Reply, Request};
+use super::bindings::compute::{HostBuffer, HostComputePipeline, HostDevice};
+use super::bindings::compute::{HostPipelineLayout, HostShaderModule};
+use super::protocol::{BindEntry, BindingKind, ObjectId, Reply, Request};
+use super::recording::GpuCommandEncoder;
 use super::{Gpu, GpuError};
-
-/// Most commands one encoder or pass may record.
-const MAX_COMMANDS: usize = 100_000;
 
 /// The GPU state of one store: which session it is on the GPU thread and whether the
 /// function running in it may use the GPU at all.
@@ -91,7 +88,7 @@ pub struct GpuDevice;
 pub struct GpuQueue;
 /// A guest's handle to a buffer on the GPU thread.
 pub struct GpuBuffer {
-    id: ObjectId,
+    pub(super) id: ObjectId,
     size: u64,
     usage: wit::BufferUsage,
 }
@@ -102,40 +99,19 @@ pub struct GpuBindGroupLayout(ObjectId);
 /// A guest's handle to a pipeline layout on the GPU thread.
 pub struct GpuPipelineLayout(ObjectId);
 /// A guest's handle to a compute pipeline on the GPU thread.
-pub struct GpuComputePipeline(ObjectId);
+pub struct GpuComputePipeline(pub(super) ObjectId);
 /// A guest's handle to a bind group on the GPU thread.
-pub struct GpuBindGroup(ObjectId);
+pub struct GpuBindGroup(pub(super) ObjectId);
 
-/// Commands being recorded.
-#[derive(Default)]
-pub struct GpuCommandEncoder {
-    commands: Vec<Command>,
-    open_pass: bool,
-    finished: bool,
-    /// Set when recording went wrong in a way reported only at `finish`.
-    error: Option<GpuError>,
-}
+pub(super) type Answer<T> = wasmtime::Result<Result<T, wit::GpuError>>;
 
-/// A compute pass being recorded; a child of its encoder in the table.
-pub struct GpuComputePass {
-    encoder: u32,
-    commands: Vec<PassCommand>,
-    ended: bool,
-    error: Option<GpuError>,
-}
-
-/// Finished commands, consumed by `submit`.
-pub struct GpuCommandBuffer(Vec<Command>);
-
-type Answer<T> = wasmtime::Result<Result<T, wit::GpuError>>;
-
-fn answer<T>(result: Result<T, GpuError>) -> Answer<T> {
+pub(super) fn answer<T>(result: Result<T, GpuError>) -> Answer<T> {
     Ok(result.map_err(GpuError::into_wit))
 }
 
 impl GpuCtxView<'_> {
     /// Sends a request for this store's session to the GPU thread.
-    async fn call(&mut self, request: Request) -> Result<Reply, GpuError> {
+    pub(super) async fn call(&mut self, request: Request) -> Result<Reply, GpuError> {
         self.ctx.opened = true;
         self.ctx.gpu.call(self.ctx.session, request).await
     }
@@ -430,239 +406,6 @@ impl HostBuffer for GpuCtxView<'_> {
     }
 }
 
-impl HostCommandEncoder for GpuCtxView<'_> {
-    async fn begin_compute_pass(
-        &mut self,
-        encoder: Resource<GpuCommandEncoder>,
-    ) -> Answer<Resource<GpuComputePass>> {
-        let e = self.table.get_mut(&encoder)?;
-        if let Err(err) = e.recording() {
-            return answer(Err(err));
-        }
-        e.open_pass = true;
-        let pass = GpuComputePass {
-            encoder: encoder.rep(),
-            commands: Vec::new(),
-            ended: false,
-            error: None,
-        };
-        Ok(Ok(self.table.push_child(pass, &encoder)?))
-    }
-
-    async fn copy_buffer_to_buffer(
-        &mut self,
-        encoder: Resource<GpuCommandEncoder>,
-        source: Resource<GpuBuffer>,
-        source_offset: u64,
-        destination: Resource<GpuBuffer>,
-        destination_offset: u64,
-        size: u64,
-    ) -> Answer<()> {
-        let command = Command::CopyBufferToBuffer {
-            source: self.table.get(&source)?.id,
-            source_offset,
-            destination: self.table.get(&destination)?.id,
-            destination_offset,
-            size,
-        };
-        answer(self.table.get_mut(&encoder)?.record(command))
-    }
-
-    async fn clear_buffer(
-        &mut self,
-        encoder: Resource<GpuCommandEncoder>,
-        buffer: Resource<GpuBuffer>,
-        offset: u64,
-        size: Option<u64>,
-    ) -> Answer<()> {
-        let command = Command::ClearBuffer {
-            buffer: self.table.get(&buffer)?.id,
-            offset,
-            size,
-        };
-        answer(self.table.get_mut(&encoder)?.record(command))
-    }
-
-    async fn finish(
-        &mut self,
-        encoder: Resource<GpuCommandEncoder>,
-    ) -> Answer<Resource<GpuCommandBuffer>> {
-        let e = self.table.get_mut(&encoder)?;
-        if let Err(err) = e.recording() {
-            return answer(Err(err));
-        }
-        e.finished = true;
-        if let Some(err) = e.error.take() {
-            return answer(Err(err));
-        }
-        let commands = std::mem::take(&mut e.commands);
-        Ok(Ok(self.table.push(GpuCommandBuffer(commands))?))
-    }
-
-    async fn drop(&mut self, rep: Resource<GpuCommandEncoder>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
-    }
-}
-
-impl GpuCommandEncoder {
-    /// Whether the encoder takes commands now.
-    fn recording(&self) -> Result<(), GpuError> {
-        if self.finished {
-            Err(GpuError::validation(
-                "the command encoder is already finished",
-            ))
-        } else if self.open_pass {
-            Err(GpuError::validation(
-                "the command encoder has an open compute pass; end it first",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn record(&mut self, command: Command) -> Result<(), GpuError> {
-        self.recording()?;
-        if self.commands.len() >= MAX_COMMANDS {
-            return Err(GpuError::LimitExceeded(format!(
-                "a command encoder records at most {MAX_COMMANDS} commands"
-            )));
-        }
-        self.commands.push(command);
-        Ok(())
-    }
-}
-
-impl HostComputePass for GpuCtxView<'_> {
-    async fn set_pipeline(
-        &mut self,
-        pass: Resource<GpuComputePass>,
-        pipeline: Resource<GpuComputePipeline>,
-    ) -> wasmtime::Result<()> {
-        let id = self.table.get(&pipeline)?.0;
-        self.table
-            .get_mut(&pass)?
-            .record(PassCommand::SetPipeline(id));
-        Ok(())
-    }
-
-    async fn set_bind_group(
-        &mut self,
-        pass: Resource<GpuComputePass>,
-        index: u32,
-        group: Resource<GpuBindGroup>,
-    ) -> wasmtime::Result<()> {
-        let id = self.table.get(&group)?.0;
-        self.table
-            .get_mut(&pass)?
-            .record(PassCommand::SetBindGroup(index, id));
-        Ok(())
-    }
-
-    async fn dispatch_workgroups(
-        &mut self,
-        pass: Resource<GpuComputePass>,
-        x: u32,
-        y: Option<u32>,
-        z: Option<u32>,
-    ) -> wasmtime::Result<()> {
-        let command = PassCommand::Dispatch(x, y.unwrap_or(1), z.unwrap_or(1));
-        self.table.get_mut(&pass)?.record(command);
-        Ok(())
-    }
-
-    async fn end(&mut self, pass: Resource<GpuComputePass>) -> Answer<()> {
-        let p = self.table.get_mut(&pass)?;
-        if p.ended {
-            return answer(Err(GpuError::validation("the compute pass already ended")));
-        }
-        p.ended = true;
-        let commands = std::mem::take(&mut p.commands);
-        let error = p.error.take();
-        let encoder = Resource::<GpuCommandEncoder>::new_borrow(p.encoder);
-        let e = self.table.get_mut(&encoder)?;
-        e.open_pass = false;
-        if let Some(err) = error {
-            e.error.get_or_insert(err.clone());
-            return answer(Err(err));
-        }
-        answer(e.record(Command::ComputePass(commands)))
-    }
-
-    async fn drop(&mut self, rep: Resource<GpuComputePass>) -> wasmtime::Result<()> {
-        let pass = self.table.delete(rep)?;
-        if !pass.ended {
-            let encoder = Resource::<GpuCommandEncoder>::new_borrow(pass.encoder);
-            if let Ok(e) = self.table.get_mut(&encoder) {
-                e.open_pass = false;
-                e.error.get_or_insert(GpuError::validation(
-                    "a compute pass was dropped without end()",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl GpuComputePass {
-    /// Records a command; a problem is kept and reported by `end`.
-    fn record(&mut self, command: PassCommand) {
-        if self.ended {
-            self.error
-                .get_or_insert(GpuError::validation("the compute pass already ended"));
-        } else if self.commands.len() >= MAX_COMMANDS {
-            self.error.get_or_insert(GpuError::LimitExceeded(format!(
-                "a compute pass records at most {MAX_COMMANDS} commands"
-            )));
-        } else {
-            self.commands.push(command);
-        }
-    }
-}
-
-impl HostCommandBuffer for GpuCtxView<'_> {
-    async fn drop(&mut self, rep: Resource<GpuCommandBuffer>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
-    }
-}
-
-impl HostQueue for GpuCtxView<'_> {
-    async fn write_buffer(
-        &mut self,
-        _: Resource<GpuQueue>,
-        buffer: Resource<GpuBuffer>,
-        offset: u64,
-        data: Vec<u8>,
-    ) -> Answer<()> {
-        let buffer = self.table.get(&buffer)?.id;
-        let request = Request::WriteBuffer {
-            buffer,
-            offset,
-            data,
-        };
-        answer(self.call(request).await.and_then(Reply::done))
-    }
-
-    async fn submit(
-        &mut self,
-        _: Resource<GpuQueue>,
-        command_buffers: Vec<Resource<GpuCommandBuffer>>,
-    ) -> Answer<()> {
-        let command_buffers = command_buffers
-            .into_iter()
-            .map(|cb| Ok(self.table.delete(cb)?.0))
-            .collect::<wasmtime::Result<Vec<_>>>()?;
-        let request = Request::Submit { command_buffers };
-        answer(self.call(request).await.and_then(Reply::done))
-    }
-
-    async fn drop(&mut self, rep: Resource<GpuQueue>) -> wasmtime::Result<()> {
-        self.table.delete(rep)?;
-        Ok(())
-    }
-}
-
 /// WIT usage flags as wgpu's.
 fn usage_to_wgpu(usage: wit::BufferUsage) -> wgpu::BufferUsages {
     use wgpu::BufferUsages as G;
@@ -696,23 +439,5 @@ mod tests {
             usage_to_wgpu(wit::BufferUsage::empty()),
             wgpu::BufferUsages::empty()
         );
-    }
-
-    #[test]
-    fn encoders_refuse_commands_while_a_pass_is_open() {
-        let mut e = GpuCommandEncoder {
-            open_pass: true,
-            ..Default::default()
-        };
-        let clear = Command::ClearBuffer {
-            buffer: 1,
-            offset: 0,
-            size: None,
-        };
-        assert!(e.record(clear.clone()).is_err());
-        e.open_pass = false;
-        assert!(e.record(clear).is_ok());
-        e.finished = true;
-        assert!(e.recording().is_err());
     }
 }

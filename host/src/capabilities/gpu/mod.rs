@@ -15,7 +15,9 @@ pub(crate) mod bindings;
 mod error;
 mod host;
 mod protocol;
+mod recording;
 mod session;
+mod work;
 mod worker;
 
 use std::sync::Arc;

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::protocol::{Message, Reply};
-use super::session::{DeviceCtx, Outcome, Session, Wait};
+use super::session::{DeviceCtx, Session};
+use super::work::{Outcome, Wait};
 use super::{AdapterSummary, Fallback, GpuConfig, GpuError, GpuStats, Unavailable};
 
 /// The longest the thread waits on the GPU before looking at new requests again.
@@ -405,9 +406,11 @@ mod tests {
 
     #[test]
     fn limits_stay_within_the_adapter() {
-        let mut adapter = wgpu::Limits::default();
-        adapter.max_buffer_size = 4 << 30;
-        adapter.max_storage_buffer_binding_size = 4 << 30;
+        let adapter = wgpu::Limits {
+            max_buffer_size: 4 << 30,
+            max_storage_buffer_binding_size: 4 << 30,
+            ..Default::default()
+        };
         let config = GpuConfig::default();
         let limits = device_limits(&adapter, &config);
         assert_eq!(limits.max_buffer_size, config.call_buffer_bytes);
