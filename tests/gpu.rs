@@ -222,7 +222,7 @@ async fn gpu_timeout_is_a_clean_error_and_later_calls_work() {
     require_gpu!();
     let host = Host::run(&example("gpu-lab"), &software(&["--gpu-timeout", "100ms"]));
     let started = std::time::Instant::now();
-    let (status, body) = get(&host, "spin", "workgroups=4096&iterations=60000").await;
+    let (status, body) = get(&host, "spin", "workgroups=512&iterations=60000").await;
     assert_eq!(status, 504, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("GPU time"), "{detail}");
@@ -278,9 +278,8 @@ async fn gpu_endpoints_need_a_usable_adapter_to_load() {
 /// The kernel both sides of the benchmark run.
 const MATMUL: &str = include_str!("../examples/gpu-matmul/src/matmul.wgsl");
 
-/// Native wgpu, the same kernel and data kept on the GPU: microseconds of the best and the
-/// mean of `reps` submit-and-wait rounds, on the adapter the host would pick.
-fn native_matmul_us(n: u32, reps: u32) -> (f64, f64) {
+/// A native wgpu device on the adapter the host would pick.
+fn native_device() -> (wgpu::Device, wgpu::Queue) {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::VULKAN,
         flags: wgpu::InstanceFlags::empty(),
@@ -289,11 +288,78 @@ fn native_matmul_us(n: u32, reps: u32) -> (f64, f64) {
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
     adapters.sort_by_key(|a| a.get_info().device_type == wgpu::DeviceType::Cpu);
     let adapter = adapters.into_iter().next().expect("an adapter");
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: wgpu::Limits::default().or_worse_values_from(&adapter.limits()),
         ..Default::default()
     }))
-    .expect("a device");
+    .expect("a device")
+}
+
+/// Best and mean microseconds of `reps` rounds of: encode one dispatch, submit, wait.
+fn time_dispatches(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    pipeline: &wgpu::ComputePipeline,
+    group: &wgpu::BindGroup,
+    workgroups: (u32, u32),
+    reps: u32,
+) -> (f64, f64) {
+    let mut times = Vec::new();
+    for _ in 0..reps.max(1) {
+        let started = std::time::Instant::now();
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(workgroups.0, workgroups.1, 1);
+        }
+        queue.submit([encoder.finish()]);
+        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+        times.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let best = times.iter().copied().fold(f64::MAX, f64::min);
+    (best, times.iter().sum::<f64>() / times.len() as f64)
+}
+
+/// Compiles `wgsl` and binds `buffers` at bindings 0.. of group 0 (auto layout).
+fn native_pipeline(
+    device: &wgpu::Device,
+    wgsl: &str,
+    buffers: &[wgpu::Buffer],
+) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: None,
+        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: None,
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .zip(0..)
+        .map(|(b, binding)| wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    (pipeline, group)
+}
+
+/// Native wgpu, the same kernel and data kept on the GPU: microseconds of the best and the
+/// mean of `reps` submit-and-wait rounds.
+fn native_matmul_us(n: u32, reps: u32) -> (f64, f64) {
+    let (device, queue) = native_device();
     let len = (n as usize) * (n as usize);
     let a: Vec<f32> = (0..len).map(|i| (i % 7) as f32 * 0.25).collect();
     let b: Vec<f32> = (0..len).map(|i| (i % 5) as f32 * 0.5).collect();
@@ -316,50 +382,27 @@ fn native_matmul_us(n: u32, reps: u32) -> (f64, f64) {
         buffer(&dims, storage),
         buffer(&vec![0; len * 4], storage | wgpu::BufferUsages::COPY_SRC),
     ];
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: None,
-        source: wgpu::ShaderSource::Wgsl(MATMUL.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: None,
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let entries: Vec<wgpu::BindGroupEntry> = bufs
-        .iter()
-        .zip(0..)
-        .map(|(b, binding)| wgpu::BindGroupEntry {
-            binding,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
+    let (pipeline, group) = native_pipeline(&device, MATMUL, &bufs);
     queue.submit([]);
     let _ = device.poll(wgpu::PollType::wait_indefinitely());
     let groups = n.div_ceil(8);
-    let mut times = Vec::new();
-    for _ in 0..reps.max(1) {
-        let started = std::time::Instant::now();
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(groups, groups, 1);
-        }
-        queue.submit([encoder.finish()]);
-        let _ = device.poll(wgpu::PollType::wait_indefinitely());
-        times.push(started.elapsed().as_secs_f64() * 1e6);
-    }
-    let best = times.iter().copied().fold(f64::MAX, f64::min);
-    (best, times.iter().sum::<f64>() / times.len() as f64)
+    time_dispatches(&device, &queue, &pipeline, &group, (groups, groups), reps)
+}
+
+/// Native wgpu: one workgroup of one invocation, submitted and waited for.
+fn native_empty_dispatch_us(reps: u32) -> f64 {
+    let (device, queue) = native_device();
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let nop = "@group(0) @binding(0) var<storage, read_write> x: array<u32>;\n\
+               @compute @workgroup_size(1) fn main() { x[0] = x[0] + 1u; }";
+    let (pipeline, group) = native_pipeline(&device, nop, &[buffer]);
+    let (_, mean) = time_dispatches(&device, &queue, &pipeline, &group, (1, 1), reps);
+    mean
 }
 
 /// `cargo test --test gpu -- --ignored --nocapture bench`: matmul from a guest against the
@@ -380,7 +423,13 @@ async fn bench_matmul_guest_against_native() {
         .unwrap_or(5);
     let host = Host::run(&example("gpu-lab"), &software(&["--gpu-timeout", "10m"]));
     let (_, adapter) = wasmhost(&["gpu", "--gpu-fallback", "software"]);
-    println!("{}", adapter.trim());
+    println!(
+        "{}",
+        adapter
+            .lines()
+            .find(|l| l.starts_with("adapter"))
+            .unwrap_or("")
+    );
     let (status, o) = get(&host, "overhead", "reps=200").await;
     assert_eq!(status, 200, "{o}");
     println!(
@@ -390,6 +439,10 @@ async fn bench_matmul_guest_against_native() {
         o["dispatch_us"].as_f64().unwrap_or(0.0),
         o["read_us"].as_f64().unwrap_or(0.0),
     );
+    let native = tokio::task::spawn_blocking(|| native_empty_dispatch_us(200))
+        .await
+        .unwrap();
+    println!("native wgpu: empty dispatch {native:.1} µs");
     for n in sizes {
         let (status, g) = get(&host, "bench-matmul", &format!("n={n}&reps={reps}")).await;
         assert_eq!(status, 200, "{g}");

@@ -107,6 +107,25 @@ impl From<wgpu::Error> for GpuError {
     }
 }
 
+/// A WGSL compiler report made readable: the summary first (without naga's
+/// `Shader '<label>'` prefix), then the annotated source lines.
+pub(crate) fn compile_report(raw: &str) -> String {
+    let text = raw
+        .trim_matches(|c: char| c == '\n' || c == '\r')
+        .trim_end();
+    let (head, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let head = head.trim();
+    let head = match head.strip_prefix("Shader '") {
+        Some(after) => after.split_once("' ").map_or(head, |(_, tail)| tail),
+        None => head,
+    };
+    if rest.trim().is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}\n{rest}")
+    }
+}
+
 /// wgpu's validation messages are multi-line reports; keep them compact and bounded.
 fn tidy(description: &str) -> String {
     let joined: Vec<&str> = description
@@ -135,6 +154,19 @@ mod tests {
             length: 1,
         }]);
         assert_eq!(e.to_string(), "WGSL does not compile: 3:9: expected `;`");
+    }
+
+    #[test]
+    fn compile_reports_lead_with_the_summary() {
+        let raw =
+            "\nShader '' parsing error: expected expression, found \";\"\n  ┌─ wgsl:3:16\n  │\n";
+        let report = compile_report(raw);
+        assert!(
+            report.starts_with("parsing error: expected expression"),
+            "{report}"
+        );
+        assert!(report.contains("wgsl:3:16"), "{report}");
+        assert_eq!(compile_report("plain"), "plain");
     }
 
     #[test]

@@ -332,7 +332,7 @@ impl DeviceCtx {
                     .map(|m| {
                         let at = m.location;
                         CompileMessage {
-                            message: m.message,
+                            message: super::error::compile_report(&m.message),
                             line: at.map_or(0, |l| l.line_number),
                             column: at.map_or(0, |l| l.line_position),
                             offset: at.map_or(0, |l| l.offset),
