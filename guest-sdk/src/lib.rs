@@ -26,6 +26,9 @@
 //! from the query string (`GET`, `DELETE`, `HEAD`) or from the JSON body's fields then
 //! the query string (other methods). Bad input is answered with a 422 listing every
 //! error. Results implement [`IntoResponse`].
+//!
+//! An endpoint declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
+//! through [`gpu`] (`gpu::run` for the one-call case).
 
 // Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
 extern crate self as wasmhost;

@@ -9,6 +9,10 @@ use super::GpuError;
 use super::protocol::{Command, ObjectId, PassCommand, Reply, count_dispatches};
 use super::session::{DeviceCtx, Session};
 
+/// Most workgroups one dispatch may run: nothing can stop a dispatch once started, so
+/// its size is bounded up front (2^24 workgroups is a 32768² matmul in 8×8 tiles).
+const MAX_WORKGROUPS: u64 = 1 << 24;
+
 /// What a request led to: an answer now, or GPU work to wait for.
 pub(super) enum Outcome {
     Ready(Reply),
@@ -126,10 +130,11 @@ impl DeviceCtx {
                             pass.set_bind_group(index, s.bind_group(id)?, &[]);
                         }
                         PassCommand::Dispatch(x, y, z) => {
-                            if x > max || y > max || z > max {
+                            let total = u64::from(x) * u64::from(y) * u64::from(z);
+                            if x > max || y > max || z > max || total > MAX_WORKGROUPS {
                                 return Err(GpuError::LimitExceeded(format!(
                                     "dispatch of {x}×{y}×{z} workgroups: at most {max} per \
-                                     dimension"
+                                     dimension and {MAX_WORKGROUPS} in all"
                                 )));
                             }
                             pass.dispatch_workgroups(x, y, z);
