@@ -479,6 +479,25 @@ mod tests {
     }
 
     #[test]
+    fn errors_answer_with_a_fitting_status() {
+        use crate::IntoResponse;
+        let response = Error::Compilation(vec![CompileMessage {
+            message: "unknown identifier".into(),
+            line: 2,
+            column: 7,
+        }])
+        .into_response();
+        assert_eq!(response.status, 422);
+        let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+        assert_eq!(body["errors"][0]["line"], 2);
+        assert_eq!(body["errors"][0]["column"], 7);
+        assert_eq!(Error::Timeout("t".into()).into_response().status, 504);
+        assert_eq!(Error::LimitExceeded("l".into()).into_response().status, 413);
+        assert_eq!(Error::Unavailable("u".into()).into_response().status, 503);
+        assert_eq!(Error::Validation("v".into()).into_response().status, 500);
+    }
+
+    #[test]
     fn outside_wasm_there_is_no_gpu() {
         #[cfg(not(target_family = "wasm"))]
         assert!(matches!(
