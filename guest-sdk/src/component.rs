@@ -6,6 +6,8 @@
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk",
+    // The GPU import is another package of ours; its bindings live here too.
+    with: { "wasmhost:gpu/compute@0.1.0": generate },
 });
 
 use std::cell::RefCell;
@@ -51,6 +53,7 @@ impl describe::Guest for Component {
                     result_schema: e.result_schema,
                     timeout_ms: e.timeout_ms,
                     memory_mib: e.memory_mib,
+                    gpu: e.gpu,
                 })
                 .collect(),
             functions: manifest

@@ -95,6 +95,12 @@
 //!
 //! [`manifest`] and [`handle`] are what the component exports; natively they let tests
 //! call endpoints without a host.
+//!
+//! An endpoint declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
+//! through [`gpu`] (`gpu::run` for the one-call case).
+
+// Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
+extern crate self as wasmhost;
 
 mod args;
 pub mod asgi;
@@ -102,6 +108,7 @@ mod cls;
 #[cfg(target_family = "wasm")]
 mod component;
 pub mod functions;
+pub mod gpu;
 mod http;
 mod invoke;
 mod json;

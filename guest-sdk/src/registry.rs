@@ -93,6 +93,8 @@ pub struct Endpoint {
     pub timeout_ms: Option<u64>,
     /// Linear-memory cap in MiB.
     pub memory_mib: Option<u32>,
+    /// The GPU it needs: `"any"` or an adapter name.
+    pub gpu: Option<&'static str>,
     /// Adds the parameters to an argument schema.
     pub args_schema: fn(&mut ArgsSchema),
     /// The result's schema, when the result is JSON.
@@ -201,6 +203,8 @@ pub struct EndpointInfo {
     pub timeout_ms: Option<u64>,
     /// Linear-memory cap in MiB.
     pub memory_mib: Option<u32>,
+    /// The GPU it needs: `"any"` or an adapter name.
+    pub gpu: Option<String>,
 }
 
 /// One function in the manifest (mirrors the WIT `function-info` record).
@@ -299,6 +303,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
         result_schema: (endpoint.result_schema)().map(|s| s.to_string()),
         timeout_ms: endpoint.timeout_ms,
         memory_mib: endpoint.memory_mib,
+        gpu: endpoint.gpu.map(str::to_owned),
     }
 }
 

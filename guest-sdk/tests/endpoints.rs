@@ -36,7 +36,8 @@ struct Item {
     requires_proxy_auth,
     custom_domains = ["items.example.com", "i.example.com"],
     timeout = "1500ms",
-    memory = 64
+    memory = 64,
+    gpu = "any"
 )]
 fn create(item: Json<Item>, dry_run: Option<bool>, req: Request) -> (u16, Json<Value>) {
     let status = if dry_run == Some(true) { 200 } else { 201 };
@@ -99,6 +100,7 @@ fn manifest_describes_every_endpoint() {
         Some("Greets someone.\n\nSecond paragraph.")
     );
     assert_eq!((hello.timeout_ms, hello.memory_mib), (None, None));
+    assert_eq!(hello.gpu, None);
     let args: Value = serde_json::from_str(&hello.args_schema).expect("JSON");
     assert_eq!(
         args,
@@ -121,6 +123,7 @@ fn manifest_describes_every_endpoint() {
     );
     assert_eq!(create.timeout_ms, Some(1500));
     assert_eq!(create.memory_mib, Some(64));
+    assert_eq!(create.gpu.as_deref(), Some("any"));
     assert_eq!(create.summary, None);
     let args: Value = serde_json::from_str(&create.args_schema).expect("JSON");
     assert_eq!(args["x-wasmhost-body"], "item");

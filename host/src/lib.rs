@@ -2,8 +2,9 @@
 //!
 //! Layers, each a folder with one public entry type, imports pointing down only:
 //! [`cli`] → [`gateway`] ([`gateway::Gateway`]) → [`shapes`] ([`shapes::WebApp`]) →
-//! [`engine`] ([`engine::Engine`]).
+//! [`engine`] ([`engine::Engine`]) → [`capabilities`] ([`capabilities::gpu::Gpu`]).
 
+pub mod capabilities;
 pub mod cli;
 pub mod control;
 pub mod engine;

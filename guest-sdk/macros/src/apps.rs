@@ -77,6 +77,7 @@ pub(crate) fn app_macro(
                     summary: #summary,
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
+                    gpu: ::core::option::Option::None,
                     args_schema: |_| {},
                     result_schema: || ::core::option::Option::None,
                     handler: __wasmhost_not_a_function,

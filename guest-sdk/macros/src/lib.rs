@@ -23,7 +23,8 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 ///
 /// Keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 /// `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`,
-/// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB).
+/// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB),
+/// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`).
 /// The function's doc comment becomes the endpoint's summary.
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -86,6 +87,7 @@ pub(crate) struct Config {
     name: Option<String>,
     /// Registered as a class method (`#[wasmhost::cls]` sets it).
     class_method: Option<bool>,
+    gpu: Option<String>,
 }
 
 impl Config {
@@ -177,9 +179,20 @@ impl Config {
                 let value = flag(meta)?;
                 set(&mut self.class_method, value, duplicate)
             }
+            "gpu" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let gpu = lit.value();
+                if gpu.trim().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected \"any\" or an adapter name such as \"H100\"",
+                    ));
+                }
+                set(&mut self.gpu, gpu, duplicate)
+            }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
-                 `custom_domains`, `timeout` or `memory`",
+                 `custom_domains`, `timeout`, `memory` or `gpu`",
             )),
         }
     }
@@ -507,6 +520,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     let summary = option(summary(func).as_ref());
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
+    let gpu = option(config.gpu.as_ref());
 
     // Extraction of each non-`Request` parameter, in order.
     let mut extract = Vec::new();
@@ -590,6 +604,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
                     summary: #summary,
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
+                    gpu: #gpu,
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,
                     handler: __wasmhost_handler,

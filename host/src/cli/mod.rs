@@ -1,8 +1,9 @@
-//! The `wasmhost` command line: `run`, `build`.
+//! The `wasmhost` command line: `run`, `build`, `gpu`.
 
 mod build;
 mod calls;
 mod client;
+mod gpu;
 mod remote;
 mod resources;
 mod run;
@@ -63,6 +64,8 @@ enum Command {
     /// Manage volumes (directories functions mount).
     #[command(subcommand)]
     Volume(resources::VolumeCommand),
+    /// Show the GPU adapter guests would get, or why there is none.
+    Gpu(GpuArgs),
 }
 
 /// Engine settings shared by the commands that run guests.
@@ -83,6 +86,55 @@ pub struct EngineArgs {
     /// Where compiled native code is cached [default: $XDG_CACHE_HOME/wasmhost or ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+/// GPU settings shared by the commands that run guests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GpuArgs {
+    /// Use a software adapter (Mesa's lavapipe/llvmpipe) when there is no GPU.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "none",
+        env = "WASMHOST_GPU_FALLBACK"
+    )]
+    pub gpu_fallback: GpuFallback,
+    /// GPU buffer memory one call may hold, in MiB.
+    #[arg(long, default_value_t = 512, env = "WASMHOST_GPU_MEMORY")]
+    pub gpu_memory: u64,
+    /// GPU time one call may wait for (e.g. 30s, 500ms).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "WASMHOST_GPU_TIMEOUT")]
+    pub gpu_timeout: Duration,
+    /// Compute dispatches one call may submit.
+    #[arg(long, default_value_t = 10_000, env = "WASMHOST_GPU_DISPATCHES")]
+    pub gpu_dispatches: u32,
+}
+
+/// Values of `--gpu-fallback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GpuFallback {
+    /// Hardware GPUs only.
+    None,
+    /// Allow a software adapter.
+    Software,
+}
+
+impl GpuArgs {
+    /// The GPU configuration these flags ask for.
+    pub fn gpu_config(&self) -> crate::capabilities::gpu::GpuConfig {
+        use crate::capabilities::gpu::{Fallback, GpuConfig};
+        GpuConfig {
+            fallback: match self.gpu_fallback {
+                GpuFallback::None => Fallback::None,
+                GpuFallback::Software => Fallback::Software,
+            },
+            call_buffer_bytes: self.gpu_memory.saturating_mul(1 << 20),
+            call_dispatches: self.gpu_dispatches,
+            call_gpu_time: self.gpu_timeout,
+        }
+    }
 }
 
 impl EngineArgs {
@@ -95,6 +147,7 @@ impl EngineArgs {
         config.default_memory_mib = self.memory_limit;
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
+        config.gpu = self.gpu.gpu_config();
         config
     }
 }
@@ -137,6 +190,7 @@ pub fn main() -> ExitCode {
         Command::Map(a) => run_async(calls::map(a)),
         Command::Secret(c) => run_async(resources::secret(c)),
         Command::Volume(c) => run_async(resources::volume(c)),
+        Command::Gpu(args) => run_async(gpu::show(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

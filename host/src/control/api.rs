@@ -98,7 +98,8 @@ impl From<LoadError> for ApiError {
             | LoadError::Invalid(_)
             | LoadError::UnknownWorld { .. }
             | LoadError::MissingImport(_)
-            | LoadError::Describe(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | LoadError::Describe(_)
+            | LoadError::Gpu { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, format!("upload refused: {e}"))
     }

@@ -99,6 +99,19 @@ impl From<&AppRecord> for AppView {
     }
 }
 
+/// The seeds' name for the shape of a web endpoint.
+fn web_kind(kind: crate::engine::EndpointKind) -> &'static str {
+    use crate::engine::EndpointKind;
+    match kind {
+        EndpointKind::Function => "fastapi_endpoint",
+        EndpointKind::Method => "cls_method",
+        EndpointKind::Asgi => "asgi_app",
+        EndpointKind::Wsgi => "wsgi_app",
+        EndpointKind::WebServer => "web_server",
+        EndpointKind::Proxy => "wasi_http",
+    }
+}
+
 /// A function of an app with its spec: a web endpoint or a callable function.
 enum Entry {
     Web(EndpointSpec, FunctionRecord),
@@ -174,7 +187,7 @@ impl ControlPlane {
             function_id: f.function_id.clone(),
             app_id: app.app_id.clone(),
             app_name: app.name.clone(),
-            kind: "fastapi_endpoint",
+            kind: web_kind(spec.kind),
             url: urls[0].clone(),
             urls,
             custom_label: f.custom_label.clone().or_else(|| spec.label.clone()),

@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
         "wasmhost:guest/asgi-channel.channel": super::channel::ChannelEntry,
         "wasmhost:guest/wsgi-io.input": super::channel::InputEntry,
         "wasmhost:guest/wsgi-io.output": super::channel::OutputEntry,
+        "wasmhost:gpu": crate::capabilities::gpu::bindings::wasmhost::gpu,
     },
 });
 

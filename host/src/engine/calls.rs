@@ -60,8 +60,9 @@ impl Engine {
         exports: &GuestExports,
         limits: Limits,
         ctx: &CallContext,
+        gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
-        let mut store = self.new_store(limits, ctx)?;
+        let mut store = self.new_store(limits, ctx, gpu)?;
         let instance = exports
             .pre
             .instantiate_async(&mut store)
@@ -117,14 +118,17 @@ impl Engine {
                 .await
         };
         if spec.kind != super::EndpointKind::Method {
-            let mut live = self.start(exports, limits, component.context()).await?;
+            let mut live = self
+                .start(exports, limits, component.context(), self.gpu_for(spec))
+                .await?;
             return self.run(&mut live, limits, names, call).await;
         }
         let mut slot = component.warm.class.lock().await;
         let mut live = match slot.take() {
             Some(live) => live,
             None => {
-                self.enter(exports, limits, names, component.context())
+                let gpu = self.gpu_for(spec);
+                self.enter(exports, limits, names, component.context(), gpu)
                     .await?
             }
         };
@@ -153,7 +157,8 @@ impl Engine {
             .ok_or_else(|| CallError::Instantiate("no function-handler export".into()))?;
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
-        let mut live = self.start(exports, limits, ctx).await?;
+        let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
+        let mut live = self.start(exports, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -176,12 +181,13 @@ impl Engine {
         limits: Limits,
         names: (&str, &str),
         ctx: &CallContext,
+        gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let lifecycle = exports
             .lifecycle
             .as_ref()
             .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
-        let mut live = self.start(exports, limits, ctx).await?;
+        let mut live = self.start(exports, limits, ctx, gpu).await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
                 lifecycle
@@ -213,7 +219,9 @@ impl Engine {
             return Ok(live);
         }
         let exports = self.guest(component)?;
-        let mut live = self.start(exports, limits, component.context()).await?;
+        let mut live = self
+            .start(exports, limits, component.context(), self.gpu_for(spec))
+            .await?;
         if let (super::EndpointKind::Asgi, Some(asgi)) = (spec.kind, &exports.asgi) {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
             let started = self
@@ -396,7 +404,8 @@ impl Engine {
             return Err(CallError::Instantiate("not a wasi:http component".into()));
         };
         let limits = self.limits_for(spec);
-        let mut store = self.new_store(limits, component.context())?;
+        let gpu = self.no_gpu("wasi:http components cannot use the GPU");
+        let mut store = self.new_store(limits, component.context(), gpu)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let setup = |store: &mut Store<InstanceState>| -> wasmtime::Result<_> {
             let mut http = store.data_mut().http();

@@ -39,6 +39,13 @@ pub enum LoadError {
     /// The guest's `describe` export failed or returned nonsense.
     #[error("the component's `describe` failed: {0}")]
     Describe(String),
+    /// An endpoint declares a GPU this host cannot lend.
+    #[error("endpoint {endpoint:?} declares gpu = {requirement:?}, but {reason}")]
+    Gpu {
+        endpoint: String,
+        requirement: String,
+        reason: String,
+    },
     /// Compilation or cache I/O failed.
     #[error("cannot compile the component: {0}")]
     Compile(String),

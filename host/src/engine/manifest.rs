@@ -148,6 +148,9 @@ pub struct EndpointSpec {
     pub timeout: Option<Duration>,
     /// Memory cap in MiB.
     pub memory_mib: Option<u32>,
+    /// The GPU it needs: `"any"` or a name matched against the adapter's.
+    #[serde(default)]
+    pub gpu: Option<String>,
 }
 
 impl EndpointSpec {
@@ -166,6 +169,7 @@ impl EndpointSpec {
             result_schema: None,
             timeout: None,
             memory_mib: None,
+            gpu: None,
         }
     }
 
@@ -221,6 +225,14 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 serde_json::from_str::<Value>(s)
                     .map_err(|err| bad(format!("endpoint {:?}: {what} is not JSON: {err}", e.name)))
             };
+            if let Some(gpu) = &e.gpu
+                && (gpu.trim().is_empty() || gpu.len() > 100)
+            {
+                return Err(bad(format!(
+                    "endpoint {:?} declares gpu = {gpu:?}: use \"any\" or an adapter name",
+                    e.name
+                )));
+            }
             let args_schema = parse("args-schema", &e.args_schema)?;
             let result_schema = e
                 .result_schema
@@ -240,6 +252,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 result_schema,
                 timeout: e.timeout_ms.map(Duration::from_millis),
                 memory_mib: e.memory_mib,
+                gpu: e.gpu,
             };
             if !is_dns_label(&spec.dns_name()) {
                 return Err(bad(format!("endpoint name {:?} is not DNS-safe", e.name)));

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
 
+use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
 pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
@@ -61,6 +62,8 @@ pub struct EngineConfig {
     pub web_server_port: u16,
     /// How long a `web_server` guest may take to start listening.
     pub startup_timeout: Duration,
+    /// Which GPUs guests may use and each call's GPU budget.
+    pub gpu: GpuConfig,
 }
 
 impl EngineConfig {
@@ -73,6 +76,7 @@ impl EngineConfig {
             max_instances: 500,
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
+            gpu: GpuConfig::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub struct Engine {
     linker: Linker<InstanceState>,
     cache: cache::ArtifactCache,
     config: EngineConfig,
+    gpu: Gpu,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -140,7 +145,8 @@ impl std::error::Error for DeadlineReached {}
 
 impl Engine {
     /// Builds the engine: async, epoch interruption, pooling allocator with copy-on-write
-    /// memory images, and WASI 0.2 in the linker.
+    /// memory images, and WASI 0.2 and `wasmhost:gpu` in the linker (the GPU itself is
+    /// opened on first use).
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
         let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
         let mut pool = PoolingAllocationConfig::new();
@@ -179,6 +185,8 @@ impl Engine {
         )
         .map_err(link_error)?;
         web_server::add_bind_rewrite(&mut linker).map_err(link_error)?;
+        crate::capabilities::gpu::add_to_linker(&mut linker).map_err(link_error)?;
+        let gpu = Gpu::new(config.gpu.clone());
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), ticker_stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -187,8 +195,14 @@ impl Engine {
             linker,
             cache,
             config,
+            gpu,
             ticker_stop,
         })
+    }
+
+    /// The host's GPU capability.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 
     /// The engine's configuration.
@@ -249,6 +263,7 @@ impl Engine {
                 manifest
             }
         };
+        self.check_gpu(&manifest).await?;
         // Only components that passed every check leave a trace on disk.
         if outcome == CacheOutcome::Compiled {
             let (cache, key) = (self.cache.clone(), digest.clone());
@@ -266,10 +281,53 @@ impl Engine {
         })
     }
 
+    /// Refuses a component with an endpoint that declares a GPU this host cannot lend.
+    async fn check_gpu(&self, manifest: &AppManifest) -> Result<(), LoadError> {
+        for spec in &manifest.endpoints {
+            if let Some(requirement) = &spec.gpu {
+                let adapter =
+                    self.gpu
+                        .check(requirement)
+                        .await
+                        .map_err(|reason| LoadError::Gpu {
+                            endpoint: spec.name.clone(),
+                            requirement: requirement.clone(),
+                            reason: reason.to_string(),
+                        })?;
+                tracing::debug!(endpoint = %spec.name, "GPU {requirement:?} served by {adapter}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The GPU session of a call to `spec`: granted when it declares a GPU.
+    fn gpu_for(&self, spec: &EndpointSpec) -> GpuCtx {
+        match spec.gpu {
+            Some(_) => GpuCtx::granted(&self.gpu),
+            None => GpuCtx::denied(
+                &self.gpu,
+                format!(
+                    "endpoint {:?} does not declare a GPU; add `gpu = \"any\"` to its \
+                     #[wasmhost::endpoint] attribute",
+                    spec.name
+                ),
+            ),
+        }
+    }
+
+    /// A GPU session that refuses every use, saying why.
+    fn no_gpu(&self, why: &str) -> GpuCtx {
+        GpuCtx::denied(&self.gpu, why)
+    }
+
     async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
         let limits = self.default_limits();
         let mut store = self
-            .new_store(limits, &CallContext::default())
+            .new_store(
+                limits,
+                &CallContext::default(),
+                self.no_gpu("`describe` cannot use the GPU"),
+            )
             .map_err(|e| LoadError::Describe(e.to_string()))?;
         let run = async {
             let instance = exports.pre.instantiate_async(&mut store).await?;
@@ -312,8 +370,9 @@ impl Engine {
         &self,
         limits: Limits,
         ctx: &CallContext,
+        gpu: GpuCtx,
     ) -> Result<Store<InstanceState>, CallError> {
-        self.new_store_with(limits, None, ctx)
+        self.new_store_with(limits, None, ctx, gpu)
     }
 
     fn new_store_with(
@@ -321,10 +380,17 @@ impl Engine {
         limits: Limits,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
+        gpu: GpuCtx,
     ) -> Result<Store<InstanceState>, CallError> {
         let deadline = Instant::now() + limits.timeout;
-        let state = InstanceState::new((limits.memory_mib as usize) << 20, deadline, port_map, ctx)
-            .map_err(|e| CallError::Instantiate(e.to_string()))?;
+        let state = InstanceState::new(
+            (limits.memory_mib as usize) << 20,
+            deadline,
+            port_map,
+            ctx,
+            gpu,
+        )
+        .map_err(|e| CallError::Instantiate(e.to_string()))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

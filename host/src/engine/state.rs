@@ -1,5 +1,5 @@
 //! What each store carries: WASI and wasi:http contexts, the resource table, the memory
-//! cap, the current call's deadline and captured output.
+//! cap, the current call's deadline, captured output and the store's GPU session.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::wasmhost::guest::{host, types};
 use super::context::{CallBroker, CallContext, GuestCallState};
 use super::output::CapturedOutput;
+
+use crate::capabilities::gpu::{GpuCtx, GpuCtxView, GpuView};
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -29,6 +31,7 @@ pub struct InstanceState {
     /// A web server's port mapping: the guest's inner port and the host port behind it.
     pub(crate) port_map: Option<(u16, u16)>,
     broker: Option<Arc<dyn CallBroker>>,
+    gpu: GpuCtx,
 }
 
 impl InstanceState {
@@ -39,6 +42,7 @@ impl InstanceState {
         deadline: Instant,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
+        gpu: GpuCtx,
     ) -> std::io::Result<Self> {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
@@ -82,6 +86,7 @@ impl InstanceState {
             deadline,
             port_map,
             broker: ctx.broker.clone(),
+            gpu,
         })
     }
 }
@@ -124,6 +129,15 @@ impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl GpuView for InstanceState {
+    fn gpu(&mut self) -> GpuCtxView<'_> {
+        GpuCtxView {
+            ctx: &mut self.gpu,
             table: &mut self.table,
         }
     }

@@ -71,8 +71,12 @@ impl Engine {
             timeout: LIFETIME,
             memory_mib: self.limits_for(spec).memory_mib,
         };
-        let mut store =
-            self.new_store_with(limits, Some((inner_port, port)), component.context())?;
+        let mut store = self.new_store_with(
+            limits,
+            Some((inner_port, port)),
+            component.context(),
+            self.no_gpu("web servers cannot use the GPU"),
+        )?;
         let server = WebServer {
             port,
             inner_port,

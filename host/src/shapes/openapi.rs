@@ -201,6 +201,7 @@ mod tests {
             ),
             timeout: None,
             memory_mib: None,
+            gpu: None,
         }
     }
 

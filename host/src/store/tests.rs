@@ -23,6 +23,7 @@ fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
         result_schema: None,
         timeout: Some(Duration::from_secs(1)),
         memory_mib: None,
+        gpu: None,
     }
 }
 
