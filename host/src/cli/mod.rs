@@ -81,11 +81,20 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 8000, env = "WASMHOST_WEB_PORT")]
     pub web_port: u16,
     /// How long a web-server component may take to start listening (e.g. 10s).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
     /// Where compiled native code is cached [default: $XDG_CACHE_HOME/wasmhost or ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Calls of one endpoint running at once (Modal's max_containers × max_inputs); more wait.
+    #[arg(long, default_value_t = 64, env = "WASMHOST_MAX_CONCURRENCY")]
+    pub max_concurrency: usize,
+    /// Requests that may wait for a busy endpoint; past it they get 503 with Retry-After.
+    #[arg(long, default_value_t = 1024, env = "WASMHOST_QUEUE_DEPTH")]
+    pub queue_depth: usize,
+    /// How long a request may wait for a busy endpoint before a 503.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
     #[command(flatten)]
     pub gpu: GpuArgs,
 }
@@ -105,7 +114,7 @@ pub struct GpuArgs {
     #[arg(long, default_value_t = 512, env = "WASMHOST_GPU_MEMORY")]
     pub gpu_memory: u64,
     /// GPU time one call may wait for (e.g. 30s, 500ms).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "WASMHOST_GPU_TIMEOUT")]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "WASMHOST_GPU_TIMEOUT")]
     pub gpu_timeout: Duration,
     /// Compute dispatches one call may submit.
     #[arg(long, default_value_t = 10_000, env = "WASMHOST_GPU_DISPATCHES")]
@@ -148,6 +157,9 @@ impl EngineArgs {
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
         config.gpu = self.gpu.gpu_config();
+        config.max_concurrency = self.max_concurrency;
+        config.queue_depth = self.queue_depth;
+        config.queue_timeout = self.queue_timeout;
         config
     }
 }

@@ -98,9 +98,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         request_timeout: Some(args.request_timeout),
         ..GatewayConfig::default()
     };
-    Gateway::new(routes, config)
-        .serve(listener, super::shutdown_signal())
-        .await?;
+    let gateway = Gateway::new(routes, config);
+    gateway.observe(app.engine().clone());
+    gateway.serve(listener, super::shutdown_signal()).await?;
     // Run the guests' shutdown hooks (bounded: a hook that hangs cannot hold the exit).
     if tokio::time::timeout(std::time::Duration::from_secs(10), app.retire())
         .await

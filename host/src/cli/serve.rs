@@ -116,9 +116,10 @@ async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpLis
         max_upload_bytes: 256 << 20,
     };
     let engine = Arc::new(Engine::new(args.engine.engine_config())?);
-    let (control, _) = ControlPlane::open(config, engine).await?;
+    let (control, _) = ControlPlane::open(config, engine.clone()).await?;
     let gateway = Gateway::with_api(RouteTable::new(), GatewayConfig::default(), control.clone());
     control.attach(&gateway);
+    gateway.observe(engine);
     Ok((
         Target::Local {
             control,

@@ -127,7 +127,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
         engine_config.cache_dir = data_dir.join("cache");
     }
     let engine = Arc::new(Engine::new(engine_config)?);
-    let (control, startup) = ControlPlane::open(config, engine)
+    let (control, startup) = ControlPlane::open(config, engine.clone())
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let gateway_config = GatewayConfig {
@@ -140,6 +140,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let gateway = Gateway::with_api(RouteTable::new(), gateway_config, control.clone());
     control.attach(&gateway);
+    gateway.observe(engine);
     let base = format!("http://{}", SocketAddr::new(host, port));
     println!("wasmhost server listening on {base} (control API at {base}/v1)");
     println!("data directory: {}", data_dir.display());

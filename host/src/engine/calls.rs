@@ -63,11 +63,15 @@ impl Engine {
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let mut store = self.new_store(limits, ctx, gpu)?;
+        let started = Instant::now();
         let instance = exports
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        self.metrics
+            .instantiate_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(Live { store, instance })
     }
 

@@ -14,6 +14,7 @@ mod channel;
 mod context;
 mod error;
 mod manifest;
+mod metrics;
 mod output;
 mod state;
 mod validate;
@@ -40,6 +41,7 @@ pub use manifest::{
     AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount,
     app_name_from_stem, is_dns_label,
 };
+pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;
 pub use web_server::WebServer;
 use world::Prepared;
@@ -64,6 +66,12 @@ pub struct EngineConfig {
     pub startup_timeout: Duration,
     /// Which GPUs guests may use and each call's GPU budget.
     pub gpu: GpuConfig,
+    /// Calls of one endpoint running at once; more wait in a queue.
+    pub max_concurrency: usize,
+    /// Requests that may wait for an endpoint; more are refused with 503.
+    pub queue_depth: usize,
+    /// How long a request may wait in the queue before a 503.
+    pub queue_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -77,6 +85,9 @@ impl EngineConfig {
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             gpu: GpuConfig::default(),
+            max_concurrency: 64,
+            queue_depth: 1024,
+            queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -88,6 +99,7 @@ pub struct Engine {
     cache: cache::ArtifactCache,
     config: EngineConfig,
     gpu: Gpu,
+    metrics: Arc<Metrics>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -196,8 +208,22 @@ impl Engine {
             cache,
             config,
             gpu,
+            metrics: Arc::new(Metrics::new()),
             ticker_stop,
         })
+    }
+
+    /// The host's GPU capability.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics in Prometheus text format, GPU totals refreshed.
+    pub fn render_metrics(&self) -> String {
+        let gpu = self.gpu.stats();
+        self.metrics.gpu_submits.set(gpu.submits as i64);
+        self.metrics.gpu_seconds.set(gpu.gpu_time.as_secs_f64());
+        self.metrics.encode()
     }
 
     /// The host's GPU capability.
@@ -245,10 +271,21 @@ impl Engine {
             let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.clone());
             let bytes = bytes.to_vec();
             // Cranelift is CPU-bound: keep it off the async workers.
+            let metrics = self.metrics.clone();
             tokio::task::spawn_blocking(move || match cache.lookup(&engine, &key) {
-                Some(c) => Ok((c, CacheOutcome::Hit)),
-                None => cache::ArtifactCache::compile(&engine, &bytes)
-                    .map(|c| (c, CacheOutcome::Compiled)),
+                Some(c) => {
+                    metrics.cache_hits.inc();
+                    Ok((c, CacheOutcome::Hit))
+                }
+                None => {
+                    let started = Instant::now();
+                    let compiled = cache::ArtifactCache::compile(&engine, &bytes);
+                    metrics.compiles.inc();
+                    metrics
+                        .compile_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    compiled.map(|c| (c, CacheOutcome::Compiled))
+                }
             })
             .await
             .map_err(|e| LoadError::Compile(e.to_string()))??
@@ -366,6 +403,25 @@ impl Engine {
         }
     }
 
+    /// Creates a store and an instance of `component` as a request would, calling
+    /// nothing, and returns how long that took with the instance (its store; dropping it
+    /// frees the pool slot). For the benchmark (`bench/`).
+    pub async fn instantiate_once(
+        &self,
+        component: &LoadedComponent,
+    ) -> Result<(Duration, Box<dyn std::any::Any + Send>), CallError> {
+        let started = Instant::now();
+        let gpu = self.no_gpu("benchmark instances cannot use the GPU");
+        let mut store = self.new_store(self.default_limits(), component.context(), gpu)?;
+        let instantiated = match &component.prepared {
+            Prepared::Proxy(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),
+            Prepared::Command(pre) => pre.instantiate_async(&mut store).await.map(drop),
+        };
+        instantiated.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok((started.elapsed(), Box::new(store)))
+    }
+
     fn new_store(
         &self,
         limits: Limits,
@@ -390,7 +446,9 @@ impl Engine {
             ctx,
             gpu,
         )
-        .map_err(|e| CallError::Instantiate(e.to_string()))?;
+        .map_err(|e| CallError::Instantiate(e.to_string()))?
+        .counted(metrics::LiveInstance::new(&self.metrics.instances_live));
+        self.metrics.instances_created.inc();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);

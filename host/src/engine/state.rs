@@ -32,6 +32,7 @@ pub struct InstanceState {
     pub(crate) port_map: Option<(u16, u16)>,
     broker: Option<Arc<dyn CallBroker>>,
     gpu: GpuCtx,
+    _live: Option<super::metrics::LiveInstance>,
 }
 
 impl InstanceState {
@@ -87,7 +88,14 @@ impl InstanceState {
             port_map,
             broker: ctx.broker.clone(),
             gpu,
+            _live: None,
         })
+    }
+
+    /// Counts this instance in the live-instances gauge until it is dropped.
+    pub(crate) fn counted(mut self, live: super::metrics::LiveInstance) -> Self {
+        self._live = Some(live);
+        self
     }
 }
 

@@ -402,6 +402,18 @@ impl Functions {
             tracing::error!(call_id = %record.call_id, "cannot record call: {e}");
         }
         if record.status.is_final() {
+            let status = serde_json::to_value(record.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            self.engine
+                .metrics()
+                .calls
+                .get_or_create(&crate::engine::CallLabels {
+                    function: record.function_name.clone(),
+                    status,
+                })
+                .inc();
             self.finished.notify_waiters();
         }
     }

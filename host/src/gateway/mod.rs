@@ -62,6 +62,7 @@ pub struct Gateway {
     config: GatewayConfig,
     api: Option<Arc<dyn ControlApi>>,
     long: long::LongRequests,
+    engine: std::sync::OnceLock<Arc<crate::engine::Engine>>,
 }
 
 impl Gateway {
@@ -72,6 +73,7 @@ impl Gateway {
             config,
             api: None,
             long: Default::default(),
+            engine: std::sync::OnceLock::new(),
         })
     }
 
@@ -86,7 +88,13 @@ impl Gateway {
             config,
             api: Some(api),
             long: Default::default(),
+            engine: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records request metrics into `engine`'s registry and serves them at `/metrics`.
+    pub fn observe(&self, engine: Arc<crate::engine::Engine>) {
+        let _ = self.engine.set(engine);
     }
 
     /// Replaces the route table; requests already routed finish on the old one.
@@ -164,12 +172,23 @@ impl Gateway {
                 HeaderValue::from_static("*"),
             );
         }
+        let took = started.elapsed();
+        if let Some(engine) = self.engine.get() {
+            let routes = self.routes();
+            let (app, function) = match routes.lookup(&host) {
+                Some(r) => (r.app.manifest().app.clone(), r.function_name()),
+                None => (String::new(), String::new()),
+            };
+            engine
+                .metrics()
+                .request(&app, &function, response.status().as_u16(), took);
+        }
         tracing::info!(
             target: "wasmhost::access",
             %peer,
             "{method} {host}{path} -> {} in {:.1} ms",
             response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1e3
+            took.as_secs_f64() * 1e3
         );
         response
     }
@@ -181,6 +200,19 @@ impl Gateway {
         peer: SocketAddr,
     ) -> hyper::Response<Body> {
         let routes = self.routes();
+        // `/metrics` on the bare address (or any host that names no endpoint) is the
+        // host's own; an app reached by its name keeps its `/metrics` path.
+        if let Some(engine) = self.engine.get()
+            && req.uri().path() == "/metrics"
+            && !routes.names(host)
+        {
+            let mut r = hyper::Response::new(crate::shapes::full(engine.render_metrics()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return r;
+        }
         let Some(route) = routes.lookup(host) else {
             if let Some(api) = &self.api
                 && (req.uri().path() == "/v1" || req.uri().path().starts_with("/v1/"))

@@ -16,6 +16,16 @@ pub struct Route {
 }
 
 impl Route {
+    /// The name of the endpoint's function.
+    pub fn function_name(&self) -> String {
+        self.app
+            .manifest()
+            .endpoints
+            .get(self.endpoint)
+            .map(|e| e.name.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether the endpoint answers with a whole response (typed functions and class
     /// methods), so a long call can be answered 303 and collected later.
     pub fn buffered(&self) -> bool {
@@ -71,6 +81,11 @@ impl RouteTable {
     /// The host names served, sorted.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
         self.by_host.keys().map(String::as_str)
+    }
+
+    /// Whether `host` is the name of an endpoint (not just the bare address's fallback).
+    pub fn names(&self, host: &str) -> bool {
+        self.by_host.contains_key(host)
     }
 
     /// Finds the endpoint a host name reaches.

@@ -2,6 +2,7 @@
 //! response. `endpoint` (typed functions and class methods), `asgi` (streaming, SSE,
 //! WebSockets), `wsgi`, and standard `wasi:http` proxy components.
 
+mod admission;
 mod asgi;
 mod body;
 mod endpoint;
@@ -35,17 +36,35 @@ pub type Request = hyper::Request<RequestBody>;
 pub struct WebApp {
     engine: Arc<Engine>,
     component: Arc<LoadedComponent>,
+    /// One admission gate per endpoint, in manifest order.
+    gates: Vec<admission::Admission>,
 }
 
 impl WebApp {
-    /// Wraps a loaded component.
+    /// Wraps a loaded component; each endpoint gets the engine's concurrency and queue bounds.
     pub fn new(engine: Arc<Engine>, component: Arc<LoadedComponent>) -> Self {
-        Self { engine, component }
+        let c = engine.config();
+        let gates = component
+            .manifest
+            .endpoints
+            .iter()
+            .map(|_| admission::Admission::new(c.max_concurrency, c.queue_depth, c.queue_timeout))
+            .collect();
+        Self {
+            engine,
+            component,
+            gates,
+        }
     }
 
     /// What the component describes.
     pub fn manifest(&self) -> &AppManifest {
         &self.component.manifest
+    }
+
+    /// The engine that runs it.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The loaded component (digest, cache outcome, load time).
@@ -55,8 +74,27 @@ impl WebApp {
 
     /// Serves one request for the endpoint at `index` in the manifest.
     pub async fn serve(&self, index: usize, request: Request) -> hyper::Response<Body> {
-        let Some(spec) = self.component.manifest.endpoints.get(index) else {
+        let (Some(spec), Some(gate)) = (
+            self.component.manifest.endpoints.get(index),
+            self.gates.get(index),
+        ) else {
             return json_error(StatusCode::NOT_FOUND, "no such endpoint");
+        };
+        let labels = crate::engine::FunctionLabels {
+            app: self.component.manifest.app.clone(),
+            function: spec.name.clone(),
+        };
+        let metrics = self.engine.metrics();
+        let queue = metrics.queue_depth.get_or_create(&labels).clone();
+        let _permit = match gate.admit(&queue).await {
+            Ok(permit) => permit,
+            Err(refused) => {
+                metrics.rejected.get_or_create(&labels).inc();
+                let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, &refused.to_string());
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
         };
         match spec.kind {
             EndpointKind::Function | EndpointKind::Method => {

@@ -1,0 +1,212 @@
+//! Counters every layer records into, rendered in Prometheus text format at `/metrics`.
+//! They live here, at the bottom, so the engine, shapes, gateway and functions can all
+//! reach them without arrows pointing up.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// App name (empty for unknown hosts and the API).
+    pub app: String,
+    /// Function name.
+    pub function: String,
+    /// Status class: `2xx`, `4xx`, ...
+    pub status: String,
+}
+
+/// Labels of one function.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+}
+
+/// Labels of a finished call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// Function name.
+    pub function: String,
+    /// `success`, `failure`, `terminated`.
+    pub status: String,
+}
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// HTTP requests served.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Their latency.
+    pub request_seconds: Family<FunctionLabels, Histogram>,
+    /// Instances created (cold starts of an instance).
+    pub instances_created: Counter,
+    /// Time to create an instance.
+    pub instantiate_seconds: Histogram,
+    /// Instances alive now (running or idle warm).
+    pub instances_live: Gauge,
+    /// Components compiled with Cranelift.
+    pub compiles: Counter,
+    /// Compile time.
+    pub compile_seconds: Histogram,
+    /// Components mapped from the native-code cache.
+    pub cache_hits: Counter,
+    /// Requests waiting for capacity, per function.
+    pub queue_depth: Family<FunctionLabels, Gauge>,
+    /// Requests refused because the queue was full or its deadline passed.
+    pub rejected: Family<FunctionLabels, Counter>,
+    /// Function calls finished.
+    pub calls: Family<CallLabels, Counter>,
+    /// GPU submissions that completed.
+    pub gpu_submits: Gauge,
+    /// GPU time in seconds, summed.
+    pub gpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// All metrics, registered.
+    pub fn new() -> Self {
+        let latency = || Histogram::new(exponential_buckets(0.0001, 2.0, 20));
+        let m = Self {
+            registry: Mutex::new(Registry::with_prefix("wasmhost")),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency),
+            instances_created: Counter::default(),
+            instantiate_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
+            instances_live: Gauge::default(),
+            compiles: Counter::default(),
+            compile_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            cache_hits: Counter::default(),
+            queue_depth: Family::default(),
+            rejected: Family::default(),
+            calls: Family::default(),
+            gpu_submits: Gauge::default(),
+            gpu_seconds: Gauge::default(),
+        };
+        {
+            let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
+            r.register("requests", "HTTP requests served", m.requests.clone());
+            r.register(
+                "request_seconds",
+                "HTTP request latency",
+                m.request_seconds.clone(),
+            );
+            r.register(
+                "instances_created",
+                "Instances created (instance cold starts)",
+                m.instances_created.clone(),
+            );
+            r.register(
+                "instantiate_seconds",
+                "Time to create an instance",
+                m.instantiate_seconds.clone(),
+            );
+            r.register(
+                "instances_live",
+                "Instances alive now",
+                m.instances_live.clone(),
+            );
+            r.register(
+                "compiles",
+                "Components compiled with Cranelift",
+                m.compiles.clone(),
+            );
+            r.register(
+                "compile_seconds",
+                "Compile time of a component",
+                m.compile_seconds.clone(),
+            );
+            r.register(
+                "cache_hits",
+                "Components loaded from the native-code cache",
+                m.cache_hits.clone(),
+            );
+            r.register(
+                "queue_depth",
+                "Requests waiting for capacity",
+                m.queue_depth.clone(),
+            );
+            r.register(
+                "rejected",
+                "Requests refused at capacity",
+                m.rejected.clone(),
+            );
+            r.register("calls", "Function calls finished", m.calls.clone());
+            r.register(
+                "gpu_submits",
+                "GPU submissions completed",
+                m.gpu_submits.clone(),
+            );
+            r.register(
+                "gpu_seconds",
+                "GPU time summed over calls",
+                m.gpu_seconds.clone(),
+            );
+        }
+        m
+    }
+
+    /// Records one request.
+    pub fn request(&self, app: &str, function: &str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                app: app.to_owned(),
+                function: function.to_owned(),
+                status: format!("{}xx", status / 100),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&FunctionLabels {
+                app: app.to_owned(),
+                function: function.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
+}
+
+/// Counts an instance as live for as long as it exists.
+pub(crate) struct LiveInstance(Gauge);
+
+impl LiveInstance {
+    pub(crate) fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

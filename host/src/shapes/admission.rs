@@ -1,0 +1,101 @@
+//! Backpressure per endpoint: at most `max_concurrency` calls run at once; more wait in a
+//! fair (FIFO) queue with a deadline; only past the queue's bound are requests refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Why a request was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The queue already holds its bound.
+    #[error("the endpoint is at capacity and {0} requests are already waiting; retry shortly")]
+    QueueFull(usize),
+    /// The request waited past the queue's deadline.
+    #[error("the endpoint stayed at capacity for {0:?}; retry shortly")]
+    Timeout(Duration),
+}
+
+/// The admission gate of one endpoint.
+pub(crate) struct Admission {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue_depth: usize,
+    timeout: Duration,
+}
+
+/// Keeps the waiting count right even when a waiting request is dropped.
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    gauge: Gauge,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
+    }
+}
+
+impl Admission {
+    pub(crate) fn new(max_concurrency: usize, queue_depth: usize, timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            waiting: AtomicUsize::new(0),
+            queue_depth,
+            timeout,
+        }
+    }
+
+    /// Waits for a slot; the permit frees it when dropped.
+    pub(crate) async fn admit(&self, queue_gauge: &Gauge) -> Result<OwnedSemaphorePermit, Refused> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
+        queue_gauge.inc();
+        let _waiting = Waiting {
+            count: &self.waiting,
+            gauge: queue_gauge.clone(),
+        };
+        if before >= self.queue_depth {
+            return Err(Refused::QueueFull(before));
+        }
+        match tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Refused::Timeout(self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queues_then_refuses_past_the_bound() {
+        let gate = Arc::new(Admission::new(1, 1, Duration::from_millis(200)));
+        let gauge = Gauge::default();
+        let first = gate.admit(&gauge).await.unwrap();
+        let queued = {
+            let (gate, gauge) = (gate.clone(), gauge.clone());
+            tokio::spawn(async move { gate.admit(&gauge).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(matches!(
+            gate.admit(&gauge).await,
+            Err(Refused::QueueFull(1))
+        ));
+        drop(first);
+        assert!(
+            queued.await.unwrap().is_ok(),
+            "the queued request got the freed slot"
+        );
+        let _held = gate.admit(&gauge).await.unwrap();
+        assert!(matches!(gate.admit(&gauge).await, Err(Refused::Timeout(_))));
+        assert_eq!(gauge.get(), 0);
+    }
+}

@@ -1,0 +1,94 @@
+//! Backpressure and metrics: bursts above capacity wait in a bounded queue instead of
+//! failing; past the bound they get 503 with Retry-After; `/metrics` counts it all.
+
+mod common;
+
+use common::{Host, client, example};
+
+async fn burst(host: &Host, n: usize) -> Vec<(u16, bool)> {
+    let requests = (0..n).map(|_| {
+        let url = host.url("/?seconds=0.4");
+        async move {
+            let r = client()
+                .get(url)
+                .header("host", "functions-slow-web.localhost")
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.headers().contains_key("retry-after"))
+        }
+    });
+    futures_util::future::join_all(requests).await
+}
+
+#[tokio::test]
+async fn bursts_wait_in_the_queue_and_only_past_its_bound_are_refused() {
+    let host = Host::run(
+        &example("functions"),
+        &["--max-concurrency", "2", "--queue-depth", "4"],
+    );
+    // 2 running + 4 waiting: everything is served, just later.
+    let answers = burst(&host, 6).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    // 2 running + 4 waiting + 6 more: the extra ones are refused with Retry-After.
+    let answers = burst(&host, 12).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!(ok + refused.len(), 12, "{answers:?}");
+    assert!(
+        ok >= 6,
+        "at least capacity + queue were served: {answers:?}"
+    );
+    assert!(
+        !refused.is_empty(),
+        "nothing was refused past the bound: {answers:?}"
+    );
+    assert!(refused.iter().all(|(_, retry)| *retry), "{answers:?}");
+    // And the host is still fine.
+    assert!(burst(&host, 1).await.iter().all(|(s, _)| *s == 200));
+    let metrics = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"wasmhost_rejected_total{app="functions",function="slow_web"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_format() {
+    let host = Host::run(&example("hello"), &[]);
+    for _ in 0..3 {
+        let r = client().get(host.url("/?name=m")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // The host's own /metrics, on the bare address even though one endpoint owns it.
+    let r = client().get(host.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let body = r.text().await.unwrap();
+    for needle in [
+        r#"wasmhost_requests_total{app="hello",function="hello",status="2xx"} 3"#,
+        "# TYPE wasmhost_request_seconds histogram",
+        "wasmhost_instances_created_total",
+        "wasmhost_instantiate_seconds_count",
+        "wasmhost_instances_live",
+        "wasmhost_queue_depth",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in:\n{body}");
+    }
+    assert!(
+        body.contains("wasmhost_compiles_total") && body.contains("wasmhost_cache_hits_total"),
+        "{body}"
+    );
+}
