@@ -92,3 +92,33 @@ async fn metrics_are_served_in_prometheus_format() {
         "{body}"
     );
 }
+
+async fn visits(host: &Host, query: &str) -> (u16, String) {
+    let r = client()
+        .get(host.url(&format!("/{query}")))
+        .header("host", "misbehave-visits.localhost")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn warm_instances_are_reused_and_a_trapped_one_is_discarded() {
+    let host = Host::run(&example("misbehave"), &[]);
+    // One warm instance serves request after request: its state persists.
+    assert_eq!(visits(&host, "").await, (200, "1".into()));
+    assert_eq!(visits(&host, "").await, (200, "2".into()));
+    assert_eq!(visits(&host, "").await, (200, "3".into()));
+    // It traps: it is thrown away, and the next request starts afresh.
+    assert_eq!(visits(&host, "?trap=true").await.0, 500);
+    assert_eq!(visits(&host, "").await, (200, "1".into()));
+}
+
+#[tokio::test]
+async fn per_request_isolation_gives_every_request_a_fresh_instance() {
+    let host = Host::run(&example("misbehave"), &["--isolation", "per-request"]);
+    for _ in 0..3 {
+        assert_eq!(visits(&host, "").await, (200, "1".into()));
+    }
+}

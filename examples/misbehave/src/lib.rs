@@ -87,3 +87,16 @@ fn teapot() -> (u16, Response) {
         .json(&json!({"teapot": true}));
     (418, response)
 }
+
+/// Requests this instance has served; traps when asked, so the host must discard it.
+static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the requests this instance served (`?trap=true` panics after counting).
+#[wasmhost::endpoint]
+fn visits(trap: Option<bool>) -> Json<u64> {
+    let n = VISITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if trap == Some(true) {
+        panic!("misbehave: trap after {n} visits");
+    }
+    Json(n)
+}

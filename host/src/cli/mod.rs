@@ -68,6 +68,15 @@ enum Command {
     Gpu(GpuArgs),
 }
 
+/// How instances of typed endpoints are shared between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// Warm instances are reused (state may persist between requests).
+    Reuse,
+    /// A fresh instance per request.
+    PerRequest,
+}
+
 /// Engine settings shared by the commands that run guests.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
@@ -86,6 +95,10 @@ pub struct EngineArgs {
     /// Where compiled native code is cached [default: $XDG_CACHE_HOME/wasmhost or ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// `reuse`: warm instances serve request after request, like containers;
+    /// `per-request`: a fresh instance for every request.
+    #[arg(long, value_enum, default_value_t = Isolation::Reuse, env = "WASMHOST_ISOLATION")]
+    pub isolation: Isolation,
     /// Calls of one endpoint running at once (Modal's max_containers × max_inputs); more wait.
     #[arg(long, default_value_t = 64, env = "WASMHOST_MAX_CONCURRENCY")]
     pub max_concurrency: usize,
@@ -157,6 +170,7 @@ impl EngineArgs {
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
         config.gpu = self.gpu.gpu_config();
+        config.reuse_instances = self.isolation == Isolation::Reuse;
         config.max_concurrency = self.max_concurrency;
         config.queue_depth = self.queue_depth;
         config.queue_timeout = self.queue_timeout;

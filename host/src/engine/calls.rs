@@ -100,8 +100,9 @@ impl Engine {
         result
     }
 
-    /// Runs one request through a `function` endpoint (fresh instance) or a class
-    /// `method` (the class's warm instance, created with `enter` on first use).
+    /// Runs one request through a `function` endpoint (a warm instance, or a fresh one
+    /// with per-request isolation) or a class `method` (the class's warm instance,
+    /// created with `enter` on first use).
     pub async fn handle(
         &self,
         component: &LoadedComponent,
@@ -122,10 +123,21 @@ impl Engine {
                 .await
         };
         if spec.kind != super::EndpointKind::Method {
-            let mut live = self
-                .start(exports, limits, component.context(), self.gpu_for(spec))
-                .await?;
-            return self.run(&mut live, limits, names, call).await;
+            // Like a container, a warm instance serves request after request; GPU endpoints
+            // get a fresh one so their GPU objects end with the call.
+            if !self.config.reuse_instances || spec.gpu.is_some() {
+                let mut live = self
+                    .start(exports, limits, component.context(), self.gpu_for(spec))
+                    .await?;
+                return self.run(&mut live, limits, names, call).await;
+            }
+            let mut live = self.checkout(component, spec, limits).await?;
+            let result = self.run(&mut live, limits, names, call).await;
+            // An instance that failed (trapped, timed out) is never reused.
+            if result.is_ok() {
+                self.checkin(component, spec, live).await;
+            }
+            return result;
         }
         let mut slot = component.warm.class.lock().await;
         let mut live = match slot.take() {

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     pub startup_timeout: Duration,
     /// Which GPUs guests may use and each call's GPU budget.
     pub gpu: GpuConfig,
+    /// Reuse warm instances of typed endpoints across requests (false: a fresh instance
+    /// per request, Modal's per-request isolation).
+    pub reuse_instances: bool,
     /// Calls of one endpoint running at once; more wait in a queue.
     pub max_concurrency: usize,
     /// Requests that may wait for an endpoint; more are refused with 503.
@@ -85,6 +88,7 @@ impl EngineConfig {
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             gpu: GpuConfig::default(),
+            reuse_instances: true,
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
