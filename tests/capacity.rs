@@ -122,3 +122,36 @@ async fn per_request_isolation_gives_every_request_a_fresh_instance() {
         assert_eq!(visits(&host, "").await, (200, "1".into()));
     }
 }
+
+#[tokio::test]
+async fn idle_instances_scale_to_zero_after_the_window() {
+    let host = Host::run(&example("misbehave"), &["--scaledown-window", "0.3s"]);
+    assert_eq!(visits(&host, "").await, (200, "1".into()));
+    assert_eq!(
+        visits(&host, "").await,
+        (200, "2".into()),
+        "reused while warm"
+    );
+    let live = || async {
+        let text = client()
+            .get(host.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(live().await, "1", "one warm instance while busy");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(live().await, "0", "the idle instance was retired");
+    assert_eq!(
+        visits(&host, "").await,
+        (200, "1".into()),
+        "a fresh instance after scaling to zero"
+    );
+}

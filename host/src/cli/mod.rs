@@ -99,6 +99,9 @@ pub struct EngineArgs {
     /// `per-request`: a fresh instance for every request.
     #[arg(long, value_enum, default_value_t = Isolation::Reuse, env = "WASMHOST_ISOLATION")]
     pub isolation: Isolation,
+    /// Idle warm instances are retired after this long without a request (scale to zero).
+    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "WASMHOST_SCALEDOWN_WINDOW")]
+    pub scaledown_window: Duration,
     /// Calls of one endpoint running at once (Modal's max_containers × max_inputs); more wait.
     #[arg(long, default_value_t = 64, env = "WASMHOST_MAX_CONCURRENCY")]
     pub max_concurrency: usize,
@@ -171,6 +174,7 @@ impl EngineArgs {
         config.startup_timeout = self.startup_timeout;
         config.gpu = self.gpu.gpu_config();
         config.reuse_instances = self.isolation == Isolation::Reuse;
+        config.scaledown_window = self.scaledown_window;
         config.max_concurrency = self.max_concurrency;
         config.queue_depth = self.queue_depth;
         config.queue_timeout = self.queue_timeout;

@@ -34,6 +34,8 @@ const MAX_IDLE: usize = 4;
 pub(crate) struct Live {
     store: Store<InstanceState>,
     instance: Instance,
+    /// When it last went idle.
+    idle_since: Instant,
 }
 
 /// The warm instances of one component.
@@ -72,7 +74,11 @@ impl Engine {
         self.metrics
             .instantiate_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(Live { store, instance })
+        Ok(Live {
+            store,
+            instance,
+            idle_since: Instant::now(),
+        })
     }
 
     /// Runs `call` on `live` under `limits`: sets the deadline, bounds host waits with an
@@ -252,9 +258,44 @@ impl Engine {
         Ok(live)
     }
 
+    /// Retires the idle instances of typed endpoints and ASGI/WSGI apps that have been idle
+    /// longer than the scale-down window, so an app without traffic scales to zero.
+    /// Class instances are left alone: their state is the point of them.
+    pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
+        let window = self.config.scaledown_window;
+        let expired: Vec<(String, Vec<Live>)> = {
+            let mut idle = component
+                .warm
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            idle.iter_mut()
+                .map(|(name, lives)| {
+                    let (old, keep): (Vec<Live>, Vec<Live>) = lives
+                        .drain(..)
+                        .partition(|l| l.idle_since.elapsed() >= window);
+                    *lives = keep;
+                    (name.clone(), old)
+                })
+                .collect()
+        };
+        let mut retired = 0;
+        for (name, lives) in expired {
+            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+                continue;
+            };
+            for live in lives {
+                self.retire_app(component, spec, live).await;
+                retired += 1;
+            }
+        }
+        retired
+    }
+
     /// Returns an instance after a successful call; past the idle cap it is retired
     /// (ASGI apps run lifespan shutdown).
-    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, live: Live) {
+    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
+        live.idle_since = Instant::now();
         {
             let mut idle = component
                 .warm

@@ -69,6 +69,8 @@ pub struct EngineConfig {
     /// Reuse warm instances of typed endpoints across requests (false: a fresh instance
     /// per request, Modal's per-request isolation).
     pub reuse_instances: bool,
+    /// Idle warm instances older than this are retired (scale to zero).
+    pub scaledown_window: Duration,
     /// Calls of one endpoint running at once; more wait in a queue.
     pub max_concurrency: usize,
     /// Requests that may wait for an endpoint; more are refused with 503.
@@ -89,6 +91,7 @@ impl EngineConfig {
             startup_timeout: Duration::from_secs(10),
             gpu: GpuConfig::default(),
             reuse_instances: true,
+            scaledown_window: Duration::from_secs(60),
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),

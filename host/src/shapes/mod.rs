@@ -38,6 +38,16 @@ pub struct WebApp {
     component: Arc<LoadedComponent>,
     /// One admission gate per endpoint, in manifest order.
     gates: Vec<admission::Admission>,
+    /// Retires idle warm instances past the scale-down window while the app lives.
+    sweeper: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for WebApp {
+    fn drop(&mut self) {
+        if let Some(s) = &self.sweeper {
+            s.abort();
+        }
+    }
 }
 
 impl WebApp {
@@ -50,10 +60,30 @@ impl WebApp {
             .iter()
             .map(|_| admission::Admission::new(c.max_concurrency, c.queue_depth, c.queue_timeout))
             .collect();
+        let sweeper = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (engine, weak) = (engine.clone(), Arc::downgrade(&component));
+            let every = (engine.config().scaledown_window / 4).clamp(
+                std::time::Duration::from_millis(100),
+                std::time::Duration::from_secs(15),
+            );
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let Some(component) = weak.upgrade() else { break };
+                    let retired = engine.scale_down(&component).await;
+                    if retired > 0 {
+                        tracing::debug!(app = %component.manifest.app, retired, "scaled down idle instances");
+                    }
+                }
+            })
+            .abort_handle()
+        });
         Self {
             engine,
             component,
             gates,
+            sweeper,
         }
     }
 
