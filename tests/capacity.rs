@@ -155,3 +155,43 @@ async fn idle_instances_scale_to_zero_after_the_window() {
         "a fresh instance after scaling to zero"
     );
 }
+
+#[tokio::test]
+async fn min_containers_stay_warm_through_the_window() {
+    let host = Host::run(
+        &example("misbehave"),
+        &["--min-containers", "1", "--scaledown-window", "0.3s"],
+    );
+    let live = || async {
+        let text = client()
+            .get(host.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    // misbehave has 7 endpoints; each gets one warm instance before any request.
+    let mut warmed = 0;
+    for _ in 0..50 {
+        warmed = live().await;
+        if warmed >= 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(warmed, 7);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(live().await, 7, "min_containers were scaled away");
+    assert_eq!(
+        visits(&host, "").await,
+        (200, "1".into()),
+        "the pre-warmed instance served it"
+    );
+    assert_eq!(visits(&host, "").await, (200, "2".into()));
+}

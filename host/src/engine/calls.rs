@@ -263,6 +263,7 @@ impl Engine {
     /// Class instances are left alone: their state is the point of them.
     pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
         let window = self.config.scaledown_window;
+        let keep_warm = self.config.min_containers;
         let expired: Vec<(String, Vec<Live>)> = {
             let mut idle = component
                 .warm
@@ -271,9 +272,15 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner());
             idle.iter_mut()
                 .map(|(name, lives)| {
-                    let (old, keep): (Vec<Live>, Vec<Live>) = lives
+                    // The most recently used come last; the oldest beyond `min_containers` go.
+                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = lives
                         .drain(..)
                         .partition(|l| l.idle_since.elapsed() >= window);
+                    while keep.len() < keep_warm
+                        && let Some(live) = old.pop()
+                    {
+                        keep.insert(0, live);
+                    }
                     *lives = keep;
                     (name.clone(), old)
                 })
@@ -290,6 +297,44 @@ impl Engine {
             }
         }
         retired
+    }
+
+    /// Starts `min_containers` idle instances of every reusable endpoint ahead of traffic,
+    /// so the first requests find them warm.
+    pub async fn prewarm(&self, component: &LoadedComponent) {
+        let wanted = self.config.min_containers;
+        if wanted == 0 || !self.config.reuse_instances {
+            return;
+        }
+        for spec in &component.manifest.endpoints {
+            let reusable = matches!(
+                spec.kind,
+                super::EndpointKind::Function
+                    | super::EndpointKind::Asgi
+                    | super::EndpointKind::Wsgi
+            ) && spec.gpu.is_none();
+            if !reusable {
+                continue;
+            }
+            for _ in 0..wanted.min(MAX_IDLE) {
+                match self.checkout_new(component, spec).await {
+                    Ok(live) => self.checkin(component, spec, live).await,
+                    Err(e) => {
+                        tracing::warn!(app = %component.manifest.app, endpoint = %spec.name, "cannot pre-warm: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn checkout_new(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+    ) -> Result<Live, CallError> {
+        let limits = self.limits_for(spec);
+        self.checkout(component, spec, limits).await
     }
 
     /// Returns an instance after a successful call; past the idle cap it is retired

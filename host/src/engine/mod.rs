@@ -71,6 +71,8 @@ pub struct EngineConfig {
     pub reuse_instances: bool,
     /// Idle warm instances older than this are retired (scale to zero).
     pub scaledown_window: Duration,
+    /// Warm instances kept per endpoint even when idle (Modal's min_containers).
+    pub min_containers: usize,
     /// Calls of one endpoint running at once; more wait in a queue.
     pub max_concurrency: usize,
     /// Requests that may wait for an endpoint; more are refused with 503.
@@ -92,6 +94,7 @@ impl EngineConfig {
             gpu: GpuConfig::default(),
             reuse_instances: true,
             scaledown_window: Duration::from_secs(60),
+            min_containers: 0,
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),

@@ -67,6 +67,9 @@ impl WebApp {
                 std::time::Duration::from_secs(15),
             );
             rt.spawn(async move {
+                if let Some(component) = weak.upgrade() {
+                    engine.prewarm(&component).await;
+                }
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
