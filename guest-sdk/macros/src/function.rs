@@ -1,0 +1,347 @@
+//! `#[wasmhost::function]`: its attribute keys (retries, timeout, memory, schedule,
+//! secrets, volumes) and its expansion into a registered, JSON-in/JSON-out function.
+
+use super::*;
+
+/// A retry policy: `max` retries and Modal's defaults for the rest.
+pub(crate) struct Retries {
+    pub(crate) max: u32,
+    pub(crate) backoff: f64,
+    pub(crate) initial_delay_ms: u64,
+    pub(crate) max_delay_ms: u64,
+}
+
+impl Retries {
+    /// `max` retries with backoff 2.0, first delay 1 s, at most 60 s.
+    fn new(max: u32) -> Self {
+        Self {
+            max,
+            backoff: 2.0,
+            initial_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
+/// The keys of `#[wasmhost::function]`.
+#[derive(Default)]
+pub(crate) struct FunctionConfig {
+    pub(crate) retries: Option<Retries>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) memory_mib: Option<u32>,
+    pub(crate) schedule: Option<String>,
+    pub(crate) secrets: Option<Vec<String>>,
+    pub(crate) volumes: Option<Vec<(String, String)>>,
+}
+
+impl FunctionConfig {
+    /// Parses one `key = value` or `retries(...)`.
+    pub(crate) fn parse(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let duplicate = || meta.error(format!("`{key}` is given twice"));
+        match key.as_str() {
+            "retries" => {
+                let retries = parse_retries(meta)?;
+                set(&mut self.retries, retries, duplicate)
+            }
+            "timeout" => {
+                let ms = duration(meta, false)?;
+                set(&mut self.timeout_ms, ms, duplicate)
+            }
+            "memory" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let mib = lit.base10_parse::<u32>()?;
+                if mib == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "memory is in MiB and must be > 0",
+                    ));
+                }
+                set(&mut self.memory_mib, mib, duplicate)
+            }
+            "schedule" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let schedule = lit.value().trim().to_owned();
+                if !is_schedule(&schedule) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected \"cron(<expression>)\", \"cron(<expression>, <time zone>)\" \
+                         or \"period(<duration>)\"",
+                    ));
+                }
+                set(&mut self.schedule, schedule, duplicate)
+            }
+            "secrets" => {
+                let mut secrets: Vec<String> = Vec::new();
+                for lit in string_list(meta)? {
+                    let secret = lit.value();
+                    if secret.trim().is_empty() || secret.trim() != secret {
+                        return Err(syn::Error::new(lit.span(), "expected a secret's name"));
+                    }
+                    if secrets.contains(&secret) {
+                        return Err(syn::Error::new(lit.span(), "this secret is listed twice"));
+                    }
+                    secrets.push(secret);
+                }
+                set(&mut self.secrets, secrets, duplicate)
+            }
+            "volumes" => {
+                let mut volumes: Vec<(String, String)> = Vec::new();
+                for lit in string_list(meta)? {
+                    let Some((volume, path)) = parse_mount(&lit.value()) else {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "expected \"<volume>:<absolute mount path>\", e.g. \"notes:/data\"",
+                        ));
+                    };
+                    if volumes.iter().any(|(_, p)| *p == path) {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "another volume is mounted at this path",
+                        ));
+                    }
+                    volumes.push((volume, path));
+                }
+                set(&mut self.volumes, volumes, duplicate)
+            }
+            _ => Err(meta.error(
+                "unknown key; expected `retries`, `timeout`, `memory`, `schedule`, `secrets` \
+                 or `volumes`",
+            )),
+        }
+    }
+}
+
+/// `retries = N` or `retries(max = N, backoff = F, initial_delay = "..", max_delay = "..")`.
+fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<Retries> {
+    if meta.input.peek(Token![=]) {
+        let lit: LitInt = meta.value()?.parse()?;
+        return Ok(Retries::new(lit.base10_parse::<u32>()?));
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(
+            "expected `retries = 3` or `retries(max = 3, backoff = 2.0, \
+             initial_delay = \"1s\", max_delay = \"60s\")`",
+        ));
+    }
+    let (mut max, mut backoff, mut initial, mut max_delay) = (None, None, None, None);
+    meta.parse_nested_meta(|inner| {
+        let key = inner
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let duplicate = || inner.error(format!("`{key}` is given twice"));
+        match key.as_str() {
+            "max" => {
+                let lit: LitInt = inner.value()?.parse()?;
+                set(&mut max, lit.base10_parse::<u32>()?, duplicate)
+            }
+            "backoff" => {
+                let lit: Lit = inner.value()?.parse()?;
+                let value = match &lit {
+                    Lit::Float(f) => f.base10_parse::<f64>()?,
+                    Lit::Int(i) => i.base10_parse::<f64>()?,
+                    _ => return Err(syn::Error::new(lit.span(), "expected a number such as 2.0")),
+                };
+                if !(value.is_finite() && value >= 1.0) {
+                    return Err(syn::Error::new(lit.span(), "backoff must be at least 1.0"));
+                }
+                set(&mut backoff, value, duplicate)
+            }
+            "initial_delay" => {
+                let ms = duration(&inner, true)?;
+                set(&mut initial, ms, duplicate)
+            }
+            "max_delay" => {
+                let ms = duration(&inner, false)?;
+                set(&mut max_delay, ms, duplicate)
+            }
+            _ => Err(inner
+                .error("unknown key; expected `max`, `backoff`, `initial_delay` or `max_delay`")),
+        }
+    })?;
+    let Some(max) = max else {
+        return Err(meta.error("`retries(...)` needs `max = <retries after the first attempt>`"));
+    };
+    let mut retries = Retries::new(max);
+    retries.backoff = backoff.unwrap_or(retries.backoff);
+    retries.initial_delay_ms = initial.unwrap_or(retries.initial_delay_ms);
+    retries.max_delay_ms = max_delay.unwrap_or(retries.max_delay_ms);
+    Ok(retries)
+}
+
+/// Whether `text` has the shape of a schedule: `cron(...)` or `period(...)`, not empty.
+pub(crate) fn is_schedule(text: &str) -> bool {
+    ["cron(", "period("].iter().any(|prefix| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .is_some_and(|inner| !inner.trim().is_empty())
+    })
+}
+
+/// `volume:/path` as `(volume, path)`: a name without `/` or `:` and an absolute path.
+pub(crate) fn parse_mount(text: &str) -> Option<(String, String)> {
+    let (volume, path) = text.split_once(':')?;
+    let volume_ok = !volume.is_empty()
+        && !volume
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | ':'));
+    let path_ok = path.starts_with('/') && !path.chars().any(char::is_whitespace);
+    (volume_ok && path_ok).then(|| (volume.to_owned(), path.to_owned()))
+}
+
+/// The function, unchanged, plus its input mapping, schemas and registration.
+pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &func.sig;
+    check_signature(sig, "functions")?;
+    let params = sig
+        .inputs
+        .iter()
+        .map(function_param)
+        .collect::<syn::Result<Vec<_>>>()?;
+
+    let ident = &sig.ident;
+    let name = ident.unraw().to_string();
+    let summary = option(summary(func).as_ref());
+    let timeout_ms = option(config.timeout_ms.as_ref());
+    let memory_mib = option(config.memory_mib.as_ref());
+    let schedule = option(config.schedule.as_ref());
+    let secrets = config.secrets.as_deref().unwrap_or_default();
+    let (volumes, mounts): (Vec<_>, Vec<_>) = config
+        .volumes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|(v, p)| (v, p))
+        .unzip();
+    let retries = match &config.retries {
+        Some(r) => {
+            let (max, backoff, initial, max_delay) =
+                (r.max, r.backoff, r.initial_delay_ms, r.max_delay_ms);
+            quote!(::core::option::Option::Some(::wasmhost::RetryPolicy {
+                max_retries: #max,
+                backoff_coefficient: #backoff,
+                initial_delay_ms: #initial,
+                max_delay_ms: #max_delay,
+            }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+
+    let names: Vec<&str> = params.iter().map(|(name, _)| name.as_str()).collect();
+    let mut extract = Vec::new();
+    let mut values = Vec::new();
+    let mut schema = Vec::new();
+    for (i, (name, ty)) in params.iter().enumerate() {
+        let value = format_ident!("__wasmhost_arg{i}");
+        extract.push(quote_spanned!(ty.span()=>
+            let #value = __input.param::<#ty>(#i);
+        ));
+        schema.push(quote_spanned!(ty.span()=> __schema.named::<#ty>(#name);));
+        values.push(value);
+    }
+
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let output_span = sig.output.span();
+    let is_result = match &sig.output {
+        ReturnType::Type(_, ty) => last_segment(ty).as_deref() == Some("Result"),
+        ReturnType::Default => false,
+    };
+    let result_schema = if mentions_impl(output.clone()) {
+        quote!(|| ::core::option::Option::None)
+    } else if is_result {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<
+            <#output as ::wasmhost::__private::ResultOk>::Ok
+        >)
+    } else {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<#output>)
+    };
+    let respond = if is_result {
+        quote_spanned!(output_span=>
+            ::wasmhost::__private::output_result(#ident(#(#values),*))
+        )
+    } else {
+        quote_spanned!(output_span=>
+            ::wasmhost::__private::output_value(#ident(#(#values),*))
+        )
+    };
+
+    Ok(quote! {
+        #func
+
+        const _: () = {
+            #[allow(unused_mut)]
+            fn __wasmhost_call(
+                __input: &str,
+            ) -> ::core::result::Result<::std::string::String, ::wasmhost::CallError> {
+                let mut __input = ::wasmhost::__private::Input::new(__input, &[#(#names),*]);
+                #(#extract)*
+                match (__input.finish(), #(#values,)*) {
+                    (
+                        ::core::result::Result::Ok(()),
+                        #(::core::option::Option::Some(#values),)*
+                    ) => #respond,
+                    (__finished, ..) => ::core::result::Result::Err(
+                        ::wasmhost::__private::input_rejected(__finished),
+                    ),
+                }
+            }
+
+            fn __wasmhost_args(__schema: &mut ::wasmhost::__private::ArgsSchema) {
+                #(#schema)*
+            }
+
+            ::wasmhost::__private::inventory::submit! {
+                ::wasmhost::__private::Function {
+                    app: ::core::env!("CARGO_PKG_NAME"),
+                    name: #name,
+                    summary: #summary,
+                    params: &[#(#names),*],
+                    retries: #retries,
+                    timeout_ms: #timeout_ms,
+                    memory_mib: #memory_mib,
+                    schedule: #schedule,
+                    secrets: &[#(#secrets),*],
+                    volumes: &[#((#volumes, #mounts)),*],
+                    args_schema: __wasmhost_args,
+                    result_schema: #result_schema,
+                    handler: __wasmhost_call,
+                }
+            }
+        };
+    })
+}
+
+/// A function parameter's name and type: a plain name, taken by value.
+fn function_param(arg: &FnArg) -> syn::Result<(String, &Type)> {
+    let FnArg::Typed(typed) = arg else {
+        return Err(syn::Error::new(arg.span(), "functions are free functions"));
+    };
+    let Pat::Ident(pat) = &*typed.pat else {
+        return Err(syn::Error::new(
+            typed.pat.span(),
+            "function parameters must be plain names: the name is the `kwargs` key",
+        ));
+    };
+    if let Some(by_ref) = &pat.by_ref {
+        return Err(syn::Error::new(
+            by_ref.span(),
+            "function parameters are taken by value",
+        ));
+    }
+    if let Some((_, sub)) = &pat.subpat {
+        return Err(syn::Error::new(
+            sub.span(),
+            "function parameters must be plain names",
+        ));
+    }
+    Ok((pat.ident.unraw().to_string(), &typed.ty))
+}
