@@ -93,6 +93,22 @@ async fn metrics_are_served_in_prometheus_format() {
     );
 }
 
+/// The `wasmhost_instances_live` gauge from the host's /metrics.
+async fn live_instances(host: &Host) -> i64 {
+    let text = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
 async fn visits(host: &Host, query: &str) -> (u16, String) {
     let r = client()
         .get(host.url(&format!("/{query}")))
@@ -179,7 +195,7 @@ async fn min_containers_stay_warm_through_the_window() {
     // misbehave has 7 endpoints; each gets one warm instance before any request.
     let mut warmed = 0;
     for _ in 0..50 {
-        warmed = live().await;
+        warmed = live_instances(&host).await;
         if warmed >= 7 {
             break;
         }
@@ -187,7 +203,11 @@ async fn min_containers_stay_warm_through_the_window() {
     }
     assert_eq!(warmed, 7);
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    assert_eq!(live().await, 7, "min_containers were scaled away");
+    assert_eq!(
+        live_instances(&host).await,
+        7,
+        "min_containers were scaled away"
+    );
     assert_eq!(
         visits(&host, "").await,
         (200, "1".into()),
