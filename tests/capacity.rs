@@ -148,23 +148,17 @@ async fn idle_instances_scale_to_zero_after_the_window() {
         (200, "2".into()),
         "reused while warm"
     );
-    let live = || async {
-        let text = client()
-            .get(host.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    assert_eq!(live().await, "1", "one warm instance while busy");
+    assert_eq!(
+        live_instances(&host).await,
+        1,
+        "one warm instance while busy"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert_eq!(live().await, "0", "the idle instance was retired");
+    assert_eq!(
+        live_instances(&host).await,
+        0,
+        "the idle instance was retired"
+    );
     assert_eq!(
         visits(&host, "").await,
         (200, "1".into()),
