@@ -46,6 +46,9 @@ use state::InstanceState;
 pub use web_server::WebServer;
 use world::Prepared;
 
+/// The most a component's `describe` may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the epoch advances; the granularity of timeouts and of guest yields.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -368,7 +371,12 @@ impl Engine {
     }
 
     async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
-        let limits = self.default_limits();
+        // A guest that never finishes describing itself must not hold a deploy for the
+        // whole call timeout.
+        let limits = Limits {
+            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
+            ..self.default_limits()
+        };
         let mut store = self
             .new_store(
                 limits,
@@ -384,9 +392,15 @@ impl Engine {
                 .call_describe(&mut store)
                 .await
         };
-        let raw = run
-            .await
-            .map_err(|e| LoadError::Describe(describe_failure(&e, &store)))?;
+        let raw = match tokio::time::timeout(limits.timeout + TICK * 10, run).await {
+            Ok(result) => result.map_err(|e| LoadError::Describe(describe_failure(&e, &store)))?,
+            Err(_) => {
+                return Err(LoadError::Describe(format!(
+                    "`describe` did not finish within {:?}",
+                    limits.timeout
+                )));
+            }
+        };
         raw.try_into()
     }
 
