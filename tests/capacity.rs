@@ -132,6 +132,20 @@ async fn warm_instances_are_reused_and_a_trapped_one_is_discarded() {
 }
 
 #[tokio::test]
+async fn an_endpoint_can_ask_for_per_request_isolation_itself() {
+    let host = Host::run(&example("misbehave"), &[]);
+    for _ in 0..3 {
+        let r = client()
+            .get(host.url("/"))
+            .header("host", "misbehave-isolated-visits.localhost")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "1");
+    }
+}
+
+#[tokio::test]
 async fn per_request_isolation_gives_every_request_a_fresh_instance() {
     let host = Host::run(&example("misbehave"), &["--isolation", "per-request"]);
     for _ in 0..3 {
@@ -172,21 +186,7 @@ async fn min_containers_stay_warm_through_the_window() {
         &example("misbehave"),
         &["--min-containers", "1", "--scaledown-window", "0.3s"],
     );
-    let live = || async {
-        let text = client()
-            .get(host.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or(-1)
-    };
-    // misbehave has 7 endpoints; each gets one warm instance before any request.
+    // misbehave has 7 reusable endpoints; each gets one warm instance before any request.
     let mut warmed = 0;
     for _ in 0..50 {
         warmed = live_instances(&host).await;

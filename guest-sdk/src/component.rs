@@ -54,6 +54,13 @@ impl describe::Guest for Component {
                     timeout_ms: e.timeout_ms,
                     memory_mib: e.memory_mib,
                     gpu: e.gpu,
+                    scaling: types::Scaling {
+                        max_inputs: e.scaling.max_inputs,
+                        min_containers: e.scaling.min_containers,
+                        max_containers: e.scaling.max_containers,
+                        scaledown_window_ms: e.scaling.scaledown_window_ms,
+                        per_request: e.scaling.per_request,
+                    },
                 })
                 .collect(),
             functions: manifest

@@ -151,7 +151,7 @@ pub mod __private {
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{ClassHooks, Endpoint, Function, Kind};
+    pub use crate::registry::{ClassHooks, Endpoint, Function, Kind, Scaling};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

@@ -68,6 +68,21 @@ pub fn find(name: &str) -> Option<&'static Endpoint> {
         .find(|e| e.name == name)
 }
 
+/// How an endpoint's instances scale (Modal's names); `None` leaves it to the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scaling {
+    /// Calls one instance takes at once.
+    pub max_inputs: Option<u32>,
+    /// Instances kept warm even without traffic.
+    pub min_containers: Option<u32>,
+    /// Instances at most.
+    pub max_containers: Option<u32>,
+    /// Idle time in milliseconds after which a warm instance is retired.
+    pub scaledown_window_ms: Option<u64>,
+    /// A fresh instance for every request.
+    pub per_request: bool,
+}
+
 /// One endpoint as the attribute macros register it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -95,6 +110,8 @@ pub struct Endpoint {
     pub memory_mib: Option<u32>,
     /// The GPU it needs: `"any"` or an adapter name.
     pub gpu: Option<&'static str>,
+    /// How its instances scale.
+    pub scaling: Scaling,
     /// Adds the parameters to an argument schema.
     pub args_schema: fn(&mut ArgsSchema),
     /// The result's schema, when the result is JSON.
@@ -205,6 +222,8 @@ pub struct EndpointInfo {
     pub memory_mib: Option<u32>,
     /// The GPU it needs: `"any"` or an adapter name.
     pub gpu: Option<String>,
+    /// How its instances scale.
+    pub scaling: Scaling,
 }
 
 /// One function in the manifest (mirrors the WIT `function-info` record).
@@ -304,6 +323,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
         timeout_ms: endpoint.timeout_ms,
         memory_mib: endpoint.memory_mib,
         gpu: endpoint.gpu.map(str::to_owned),
+        scaling: endpoint.scaling,
     }
 }
 

@@ -100,3 +100,10 @@ fn visits(trap: Option<bool>) -> Json<u64> {
     }
     Json(n)
 }
+
+/// Like `visits`, but declared with per-request isolation: every request sees a fresh
+/// instance, so it always answers 1.
+#[wasmhost::endpoint(isolation = "per-request", max_containers = 2)]
+fn isolated_visits() -> Json<u64> {
+    Json(VISITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+}

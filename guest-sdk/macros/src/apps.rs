@@ -52,6 +52,7 @@ pub(crate) fn app_macro(
     let summary = option(summary(&func).as_ref());
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
+    let scaling = config.scaling_tokens();
     quote! {
         #func
 
@@ -78,6 +79,7 @@ pub(crate) fn app_macro(
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
                     gpu: ::core::option::Option::None,
+                    scaling: #scaling,
                     args_schema: |_| {},
                     result_schema: || ::core::option::Option::None,
                     handler: __wasmhost_not_a_function,

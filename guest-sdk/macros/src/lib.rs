@@ -91,6 +91,11 @@ pub(crate) struct Config {
     /// Registered as a class method (`#[wasmhost::cls]` sets it).
     class_method: Option<bool>,
     gpu: Option<String>,
+    max_inputs: Option<u32>,
+    min_containers: Option<u32>,
+    max_containers: Option<u32>,
+    scaledown_window_ms: Option<u64>,
+    isolation: Option<String>,
 }
 
 impl Config {
@@ -193,9 +198,44 @@ impl Config {
                 }
                 set(&mut self.gpu, gpu, duplicate)
             }
+            "max_inputs" | "min_containers" | "max_containers" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let n = lit.base10_parse::<u32>()?;
+                let slot = match key.as_str() {
+                    "max_inputs" => &mut self.max_inputs,
+                    "min_containers" => &mut self.min_containers,
+                    _ => &mut self.max_containers,
+                };
+                if n == 0 && key != "min_containers" {
+                    return Err(syn::Error::new(lit.span(), "must be at least 1"));
+                }
+                set(slot, n, duplicate)
+            }
+            "scaledown_window" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let Some(ms) = parse_duration(&lit.value()) else {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected a duration such as \"60s\"",
+                    ));
+                };
+                set(&mut self.scaledown_window_ms, ms, duplicate)
+            }
+            "isolation" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let value = lit.value();
+                if value != "per-request" && value != "reuse" {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected \"per-request\" or \"reuse\"",
+                    ));
+                }
+                set(&mut self.isolation, value, duplicate)
+            }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
-                 `custom_domains`, `timeout`, `memory` or `gpu`",
+                 `custom_domains`, `timeout`, `memory`, `gpu`, `max_inputs`, `min_containers`, \
+                 `max_containers`, `scaledown_window` or `isolation`",
             )),
         }
     }
@@ -332,6 +372,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
     let gpu = option(config.gpu.as_ref());
+    let scaling = config.scaling_tokens();
 
     // Extraction of each non-`Request` parameter, in order.
     let mut extract = Vec::new();
@@ -416,6 +457,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
                     gpu: #gpu,
+                    scaling: #scaling,
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,
                     handler: __wasmhost_handler,
@@ -531,6 +573,24 @@ pub(crate) fn summary(func: &ItemFn) -> Option<String> {
 }
 
 /// `Some(value)` or `None` as tokens.
+impl Config {
+    /// The `Scaling` value the attribute asks for.
+    pub(crate) fn scaling_tokens(&self) -> TokenStream2 {
+        let max_inputs = option(self.max_inputs.as_ref());
+        let min_containers = option(self.min_containers.as_ref());
+        let max_containers = option(self.max_containers.as_ref());
+        let window = option(self.scaledown_window_ms.as_ref());
+        let per_request = self.isolation.as_deref() == Some("per-request");
+        quote!(::wasmhost::__private::Scaling {
+            max_inputs: #max_inputs,
+            min_containers: #min_containers,
+            max_containers: #max_containers,
+            scaledown_window_ms: #window,
+            per_request: #per_request,
+        })
+    }
+}
+
 pub(crate) fn option<T: ToTokens>(value: Option<&T>) -> TokenStream2 {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),

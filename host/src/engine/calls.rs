@@ -131,7 +131,7 @@ impl Engine {
         if spec.kind != super::EndpointKind::Method {
             // Like a container, a warm instance serves request after request; GPU endpoints
             // get a fresh one so their GPU objects end with the call.
-            if !self.config.reuse_instances || spec.gpu.is_some() {
+            if !self.config.reuse_instances || spec.scaling.per_request || spec.gpu.is_some() {
                 let mut live = self
                     .start(exports, limits, component.context(), self.gpu_for(spec))
                     .await?;
@@ -262,8 +262,17 @@ impl Engine {
     /// longer than the scale-down window, so an app without traffic scales to zero.
     /// Class instances are left alone: their state is the point of them.
     pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
-        let window = self.config.scaledown_window;
-        let keep_warm = self.config.min_containers;
+        let window_of = |name: &str| {
+            let spec = component.manifest.endpoints.iter().find(|e| e.name == name);
+            let window = spec.and_then(|s| s.scaling.scaledown_window);
+            let keep = spec
+                .and_then(|s| s.scaling.min_containers)
+                .map(|n| n as usize);
+            (
+                window.unwrap_or(self.config.scaledown_window),
+                keep.unwrap_or(self.config.min_containers),
+            )
+        };
         let expired: Vec<(String, Vec<Live>)> = {
             let mut idle = component
                 .warm
@@ -272,6 +281,7 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner());
             idle.iter_mut()
                 .map(|(name, lives)| {
+                    let (window, keep_warm) = window_of(name);
                     // The most recently used come last; the oldest beyond `min_containers` go.
                     let (mut old, mut keep): (Vec<Live>, Vec<Live>) = lives
                         .drain(..)
@@ -302,11 +312,17 @@ impl Engine {
     /// Starts `min_containers` idle instances of every reusable endpoint ahead of traffic,
     /// so the first requests find them warm.
     pub async fn prewarm(&self, component: &LoadedComponent) {
-        let wanted = self.config.min_containers;
-        if wanted == 0 || !self.config.reuse_instances {
+        if !self.config.reuse_instances {
             return;
         }
         for spec in &component.manifest.endpoints {
+            let wanted = spec
+                .scaling
+                .min_containers
+                .map_or(self.config.min_containers, |n| n as usize);
+            if wanted == 0 || spec.scaling.per_request {
+                continue;
+            }
             let reusable = matches!(
                 spec.kind,
                 super::EndpointKind::Function

@@ -151,6 +151,25 @@ pub struct EndpointSpec {
     /// The GPU it needs: `"any"` or a name matched against the adapter's.
     #[serde(default)]
     pub gpu: Option<String>,
+    /// How its instances scale; the host's flags fill what is absent.
+    #[serde(default)]
+    pub scaling: Scaling,
+}
+
+/// How an endpoint's instances scale (Modal's names).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Scaling {
+    /// Calls one instance takes at once.
+    pub max_inputs: Option<u32>,
+    /// Instances kept warm even without traffic.
+    pub min_containers: Option<u32>,
+    /// Instances at most; with `max_inputs` it bounds the calls in flight.
+    pub max_containers: Option<u32>,
+    /// Idle time after which a warm instance is retired.
+    #[serde(with = "humantime_serde")]
+    pub scaledown_window: Option<Duration>,
+    /// A fresh instance for every request.
+    pub per_request: bool,
 }
 
 impl EndpointSpec {
@@ -170,6 +189,7 @@ impl EndpointSpec {
             timeout: None,
             memory_mib: None,
             gpu: None,
+            scaling: Scaling::default(),
         }
     }
 
@@ -253,6 +273,13 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 timeout: e.timeout_ms.map(Duration::from_millis),
                 memory_mib: e.memory_mib,
                 gpu: e.gpu,
+                scaling: Scaling {
+                    max_inputs: e.scaling.max_inputs,
+                    min_containers: e.scaling.min_containers,
+                    max_containers: e.scaling.max_containers,
+                    scaledown_window: e.scaling.scaledown_window_ms.map(Duration::from_millis),
+                    per_request: e.scaling.per_request,
+                },
             };
             if !is_dns_label(&spec.dns_name()) {
                 return Err(bad(format!("endpoint name {:?} is not DNS-safe", e.name)));

@@ -38,7 +38,7 @@ pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
 pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
 pub use manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, VolumeMount,
+    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, Scaling, VolumeMount,
     app_name_from_stem, is_dns_label,
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
@@ -348,6 +348,15 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Calls of `spec` allowed in flight: max_containers × max_inputs where the endpoint
+    /// states it, else the host's bound.
+    pub fn max_concurrency(&self, spec: &EndpointSpec) -> usize {
+        match spec.scaling.max_containers {
+            Some(c) => (c as usize) * (spec.scaling.max_inputs.unwrap_or(1) as usize),
+            None => self.config.max_concurrency,
+        }
     }
 
     /// The GPU session of a call to `spec`: granted when it declares a GPU.

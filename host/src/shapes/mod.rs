@@ -58,7 +58,13 @@ impl WebApp {
             .manifest
             .endpoints
             .iter()
-            .map(|_| admission::Admission::new(c.max_concurrency, c.queue_depth, c.queue_timeout))
+            .map(|spec| {
+                admission::Admission::new(
+                    engine.max_concurrency(spec),
+                    c.queue_depth,
+                    c.queue_timeout,
+                )
+            })
             .collect();
         let sweeper = tokio::runtime::Handle::try_current().ok().map(|rt| {
             let (engine, weak) = (engine.clone(), Arc::downgrade(&component));

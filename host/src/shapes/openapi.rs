@@ -202,6 +202,7 @@ mod tests {
             timeout: None,
             memory_mib: None,
             gpu: None,
+            scaling: Default::default(),
         }
     }
 
