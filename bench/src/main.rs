@@ -343,6 +343,7 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         results.cold.push(cold);
     }
 
+    results.machine.busy_after = report::cpu_busy();
     let markdown = report::render(&results);
     println!("{markdown}");
     std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
