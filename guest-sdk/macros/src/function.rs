@@ -53,14 +53,7 @@ impl FunctionConfig {
                 set(&mut self.timeout_ms, ms, duplicate)
             }
             "memory" => {
-                let lit: LitInt = meta.value()?.parse()?;
-                let mib = lit.base10_parse::<u32>()?;
-                if mib == 0 {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "memory is in MiB and must be > 0",
-                    ));
-                }
+                let mib = memory_mib(meta)?;
                 set(&mut self.memory_mib, mib, duplicate)
             }
             "schedule" => {

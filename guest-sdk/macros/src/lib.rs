@@ -31,8 +31,19 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 /// The function's doc comment becomes the endpoint's summary.
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut config = Config::default();
-    let parser = syn::meta::parser(|meta| config.parse(&meta));
+    attribute(attr, item, Config::parse, expand)
+}
+
+/// Parses an attribute's keys with `parse`, then expands the function with `expand`; on an
+/// error the function is kept, so its callers do not add errors of their own.
+fn attribute<C: Default>(
+    attr: TokenStream,
+    item: TokenStream,
+    parse: fn(&mut C, &ParseNestedMeta) -> syn::Result<()>,
+    expand: fn(&C, &ItemFn) -> syn::Result<TokenStream2>,
+) -> TokenStream {
+    let mut config = C::default();
+    let parser = syn::meta::parser(|meta| parse(&mut config, &meta));
     let attr_result = syn::parse::Parser::parse(parser, attr);
     let item = TokenStream2::from(item);
     let func = match syn::parse2::<ItemFn>(item.clone()) {
@@ -41,7 +52,6 @@ pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     match attr_result.and_then(|()| expand(&config, &func)) {
         Ok(tokens) => tokens.into(),
-        // Keep the function so its callers do not add errors of their own.
         Err(err) => {
             let err = err.to_compile_error();
             quote!(#err #item).into()
@@ -59,21 +69,7 @@ pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// The function's doc comment becomes its summary.
 #[proc_macro_attribute]
 pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut config = FunctionConfig::default();
-    let parser = syn::meta::parser(|meta| config.parse(&meta));
-    let attr_result = syn::parse::Parser::parse(parser, attr);
-    let item = TokenStream2::from(item);
-    let func = match syn::parse2::<ItemFn>(item.clone()) {
-        Ok(func) => func,
-        Err(err) => return err.to_compile_error().into(),
-    };
-    match attr_result.and_then(|()| expand_function(&config, &func)) {
-        Ok(tokens) => tokens.into(),
-        Err(err) => {
-            let err = err.to_compile_error();
-            quote!(#err #item).into()
-        }
-    }
+    attribute(attr, item, FunctionConfig::parse, expand_function)
 }
 
 /// The attribute's keys.
@@ -159,24 +155,11 @@ impl Config {
                 set(&mut self.custom_domains, domains, duplicate)
             }
             "timeout" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let Some(ms) = parse_duration(&lit.value()) else {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected a positive duration such as \"500ms\", \"30s\", \"5m\" or \"1h\"",
-                    ));
-                };
+                let ms = duration(meta, false)?;
                 set(&mut self.timeout_ms, ms, duplicate)
             }
             "memory" => {
-                let lit: LitInt = meta.value()?.parse()?;
-                let mib = lit.base10_parse::<u32>()?;
-                if mib == 0 {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "memory is in MiB and must be > 0",
-                    ));
-                }
+                let mib = memory_mib(meta)?;
                 set(&mut self.memory_mib, mib, duplicate)
             }
             "__name" => {
@@ -212,13 +195,7 @@ impl Config {
                 set(slot, n, duplicate)
             }
             "scaledown_window" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let Some(ms) = parse_duration(&lit.value()) else {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected a duration such as \"60s\"",
-                    ));
-                };
+                let ms = duration(meta, false)?;
                 set(&mut self.scaledown_window_ms, ms, duplicate)
             }
             "isolation" => {
@@ -244,8 +221,13 @@ impl Config {
 /// A duration key's value in milliseconds; `allow_zero` admits `"0s"`.
 fn duration(meta: &ParseNestedMeta, allow_zero: bool) -> syn::Result<u64> {
     let lit: LitStr = meta.value()?.parse()?;
-    match parse_duration_ms(&lit.value()) {
-        Some(ms) if ms > 0 || allow_zero => Ok(ms),
+    let parsed = if allow_zero {
+        parse_duration_ms(&lit.value())
+    } else {
+        parse_duration(&lit.value())
+    };
+    match parsed {
+        Some(ms) => Ok(ms),
         _ => Err(syn::Error::new(
             lit.span(),
             if allow_zero {
@@ -255,6 +237,19 @@ fn duration(meta: &ParseNestedMeta, allow_zero: bool) -> syn::Result<u64> {
             },
         )),
     }
+}
+
+/// A memory cap in MiB, at least 1.
+fn memory_mib(meta: &ParseNestedMeta) -> syn::Result<u32> {
+    let lit: LitInt = meta.value()?.parse()?;
+    let mib = lit.base10_parse::<u32>()?;
+    if mib == 0 {
+        return Err(syn::Error::new(
+            lit.span(),
+            "memory is in MiB and must be > 0",
+        ));
+    }
+    Ok(mib)
 }
 
 /// `["a", "b"]` as string literals.
