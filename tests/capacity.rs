@@ -209,3 +209,37 @@ async fn min_containers_stay_warm_through_the_window() {
     );
     assert_eq!(visits(&host, "").await, (200, "2".into()));
 }
+
+async fn proxy_visits(host: &Host, path: &str) -> (u16, String) {
+    let r = client()
+        .get(host.url(path))
+        .header("host", "wasi-http-proxy-wasi-http-proxy.localhost")
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn wasi_http_proxy_instances_are_reused_and_a_trapped_one_is_discarded() {
+    let host = Host::run(&example("wasi-http-proxy"), &[]);
+    assert_eq!(proxy_visits(&host, "/visits").await, (200, "1".into()));
+    assert_eq!(proxy_visits(&host, "/visits").await, (200, "2".into()));
+    // Other routes run on the same instance in between.
+    assert_eq!(proxy_visits(&host, "/").await.0, 200);
+    assert_eq!(proxy_visits(&host, "/visits").await, (200, "3".into()));
+    assert!(proxy_visits(&host, "/trap").await.0 >= 500);
+    assert_eq!(
+        proxy_visits(&host, "/visits").await,
+        (200, "1".into()),
+        "the trapped instance was reused"
+    );
+}
+
+#[tokio::test]
+async fn wasi_http_proxy_with_per_request_isolation_starts_fresh_each_time() {
+    let host = Host::run(&example("wasi-http-proxy"), &["--isolation", "per-request"]);
+    for _ in 0..3 {
+        assert_eq!(proxy_visits(&host, "/visits").await, (200, "1".into()));
+    }
+}

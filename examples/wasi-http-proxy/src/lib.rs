@@ -2,9 +2,11 @@
 //!
 //! `GET /` → `hello from wasi:http`; `POST /echo` streams the request body back chunk by
 //! chunk; `GET /no-response` never answers; `GET /outbound` tries an outbound request (which the host refuses);
-//! anything else → 404.
+//! `GET /visits` counts the requests this instance served (state that lives as long as a
+//! warm instance); `GET /trap` panics; anything else → 404.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -16,12 +18,23 @@ wasip2::http::proxy::export!(Proxy);
 
 struct Proxy;
 
+/// Requests served by this instance.
+static VISITS: AtomicU64 = AtomicU64::new(0);
+
 impl wasip2::exports::http::incoming_handler::Guest for Proxy {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
         let method = request.method();
         match (&method, path.as_str()) {
             (Method::Get, "/") => reply(out, 200, b"hello from wasi:http"),
+            (Method::Get, "/visits") => {
+                let n = VISITS.fetch_add(1, Ordering::Relaxed) + 1;
+                reply(out, 200, n.to_string().as_bytes());
+            }
+            (Method::Get, "/trap") => {
+                VISITS.fetch_add(1, Ordering::Relaxed);
+                panic!("asked to trap");
+            }
             (Method::Post, "/echo") => echo(request, out),
             // Returns without setting a response: the host answers 502.
             (Method::Get, "/no-response") => drop(out),

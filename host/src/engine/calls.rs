@@ -1,14 +1,15 @@
-//! Calls into guests, one function per shape: fresh instances for typed functions and
-//! `wasi:http` proxies, warm instances for classes (one, serialised) and for ASGI/WSGI
-//! apps (a few idle ones reused, so lifespan startup runs once per instance).
+//! Calls into guests, one function per shape. Typed endpoints, `wasi:http` proxies and
+//! ASGI/WSGI apps run on warm instances reused like containers (fresh ones with
+//! per-request isolation); classes keep one serialised instance; functions get a fresh
+//! instance per attempt.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use wasmtime::Store;
-use wasmtime::component::{Instance, Resource};
+use wasmtime::component::{Instance, InstancePre, Resource};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
@@ -57,17 +58,30 @@ impl Engine {
         }
     }
 
+    /// The pre-linked instance of a component whose instances may be kept warm.
+    fn instance_pre<'a>(
+        &self,
+        component: &'a LoadedComponent,
+    ) -> Result<&'a InstancePre<InstanceState>, CallError> {
+        match &component.prepared {
+            Prepared::Guest(g) => Ok(&g.pre),
+            Prepared::Proxy(p) => Ok(&p.pre),
+            Prepared::Command(_) => Err(CallError::Instantiate(
+                "a web server's instance is not called per request".into(),
+            )),
+        }
+    }
+
     async fn start(
         &self,
-        exports: &GuestExports,
+        pre: &InstancePre<InstanceState>,
         limits: Limits,
         ctx: &CallContext,
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let mut store = self.new_store(limits, ctx, gpu)?;
         let started = Instant::now();
-        let instance = exports
-            .pre
+        let instance = pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
@@ -133,7 +147,7 @@ impl Engine {
             // get a fresh one so their GPU objects end with the call.
             if !self.config.reuse_instances || spec.scaling.per_request || spec.gpu.is_some() {
                 let mut live = self
-                    .start(exports, limits, component.context(), self.gpu_for(spec))
+                    .start(&exports.pre, limits, component.context(), self.gpu_for(spec))
                     .await?;
                 return self.run(&mut live, limits, names, call).await;
             }
@@ -180,7 +194,7 @@ impl Engine {
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
-        let mut live = self.start(exports, limits, ctx, gpu).await?;
+        let mut live = self.start(&exports.pre, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -209,7 +223,7 @@ impl Engine {
             .lifecycle
             .as_ref()
             .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
-        let mut live = self.start(exports, limits, ctx, gpu).await?;
+        let mut live = self.start(&exports.pre, limits, ctx, gpu).await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
                 lifecycle
@@ -240,11 +254,13 @@ impl Engine {
         if let Some(live) = idle {
             return Ok(live);
         }
-        let exports = self.guest(component)?;
+        let pre = self.instance_pre(component)?;
         let mut live = self
-            .start(exports, limits, component.context(), self.gpu_for(spec))
+            .start(pre, limits, component.context(), self.gpu_for(spec))
             .await?;
-        if let (super::EndpointKind::Asgi, Some(asgi)) = (spec.kind, &exports.asgi) {
+        if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+            && let Some(asgi) = &exports.asgi
+        {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
             let started = self
                 .run(&mut live, limits, names, async |store, instance| {
@@ -328,6 +344,7 @@ impl Engine {
                 super::EndpointKind::Function
                     | super::EndpointKind::Asgi
                     | super::EndpointKind::Wsgi
+                    | super::EndpointKind::Proxy
             ) && spec.gpu.is_none();
             if !reusable {
                 continue;
@@ -505,12 +522,14 @@ impl Engine {
         result
     }
 
-    /// Serves one request through a standard `wasi:http/incoming-handler` component in a
-    /// fresh instance. Returns once the guest has set the response head; the guest keeps
-    /// running in its own task while it streams the body, still under its time limit.
+    /// Serves one request through a standard `wasi:http/incoming-handler` component, on a
+    /// warm instance (or a fresh one with per-request isolation). Returns once the guest
+    /// has set the response head; the guest keeps running in its own task while it streams
+    /// the body, still under its time limit, and its instance goes back to the pool when
+    /// `handle` returned cleanly.
     pub async fn proxy<B>(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &EndpointSpec,
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<ProxyBody>, CallError>
@@ -518,39 +537,44 @@ impl Engine {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let Prepared::Proxy(pre) = &component.prepared else {
+        let Prepared::Proxy(exports) = &component.prepared else {
             return Err(CallError::Instantiate("not a wasi:http component".into()));
         };
         let limits = self.limits_for(spec);
-        let gpu = self.no_gpu("wasi:http components cannot use the GPU");
-        let mut store = self.new_store(limits, component.context(), gpu)?;
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let setup = |store: &mut Store<InstanceState>| -> wasmtime::Result<_> {
-            let mut http = store.data_mut().http();
-            let req = http.new_incoming_request(Scheme::Http, request)?;
-            let out = http.new_response_outparam(sender)?;
-            Ok((req, out))
+        let reuse = self.config.reuse_instances && !spec.scaling.per_request;
+        let mut live = if reuse {
+            self.checkout(component, spec, limits).await?
+        } else {
+            let gpu = self.no_gpu("wasi:http components cannot use the GPU");
+            self.start(&exports.pre, limits, component.context(), gpu)
+                .await?
         };
-        let (req, out) = setup(&mut store).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        let pre = pre.clone();
-        let (app, function) = (component.manifest.app.clone(), spec.name.clone());
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut http = live.store.data_mut().http();
+        let setup = http
+            .new_incoming_request(Scheme::Http, request)
+            .and_then(|req| Ok((req, http.new_response_outparam(sender)?)));
+        let (req, out) = setup.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         let task = tokio::spawn(async move {
-            let call = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
+            let Prepared::Proxy(exports) = &component.prepared else {
+                return Err(CallError::Instantiate("not a wasi:http component".into()));
             };
-            let outcome = tokio::time::timeout(limits.timeout + TICK * 10, call).await;
-            let result = match outcome {
-                Err(_) => Err(CallError::Timeout(limits.timeout)),
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(classify(e, &store, limits)),
-            };
-            forward_output(&app, &function, &store);
-            if let Err(e) = &result {
-                tracing::warn!(app, function, "wasi:http guest failed: {e}");
+            let names = (component.manifest.app.as_str(), spec.name.as_str());
+            let result = engine
+                .run(&mut live, limits, names, async |store, instance| {
+                    exports
+                        .indices
+                        .load(&mut *store, instance)?
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut *store, req, out)
+                        .await
+                })
+                .await;
+            match &result {
+                Ok(()) if reuse => engine.checkin(&component, &spec, live).await,
+                Ok(()) => {}
+                Err(e) => tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}"),
             }
             result
         });

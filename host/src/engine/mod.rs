@@ -447,7 +447,7 @@ impl Engine {
         let gpu = self.no_gpu("benchmark instances cannot use the GPU");
         let mut store = self.new_store(self.default_limits(), component.context(), gpu)?;
         let instantiated = match &component.prepared {
-            Prepared::Proxy(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Command(pre) => pre.instantiate_async(&mut store).await.map(drop),
         };

@@ -3,7 +3,7 @@
 
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 use super::LoadError;
 use super::bindings::{
@@ -16,11 +16,18 @@ use super::state::InstanceState;
 /// A component prepared for instantiation, by the world it targets.
 pub(crate) enum Prepared {
     /// A `wasi:http/incoming-handler` component.
-    Proxy(ProxyPre<InstanceState>),
+    Proxy(ProxyExports),
     /// A wasmhost guest: `describe` and the handler interfaces it exports.
     Guest(GuestExports),
     /// A `wasi:cli` command, served as a web server.
     Command(CommandPre<InstanceState>),
+}
+
+/// The `wasi:http/incoming-handler` export of a proxy component, looked up once so a
+/// warm instance can be called again.
+pub(crate) struct ProxyExports {
+    pub(crate) pre: InstancePre<InstanceState>,
+    pub(crate) indices: ProxyIndices,
 }
 
 /// The wasmhost interfaces a component exports, looked up once.
@@ -67,8 +74,8 @@ pub(crate) fn prepare(
         .instantiate_pre(component)
         .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
     if is_proxy && !has(bindings::DESCRIBE) {
-        let proxy = ProxyPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
-        return Ok(Prepared::Proxy(proxy));
+        let indices = ProxyIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+        return Ok(Prepared::Proxy(ProxyExports { pre, indices }));
     }
     if is_command && !has(bindings::DESCRIBE) {
         let command = CommandPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;

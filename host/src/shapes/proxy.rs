@@ -1,14 +1,16 @@
 //! Standard `wasi:http/incoming-handler` components, served unmodified by
 //! wasmtime-wasi-http: the request streams in, the response streams out.
 
+use std::sync::Arc;
+
 use http_body_util::BodyExt;
 
 use super::{Body, Request, failure};
 use crate::engine::{EndpointSpec, Engine, LoadedComponent};
 
 pub(super) async fn serve(
-    engine: &Engine,
-    component: &LoadedComponent,
+    engine: &Arc<Engine>,
+    component: &Arc<LoadedComponent>,
     spec: &EndpointSpec,
     request: Request,
 ) -> hyper::Response<Body> {
