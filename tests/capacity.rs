@@ -1,9 +1,11 @@
 //! Backpressure and metrics: bursts above capacity wait in a bounded queue instead of
-//! failing; past the bound they get 503 with Retry-After; `/metrics` counts it all.
+//! failing; past the bound they get 503 with Retry-After; `/metrics` counts it all. Warm
+//! instances are reused (typed endpoints and wasi:http proxies), scale to zero, and
+//! `#[wasmhost::init]` work is baked into a snapshot.
 
 mod common;
 
-use common::{Host, client, example};
+use common::{Api, Host, admin_token, client, example, server, visit};
 
 async fn burst(host: &Host, n: usize) -> Vec<(u16, bool)> {
     let requests = (0..n).map(|_| {
@@ -242,4 +244,85 @@ async fn wasi_http_proxy_with_per_request_isolation_starts_fresh_each_time() {
     for _ in 0..3 {
         assert_eq!(proxy_visits(&host, "/visits").await, (200, "1".into()));
     }
+}
+
+async fn lookup(host: &Host) -> serde_json::Value {
+    client()
+        .get(host.url("/?n=97"))
+        .header("host", "preinit-lookup.localhost")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn init_work_is_baked_into_a_snapshot_that_every_instance_starts_from() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let args = ["--isolation", "per-request", "--cache-dir", &cache_dir];
+    let host = Host::run(&example("preinit"), &args);
+    let (first, second) = (lookup(&host).await, lookup(&host).await);
+    assert_eq!(first["table_size"], 114_155, "{first}");
+    assert_eq!(first["prime"], true);
+    // Two fresh instances, one init run: both carry the state it left.
+    assert_eq!(first["initialised_at_ns"], second["initialised_at_ns"]);
+    let metrics = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("wasmhost_snapshots_total 1"), "{metrics}");
+    // What init printed reached the log, and printing did not leave the snapshot with a
+    // stale stdout handle (that would trap every request).
+    assert!(host.log().contains("built 114155 primes"));
+    drop(host);
+    // After a restart the snapshot comes from the cache: init does not run again.
+    let host = Host::run(&example("preinit"), &args);
+    assert_eq!(
+        lookup(&host).await["initialised_at_ns"],
+        first["initialised_at_ns"]
+    );
+    assert!(host.log().contains("init work from its cached snapshot"));
+}
+
+#[tokio::test]
+async fn without_a_snapshot_init_runs_in_every_new_instance() {
+    let host = Host::run(
+        &example("preinit"),
+        &["--isolation", "per-request", "--no-snapshot"],
+    );
+    let (first, second) = (lookup(&host).await, lookup(&host).await);
+    assert_eq!(first["table_size"], 114_155, "{first}");
+    assert_ne!(first["initialised_at_ns"], second["initialised_at_ns"]);
+}
+
+#[tokio::test]
+async fn a_failing_init_is_refused_at_deploy_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(dir.path()),
+    };
+    let (status, body) = api
+        .upload(std::fs::read(example("bad-init")).unwrap(), "name=bad-init")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("init"), "{body}");
+    assert!(detail.contains("the model weights are missing"), "{body}");
+    assert_eq!(api.get("/apps").await["data"], serde_json::json!([]));
+    let (status, body) = api
+        .upload(std::fs::read(example("preinit")).unwrap(), "name=preinit")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, text) = visit(&srv, "main--preinit-lookup.localhost", "/?n=97", &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#""table_size":114155"#), "{text}");
 }

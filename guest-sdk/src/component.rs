@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use self::wasmhost::guest::{asgi_channel, asgi_types, types, wsgi_io};
 use exports::wasmhost::guest::{
-    asgi_app, describe, endpoint_handler, function_handler, lifecycle, wsgi_app,
+    asgi_app, describe, endpoint_handler, function_handler, init, lifecycle, wsgi_app,
 };
 
 use crate::registry::{self, Kind};
@@ -92,7 +92,14 @@ impl describe::Guest for Component {
                         .collect(),
                 })
                 .collect(),
+            pre_init: manifest.pre_init,
         }
+    }
+}
+
+impl init::Guest for Component {
+    fn initialize() {
+        registry::initialize();
     }
 }
 

@@ -123,8 +123,8 @@ pub use http::{Headers, Request, Response};
 pub use invoke::CallError;
 pub use json::Json;
 pub use registry::{
-    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle, invoke,
-    manifest,
+    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle,
+    initialize, invoke, manifest,
 };
 pub use respond::IntoResponse;
 pub use router::Pattern;
@@ -139,6 +139,10 @@ pub use wasmhost_macros::cls;
 pub use wasmhost_macros::endpoint;
 /// Declares a callable function (see the crate docs for its keys, input and result).
 pub use wasmhost_macros::function;
+/// Marks pre-initialisation work (Modal's `@enter(snap=True)`): `fn name()` or
+/// `fn name() -> Result<(), E>` run once at deploy and baked into a snapshot of the
+/// component, so no instance pays for it again (see the crate docs).
+pub use wasmhost_macros::init;
 /// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
 pub use wasmhost_macros::wsgi_app;
 
@@ -151,7 +155,7 @@ pub mod __private {
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{ClassHooks, Endpoint, Function, Kind, Scaling};
+    pub use crate::registry::{ClassHooks, Endpoint, Function, InitHook, Kind, Scaling};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

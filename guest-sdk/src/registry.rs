@@ -54,6 +54,64 @@ pub fn enter() -> Result<(), String> {
         .try_for_each(|hooks| (hooks.enter)().map_err(|e| format!("{}: {e}", hooks.class)))
 }
 
+/// A `#[wasmhost::init]` function: pre-initialisation work, run once before any call.
+#[derive(Debug)]
+pub struct InitHook {
+    /// The function's name, for the message when it fails.
+    pub name: &'static str,
+    /// Runs it; an error is reported by the host at deploy.
+    pub run: fn() -> Result<(), String>,
+}
+
+inventory::collect!(InitHook);
+
+/// Runs every `#[wasmhost::init]` function (the `init.initialize` export), in name order.
+///
+/// # Panics
+///
+/// When one fails: the trap carries its message to the host, which refuses the deploy.
+pub fn initialize() {
+    let mut hooks: Vec<&InitHook> = inventory::iter::<InitHook>.into_iter().collect();
+    hooks.sort_by_key(|h| h.name);
+    for hook in hooks {
+        if let Err(e) = (hook.run)() {
+            panic!("init function `{}` failed: {e}", hook.name);
+        }
+    }
+    forget_wasi_handles();
+}
+
+/// Makes wasi-libc forget the WASI handles it cached while init ran (the stdout stream
+/// after a print, preopened directories): they belong to the instance that ran init and
+/// mean nothing in instances of its snapshot ("unknown handle index"). The standard
+/// streams are closed and re-registered unopened, so each instance opens its own on
+/// first use.
+fn forget_wasi_handles() {
+    #[cfg(target_family = "wasm")]
+    {
+        unsafe extern "C" {
+            fn close(fd: i32) -> i32;
+            fn __wasilibc_init_stdio() -> i32;
+            fn __wasilibc_reset_preopens();
+        }
+        // SAFETY: wasi-libc's own entry points. Closing 0-2 drops their streams;
+        // `__wasilibc_init_stdio` puts fresh, lazily opened entries back at the same
+        // (lowest free) numbers; the preopen reset only clears libc's table.
+        unsafe {
+            for fd in 0..3 {
+                close(fd);
+            }
+            __wasilibc_init_stdio();
+            __wasilibc_reset_preopens();
+        }
+    }
+}
+
+/// Whether the component has `#[wasmhost::init]` work.
+pub fn has_init() -> bool {
+    inventory::iter::<InitHook>.into_iter().next().is_some()
+}
+
 /// Runs every class's `exit` hook (the `lifecycle.exit` export).
 pub fn exit() {
     inventory::iter::<ClassHooks>
@@ -191,6 +249,8 @@ pub struct Manifest {
     pub endpoints: Vec<EndpointInfo>,
     /// The functions, sorted by name.
     pub functions: Vec<FunctionInfo>,
+    /// It has `#[wasmhost::init]` work for the host to snapshot.
+    pub pre_init: bool,
 }
 
 /// One endpoint in the manifest (mirrors the WIT `endpoint-info` record).
@@ -298,6 +358,7 @@ pub fn manifest() -> Manifest {
         sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         endpoints: endpoints.into_iter().map(info).collect(),
         functions: functions.into_iter().map(function_info).collect(),
+        pre_init: has_init(),
     }
 }
 

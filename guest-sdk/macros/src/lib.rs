@@ -624,6 +624,53 @@ pub fn cls(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Marks pre-initialisation work: `fn name()` or `fn name() -> Result<(), E>` with
+/// `E: Display`, run once at deploy and baked into the component's snapshot.
+#[proc_macro_attribute]
+pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = TokenStream2::from(item);
+    match expand_init(attr.into(), item.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item).into()
+        }
+    }
+}
+
+fn expand_init(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new(attr.span(), "`init` takes no arguments"));
+    }
+    let function: ItemFn = syn::parse2(item)?;
+    let sig = &function.sig;
+    if !sig.inputs.is_empty() || sig.asyncness.is_some() || !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.span(),
+            "an init function takes no arguments: `fn name()` or `fn name() -> Result<(), E>`",
+        ));
+    }
+    let ident = &sig.ident;
+    let name = ident.to_string();
+    let call = match &sig.output {
+        ReturnType::Default => quote!({
+            #ident();
+            ::core::result::Result::Ok(())
+        }),
+        ReturnType::Type(..) => quote!(#ident().map_err(|e| e.to_string())),
+    };
+    Ok(quote! {
+        #function
+
+        ::wasmhost::__private::inventory::submit! {
+            ::wasmhost::__private::InitHook {
+                name: #name,
+                run: || -> ::core::result::Result<(), ::std::string::String> { #call },
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::function::{is_schedule, parse_mount};

@@ -89,9 +89,14 @@ pub struct EngineArgs {
     /// The port a web-server component (a wasi:cli command) listens on inside its sandbox.
     #[arg(long, default_value_t = 8000, env = "WASMHOST_WEB_PORT")]
     pub web_port: u16,
-    /// How long a web-server component may take to start listening (e.g. 10s).
+    /// How long a guest may take to start: a web-server component to listen, a guest's
+    /// `#[wasmhost::init]` work to finish (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
+    /// Run `#[wasmhost::init]` work in every new instance instead of baking it into a
+    /// snapshot at load (for comparison; snapshots are what makes such guests start fast).
+    #[arg(long)]
+    pub no_snapshot: bool,
     /// Where compiled native code is cached [default: $XDG_CACHE_HOME/wasmhost or ~/.cache/wasmhost].
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -175,6 +180,7 @@ impl EngineArgs {
         config.default_memory_mib = self.memory_limit;
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
+        config.pre_init_snapshots = !self.no_snapshot;
         config.gpu = self.gpu.gpu_config();
         config.reuse_instances = self.isolation == Isolation::Reuse;
         config.scaledown_window = self.scaledown_window;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::EngineArgs;
-use crate::engine::{CacheOutcome, Engine};
+use crate::engine::{CacheOutcome, Engine, PreInit};
 use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
 use crate::shapes::WebApp;
 
@@ -58,9 +58,15 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         CacheOutcome::Hit => "native code from the cache",
         CacheOutcome::Compiled => "compiled now, cached for next time",
     };
+    let init = match component.pre_init {
+        PreInit::None => "",
+        PreInit::Snapshot { cached: true } => "; init work from its cached snapshot",
+        PreInit::Snapshot { cached: false } => "; init work baked into a snapshot now",
+        PreInit::EachInstance => "; init work runs in every new instance",
+    };
     tracing::info!(
         app = %component.manifest.app,
-        "loaded {} in {:.1} ms ({how})",
+        "loaded {} in {:.1} ms ({how}{init})",
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );

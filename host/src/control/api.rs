@@ -99,6 +99,7 @@ impl From<LoadError> for ApiError {
             | LoadError::UnknownWorld { .. }
             | LoadError::MissingImport(_)
             | LoadError::Describe(_)
+            | LoadError::PreInit(_)
             | LoadError::Gpu { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, format!("upload refused: {e}"))

@@ -26,6 +26,7 @@ pub use exports::wasmhost::guest::endpoint_handler::GuestIndices as HandlerIndic
 pub use exports::wasmhost::guest::function_handler::{
     CallError as GuestCallError, GuestIndices as FunctionIndices,
 };
+pub use exports::wasmhost::guest::init::GuestIndices as InitIndices;
 pub use exports::wasmhost::guest::lifecycle::GuestIndices as LifecycleIndices;
 pub use exports::wasmhost::guest::wsgi_app::GuestIndices as WsgiIndices;
 
@@ -35,6 +36,8 @@ pub const DESCRIBE: &str = "wasmhost:guest/describe@0.1.0";
 pub const ENDPOINT_HANDLER: &str = "wasmhost:guest/endpoint-handler@0.1.0";
 /// The interface serving callable functions.
 pub const FUNCTION_HANDLER: &str = "wasmhost:guest/function-handler@0.1.0";
+/// The interface with pre-initialisation work.
+pub const INIT: &str = "wasmhost:guest/init@0.1.0";
 /// The interface with class hooks.
 pub const LIFECYCLE: &str = "wasmhost:guest/lifecycle@0.1.0";
 /// The interface serving ASGI-like apps.

@@ -72,13 +72,16 @@ impl Engine {
         }
     }
 
+    /// A new instance of `component`; its init work runs first when it is not baked
+    /// into a snapshot.
     async fn start(
         &self,
-        pre: &InstancePre<InstanceState>,
+        component: &LoadedComponent,
         limits: Limits,
         ctx: &CallContext,
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
+        let pre = self.instance_pre(component)?;
         let mut store = self.new_store(limits, ctx, gpu)?;
         let started = Instant::now();
         let instance = pre
@@ -88,11 +91,25 @@ impl Engine {
         self.metrics
             .instantiate_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(Live {
+        let mut live = Live {
             store,
             instance,
             idle_since: Instant::now(),
-        })
+        };
+        if let (super::PreInit::EachInstance, Ok(exports)) =
+            (component.pre_init, self.guest(component))
+            && let Some(init) = &exports.init
+        {
+            let names = (component.manifest.app.as_str(), "init");
+            self.run(&mut live, limits, names, async |store, instance| {
+                init.load(&mut *store, instance)?
+                    .call_initialize(&mut *store)
+                    .await
+            })
+            .await
+            .map_err(|e| CallError::Trap(format!("its init work failed: {e}")))?;
+        }
+        Ok(live)
     }
 
     /// Runs `call` on `live` under `limits`: sets the deadline, bounds host waits with an
@@ -147,7 +164,7 @@ impl Engine {
             // get a fresh one so their GPU objects end with the call.
             if !self.config.reuse_instances || spec.scaling.per_request || spec.gpu.is_some() {
                 let mut live = self
-                    .start(&exports.pre, limits, component.context(), self.gpu_for(spec))
+                    .start(component, limits, component.context(), self.gpu_for(spec))
                     .await?;
                 return self.run(&mut live, limits, names, call).await;
             }
@@ -164,7 +181,7 @@ impl Engine {
             Some(live) => live,
             None => {
                 let gpu = self.gpu_for(spec);
-                self.enter(exports, limits, names, component.context(), gpu)
+                self.enter(component, exports, limits, names, component.context(), gpu)
                     .await?
             }
         };
@@ -194,7 +211,7 @@ impl Engine {
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
-        let mut live = self.start(&exports.pre, limits, ctx, gpu).await?;
+        let mut live = self.start(component, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -213,6 +230,7 @@ impl Engine {
 
     async fn enter(
         &self,
+        component: &LoadedComponent,
         exports: &GuestExports,
         limits: Limits,
         names: (&str, &str),
@@ -223,7 +241,7 @@ impl Engine {
             .lifecycle
             .as_ref()
             .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
-        let mut live = self.start(&exports.pre, limits, ctx, gpu).await?;
+        let mut live = self.start(component, limits, ctx, gpu).await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
                 lifecycle
@@ -254,9 +272,8 @@ impl Engine {
         if let Some(live) = idle {
             return Ok(live);
         }
-        let pre = self.instance_pre(component)?;
         let mut live = self
-            .start(pre, limits, component.context(), self.gpu_for(spec))
+            .start(component, limits, component.context(), self.gpu_for(spec))
             .await?;
         if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
             && let Some(asgi) = &exports.asgi
@@ -537,16 +554,16 @@ impl Engine {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let Prepared::Proxy(exports) = &component.prepared else {
+        if !matches!(component.prepared, Prepared::Proxy(_)) {
             return Err(CallError::Instantiate("not a wasi:http component".into()));
-        };
+        }
         let limits = self.limits_for(spec);
         let reuse = self.config.reuse_instances && !spec.scaling.per_request;
         let mut live = if reuse {
             self.checkout(component, spec, limits).await?
         } else {
             let gpu = self.no_gpu("wasi:http components cannot use the GPU");
-            self.start(&exports.pre, limits, component.context(), gpu)
+            self.start(component, limits, component.context(), gpu)
                 .await?
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -574,7 +591,9 @@ impl Engine {
             match &result {
                 Ok(()) if reuse => engine.checkin(&component, &spec, live).await,
                 Ok(()) => {}
-                Err(e) => tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}"),
+                Err(e) => {
+                    tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}")
+                }
             }
             result
         });

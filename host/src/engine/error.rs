@@ -46,6 +46,9 @@ pub enum LoadError {
         requirement: String,
         reason: String,
     },
+    /// The guest's `#[wasmhost::init]` work failed, or its state could not be snapshotted.
+    #[error("the component's init work failed: {0}")]
+    PreInit(String),
     /// Compilation or cache I/O failed.
     #[error("cannot compile the component: {0}")]
     Compile(String),

@@ -20,6 +20,9 @@ pub struct AppManifest {
     /// Its callable functions.
     #[serde(default)]
     pub functions: Vec<FunctionSpec>,
+    /// It has `#[wasmhost::init]` work, run once at deploy and served from a snapshot.
+    #[serde(default)]
+    pub pre_init: bool,
 }
 
 impl AppManifest {
@@ -375,6 +378,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
             sdk_version: m.sdk_version,
             endpoints,
             functions,
+            pre_init: m.pre_init,
         })
     }
 }
@@ -388,6 +392,7 @@ impl AppManifest {
             sdk_version: String::new(),
             endpoints: vec![EndpointSpec::defaults(app, kind)],
             functions: Vec::new(),
+            pre_init: false,
         }
     }
 }

@@ -60,6 +60,10 @@ pub struct Metrics {
     pub compile_seconds: Histogram,
     /// Components mapped from the native-code cache.
     pub cache_hits: Counter,
+    /// Pre-initialisation snapshots made (init work run and baked in).
+    pub snapshots: Counter,
+    /// Time to make one: init work, snapshot and compile.
+    pub snapshot_seconds: Histogram,
     /// Requests waiting for capacity, per function.
     pub queue_depth: Family<FunctionLabels, Gauge>,
     /// Requests refused because the queue was full or its deadline passed.
@@ -98,6 +102,8 @@ impl Metrics {
             compiles: Counter::default(),
             compile_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             cache_hits: Counter::default(),
+            snapshots: Counter::default(),
+            snapshot_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             queue_depth: Family::default(),
             rejected: Family::default(),
             calls: Family::default(),
@@ -141,6 +147,16 @@ impl Metrics {
                 "cache_hits",
                 "Components loaded from the native-code cache",
                 m.cache_hits.clone(),
+            );
+            r.register(
+                "snapshots",
+                "Pre-initialisation snapshots made",
+                m.snapshots.clone(),
+            );
+            r.register(
+                "snapshot_seconds",
+                "Time to run init work, snapshot and compile the result",
+                m.snapshot_seconds.clone(),
             );
             r.register(
                 "queue_depth",

@@ -13,15 +13,17 @@ mod calls;
 mod channel;
 mod context;
 mod error;
+mod load;
 mod manifest;
 mod metrics;
 mod output;
+mod snapshot;
 mod state;
 mod validate;
 mod web_server;
 mod world;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +39,7 @@ pub use calls::ProxyBody;
 pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
 pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
+pub use load::PreInit;
 pub use manifest::{
     AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, Scaling, VolumeMount,
     app_name_from_stem, is_dns_label,
@@ -65,8 +68,12 @@ pub struct EngineConfig {
     pub max_instances: u32,
     /// The port a `web_server` guest listens on inside its sandbox.
     pub web_server_port: u16,
-    /// How long a `web_server` guest may take to start listening.
+    /// How long a guest may take to start: a `web_server` to listen, `#[wasmhost::init]`
+    /// work to finish.
     pub startup_timeout: Duration,
+    /// Bake `#[wasmhost::init]` work into a snapshot at load (false: run it in every new
+    /// instance, for comparison).
+    pub pre_init_snapshots: bool,
     /// Which GPUs guests may use and each call's GPU budget.
     pub gpu: GpuConfig,
     /// Reuse warm instances of typed endpoints across requests (false: a fresh instance
@@ -94,6 +101,7 @@ impl EngineConfig {
             max_instances: 500,
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
+            pre_init_snapshots: true,
             gpu: GpuConfig::default(),
             reuse_instances: true,
             scaledown_window: Duration::from_secs(60),
@@ -124,6 +132,8 @@ pub struct LoadedComponent {
     pub digest: String,
     /// Whether its native code came from the cache.
     pub cache: CacheOutcome,
+    /// How its `#[wasmhost::init]` work reaches its instances.
+    pub pre_init: PreInit,
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
     prepared: Prepared,
@@ -249,107 +259,6 @@ impl Engine {
         &self.config
     }
 
-    /// Reads, validates and compiles (or maps from the cache) a component file; a
-    /// component without `describe` is named after the file's stem.
-    pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.load_named(&bytes, &app_name_from_stem(&stem)).await
-    }
-
-    /// Validates and compiles (or maps from the cache) a component's bytes; a component
-    /// without `describe` is named `app`.
-    pub async fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
-        self.load_named(bytes, "app").await
-    }
-
-    /// Like [`Engine::load_bytes`], naming a component without `describe` `app_name`.
-    pub async fn load_named(
-        &self,
-        bytes: &[u8],
-        app_name: &str,
-    ) -> Result<LoadedComponent, LoadError> {
-        let started = Instant::now();
-        validate::check_header(bytes)?;
-        let digest = cache::digest(bytes);
-        let (component, outcome) = {
-            let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.clone());
-            let bytes = bytes.to_vec();
-            // Cranelift is CPU-bound: keep it off the async workers.
-            let metrics = self.metrics.clone();
-            tokio::task::spawn_blocking(move || match cache.lookup(&engine, &key) {
-                Some(c) => {
-                    metrics.cache_hits.inc();
-                    Ok((c, CacheOutcome::Hit))
-                }
-                None => {
-                    let started = Instant::now();
-                    let compiled = cache::ArtifactCache::compile(&engine, &bytes);
-                    metrics.compiles.inc();
-                    metrics
-                        .compile_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    compiled.map(|c| (c, CacheOutcome::Compiled))
-                }
-            })
-            .await
-            .map_err(|e| LoadError::Compile(e.to_string()))??
-        };
-        let prepared = world::prepare(&self.engine, &self.linker, &component)?;
-        let manifest = match &prepared {
-            Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
-            Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
-            Prepared::Guest(exports) => {
-                let manifest = self.describe(exports).await?;
-                exports.check(&manifest)?;
-                manifest
-            }
-        };
-        self.check_gpu(&manifest).await?;
-        // Only components that passed every check leave a trace on disk.
-        if outcome == CacheOutcome::Compiled {
-            let (cache, key) = (self.cache.clone(), digest.clone());
-            let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
-        }
-        Ok(LoadedComponent {
-            manifest,
-            digest,
-            cache: outcome,
-            load_time: started.elapsed(),
-            prepared,
-            warm: calls::WarmInstances::default(),
-            web_server: web_server::WebServerSlot::default(),
-            context: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// Refuses a component with an endpoint that declares a GPU this host cannot lend.
-    async fn check_gpu(&self, manifest: &AppManifest) -> Result<(), LoadError> {
-        for spec in &manifest.endpoints {
-            if let Some(requirement) = &spec.gpu {
-                let adapter =
-                    self.gpu
-                        .check(requirement)
-                        .await
-                        .map_err(|reason| LoadError::Gpu {
-                            endpoint: spec.name.clone(),
-                            requirement: requirement.clone(),
-                            reason: reason.to_string(),
-                        })?;
-                tracing::debug!(endpoint = %spec.name, "GPU {requirement:?} served by {adapter}");
-            }
-        }
-        Ok(())
-    }
-
     /// Calls of `spec` allowed in flight: max_containers × max_inputs where the endpoint
     /// states it, else the host's bound.
     pub fn max_concurrency(&self, spec: &EndpointSpec) -> usize {
@@ -377,40 +286,6 @@ impl Engine {
     /// A GPU session that refuses every use, saying why.
     fn no_gpu(&self, why: &str) -> GpuCtx {
         GpuCtx::denied(&self.gpu, why)
-    }
-
-    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
-        // A guest that never finishes describing itself must not hold a deploy for the
-        // whole call timeout.
-        let limits = Limits {
-            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
-            ..self.default_limits()
-        };
-        let mut store = self
-            .new_store(
-                limits,
-                &CallContext::default(),
-                self.no_gpu("`describe` cannot use the GPU"),
-            )
-            .map_err(|e| LoadError::Describe(e.to_string()))?;
-        let run = async {
-            let instance = exports.pre.instantiate_async(&mut store).await?;
-            exports
-                .describe
-                .load(&mut store, &instance)?
-                .call_describe(&mut store)
-                .await
-        };
-        let raw = match tokio::time::timeout(limits.timeout + TICK * 10, run).await {
-            Ok(result) => result.map_err(|e| LoadError::Describe(describe_failure(&e, &store)))?,
-            Err(_) => {
-                return Err(LoadError::Describe(format!(
-                    "`describe` did not finish within {:?}",
-                    limits.timeout
-                )));
-            }
-        };
-        raw.try_into()
     }
 
     /// The limits an endpoint's calls run under.
@@ -526,9 +401,11 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
             mib: limits.memory_mib as u64,
         };
     }
+    // The outermost message is only "error while executing at wasm backtrace"; the
+    // reason (a trap code, an unknown handle) is at the root of the chain.
     let trap = match e.downcast_ref::<wasmtime::Trap>() {
         Some(t) => t.to_string(),
-        None => format!("{e}"),
+        None => e.root_cause().to_string(),
     };
     match panic_message(&store.data().stderr.peek()) {
         Some(panic) => CallError::Trap(format!("{panic} ({trap})")),

@@ -7,8 +7,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 use super::LoadError;
 use super::bindings::{
-    self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, LifecycleIndices,
-    WsgiIndices,
+    self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, InitIndices,
+    LifecycleIndices, WsgiIndices,
 };
 use super::manifest::{AppManifest, EndpointKind};
 use super::state::InstanceState;
@@ -39,6 +39,7 @@ pub(crate) struct GuestExports {
     pub(crate) lifecycle: Option<LifecycleIndices>,
     pub(crate) asgi: Option<AsgiIndices>,
     pub(crate) wsgi: Option<WsgiIndices>,
+    pub(crate) init: Option<InitIndices>,
 }
 
 const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component), \
@@ -98,6 +99,7 @@ pub(crate) fn prepare(
     let lifecycle = LifecycleIndices::new(&pre);
     let asgi = AsgiIndices::new(&pre);
     let wsgi = WsgiIndices::new(&pre);
+    let init = InitIndices::new(&pre);
     optional(
         bindings::ENDPOINT_HANDLER,
         handler.as_ref().map(|_| ()).map_err(clone_err),
@@ -118,6 +120,7 @@ pub(crate) fn prepare(
         bindings::WSGI_APP,
         wsgi.as_ref().map(|_| ()).map_err(clone_err),
     )?;
+    optional(bindings::INIT, init.as_ref().map(|_| ()).map_err(clone_err))?;
     Ok(Prepared::Guest(GuestExports {
         pre,
         describe,
@@ -126,6 +129,7 @@ pub(crate) fn prepare(
         lifecycle: lifecycle.ok(),
         asgi: asgi.ok(),
         wsgi: wsgi.ok(),
+        init: init.ok(),
     }))
 }
 
@@ -136,6 +140,12 @@ fn clone_err(e: &wasmtime::Error) -> wasmtime::Error {
 impl GuestExports {
     /// Checks that every endpoint of `manifest` has the export that serves its kind.
     pub(crate) fn check(&self, manifest: &AppManifest) -> Result<(), LoadError> {
+        if manifest.pre_init && self.init.is_none() {
+            return Err(LoadError::Describe(format!(
+                "the component has init work but does not export {}",
+                bindings::INIT
+            )));
+        }
         if !manifest.functions.is_empty() && self.function.is_none() {
             return Err(LoadError::Describe(format!(
                 "the component describes functions but does not export {}",

@@ -212,6 +212,7 @@ mod tests {
             sdk_version: "0.1.0".into(),
             endpoints: vec![],
             functions: vec![],
+            pre_init: false,
         }
     }
 

@@ -34,6 +34,7 @@ fn manifest(endpoints: Vec<EndpointSpec>) -> AppManifest {
         sdk_version: "0.1.0".into(),
         endpoints,
         functions: vec![],
+        pre_init: false,
     }
 }
 

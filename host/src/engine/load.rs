@@ -1,0 +1,213 @@
+//! Loading a component: validation, the native-code cache, `describe`, and the
+//! pre-initialisation snapshot of guests with init work.
+
+use std::path::Path;
+use std::time::Instant;
+
+use wasmtime::component::Component;
+
+use super::cache::{self, ArtifactCache, CacheOutcome};
+use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
+use super::world::{self, Prepared};
+use super::{
+    CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK, calls,
+    describe_failure, validate, web_server,
+};
+
+/// How a component's `#[wasmhost::init]` work reaches its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreInit {
+    /// It has none.
+    None,
+    /// Baked into a snapshot: instances start initialised.
+    Snapshot {
+        /// The snapshot came from the cache rather than running the init work now.
+        cached: bool,
+    },
+    /// Run in every new instance before its first call (snapshots turned off).
+    EachInstance,
+}
+
+impl Engine {
+    /// Reads, validates and compiles (or maps from the cache) a component file; a
+    /// component without `describe` is named after the file's stem.
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.load_named(&bytes, &app_name_from_stem(&stem)).await
+    }
+
+    /// Validates and compiles (or maps from the cache) a component's bytes; a component
+    /// without `describe` is named `app`.
+    pub async fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_named(bytes, "app").await
+    }
+
+    /// Like [`Engine::load_bytes`], naming a component without `describe` `app_name`.
+    pub async fn load_named(
+        &self,
+        bytes: &[u8],
+        app_name: &str,
+    ) -> Result<LoadedComponent, LoadError> {
+        let started = Instant::now();
+        validate::check_header(bytes)?;
+        let digest = cache::digest(bytes);
+        let (component, outcome) = self.compiled(&digest, bytes).await?;
+        let mut prepared = world::prepare(&self.engine, &self.linker, &component)?;
+        let manifest = match &prepared {
+            Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
+            Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
+            Prepared::Guest(exports) => {
+                let manifest = self.describe(exports).await?;
+                exports.check(&manifest)?;
+                manifest
+            }
+        };
+        self.check_gpu(&manifest).await?;
+        let mut pre_init = PreInit::None;
+        let mut snapshot = None;
+        if manifest.pre_init {
+            if self.config.pre_init_snapshots {
+                let key = format!("{digest}-init");
+                let (component, cached) = match self.cache.lookup(&self.engine, &key) {
+                    Some(c) => (c, true),
+                    None => (self.snapshot(bytes, &manifest.app).await?, false),
+                };
+                prepared = world::prepare(&self.engine, &self.linker, &component)?;
+                pre_init = PreInit::Snapshot { cached };
+                if !cached {
+                    snapshot = Some((key, component));
+                }
+            } else {
+                pre_init = PreInit::EachInstance;
+            }
+        }
+        // Only components that passed every check leave a trace on disk.
+        let saves = [
+            (outcome == CacheOutcome::Compiled).then(|| (digest.clone(), component)),
+            snapshot,
+        ];
+        for (key, component) in saves.into_iter().flatten() {
+            let cache = self.cache.clone();
+            let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
+        }
+        Ok(LoadedComponent {
+            manifest,
+            digest,
+            cache: outcome,
+            pre_init,
+            load_time: started.elapsed(),
+            prepared,
+            warm: calls::WarmInstances::default(),
+            web_server: web_server::WebServerSlot::default(),
+            context: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The native code of `bytes`: mapped from the cache, or compiled now (off the async
+    /// workers: Cranelift is CPU-bound).
+    async fn compiled(
+        &self,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.to_owned());
+        let bytes = bytes.to_vec();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || match cache.lookup(&engine, &key) {
+            Some(c) => {
+                metrics.cache_hits.inc();
+                Ok((c, CacheOutcome::Hit))
+            }
+            None => {
+                let started = Instant::now();
+                let compiled = ArtifactCache::compile(&engine, &bytes);
+                metrics.compiles.inc();
+                metrics
+                    .compile_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                compiled.map(|c| (c, CacheOutcome::Compiled))
+            }
+        })
+        .await
+        .map_err(|e| LoadError::Compile(e.to_string()))?
+    }
+
+    /// Runs the init work of `bytes` once and compiles the snapshot of its result.
+    async fn snapshot(&self, bytes: &[u8], app: &str) -> Result<Component, LoadError> {
+        let started = Instant::now();
+        let snapshot = self.pre_initialise(bytes, app).await?;
+        let engine = self.engine.clone();
+        let component =
+            tokio::task::spawn_blocking(move || ArtifactCache::compile(&engine, &snapshot))
+                .await
+                .map_err(|e| LoadError::Compile(e.to_string()))??;
+        self.metrics.snapshots.inc();
+        self.metrics
+            .snapshot_seconds
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(app, took = ?started.elapsed(), "pre-initialised: init work baked into a snapshot");
+        Ok(component)
+    }
+
+    /// Refuses a component with an endpoint that declares a GPU this host cannot lend.
+    async fn check_gpu(&self, manifest: &AppManifest) -> Result<(), LoadError> {
+        for spec in &manifest.endpoints {
+            if let Some(requirement) = &spec.gpu {
+                let adapter =
+                    self.gpu
+                        .check(requirement)
+                        .await
+                        .map_err(|reason| LoadError::Gpu {
+                            endpoint: spec.name.clone(),
+                            requirement: requirement.clone(),
+                            reason: reason.to_string(),
+                        })?;
+                tracing::debug!(endpoint = %spec.name, "GPU {requirement:?} served by {adapter}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
+        // A guest that never finishes describing itself must not hold a deploy for the
+        // whole call timeout.
+        let limits = Limits {
+            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
+            ..self.default_limits()
+        };
+        let mut store = self
+            .new_store(
+                limits,
+                &CallContext::default(),
+                self.no_gpu("`describe` cannot use the GPU"),
+            )
+            .map_err(|e| LoadError::Describe(e.to_string()))?;
+        let run = async {
+            let instance = exports.pre.instantiate_async(&mut store).await?;
+            exports
+                .describe
+                .load(&mut store, &instance)?
+                .call_describe(&mut store)
+                .await
+        };
+        let raw = match tokio::time::timeout(limits.timeout + TICK * 10, run).await {
+            Ok(result) => result.map_err(|e| LoadError::Describe(describe_failure(&e, &store)))?,
+            Err(_) => {
+                return Err(LoadError::Describe(format!(
+                    "`describe` did not finish within {:?}",
+                    limits.timeout
+                )));
+            }
+        };
+        raw.try_into()
+    }
+}
