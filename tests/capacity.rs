@@ -326,3 +326,44 @@ async fn a_failing_init_is_refused_at_deploy_and_the_server_keeps_serving() {
     assert_eq!(status, 200, "{text}");
     assert!(text.contains(r#""table_size":114155"#), "{text}");
 }
+
+/// A per-function gauge from /metrics, e.g. `wasmhost_function_instances_idle`.
+async fn function_gauge(host: &Host, name: &str, app: &str, function: &str) -> i64 {
+    let text = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name}{{app=\"{app}\",function=\"{function}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn buffer_containers_keep_idle_instances_ready_under_traffic() {
+    let host = Host::run(&example("misbehave"), &["--buffer-containers", "2"]);
+    let idle = |h| function_gauge(h, "wasmhost_function_instances_idle", "misbehave", "visits");
+    assert_eq!(idle(&host).await, 0, "nothing starts before traffic");
+    assert_eq!(visits(&host, "").await.0, 200);
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = idle(&host).await;
+        if ready >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready >= 2, "the buffer was not refilled: {ready} idle");
+    let live = function_gauge(
+        &host,
+        "wasmhost_function_instances_live",
+        "misbehave",
+        "visits",
+    );
+    assert_eq!(live.await, ready, "every live instance of it is idle");
+}

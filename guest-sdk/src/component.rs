@@ -58,6 +58,7 @@ impl describe::Guest for Component {
                         max_inputs: e.scaling.max_inputs,
                         min_containers: e.scaling.min_containers,
                         max_containers: e.scaling.max_containers,
+                        buffer_containers: e.scaling.buffer_containers,
                         scaledown_window_ms: e.scaling.scaledown_window_ms,
                         per_request: e.scaling.per_request,
                     },

@@ -135,6 +135,8 @@ pub struct Scaling {
     pub min_containers: Option<u32>,
     /// Instances at most.
     pub max_containers: Option<u32>,
+    /// Extra idle instances kept ready while the endpoint takes traffic.
+    pub buffer_containers: Option<u32>,
     /// Idle time in milliseconds after which a warm instance is retired.
     pub scaledown_window_ms: Option<u64>,
     /// A fresh instance for every request.

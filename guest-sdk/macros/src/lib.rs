@@ -90,6 +90,7 @@ pub(crate) struct Config {
     max_inputs: Option<u32>,
     min_containers: Option<u32>,
     max_containers: Option<u32>,
+    buffer_containers: Option<u32>,
     scaledown_window_ms: Option<u64>,
     isolation: Option<String>,
 }
@@ -181,15 +182,16 @@ impl Config {
                 }
                 set(&mut self.gpu, gpu, duplicate)
             }
-            "max_inputs" | "min_containers" | "max_containers" => {
+            "max_inputs" | "min_containers" | "max_containers" | "buffer_containers" => {
                 let lit: LitInt = meta.value()?.parse()?;
                 let n = lit.base10_parse::<u32>()?;
                 let slot = match key.as_str() {
                     "max_inputs" => &mut self.max_inputs,
                     "min_containers" => &mut self.min_containers,
+                    "buffer_containers" => &mut self.buffer_containers,
                     _ => &mut self.max_containers,
                 };
-                if n == 0 && key != "min_containers" {
+                if n == 0 && (key == "max_inputs" || key == "max_containers") {
                     return Err(syn::Error::new(lit.span(), "must be at least 1"));
                 }
                 set(slot, n, duplicate)
@@ -212,7 +214,7 @@ impl Config {
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
                  `custom_domains`, `timeout`, `memory`, `gpu`, `max_inputs`, `min_containers`, \
-                 `max_containers`, `scaledown_window` or `isolation`",
+                 `max_containers`, `buffer_containers`, `scaledown_window` or `isolation`",
             )),
         }
     }
@@ -574,12 +576,14 @@ impl Config {
         let max_inputs = option(self.max_inputs.as_ref());
         let min_containers = option(self.min_containers.as_ref());
         let max_containers = option(self.max_containers.as_ref());
+        let buffer_containers = option(self.buffer_containers.as_ref());
         let window = option(self.scaledown_window_ms.as_ref());
         let per_request = self.isolation.as_deref() == Some("per-request");
         quote!(::wasmhost::__private::Scaling {
             max_inputs: #max_inputs,
             min_containers: #min_containers,
             max_containers: #max_containers,
+            buffer_containers: #buffer_containers,
             scaledown_window_ms: #window,
             per_request: #per_request,
         })

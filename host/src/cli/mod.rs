@@ -107,9 +107,13 @@ pub struct EngineArgs {
     /// Idle warm instances are retired after this long without a request (scale to zero).
     #[arg(long, default_value = "60s", value_parser = parse_duration, env = "WASMHOST_SCALEDOWN_WINDOW")]
     pub scaledown_window: Duration,
-    /// Warm instances kept per endpoint even without traffic (Modal's min_containers, at most 4).
+    /// Warm instances kept per endpoint even without traffic (Modal's min_containers).
     #[arg(long, default_value_t = 0, env = "WASMHOST_MIN_CONTAINERS")]
     pub min_containers: usize,
+    /// Extra idle instances kept ready per endpoint while it takes traffic (Modal's
+    /// buffer_containers).
+    #[arg(long, default_value_t = 0, env = "WASMHOST_BUFFER_CONTAINERS")]
+    pub buffer_containers: usize,
     /// Calls of one endpoint running at once (Modal's max_containers × max_inputs); more wait.
     #[arg(long, default_value_t = 64, env = "WASMHOST_MAX_CONCURRENCY")]
     pub max_concurrency: usize,
@@ -185,6 +189,7 @@ impl EngineArgs {
         config.reuse_instances = self.isolation == Isolation::Reuse;
         config.scaledown_window = self.scaledown_window;
         config.min_containers = self.min_containers;
+        config.buffer_containers = self.buffer_containers;
         config.max_concurrency = self.max_concurrency;
         config.queue_depth = self.queue_depth;
         config.queue_timeout = self.queue_timeout;

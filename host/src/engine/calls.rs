@@ -3,8 +3,7 @@
 //! per-request isolation); classes keep one serialised instance; functions get a fresh
 //! instance per attempt.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,6 +17,7 @@ use super::bindings::{Environ, GuestCallError, Request, Response};
 use super::channel::{
     self, AsgiConnection, ChannelEntry, InputEntry, OutputEntry, WsgiInput, WsgiOutput,
 };
+use super::pool::Live;
 use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
 use super::{
@@ -28,28 +28,11 @@ use super::{
 /// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
 pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// Idle instances kept per ASGI/WSGI app.
-const MAX_IDLE: usize = 4;
-
-/// An instance with its store, between calls.
-pub(crate) struct Live {
-    store: Store<InstanceState>,
-    instance: Instance,
-    /// When it last went idle.
-    idle_since: Instant,
-}
-
-/// The warm instances of one component.
-#[derive(Default)]
-pub(crate) struct WarmInstances {
-    /// Idle instances of ASGI/WSGI apps, by endpoint name.
-    idle: Mutex<HashMap<String, Vec<Live>>>,
-    /// The instance that serves class methods; the lock serialises calls on it.
-    class: tokio::sync::Mutex<Option<Live>>,
-}
-
 impl Engine {
-    fn guest<'a>(&self, component: &'a LoadedComponent) -> Result<&'a GuestExports, CallError> {
+    pub(super) fn guest<'a>(
+        &self,
+        component: &'a LoadedComponent,
+    ) -> Result<&'a GuestExports, CallError> {
         match &component.prepared {
             Prepared::Guest(g) => Ok(g),
             Prepared::Proxy(_) | Prepared::Command(_) => Err(CallError::Instantiate(
@@ -74,9 +57,10 @@ impl Engine {
 
     /// A new instance of `component`; its init work runs first when it is not baked
     /// into a snapshot.
-    async fn start(
+    pub(super) async fn start(
         &self,
         component: &LoadedComponent,
+        function: &str,
         limits: Limits,
         ctx: &CallContext,
         gpu: crate::capabilities::gpu::GpuCtx,
@@ -95,6 +79,9 @@ impl Engine {
             store,
             instance,
             idle_since: Instant::now(),
+            _counted: self
+                .metrics
+                .function_instance(&component.manifest.app, function),
         };
         if let (super::PreInit::EachInstance, Ok(exports)) =
             (component.pre_init, self.guest(component))
@@ -114,7 +101,7 @@ impl Engine {
 
     /// Runs `call` on `live` under `limits`: sets the deadline, bounds host waits with an
     /// outer timer, forwards the guest's output and classifies failures.
-    async fn run<T>(
+    pub(super) async fn run<T>(
         &self,
         live: &mut Live,
         limits: Limits,
@@ -164,7 +151,13 @@ impl Engine {
             // get a fresh one so their GPU objects end with the call.
             if !self.config.reuse_instances || spec.scaling.per_request || spec.gpu.is_some() {
                 let mut live = self
-                    .start(component, limits, component.context(), self.gpu_for(spec))
+                    .start(
+                        component,
+                        &spec.name,
+                        limits,
+                        component.context(),
+                        self.gpu_for(spec),
+                    )
                     .await?;
                 return self.run(&mut live, limits, names, call).await;
             }
@@ -211,7 +204,7 @@ impl Engine {
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
-        let mut live = self.start(component, limits, ctx, gpu).await?;
+        let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -241,7 +234,7 @@ impl Engine {
             .lifecycle
             .as_ref()
             .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
-        let mut live = self.start(component, limits, ctx, gpu).await?;
+        let mut live = self.start(component, names.1, limits, ctx, gpu).await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
                 lifecycle
@@ -252,216 +245,6 @@ impl Engine {
             .await?;
         entered.map_err(|e| CallError::Trap(format!("its `enter` hook failed: {e}")))?;
         Ok(live)
-    }
-
-    /// An idle instance of the app `spec`, or a new one (ASGI apps run lifespan startup).
-    async fn checkout(
-        &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-        limits: Limits,
-    ) -> Result<Live, CallError> {
-        let idle = {
-            let mut idle = component
-                .warm
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            idle.get_mut(&spec.name).and_then(Vec::pop)
-        };
-        if let Some(live) = idle {
-            return Ok(live);
-        }
-        let mut live = self
-            .start(component, limits, component.context(), self.gpu_for(spec))
-            .await?;
-        if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
-            && let Some(asgi) = &exports.asgi
-        {
-            let names = (component.manifest.app.as_str(), spec.name.as_str());
-            let started = self
-                .run(&mut live, limits, names, async |store, instance| {
-                    asgi.load(&mut *store, instance)?
-                        .call_startup(&mut *store, &spec.name)
-                        .await
-                })
-                .await?;
-            started.map_err(|e| CallError::Trap(format!("lifespan startup failed: {e}")))?;
-        }
-        Ok(live)
-    }
-
-    /// Retires the idle instances of typed endpoints and ASGI/WSGI apps that have been idle
-    /// longer than the scale-down window, so an app without traffic scales to zero.
-    /// Class instances are left alone: their state is the point of them.
-    pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
-        let window_of = |name: &str| {
-            let spec = component.manifest.endpoints.iter().find(|e| e.name == name);
-            let window = spec.and_then(|s| s.scaling.scaledown_window);
-            let keep = spec
-                .and_then(|s| s.scaling.min_containers)
-                .map(|n| n as usize);
-            (
-                window.unwrap_or(self.config.scaledown_window),
-                keep.unwrap_or(self.config.min_containers),
-            )
-        };
-        let expired: Vec<(String, Vec<Live>)> = {
-            let mut idle = component
-                .warm
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            idle.iter_mut()
-                .map(|(name, lives)| {
-                    let (window, keep_warm) = window_of(name);
-                    // The most recently used come last; the oldest beyond `min_containers` go.
-                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = lives
-                        .drain(..)
-                        .partition(|l| l.idle_since.elapsed() >= window);
-                    while keep.len() < keep_warm
-                        && let Some(live) = old.pop()
-                    {
-                        keep.insert(0, live);
-                    }
-                    *lives = keep;
-                    (name.clone(), old)
-                })
-                .collect()
-        };
-        let mut retired = 0;
-        for (name, lives) in expired {
-            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
-                continue;
-            };
-            for live in lives {
-                self.retire_app(component, spec, live).await;
-                retired += 1;
-            }
-        }
-        retired
-    }
-
-    /// Starts `min_containers` idle instances of every reusable endpoint ahead of traffic,
-    /// so the first requests find them warm.
-    pub async fn prewarm(&self, component: &LoadedComponent) {
-        if !self.config.reuse_instances {
-            return;
-        }
-        for spec in &component.manifest.endpoints {
-            let wanted = spec
-                .scaling
-                .min_containers
-                .map_or(self.config.min_containers, |n| n as usize);
-            if wanted == 0 || spec.scaling.per_request {
-                continue;
-            }
-            let reusable = matches!(
-                spec.kind,
-                super::EndpointKind::Function
-                    | super::EndpointKind::Asgi
-                    | super::EndpointKind::Wsgi
-                    | super::EndpointKind::Proxy
-            ) && spec.gpu.is_none();
-            if !reusable {
-                continue;
-            }
-            for _ in 0..wanted.min(MAX_IDLE) {
-                match self.checkout_new(component, spec).await {
-                    Ok(live) => self.checkin(component, spec, live).await,
-                    Err(e) => {
-                        tracing::warn!(app = %component.manifest.app, endpoint = %spec.name, "cannot pre-warm: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn checkout_new(
-        &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-    ) -> Result<Live, CallError> {
-        let limits = self.limits_for(spec);
-        self.checkout(component, spec, limits).await
-    }
-
-    /// Returns an instance after a successful call; past the idle cap it is retired
-    /// (ASGI apps run lifespan shutdown).
-    async fn checkin(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
-        live.idle_since = Instant::now();
-        {
-            let mut idle = component
-                .warm
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let list = idle.entry(spec.name.clone()).or_default();
-            if list.len() < MAX_IDLE {
-                list.push(live);
-                return;
-            }
-        }
-        self.retire_app(component, spec, live).await;
-    }
-
-    /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
-    async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
-        if let (super::EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
-            && let Some(asgi) = &exports.asgi
-        {
-            let names = (component.manifest.app.as_str(), spec.name.as_str());
-            let limits = self.limits_for(spec);
-            let _ = self
-                .run(&mut live, limits, names, async |store, instance| {
-                    asgi.load(&mut *store, instance)?
-                        .call_shutdown(&mut *store, &spec.name)
-                        .await
-                })
-                .await;
-        }
-    }
-
-    /// Retires every warm instance of `component`, as the host does when it stops: ASGI
-    /// apps run lifespan shutdown, the class instance runs `exit`.
-    pub async fn retire(&self, component: &LoadedComponent) {
-        let idle: Vec<(String, Vec<Live>)> = {
-            let mut idle = component
-                .warm
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            idle.drain().collect()
-        };
-        for (name, lives) in idle {
-            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
-                continue;
-            };
-            for live in lives {
-                self.retire_app(component, spec, live).await;
-            }
-        }
-        let class = component.warm.class.lock().await.take();
-        let spec = component
-            .manifest
-            .endpoints
-            .iter()
-            .find(|e| e.kind == super::EndpointKind::Method);
-        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
-            && let Some(lifecycle) = &exports.lifecycle
-        {
-            let names = (component.manifest.app.as_str(), "exit");
-            let limits = self.limits_for(spec);
-            let _ = self
-                .run(&mut live, limits, names, async |store, instance| {
-                    lifecycle
-                        .load(&mut *store, instance)?
-                        .call_exit(&mut *store)
-                        .await
-                })
-                .await;
-        }
     }
 
     /// Serves one ASGI connection: `scope` and the host's end of its channel.
@@ -563,7 +346,7 @@ impl Engine {
             self.checkout(component, spec, limits).await?
         } else {
             let gpu = self.no_gpu("wasi:http components cannot use the GPU");
-            self.start(component, limits, component.context(), gpu)
+            self.start(component, &spec.name, limits, component.context(), gpu)
                 .await?
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();

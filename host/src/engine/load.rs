@@ -10,8 +10,8 @@ use super::cache::{self, ArtifactCache, CacheOutcome};
 use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 use super::world::{self, Prepared};
 use super::{
-    CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK, calls,
-    describe_failure, validate, web_server,
+    CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
+    describe_failure, pool, validate, web_server,
 };
 
 /// How a component's `#[wasmhost::init]` work reaches its instances.
@@ -106,7 +106,7 @@ impl Engine {
             pre_init,
             load_time: started.elapsed(),
             prepared,
-            warm: calls::WarmInstances::default(),
+            warm: pool::WarmInstances::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })

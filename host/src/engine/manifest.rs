@@ -168,6 +168,9 @@ pub struct Scaling {
     pub min_containers: Option<u32>,
     /// Instances at most; with `max_inputs` it bounds the calls in flight.
     pub max_containers: Option<u32>,
+    /// Extra idle instances kept ready while the endpoint takes traffic.
+    #[serde(default)]
+    pub buffer_containers: Option<u32>,
     /// Idle time after which a warm instance is retired.
     #[serde(with = "humantime_serde")]
     pub scaledown_window: Option<Duration>,
@@ -280,6 +283,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                     max_inputs: e.scaling.max_inputs,
                     min_containers: e.scaling.min_containers,
                     max_containers: e.scaling.max_containers,
+                    buffer_containers: e.scaling.buffer_containers,
                     scaledown_window: e.scaling.scaledown_window_ms.map(Duration::from_millis),
                     per_request: e.scaling.per_request,
                 },

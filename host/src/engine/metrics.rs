@@ -54,6 +54,10 @@ pub struct Metrics {
     pub instantiate_seconds: Histogram,
     /// Instances alive now (running or idle warm).
     pub instances_live: Gauge,
+    /// Instances alive now, per function (busy or idle).
+    pub function_instances_live: Family<FunctionLabels, Gauge>,
+    /// Warm instances waiting idle, per function.
+    pub function_instances_idle: Family<FunctionLabels, Gauge>,
     /// Components compiled with Cranelift.
     pub compiles: Counter,
     /// Compile time.
@@ -99,6 +103,8 @@ impl Metrics {
             instances_created: Counter::default(),
             instantiate_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
             instances_live: Gauge::default(),
+            function_instances_live: Family::default(),
+            function_instances_idle: Family::default(),
             compiles: Counter::default(),
             compile_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             cache_hits: Counter::default(),
@@ -132,6 +138,16 @@ impl Metrics {
                 "instances_live",
                 "Instances alive now",
                 m.instances_live.clone(),
+            );
+            r.register(
+                "function_instances_live",
+                "Instances alive now per function (busy or idle)",
+                m.function_instances_live.clone(),
+            );
+            r.register(
+                "function_instances_idle",
+                "Warm instances waiting idle per function",
+                m.function_instances_idle.clone(),
             );
             r.register(
                 "compiles",
@@ -208,6 +224,28 @@ impl Metrics {
             tracing::error!("cannot encode metrics: {e}");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Counts an instance of `function` of `app` as live for as long as the guard exists.
+    pub(crate) fn function_instance(&self, app: &str, function: &str) -> LiveInstance {
+        let labels = FunctionLabels {
+            app: app.to_owned(),
+            function: function.to_owned(),
+        };
+        LiveInstance::new(&self.function_instances_live.get_or_create(&labels))
+    }
+
+    /// Records how many warm instances of `function` of `app` wait idle.
+    pub(crate) fn set_idle(&self, app: &str, function: &str, idle: usize) {
+        let labels = FunctionLabels {
+            app: app.to_owned(),
+            function: function.to_owned(),
+        };
+        self.function_instances_idle
+            .get_or_create(&labels)
+            .set(idle as i64);
     }
 }
 

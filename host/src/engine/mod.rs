@@ -17,6 +17,7 @@ mod load;
 mod manifest;
 mod metrics;
 mod output;
+mod pool;
 mod snapshot;
 mod state;
 mod validate;
@@ -83,6 +84,9 @@ pub struct EngineConfig {
     pub scaledown_window: Duration,
     /// Warm instances kept per endpoint even when idle (Modal's min_containers).
     pub min_containers: usize,
+    /// Extra idle instances kept per endpoint while it takes traffic (Modal's
+    /// buffer_containers).
+    pub buffer_containers: usize,
     /// Calls of one endpoint running at once; more wait in a queue.
     pub max_concurrency: usize,
     /// Requests that may wait for an endpoint; more are refused with 503.
@@ -106,6 +110,7 @@ impl EngineConfig {
             reuse_instances: true,
             scaledown_window: Duration::from_secs(60),
             min_containers: 0,
+            buffer_containers: 0,
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
@@ -137,7 +142,7 @@ pub struct LoadedComponent {
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
     prepared: Prepared,
-    warm: calls::WarmInstances,
+    warm: pool::WarmInstances,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }

@@ -135,6 +135,7 @@ impl WebApp {
                 return r;
             }
         };
+        self.engine.ensure_buffer(&self.component, spec);
         match spec.kind {
             EndpointKind::Function | EndpointKind::Method => {
                 endpoint::serve(&self.engine, &self.component, spec, request).await

@@ -1,0 +1,311 @@
+//! Pools of warm instances, like Modal's containers: checked out for a call and back in
+//! after it, kept for `min_containers` and `buffer_containers`, retired after the
+//! scale-down window (scale to zero) or when the host stops.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use wasmtime::Store;
+use wasmtime::component::Instance;
+
+use super::state::InstanceState;
+use super::{CallError, EndpointKind, EndpointSpec, Engine, Limits, LoadedComponent};
+
+/// Idle instances kept per endpoint at least, so a burst finds warm ones.
+const MIN_IDLE_CAP: usize = 4;
+
+/// An instance with its store, between calls.
+pub(crate) struct Live {
+    pub(super) store: Store<InstanceState>,
+    pub(super) instance: Instance,
+    /// When it last went idle.
+    pub(super) idle_since: Instant,
+    /// Counts it in its function's live gauge.
+    pub(super) _counted: super::metrics::LiveInstance,
+}
+
+/// The warm instances of one component.
+#[derive(Default)]
+pub(crate) struct WarmInstances {
+    /// Idle instances by endpoint name, the most recently used last.
+    idle: Mutex<HashMap<String, Vec<Live>>>,
+    /// Endpoints whose buffer is being refilled.
+    refilling: Mutex<HashSet<String>>,
+    /// The instance that serves class methods; the lock serialises calls on it.
+    pub(super) class: tokio::sync::Mutex<Option<Live>>,
+}
+
+impl WarmInstances {
+    fn lists(&self) -> MutexGuard<'_, HashMap<String, Vec<Live>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn idle_count(&self, endpoint: &str) -> usize {
+        self.lists().get(endpoint).map_or(0, Vec::len)
+    }
+
+    /// Claims the refill of `endpoint`; false when one is already running.
+    fn start_refill(&self, endpoint: &str) -> bool {
+        let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
+        refilling.insert(endpoint.to_owned())
+    }
+
+    fn end_refill(&self, endpoint: &str) {
+        let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
+        refilling.remove(endpoint);
+    }
+}
+
+impl Engine {
+    /// An idle instance of `spec`, or a new one.
+    pub(super) async fn checkout(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        limits: Limits,
+    ) -> Result<Live, CallError> {
+        let idle = {
+            let mut idle = component.warm.lists();
+            let list = idle.entry(spec.name.clone()).or_default();
+            let live = list.pop();
+            self.metrics
+                .set_idle(&component.manifest.app, &spec.name, list.len());
+            live
+        };
+        match idle {
+            Some(live) => Ok(live),
+            None => self.new_warm(component, spec, limits).await,
+        }
+    }
+
+    /// A new instance of `spec` ready to serve (ASGI apps run lifespan startup).
+    async fn new_warm(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        limits: Limits,
+    ) -> Result<Live, CallError> {
+        let mut live = self
+            .start(
+                component,
+                &spec.name,
+                limits,
+                component.context(),
+                self.gpu_for(spec),
+            )
+            .await?;
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+            && let Some(asgi) = &exports.asgi
+        {
+            let names = (component.manifest.app.as_str(), spec.name.as_str());
+            let started = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    asgi.load(&mut *store, instance)?
+                        .call_startup(&mut *store, &spec.name)
+                        .await
+                })
+                .await?;
+            started.map_err(|e| CallError::Trap(format!("lifespan startup failed: {e}")))?;
+        }
+        Ok(live)
+    }
+
+    /// Retires the idle instances of typed endpoints and ASGI/WSGI apps that have been idle
+    /// longer than the scale-down window, so an app without traffic scales to zero.
+    /// Class instances are left alone: their state is the point of them.
+    pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
+        let window_of = |name: &str| {
+            let spec = component.manifest.endpoints.iter().find(|e| e.name == name);
+            let window = spec.and_then(|s| s.scaling.scaledown_window);
+            (
+                window.unwrap_or(self.config.scaledown_window),
+                spec.map_or(self.config.min_containers, |s| self.min_containers(s)),
+            )
+        };
+        let expired: Vec<(String, Vec<Live>)> = {
+            let mut idle = component.warm.lists();
+            idle.iter_mut()
+                .map(|(name, lives)| {
+                    let (window, keep_warm) = window_of(name);
+                    // The most recently used come last; the oldest beyond `min_containers` go.
+                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = lives
+                        .drain(..)
+                        .partition(|l| l.idle_since.elapsed() >= window);
+                    while keep.len() < keep_warm
+                        && let Some(live) = old.pop()
+                    {
+                        keep.insert(0, live);
+                    }
+                    self.metrics
+                        .set_idle(&component.manifest.app, name, keep.len());
+                    *lives = keep;
+                    (name.clone(), old)
+                })
+                .collect()
+        };
+        let mut retired = 0;
+        for (name, lives) in expired {
+            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+                continue;
+            };
+            for live in lives {
+                self.retire_app(component, spec, live).await;
+                retired += 1;
+            }
+        }
+        retired
+    }
+
+    /// Starts `min_containers` idle instances of every reusable endpoint ahead of traffic,
+    /// so the first requests find them warm.
+    pub async fn prewarm(&self, component: &LoadedComponent) {
+        for spec in &component.manifest.endpoints {
+            if self.reusable(spec) {
+                self.fill(component, spec, self.min_containers(spec)).await;
+            }
+        }
+    }
+
+    /// Keeps `buffer_containers` idle instances ready while an endpoint takes traffic
+    /// (Modal's buffer_containers): a request that finds fewer starts the missing ones in
+    /// the background, so the next requests of a burst find them warm.
+    pub fn ensure_buffer(self: &Arc<Self>, component: &Arc<LoadedComponent>, spec: &EndpointSpec) {
+        let wanted = self.buffer_containers(spec);
+        if wanted == 0 || !self.reusable(spec) || component.warm.idle_count(&spec.name) >= wanted {
+            return;
+        }
+        if !component.warm.start_refill(&spec.name) {
+            return;
+        }
+        let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
+        tokio::spawn(async move {
+            engine.fill(&component, &spec, wanted).await;
+            component.warm.end_refill(&spec.name);
+        });
+    }
+
+    /// Starts idle instances of `spec` until `wanted` wait.
+    async fn fill(&self, component: &LoadedComponent, spec: &EndpointSpec, wanted: usize) {
+        let limits = self.limits_for(spec);
+        while component.warm.idle_count(&spec.name) < wanted.min(self.idle_cap(spec)) {
+            match self.new_warm(component, spec, limits).await {
+                Ok(live) => self.checkin(component, spec, live).await,
+                Err(e) => {
+                    tracing::warn!(app = %component.manifest.app, endpoint = %spec.name, "cannot start a warm instance: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Whether `spec`'s instances are kept warm between requests.
+    pub(super) fn reusable(&self, spec: &EndpointSpec) -> bool {
+        let kind = matches!(
+            spec.kind,
+            EndpointKind::Function | EndpointKind::Asgi | EndpointKind::Wsgi | EndpointKind::Proxy
+        );
+        // GPU endpoints get a fresh instance so their GPU objects end with the call.
+        kind && self.config.reuse_instances && !spec.scaling.per_request && spec.gpu.is_none()
+    }
+
+    fn min_containers(&self, spec: &EndpointSpec) -> usize {
+        spec.scaling
+            .min_containers
+            .map_or(self.config.min_containers, |n| n as usize)
+    }
+
+    fn buffer_containers(&self, spec: &EndpointSpec) -> usize {
+        spec.scaling
+            .buffer_containers
+            .map_or(self.config.buffer_containers, |n| n as usize)
+    }
+
+    /// Idle instances kept for `spec`: its min and buffer containers, and at least a few
+    /// so a burst finds warm ones; never more than `max_containers`.
+    fn idle_cap(&self, spec: &EndpointSpec) -> usize {
+        let cap = MIN_IDLE_CAP.max(self.min_containers(spec) + self.buffer_containers(spec));
+        spec.scaling
+            .max_containers
+            .map_or(cap, |max| cap.min(max as usize))
+    }
+
+    /// Returns an instance after a successful call; past the idle cap it is retired
+    /// (ASGI apps run lifespan shutdown).
+    pub(super) async fn checkin(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        mut live: Live,
+    ) {
+        live.idle_since = Instant::now();
+        {
+            let mut idle = component.warm.lists();
+            let list = idle.entry(spec.name.clone()).or_default();
+            if list.len() < self.idle_cap(spec) {
+                list.push(live);
+                self.metrics
+                    .set_idle(&component.manifest.app, &spec.name, list.len());
+                return;
+            }
+        }
+        self.retire_app(component, spec, live).await;
+    }
+
+    /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
+    async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+            && let Some(asgi) = &exports.asgi
+        {
+            let names = (component.manifest.app.as_str(), spec.name.as_str());
+            let limits = self.limits_for(spec);
+            let _ = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    asgi.load(&mut *store, instance)?
+                        .call_shutdown(&mut *store, &spec.name)
+                        .await
+                })
+                .await;
+        }
+    }
+
+    /// Retires every warm instance of `component`, as the host does when it stops: ASGI
+    /// apps run lifespan shutdown, the class instance runs `exit`.
+    pub async fn retire(&self, component: &LoadedComponent) {
+        let idle: Vec<(String, Vec<Live>)> = {
+            let mut idle = component.warm.lists();
+            idle.drain().collect()
+        };
+        for name in idle.iter().map(|(name, _)| name) {
+            self.metrics.set_idle(&component.manifest.app, name, 0);
+        }
+        for (name, lives) in idle {
+            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+                continue;
+            };
+            for live in lives {
+                self.retire_app(component, spec, live).await;
+            }
+        }
+        let class = component.warm.class.lock().await.take();
+        let spec = component
+            .manifest
+            .endpoints
+            .iter()
+            .find(|e| e.kind == EndpointKind::Method);
+        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
+            && let Some(lifecycle) = &exports.lifecycle
+        {
+            let names = (component.manifest.app.as_str(), "exit");
+            let limits = self.limits_for(spec);
+            let _ = self
+                .run(&mut live, limits, names, async |store, instance| {
+                    lifecycle
+                        .load(&mut *store, instance)?
+                        .call_exit(&mut *store)
+                        .await
+                })
+                .await;
+        }
+    }
+}
