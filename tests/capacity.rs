@@ -367,3 +367,40 @@ async fn buffer_containers_keep_idle_instances_ready_under_traffic() {
     );
     assert_eq!(live.await, ready, "every live instance of it is idle");
 }
+
+#[tokio::test]
+async fn the_server_config_file_overrides_a_functions_scaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmhost.toml");
+    std::fs::write(
+        &config,
+        "[functions.\"misbehave.visits\"]\nisolation = \"per-request\"\nmax_containers = 3\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config = config.display().to_string();
+    let srv = server(&data, &["--config", &config]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let (status, body) = api
+        .upload(
+            std::fs::read(example("misbehave")).unwrap(),
+            "name=misbehave",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let visits = body["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "visits")
+        .unwrap();
+    assert_eq!(visits["max_containers"], 3, "{visits}");
+    // The guest reuses instances; the operator asked for a fresh one per request.
+    for _ in 0..2 {
+        let r = visit(&srv, "main--misbehave-visits.localhost", "/", &[]).await;
+        assert_eq!(r, (200, "1".into()));
+    }
+}

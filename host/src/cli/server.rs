@@ -17,7 +17,9 @@ use crate::gateway::{Gateway, GatewayConfig, RouteTable};
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
-    /// request_timeout, map_concurrency, result_retention.
+    /// request_timeout, map_concurrency, result_retention, and per-function scaling tables
+    /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
+    /// buffer_containers, scaledown_window, isolation) over the guest's attributes.
     #[arg(long, env = "WASMHOST_CONFIG")]
     config: Option<PathBuf>,
     /// Where state, components and compiled code live [default: ./wasmhost-data].
@@ -70,6 +72,8 @@ struct FileConfig {
     map_concurrency: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     result_retention: Option<std::time::Duration>,
+    #[serde(default)]
+    functions: std::collections::BTreeMap<String, crate::engine::ScalingOverride>,
 }
 
 pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -123,6 +127,10 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .unwrap_or(256 << 20),
     };
     let mut engine_config = args.engine.engine_config();
+    if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
+        anyhow::bail!("[functions.{key:?}] in the config file: name functions `<app>.<function>`");
+    }
+    engine_config.scaling_overrides = file.functions;
     if args.engine.cache_dir.is_none() {
         engine_config.cache_dir = data_dir.join("cache");
     }

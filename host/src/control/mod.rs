@@ -166,7 +166,9 @@ impl ControlPlane {
                     };
                     let path = self.component_path(&version.digest);
                     match self.engine.load_file(&path).await {
-                        Ok(loaded) => {
+                        Ok(mut loaded) => {
+                            let overrides = &self.engine.config().scaling_overrides;
+                            loaded.manifest.apply_overrides(&app.name, overrides);
                             tracing::info!(
                                 app = %app.name,
                                 version = version.version,
@@ -305,12 +307,14 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| self.config.default_environment.clone());
         check_dns("environment", &environment)?;
-        let loaded = self.engine.load_file(path).await?;
+        let mut loaded = self.engine.load_file(path).await?;
         let name = options
             .name
             .clone()
             .unwrap_or_else(|| loaded.manifest.app.clone());
         check_dns("app name", &name)?;
+        let overrides = &self.engine.config().scaling_overrides;
+        loaded.manifest.apply_overrides(&name, overrides);
         for f in &loaded.manifest.functions {
             if let Some(text) = &f.schedule {
                 Schedule::parse(text)

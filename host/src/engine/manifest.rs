@@ -178,6 +178,67 @@ pub struct Scaling {
     pub per_request: bool,
 }
 
+/// Scaling settings an operator sets for one function in the server's config file
+/// (`[functions."<app>.<function>"]`), over what the guest's attributes say.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingOverride {
+    /// Calls one instance takes at once.
+    pub max_inputs: Option<u32>,
+    /// Instances kept warm even without traffic.
+    pub min_containers: Option<u32>,
+    /// Instances at most.
+    pub max_containers: Option<u32>,
+    /// Extra idle instances kept ready while it takes traffic.
+    pub buffer_containers: Option<u32>,
+    /// Idle time after which a warm instance is retired.
+    #[serde(default, with = "humantime_serde")]
+    pub scaledown_window: Option<Duration>,
+    /// `"reuse"` or `"per-request"`.
+    pub isolation: Option<IsolationSetting>,
+}
+
+/// Whether warm instances are reused.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationSetting {
+    /// Warm instances serve request after request.
+    Reuse,
+    /// A fresh instance for every request.
+    PerRequest,
+}
+
+impl ScalingOverride {
+    /// Sets every field this override names.
+    pub fn apply(&self, scaling: &mut Scaling) {
+        let pick = |over: Option<u32>, own: Option<u32>| over.or(own);
+        scaling.max_inputs = pick(self.max_inputs, scaling.max_inputs);
+        scaling.min_containers = pick(self.min_containers, scaling.min_containers);
+        scaling.max_containers = pick(self.max_containers, scaling.max_containers);
+        scaling.buffer_containers = pick(self.buffer_containers, scaling.buffer_containers);
+        scaling.scaledown_window = self.scaledown_window.or(scaling.scaledown_window);
+        if let Some(isolation) = self.isolation {
+            scaling.per_request = isolation == IsolationSetting::PerRequest;
+        }
+    }
+}
+
+impl AppManifest {
+    /// Applies the operator's overrides for this app (keys `<app>.<function>`), with the
+    /// app named `app` as deployed.
+    pub fn apply_overrides(
+        &mut self,
+        app: &str,
+        overrides: &std::collections::BTreeMap<String, ScalingOverride>,
+    ) {
+        for spec in &mut self.endpoints {
+            if let Some(o) = overrides.get(&format!("{app}.{}", spec.name)) {
+                o.apply(&mut spec.scaling);
+            }
+        }
+    }
+}
+
 impl EndpointSpec {
     /// The one endpoint of a component without `describe`, served with the host's defaults.
     pub fn defaults(name: &str, kind: EndpointKind) -> Self {

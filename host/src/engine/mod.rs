@@ -42,8 +42,8 @@ pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
 pub use load::PreInit;
 pub use manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, Scaling, VolumeMount,
-    app_name_from_stem, is_dns_label,
+    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
+    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;
@@ -87,6 +87,8 @@ pub struct EngineConfig {
     /// Extra idle instances kept per endpoint while it takes traffic (Modal's
     /// buffer_containers).
     pub buffer_containers: usize,
+    /// Per-function scaling set by the operator, keyed `<app>.<function>`.
+    pub scaling_overrides: std::collections::BTreeMap<String, ScalingOverride>,
     /// Calls of one endpoint running at once; more wait in a queue.
     pub max_concurrency: usize,
     /// Requests that may wait for an endpoint; more are refused with 503.
@@ -111,6 +113,7 @@ impl EngineConfig {
             scaledown_window: Duration::from_secs(60),
             min_containers: 0,
             buffer_containers: 0,
+            scaling_overrides: Default::default(),
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
