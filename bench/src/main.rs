@@ -5,6 +5,7 @@
 //! Every server is its own process; the load generator is this process (hyper client,
 //! HTTP/1.1 keep-alive, `c` connections each sending one request after another).
 
+mod cold;
 mod load;
 mod report;
 mod server;
@@ -16,7 +17,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use wasmhost::engine::{CacheOutcome, Engine, EngineConfig};
 
-use crate::load::{Conn, LoadResult};
+use crate::cold::{ColdStart, PreInitStart};
+use crate::load::LoadResult;
 use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
 #[derive(Debug, Parser)]
@@ -96,6 +98,8 @@ pub struct Results {
     pub servers: Vec<ServerResult>,
     pub instantiation: Vec<Instantiation>,
     pub cold: Vec<ColdStart>,
+    /// First bytes of a guest with init work, with and without its snapshot.
+    pub pre_init: Option<PreInitStart>,
     /// `wasmhost --version`, spawn to exit (median): what exec alone costs.
     pub exec_floor: Option<Duration>,
     /// Size of the wasmhost binary in bytes.
@@ -169,13 +173,20 @@ pub enum Role {
     OtherReuse,
     /// wasmhost on another component, per request (or without `--isolation`).
     OtherPerRequest,
+    /// `wasmtime serve` with its defaults: a fresh instance per request.
     Peer,
+    /// `wasmtime serve` told to reuse instances (`--max-instance-reuse-count`).
+    PeerReuse,
     Ceiling,
 }
 
 impl Role {
     pub fn is_wasmhost(self) -> bool {
-        !matches!(self, Role::Peer | Role::Ceiling)
+        !matches!(self, Role::Peer | Role::PeerReuse | Role::Ceiling)
+    }
+
+    pub fn is_peer(self) -> bool {
+        matches!(self, Role::Peer | Role::PeerReuse)
     }
 }
 
@@ -194,25 +205,6 @@ pub struct Instantiation {
     pub p99: Duration,
     /// Mean per iteration with dropping the instance and the async call around it.
     pub mean_with_drop: Duration,
-}
-
-/// Cold-start timings of one component (medians over `runs`).
-#[derive(Debug)]
-pub struct ColdStart {
-    pub component: &'static str,
-    pub runs: usize,
-    /// Spawn to listening, empty cache (includes compiling).
-    pub startup_cache_cold: Duration,
-    /// First request's first byte, host up (never called), after a cache-cold start.
-    pub first_byte_after_cold: Duration,
-    /// Second request's first byte, same host.
-    pub second_byte: Duration,
-    /// Spawn to listening, cache warm.
-    pub startup_cache_warm: Duration,
-    /// First request's first byte, host up, after a cache-warm restart.
-    pub first_byte_after_restart: Duration,
-    /// Spawn to the first byte of the first request, cache warm.
-    pub spawn_to_first_byte_warm: Duration,
 }
 
 /// Memory measured in this process with the engine API.
@@ -291,7 +283,7 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         if !opts.only.is_empty() && !opts.only.iter().any(|o| spec.label.contains(o.as_str())) {
             continue;
         }
-        if role == Role::Peer && wasmtime_version.is_none() {
+        if role.is_peer() && wasmtime_version.is_none() {
             results.skipped.push(format!(
                 "`{}`: wasmtime is not installed (`bench/run.sh` installs wasmtime-cli 48.0.8)",
                 spec.display()
@@ -336,11 +328,19 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
     results.memory = Some(memory);
 
     eprintln!("== cold start");
-    results.exec_floor = exec_floor(&wasmhost, 20);
+    results.exec_floor = cold::exec_floor(&wasmhost, 20);
     results.binary_bytes = std::fs::metadata(&wasmhost).map_or(0, |m| m.len());
     for (name, file) in [(PROXY, &proxy), (HELLO, &hello)] {
-        let cold = cold_start(name, &wasmhost, file, opts.cold_runs).await?;
+        let cold = cold::cold_start(name, &wasmhost, file, opts.cold_runs).await?;
         results.cold.push(cold);
+    }
+    eprintln!("== pre-initialisation");
+    let preinit = examples.join("preinit.wasm");
+    match cold::pre_init(&wasmhost, &preinit, opts.cold_runs).await {
+        Ok(p) => results.pre_init = Some(p),
+        Err(e) => results
+            .skipped
+            .push(format!("pre-initialisation ({}): {e:#}", preinit.display())),
     }
 
     results.machine.busy_after = report::cpu_busy();
@@ -410,6 +410,22 @@ fn server_specs(
     specs.push((
         ServerSpec::new(&label, &opts.wasmtime, &wasmtime_args, "/"),
         Role::Peer,
+        PROXY,
+    ));
+    // The peer can reuse WASIp2 instances too when asked; its default is a fresh one each.
+    let reuse_args = [
+        "serve",
+        "-Scli",
+        "--max-instance-reuse-count",
+        "1000000",
+        "--addr",
+        "127.0.0.1:{port}",
+        proxy.as_str(),
+    ];
+    let label = format!("wasmtime serve · {PROXY} · reuse");
+    specs.push((
+        ServerSpec::new(&label, &opts.wasmtime, &reuse_args, "/"),
+        Role::PeerReuse,
         PROXY,
     ));
     let me = std::env::current_exe().unwrap_or_else(|_| "wasmhost-bench".into());
@@ -575,89 +591,3 @@ async fn engine_measurements(
     Ok((instantiation, memory))
 }
 
-/// The median time to spawn `wasmhost --version` and see it exit.
-fn exec_floor(wasmhost: &Path, runs: usize) -> Option<Duration> {
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        let status = std::process::Command::new(wasmhost)
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some(())?;
-        samples.push(started.elapsed());
-    }
-    Some(load::median(&mut samples))
-}
-
-/// Starts `wasmhost run` on an empty cache, then again on the warm cache, `runs` times.
-async fn cold_start(
-    name: &'static str,
-    wasmhost: &Path,
-    wasm: &Path,
-    runs: usize,
-) -> anyhow::Result<ColdStart> {
-    let mut samples: [Vec<Duration>; 6] = Default::default();
-    for _ in 0..runs.max(1) {
-        let cache = tempfile::tempdir()?;
-        let cache_dir = cache.path().to_string_lossy().into_owned();
-        let wasm = wasm.to_string_lossy().into_owned();
-        let path = if name.contains("hello") {
-            "/?name=cold"
-        } else {
-            "/"
-        };
-        let args = [
-            "run",
-            wasm.as_str(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--cache-dir",
-            cache_dir.as_str(),
-        ];
-        let spec = ServerSpec::new(name, wasmhost, &args, path).env("WASMHOST_LOG", "warn");
-
-        // Empty cache: the start compiles.
-        let server = Running::start(&spec).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let first = conn.get(&server.target).await?;
-        let second = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!("{name}: the first request answered {}", first.status);
-        }
-        samples[0].push(server.announced_after);
-        samples[1].push(first.head);
-        samples[2].push(second.head);
-        server.stop().await;
-
-        // Restart on the warm cache.
-        let server = Running::start(&spec).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let sent_at = server.since_spawn();
-        let first = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!(
-                "{name}: the first request after a restart answered {}",
-                first.status
-            );
-        }
-        samples[3].push(server.announced_after);
-        samples[4].push(first.head);
-        samples[5].push(sent_at + first.head);
-        server.stop().await;
-    }
-    let [a, b, c, d, e, f] = samples.map(|mut s| load::median(&mut s));
-    Ok(ColdStart {
-        component: name,
-        runs: runs.max(1),
-        startup_cache_cold: a,
-        first_byte_after_cold: b,
-        second_byte: c,
-        startup_cache_warm: d,
-        first_byte_after_restart: e,
-        spawn_to_first_byte_warm: f,
-    })
-}
