@@ -93,8 +93,25 @@
 //! (class endpoints whose state lives in a warm instance). [`Request::multipart`] parses
 //! uploads and [`Request::param`] typed path parameters.
 //!
-//! [`manifest`] and [`handle`] are what the component exports; natively they let tests
-//! call endpoints without a host.
+//! # Pre-initialisation
+//!
+//! ```ignore
+//! static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+//!
+//! /// Runs once, at deploy; every instance starts with the table built.
+//! #[wasmhost::init]
+//! fn build_table() -> Result<(), String> {
+//!     TABLE.set(load_table()?).map_err(|_| "built twice".to_string())
+//! }
+//! ```
+//!
+//! [`init`] functions (Modal's `@enter(snap=True)`) take no arguments and return nothing
+//! or `Result<(), E: Display>`. The host runs them once when it loads the component and
+//! snapshots the memory they leave (wasmtime-wizer), so instances start initialised and
+//! never run them again; an error or panic refuses the component with its message. They
+//! run without secrets, volumes or a GPU, and may print; files, sockets or streams they
+//! open do not survive into the snapshot. Random seeds drawn during init (e.g. a
+//! `HashMap`'s) are shared by every instance of the snapshot.
 //!
 //! An endpoint declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
 //! through [`gpu`] (`gpu::run` for the one-call case).
