@@ -95,8 +95,8 @@ async fn metrics_are_served_in_prometheus_format() {
     );
 }
 
-/// The `wasmhost_instances_live` gauge from the host's /metrics.
-async fn live_instances(host: &Host) -> i64 {
+/// The value of the series `series` (name and labels) in the host's /metrics.
+async fn gauge(host: &Host, series: &str) -> Option<i64> {
     let text = client()
         .get(host.url("/metrics"))
         .send()
@@ -105,10 +105,15 @@ async fn live_instances(host: &Host) -> i64 {
         .text()
         .await
         .unwrap();
+    let prefix = format!("{series} ");
     text.lines()
-        .find_map(|l| l.strip_prefix("wasmhost_instances_live "))
+        .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1)
+}
+
+/// The `wasmhost_instances_live` gauge from the host's /metrics.
+async fn live_instances(host: &Host) -> i64 {
+    gauge(host, "wasmhost_instances_live").await.unwrap_or(-1)
 }
 
 async fn visits(host: &Host, query: &str) -> (u16, String) {
@@ -329,19 +334,8 @@ async fn a_failing_init_is_refused_at_deploy_and_the_server_keeps_serving() {
 
 /// A per-function gauge from /metrics, e.g. `wasmhost_function_instances_idle`.
 async fn function_gauge(host: &Host, name: &str, app: &str, function: &str) -> i64 {
-    let text = client()
-        .get(host.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{name}{{app=\"{app}\",function=\"{function}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let series = format!("{name}{{app=\"{app}\",function=\"{function}\"}}");
+    gauge(host, &series).await.unwrap_or(0)
 }
 
 #[tokio::test]
@@ -403,4 +397,27 @@ async fn the_server_config_file_overrides_a_functions_scaling() {
         let r = visit(&srv, "main--misbehave-visits.localhost", "/", &[]).await;
         assert_eq!(r, (200, "1".into()));
     }
+}
+
+#[tokio::test]
+async fn past_the_hosts_concurrent_call_limit_requests_get_503_and_it_recovers() {
+    let host = Host::run(&example("misbehave"), &["--max-concurrent-calls", "1"]);
+    let get = |name: &'static str| {
+        let url = host.url("/");
+        async move {
+            let r = client()
+                .get(url)
+                .header("host", format!("misbehave-{name}.localhost"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.headers().contains_key("retry-after"))
+        }
+    };
+    // `spin` holds the only call slot until its 1 s timeout.
+    let spinning = tokio::spawn(get("spin"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(get("ok").await, (503, true));
+    assert_eq!(spinning.await.unwrap().0, 504);
+    assert_eq!(get("ok").await.0, 200, "the slot came back");
 }

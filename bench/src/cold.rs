@@ -44,6 +44,63 @@ pub fn exec_floor(wasmhost: &Path, runs: usize) -> Option<Duration> {
     Some(load::median(&mut samples))
 }
 
+/// `wasmhost run <wasm>` on a free port with its cache in `cache_dir`, access log off.
+fn run_spec(
+    label: &str,
+    wasmhost: &Path,
+    wasm: &str,
+    cache_dir: &str,
+    path: &str,
+    extra: &[&str],
+) -> ServerSpec {
+    let mut args = vec![
+        "run",
+        wasm,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--cache-dir",
+        cache_dir,
+    ];
+    args.extend_from_slice(extra);
+    ServerSpec::new(label, wasmhost, &args, path).env("WASMHOST_LOG", "warn")
+}
+
+/// One start of a server: spawn → listening, spawn → the first request sent, and the
+/// first-byte times of requests sent one after another on one connection.
+struct Start {
+    announced: Duration,
+    sent_at: Duration,
+    heads: Vec<Duration>,
+}
+
+/// Starts `spec`, sends `requests` requests (the first must succeed) and stops it.
+async fn start_and_get(spec: &ServerSpec, requests: usize) -> anyhow::Result<Start> {
+    let server = Running::start(spec).await?;
+    let mut conn = Conn::open(server.target.addr).await?;
+    let sent_at = server.since_spawn();
+    let mut heads = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let response = conn.get(&server.target).await?;
+        if i == 0 && !response.ok() {
+            bail!(
+                "{}: the first request answered {}",
+                spec.label,
+                response.status
+            );
+        }
+        heads.push(response.head);
+    }
+    let start = Start {
+        announced: server.announced_after,
+        sent_at,
+        heads,
+    };
+    server.stop().await;
+    Ok(start)
+}
+
 /// Starts `wasmhost run` on an empty cache, then again on the warm cache, `runs` times.
 pub async fn cold_start(
     name: &'static str,
@@ -52,55 +109,26 @@ pub async fn cold_start(
     runs: usize,
 ) -> anyhow::Result<ColdStart> {
     let mut samples: [Vec<Duration>; 6] = Default::default();
+    let wasm = wasm.to_string_lossy().into_owned();
+    let path = if name.contains("hello") {
+        "/?name=cold"
+    } else {
+        "/"
+    };
     for _ in 0..runs.max(1) {
         let cache = tempfile::tempdir()?;
         let cache_dir = cache.path().to_string_lossy().into_owned();
-        let wasm = wasm.to_string_lossy().into_owned();
-        let path = if name.contains("hello") {
-            "/?name=cold"
-        } else {
-            "/"
-        };
-        let args = [
-            "run",
-            wasm.as_str(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--cache-dir",
-            cache_dir.as_str(),
-        ];
-        let spec = ServerSpec::new(name, wasmhost, &args, path).env("WASMHOST_LOG", "warn");
-
+        let spec = run_spec(name, wasmhost, &wasm, &cache_dir, path, &[]);
         // Empty cache: the start compiles.
-        let server = Running::start(&spec).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let first = conn.get(&server.target).await?;
-        let second = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!("{name}: the first request answered {}", first.status);
-        }
-        samples[0].push(server.announced_after);
-        samples[1].push(first.head);
-        samples[2].push(second.head);
-        server.stop().await;
-
+        let cold = start_and_get(&spec, 2).await?;
+        samples[0].push(cold.announced);
+        samples[1].push(cold.heads[0]);
+        samples[2].push(cold.heads[1]);
         // Restart on the warm cache.
-        let server = Running::start(&spec).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let sent_at = server.since_spawn();
-        let first = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!(
-                "{name}: the first request after a restart answered {}",
-                first.status
-            );
-        }
-        samples[3].push(server.announced_after);
-        samples[4].push(first.head);
-        samples[5].push(sent_at + first.head);
-        server.stop().await;
+        let warm = start_and_get(&spec, 1).await?;
+        samples[3].push(warm.announced);
+        samples[4].push(warm.heads[0]);
+        samples[5].push(warm.sent_at + warm.heads[0]);
     }
     let [a, b, c, d, e, f] = samples.map(|mut s| load::median(&mut s));
     Ok(ColdStart {
@@ -144,49 +172,16 @@ pub async fn pre_init(wasmhost: &Path, wasm: &Path, runs: usize) -> anyhow::Resu
     for _ in 0..runs.max(1) {
         let cache = tempfile::tempdir()?;
         let cache_dir = cache.path().to_string_lossy().into_owned();
-        let spec = |extra: &[&str]| {
-            let mut args = vec![
-                "run",
-                wasm.as_str(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "{port}",
-                "--cache-dir",
-                cache_dir.as_str(),
-            ];
-            args.extend_from_slice(extra);
-            ServerSpec::new("preinit", wasmhost, &args, "/?n=97").env("WASMHOST_LOG", "warn")
-        };
-        let snapshot = spec(&[]);
-        let server = Running::start(&snapshot).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let first = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!("the first request answered {}", first.status);
-        }
-        samples[0].push(server.announced_after);
-        samples[1].push(first.head);
-        server.stop().await;
-
-        let server = Running::start(&snapshot).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let sent_at = server.since_spawn();
-        let first = conn.get(&server.target).await?;
-        samples[2].push(first.head);
-        samples[3].push(sent_at + first.head);
-        server.stop().await;
-
-        let server = Running::start(&spec(&["--no-snapshot"])).await?;
-        let mut conn = Conn::open(server.target.addr).await?;
-        let first = conn.get(&server.target).await?;
-        let second = conn.get(&server.target).await?;
-        if !first.ok() {
-            bail!("without a snapshot the first request answered {}", first.status);
-        }
-        samples[4].push(first.head);
-        samples[5].push(second.head);
-        server.stop().await;
+        let spec = |extra| run_spec("preinit", wasmhost, &wasm, &cache_dir, "/?n=97", extra);
+        let made = start_and_get(&spec(&[]), 1).await?;
+        samples[0].push(made.announced);
+        samples[1].push(made.heads[0]);
+        let cached = start_and_get(&spec(&[]), 1).await?;
+        samples[2].push(cached.heads[0]);
+        samples[3].push(cached.sent_at + cached.heads[0]);
+        let unsnapshotted = start_and_get(&spec(&["--no-snapshot"]), 2).await?;
+        samples[4].push(unsnapshotted.heads[0]);
+        samples[5].push(unsnapshotted.heads[1]);
     }
     let [a, b, c, d, e, f] = samples.map(|mut s| load::median(&mut s));
     Ok(PreInitStart {

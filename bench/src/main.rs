@@ -590,4 +590,3 @@ async fn engine_measurements(
     };
     Ok((instantiation, memory))
 }
-

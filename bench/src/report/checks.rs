@@ -315,7 +315,7 @@ fn checks(results: &Results) -> Vec<Check> {
             out.push(Check {
                 target: "pre-initialised guest ≤ 2 ms (first byte, ~50 ms of init work)".into(),
                 measured: format!(
-                    "{} ms from its snapshot, host up ({} ms after a restart); {} ms without                      the snapshot (median of {})",
+                    "{} ms from its snapshot, host up ({} ms after a restart); {} ms without the snapshot (median of {})",
                     ms(p.first_byte_snapshot),
                     ms(p.first_byte_snapshot_restart),
                     ms(p.first_byte_no_snapshot),
@@ -336,7 +336,6 @@ fn checks(results: &Results) -> Vec<Check> {
     }
     out
 }
-
 
 pub(super) fn targets(w: &mut String, results: &Results) {
     let _ = writeln!(w, "\n## Targets (issue 6)\n");

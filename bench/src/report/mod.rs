@@ -224,4 +224,3 @@ fn header(w: &mut String, results: &Results) {
         );
     }
 }
-

@@ -252,7 +252,6 @@ pub(super) fn memory(w: &mut String, results: &Results) {
     }
 }
 
-
 pub(super) fn pre_init(w: &mut String, results: &Results) {
     let Some(p) = &results.pre_init else {
         return;

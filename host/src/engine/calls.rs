@@ -147,18 +147,9 @@ impl Engine {
                 .await
         };
         if spec.kind != super::EndpointKind::Method {
-            // Like a container, a warm instance serves request after request; GPU endpoints
-            // get a fresh one so their GPU objects end with the call.
-            if !self.config.reuse_instances || spec.scaling.per_request || spec.gpu.is_some() {
-                let mut live = self
-                    .start(
-                        component,
-                        &spec.name,
-                        limits,
-                        component.context(),
-                        self.gpu_for(spec),
-                    )
-                    .await?;
+            // Like a container, a warm instance serves request after request.
+            if !self.reusable(spec) {
+                let mut live = self.new_warm(component, spec, limits).await?;
                 return self.run(&mut live, limits, names, call).await;
             }
             let mut live = self.checkout(component, spec, limits).await?;
@@ -341,13 +332,10 @@ impl Engine {
             return Err(CallError::Instantiate("not a wasi:http component".into()));
         }
         let limits = self.limits_for(spec);
-        let reuse = self.config.reuse_instances && !spec.scaling.per_request;
-        let mut live = if reuse {
-            self.checkout(component, spec, limits).await?
-        } else {
-            let gpu = self.no_gpu("wasi:http components cannot use the GPU");
-            self.start(component, &spec.name, limits, component.context(), gpu)
-                .await?
+        let reuse = self.reusable(spec);
+        let mut live = match reuse {
+            true => self.checkout(component, spec, limits).await?,
+            false => self.new_warm(component, spec, limits).await?,
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let mut http = live.store.data_mut().http();

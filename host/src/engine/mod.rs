@@ -67,6 +67,11 @@ pub struct EngineConfig {
     pub default_memory_mib: u32,
     /// The most instances alive at once (the pooling allocator's slots).
     pub max_instances: u32,
+    /// Guest calls in progress at once across the host, waiting ones included: each holds
+    /// a fiber stack from the pool (a streaming response or an open WebSocket for its
+    /// whole life). The pool protects a guard page per stack when the engine starts, so
+    /// this also bounds what a restart costs.
+    pub max_concurrent_calls: u32,
     /// The port a `web_server` guest listens on inside its sandbox.
     pub web_server_port: u16,
     /// How long a guest may take to start: a `web_server` to listen, `#[wasmhost::init]`
@@ -105,6 +110,7 @@ impl EngineConfig {
             default_timeout: Duration::from_secs(300),
             default_memory_mib: 256,
             max_instances: 500,
+            max_concurrent_calls: 256,
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             pre_init_snapshots: true,
@@ -198,7 +204,7 @@ impl Engine {
             .total_core_instances(n * 4)
             .total_memories(n * 2)
             .total_tables(n * 4)
-            .total_stacks(n)
+            .total_stacks(config.max_concurrent_calls.max(1))
             .max_memory_size(max_memory);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
@@ -403,6 +409,10 @@ fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
 fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) -> CallError {
     if e.downcast_ref::<DeadlineReached>().is_some() {
         return CallError::Timeout(limits.timeout);
+    }
+    // Every fiber stack is taken: the host is at capacity, the guest did nothing wrong.
+    if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return CallError::Instantiate(format!("the host is at capacity: {full}"));
     }
     if store.data().limiter.refused {
         return CallError::OutOfMemory {

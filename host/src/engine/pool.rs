@@ -80,7 +80,7 @@ impl Engine {
     }
 
     /// A new instance of `spec` ready to serve (ASGI apps run lifespan startup).
-    async fn new_warm(
+    pub(super) async fn new_warm(
         &self,
         component: &LoadedComponent,
         spec: &EndpointSpec,
