@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::LoadError;
+use super::manifest::AppManifest;
 
 /// Where compiled artifacts live.
 #[derive(Debug, Clone)]
@@ -75,10 +76,40 @@ impl ArtifactCache {
         let code = component
             .serialize()
             .map_err(|e| std::io::Error::other(format!("{e}")))?;
+        self.write(path, &code)
+    }
+
+    fn manifest_path(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join(format!("{digest}-{}.manifest.json", self.engine_key))
+    }
+
+    /// What the component with sha256 `digest` said in `describe`, if cached; an
+    /// unreadable entry is ignored (the caller describes again).
+    pub(crate) fn lookup_manifest(&self, digest: &str) -> Option<AppManifest> {
+        let text = std::fs::read(self.manifest_path(digest)).ok()?;
+        serde_json::from_slice(&text)
+            .inspect_err(|e| tracing::warn!(digest, "ignoring unusable cached manifest: {e}"))
+            .ok()
+    }
+
+    /// Stores what `describe` said next to the native code; a failure only costs a
+    /// `describe` call later.
+    pub(crate) fn save_manifest(&self, digest: &str, manifest: &AppManifest) {
+        let path = self.manifest_path(digest);
+        let written = serde_json::to_vec(manifest)
+            .map_err(std::io::Error::other)
+            .and_then(|json| self.write(&path, &json));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), "could not cache the manifest: {e}");
+        }
+    }
+
+    /// Writes then renames, so a crash never leaves a half-written entry under a key.
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        // Write then rename so a crash never leaves a half-written artifact under the key.
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        std::io::Write::write_all(&mut tmp, &code)?;
+        std::io::Write::write_all(&mut tmp, bytes)?;
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }

@@ -62,11 +62,24 @@ impl Engine {
         let digest = cache::digest(bytes);
         let (component, outcome) = self.compiled(&digest, bytes).await?;
         let mut prepared = world::prepare(&self.engine, &self.linker, &component)?;
+        let mut described = false;
         let manifest = match &prepared {
             Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
             Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
-                let manifest = self.describe(exports).await?;
+                // What `describe` said is cached with the native code (same key), so a
+                // restart maps the code and serves without instantiating the guest first.
+                let cached = match outcome {
+                    CacheOutcome::Hit => self.cache.lookup_manifest(&digest),
+                    CacheOutcome::Compiled => None,
+                };
+                let manifest = match cached {
+                    Some(manifest) => manifest,
+                    None => {
+                        described = true;
+                        self.describe(exports).await?
+                    }
+                };
                 exports.check(&manifest)?;
                 manifest
             }
@@ -91,6 +104,9 @@ impl Engine {
             }
         }
         // Only components that passed every check leave a trace on disk.
+        if described {
+            self.cache.save_manifest(&digest, &manifest);
+        }
         let saves = [
             (outcome == CacheOutcome::Compiled).then(|| (digest.clone(), component)),
             snapshot,
