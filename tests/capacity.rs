@@ -400,8 +400,8 @@ async fn the_server_config_file_overrides_a_functions_scaling() {
 }
 
 #[tokio::test]
-async fn past_the_hosts_concurrent_call_limit_requests_get_503_and_it_recovers() {
-    let host = Host::run(&example("misbehave"), &["--max-concurrent-calls", "1"]);
+async fn past_the_hosts_instance_limit_requests_get_503_and_it_recovers() {
+    let host = Host::run(&example("misbehave"), &["--max-instances", "1"]);
     let get = |name: &'static str| {
         let url = host.url("/");
         async move {
@@ -414,7 +414,7 @@ async fn past_the_hosts_concurrent_call_limit_requests_get_503_and_it_recovers()
             (r.status().as_u16(), r.headers().contains_key("retry-after"))
         }
     };
-    // `spin` holds the only call slot until its 1 s timeout.
+    // `spin` holds the only instance slot until its 1 s timeout.
     let spinning = tokio::spawn(get("spin"));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(get("ok").await, (503, true));

@@ -506,7 +506,11 @@ async fn engine_measurements(
     rounds: usize,
 ) -> anyhow::Result<(Vec<Instantiation>, Memory)> {
     let cache = tempfile::tempdir()?;
-    let new_engine = || Engine::new(EngineConfig::new(cache.path().to_path_buf()));
+    let new_engine = || {
+        let mut config = EngineConfig::new(cache.path().to_path_buf());
+        config.max_instances = 500;
+        Engine::new(config)
+    };
     let mut instantiation = Vec::new();
     let mut per_instance_kib = Vec::new();
     // Well under the pool's slots (EngineConfig::max_instances).

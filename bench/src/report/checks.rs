@@ -102,10 +102,11 @@ fn why_restart(results: &Results) -> String {
     format!(
         "Nearly all of it is spent before the host listens (the \"start, warm cache\" column): \
          {exec}then the engine is built — the pooling allocator reserves its address space and \
-         protects a guard page on each of its fiber stacks (one `mprotect` per slot, 500 by \
-         default), the linker gets WASI, wasi:http and the host interfaces — the cached native \
-         code is mapped, wasmhost guests run `describe`, and tokio starts. Reaching 5 ms needs \
-         a leaner serving binary and a lazily grown pool, not a faster request path."
+         protects a guard page on each of its fiber stacks (one `mprotect` per instance slot, \
+         256 by default, `--max-instances`), the linker gets WASI, wasi:http and the host \
+         interfaces — the cached native code is mapped (its manifest comes from the cache \
+         too, so the guest is not instantiated), and tokio starts. What remains is mostly \
+         page faults on a 45 MB binary and kernel work on the pool's mappings."
     )
 }
 

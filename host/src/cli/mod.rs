@@ -120,11 +120,10 @@ pub struct EngineArgs {
     /// Requests that may wait for a busy endpoint; past it they get 503 with Retry-After.
     #[arg(long, default_value_t = 1024, env = "WASMHOST_QUEUE_DEPTH")]
     pub queue_depth: usize,
-    /// Guest calls in progress at once across the host, waiting ones included (a streaming
-    /// response or an open WebSocket holds one for its whole life); past it, 503 with
-    /// Retry-After. Each costs a guard page set up when the host starts.
-    #[arg(long, default_value_t = 256, env = "WASMHOST_MAX_CONCURRENT_CALLS")]
-    pub max_concurrent_calls: u32,
+    /// Instances alive at once across the host, warm idle ones included; past it, requests
+    /// get 503 with Retry-After. Each costs a guard page set up when the host starts.
+    #[arg(long, default_value_t = 256, env = "WASMHOST_MAX_INSTANCES")]
+    pub max_instances: u32,
     /// How long a request may wait for a busy endpoint before a 503.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub queue_timeout: Duration,
@@ -197,7 +196,7 @@ impl EngineArgs {
         config.buffer_containers = self.buffer_containers;
         config.max_concurrency = self.max_concurrency;
         config.queue_depth = self.queue_depth;
-        config.max_concurrent_calls = self.max_concurrent_calls;
+        config.max_instances = self.max_instances.max(1);
         config.queue_timeout = self.queue_timeout;
         config
     }

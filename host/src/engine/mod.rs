@@ -65,13 +65,10 @@ pub struct EngineConfig {
     pub default_timeout: Duration,
     /// Memory cap of an instance when the endpoint states none, in MiB.
     pub default_memory_mib: u32,
-    /// The most instances alive at once (the pooling allocator's slots).
+    /// The most instances alive at once, warm idle ones included (the pooling allocator's
+    /// slots). Each slot's fiber stack gets a guard page when the engine starts, so this
+    /// also bounds what a restart costs.
     pub max_instances: u32,
-    /// Guest calls in progress at once across the host, waiting ones included: each holds
-    /// a fiber stack from the pool (a streaming response or an open WebSocket for its
-    /// whole life). The pool protects a guard page per stack when the engine starts, so
-    /// this also bounds what a restart costs.
-    pub max_concurrent_calls: u32,
     /// The port a `web_server` guest listens on inside its sandbox.
     pub web_server_port: u16,
     /// How long a guest may take to start: a `web_server` to listen, `#[wasmhost::init]`
@@ -109,8 +106,7 @@ impl EngineConfig {
             cache_dir,
             default_timeout: Duration::from_secs(300),
             default_memory_mib: 256,
-            max_instances: 500,
-            max_concurrent_calls: 256,
+            max_instances: 256,
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             pre_init_snapshots: true,
@@ -204,7 +200,8 @@ impl Engine {
             .total_core_instances(n * 4)
             .total_memories(n * 2)
             .total_tables(n * 4)
-            .total_stacks(config.max_concurrent_calls.max(1))
+            // A store keeps its fiber stack while it lives, so every live instance needs one.
+            .total_stacks(n)
             .max_memory_size(max_memory);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
@@ -410,7 +407,7 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
     if e.downcast_ref::<DeadlineReached>().is_some() {
         return CallError::Timeout(limits.timeout);
     }
-    // Every fiber stack is taken: the host is at capacity, the guest did nothing wrong.
+    // Every pool slot is taken: the host is at capacity, the guest did nothing wrong.
     if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return CallError::Instantiate(format!("the host is at capacity: {full}"));
     }
