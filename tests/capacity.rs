@@ -117,13 +117,13 @@ async fn live_instances(host: &Host) -> i64 {
 }
 
 async fn visits(host: &Host, query: &str) -> (u16, String) {
-    let r = client()
-        .get(host.url(&format!("/{query}")))
-        .header("host", "misbehave-visits.localhost")
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    visit(
+        host,
+        "misbehave-visits.localhost",
+        &format!("/{query}"),
+        &[],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -218,13 +218,7 @@ async fn min_containers_stay_warm_through_the_window() {
 }
 
 async fn proxy_visits(host: &Host, path: &str) -> (u16, String) {
-    let r = client()
-        .get(host.url(path))
-        .header("host", "wasi-http-proxy-wasi-http-proxy.localhost")
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    visit(host, "wasi-http-proxy-wasi-http-proxy.localhost", path, &[]).await
 }
 
 #[tokio::test]

@@ -44,8 +44,9 @@ pub fn exec_floor(wasmhost: &Path, runs: usize) -> Option<Duration> {
     Some(load::median(&mut samples))
 }
 
-/// `wasmhost run <wasm>` on a free port with its cache in `cache_dir`, access log off.
-fn run_spec(
+/// `wasmhost run <wasm>` on a free port with its cache in `cache_dir`; the access log
+/// (a line per request at `info`) is off, as in `wasmtime serve`.
+pub fn run_spec(
     label: &str,
     wasmhost: &Path,
     wasm: &str,

@@ -362,19 +362,7 @@ fn server_specs(
     let file = |name: &str| examples.join(name).to_string_lossy().into_owned();
     let (proxy, hello) = (file("wasi_http_proxy.wasm"), file("hello.wasm"));
     let run = |label: &str, wasm: &str, extra: &[&str], path: &str| {
-        let mut args = vec![
-            "run",
-            wasm,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--cache-dir",
-            cache_dir,
-        ];
-        args.extend_from_slice(extra);
-        // The access log (one line per request at `info`) is off, as in `wasmtime serve`.
-        ServerSpec::new(label, wasmhost, &args, path).env("WASMHOST_LOG", "warn")
+        cold::run_spec(label, wasmhost, wasm, cache_dir, path, extra)
     };
     let mut specs = Vec::new();
     for (name, wasm, path, reuse_role, per_request_role) in [
