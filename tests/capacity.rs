@@ -245,6 +245,18 @@ async fn wasi_http_proxy_with_per_request_isolation_starts_fresh_each_time() {
     }
 }
 
+/// Whether the host logged `text` within 2 s (its output reaches the test through reader
+/// threads, stdout and stderr apart).
+async fn logged(host: &Host, text: &str) -> bool {
+    for _ in 0..40 {
+        if host.log().contains(text) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn lookup(host: &Host) -> serde_json::Value {
     client()
         .get(host.url("/?n=97"))
@@ -279,7 +291,7 @@ async fn init_work_is_baked_into_a_snapshot_that_every_instance_starts_from() {
     assert!(metrics.contains("wasmhost_snapshots_total 1"), "{metrics}");
     // What init printed reached the log, and printing did not leave the snapshot with a
     // stale stdout handle (that would trap every request).
-    assert!(host.log().contains("built 114155 primes"));
+    assert!(logged(&host, "built 114155 primes").await, "{}", host.log());
     drop(host);
     // After a restart the snapshot comes from the cache: init does not run again.
     let host = Host::run(&example("preinit"), &args);
@@ -287,7 +299,11 @@ async fn init_work_is_baked_into_a_snapshot_that_every_instance_starts_from() {
         lookup(&host).await["initialised_at_ns"],
         first["initialised_at_ns"]
     );
-    assert!(host.log().contains("init work from its cached snapshot"));
+    assert!(
+        logged(&host, "init work from its cached snapshot").await,
+        "{}",
+        host.log()
+    );
 }
 
 #[tokio::test]
@@ -414,4 +430,24 @@ async fn past_the_hosts_instance_limit_requests_get_503_and_it_recovers() {
     assert_eq!(get("ok").await, (503, true));
     assert_eq!(spinning.await.unwrap().0, 504);
     assert_eq!(get("ok").await.0, 200, "the slot came back");
+}
+
+#[tokio::test]
+async fn a_full_pool_evicts_the_longest_idle_instance_to_serve_another_endpoint() {
+    let host = Host::run(&example("misbehave"), &["--max-instances", "1"]);
+    assert_eq!(visits(&host, "").await, (200, "1".into()));
+    assert_eq!(visits(&host, "").await, (200, "2".into()));
+    // `visits` keeps the only slot warm; `ok` needs it, so the idle instance goes.
+    let ok = visit(&host, "misbehave-ok.localhost", "/", &[]).await;
+    assert_eq!(ok.0, 200, "{ok:?}");
+    assert!(
+        logged(&host, "evicted an idle instance").await,
+        "{}",
+        host.log()
+    );
+    assert_eq!(
+        visits(&host, "").await,
+        (200, "1".into()),
+        "the evicted instance's state is gone"
+    );
 }

@@ -68,10 +68,21 @@ impl Engine {
         let pre = self.instance_pre(component)?;
         let mut store = self.new_store(limits, ctx, gpu)?;
         let started = Instant::now();
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let instance = match pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            // The pool is full: make room by retiring an idle instance, then try again.
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some()
+                    && self.evict_idle() =>
+            {
+                // Nothing was allocated in the store: the failed attempt left it usable.
+                pre.instantiate_async(&mut store).await.map_err(|e| {
+                    CallError::Instantiate(format!("the host is at capacity: {e:#}"))
+                })?
+            }
+            Err(e) => return Err(CallError::Instantiate(format!("{e:#}"))),
+        };
         self.metrics
             .instantiate_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -11,7 +11,7 @@ use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
-    describe_failure, pool, validate, web_server,
+    describe_failure, validate, web_server,
 };
 
 /// How a component's `#[wasmhost::init]` work reaches its instances.
@@ -115,6 +115,7 @@ impl Engine {
             let cache = self.cache.clone();
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
+        let warm = self.pools.register(&manifest.app);
         Ok(LoadedComponent {
             manifest,
             digest,
@@ -122,7 +123,7 @@ impl Engine {
             pre_init,
             load_time: started.elapsed(),
             prepared,
-            warm: pool::WarmInstances::default(),
+            warm,
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })

@@ -132,6 +132,9 @@ pub struct Engine {
     gpu: Gpu,
     metrics: Arc<Metrics>,
     ticker_stop: Arc<AtomicBool>,
+    /// The warm pools of every loaded component, for evicting idle instances when the
+    /// pooling allocator is full.
+    pools: pool::PoolRegistry,
 }
 
 /// A validated, compiled component ready to instantiate.
@@ -147,7 +150,7 @@ pub struct LoadedComponent {
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
     prepared: Prepared,
-    warm: pool::WarmInstances,
+    warm: Arc<pool::WarmInstances>,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -244,6 +247,7 @@ impl Engine {
             gpu,
             metrics: Arc::new(Metrics::new()),
             ticker_stop,
+            pools: pool::PoolRegistry::default(),
         })
     }
 

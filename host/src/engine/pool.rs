@@ -3,7 +3,7 @@
 //! scale-down window (scale to zero) or when the host stops.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -28,12 +28,61 @@ pub(crate) struct Live {
 /// The warm instances of one component.
 #[derive(Default)]
 pub(crate) struct WarmInstances {
+    /// The app's name, for the metrics.
+    app: String,
     /// Idle instances by endpoint name, the most recently used last.
     idle: Mutex<HashMap<String, Vec<Live>>>,
     /// Endpoints whose buffer is being refilled.
     refilling: Mutex<HashSet<String>>,
     /// The instance that serves class methods; the lock serialises calls on it.
     pub(super) class: tokio::sync::Mutex<Option<Live>>,
+}
+
+/// Every component's warm pool, so a full pooling allocator can make room by evicting
+/// the instance idle the longest, whichever app it belongs to.
+#[derive(Default)]
+pub(crate) struct PoolRegistry {
+    pools: Mutex<Vec<Weak<WarmInstances>>>,
+}
+
+impl PoolRegistry {
+    /// A new, registered pool for a component of `app`.
+    pub(super) fn register(&self, app: &str) -> Arc<WarmInstances> {
+        let warm = Arc::new(WarmInstances {
+            app: app.to_owned(),
+            ..WarmInstances::default()
+        });
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(&warm));
+        warm
+    }
+
+    /// Takes the instance idle the longest out of its pool, if any is idle.
+    fn evict_oldest(&self) -> Option<(Arc<WarmInstances>, String, Live)> {
+        let pools: Vec<Arc<WarmInstances>> = {
+            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        let oldest = pools
+            .iter()
+            .filter_map(|warm| {
+                let lists = warm.lists();
+                let (name, since) = lists
+                    .iter()
+                    .filter_map(|(name, lives)| Some((name.clone(), lives.first()?.idle_since)))
+                    .min_by_key(|(_, since)| *since)?;
+                Some((warm.clone(), name, since))
+            })
+            .min_by_key(|(_, _, since)| *since)?;
+        let (warm, name, _) = oldest;
+        let live = {
+            let mut lists = warm.lists();
+            let list = lists.get_mut(&name)?;
+            (!list.is_empty()).then(|| list.remove(0))?
+        };
+        Some((warm, name, live))
+    }
 }
 
 impl WarmInstances {
@@ -197,6 +246,20 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Makes room in a full pooling allocator: retires the instance idle the longest,
+    /// from any app (without its ASGI lifespan shutdown: this is the capacity path).
+    /// Returns whether one was retired.
+    pub(super) fn evict_idle(&self) -> bool {
+        let Some((warm, name, live)) = self.pools.evict_oldest() else {
+            return false;
+        };
+        self.metrics
+            .set_idle(&warm.app, &name, warm.idle_count(&name));
+        tracing::info!(app = %warm.app, endpoint = %name, "evicted an idle instance: the host is at --max-instances");
+        drop(live);
+        true
     }
 
     /// Whether `spec`'s instances are kept warm between requests.
