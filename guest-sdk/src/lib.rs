@@ -28,7 +28,10 @@
 //!
 //! Attribute keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 //! `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`, `timeout = "30s"`
-//! (`ms`, `s`, `m`, `h`) and `memory = 64` (MiB). The doc comment becomes the summary.
+//! (`ms`, `s`, `m`, `h`), `memory = 64` (MiB), `gpu = "any"`, and how instances scale in
+//! Modal's names: `max_inputs`, `min_containers`, `max_containers`, `buffer_containers`,
+//! `scaledown_window = "60s"` and `isolation = "per-request"` (a fresh instance per
+//! request instead of a warm one). The doc comment becomes the summary.
 //!
 //! Arguments follow FastAPI: a [`Json`] parameter receives the whole JSON body, a
 //! [`Request`] parameter the whole request, and every other parameter is taken by name

@@ -27,7 +27,9 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 /// Keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 /// `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`,
 /// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB),
-/// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`).
+/// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`),
+/// and scaling in Modal's names: `max_inputs`, `min_containers`, `max_containers`,
+/// `buffer_containers`, `scaledown_window = "60s"`, `isolation = "per-request"`.
 /// The function's doc comment becomes the endpoint's summary.
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
