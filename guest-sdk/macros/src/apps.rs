@@ -40,8 +40,7 @@ pub(crate) fn app_macro(
         Ok(())
     });
     if let Err(err) = checked {
-        let err = err.to_compile_error();
-        return quote!(#err #item).into();
+        return crate::emit(Err(err), item);
     }
     let ident = &func.sig.ident;
     let name = ident.unraw().to_string();

@@ -315,26 +315,12 @@ pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Re
 
 /// A function parameter's name and type: a plain name, taken by value.
 fn function_param(arg: &FnArg) -> syn::Result<(String, &Type)> {
-    let FnArg::Typed(typed) = arg else {
-        return Err(syn::Error::new(arg.span(), "functions are free functions"));
-    };
-    let Pat::Ident(pat) = &*typed.pat else {
-        return Err(syn::Error::new(
-            typed.pat.span(),
-            "function parameters must be plain names: the name is the `kwargs` key",
-        ));
-    };
-    if let Some(by_ref) = &pat.by_ref {
-        return Err(syn::Error::new(
-            by_ref.span(),
-            "function parameters are taken by value",
-        ));
-    }
+    let (pat, ty) = crate::plain_param(arg, "function", "the `kwargs` key")?;
     if let Some((_, sub)) = &pat.subpat {
         return Err(syn::Error::new(
             sub.span(),
             "function parameters must be plain names",
         ));
     }
-    Ok((pat.ident.unraw().to_string(), &typed.ty))
+    Ok((pat.ident.unraw().to_string(), ty))
 }

@@ -52,13 +52,47 @@ fn attribute<C: Default>(
         Ok(func) => func,
         Err(err) => return err.to_compile_error().into(),
     };
-    match attr_result.and_then(|()| expand(&config, &func)) {
+    emit(attr_result.and_then(|()| expand(&config, &func)), item)
+}
+
+/// The expansion, or the error next to the unchanged `item`, so its callers do not add
+/// errors of their own.
+fn emit(expanded: syn::Result<TokenStream2>, item: TokenStream2) -> TokenStream {
+    match expanded {
         Ok(tokens) => tokens.into(),
         Err(err) => {
             let err = err.to_compile_error();
             quote!(#err #item).into()
         }
     }
+}
+
+/// A parameter that must be a plain name taken by value (`what` names the kind of
+/// function, `key` says what the name is used as); returns its pattern and type.
+fn plain_param<'a>(
+    arg: &'a FnArg,
+    what: &str,
+    key: &str,
+) -> syn::Result<(&'a syn::PatIdent, &'a Type)> {
+    let FnArg::Typed(typed) = arg else {
+        return Err(syn::Error::new(
+            arg.span(),
+            format!("{what}s are free functions"),
+        ));
+    };
+    let Pat::Ident(pat) = &*typed.pat else {
+        return Err(syn::Error::new(
+            typed.pat.span(),
+            format!("{what} parameters must be plain names: the name is {key}"),
+        ));
+    };
+    if let Some(by_ref) = &pat.by_ref {
+        return Err(syn::Error::new(
+            by_ref.span(),
+            format!("{what} parameters are taken by value"),
+        ));
+    }
+    Ok((pat, &typed.ty))
 }
 
 /// Declares a callable function: registers it with its configuration, input mapping and
@@ -497,29 +531,15 @@ fn check_signature(sig: &Signature, what: &str) -> syn::Result<()> {
 
 /// Reads one parameter's name and source.
 fn param(arg: &FnArg) -> syn::Result<Param<'_>> {
-    let FnArg::Typed(typed) = arg else {
-        return Err(syn::Error::new(arg.span(), "endpoints are free functions"));
-    };
-    let Pat::Ident(pat) = &*typed.pat else {
-        return Err(syn::Error::new(
-            typed.pat.span(),
-            "endpoint parameters must be plain names: the name is the query or body key",
-        ));
-    };
-    if let Some(by_ref) = &pat.by_ref {
-        return Err(syn::Error::new(
-            by_ref.span(),
-            "endpoint parameters are taken by value",
-        ));
-    }
-    let source = match last_segment(&typed.ty).as_deref() {
+    let (pat, ty) = plain_param(arg, "endpoint", "the query or body key")?;
+    let source = match last_segment(ty).as_deref() {
         Some("Json") => Source::Body,
         Some("Request") => Source::Request,
         _ => Source::Named,
     };
     Ok(Param {
         name: pat.ident.unraw().to_string(),
-        ty: &typed.ty,
+        ty,
         source,
     })
 }
@@ -621,13 +641,7 @@ pub fn wsgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cls(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
-    match apps::expand_cls(attr.into(), item.clone()) {
-        Ok(tokens) => tokens.into(),
-        Err(err) => {
-            let err = err.to_compile_error();
-            quote!(#err #item).into()
-        }
-    }
+    emit(apps::expand_cls(attr.into(), item.clone()), item)
 }
 
 /// Marks pre-initialisation work: `fn name()` or `fn name() -> Result<(), E>` with
@@ -635,13 +649,7 @@ pub fn cls(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
-    match expand_init(attr.into(), item.clone()) {
-        Ok(tokens) => tokens.into(),
-        Err(err) => {
-            let err = err.to_compile_error();
-            quote!(#err #item).into()
-        }
-    }
+    emit(expand_init(attr.into(), item.clone()), item)
 }
 
 fn expand_init(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {

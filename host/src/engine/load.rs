@@ -115,7 +115,7 @@ impl Engine {
             let cache = self.cache.clone();
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
-        let warm = self.pools.register(&manifest.app);
+        let warm = self.pools.register(&manifest.app, &self.metrics);
         Ok(LoadedComponent {
             manifest,
             digest,

@@ -237,15 +237,13 @@ impl Metrics {
         LiveInstance::new(&self.function_instances_live.get_or_create(&labels))
     }
 
-    /// Records how many warm instances of `function` of `app` wait idle.
-    pub(crate) fn set_idle(&self, app: &str, function: &str, idle: usize) {
+    /// The gauge of how many warm instances of `function` of `app` wait idle.
+    pub(crate) fn idle_gauge(&self, app: &str, function: &str) -> Gauge {
         let labels = FunctionLabels {
             app: app.to_owned(),
             function: function.to_owned(),
         };
-        self.function_instances_idle
-            .get_or_create(&labels)
-            .set(idle as i64);
+        self.function_instances_idle.get_or_create(&labels).clone()
     }
 }
 

@@ -6,9 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
+use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
+use super::metrics::Metrics;
 use super::state::InstanceState;
 use super::{CallError, EndpointKind, EndpointSpec, Engine, Limits, LoadedComponent};
 
@@ -25,13 +27,32 @@ pub(crate) struct Live {
     pub(super) _counted: super::metrics::LiveInstance,
 }
 
+/// The idle instances of one endpoint, the most recently used last, with its idle gauge
+/// (resolved once, not per request).
+struct IdleList {
+    lives: Vec<Live>,
+    gauge: Gauge,
+}
+
+impl IdleList {
+    fn pop(&mut self) -> Option<Live> {
+        let live = self.lives.pop();
+        self.sync();
+        live
+    }
+
+    fn sync(&self) {
+        self.gauge.set(self.lives.len() as i64);
+    }
+}
+
 /// The warm instances of one component.
-#[derive(Default)]
 pub(crate) struct WarmInstances {
     /// The app's name, for the metrics.
     app: String,
-    /// Idle instances by endpoint name, the most recently used last.
-    idle: Mutex<HashMap<String, Vec<Live>>>,
+    metrics: Arc<Metrics>,
+    /// Idle instances by endpoint name.
+    idle: Mutex<HashMap<String, IdleList>>,
     /// Endpoints whose buffer is being refilled.
     refilling: Mutex<HashSet<String>>,
     /// The instance that serves class methods; the lock serialises calls on it.
@@ -47,10 +68,13 @@ pub(crate) struct PoolRegistry {
 
 impl PoolRegistry {
     /// A new, registered pool for a component of `app`.
-    pub(super) fn register(&self, app: &str) -> Arc<WarmInstances> {
+    pub(super) fn register(&self, app: &str, metrics: &Arc<Metrics>) -> Arc<WarmInstances> {
         let warm = Arc::new(WarmInstances {
             app: app.to_owned(),
-            ..WarmInstances::default()
+            metrics: metrics.clone(),
+            idle: Mutex::default(),
+            refilling: Mutex::default(),
+            class: tokio::sync::Mutex::default(),
         });
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         pools.retain(|p| p.strong_count() > 0);
@@ -70,7 +94,7 @@ impl PoolRegistry {
                 let lists = warm.lists();
                 let (name, since) = lists
                     .iter()
-                    .filter_map(|(name, lives)| Some((name.clone(), lives.first()?.idle_since)))
+                    .filter_map(|(name, list)| Some((name.clone(), list.lives.first()?.idle_since)))
                     .min_by_key(|(_, since)| *since)?;
                 Some((warm.clone(), name, since))
             })
@@ -79,19 +103,37 @@ impl PoolRegistry {
         let live = {
             let mut lists = warm.lists();
             let list = lists.get_mut(&name)?;
-            (!list.is_empty()).then(|| list.remove(0))?
+            let live = (!list.lives.is_empty()).then(|| list.lives.remove(0))?;
+            list.sync();
+            live
         };
         Some((warm, name, live))
     }
 }
 
 impl WarmInstances {
-    fn lists(&self) -> MutexGuard<'_, HashMap<String, Vec<Live>>> {
+    fn lists(&self) -> MutexGuard<'_, HashMap<String, IdleList>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn idle_count(&self, endpoint: &str) -> usize {
-        self.lists().get(endpoint).map_or(0, Vec::len)
+        self.lists().get(endpoint).map_or(0, |l| l.lives.len())
+    }
+
+    /// `endpoint`'s list in `lists`, made with its gauge on first use.
+    fn list_in<'a>(
+        &self,
+        lists: &'a mut HashMap<String, IdleList>,
+        endpoint: &str,
+    ) -> &'a mut IdleList {
+        if !lists.contains_key(endpoint) {
+            let list = IdleList {
+                lives: Vec::new(),
+                gauge: self.metrics.idle_gauge(&self.app, endpoint),
+            };
+            lists.insert(endpoint.to_owned(), list);
+        }
+        lists.get_mut(endpoint).expect("inserted above")
     }
 
     /// Claims the refill of `endpoint`; false when one is already running.
@@ -114,14 +156,11 @@ impl Engine {
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
-        let idle = {
-            let mut idle = component.warm.lists();
-            let list = idle.entry(spec.name.clone()).or_default();
-            let live = list.pop();
-            self.metrics
-                .set_idle(&component.manifest.app, &spec.name, list.len());
-            live
-        };
+        let idle = component
+            .warm
+            .lists()
+            .get_mut(&spec.name)
+            .and_then(IdleList::pop);
         match idle {
             Some(live) => Ok(live),
             None => self.new_warm(component, spec, limits).await,
@@ -175,10 +214,11 @@ impl Engine {
         let expired: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.iter_mut()
-                .map(|(name, lives)| {
+                .map(|(name, list)| {
                     let (window, keep_warm) = window_of(name);
                     // The most recently used come last; the oldest beyond `min_containers` go.
-                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = lives
+                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = list
+                        .lives
                         .drain(..)
                         .partition(|l| l.idle_since.elapsed() >= window);
                     while keep.len() < keep_warm
@@ -186,9 +226,8 @@ impl Engine {
                     {
                         keep.insert(0, live);
                     }
-                    self.metrics
-                        .set_idle(&component.manifest.app, name, keep.len());
-                    *lives = keep;
+                    list.lives = keep;
+                    list.sync();
                     (name.clone(), old)
                 })
                 .collect()
@@ -255,8 +294,6 @@ impl Engine {
         let Some((warm, name, live)) = self.pools.evict_oldest() else {
             return false;
         };
-        self.metrics
-            .set_idle(&warm.app, &name, warm.idle_count(&name));
         tracing::info!(app = %warm.app, endpoint = %name, "evicted an idle instance: the host is at --max-instances");
         drop(live);
         true
@@ -303,12 +340,11 @@ impl Engine {
     ) {
         live.idle_since = Instant::now();
         {
-            let mut idle = component.warm.lists();
-            let list = idle.entry(spec.name.clone()).or_default();
-            if list.len() < self.idle_cap(spec) {
-                list.push(live);
-                self.metrics
-                    .set_idle(&component.manifest.app, &spec.name, list.len());
+            let mut lists = component.warm.lists();
+            let list = component.warm.list_in(&mut lists, &spec.name);
+            if list.lives.len() < self.idle_cap(spec) {
+                list.lives.push(live);
+                list.sync();
                 return;
             }
         }
@@ -337,11 +373,13 @@ impl Engine {
     pub async fn retire(&self, component: &LoadedComponent) {
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
-            idle.drain().collect()
+            idle.drain()
+                .map(|(name, list)| {
+                    list.gauge.set(0);
+                    (name, list.lives)
+                })
+                .collect()
         };
-        for name in idle.iter().map(|(name, _)| name) {
-            self.metrics.set_idle(&component.manifest.app, name, 0);
-        }
         for (name, lives) in idle {
             let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
                 continue;

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use tokio::sync::Mutex;
 
 use super::body::{BodyError, RequestBody};
-use super::respond::Responder;
+use super::respond::{self, Responder};
 use super::{Body, Request, failure, json_error, request_headers, websocket};
 use crate::engine::asgi::{BodyChunk, Event, Scope, ScopeKind};
 use crate::engine::{AsgiConnection, BoxFuture, Engine, LoadedComponent};
@@ -38,21 +38,13 @@ pub(super) async fn serve(
         body: Some(request.into_body()),
         responder: responder.clone(),
     };
-    tokio::spawn(async move {
-        let result = engine
+    respond::from_task(responder, head, async move {
+        engine
             .asgi(&component, &spec, scope, Box::new(connection))
-            .await;
-        let error = result
-            .err()
-            .map(|e| failure(&component.manifest.app, &spec, e));
-        responder.lock().await.finish(error);
-    });
-    head.await.unwrap_or_else(|_| {
-        json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the app's task ended without a response",
-        )
+            .await
+            .map_err(|e| failure(&component.manifest.app, &spec, e))
     })
+    .await
 }
 
 /// The scope of a request, as ASGI defines it.

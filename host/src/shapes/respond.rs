@@ -4,18 +4,39 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Frame;
 use hyper::{HeaderMap, StatusCode};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Body, full, guest_headers};
+use super::{Body, full, guest_headers, json_error};
 
 /// Chunks buffered between the guest and the client before the guest waits.
 const STREAM_BUFFER: usize = 8;
+
+/// Runs an app's `call` in a task of its own and answers with the head it sends through
+/// `responder`: a failure before the head becomes the error response, one after it
+/// ends the streamed body.
+pub(super) async fn from_task(
+    responder: Arc<Mutex<Responder>>,
+    head: oneshot::Receiver<hyper::Response<Body>>,
+    call: impl Future<Output = Result<(), hyper::Response<Body>>> + Send + 'static,
+) -> hyper::Response<Body> {
+    tokio::spawn(async move {
+        let error = call.await.err();
+        responder.lock().await.finish(error);
+    });
+    head.await.unwrap_or_else(|_| {
+        json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the app's task ended without a response",
+        )
+    })
+}
 
 /// Where a streaming shape's response goes.
 pub(super) struct Responder {

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::asgi::ClientAddr;
 use super::body::{BodyError, RequestBody};
-use super::respond::Responder;
+use super::respond::{self, Responder};
 use super::{Body, Request, failure, json_error, request_headers};
 use crate::engine::{BoxFuture, Engine, Environ, LoadedComponent, WsgiInput, WsgiOutput};
 
@@ -34,27 +34,14 @@ pub(super) async fn serve(
     let output = Output {
         responder: responder.clone(),
     };
-    tokio::spawn(async move {
-        let result = engine
-            .wsgi(
-                &component,
-                &spec,
-                environ,
-                Box::new(input),
-                Box::new(output),
-            )
-            .await;
-        let error = result
-            .err()
-            .map(|e| failure(&component.manifest.app, &spec, e));
-        responder.lock().await.finish(error);
-    });
-    head.await.unwrap_or_else(|_| {
-        json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the app's task ended without a response",
-        )
+    respond::from_task(responder, head, async move {
+        let (input, output) = (Box::new(input), Box::new(output));
+        engine
+            .wsgi(&component, &spec, environ, input, output)
+            .await
+            .map_err(|e| failure(&component.manifest.app, &spec, e))
     })
+    .await
 }
 
 fn environ_of(request: &Request) -> Environ {
