@@ -194,14 +194,7 @@ async fn min_containers_stay_warm_through_the_window() {
         &["--min-containers", "1", "--scaledown-window", "0.3s"],
     );
     // misbehave has 7 reusable endpoints; each gets one warm instance before any request.
-    let mut warmed = 0;
-    for _ in 0..50 {
-        warmed = live_instances(&host).await;
-        if warmed >= 7 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let warmed = eventually(|| live_instances(&host), |n| *n >= 7).await;
     assert_eq!(warmed, 7);
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     assert_eq!(
@@ -245,16 +238,26 @@ async fn wasi_http_proxy_with_per_request_isolation_starts_fresh_each_time() {
     }
 }
 
-/// Whether the host logged `text` within 2 s (its output reaches the test through reader
-/// threads, stdout and stderr apart).
-async fn logged(host: &Host, text: &str) -> bool {
-    for _ in 0..40 {
-        if host.log().contains(text) {
-            return true;
+/// Polls `probe` every 50 ms for up to 5 s until `done` holds; returns the last value.
+async fn eventually<T, F: Future<Output = T>>(
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let mut value = probe().await;
+    for _ in 0..100 {
+        if done(&value) {
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        value = probe().await;
     }
-    false
+    value
+}
+
+/// Whether the host logged `text` (its output reaches the test through reader threads,
+/// stdout and stderr apart, so it may lag the response).
+async fn logged(host: &Host, text: &str) -> bool {
+    eventually(|| async { host.log().contains(text) }, |found| *found).await
 }
 
 async fn lookup(host: &Host) -> serde_json::Value {
@@ -354,14 +357,7 @@ async fn buffer_containers_keep_idle_instances_ready_under_traffic() {
     let idle = |h| function_gauge(h, "wasmhost_function_instances_idle", "misbehave", "visits");
     assert_eq!(idle(&host).await, 0, "nothing starts before traffic");
     assert_eq!(visits(&host, "").await.0, 200);
-    let mut ready = 0;
-    for _ in 0..100 {
-        ready = idle(&host).await;
-        if ready >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let ready = eventually(|| idle(&host), |n| *n >= 2).await;
     assert!(ready >= 2, "the buffer was not refilled: {ready} idle");
     let live = function_gauge(
         &host,
