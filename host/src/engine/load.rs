@@ -129,30 +129,36 @@ impl Engine {
         })
     }
 
-    /// The native code of `bytes`: mapped from the cache, or compiled now (off the async
-    /// workers: Cranelift is CPU-bound).
+    /// The native code of `bytes`: mapped from the cache, or compiled now.
     async fn compiled(
         &self,
         digest: &str,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), LoadError> {
         let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.to_owned());
-        let bytes = bytes.to_vec();
-        let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || match cache.lookup(&engine, &key) {
-            Some(c) => {
-                metrics.cache_hits.inc();
-                Ok((c, CacheOutcome::Hit))
-            }
-            None => {
-                let started = Instant::now();
-                let compiled = ArtifactCache::compile(&engine, &bytes);
-                metrics.compiles.inc();
-                metrics
-                    .compile_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                compiled.map(|c| (c, CacheOutcome::Compiled))
-            }
+        let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key))
+            .await
+            .map_err(|e| LoadError::Compile(e.to_string()))?;
+        if let Some(component) = hit {
+            self.metrics.cache_hits.inc();
+            return Ok((component, CacheOutcome::Hit));
+        }
+        let component = self.compile(bytes.to_vec()).await?;
+        Ok((component, CacheOutcome::Compiled))
+    }
+
+    /// Compiles `bytes` with Cranelift off the async workers (it is CPU-bound), counted in
+    /// the compile metrics.
+    pub(super) async fn compile(&self, bytes: Vec<u8>) -> Result<Component, LoadError> {
+        let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let compiled = ArtifactCache::compile(&engine, &bytes);
+            metrics.compiles.inc();
+            metrics
+                .compile_seconds
+                .observe(started.elapsed().as_secs_f64());
+            compiled
         })
         .await
         .map_err(|e| LoadError::Compile(e.to_string()))?
@@ -162,11 +168,7 @@ impl Engine {
     async fn snapshot(&self, bytes: &[u8], app: &str) -> Result<Component, LoadError> {
         let started = Instant::now();
         let snapshot = self.pre_initialise(bytes, app).await?;
-        let engine = self.engine.clone();
-        let component =
-            tokio::task::spawn_blocking(move || ArtifactCache::compile(&engine, &snapshot))
-                .await
-                .map_err(|e| LoadError::Compile(e.to_string()))??;
+        let component = self.compile(snapshot).await?;
         self.metrics.snapshots.inc();
         self.metrics
             .snapshot_seconds

@@ -151,7 +151,7 @@ impl Metrics {
             );
             r.register(
                 "compiles",
-                "Components compiled with Cranelift",
+                "Cranelift compilations (components, pre-initialisation passes and snapshots)",
                 m.compiles.clone(),
             );
             r.register(

@@ -13,9 +13,7 @@ use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::bindings::InitIndices;
 use super::state::InstanceState;
-use super::{
-    CallContext, Engine, Limits, LoadError, TICK, cache::ArtifactCache, classify, forward_output,
-};
+use super::{CallContext, Engine, Limits, LoadError, TICK, classify, forward_output};
 
 impl Engine {
     /// Runs the init work of the component `bytes` and returns the bytes of the
@@ -34,11 +32,7 @@ impl Engine {
         let (context, instrumented) = wizer
             .instrument_component(bytes)
             .map_err(|e| failed("cannot instrument the component", e))?;
-        let engine = self.engine.clone();
-        let component =
-            tokio::task::spawn_blocking(move || ArtifactCache::compile(&engine, &instrumented))
-                .await
-                .map_err(|e| LoadError::Compile(e.to_string()))??;
+        let component = self.compile(instrumented).await?;
         let pre = self
             .linker
             .instantiate_pre(&component)
