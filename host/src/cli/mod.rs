@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-pub use build::build_guest;
+pub use build::{SourceKind, build_guest, tools_dir};
 
 /// Runs WebAssembly components in a sandbox and serves them over HTTP.
 #[derive(Debug, Parser)]
@@ -32,7 +32,7 @@ enum Command {
     Run(run::RunArgs),
     /// Build a guest crate for wasm32-wasip2 and print the path of its component.
     Build {
-        /// The guest crate's directory.
+        /// A guest crate's directory, a Python app (`app.py`) or a JavaScript app (`app.js`).
         dir: PathBuf,
     },
     /// Run the long-lived host: deployed apps, Modal-style URLs, the /v1 control API.

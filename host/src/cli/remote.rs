@@ -77,12 +77,8 @@ pub enum TokenCommand {
 
 pub(super) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server)?;
-    let wasm = if args.target.is_dir() {
-        let target = args.target.clone();
-        tokio::task::spawn_blocking(move || super::build_guest(&target)).await??
-    } else {
-        args.target.clone()
-    };
+    let target = args.target.clone();
+    let wasm = tokio::task::spawn_blocking(move || super::build_guest(&target)).await??;
     let file = tokio::fs::File::open(&wasm)
         .await
         .with_context(|| format!("cannot open {}", wasm.display()))?;

@@ -43,12 +43,8 @@ pub struct RunArgs {
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let wasm = if args.target.is_dir() {
-        let target = args.target.clone();
-        tokio::task::spawn_blocking(move || super::build_guest(&target)).await??
-    } else {
-        args.target.clone()
-    };
+    let target = args.target.clone();
+    let wasm = tokio::task::spawn_blocking(move || super::build_guest(&target)).await??;
     let engine = Arc::new(Engine::new(args.engine.engine_config())?);
     let component = engine
         .load_file(&wasm)

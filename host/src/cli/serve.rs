@@ -11,7 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::EngineArgs;
+use super::{EngineArgs, SourceKind};
 use super::client::{Client, ServerFlags};
 use crate::control::{ControlPlane, DeployOptions, ServerConfig, UrlScheme};
 use crate::engine::Engine;
@@ -88,14 +88,6 @@ impl Target {
     }
 }
 
-fn build(target: &Path) -> anyhow::Result<PathBuf> {
-    if target.is_dir() {
-        super::build_guest(target)
-    } else {
-        Ok(target.to_owned())
-    }
-}
-
 async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpListener)> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -150,13 +142,14 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (target, Some((stop_tx, task)))
     };
     let source = args.target.clone();
-    let wasm = tokio::task::spawn_blocking(move || build(&source)).await??;
+    let wasm = tokio::task::spawn_blocking(move || super::build_guest(&source)).await??;
     let first = target.deploy(&wasm, args.name.clone()).await?;
     let app_id = first["app_id"].as_str().unwrap_or_default().to_owned();
     eprintln!("serving {} (ephemeral; Ctrl-C removes it)", first["name"]);
     print_urls(&first);
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let kind = SourceKind::of(&args.target);
     let watched = if args.target.is_dir() {
         args.target.clone()
     } else {
@@ -165,7 +158,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("."))
     };
-    let file_only = (!args.target.is_dir())
+    let file_only = (!kind.watch_whole_dir())
         .then(|| args.target.canonicalize().ok())
         .flatten();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -191,7 +184,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 while rx.try_recv().is_ok() {}
                 let source = args.target.clone();
-                let rebuilt = tokio::task::spawn_blocking(move || build(&source)).await?;
+                let rebuilt = tokio::task::spawn_blocking(move || super::build_guest(&source)).await?;
                 match rebuilt {
                     Ok(wasm) => match target.deploy(&wasm, args.name.clone()).await {
                         Ok(r) if r["changed"] == Value::Bool(false) => {}
@@ -220,6 +213,7 @@ fn relevant(path: &Path, file_only: Option<&Path>) -> bool {
     }
     !path.components().any(|c| {
         let s = c.as_os_str().to_string_lossy();
-        s == "target" || s.starts_with('.')
+        // Build outputs and caches, which a rebuild itself writes.
+        s == "target" || s == "__pycache__" || s == "node_modules" || s.starts_with('.')
     }) && !path.to_string_lossy().ends_with('~')
 }

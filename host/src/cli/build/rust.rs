@@ -1,4 +1,4 @@
-//! `wasmhost build`: compile a guest crate to a wasm32-wasip2 component with cargo.
+//! Rust guests: compile a guest crate to a wasm32-wasip2 component with cargo.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use cargo_metadata::Message;
 const TARGET: &str = "wasm32-wasip2";
 
 /// Builds the crate in `dir` in release mode for wasm32-wasip2 and returns its `.wasm`.
-pub fn build_guest(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
