@@ -54,6 +54,8 @@ pub struct ServerArgs {
     result_retention: Option<std::time::Duration>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gateway: super::GatewayArgs,
 }
 
 /// The `--config` file.
@@ -144,7 +146,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
                 .or(file.request_timeout)
                 .unwrap_or(std::time::Duration::from_secs(150)),
         ),
-        ..GatewayConfig::default()
+        ..args.gateway.gateway_config()
     };
     let gateway = Gateway::with_api(RouteTable::new(), gateway_config, control.clone());
     control.attach(&gateway);

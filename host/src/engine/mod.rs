@@ -53,8 +53,10 @@ use world::Prepared;
 /// The most a component's `describe` may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the epoch advances; the granularity of timeouts and of guest yields.
-const TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances; the granularity of timeouts and of guest yields. Short,
+/// so that a request queued behind spinning guests waits for one tick, not many: a yield
+/// costs a few microseconds, a 10 ms tick cost other requests 100 ms and more.
+const TICK: Duration = Duration::from_millis(1);
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]

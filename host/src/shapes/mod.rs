@@ -22,7 +22,7 @@ use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 
 pub use asgi::ClientAddr;
-pub use body::{BodyError, RequestBody, limit_body};
+pub use body::{BodyError, BodyLimits, RequestBody, limit_body};
 
 use crate::engine::{AppManifest, CallError, EndpointKind, EndpointSpec, Engine, LoadedComponent};
 
@@ -122,6 +122,20 @@ impl WebApp {
         let labels = crate::engine::FunctionLabels {
             app: self.component.manifest.app.clone(),
             function: spec.name.clone(),
+        };
+        // Shapes that take the body whole read it before taking a slot, so clients that
+        // send slowly (or never) wait on their own connection, not on the endpoint's slots.
+        let request = if matches!(
+            spec.kind,
+            EndpointKind::Function | EndpointKind::Method | EndpointKind::Wsgi
+        ) {
+            let (parts, body) = request.into_parts();
+            match body::collect(body).await {
+                Ok(bytes) => Request::from_parts(parts, body::buffered(bytes)),
+                Err(e) => return json_error(e.status(), &e.to_string()),
+            }
+        } else {
+            request
         };
         let metrics = self.engine.metrics();
         let queue = metrics.queue_depth.get_or_create(&labels).clone();
