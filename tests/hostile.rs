@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Host, example, run_args};
+use common::{Host, admin_token, client, example, run_args, server, visit, wasmhost_remote};
 
 /// How long a client waits for an answer that must come.
 const SANITY: Duration = Duration::from_secs(20);
@@ -292,4 +292,114 @@ fn spinning_guests_do_not_starve_a_healthy_endpoint() {
     for s in spinners {
         s.join().expect("spinner");
     }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
+}
+
+#[tokio::test]
+async fn server_state_is_private_and_crash_leftovers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A data directory from an older version: world-readable, with a partial upload.
+    std::fs::create_dir_all(data.join("uploads")).unwrap();
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let partial = data.join("uploads").join(".tmpCrashed");
+    std::fs::write(&partial, b"\0asm half a component").unwrap();
+    let srv = server(&data, &[]);
+    assert!(!partial.exists(), "the partial upload is still there");
+    let token = admin_token(&data);
+    let hello = example("hello").display().to_string();
+    let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &hello]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("state.redb")), 0o600);
+    for sub in ["components", "uploads", "cache", "volumes"] {
+        assert_eq!(mode(&data.join(sub)), 0o700, "{sub}");
+    }
+    let components: Vec<_> = std::fs::read_dir(data.join("components"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!components.is_empty());
+    for file in components {
+        assert_eq!(mode(&file) & 0o077, 0, "{}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn unknown_hosts_and_metrics_disclose_nothing_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let token = admin_token(dir.path());
+    let private = example("private").display().to_string();
+    let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &private]);
+    assert_eq!(code, 0, "{out}");
+    let (status, body) = visit(&srv, "nope.localhost", "/", &[]).await;
+    assert_eq!(status, 404);
+    assert!(
+        !body.contains("vault") && !body.contains("serves"),
+        "the 404 lists served names: {body}"
+    );
+    let r = client().get(srv.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(srv.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("wasmhost_requests_total"));
+    // The flag opens it.
+    let open_dir = tempfile::tempdir().unwrap();
+    let open = server(open_dir.path(), &["--public-metrics"]);
+    let r = client().get(open.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn volume_paths_are_percent_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let (code, out) = wasmhost_remote(&srv, &token, &["volume", "create", "notes"]);
+    assert_eq!(code, 0, "{out}");
+    let local = dir.path().join("f.txt");
+    std::fs::write(&local, "spaced out").unwrap();
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &token,
+        &[
+            "volume",
+            "put",
+            "notes",
+            &local.display().to_string(),
+            "my dir/my file%.txt",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let stored = data.join("volumes/notes/my dir/my file%.txt");
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), "spaced out");
+    let (code, out) = wasmhost_remote(&srv, &token, &["volume", "ls", "notes", "my dir"]);
+    assert!(code == 0 && out.contains("my dir/my file%.txt"), "{out}");
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &token,
+        &["volume", "get", "notes", "my dir/my file%.txt"],
+    );
+    assert_eq!((code, out.as_str()), (0, "spaced out"));
+    // Encoded dot-dots stay inside the volume.
+    let r = client()
+        .put(srv.url("/v1/volumes/notes/files/%2e%2e%2F%2e%2e%2Fescape.txt"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    assert!(!data.join("escape.txt").exists() && !dir.path().join("escape.txt").exists());
 }

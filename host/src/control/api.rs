@@ -161,7 +161,7 @@ struct TokenCreate {
 impl ControlApi for ControlPlane {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
         Box::pin(async move {
-            if !self.authorized(&req) {
+            if !self.authorized(req.headers()) {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -190,12 +190,15 @@ impl ControlApi for ControlPlane {
     fn verify_proxy_token(&self, key: &str, secret: &str) -> bool {
         self.verify_token(key, secret)
     }
+
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
+        self.authorized(headers)
+    }
 }
 
 impl ControlPlane {
-    fn authorized(&self, req: &hyper::Request<Incoming>) -> bool {
-        let Some(value) = req
-            .headers()
+    fn authorized(&self, headers: &hyper::HeaderMap) -> bool {
+        let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         else {
@@ -313,11 +316,11 @@ impl ControlPlane {
             (&Method::GET, ["volumes"]) => self.list_volumes(),
             (&Method::POST, ["volumes"]) => self.create_volume(req.into_body()).await,
             (&Method::GET, ["volumes", name, "files", rest @ ..]) => {
-                let path = rest.join("/");
+                let path = volume_path(rest)?;
                 self.volume_get(name, &path)
             }
             (&Method::PUT, ["volumes", name, "files", rest @ ..]) => {
-                let (name, path) = (name.to_string(), rest.join("/"));
+                let (name, path) = (name.to_string(), volume_path(rest)?);
                 self.volume_put(&name, &path, req.into_body()).await
             }
             (&Method::GET, ["tokens"]) => {
@@ -355,4 +358,16 @@ impl ControlPlane {
             .get_app(id)?
             .ok_or_else(|| ApiError::not_found(format!("no app with id {id}")))
     }
+}
+
+/// A file path inside a volume from the URL's segments, each percent-decoded (the CLI
+/// encodes them, so `my file.txt` arrives as `my%20file.txt`).
+fn volume_path(segments: &[&str]) -> Result<String, ApiError> {
+    let decoded: Result<Vec<_>, _> = segments
+        .iter()
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8())
+        .collect();
+    decoded.map(|parts| parts.join("/")).map_err(|_| {
+        ApiError::bad_request("a volume path must be UTF-8 once percent-decoded".to_string())
+    })
 }

@@ -31,6 +31,8 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// A web call running longer is answered 303 and can be collected later (Modal: 150 s).
     pub request_timeout: Option<Duration>,
+    /// Serve `/metrics` to anyone; otherwise (with a control API) only to a bearer token.
+    pub public_metrics: bool,
 }
 
 impl Default for GatewayConfig {
@@ -40,6 +42,7 @@ impl Default for GatewayConfig {
             connections: ConnectionLimits::default(),
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Some(Duration::from_secs(150)),
+            public_metrics: true,
         }
     }
 }
@@ -51,6 +54,8 @@ pub trait ControlApi: Send + Sync {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
     /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token.
     fn verify_proxy_token(&self, key: &str, secret: &str) -> bool;
+    /// Whether a request's bearer token may read the host's `/metrics`.
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool;
 }
 
 /// A boxed, sendable future.
@@ -150,7 +155,8 @@ impl Gateway {
                 .metrics()
                 .request(&app, &function, response.status().as_u16(), took);
         }
-        tracing::info!(
+        // Per request, so DEBUG: at INFO a busy host wrote hundreds of MB a minute.
+        tracing::debug!(
             target: "wasmhost::access",
             %peer,
             "{method} {host}{path} -> {} in {:.1} ms",
@@ -173,6 +179,18 @@ impl Gateway {
             && req.uri().path() == "/metrics"
             && !routes.names(host)
         {
+            if !self.config.public_metrics
+                && let Some(api) = &self.api
+                && !api.may_read_metrics(req.headers())
+            {
+                let mut r = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "/metrics needs a token here: send `Authorization: Bearer <token_id>:<token_secret>` (or start the server with --public-metrics)",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
             let mut r = hyper::Response::new(crate::shapes::full(engine.render_metrics()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

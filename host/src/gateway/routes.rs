@@ -100,16 +100,13 @@ impl RouteTable {
         None
     }
 
-    /// What a 404 for an unknown host says: the name asked for and the names served.
+    /// What a 404 for an unknown host says. The names served are not listed: they would
+    /// tell anyone who asks what this host runs (proxy-auth endpoints included).
     pub fn not_found_message(&self, host: &str) -> String {
-        let known: Vec<&str> = self.hosts().collect();
-        if known.is_empty() {
+        if self.by_host.is_empty() && self.fallback.is_none() {
             format!("no endpoint is named {host:?}: nothing is deployed here")
         } else {
-            format!(
-                "no endpoint is named {host:?}; this host serves: {}",
-                known.join(", ")
-            )
+            format!("no endpoint is named {host:?} on this host")
         }
     }
 }
