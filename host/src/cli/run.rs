@@ -96,6 +96,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let config = GatewayConfig {
         request_timeout: Some(args.request_timeout),
+        // Local development: the URLs were printed at start anyway.
+        list_hosts: true,
         ..args.gateway.gateway_config()
     };
     let gateway = Gateway::new(routes, config);

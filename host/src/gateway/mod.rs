@@ -33,6 +33,8 @@ pub struct GatewayConfig {
     pub request_timeout: Option<Duration>,
     /// Serve `/metrics` to anyone; otherwise (with a control API) only to a bearer token.
     pub public_metrics: bool,
+    /// Whether the 404 for an unknown host lists the names served (`wasmhost run` only).
+    pub list_hosts: bool,
 }
 
 impl Default for GatewayConfig {
@@ -43,6 +45,7 @@ impl Default for GatewayConfig {
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Some(Duration::from_secs(150)),
             public_metrics: true,
+            list_hosts: false,
         }
     }
 }
@@ -204,7 +207,10 @@ impl Gateway {
             {
                 return api.handle(req).await;
             }
-            return json_error(StatusCode::NOT_FOUND, &routes.not_found_message(host));
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &routes.not_found_message(host, self.config.list_hosts),
+            );
         };
         if is_preflight(&req) {
             return preflight(&req);
