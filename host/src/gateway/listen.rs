@@ -242,8 +242,8 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\
-content-length: 72\r\n\r\n\
-{\"detail\":\"the host has too many open connections; retry in a moment\"}\n";
+content-length: 70\r\n\r\n\
+{\"detail\":\"the host has too many open connections; retry in a moment\"}";
 
 /// Answers 503 to a connection over the cap, then closes it once the client had a moment
 /// to read the answer (closing with its request unread would reset the connection).
