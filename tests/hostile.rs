@@ -403,3 +403,87 @@ async fn volume_paths_are_percent_decoded() {
     assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
     assert!(!data.join("escape.txt").exists() && !dir.path().join("escape.txt").exists());
 }
+
+/// Creates a token of `scope` with the CLI and returns its bearer value and id.
+fn token_with_scope(srv: &Host, admin: &str, scope: &str) -> (String, String) {
+    let (code, out) = wasmhost_remote(
+        srv,
+        admin,
+        &["token", "create", "--name", scope, "--scope", scope],
+    );
+    assert_eq!(code, 0, "{out}");
+    let bearer = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bearer:"))
+        .expect("bearer printed")
+        .trim()
+        .to_string();
+    let id = bearer.split(':').next().unwrap().to_string();
+    (bearer, id)
+}
+
+#[tokio::test]
+async fn tokens_have_scopes_and_can_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let admin = admin_token(dir.path());
+    let private = example("private").display().to_string();
+    let (code, out) = wasmhost_remote(&srv, &admin, &["deploy", &private]);
+    assert_eq!(code, 0, "{out}");
+    let status = |token: String, method: reqwest::Method, path: &'static str| {
+        let url = srv.url(&format!("/v1{path}"));
+        async move {
+            let mut req = client().request(method.clone(), url).bearer_auth(token);
+            if method == reqwest::Method::POST {
+                req = req.json(&serde_json::json!({"name": "x"}));
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    let (proxy, proxy_id) = token_with_scope(&srv, &admin, "proxy-auth");
+    let (invoke, _) = token_with_scope(&srv, &admin, "invoke");
+    let (deploy, _) = token_with_scope(&srv, &admin, "deploy");
+    // A proxy-auth token opens proxy-auth endpoints and nothing under /v1.
+    let (key, secret) = proxy.split_once(':').unwrap();
+    let vault = "main--private-vault.localhost";
+    let headers = [("wasmhost-key", key), ("wasmhost-secret", secret)];
+    assert_eq!(visit(&srv, vault, "/", &headers).await.0, 200);
+    assert_eq!(status(proxy.clone(), get.clone(), "/apps").await, 403);
+    // invoke reads, deploy changes apps, only admin touches tokens and secrets.
+    assert_eq!(status(invoke.clone(), get.clone(), "/apps").await, 200);
+    assert_eq!(status(invoke.clone(), post.clone(), "/apps").await, 403);
+    assert_eq!(status(invoke.clone(), post.clone(), "/tokens").await, 403);
+    assert_eq!(status(deploy.clone(), post.clone(), "/apps").await, 201);
+    assert_eq!(status(deploy.clone(), get.clone(), "/secrets").await, 403);
+    assert_eq!(status(deploy.clone(), post.clone(), "/tokens").await, 403);
+    assert_eq!(status(admin.clone(), get.clone(), "/secrets").await, 200);
+    // Metrics need a token that may use the API.
+    let metrics = |token: String| {
+        let url = srv.url("/metrics");
+        async move {
+            let r = client().get(url).bearer_auth(token).send().await.unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(metrics(proxy.clone()).await, 401);
+    assert_eq!(metrics(invoke.clone()).await, 200);
+    // Revoked with the CLI, the proxy token stops working at once.
+    let (code, out) = wasmhost_remote(&srv, &admin, &["token", "revoke", &proxy_id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(visit(&srv, vault, "/", &headers).await.0, 401);
+    let (code, out) = wasmhost_remote(&srv, &admin, &["token", "list"]);
+    assert!(code == 0 && !out.contains(&proxy_id), "{out}");
+    assert!(out.contains("invoke") && out.contains("deploy"), "{out}");
+    // Revoking again is a 404; a non-admin cannot revoke.
+    let r = client()
+        .delete(srv.url(&format!("/v1/tokens/{proxy_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let (code, _) = wasmhost_remote(&srv, &deploy, &["token", "revoke", &proxy_id]);
+    assert_ne!(code, 0);
+}

@@ -109,7 +109,7 @@ impl ControlPlane {
         let admin_token = if store.has_tokens()? {
             None
         } else {
-            let token = store.create_token("admin")?;
+            let token = store.create_token("admin", crate::store::Scope::Admin)?;
             write_secret_file(&admin_token_path, &format!("{}\n", token.bearer()))?;
             Some(token)
         };
