@@ -133,6 +133,22 @@ pub(crate) fn prepare(
     }))
 }
 
+/// The custom section by which a component declares that one instance may serve request
+/// after request (content ignored). It counts at the top level or in any core module, so
+/// a toolchain can append it to the component or a compiler can put it in the module
+/// (`#[link_section = "wasmhost:reuse"]` in Rust).
+pub(crate) const REUSE_SECTION: &str = "wasmhost:reuse";
+
+/// Whether `bytes`, a validated component, declares that its instances may be reused.
+pub(crate) fn declares_reuse(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .any(|payload| {
+            matches!(payload, wasmparser::Payload::CustomSection(c) if c.name() == REUSE_SECTION)
+        })
+}
+
 fn clone_err(e: &wasmtime::Error) -> wasmtime::Error {
     wasmtime::format_err!("{e:#}")
 }
