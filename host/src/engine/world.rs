@@ -191,3 +191,39 @@ impl GuestExports {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(id: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128, "one-byte LEB sizes only");
+        let mut out = vec![id, body.len() as u8];
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn custom(name: &str) -> Vec<u8> {
+        let mut body = vec![name.len() as u8];
+        body.extend_from_slice(name.as_bytes());
+        body.push(1);
+        section(0, &body)
+    }
+
+    const COMPONENT: [u8; 8] = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+    const MODULE: [u8; 8] = [0, b'a', b's', b'm', 1, 0, 0, 0];
+
+    #[test]
+    fn reuse_is_declared_at_the_top_or_in_a_core_module() {
+        let module_with = |name: &str| [&MODULE[..], &custom(name)].concat();
+        let component =
+            |extra: &[u8], module: &[u8]| [&COMPONENT[..], &section(1, module), extra].concat();
+        assert!(!declares_reuse(&component(&[], &MODULE)));
+        assert!(!declares_reuse(&component(
+            &custom("other"),
+            &module_with("other")
+        )));
+        assert!(declares_reuse(&component(&custom(REUSE_SECTION), &MODULE)));
+        assert!(declares_reuse(&component(&[], &module_with(REUSE_SECTION))));
+    }
+}
