@@ -1,7 +1,7 @@
-//! Calls into guests, one function per shape. Typed endpoints, `wasi:http` proxies and
-//! ASGI/WSGI apps run on warm instances reused like containers (fresh ones with
-//! per-request isolation); classes keep one serialised instance; functions get a fresh
-//! instance per attempt.
+//! Calls into guests, one function per shape. Typed endpoints and ASGI/WSGI apps run on
+//! warm instances reused like containers (fresh ones with per-request isolation), and so
+//! do `wasi:http` proxies that ask for it (others get a fresh instance per request);
+//! classes keep one serialised instance; functions get a fresh instance per attempt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -326,10 +326,10 @@ impl Engine {
     }
 
     /// Serves one request through a standard `wasi:http/incoming-handler` component, on a
-    /// warm instance (or a fresh one with per-request isolation). Returns once the guest
+    /// warm instance where reuse was asked for, else a fresh one. Returns once the guest
     /// has set the response head; the guest keeps running in its own task while it streams
     /// the body, still under its time limit, and its instance goes back to the pool when
-    /// `handle` returned cleanly.
+    /// `handle` returned cleanly after setting the response.
     pub async fn proxy<B>(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
