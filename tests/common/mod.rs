@@ -72,8 +72,13 @@ impl Host {
 
     /// Starts the binary with `args`; waits for a line with `http://` and takes its port.
     pub fn start(args: &[String]) -> Host {
+        Host::start_with_env(args, &[])
+    }
+
+    /// Like [`Host::start`], with extra environment variables.
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
-        command.args(args);
+        command.args(args).envs(env.iter().copied());
         Host::start_command(command)
     }
 
@@ -249,7 +254,9 @@ pub fn wasmhost(args: &[&str]) -> (i32, String) {
     run_cli(args, &[])
 }
 
-fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+/// Runs `wasmhost <args>` with extra environment variables to completion and returns
+/// (exit code, stdout + stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
         .args(args)
         .envs(env.iter().copied())

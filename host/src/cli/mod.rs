@@ -68,10 +68,11 @@ enum Command {
     Gpu(GpuArgs),
 }
 
-/// How instances of typed endpoints are shared between requests.
+/// How instances are shared between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Isolation {
-    /// Warm instances are reused (state may persist between requests).
+    /// Warm instances are reused (state may persist between requests), also for
+    /// `wasi:http` components that did not declare reuse.
     Reuse,
     /// A fresh instance per request.
     PerRequest,
@@ -101,9 +102,11 @@ pub struct EngineArgs {
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// `reuse`: warm instances serve request after request, like containers;
-    /// `per-request`: a fresh instance for every request.
-    #[arg(long, value_enum, default_value_t = Isolation::Reuse, env = "WASMHOST_ISOLATION")]
-    pub isolation: Isolation,
+    /// `per-request`: a fresh instance for every request. Unset, wasmhost SDK guests and
+    /// components that declare reuse (a `wasmhost:reuse` custom section) keep warm
+    /// instances and other `wasi:http` components get a fresh one per request.
+    #[arg(long, value_enum, env = "WASMHOST_ISOLATION")]
+    pub isolation: Option<Isolation>,
     /// Idle warm instances are retired after this long without a request (scale to zero).
     #[arg(long, default_value = "60s", value_parser = parse_duration, env = "WASMHOST_SCALEDOWN_WINDOW")]
     pub scaledown_window: Duration,
@@ -248,7 +251,10 @@ impl EngineArgs {
         config.startup_timeout = self.startup_timeout;
         config.pre_init_snapshots = !self.no_snapshot;
         config.gpu = self.gpu.gpu_config();
-        config.reuse_instances = self.isolation == Isolation::Reuse;
+        config.isolation = self.isolation.map(|i| match i {
+            Isolation::Reuse => crate::engine::IsolationSetting::Reuse,
+            Isolation::PerRequest => crate::engine::IsolationSetting::PerRequest,
+        });
         config.scaledown_window = self.scaledown_window;
         config.min_containers = self.min_containers;
         config.buffer_containers = self.buffer_containers;

@@ -174,6 +174,7 @@ impl ControlPlane {
                     let path = self.component_path(&version.digest);
                     match self.engine.load_file(&path).await {
                         Ok(mut loaded) => {
+                            loaded.manifest.name_plain_component(&app.name);
                             let overrides = &self.engine.config().scaling_overrides;
                             loaded.manifest.apply_overrides(&app.name, overrides);
                             tracing::info!(
@@ -320,6 +321,7 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| loaded.manifest.app.clone());
         check_dns("app name", &name)?;
+        loaded.manifest.name_plain_component(&name);
         let overrides = &self.engine.config().scaling_overrides;
         loaded.manifest.apply_overrides(&name, overrides);
         for f in &loaded.manifest.functions {

@@ -203,14 +203,16 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> hyper::Re
 }
 
 /// The response for a call that failed: 504 for a timeout, 503 (retry) when no instance
-/// could start, 502 when the guest produced no response, 500 for traps.
+/// could start, 500 when the guest trapped or produced no response (the guest is the
+/// app, not an upstream).
 fn failure(app: &str, spec: &EndpointSpec, err: CallError) -> hyper::Response<Body> {
     tracing::warn!(app, function = %spec.name, "call failed: {err}");
     let status = match err {
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Instantiate(_) => StatusCode::SERVICE_UNAVAILABLE,
-        CallError::NoResponse(_) => StatusCode::BAD_GATEWAY,
-        CallError::OutOfMemory { .. } | CallError::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CallError::NoResponse(_) | CallError::OutOfMemory { .. } | CallError::Trap(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     };
     let mut r = json_error(status, &format!("function {:?} {err}", spec.name));
     if status == StatusCode::SERVICE_UNAVAILABLE {
