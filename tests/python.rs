@@ -487,6 +487,37 @@ async fn functions_retry_spawn_map_and_schedule() {
     )
     .await;
     assert_eq!((status, body.as_str()), (200, r#"{"square":36}"#));
+
+    // Secrets are environment variables; volumes are directories, shared between calls.
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &api.token,
+        &[
+            "secret",
+            "create",
+            "demo-secret",
+            "GREETING=hi-from-a-secret",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, r) = api.call(post.clone(), &invoke("whoami"), None).await;
+    assert_eq!(r["result"], "hi-from-a-secret", "{r}");
+    let (_, r) = api
+        .call(
+            post.clone(),
+            &invoke("write_note"),
+            Some(json!({"args": ["a.txt", "hello volume"]})),
+        )
+        .await;
+    assert_eq!(r["result"], 12, "{r}");
+    let (_, r) = api
+        .call(
+            post.clone(),
+            &invoke("read_note"),
+            Some(json!({"args": ["a.txt"]})),
+        )
+        .await;
+    assert_eq!(r["result"], "hello volume", "{r}");
 }
 
 #[test]
