@@ -190,6 +190,8 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         .arg("-o")
         .arg(&tmp_out)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| BuildError::tool("componentize-py", e))?;
@@ -197,7 +199,10 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         let _ = fs::remove_file(&tmp_out);
         let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stdout));
-        return Err(componentize_error(&file, text, installed.as_ref()));
+        let mut paths = vec![entry_dir.clone(), app_dir.clone()];
+        paths.extend(installed.as_ref().map(|i| i.dir.clone()));
+        paths.push(sources.sdk.clone());
+        return Err(componentize_error(&file, &text, &paths, installed.as_ref()));
     }
     fs::rename(&tmp_out, &out).map_err(io_error(&out))?;
     Ok(out)
@@ -362,13 +367,24 @@ fn list_files(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, u64, u128)>) {
     }
 }
 
-/// componentize-py's failure, with a word on packages bundled without native code when
-/// an import failed.
+/// componentize-py's failure: the app's traceback with the real paths of the folders it
+/// mounted as `/0`, `/1`, ... (in `-p` order), and a word on packages bundled without
+/// native code when an import failed.
 fn componentize_error(
     file: &Path,
-    output: String,
+    output: &str,
+    paths: &[PathBuf],
     installed: Option<&deps::Installed>,
 ) -> BuildError {
+    // componentize-py wraps the app's traceback in its own, then repeats it ("Caused by").
+    let mut output = output.split("\n\nCaused by:").next().unwrap_or(output);
+    if let Some((_, inner)) = output.split_once("AssertionError: ") {
+        output = inner;
+    }
+    let mut output = output.to_owned();
+    for (i, path) in paths.iter().enumerate() {
+        output = output.replace(&format!("\"/{i}/"), &format!("\"{}/", path.display()));
+    }
     let mut hint = String::new();
     if let Some(installed) = installed
         && !installed.without_native.is_empty()
