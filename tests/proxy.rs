@@ -187,7 +187,7 @@ async fn a_componentize_js_guest_forced_into_reuse_fails_at_once_and_recovers() 
 }
 
 #[tokio::test]
-async fn a_javascript_syntax_error_is_reported_with_its_line() {
+async fn a_javascript_app_with_a_syntax_error_or_no_handler_is_refused_clearly() {
     let needed = "JavaScript guests (componentize-js)";
     if !have("node", &["--version"], needed) {
         return;
@@ -210,6 +210,16 @@ async fn a_javascript_syntax_error_is_reported_with_its_line() {
         "{out}"
     );
     assert!(out.contains("broken.js:2"), "the line is named: {out}");
+    // An object componentize-js would never call is refused before the slow build.
+    let app = dir.path().join("default.js");
+    let source = "export default { fetch: (request) => new Response('x') };\n";
+    std::fs::write(&app, source).unwrap();
+    let (code, out) = run_cli(
+        &["build", &app.display().to_string()],
+        &[("XDG_CACHE_HOME", &home)],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("registers no request handler"), "{out}");
 }
 
 #[tokio::test]

@@ -39,6 +39,8 @@ const WASI_DEPS: [(&str, &str); 7] = [
         include_str!("../../../../wit/deps/sockets.wit"),
     ),
 ];
+/// Text that shows a source registers a request handler componentize-js 0.23 calls.
+const HANDLER_MARKS: [&str; 3] = ["addEventListener", "incomingHandler", "incoming-handler"];
 /// Files of an app directory that go into the build (componentize-js follows relative
 /// imports) and so into its cache key.
 const SOURCE_EXTENSIONS: [&str; 4] = ["js", "mjs", "cjs", "json"];
@@ -54,13 +56,25 @@ pub(super) fn build_app(file: &Path) -> anyhow::Result<PathBuf> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "app".into());
-    let key = source_key(&file)?;
+    let sources = sources(&file)?;
+    let key = sources.key;
     let builds = js_dir().join("builds");
     let component = builds.join(&key).join(format!("{stem}.wasm"));
     if component.is_file() {
         return Ok(component);
     }
     check_syntax(&file)?;
+    if !sources.has_handler {
+        // The build would succeed and every request fail with StarlingMonkey's "no
+        // fetch-event handler triggered".
+        bail!(
+            "{} registers no request handler: componentize-js {VERSION} calls a `fetch` event \
+             listener, not an `export default {{ fetch }}` object; add \
+             `addEventListener('fetch', (event) => event.respondWith(handle(event.request)));` \
+             with your handler as `handle`",
+            file.display()
+        );
+    }
     let cli = ensure_tool()?;
     std::fs::create_dir_all(&builds)?;
     let work = tempfile::Builder::new()
@@ -101,9 +115,17 @@ fn js_dir() -> PathBuf {
     super::tools_dir().join("js")
 }
 
-/// The cache key of the app `file`: a hash of the tool's version and every source file
-/// beside it (path and contents).
-fn source_key(file: &Path) -> anyhow::Result<String> {
+/// What the build of an app depends on.
+struct Sources {
+    /// A hash of the tool's version and every source file (path and contents).
+    key: String,
+    /// Whether some source registers a request handler the way componentize-js 0.23
+    /// takes one: a `fetch` event listener, or an explicit `incomingHandler` export.
+    has_handler: bool,
+}
+
+/// The sources of the app `file`: it and every JavaScript file beside it.
+fn sources(file: &Path) -> anyhow::Result<Sources> {
     let dir = file.parent().context("the app file has no directory")?;
     let mut files = vec![file.to_owned()];
     collect_sources(dir, &mut files)?;
@@ -114,14 +136,20 @@ fn source_key(file: &Path) -> anyhow::Result<String> {
         "componentize-js {VERSION}\n{WORLD}\n{}\n",
         file.display()
     ));
+    let mut has_handler = false;
     for path in files {
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        has_handler |= HANDLER_MARKS.iter().any(|mark| text.contains(mark));
         hash.update(path.display().to_string());
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(bytes);
     }
-    Ok(hex::encode(hash.finalize())[..32].to_owned())
+    Ok(Sources {
+        key: hex::encode(hash.finalize())[..32].to_owned(),
+        has_handler,
+    })
 }
 
 /// Adds the JavaScript sources under `dir` to `files`, skipping `node_modules` and hidden

@@ -162,12 +162,19 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         Some(deps::install(&tools, root, &requirements)?)
     };
     let sources = embedded::materialize(root)?;
-    let key = cache_key(&file, &sources.digest, installed.as_ref())?;
-    let out = root.join("out").join(format!("{module}-{key}.wasm"));
+    let key = cache_key(&file, &sources.digest, installed.as_ref());
+    // Named after the app file, so a new build can retire the ones it replaces.
+    let prefix = format!(
+        "{module}-{}-",
+        short_hash(file.as_os_str().as_encoded_bytes())
+    );
+    let out = root.join("out").join(format!("{prefix}{key}.wasm"));
     if out.is_file() {
         return Ok(out);
     }
-    let entry_dir = root.join("entry").join(&key);
+    let entry_dir = root
+        .join("entry")
+        .join(format!("{key}-{}", std::process::id()));
     fs::create_dir_all(&entry_dir).map_err(io_error(&entry_dir))?;
     let entry = entry_dir.join(format!("{ENTRY}.py"));
     fs::write(&entry, entry_module(&module, &default_app_name(&file))).map_err(io_error(&entry))?;
@@ -205,7 +212,29 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         return Err(componentize_error(&file, &text, &paths, installed.as_ref()));
     }
     fs::rename(&tmp_out, &out).map_err(io_error(&out))?;
+    let _ = fs::remove_dir_all(&entry_dir);
+    remove_older(&out, &prefix);
     Ok(out)
+}
+
+/// The first 16 hex digits of the sha256 of `bytes`.
+fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// Removes earlier builds of the same app file (same `prefix`) beside `out`.
+fn remove_older(out: &Path, prefix: &str) {
+    let Some(dir) = out.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".wasm") && entry.path() != out {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The module name of the app file: its stem, which must not shadow the SDK.
@@ -318,11 +347,7 @@ fn scan(tools: &Toolchain, file: &Path) -> Result<Scanned, BuildError> {
 
 /// A hash of everything the component is built from: the SDK, the dependencies, and the
 /// files of the app's folder (names, sizes and modification times).
-fn cache_key(
-    file: &Path,
-    sdk: &str,
-    installed: Option<&deps::Installed>,
-) -> Result<String, BuildError> {
+fn cache_key(file: &Path, sdk: &str, installed: Option<&deps::Installed>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("{file:?}\n{sdk}\n{}\n", toolchain::COMPONENTIZE_PY));
     if let Some(installed) = installed {
@@ -335,7 +360,7 @@ fn cache_key(
     for (path, size, mtime) in files {
         hasher.update(format!("{path:?} {size} {mtime}\n"));
     }
-    Ok(hex::encode(&hasher.finalize()[..8]))
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// The files under `dir` that can be part of the app, skipping caches, build output,
