@@ -210,7 +210,9 @@ async fn a_javascript_app_with_a_syntax_error_or_no_handler_is_refused_clearly()
         "{out}"
     );
     assert!(out.contains("broken.js:2"), "the line is named: {out}");
-    // An object componentize-js would never call is refused before the slow build.
+    // An object componentize-js would never call is refused before the slow build (in a
+    // folder of its own: every source beside the app counts).
+    let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("default.js");
     let source = "export default { fetch: (request) => new Response('x') };\n";
     std::fs::write(&app, source).unwrap();
