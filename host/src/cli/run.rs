@@ -8,9 +8,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::EngineArgs;
-use crate::engine::{CacheOutcome, Engine, PreInit};
+use crate::control::{ControlPlane, DeployOptions, DeployResult};
+use crate::engine::{CacheOutcome, Engine, LoadedComponent, PreInit};
 use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
 use crate::shapes::WebApp;
+use crate::store::CallStatus;
 
 /// Arguments of `wasmhost run`.
 #[derive(Debug, clap::Args)]
@@ -65,19 +67,22 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );
+    // Functions, retries, volumes and calls between functions work as on a server: the app
+    // is deployed into an ephemeral control plane whose state is gone when `run` ends.
+    let data = tempfile::tempdir()?;
     if let Some(name) = &args.function {
-        return run_function(
-            &engine,
+        let input = function_input(
             &component,
             name,
             args.args.as_deref(),
             args.kwargs.as_deref(),
-        )
-        .await;
+        )?;
+        let (control, _) =
+            ControlPlane::open(super::serve::ephemeral_config(data.path(), 0), engine).await?;
+        let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
+        return run_function(&control, &deployed, name, input).await;
     }
-    let app = Arc::new(WebApp::new(engine, Arc::new(component)));
-    let routes = local_routes(&app);
-    if app.manifest().endpoints.is_empty() {
+    if component.manifest.endpoints.is_empty() {
         anyhow::bail!(
             "{} describes no web endpoints: nothing to serve",
             wasm.display()
@@ -88,6 +93,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = listener.local_addr()?.port();
+    let (control, _) =
+        ControlPlane::open(super::serve::ephemeral_config(data.path(), port), engine).await?;
+    let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
+    let app = control
+        .web_app(deployed.app_id())
+        .context("the app stopped right after its deploy")?;
+    let routes = local_routes(&app);
     for host in routes.hosts() {
         println!("http://{host}:{port}/");
     }
@@ -137,14 +149,22 @@ fn local_routes(app: &Arc<WebApp>) -> RouteTable {
     routes
 }
 
-/// Runs one function once, prints its JSON result, and fails with its error.
-async fn run_function(
-    engine: &Engine,
-    component: &crate::engine::LoadedComponent,
+/// How `run` deploys: under the app's own name, removed when `run` ends.
+fn ephemeral() -> DeployOptions {
+    DeployOptions {
+        name: None,
+        environment: None,
+        ephemeral: true,
+    }
+}
+
+/// The input of `--function name`, checked against the function's parameters.
+fn function_input(
+    component: &LoadedComponent,
     name: &str,
     args: Option<&str>,
     kwargs: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
     let Some(spec) = component.manifest.function(name) else {
         let names: Vec<&str> = component
             .manifest
@@ -161,21 +181,32 @@ async fn run_function(
     if let Err(detail) = crate::functions::input::check(spec, &input) {
         anyhow::bail!("invalid input: {detail}");
     }
-    let ctx = crate::engine::CallContext {
-        env: vec![
-            ("WASMHOST_ATTEMPT".into(), "1".into()),
-            ("WASMHOST_FUNCTION".into(), name.into()),
-        ],
-        ..Default::default()
-    };
-    match engine
-        .call_function(component, spec, &input.to_string(), &ctx)
-        .await
-    {
-        Ok(result) => {
-            println!("{result}");
+    Ok(input)
+}
+
+/// Runs one function once (with its retries), prints its JSON result, and fails with its
+/// error.
+async fn run_function(
+    control: &ControlPlane,
+    deployed: &DeployResult,
+    name: &str,
+    input: serde_json::Value,
+) -> anyhow::Result<()> {
+    let id = deployed
+        .function_id(name)
+        .with_context(|| format!("function {name:?} was not deployed"))?;
+    let record = control.functions().invoke(id, input).await?;
+    match (record.status, record.result, record.error) {
+        (CallStatus::Success, result, _) => {
+            println!("{}", result.unwrap_or(serde_json::Value::Null));
             Ok(())
         }
-        Err(e) => anyhow::bail!("{name} failed: {e}"),
+        (_, _, Some(error)) => {
+            let message = error["message"]
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_owned);
+            anyhow::bail!("{name} failed: {message}")
+        }
+        (status, _, None) => anyhow::bail!("{name} ended {status:?} without a result"),
     }
 }

@@ -90,14 +90,11 @@ impl Target {
     }
 }
 
-async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpListener)> {
-    let listener = TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let port = listener.local_addr()?.port();
-    let data = tempfile::tempdir()?;
-    let config = ServerConfig {
-        data_dir: data.path().to_owned(),
+/// A control plane's settings for an ephemeral local host whose state lives in `data`
+/// (gone when the command ends) and whose URLs are `*.localhost:<port>`.
+pub(super) fn ephemeral_config(data: &Path, port: u16) -> ServerConfig {
+    ServerConfig {
+        data_dir: data.to_owned(),
         workspace: "main".into(),
         default_environment: "main".into(),
         urls: UrlScheme {
@@ -108,9 +105,18 @@ async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpLis
         map_concurrency: 16,
         result_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         max_upload_bytes: 256 << 20,
-    };
+    }
+}
+
+async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpListener)> {
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let port = listener.local_addr()?.port();
+    let data = tempfile::tempdir()?;
     let engine = Arc::new(Engine::new(args.engine.engine_config())?);
-    let (control, _) = ControlPlane::open(config, engine.clone()).await?;
+    let (control, _) =
+        ControlPlane::open(ephemeral_config(data.path(), port), engine.clone()).await?;
     let gateway = Gateway::with_api(
         RouteTable::new(),
         args.gateway.gateway_config(),

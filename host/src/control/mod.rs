@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 
 pub use api::ApiError;
 pub use urls::UrlScheme;
+pub use views::DeployResult;
 
 use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
 use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule};
@@ -219,6 +220,11 @@ impl ControlPlane {
         self.live_entry(app_id).map(|l| l.web)
     }
 
+    /// The web app serving `app_id` now, if the app is live.
+    pub fn web_app(&self, app_id: &str) -> Option<Arc<WebApp>> {
+        self.live(app_id)
+    }
+
     fn make_live(&self, app_id: &str, version: u32, loaded: LoadedComponent) -> LiveApp {
         loaded.bind_context(self.functions.guest_context(app_id));
         LiveApp {
@@ -315,7 +321,22 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| self.config.default_environment.clone());
         check_dns("environment", &environment)?;
-        let mut loaded = self.engine.load_file(path).await?;
+        let loaded = self.engine.load_file(path).await?;
+        self.deploy_loaded(path, loaded, options).await
+    }
+
+    /// Deploys a component already loaded from `path`; see [`ControlPlane::deploy_file`].
+    pub async fn deploy_loaded(
+        &self,
+        path: &Path,
+        mut loaded: LoadedComponent,
+        options: DeployOptions,
+    ) -> Result<views::DeployResult, ApiError> {
+        let environment = options
+            .environment
+            .clone()
+            .unwrap_or_else(|| self.config.default_environment.clone());
+        check_dns("environment", &environment)?;
         let name = options
             .name
             .clone()

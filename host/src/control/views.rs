@@ -74,6 +74,21 @@ pub struct DeployResult {
     functions: Vec<FunctionView>,
 }
 
+impl DeployResult {
+    /// The deployed app's id.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// The id of the app's function `name`, if it has one.
+    pub fn function_id(&self, name: &str) -> Option<&str> {
+        self.functions
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.function_id.as_str())
+    }
+}
+
 /// Wraps a list as `{"data": [...]}`.
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
