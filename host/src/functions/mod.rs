@@ -300,7 +300,7 @@ impl Functions {
                         Ok(()) => {
                             let call_id = new_id("fc");
                             let token = CancellationToken::new();
-                            runner::run_attempts(&this, &target, &call_id, &input, &token, |_| {}).await
+                            runner::run_attempts(&this, &target, &call_id, &input, &token, Vec::new(), |_| {}).await.0
                         }
                     };
                     MapItem { index, outcome }
@@ -374,9 +374,12 @@ impl Functions {
                 }
             }
         };
-        let outcome = runner::run_attempts(self, target, &call_id, &input, &token, progress).await;
+        let prior = std::mem::take(&mut record.attempts);
+        let (outcome, attempts) =
+            runner::run_attempts(self, target, &call_id, &input, &token, prior, progress).await;
         self.running_mut().remove(&call_id);
         *record = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        record.attempts = attempts;
         if let Ok(Some(current)) = self.store.get_call(&call_id)
             && current.status == CallStatus::Terminated
         {
