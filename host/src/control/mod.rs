@@ -7,6 +7,7 @@ mod calls;
 mod leftovers;
 mod openapi;
 mod resources;
+mod routes;
 mod upload;
 mod urls;
 mod views;
