@@ -85,6 +85,7 @@ impl From<UploadError> for ApiError {
             UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::Empty => StatusCode::BAD_REQUEST,
             UploadError::Io(_) => StatusCode::BAD_REQUEST,
+            UploadError::NotAComponent(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.to_string())
     }

@@ -47,6 +47,7 @@ pub use manifest::{
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;
+pub use validate::{HEADER_LEN, check_header};
 pub use web_server::WebServer;
 use world::Prepared;
 
