@@ -4,6 +4,7 @@
 mod listen;
 mod long;
 mod routes;
+mod strict;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
