@@ -436,6 +436,50 @@ async fn an_upload_is_refused_from_its_first_bytes() {
     assert_eq!(status, 422, "{body}");
 }
 
+/// What schemathesis found against /v1/openapi.json, fixed: undeclared methods, bodies
+/// that are not objects, unknown filter values, and revoking the last admin token.
+#[tokio::test]
+async fn the_api_refuses_what_does_not_fit_its_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let token = admin_token(dir.path());
+    let send = |method: &str, path: &str, body: Option<&str>| {
+        let mut req = client()
+            .request(method.parse().unwrap(), srv.url(&format!("/v1{path}")))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let allow = r
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), allow, r.text().await.unwrap())
+        }
+    };
+    let (status, allow, _) = send("TRACE", "/apps", None).await;
+    assert_eq!((status, allow.as_deref()), (405, Some("GET, POST")));
+    let (status, _, text) = send("POST", "/tokens", Some("[null, null]")).await;
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(send("GET", "/apps?state=null", None).await.0, 400);
+    assert_eq!(
+        send("GET", "/function-calls/fc-x?wait=-1", None).await.0,
+        400
+    );
+    let (status, _, text) = send(
+        "DELETE",
+        &format!("/tokens/{}", token.split(':').next().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "the last admin token stays: {text}");
+    assert_eq!(send("GET", "/apps", None).await.0, 200);
+}
+
 #[tokio::test]
 async fn unknown_hosts_and_metrics_disclose_nothing_without_a_token() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,12 +128,33 @@ pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, 
         .await
         .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("invalid JSON body: {e}"),
         )
-    })
+    };
+    // Every body is an object: serde would also fill a struct from a list (`[null]`).
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(ApiError::unprocessable(
+            "invalid JSON body: expected an object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// A numeric query parameter: absent is `None`, unreadable is a 400.
+fn number_param<T: std::str::FromStr>(
+    req: &hyper::Request<Incoming>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    query_param(req, name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("{name} {v:?} is not a number")))
+        })
+        .transpose()
 }
 
 pub(super) fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
@@ -233,9 +254,21 @@ impl ControlPlane {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
         let Some(m) = super::routes::find(&method, &segments) else {
-            return Err(ApiError::not_found(format!(
-                "no API route {method} /v1{path}"
-            )));
+            let allowed = super::routes::methods_for(&segments);
+            if allowed.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "no API route {method} /v1{path}"
+                )));
+            }
+            let allow = allowed.join(", ");
+            let mut r = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("/v1{path} answers {allow}, not {method}"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return Ok(r);
         };
         let id = m.param(0);
         match m.route.id {
@@ -243,6 +276,13 @@ impl ControlPlane {
             R::ListApps => {
                 let env = query_param(&req, "environment");
                 let state = query_param(&req, "state");
+                if let Some(s) = &state
+                    && !["ephemeral", "deployed", "stopped"].contains(&s.as_str())
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "state {s:?} is none of ephemeral, deployed, stopped"
+                    )));
+                }
                 let apps: Vec<AppView> = self
                     .store
                     .list_apps()?
@@ -314,7 +354,10 @@ impl ControlPlane {
             }
             R::Invoke => self.invoke(id, req.into_body()).await,
             R::ListInvocations => {
-                let limit = query_param(&req, "limit").and_then(|l| l.parse().ok());
+                let limit: Option<usize> = number_param(&req, "limit")?;
+                if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+                    return Err(ApiError::bad_request("limit is 1 to 1000"));
+                }
                 self.invocations(id, limit)
             }
             R::Spawn => self.spawn(id, req.into_body()).await,
@@ -323,7 +366,12 @@ impl ControlPlane {
                 self.map(id, req.into_body(), stream).await
             }
             R::GetCall => {
-                let wait = query_param(&req, "wait").and_then(|w| w.parse().ok());
+                let wait: Option<f64> = number_param(&req, "wait")?;
+                if wait.is_some_and(|w| w.is_nan() || w < 0.0) {
+                    return Err(ApiError::bad_request(
+                        "wait is a number of seconds, 0 or more",
+                    ));
+                }
                 self.function_call(id, wait).await
             }
             R::CancelCall => self.cancel_call(id),

@@ -8,6 +8,10 @@ mod leftovers;
 mod openapi;
 mod resources;
 mod routes;
+#[cfg(fuzzing)]
+pub use routes::fuzz_route;
+#[cfg(fuzzing)]
+pub use upload::fuzz_upload_header;
 mod upload;
 mod urls;
 mod views;

@@ -12,6 +12,8 @@ fn op(tag: &str, id: &str, summary: &str, ok: (&str, Value)) -> Value {
             "401": e("Missing or invalid bearer token."),
             "403": e("The token's scope does not cover this route."),
             "404": e("Not found."),
+            "409": e("Conflicts with the current state (a name taken, the last admin token)."),
+            "413": e("The body is larger than the limit."),
             "422": e("The input does not fit (detail may be a list of errors).")
         }
     })
@@ -59,6 +61,36 @@ fn with_body(mut op: Value, schema: Value, content_type: &str) -> Value {
     op
 }
 
+fn with_binary_body(mut op: Value, content_types: &[&str]) -> Value {
+    let content: serde_json::Map<String, Value> = content_types
+        .iter()
+        .map(|t| {
+            (
+                (*t).to_owned(),
+                json!({ "schema": { "type": "string", "format": "binary", "minLength": 8,
+                    "description": "A WebAssembly component (its first bytes are checked at once)." } }),
+            )
+        })
+        .collect();
+    op["requestBody"] = json!({ "required": true, "content": content });
+    op
+}
+
+/// A DNS label, as names of apps, environments, secrets, volumes and labels must be.
+fn dns() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })
+}
+
+fn optional_body(mut op: Value) -> Value {
+    op["requestBody"]["required"] = json!(false);
+    op
+}
+
+/// `schema`, or null for its default.
+fn or_null(schema: Value) -> Value {
+    json!({ "anyOf": [schema, { "type": "null" }] })
+}
+
 fn schema(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -87,7 +119,7 @@ fn paths() -> Value {
         },
         "/apps/{app_id}": {
             "get": with_param(op("Apps", "getApp", "Get an app", ("200", body("App"))), "app_id"),
-            "delete": with_param(op("Apps", "stopApp", "Stop an app", ("204", none("Stopped."))), "app_id")
+            "delete": with_param(op("Apps", "stopApp", "Stop an app: it is no longer served; its record stays (state `stopped`), an ephemeral app's goes", ("204", none("Stopped."))), "app_id")
         },
         "/apps/{app_id}/functions": {
             "get": with_param(op("Functions", "listFunctions", "List an app's functions", ("200", page("Function"))), "app_id")
@@ -99,7 +131,7 @@ fn paths() -> Value {
             "post": with_body(with_param(op("Calls", "invoke", "Call a function and wait for its result (Modal's .remote); an empty body is no arguments",
                     ("200", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json"),
             "get": with_query(with_param(op("Calls", "listInvocations", "Recent calls of a function, newest first", ("200", page("FunctionCall"))), "function_id"),
-                &[("limit", json!({ "type": "integer", "minimum": 1 }), "How many (default 20).")])
+                &[("limit", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "How many (default 50).")])
         },
         "/functions/{function_id}/spawn": {
             "post": with_body(with_param(op("Calls", "spawn", "Queue a call durably and return at once (Modal's .spawn)",
@@ -115,7 +147,7 @@ fn paths() -> Value {
         "/function-calls/{call_id}": {
             "get": with_query(with_param(op("Calls", "getCall", "A call's status, result and attempts", ("200", body("FunctionCall"))), "call_id"),
                 &[("wait", json!({ "type": "number", "minimum": 0 }), "Seconds to wait for the call to finish.")]),
-            "delete": with_param(op("Calls", "cancelCall", "Cancel a call", ("200", body("FunctionCall"))), "call_id")
+            "delete": with_param(op("Calls", "cancelCall", "Cancel a call: it becomes `terminated` and its record stays", ("200", body("FunctionCall"))), "call_id")
         },
         "/web-endpoints": {
             "get": op("WebEndpoints", "listWebEndpoints", "List web endpoints", ("200", page("WebEndpoint")))
@@ -125,13 +157,13 @@ fn paths() -> Value {
         },
         "/web-endpoints/{endpoint_id}/labels": {
             "put": with_body(with_param(op("WebEndpoints", "setWebEndpointLabel", "Set a custom URL label", ("204", none("Label set."))), "endpoint_id"),
-                json!({ "type": "object", "required": ["label"], "properties": { "label": { "type": "string" } } }), "application/json")
+                json!({ "type": "object", "required": ["label"], "properties": { "label": dns() } }), "application/json")
         },
         "/deployments": {
-            "post": with_query(with_body(op("Apps", "deploy", "Upload and deploy a component", ("201", body("Deployment"))),
-                    json!({ "type": "string", "format": "binary" }), "application/wasm"), &[
-                ("name", string.clone(), "App name (default: the component's)."),
-                ("environment", string.clone(), "Environment (default: the server's)."),
+            "post": with_query(with_binary_body(op("Apps", "deploy", "Upload and deploy a component (refused from its first bytes if they are not a component's)",
+                    ("201", body("Deployment"))), &["application/wasm", "application/octet-stream"]), &[
+                ("name", dns(), "App name (default: the component's)."),
+                ("environment", dns(), "Environment (default: the server's)."),
                 ("ephemeral", boolean, "An ephemeral app (as `wasmhost serve` makes).")])
         },
         "/secrets": {
@@ -154,15 +186,17 @@ fn paths() -> Value {
                         "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
                         "application/json": { "schema": { "type": "object", "properties": { "data": { "type": "array", "items": schema("VolumeEntry") } } } } } }))),
                 &["name", "path"]),
-            "put": with_body(with_params(op("Volumes", "putVolumeFile", "Write a file (its directories are created)",
+            "put": optional_body(with_body(with_params(op("Volumes", "putVolumeFile", "Write a file (its directories are created; no body is an empty file)",
                     ("201", json!({ "description": "Written.", "content": { "application/json": { "schema": {
                         "type": "object", "properties": { "path": { "type": "string" }, "size": { "type": "integer" } } } } } }))),
-                &["name", "path"]), json!({ "type": "string", "format": "binary" }), "application/octet-stream")
+                &["name", "path"]), json!({ "type": "string", "format": "binary" }), "application/octet-stream"))
         },
         "/tokens": {
             "get": op("Tokens", "listTokens", "List tokens (no secrets)", ("200", page("Token"))),
             "post": with_body(op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token"))),
-                json!({ "type": "object", "properties": { "name": { "type": "string" }, "scope": schema("Scope") } }), "application/json")
+                json!({ "type": "object", "properties": {
+                    "name": or_null(json!({ "type": "string", "minLength": 1, "maxLength": 100 })),
+                    "scope": or_null(schema("Scope")) } }), "application/json")
         },
         "/tokens/{token_id}": {
             "delete": with_param(op("Tokens", "revokeToken", "Revoke a token: it stops working at once", ("200", none("Revoked."))), "token_id")
@@ -213,11 +247,12 @@ pub(super) fn document() -> Value {
                     "name": { "type": "string" }, "keys": { "type": "array", "items": { "type": "string" } },
                     "created_at": { "type": "string" } } },
                 "SecretCreate": { "type": "object", "required": ["name", "values"], "properties": {
-                    "name": { "type": "string" },
-                    "values": { "type": "object", "additionalProperties": { "type": "string" } } } },
+                    "name": dns(),
+                    "values": { "type": "object", "additionalProperties": { "type": "string" },
+                        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" } } } },
                 "Volume": { "type": "object", "properties": {
                     "name": { "type": "string" }, "created_at": { "type": "string" } } },
-                "VolumeCreate": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
+                "VolumeCreate": { "type": "object", "required": ["name"], "properties": { "name": dns() } },
                 "VolumeEntry": { "type": "object", "properties": {
                     "path": { "type": "string" }, "type": { "type": "string", "enum": ["file", "directory"] },
                     "size": { "type": "integer" } } },
@@ -228,7 +263,7 @@ pub(super) fn document() -> Value {
                     "version": { "type": "integer" }, "tags": { "type": "object" },
                     "created_at": { "type": "string", "format": "date-time" } } },
                 "AppCreate": { "type": "object", "required": ["name"], "properties": {
-                    "name": { "type": "string" }, "environment": { "type": "string" }, "ephemeral": { "type": "boolean" } } },
+                    "name": dns(), "environment": or_null(dns()), "ephemeral": { "type": "boolean" } } },
                 "Function": { "type": "object", "properties": {
                     "function_id": { "type": "string" }, "app_id": { "type": "string" }, "name": { "type": "string" },
                     "kind": { "type": "string" }, "web_url": { "type": ["string", "null"], "format": "uri" },
@@ -237,7 +272,7 @@ pub(super) fn document() -> Value {
                     "retries": { "type": "integer" } } },
                 "WebEndpoint": { "type": "object", "properties": {
                     "endpoint_id": { "type": "string" }, "function_id": { "type": "string" },
-                    "kind": { "type": "string", "enum": ["fastapi_endpoint", "asgi_app", "wsgi_app", "web_server"] },
+                    "kind": { "type": "string", "enum": ["fastapi_endpoint", "asgi_app", "wsgi_app", "web_server", "wasi_http", "cls_method"] },
                     "url": { "type": "string", "format": "uri" }, "custom_label": { "type": ["string", "null"] },
                     "auth": { "type": "string", "enum": ["none", "proxy_token"] },
                     "methods": { "type": "array", "items": { "type": "string" } } } },

@@ -198,10 +198,38 @@ fn matches<'s>(route: &'static Route, segments: &'s [&'s str]) -> Option<Matched
     })
 }
 
+/// The methods some route has for this path (empty: no route has the path at all).
+pub(super) fn methods_for(segments: &[&str]) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|r| matches(r, segments).is_some())
+        .map(|r| r.method.as_str())
+        .collect()
+}
+
 /// The scope a request needs: its route's, or `invoke` for a path no route has (it is
 /// answered 404 once the token is known to be valid).
 pub(super) fn needed_scope(method: &Method, segments: &[&str]) -> Scope {
     find(method, segments).map_or(Invoke, |m| m.route.scope)
+}
+
+/// Fuzzing entry: matches an arbitrary method and path against the table.
+#[cfg(fuzzing)]
+pub fn fuzz_route(method: &[u8], path: &str) {
+    let Ok(method) = Method::from_bytes(method) else {
+        return;
+    };
+    let segments: Vec<&str> = path
+        .trim_start_matches("/v1")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(m) = find(&method, &segments) {
+        assert_eq!(m.route.method, method);
+        assert!(m.params.len() + m.rest.len() <= segments.len());
+        let _ = m.param(0);
+    }
+    let _ = needed_scope(&method, &segments);
 }
 
 #[cfg(test)]

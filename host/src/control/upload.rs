@@ -94,6 +94,32 @@ impl HeaderCheck {
     }
 }
 
+/// Fuzzing entry: the header check fed `bytes` in pieces ending at `cuts` decides as the
+/// check of the whole header does.
+#[cfg(fuzzing)]
+pub fn fuzz_upload_header(bytes: &[u8], cuts: &[usize]) {
+    let whole = check_header(&bytes[..bytes.len().min(HEADER_LEN)]).is_ok();
+    let mut check = HeaderCheck::default();
+    let mut start = 0;
+    let mut ok = true;
+    for end in cuts
+        .iter()
+        .map(|&c| c.min(bytes.len()))
+        .chain([bytes.len()])
+    {
+        if end < start {
+            continue;
+        }
+        if check.feed(&bytes[start..end]).is_err() {
+            ok = false;
+            break;
+        }
+        start = end;
+    }
+    let ok = ok && check.finish().is_ok();
+    assert_eq!(ok, whole, "{bytes:?} cut at {cuts:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

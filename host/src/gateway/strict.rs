@@ -214,6 +214,32 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StrictHeads<T> {
     }
 }
 
+/// Fuzzing entry: `bytes` read in pieces ending at `cuts`. Input whose every LF follows a
+/// CR passes untouched; a bare LF is reported only where there is one.
+#[cfg(fuzzing)]
+pub fn fuzz_heads(bytes: &[u8], cuts: &[usize]) {
+    let mut out = bytes.to_vec();
+    let mut checker = HeadChecker::new(1 << 16);
+    let mut start = 0;
+    let mut found = false;
+    let len = out.len();
+    for end in cuts.iter().map(|&c| c.min(len)).chain([len]) {
+        if end < start {
+            continue;
+        }
+        found |= checker.scan(&mut out[start..end]).is_some();
+        start = end;
+    }
+    let bare = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'));
+    if !bare {
+        assert_eq!(out, bytes, "CRLF-only input must pass untouched");
+    }
+    assert!(!found || bare, "a bare LF reported where there is none");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
