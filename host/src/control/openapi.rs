@@ -128,20 +128,21 @@ fn paths() -> Value {
             "get": with_param(op("Functions", "getFunction", "Get a function", ("200", body("Function"))), "function_id")
         },
         "/functions/{function_id}/invocations": {
-            "post": with_body(with_param(op("Calls", "invoke", "Call a function and wait for its result (Modal's .remote); an empty body is no arguments",
-                    ("200", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json"),
+            "post": optional_body(with_body(with_param(op("Calls", "invoke", "Call a function and wait for its result (Modal's .remote); no body is no arguments",
+                    ("200", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json")),
             "get": with_query(with_param(op("Calls", "listInvocations", "Recent calls of a function, newest first", ("200", page("FunctionCall"))), "function_id"),
                 &[("limit", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "How many (default 50).")])
         },
         "/functions/{function_id}/spawn": {
-            "post": with_body(with_param(op("Calls", "spawn", "Queue a call durably and return at once (Modal's .spawn)",
-                    ("202", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json")
+            "post": optional_body(with_body(with_param(op("Calls", "spawn", "Queue a call durably and return at once (Modal's .spawn); no body is no arguments",
+                    ("202", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json"))
         },
         "/functions/{function_id}/map": {
             "post": with_query(with_json(with_param(op("Calls", "map", "Call a function over many inputs (Modal's .map); with stream, server-sent events as they finish",
                     ("200", json!({ "description": "OK", "content": {
                         "application/json": { "schema": schema("MapResult") },
-                        "text/event-stream": { "schema": { "type": "string" } } } }))), "function_id"), "MapRequest"),
+                        "text/event-stream": { "schema": { "type": "object", "properties": {
+                            "event": { "type": "string", "enum": ["result", "done"] }, "data": { "type": "string" } } } } } }))), "function_id"), "MapRequest"),
                 &[("stream", boolean.clone(), "Answer with server-sent events.")])
         },
         "/function-calls/{call_id}": {
@@ -221,7 +222,7 @@ pub(super) fn document() -> Value {
             "schemas": {
                 "Error": { "type": "object", "properties": { "detail": {
                     "description": "What went wrong: a message, or a list of validation errors." } } },
-                "CallInput": { "type": "object", "properties": {
+                "CallInput": { "type": "object", "additionalProperties": false, "properties": {
                     "args": { "type": "array" }, "kwargs": { "type": "object" } } },
                 "Attempt": { "type": "object", "properties": {
                     "number": { "type": "integer" }, "started_at": { "type": "string" },
