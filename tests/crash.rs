@@ -1,7 +1,8 @@
 //! `kill -9` of the real server at several points — mid-attempt, during deploys, while
 //! spawns are acknowledged and results written, around scheduled runs — and what the
 //! restarted server must show: no call lost, no half deploy, no leftovers, and attempts
-//! cut short counted against the retries (a call that keeps killing its host fails).
+//! cut short counted against the retries (a call that keeps killing its host fails),
+//! while attempts cut short by an orderly stop (SIGTERM) are not.
 
 mod common;
 
@@ -174,6 +175,33 @@ async fn a_call_that_keeps_killing_its_host_fails_after_its_retries() {
     let srv = server(&data, &[]);
     let again = api_get_call(&srv, &token, &id).await;
     assert_eq!(outcomes(&again), outcomes(&call));
+}
+
+#[tokio::test]
+async fn an_orderly_stop_does_not_count_against_the_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let id = {
+        let api = api(&srv, &token);
+        let fns = deploy(&api, "functions", "fn-app").await;
+        // No retries: a crash now would fail it; an orderly stop must not.
+        let id = spawn(&api, &fns["slow"], json!([2.0])).await;
+        wait_call(&api, &id, "started", running_attempt(1)).await;
+        id
+    };
+    assert!(srv.terminate().is_some(), "the server did not stop");
+    assert!(
+        srv.log().contains("1 running call(s) will run again"),
+        "{}",
+        srv.log()
+    );
+    let srv = server(&data, &[]);
+    let call = wait_final(&api(&srv, &token), &id).await;
+    assert_eq!(call["status"], "success", "{call}");
+    assert_eq!(call["result"], 2.0);
+    assert_eq!(outcomes(&call), ["stopped", "success"], "{call}");
 }
 
 async fn api_get_call(srv: &Host, token: &str, id: &str) -> Value {

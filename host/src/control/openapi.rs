@@ -227,7 +227,7 @@ pub(super) fn document() -> Value {
                 "Attempt": { "type": "object", "properties": {
                     "number": { "type": "integer" }, "started_at": { "type": "string" },
                     "finished_at": { "type": ["string", "null"] },
-                    "outcome": { "type": "string", "description": "running, success, failed, timeout, trap, out_of_memory, unavailable, invalid_input or interrupted (the host stopped during it; counted against the retries)" },
+                    "outcome": { "type": "string", "description": "running, success, failed, timeout, trap, out_of_memory, unavailable, invalid_input, interrupted (the host died during it: counted against the retries) or stopped (an orderly stop: not counted)" },
                     "error": { "type": ["string", "null"] }, "duration_ms": { "type": ["integer", "null"] },
                     "retry_delay_ms": { "type": ["integer", "null"] } } },
                 "FunctionCall": { "type": "object", "properties": {

@@ -48,8 +48,13 @@ fn describe(e: &FunctionError) -> (&'static str, Value) {
     (kind, v)
 }
 
-/// How an attempt cut short by the host stopping (kill -9, a crash, a restart) is recorded.
+/// How an attempt cut short by the host dying (kill -9, a crash) is recorded; it counts
+/// against the retries.
 pub(super) const INTERRUPTED: &str = "interrupted";
+
+/// How an attempt cut short by an orderly stop (SIGTERM, Ctrl-C) is recorded; it does not
+/// count against the retries.
+pub(super) const STOPPED: &str = "stopped";
 
 /// Marks the attempts a stopped process left `running` as interrupted; they count
 /// against the retries like any failed attempt, so a call that kills its host cannot
@@ -81,10 +86,11 @@ pub(super) async fn run_attempts(
     let max_retries = policy.map_or(0, |p| p.max_retries);
     let mut attempts = prior;
     let interrupted = close_interrupted(&mut attempts);
-    let first = u32::try_from(attempts.len())
-        .unwrap_or(u32::MAX)
-        .saturating_add(1);
-    if first > max_retries + 1 {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let stopped = count(attempts.iter().filter(|a| a.outcome == STOPPED).count());
+    let last_number = (max_retries + 1).saturating_add(stopped);
+    let first = count(attempts.len()).saturating_add(1);
+    if first > last_number {
         let error = json!({
             "type": INTERRUPTED,
             "message": format!(
@@ -97,7 +103,7 @@ pub(super) async fn run_attempts(
     if interrupted > 0 {
         tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short by a stop");
     }
-    for number in first..=max_retries + 1 {
+    for number in first..=last_number {
         let started = Instant::now();
         attempts.push(Attempt {
             number,
@@ -139,8 +145,10 @@ pub(super) async fn run_attempts(
                     .get("message")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let retry = e.retryable() && number <= max_retries;
-                let delay = policy.filter(|_| retry).map(|p| p.delay(number));
+                let retry = e.retryable() && number < last_number;
+                let delay = policy
+                    .filter(|_| retry)
+                    .map(|p| p.delay(number.saturating_sub(stopped)));
                 last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
                 tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {}", last.error.as_deref().unwrap_or(kind));
                 let Some(delay) = delay else {
