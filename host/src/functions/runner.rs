@@ -56,14 +56,14 @@ pub(super) const INTERRUPTED: &str = "interrupted";
 /// count against the retries.
 pub(super) const STOPPED: &str = "stopped";
 
-/// Marks the attempts a stopped process left `running` as interrupted; they count
+/// Marks the attempts a process that died left `running` as interrupted; they count
 /// against the retries like any failed attempt, so a call that kills its host cannot
 /// crash-loop. Returns how many there were.
 fn close_interrupted(attempts: &mut [Attempt]) -> usize {
     let mut n = 0;
     for a in attempts.iter_mut().filter(|a| a.outcome == "running") {
         a.outcome = INTERRUPTED.into();
-        a.error = Some("the host stopped during this attempt".into());
+        a.error = Some("the host died during this attempt".into());
         n += 1;
     }
     n
@@ -94,14 +94,14 @@ pub(super) async fn run_attempts(
         let error = json!({
             "type": INTERRUPTED,
             "message": format!(
-                "the host stopped during attempt {} and no retries are left ({max_retries} allowed)",
+                "the host died during attempt {} and no retries are left ({max_retries} allowed)",
                 first - 1
             ),
         });
         return (Err(error), attempts);
     }
     if interrupted > 0 {
-        tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short by a stop");
+        tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short when the host died");
     }
     for number in first..=last_number {
         let started = Instant::now();
