@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wasmhost_sdk::Request;
 use wasmhost_sdk::__private::Args;
+use wasmhost_sdk::Request;
 
 fuzz_target!(|data: &[u8]| {
     let (head, body) = data.split_at(data.iter().position(|b| *b == 0).unwrap_or(data.len()));
@@ -43,8 +43,8 @@ fuzz_target!(|data: &[u8]| {
 
     // The host's check, with the input read as JSON where it is JSON.
     if let Ok(input) = serde_json::from_slice::<Value>(body) {
-        let spec = wasmhost::fuzzing::fuzz_manifest(head)
-            .and_then(|m| m.functions.into_iter().next());
+        let spec =
+            wasmhost::fuzzing::fuzz_manifest(head).and_then(|m| m.functions.into_iter().next());
         if let Some(spec) = spec {
             let _ = wasmhost::functions::input::check(&spec, &input);
         }
