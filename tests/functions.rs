@@ -1,13 +1,13 @@
 //! Functions end to end on a real server: invoke, spawn, map, retries, timeouts,
 //! cancellation, 303 long requests, job queues from guests, schedules, secrets,
-//! volumes, and durability across `kill -9`.
+//! volumes (durability across `kill -9` is in crash.rs).
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Api, Host, admin_token, client, example, server, visit, wasmhost_remote};
+use common::{Api, admin_token, client, example, server, visit, wasmhost_remote};
 use serde_json::{Value, json};
 
 /// Deploys `example` as `app` and returns its functions' ids by name.
@@ -578,52 +578,4 @@ async fn a_bad_cron_expression_is_refused_at_deploy() {
         "{body}"
     );
     assert_eq!(api.get("/apps").await["data"], json!([]));
-}
-
-#[tokio::test]
-async fn spawned_calls_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut srv = server(&data, &[]);
-    let token = admin_token(&data);
-    let api = Api {
-        host: &srv,
-        token: token.clone(),
-    };
-    let fns = deploy(&api, "functions", "fn-app").await;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let (status, s) = api
-            .call(
-                reqwest::Method::POST,
-                &format!("/functions/{}/spawn", fns["slow"]),
-                Some(json!({"args": [1.0 + i as f64 * 0.1]})),
-            )
-            .await;
-        assert_eq!(status, 202);
-        ids.push(s["call_id"].as_str().unwrap().to_owned());
-    }
-    srv.kill_hard();
-    let srv = server(&data, &[]);
-    assert!(
-        srv.log().contains("resumed") || wait_log(&srv, "resumed"),
-        "{}",
-        srv.log()
-    );
-    let api = Api { host: &srv, token };
-    for (i, id) in ids.iter().enumerate() {
-        let call = wait_final(&api, id).await;
-        assert_eq!(call["status"], "success", "{call}");
-        assert_eq!(call["result"], json!(1.0 + i as f64 * 0.1));
-    }
-}
-
-fn wait_log(host: &Host, needle: &str) -> bool {
-    for _ in 0..100 {
-        if host.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }

@@ -12,3 +12,11 @@ pub mod functions;
 pub mod gateway;
 pub mod shapes;
 pub mod store;
+
+/// Entry points for `cargo fuzz` (fuzz/), built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::control::{fuzz_route, fuzz_upload_header};
+    pub use crate::engine::fuzz_manifest;
+    pub use crate::gateway::{fuzz_heads, fuzz_host};
+}

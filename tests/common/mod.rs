@@ -140,6 +140,14 @@ impl Host {
         }
     }
 
+    /// The process's resident memory in MiB (Linux), if it can be read.
+    pub fn rss_mib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024)
+    }
+
     /// Kills the process with SIGKILL, as `kill -9` does, and reaps it.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

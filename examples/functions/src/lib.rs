@@ -73,3 +73,17 @@ fn fails(message: String) -> Result<(), String> {
 fn echo_args(a: i64, b: Option<String>) -> Value {
     json!({ "a": a, "b": b })
 }
+
+/// Sleeps `seconds` on attempts before `quick_from`, then returns the attempt it ran on
+/// (`WASMHOST_ATTEMPT`): the kill -9 tests cut attempts short and see them counted.
+#[wasmhost::function(retries(max = 2, initial_delay = "10ms"))]
+fn attempt_number(seconds: f64, quick_from: u32) -> Result<u32, String> {
+    let attempt = std::env::var("WASMHOST_ATTEMPT").map_err(|_| "WASMHOST_ATTEMPT is not set")?;
+    let attempt: u32 = attempt
+        .parse()
+        .map_err(|_| format!("WASMHOST_ATTEMPT is not a number: {attempt:?}"))?;
+    if attempt < quick_from {
+        sleep(seconds);
+    }
+    Ok(attempt)
+}

@@ -283,11 +283,27 @@ fn default_cache_dir() -> PathBuf {
     base.join("wasmhost")
 }
 
+/// Makes glibc hand large buffers (request and response bodies, compiled code) back to
+/// the system when they are freed. By default its mmap threshold rises to the size of
+/// the largest block freed so far (up to 32 MiB), after which such blocks come from
+/// per-thread arenas that are seldom trimmed: 40 concurrent 31 MiB bodies left ~1.8 GiB
+/// resident for good. A fixed threshold keeps every block past 1 MiB in its own mapping.
+fn give_back_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; it is called before any other thread
+    // exists, and a refused setting (return value 0) leaves the defaults in place.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+    }
+}
+
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     crate::gateway::raise_fd_limit();
+    give_back_large_buffers();
     let result = match cli.command {
         Command::Build { dir } => {
             build::build_guest(&dir).map(|wasm| println!("{}", wasm.display()))

@@ -180,5 +180,9 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
         println!("resumed {} unfinished call(s)", startup.resumed_calls);
     }
     gateway.serve(listener, super::shutdown_signal()).await?;
+    let stopped = control.functions().stop();
+    if stopped > 0 {
+        println!("{stopped} running call(s) will run again at the next start");
+    }
     Ok(())
 }

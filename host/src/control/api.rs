@@ -1,12 +1,13 @@
 //! The `/v1` REST API: bearer auth, routing, JSON in and out.
 
 use http_body_util::{BodyExt, Limited};
+use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::routes::RouteId as R;
 use super::upload::UploadError;
 use super::views::{AppView, Page};
 use super::{ControlPlane, DeployOptions};
@@ -84,6 +85,7 @@ impl From<UploadError> for ApiError {
             UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::Empty => StatusCode::BAD_REQUEST,
             UploadError::Io(_) => StatusCode::BAD_REQUEST,
+            UploadError::NotAComponent(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, e.to_string())
     }
@@ -126,12 +128,33 @@ pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, 
         .await
         .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("invalid JSON body: {e}"),
         )
-    })
+    };
+    // Every body is an object: serde would also fill a struct from a list (`[null]`).
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+    if !value.is_object() {
+        return Err(ApiError::unprocessable(
+            "invalid JSON body: expected an object",
+        ));
+    }
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// A numeric query parameter: absent is `None`, unreadable is a 400.
+fn number_param<T: std::str::FromStr>(
+    req: &hyper::Request<Incoming>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    query_param(req, name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("{name} {v:?} is not a number")))
+        })
+        .transpose()
 }
 
 pub(super) fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
@@ -172,7 +195,9 @@ impl ControlApi for ControlPlane {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
             };
-            let needed = needed_scope(req.method(), req.uri().path());
+            let path = req.uri().path().trim_start_matches("/v1");
+            let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            let needed = super::routes::needed_scope(req.method(), &segments);
             if token.scope < needed {
                 return json_error(
                     StatusCode::FORBIDDEN,
@@ -212,24 +237,6 @@ impl ControlApi for ControlPlane {
     }
 }
 
-/// The scope an API route needs: reads and calls need `invoke`; changing what runs needs
-/// `deploy`; tokens and secrets need `admin`.
-fn needed_scope(method: &Method, path: &str) -> Scope {
-    let segments: Vec<&str> = path
-        .trim_start_matches("/v1")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match (method, segments.as_slice()) {
-        (_, ["tokens", ..] | ["secrets", ..]) => Scope::Admin,
-        (_, ["volumes", ..]) => Scope::Deploy,
-        (&Method::POST, ["deployments"] | ["apps"]) => Scope::Deploy,
-        (&Method::DELETE, ["apps", ..]) => Scope::Deploy,
-        (&Method::PUT, ["web-endpoints", ..]) => Scope::Deploy,
-        _ => Scope::Invoke,
-    }
-}
-
 impl ControlPlane {
     /// The token a request's `Authorization: Bearer` header names, if it is valid.
     fn bearer(&self, headers: &hyper::HeaderMap) -> Option<TokenRecord> {
@@ -246,11 +253,36 @@ impl ControlPlane {
         let path = req.uri().path().trim_start_matches("/v1").to_owned();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["openapi.json"]) => ok(StatusCode::OK, &super::openapi::document()),
-            (&Method::GET, ["apps"]) => {
+        let Some(m) = super::routes::find(&method, &segments) else {
+            let allowed = super::routes::methods_for(&segments);
+            if allowed.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "no API route {method} /v1{path}"
+                )));
+            }
+            let allow = allowed.join(", ");
+            let mut r = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("/v1{path} answers {allow}, not {method}"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return Ok(r);
+        };
+        let id = m.param(0);
+        match m.route.id {
+            R::OpenApi => ok(StatusCode::OK, &super::openapi::document()),
+            R::ListApps => {
                 let env = query_param(&req, "environment");
                 let state = query_param(&req, "state");
+                if let Some(s) = &state
+                    && !["ephemeral", "deployed", "stopped"].contains(&s.as_str())
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "state {s:?} is none of ephemeral, deployed, stopped"
+                    )));
+                }
                 let apps: Vec<AppView> = self
                     .store
                     .list_apps()?
@@ -265,7 +297,7 @@ impl ControlPlane {
                     .collect();
                 ok(StatusCode::OK, &Page::from(apps))
             }
-            (&Method::POST, ["apps"]) => {
+            R::CreateApp => {
                 let body: AppCreate = json_body(req.into_body()).await?;
                 let env = body
                     .environment
@@ -279,31 +311,29 @@ impl ControlPlane {
                 )?;
                 ok(StatusCode::CREATED, &AppView::from(&app))
             }
-            (&Method::GET, ["apps", id]) => {
+            R::GetApp => {
                 let app = self.app(id)?;
                 ok(StatusCode::OK, &AppView::from(&app))
             }
-            (&Method::DELETE, ["apps", id]) => {
+            R::StopApp => {
                 self.stop(id).await?;
                 no_content()
             }
-            (&Method::GET, ["apps", id, "functions"]) => {
+            R::ListFunctions => {
                 let app = self.app(id)?;
                 ok(StatusCode::OK, &Page::from(self.app_functions(&app)?))
             }
-            (&Method::GET, ["functions", id]) => ok(StatusCode::OK, &self.function(id)?),
-            (&Method::GET, ["web-endpoints"]) => {
-                ok(StatusCode::OK, &Page::from(self.web_endpoints()?))
-            }
-            (&Method::GET, ["web-endpoints", id]) => ok(StatusCode::OK, &self.web_endpoint(id)?),
-            (&Method::PUT, ["web-endpoints", id, "labels"]) => {
+            R::GetFunction => ok(StatusCode::OK, &self.function(id)?),
+            R::ListWebEndpoints => ok(StatusCode::OK, &Page::from(self.web_endpoints()?)),
+            R::GetWebEndpoint => ok(StatusCode::OK, &self.web_endpoint(id)?),
+            R::SetLabel => {
                 let id = id.to_string();
                 self.web_endpoint(&id)?;
                 let body: LabelSet = json_body(req.into_body()).await?;
                 self.set_label(&id, &body.label).await?;
                 no_content()
             }
-            (&Method::POST, ["deployments"]) => {
+            R::Deploy => {
                 let options = DeployOptions {
                     name: query_param(&req, "name"),
                     environment: query_param(&req, "environment"),
@@ -322,37 +352,43 @@ impl ControlPlane {
                 };
                 ok(status, &result)
             }
-            (&Method::POST, ["functions", id, "invocations"]) => {
-                self.invoke(id, req.into_body()).await
-            }
-            (&Method::GET, ["functions", id, "invocations"]) => {
-                let limit = query_param(&req, "limit").and_then(|l| l.parse().ok());
+            R::Invoke => self.invoke(id, req.into_body()).await,
+            R::ListInvocations => {
+                let limit: Option<usize> = number_param(&req, "limit")?;
+                if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+                    return Err(ApiError::bad_request("limit is 1 to 1000"));
+                }
                 self.invocations(id, limit)
             }
-            (&Method::POST, ["functions", id, "spawn"]) => self.spawn(id, req.into_body()).await,
-            (&Method::POST, ["functions", id, "map"]) => {
+            R::Spawn => self.spawn(id, req.into_body()).await,
+            R::Map => {
                 let stream = query_param(&req, "stream").is_some_and(|v| v == "true" || v == "1");
                 self.map(id, req.into_body(), stream).await
             }
-            (&Method::GET, ["function-calls", id]) => {
-                let wait = query_param(&req, "wait").and_then(|w| w.parse().ok());
+            R::GetCall => {
+                let wait: Option<f64> = number_param(&req, "wait")?;
+                if wait.is_some_and(|w| w.is_nan() || w < 0.0) {
+                    return Err(ApiError::bad_request(
+                        "wait is a number of seconds, 0 or more",
+                    ));
+                }
                 self.function_call(id, wait).await
             }
-            (&Method::DELETE, ["function-calls", id]) => self.cancel_call(id),
-            (&Method::GET, ["secrets"]) => self.list_secrets(),
-            (&Method::POST, ["secrets"]) => self.create_secret(req.into_body()).await,
-            (&Method::DELETE, ["secrets", name]) => self.delete_secret(name),
-            (&Method::GET, ["volumes"]) => self.list_volumes(),
-            (&Method::POST, ["volumes"]) => self.create_volume(req.into_body()).await,
-            (&Method::GET, ["volumes", name, "files", rest @ ..]) => {
-                let path = volume_path(rest)?;
-                self.volume_get(name, &path)
+            R::CancelCall => self.cancel_call(id),
+            R::ListSecrets => self.list_secrets(),
+            R::CreateSecret => self.create_secret(req.into_body()).await,
+            R::DeleteSecret => self.delete_secret(id),
+            R::ListVolumes => self.list_volumes(),
+            R::CreateVolume => self.create_volume(req.into_body()).await,
+            R::ListVolumeRoot | R::GetVolumeFile => {
+                let path = volume_path(m.rest)?;
+                self.volume_get(id, &path)
             }
-            (&Method::PUT, ["volumes", name, "files", rest @ ..]) => {
-                let (name, path) = (name.to_string(), volume_path(rest)?);
+            R::PutVolumeFile => {
+                let (name, path) = (id.to_string(), volume_path(m.rest)?);
                 self.volume_put(&name, &path, req.into_body()).await
             }
-            (&Method::GET, ["tokens"]) => {
+            R::ListTokens => {
                 let tokens: Vec<serde_json::Value> = self
                     .store
                     .list_tokens()?
@@ -361,7 +397,7 @@ impl ControlPlane {
                     .collect();
                 ok(StatusCode::OK, &Page::from(tokens))
             }
-            (&Method::POST, ["tokens"]) => {
+            R::CreateToken => {
                 let body: TokenCreate = json_body(req.into_body()).await?;
                 let scope = match body.scope.as_deref() {
                     Some(s) => s.parse().map_err(ApiError::bad_request)?,
@@ -381,15 +417,12 @@ impl ControlPlane {
                     }),
                 )
             }
-            (&Method::DELETE, ["tokens", id]) => {
+            R::RevokeToken => {
                 if !self.store.revoke_token(id)? {
                     return Err(ApiError::not_found(format!("no token with id {id}")));
                 }
                 ok(StatusCode::OK, &serde_json::json!({ "revoked": id }))
             }
-            _ => Err(ApiError::not_found(format!(
-                "no API route {method} /v1{path}"
-            ))),
         }
     }
 

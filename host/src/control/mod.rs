@@ -4,8 +4,14 @@
 
 mod api;
 mod calls;
+mod leftovers;
 mod openapi;
 mod resources;
+mod routes;
+#[cfg(fuzzing)]
+pub use routes::fuzz_route;
+#[cfg(fuzzing)]
+pub use upload::fuzz_upload_header;
 mod upload;
 mod urls;
 mod views;
@@ -102,7 +108,8 @@ impl ControlPlane {
         }
         restrict_mode(&config.data_dir, 0o700)?;
         // No upload is under way yet: whatever is in uploads/ was cut short by a crash.
-        remove_partial_uploads(&config.data_dir.join("uploads"));
+        leftovers::remove_partial_uploads(&config.data_dir.join("uploads"));
+        leftovers::remove_temp_files(&config.data_dir.join("cache"));
         let state = config.data_dir.join("state.redb");
         let store = Arc::new(Store::open(&state)?);
         restrict_mode(&state, 0o600)?;
@@ -134,6 +141,11 @@ impl ControlPlane {
             changes: tokio::sync::Mutex::new(()),
         });
         let restored = control.restore().await?;
+        // After restore, so the components of ephemeral apps it removed go too.
+        leftovers::remove_orphan_components(
+            &control.config.data_dir.join("components"),
+            &control.store.component_digests()?,
+        );
         let resolver: Weak<dyn Resolver> = Arc::downgrade(&(control.clone() as Arc<dyn Resolver>));
         let resumed_calls = control.functions.attach(resolver)?;
         Ok((
@@ -538,18 +550,4 @@ fn restrict_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = (path, mode);
     Ok(())
-}
-
-/// Removes upload temp files left by a crash or `kill -9` mid-upload.
-fn remove_partial_uploads(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match std::fs::remove_file(&path) {
-            Ok(()) => tracing::info!("removed a partial upload: {}", path.display()),
-            Err(e) => tracing::warn!("cannot remove the partial upload {}: {e}", path.display()),
-        }
-    }
 }

@@ -3,12 +3,18 @@
 use serde_json::{Value, json};
 
 fn op(tag: &str, id: &str, summary: &str, ok: (&str, Value)) -> Value {
+    let e = |d: &str| json!({ "description": d, "content": err() });
     json!({
         "tags": [tag], "operationId": id, "summary": summary,
         "responses": {
             ok.0: ok.1,
-            "401": { "description": "Missing or invalid bearer token.", "content": err() },
-            "404": { "description": "Not found.", "content": err() }
+            "400": e("Malformed request."),
+            "401": e("Missing or invalid bearer token."),
+            "403": e("The token's scope does not cover this route."),
+            "404": e("Not found."),
+            "409": e("Conflicts with the current state (a name taken, the last admin token)."),
+            "413": e("The body is larger than the limit."),
+            "422": e("The input does not fit (detail may be a list of errors).")
         }
     })
 }
@@ -26,9 +32,26 @@ fn page(schema: &str) -> Value {
         "type": "object", "properties": { "data": { "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } } } } } } })
 }
 
-fn with_param(mut op: Value, name: &str) -> Value {
-    op["parameters"] =
-        json!([{ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }]);
+fn with_param(op: Value, name: &str) -> Value {
+    with_params(op, &[name])
+}
+
+fn with_params(mut op: Value, names: &[&str]) -> Value {
+    let params: Vec<Value> = names
+        .iter()
+        .map(|n| json!({ "name": n, "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 } }))
+        .collect();
+    op["parameters"] = Value::Array(params);
+    op
+}
+
+/// Adds optional query parameters: (name, JSON schema, description).
+fn with_query(mut op: Value, query: &[(&str, Value, &str)]) -> Value {
+    let list = op["parameters"].as_array().cloned().unwrap_or_default();
+    let more = query
+        .iter()
+        .map(|(n, schema, d)| json!({ "name": n, "in": "query", "required": false, "schema": schema, "description": d }));
+    op["parameters"] = Value::Array(list.into_iter().chain(more).collect());
     op
 }
 
@@ -38,9 +61,152 @@ fn with_body(mut op: Value, schema: Value, content_type: &str) -> Value {
     op
 }
 
+fn with_binary_body(mut op: Value, content_types: &[&str]) -> Value {
+    let content: serde_json::Map<String, Value> = content_types
+        .iter()
+        .map(|t| {
+            (
+                (*t).to_owned(),
+                json!({ "schema": { "type": "string", "format": "binary", "minLength": 8,
+                    "description": "A WebAssembly component (its first bytes are checked at once)." } }),
+            )
+        })
+        .collect();
+    op["requestBody"] = json!({ "required": true, "content": content });
+    op
+}
+
+/// A DNS label, as names of apps, environments, secrets, volumes and labels must be.
+fn dns() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$" })
+}
+
+fn optional_body(mut op: Value) -> Value {
+    op["requestBody"]["required"] = json!(false);
+    op
+}
+
+/// `schema`, or null for its default.
+fn or_null(schema: Value) -> Value {
+    json!({ "anyOf": [schema, { "type": "null" }] })
+}
+
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn with_json(op: Value, name: &str) -> Value {
+    with_body(op, schema(name), "application/json")
+}
+
+fn none(description: &str) -> Value {
+    json!({ "description": description })
+}
+
+/// Every route of the router (a unit test in `routes.rs` holds the two together).
+fn paths() -> Value {
+    let string = json!({ "type": "string" });
+    let boolean = json!({ "type": "boolean" });
+    json!({
+        "/openapi.json": {
+            "get": op("Meta", "getOpenApi", "This document", ("200", none("The OpenAPI 3.1 document.")))
+        },
+        "/apps": {
+            "get": with_query(op("Apps", "listApps", "List apps", ("200", page("App"))), &[
+                ("environment", string.clone(), "Only apps of this environment."),
+                ("state", json!({ "type": "string", "enum": ["ephemeral", "deployed", "stopped"] }), "Only apps in this state.")]),
+            "post": with_json(op("Apps", "createApp", "Create an app", ("201", body("App"))), "AppCreate")
+        },
+        "/apps/{app_id}": {
+            "get": with_param(op("Apps", "getApp", "Get an app", ("200", body("App"))), "app_id"),
+            "delete": with_param(op("Apps", "stopApp", "Stop an app: it is no longer served; its record stays (state `stopped`), an ephemeral app's goes", ("204", none("Stopped."))), "app_id")
+        },
+        "/apps/{app_id}/functions": {
+            "get": with_param(op("Functions", "listFunctions", "List an app's functions", ("200", page("Function"))), "app_id")
+        },
+        "/functions/{function_id}": {
+            "get": with_param(op("Functions", "getFunction", "Get a function", ("200", body("Function"))), "function_id")
+        },
+        "/functions/{function_id}/invocations": {
+            "post": optional_body(with_body(with_param(op("Calls", "invoke", "Call a function and wait for its result (Modal's .remote); no body is no arguments",
+                    ("200", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json")),
+            "get": with_query(with_param(op("Calls", "listInvocations", "Recent calls of a function, newest first", ("200", page("FunctionCall"))), "function_id"),
+                &[("limit", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "How many (default 50).")])
+        },
+        "/functions/{function_id}/spawn": {
+            "post": optional_body(with_body(with_param(op("Calls", "spawn", "Queue a call durably and return at once (Modal's .spawn); no body is no arguments",
+                    ("202", body("FunctionCall"))), "function_id"), schema("CallInput"), "application/json"))
+        },
+        "/functions/{function_id}/map": {
+            "post": with_query(with_json(with_param(op("Calls", "map", "Call a function over many inputs (Modal's .map); with stream, server-sent events as they finish",
+                    ("200", json!({ "description": "OK", "content": {
+                        "application/json": { "schema": schema("MapResult") },
+                        "text/event-stream": { "schema": { "type": "object", "properties": {
+                            "event": { "type": "string", "enum": ["result", "done"] }, "data": { "type": "string" } } } } } }))), "function_id"), "MapRequest"),
+                &[("stream", boolean.clone(), "Answer with server-sent events.")])
+        },
+        "/function-calls/{call_id}": {
+            "get": with_query(with_param(op("Calls", "getCall", "A call's status, result and attempts", ("200", body("FunctionCall"))), "call_id"),
+                &[("wait", json!({ "type": "number", "minimum": 0 }), "Seconds to wait for the call to finish.")]),
+            "delete": with_param(op("Calls", "cancelCall", "Cancel a call: it becomes `terminated` and its record stays", ("200", body("FunctionCall"))), "call_id")
+        },
+        "/web-endpoints": {
+            "get": op("WebEndpoints", "listWebEndpoints", "List web endpoints", ("200", page("WebEndpoint")))
+        },
+        "/web-endpoints/{endpoint_id}": {
+            "get": with_param(op("WebEndpoints", "getWebEndpoint", "Get a web endpoint", ("200", body("WebEndpoint"))), "endpoint_id")
+        },
+        "/web-endpoints/{endpoint_id}/labels": {
+            "put": with_body(with_param(op("WebEndpoints", "setWebEndpointLabel", "Set a custom URL label", ("204", none("Label set."))), "endpoint_id"),
+                json!({ "type": "object", "required": ["label"], "properties": { "label": dns() } }), "application/json")
+        },
+        "/deployments": {
+            "post": with_query(with_binary_body(op("Apps", "deploy", "Upload and deploy a component (refused from its first bytes if they are not a component's)",
+                    ("201", body("Deployment"))), &["application/wasm", "application/octet-stream"]), &[
+                ("name", dns(), "App name (default: the component's)."),
+                ("environment", dns(), "Environment (default: the server's)."),
+                ("ephemeral", boolean, "An ephemeral app (as `wasmhost serve` makes).")])
+        },
+        "/secrets": {
+            "get": op("Secrets", "listSecrets", "List secrets (names and keys, never values)", ("200", page("Secret"))),
+            "post": with_json(op("Secrets", "createSecret", "Create or replace a secret", ("201", body("Secret"))), "SecretCreate")
+        },
+        "/secrets/{name}": {
+            "delete": with_param(op("Secrets", "deleteSecret", "Delete a secret", ("200", none("Deleted."))), "name")
+        },
+        "/volumes": {
+            "get": op("Volumes", "listVolumes", "List volumes", ("200", page("Volume"))),
+            "post": with_json(op("Volumes", "createVolume", "Create a volume", ("201", body("Volume"))), "VolumeCreate")
+        },
+        "/volumes/{name}/files": {
+            "get": with_param(op("Volumes", "listVolumeRoot", "List a volume's top directory", ("200", page("VolumeEntry"))), "name")
+        },
+        "/volumes/{name}/files/{path}": {
+            "get": with_params(op("Volumes", "getVolumeFile", "A file's bytes, or a directory's listing",
+                    ("200", json!({ "description": "OK", "content": {
+                        "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
+                        "application/json": { "schema": { "type": "object", "properties": { "data": { "type": "array", "items": schema("VolumeEntry") } } } } } }))),
+                &["name", "path"]),
+            "put": optional_body(with_body(with_params(op("Volumes", "putVolumeFile", "Write a file (its directories are created; no body is an empty file)",
+                    ("201", json!({ "description": "Written.", "content": { "application/json": { "schema": {
+                        "type": "object", "properties": { "path": { "type": "string" }, "size": { "type": "integer" } } } } } }))),
+                &["name", "path"]), json!({ "type": "string", "format": "binary" }), "application/octet-stream"))
+        },
+        "/tokens": {
+            "get": op("Tokens", "listTokens", "List tokens (no secrets)", ("200", page("Token"))),
+            "post": with_body(op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token"))),
+                json!({ "type": "object", "properties": {
+                    "name": or_null(json!({ "type": "string", "minLength": 1, "maxLength": 100 })),
+                    "scope": or_null(schema("Scope")) } }), "application/json")
+        },
+        "/tokens/{token_id}": {
+            "delete": with_param(op("Tokens", "revokeToken", "Revoke a token: it stops working at once", ("200", none("Revoked."))), "token_id")
+        }
+    })
+}
+
 /// The document.
 pub(super) fn document() -> Value {
-    let none = |d: &str| json!({ "description": d });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -50,49 +216,47 @@ pub(super) fn document() -> Value {
         },
         "servers": [{ "url": "/v1" }],
         "security": [{ "bearer": [] }],
-        "paths": {
-            "/apps": {
-                "get": op("Apps", "listApps", "List apps", ("200", page("App"))),
-                "post": with_body(op("Apps", "createApp", "Create an app", ("201", body("App"))),
-                    json!({ "$ref": "#/components/schemas/AppCreate" }), "application/json")
-            },
-            "/apps/{app_id}": {
-                "get": with_param(op("Apps", "getApp", "Get an app", ("200", body("App"))), "app_id"),
-                "delete": with_param(op("Apps", "stopApp", "Stop an app", ("204", none("Stopped."))), "app_id")
-            },
-            "/apps/{app_id}/functions": {
-                "get": with_param(op("Functions", "listFunctions", "List an app's functions", ("200", page("Function"))), "app_id")
-            },
-            "/functions/{function_id}": {
-                "get": with_param(op("Functions", "getFunction", "Get a function", ("200", body("Function"))), "function_id")
-            },
-            "/web-endpoints": {
-                "get": op("WebEndpoints", "listWebEndpoints", "List web endpoints", ("200", page("WebEndpoint")))
-            },
-            "/web-endpoints/{endpoint_id}": {
-                "get": with_param(op("WebEndpoints", "getWebEndpoint", "Get a web endpoint", ("200", body("WebEndpoint"))), "endpoint_id")
-            },
-            "/web-endpoints/{endpoint_id}/labels": {
-                "put": with_body(with_param(op("WebEndpoints", "setWebEndpointLabel", "Set a custom URL label", ("204", none("Label set."))), "endpoint_id"),
-                    json!({ "type": "object", "required": ["label"], "properties": { "label": { "type": "string" } } }), "application/json")
-            },
-            "/deployments": {
-                "post": with_body(op("Apps", "deploy", "Upload and deploy a component (query: name, environment, ephemeral)", ("201", body("Deployment"))),
-                    json!({ "type": "string", "format": "binary" }), "application/wasm")
-            },
-            "/tokens": {
-                "get": op("Tokens", "listTokens", "List tokens (no secrets)", ("200", page("Token"))),
-                "post": with_body(op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token"))),
-                    json!({ "type": "object", "properties": { "name": { "type": "string" }, "scope": { "$ref": "#/components/schemas/Scope" } } }), "application/json")
-            },
-            "/tokens/{token_id}": {
-                "delete": with_param(op("Tokens", "revokeToken", "Revoke a token: it stops working at once", ("200", none("Revoked."))), "token_id")
-            }
-        },
+        "paths": paths(),
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "`<token_id>:<token_secret>`" } },
             "schemas": {
-                "Error": { "type": "object", "properties": { "detail": { "type": "string" } } },
+                "Error": { "type": "object", "properties": { "detail": {
+                    "description": "What went wrong: a message, or a list of validation errors." } } },
+                "CallInput": { "type": "object", "additionalProperties": false, "properties": {
+                    "args": { "type": "array" }, "kwargs": { "type": "object" } } },
+                "Attempt": { "type": "object", "properties": {
+                    "number": { "type": "integer" }, "started_at": { "type": "string" },
+                    "finished_at": { "type": ["string", "null"] },
+                    "outcome": { "type": "string", "description": "running, success, failed, timeout, trap, out_of_memory, unavailable, invalid_input, interrupted (the host died during it: counted against the retries) or stopped (an orderly stop: not counted)" },
+                    "error": { "type": ["string", "null"] }, "duration_ms": { "type": ["integer", "null"] },
+                    "retry_delay_ms": { "type": ["integer", "null"] } } },
+                "FunctionCall": { "type": "object", "properties": {
+                    "call_id": { "type": "string" }, "function_id": { "type": "string" }, "function_name": { "type": "string" },
+                    "status": { "type": "string", "enum": ["pending", "running", "success", "failure", "terminated"] },
+                    "result": {}, "error": { "type": ["object", "null"] },
+                    "attempts": { "type": "array", "items": schema("Attempt") },
+                    "source": { "type": "string" }, "created_at": { "type": "string" },
+                    "started_at": { "type": ["string", "null"] }, "finished_at": { "type": ["string", "null"] } } },
+                "MapRequest": { "type": "object", "required": ["inputs"], "properties": {
+                    "inputs": { "type": "array", "description": "Each a list (positional args), an object with args/kwargs, another object (kwargs) or one value." },
+                    "stream": { "type": "boolean" } } },
+                "MapResult": { "type": "object", "properties": {
+                    "results": { "type": "array" },
+                    "errors": { "type": "array", "items": { "type": "object", "properties": {
+                        "index": { "type": "integer" }, "error": { "type": "object" } } } } } },
+                "Secret": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "keys": { "type": "array", "items": { "type": "string" } },
+                    "created_at": { "type": "string" } } },
+                "SecretCreate": { "type": "object", "required": ["name", "values"], "properties": {
+                    "name": dns(),
+                    "values": { "type": "object", "additionalProperties": { "type": "string" },
+                        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" } } } },
+                "Volume": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "created_at": { "type": "string" } } },
+                "VolumeCreate": { "type": "object", "required": ["name"], "properties": { "name": dns() } },
+                "VolumeEntry": { "type": "object", "properties": {
+                    "path": { "type": "string" }, "type": { "type": "string", "enum": ["file", "directory"] },
+                    "size": { "type": "integer" } } },
                 "App": { "type": "object", "properties": {
                     "app_id": { "type": "string" }, "name": { "type": "string" },
                     "state": { "type": "string", "enum": ["ephemeral", "deployed", "stopped"] },
@@ -100,7 +264,7 @@ pub(super) fn document() -> Value {
                     "version": { "type": "integer" }, "tags": { "type": "object" },
                     "created_at": { "type": "string", "format": "date-time" } } },
                 "AppCreate": { "type": "object", "required": ["name"], "properties": {
-                    "name": { "type": "string" }, "environment": { "type": "string" }, "ephemeral": { "type": "boolean" } } },
+                    "name": dns(), "environment": or_null(dns()), "ephemeral": { "type": "boolean" } } },
                 "Function": { "type": "object", "properties": {
                     "function_id": { "type": "string" }, "app_id": { "type": "string" }, "name": { "type": "string" },
                     "kind": { "type": "string" }, "web_url": { "type": ["string", "null"], "format": "uri" },
@@ -109,7 +273,7 @@ pub(super) fn document() -> Value {
                     "retries": { "type": "integer" } } },
                 "WebEndpoint": { "type": "object", "properties": {
                     "endpoint_id": { "type": "string" }, "function_id": { "type": "string" },
-                    "kind": { "type": "string", "enum": ["fastapi_endpoint", "asgi_app", "wsgi_app", "web_server"] },
+                    "kind": { "type": "string", "enum": ["fastapi_endpoint", "asgi_app", "wsgi_app", "web_server", "wasi_http", "cls_method"] },
                     "url": { "type": "string", "format": "uri" }, "custom_label": { "type": ["string", "null"] },
                     "auth": { "type": "string", "enum": ["none", "proxy_token"] },
                     "methods": { "type": "array", "items": { "type": "string" } } } },

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
@@ -42,7 +44,9 @@ impl Engine {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.load_named(&bytes, &app_name_from_stem(&stem)).await
+        // One copy of the file in memory, shared with the compiler thread.
+        self.load_shared(bytes.into(), &app_name_from_stem(&stem))
+            .await
     }
 
     /// Validates and compiles (or maps from the cache) a component's bytes; a component
@@ -57,16 +61,25 @@ impl Engine {
         bytes: &[u8],
         app_name: &str,
     ) -> Result<LoadedComponent, LoadError> {
+        self.load_shared(Bytes::copy_from_slice(bytes), app_name)
+            .await
+    }
+
+    async fn load_shared(
+        &self,
+        bytes: Bytes,
+        app_name: &str,
+    ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
-        validate::check_header(bytes)?;
-        let digest = cache::digest(bytes);
-        let (component, outcome) = self.compiled(&digest, bytes).await?;
+        validate::check_header(&bytes)?;
+        let digest = cache::digest(&bytes);
+        let (component, outcome) = self.compiled(&digest, bytes.clone()).await?;
         let mut prepared = world::prepare(&self.engine, &self.linker, &component)?;
         let mut described = false;
         let manifest = match &prepared {
             Prepared::Proxy(_) => {
                 let mut manifest = AppManifest::synthesised(app_name, EndpointKind::Proxy);
-                let declared = world::declares_reuse(bytes);
+                let declared = world::declares_reuse(&bytes);
                 for spec in &mut manifest.endpoints {
                     spec.scaling.reuse = declared;
                 }
@@ -99,7 +112,7 @@ impl Engine {
                 let key = format!("{digest}-init");
                 let (component, cached) = match self.cache.lookup(&self.engine, &key) {
                     Some(c) => (c, true),
-                    None => (self.snapshot(bytes, &manifest.app).await?, false),
+                    None => (self.snapshot(&bytes, &manifest.app).await?, false),
                 };
                 prepared = world::prepare(&self.engine, &self.linker, &component)?;
                 pre_init = PreInit::Snapshot { cached };
@@ -140,7 +153,7 @@ impl Engine {
     async fn compiled(
         &self,
         digest: &str,
-        bytes: &[u8],
+        bytes: Bytes,
     ) -> Result<(Component, CacheOutcome), LoadError> {
         let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.to_owned());
         let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key))
@@ -150,13 +163,14 @@ impl Engine {
             self.metrics.cache_hits.inc();
             return Ok((component, CacheOutcome::Hit));
         }
-        let component = self.compile(bytes.to_vec()).await?;
+        let component = self.compile(bytes).await?;
         Ok((component, CacheOutcome::Compiled))
     }
 
     /// Compiles `bytes` with Cranelift off the async workers (it is CPU-bound), counted in
     /// the compile metrics.
-    pub(super) async fn compile(&self, bytes: Vec<u8>) -> Result<Component, LoadError> {
+    pub(super) async fn compile(&self, bytes: impl Into<Bytes>) -> Result<Component, LoadError> {
+        let bytes: Bytes = bytes.into();
         let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();

@@ -13,6 +13,8 @@ mod calls;
 mod channel;
 mod context;
 mod error;
+#[cfg(fuzzing)]
+mod fuzz;
 mod load;
 mod manifest;
 mod metrics;
@@ -40,6 +42,8 @@ pub use calls::ProxyBody;
 pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
 pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
 pub use error::{CallError, FunctionError, LoadError};
+#[cfg(fuzzing)]
+pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
 pub use manifest::{
     AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
@@ -47,6 +51,7 @@ pub use manifest::{
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;
+pub use validate::{HEADER_LEN, check_header};
 pub use web_server::WebServer;
 use world::Prepared;
 

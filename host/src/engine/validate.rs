@@ -3,8 +3,12 @@
 use super::LoadError;
 use wasmparser::Parser;
 
-/// Checks the header: a component passes; text, core modules and junk are refused.
-pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+/// How many leading bytes [`check_header`] needs to decide.
+pub const HEADER_LEN: usize = 8;
+
+/// Checks the header (the first [`HEADER_LEN`] bytes are enough): a component passes;
+/// text, core modules and junk are refused.
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if Parser::is_component(bytes) {
         return Ok(());
     }

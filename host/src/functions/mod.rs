@@ -254,6 +254,33 @@ impl Functions {
         }
     }
 
+    /// On an orderly stop: records the attempts running now as `stopped`, which do not count
+    /// against the retries (an attempt cut short by a crash does). The calls run again,
+    /// as their next attempt, when the host starts again. Returns how many there were.
+    pub fn stop(&self) -> usize {
+        let ids: Vec<String> = self.running_mut().keys().cloned().collect();
+        ids.iter()
+            .filter(|id| {
+                // In one transaction: a call that finished meanwhile keeps its outcome.
+                let marked = self.store.update_call(id, |call| {
+                    let Some(last) = call.attempts.last_mut() else {
+                        return false;
+                    };
+                    if call.status.is_final() || last.outcome != "running" {
+                        return false;
+                    }
+                    last.outcome = runner::STOPPED.into();
+                    last.error = Some("the host was stopped during this attempt".into());
+                    true
+                });
+                marked.unwrap_or_else(|e| {
+                    tracing::error!(call_id = %id, "cannot record the stop: {e}");
+                    false
+                })
+            })
+            .count()
+    }
+
     /// Cancels a call: it becomes `terminated` and a running attempt is stopped.
     pub fn cancel(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
         let Some(mut record) = self.store.get_call(call_id)? else {
@@ -300,7 +327,7 @@ impl Functions {
                         Ok(()) => {
                             let call_id = new_id("fc");
                             let token = CancellationToken::new();
-                            runner::run_attempts(&this, &target, &call_id, &input, &token, |_| {}).await
+                            runner::run_attempts(&this, &target, &call_id, &input, &token, Vec::new(), |_| {}).await.0
                         }
                     };
                     MapItem { index, outcome }
@@ -374,9 +401,12 @@ impl Functions {
                 }
             }
         };
-        let outcome = runner::run_attempts(self, target, &call_id, &input, &token, progress).await;
+        let prior = std::mem::take(&mut record.attempts);
+        let (outcome, attempts) =
+            runner::run_attempts(self, target, &call_id, &input, &token, prior, progress).await;
         self.running_mut().remove(&call_id);
         *record = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        record.attempts = attempts;
         if let Ok(Some(current)) = self.store.get_call(&call_id)
             && current.status == CallStatus::Terminated
         {

@@ -48,20 +48,62 @@ fn describe(e: &FunctionError) -> (&'static str, Value) {
     (kind, v)
 }
 
-/// Runs the attempts of one call; `progress` sees the attempt list after every change.
+/// How an attempt cut short by the host dying (kill -9, a crash) is recorded; it counts
+/// against the retries.
+pub(super) const INTERRUPTED: &str = "interrupted";
+
+/// How an attempt cut short by an orderly stop (SIGTERM, Ctrl-C) is recorded; it does not
+/// count against the retries.
+pub(super) const STOPPED: &str = "stopped";
+
+/// Marks the attempts a process that died left `running` as interrupted; they count
+/// against the retries like any failed attempt, so a call that kills its host cannot
+/// crash-loop. Returns how many there were.
+fn close_interrupted(attempts: &mut [Attempt]) -> usize {
+    let mut n = 0;
+    for a in attempts.iter_mut().filter(|a| a.outcome == "running") {
+        a.outcome = INTERRUPTED.into();
+        a.error = Some("the host died during this attempt".into());
+        n += 1;
+    }
+    n
+}
+
+/// Runs the attempts of one call after those already recorded (`prior`, from a process
+/// that stopped); `progress` sees the attempt list whenever an attempt starts or fails
+/// and must record it before the attempt runs. Returns the outcome and every attempt.
 pub(super) async fn run_attempts(
     f: &Arc<Functions>,
     target: &Resolved,
     call_id: &str,
     input: &Value,
     token: &CancellationToken,
+    prior: Vec<Attempt>,
     mut progress: impl FnMut(&[Attempt]),
-) -> Result<Value, Value> {
+) -> (Result<Value, Value>, Vec<Attempt>) {
     let text = input.to_string();
     let policy = target.spec.retries;
     let max_retries = policy.map_or(0, |p| p.max_retries);
-    let mut attempts: Vec<Attempt> = Vec::new();
-    for number in 1..=max_retries + 1 {
+    let mut attempts = prior;
+    let interrupted = close_interrupted(&mut attempts);
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let stopped = count(attempts.iter().filter(|a| a.outcome == STOPPED).count());
+    let last_number = (max_retries + 1).saturating_add(stopped);
+    let first = count(attempts.len()).saturating_add(1);
+    if first > last_number {
+        let error = json!({
+            "type": INTERRUPTED,
+            "message": format!(
+                "the host died during attempt {} and no retries are left ({max_retries} allowed)",
+                first - 1
+            ),
+        });
+        return (Err(error), attempts);
+    }
+    if interrupted > 0 {
+        tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short when the host died");
+    }
+    for number in first..=last_number {
         let started = Instant::now();
         attempts.push(Attempt {
             number,
@@ -72,24 +114,29 @@ pub(super) async fn run_attempts(
             duration_ms: None,
             retry_delay_ms: None,
         });
+        // Durable before the guest runs: a crash now leaves this attempt to be counted.
         progress(&attempts);
         let result = match f.attempt_context(target, call_id, number) {
             Err(e) => Err(e),
             Ok(ctx) => tokio::select! {
                 r = f.engine().call_function(&target.component, &target.spec, &text, &ctx) => r,
-                () = token.cancelled() => return Err(terminated()),
+                () = token.cancelled() => return (Err(terminated()), attempts),
             },
         };
         let Some(last) = attempts.last_mut() else {
-            return Err(json!({"type": "internal", "message": "no attempt"}));
+            return (
+                Err(json!({"type": "internal", "message": "no attempt"})),
+                attempts,
+            );
         };
         last.finished_at = Some(now());
         last.duration_ms = Some(started.elapsed().as_millis() as u64);
         match result {
             Ok(out) => {
                 last.outcome = "success".into();
-                progress(&attempts);
-                return Ok(serde_json::from_str(&out).unwrap_or(Value::String(out)));
+                // Recorded with the result in one write by the caller.
+                let value = serde_json::from_str(&out).unwrap_or(Value::String(out));
+                return (Ok(value), attempts);
             }
             Err(e) => {
                 let (kind, error) = describe(&e);
@@ -98,22 +145,27 @@ pub(super) async fn run_attempts(
                     .get("message")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let retry = e.retryable() && number <= max_retries;
-                let delay = policy.filter(|_| retry).map(|p| p.delay(number));
+                let retry = e.retryable() && number < last_number;
+                let delay = policy
+                    .filter(|_| retry)
+                    .map(|p| p.delay(number.saturating_sub(stopped)));
                 last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
                 tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {}", last.error.as_deref().unwrap_or(kind));
-                progress(&attempts);
                 let Some(delay) = delay else {
-                    return Err(error);
+                    return (Err(error), attempts);
                 };
+                progress(&attempts);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = token.cancelled() => return Err(terminated()),
+                    () = token.cancelled() => return (Err(terminated()), attempts),
                 }
             }
         }
     }
-    Err(json!({"type": "internal", "message": "retries exhausted"}))
+    (
+        Err(json!({"type": "internal", "message": "retries exhausted"})),
+        attempts,
+    )
 }
 
 /// Checks one scheduled function: resets its clock after a (re)deploy, or queues a due run.

@@ -64,10 +64,13 @@ impl Schedule {
         ))
     }
 
-    /// The first run strictly after `after_ms` (Unix milliseconds).
+    /// The first run strictly after `after_ms` (Unix milliseconds); `None` when there is
+    /// none that can be told (a period past the end of time).
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         match self {
-            Schedule::Period(every) => Some(after_ms + every.as_millis() as i64),
+            // Checked: cargo fuzz found `period(<hundreds of millions of years>)` wrapping
+            // to a time in the past (a run every tick) or panicking the scheduler.
+            Schedule::Period(every) => after_ms.checked_add(i64::try_from(every.as_millis()).ok()?),
             Schedule::Cron { cron, tz } => {
                 let after = Utc
                     .timestamp_millis_opt(after_ms)
@@ -96,6 +99,11 @@ mod tests {
         // 09:00 in Paris in winter is 08:00 UTC.
         let next = paris.next_after(half_past).unwrap();
         assert_eq!((next - 1_767_225_600_000) / 3_600_000, 8);
+        // Found by cargo fuzz (fuzz/fuzz_targets/manifest.rs): no overflow, no run in the past.
+        let long = Schedule::parse("period(1s)").unwrap();
+        assert_eq!(long.next_after(i64::MAX - 1), None);
+        let eons = Schedule::parse("period(500000000years)").unwrap();
+        assert_eq!(eons.next_after(half_past), None);
     }
 
     #[test]

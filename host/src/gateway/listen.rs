@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::Gateway;
+use super::strict::{HeadChecker, StrictHeads};
 use crate::shapes::json_error;
 
 /// Limits on connections and request heads.
@@ -169,12 +170,19 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let (gateway, work, builder) = (gateway.clone(), work.clone(), builder.clone());
         let header_timeout = limits.header_timeout;
+        let max_head = limits.max_url_bytes + limits.max_header_bytes + 1024;
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            if !speaks_first(&stream, header_timeout).await {
+            let Some(http2) = speaks_first(&stream, header_timeout).await else {
                 return;
-            }
+            };
+            let checker = if http2 {
+                HeadChecker::off()
+            } else {
+                HeadChecker::new(max_head)
+            };
+            let stream = StrictHeads::new(stream, checker);
             let service = service_fn(move |req| {
                 let (gateway, work) = (gateway.clone(), work.clone());
                 async move {
@@ -221,21 +229,24 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 }
 
 /// Waits until the client sends enough to tell HTTP/1 from an HTTP/2 preface (hyper's own
-/// head timer starts only after that); false when it does not in time or hangs up.
-async fn speaks_first(stream: &TcpStream, limit: Duration) -> bool {
+/// head timer starts only after that): whether it is HTTP/2, or `None` when it does not
+/// send in time or hangs up.
+async fn speaks_first(stream: &TcpStream, limit: Duration) -> Option<bool> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let wait = async {
         let mut buf = [0u8; PREFACE.len()];
         loop {
             match stream.peek(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
+                Ok(0) | Err(_) => return None,
+                Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => {
+                    return Some(buf[..n] == *PREFACE);
+                }
                 // Part of a preface: peeking again at once would spin on the same bytes.
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     };
-    tokio::time::timeout(limit, wait).await.unwrap_or(false)
+    tokio::time::timeout(limit, wait).await.ok().flatten()
 }
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\

@@ -4,6 +4,9 @@
 mod listen;
 mod long;
 mod routes;
+mod strict;
+#[cfg(fuzzing)]
+pub use strict::fuzz_heads;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -287,6 +290,25 @@ impl Gateway {
 }
 
 /// The host name a request was sent to, lower-cased and without the port.
+/// Fuzzing entry: the host name of a request with this URI and `Host` header (each used
+/// when it parses), and how the route table answers it.
+#[cfg(fuzzing)]
+pub fn fuzz_host(uri: &[u8], host: &[u8]) {
+    let mut req = hyper::Request::new(());
+    if let Ok(uri) = hyper::Uri::try_from(uri) {
+        *req.uri_mut() = uri;
+    }
+    if let Ok(value) = HeaderValue::from_bytes(host) {
+        req.headers_mut().insert(header::HOST, value);
+    }
+    let name = host_of(&req);
+    assert_eq!(name, name.to_ascii_lowercase());
+    assert!(!name.ends_with('.'), "{name:?}");
+    let table = RouteTable::new();
+    assert!(table.lookup(&name).is_none());
+    let _ = table.not_found_message(&name, true);
+}
+
 fn host_of<B>(req: &hyper::Request<B>) -> String {
     let raw = req
         .uri()

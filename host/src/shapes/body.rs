@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::{Frame, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 /// Why a request body could not be read.
@@ -150,9 +150,26 @@ where
     }
 }
 
-/// Collects a whole body (the `endpoint` shape takes bodies whole).
-pub(super) async fn collect(body: RequestBody) -> Result<Bytes, BodyError> {
-    Ok(body.collect().await?.to_bytes())
+/// The most a declared length may reserve before the bytes arrive.
+const MAX_RESERVE: u64 = 64 << 20;
+
+/// Collects a whole body (the `endpoint` shape takes bodies whole) into one buffer sized
+/// from the declared length: each frame is copied once and dropped, so a body costs its
+/// size, not a list of frames plus a contiguous copy of them.
+pub(super) async fn collect(mut body: RequestBody) -> Result<Bytes, BodyError> {
+    let hint = body.size_hint();
+    let reserve = hint.upper().unwrap_or(hint.lower()).min(MAX_RESERVE);
+    let mut whole = BytesMut::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if whole.is_empty() && body.is_end_stream() {
+                // A body of one frame needs no copy at all.
+                return Ok(data);
+            }
+            whole.extend_from_slice(&data);
+        }
+    }
+    Ok(whole.freeze())
 }
 
 /// A body already read whole.

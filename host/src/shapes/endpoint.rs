@@ -78,7 +78,8 @@ fn to_guest(
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
         headers,
-        body: body.to_vec(),
+        // Takes the buffer over when nothing else holds it (no copy).
+        body: Vec::from(body),
     }
 }
 

@@ -95,6 +95,36 @@ impl Store {
         Ok(())
     }
 
+    /// Changes a call in one transaction (no other write comes between reading and
+    /// writing it); `change` returns whether to write. Returns whether it wrote.
+    pub fn update_call(
+        &self,
+        call_id: &str,
+        change: impl FnOnce(&mut CallRecord) -> bool,
+    ) -> Result<bool> {
+        let txn = self.write()?;
+        let written = {
+            let mut table = txn.open_table(CALLS)?;
+            let current: Option<CallRecord> = get(&table, "calls", call_id)?;
+            match current {
+                Some(mut call) => {
+                    let write = change(&mut call);
+                    if write {
+                        table.insert(call_id, encode(&call).as_str())?;
+                    }
+                    write
+                }
+                None => false,
+            }
+        };
+        if written {
+            txn.commit()?;
+        } else {
+            txn.abort()?;
+        }
+        Ok(written)
+    }
+
     /// One call.
     pub fn get_call(&self, call_id: &str) -> Result<Option<CallRecord>> {
         get(&self.db.begin_read()?.open_table(CALLS)?, "calls", call_id)

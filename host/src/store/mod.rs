@@ -178,6 +178,18 @@ impl Store {
         Ok(self.db.begin_write()?)
     }
 
+    /// The digests of every stored version's component (what `components/` must keep).
+    pub fn component_digests(&self) -> Result<std::collections::HashSet<String>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let mut digests = std::collections::HashSet::new();
+        for entry in versions.iter()? {
+            let (_, raw) = entry?;
+            digests.insert(decode::<VersionRecord>("versions", raw.value())?.digest);
+        }
+        Ok(digests)
+    }
+
     /// Every app.
     pub fn list_apps(&self) -> Result<Vec<AppRecord>> {
         all(&self.read()?.open_table(APPS)?, "apps")

@@ -137,6 +137,15 @@ fn tokens_verify_only_with_the_right_secret() {
     assert!(s.revoke_token(&t.token_id).unwrap());
     assert!(s.verify_bearer(&t.bearer()).unwrap().is_none());
     assert!(!s.revoke_token(&t.token_id).unwrap());
+    // The last admin token stays: without it no token could be made again.
+    let first = s.create_token("admin", Scope::Admin).unwrap();
+    assert!(matches!(
+        s.revoke_token(&first.token_id),
+        Err(StoreError::Conflict(_))
+    ));
+    let second = s.create_token("admin 2", Scope::Admin).unwrap();
+    assert!(s.revoke_token(&first.token_id).unwrap());
+    assert!(s.verify_bearer(&second.bearer()).unwrap().is_some());
 }
 
 #[test]

@@ -74,12 +74,30 @@ impl Store {
         all(&self.read()?.open_table(TOKENS)?, "tokens")
     }
 
-    /// Deletes a token so it stops working at once; false if there was none.
+    /// Deletes a token so it stops working at once; false if there was none. The last
+    /// admin token is kept (a conflict): without it no one could make tokens again.
     pub fn revoke_token(&self, token_id: &str) -> Result<bool> {
         let txn = self.write()?;
-        let removed = txn.open_table(TOKENS)?.remove(token_id)?.is_some();
+        {
+            let mut table = txn.open_table(TOKENS)?;
+            let Some(record) = get::<TokenRecord>(&table, "tokens", token_id)? else {
+                return Ok(false);
+            };
+            if record.scope == Scope::Admin {
+                let admins = all::<TokenRecord>(&table, "tokens")?
+                    .iter()
+                    .filter(|t| t.scope == Scope::Admin)
+                    .count();
+                if admins <= 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "{token_id} is the last admin token: create another admin token before revoking it"
+                    )));
+                }
+            }
+            table.remove(token_id)?;
+        }
         txn.commit()?;
-        Ok(removed)
+        Ok(true)
     }
 
     /// Whether any token exists yet.
