@@ -72,6 +72,7 @@ impl Engine {
                 }
                 manifest
             }
+            Prepared::Service(_) => AppManifest::synthesised(app_name, EndpointKind::Service),
             Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
                 // What `describe` said is cached with the native code (same key), so a
@@ -131,6 +132,7 @@ impl Engine {
             load_time: started.elapsed(),
             prepared,
             warm,
+            services: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })

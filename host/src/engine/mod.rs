@@ -18,6 +18,7 @@ mod manifest;
 mod metrics;
 mod output;
 mod pool;
+mod service;
 mod snapshot;
 mod state;
 mod validate;
@@ -102,6 +103,9 @@ pub struct EngineConfig {
     pub queue_depth: usize,
     /// How long a request may wait in the queue before a 503.
     pub queue_timeout: Duration,
+    /// Requests one instance takes at once where the component can take several
+    /// (WASIp3 `wasi:http` services) and the app does not say; `None`: 16.
+    pub max_inputs: Option<usize>,
 }
 
 impl EngineConfig {
@@ -124,6 +128,7 @@ impl EngineConfig {
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
+            max_inputs: None,
         }
     }
 }
@@ -156,6 +161,7 @@ pub struct LoadedComponent {
     pub load_time: Duration,
     prepared: Prepared,
     warm: Arc<pool::WarmInstances>,
+    services: service::ServicePool,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -212,9 +218,12 @@ impl Engine {
             .total_stacks(n)
             .max_memory_size(max_memory);
         let mut wasm = Config::new();
+        // Component-model async serves WASIp3 components, whose instances take several
+        // requests at once.
         wasm.epoch_interruption(true)
             .memory_init_cow(true)
-            .concurrency_support(false)
+            .concurrency_support(true)
+            .wasm_component_model_async(true)
             .max_wasm_stack(1 << 20)
             .allocation_strategy(pool);
         let engine =
@@ -223,6 +232,8 @@ impl Engine {
         let link_error = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(link_error)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(link_error)?;
         bindings::wasmhost::guest::asgi_channel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
@@ -343,6 +354,7 @@ impl Engine {
         let mut store = self.new_store(self.default_limits(), component.context(), gpu)?;
         let instantiated = match &component.prepared {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
+            Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Command(pre) => pre.instantiate_async(&mut store).await.map(drop),
         };
@@ -469,8 +481,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Sends what the guest printed to the host's log, one event per line.
-fn forward_output(app: &str, function: &str, store: &Store<InstanceState>) {
-    let data = store.data();
+fn forward_output(app: &str, function: &str, data: &InstanceState) {
     for (stream, bytes) in [
         ("stdout", data.stdout.take()),
         ("stderr", data.stderr.take()),

@@ -63,7 +63,7 @@ impl Engine {
                 limits.timeout
             ))),
         };
-        forward_output(app, "init", &store);
+        forward_output(app, "init", store.data());
         let instance = instance?;
         let mut access = Access {
             store: &mut store,

@@ -95,7 +95,7 @@ impl Engine {
                 Ok(Err(())) => "the server exited with an error".to_string(),
                 Err(e) => classify(e, &store, limits).to_string(),
             };
-            forward_output(&app, &function, &store);
+            forward_output(&app, &function, store.data());
             tracing::warn!(app, "web server stopped: {why}");
             *exited.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
         });

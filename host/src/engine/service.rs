@@ -1,0 +1,381 @@
+//! WASIp3 `wasi:http` services (component-model async): one instance takes up to
+//! `max_inputs` requests at once, like a Modal container with `@concurrent`. Each
+//! instance is a worker task that owns its store and runs its event loop
+//! (`Store::run_concurrent`) for as long as it lives, so the guest keeps streaming
+//! request and response bodies after `handle` returned. Requests go to the first
+//! instance with a free input; a new instance starts only when every one is full.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::AsContextMut;
+use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+
+use super::calls::ProxyBody;
+use super::state::InstanceState;
+use super::world::Prepared;
+use super::{CallError, EndpointSpec, Engine, LoadedComponent, classify, forward_output};
+
+/// Requests one instance takes at once when neither the app nor the host says.
+pub const DEFAULT_MAX_INPUTS: usize = 16;
+
+/// What a worker answers for one request: the response head (its body streams on), or
+/// why there is none.
+type Answer = Result<hyper::Response<WasiBody>, wasmtime::Error>;
+
+/// One request handed to a worker.
+struct Job {
+    request: hyper::Request<WasiBody>,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The live instances of every service endpoint of one component.
+#[derive(Default)]
+pub(crate) struct ServicePool {
+    workers: Mutex<Vec<Arc<Worker>>>,
+}
+
+/// The dispatcher's side of one instance.
+struct Worker {
+    endpoint: String,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Requests given to it and not finished (their response bodies included).
+    in_flight: AtomicUsize,
+    /// No longer takes requests: idle past the window, failed, or single-use.
+    closed: AtomicBool,
+    /// Why its instance ended, for the requests it leaves unanswered.
+    failure: Mutex<Option<CallError>>,
+}
+
+impl Worker {
+    fn failure(&self) -> CallError {
+        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.clone().unwrap_or_else(|| {
+            CallError::Trap("the instance ended before it answered".into())
+        })
+    }
+}
+
+/// A request's hold on its instance's input, released when its response body is done.
+struct Input(Arc<Worker>);
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ServicePool {
+    fn workers(&self) -> MutexGuard<'_, Vec<Arc<Worker>>> {
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes an input of an open instance of `endpoint` with room, else registers a
+    /// new worker (returned with its job queue's receiving end, for the caller to start).
+    fn reserve(
+        &self,
+        endpoint: &str,
+        max_inputs: usize,
+        single_use: bool,
+    ) -> (Input, Option<mpsc::UnboundedReceiver<Job>>) {
+        let mut workers = self.workers();
+        if !single_use {
+            let open = workers.iter().find(|w| {
+                w.endpoint == endpoint
+                    && !w.closed.load(Ordering::Acquire)
+                    && w.in_flight.load(Ordering::Acquire) < max_inputs
+            });
+            if let Some(worker) = open {
+                worker.in_flight.fetch_add(1, Ordering::AcqRel);
+                return (Input(worker.clone()), None);
+            }
+        }
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let worker = Arc::new(Worker {
+            endpoint: endpoint.to_owned(),
+            jobs,
+            in_flight: AtomicUsize::new(1),
+            closed: AtomicBool::new(single_use),
+            failure: Mutex::new(None),
+        });
+        workers.push(worker.clone());
+        (Input(worker), Some(receiver))
+    }
+
+    /// Closes `worker` if nothing is in flight on it; reservations take the same lock,
+    /// so none can slip in afterwards. Returns whether it was closed.
+    fn close_if_idle(&self, worker: &Arc<Worker>) -> bool {
+        let mut workers = self.workers();
+        if worker.in_flight.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        worker.closed.store(true, Ordering::Release);
+        workers.retain(|w| !Arc::ptr_eq(w, worker));
+        true
+    }
+
+    /// Stops sending requests to `worker`.
+    fn close(&self, worker: &Arc<Worker>) {
+        worker.closed.store(true, Ordering::Release);
+        self.workers().retain(|w| !Arc::ptr_eq(w, worker));
+    }
+
+    /// Instances alive now for `endpoint`.
+    pub(crate) fn live(&self, endpoint: &str) -> usize {
+        self.workers()
+            .iter()
+            .filter(|w| w.endpoint == endpoint)
+            .count()
+    }
+}
+
+impl Engine {
+    /// Requests one instance of `spec` takes at once: the app's `max_inputs`, else the
+    /// host's, else [`DEFAULT_MAX_INPUTS`]; 1 with per-request isolation.
+    pub fn max_inputs(&self, spec: &EndpointSpec) -> usize {
+        if self.single_use(spec) {
+            return 1;
+        }
+        spec.scaling
+            .max_inputs
+            .map(|n| n as usize)
+            .or(self.config.max_inputs)
+            .unwrap_or(DEFAULT_MAX_INPUTS)
+            .max(1)
+    }
+
+    fn single_use(&self, spec: &EndpointSpec) -> bool {
+        self.config.isolation == Some(super::IsolationSetting::PerRequest)
+            || spec.scaling.per_request
+            || spec.gpu.is_some()
+    }
+
+    /// Serves one request through a WASIp3 `wasi:http/handler` service on an instance
+    /// with a free input. Returns once the guest produced the response head; the body
+    /// streams from the instance's event loop.
+    pub(super) async fn service(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        request: hyper::Request<WasiBody>,
+    ) -> Result<hyper::Response<ProxyBody>, CallError> {
+        let limits = self.limits_for(spec);
+        let (input, fresh) =
+            component
+                .services
+                .reserve(&spec.name, self.max_inputs(spec), self.single_use(spec));
+        if let Some(jobs) = fresh {
+            let worker = input.0.clone();
+            let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
+            tokio::spawn(async move { engine.work(&component, &spec, &worker, jobs).await });
+        }
+        let (answer, answered) = oneshot::channel();
+        if input.0.jobs.send(Job { request, answer }).is_err() {
+            return Err(input.0.failure());
+        }
+        // The worker bounds each request by its timeout; this outer one only guards
+        // against an event loop that a guest holds without yielding.
+        let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
+        match outcome {
+            Err(_) => Err(CallError::Timeout(limits.timeout)),
+            Ok(Err(_)) => Err(input.0.failure()),
+            Ok(Ok(Err(e))) => Err(answer_error(e, limits.timeout)),
+            Ok(Ok(Ok(response))) => Ok(response.map(|body| {
+                Counted {
+                    body,
+                    _input: input,
+                }
+                .boxed_unsync()
+            })),
+        }
+    }
+
+    /// Runs one instance: starts it, then takes requests until it is idle past the
+    /// scale-down window, fails, or (single-use) served its one request.
+    async fn work(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        worker: &Arc<Worker>,
+        mut jobs: mpsc::UnboundedReceiver<Job>,
+    ) {
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let ended = match self.run_worker(component, spec, worker, &mut jobs).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(app = names.0, function = names.1, "a wasi:http service instance failed: {e}");
+                Some(e)
+            }
+        };
+        component.services.close(worker);
+        if let Some(e) = ended {
+            *worker.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+        // Requests queued behind a failure get its reason when their answer drops.
+        jobs.close();
+        while jobs.try_recv().is_ok() {}
+    }
+
+    async fn run_worker(
+        &self,
+        component: &LoadedComponent,
+        spec: &EndpointSpec,
+        worker: &Arc<Worker>,
+        jobs: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Result<(), CallError> {
+        let Prepared::Service(exports) = &component.prepared else {
+            return Err(CallError::Instantiate("not a wasi:http@0.3 service".into()));
+        };
+        let limits = self.limits_for(spec);
+        let gpu = self.gpu_for(spec);
+        let mut live = self
+            .start(component, &spec.name, limits, component.context(), gpu)
+            .await?;
+        let service = exports
+            .indices
+            .load(&mut live.store, &live.instance)
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let proxy = Proxy::P3(service);
+        let window = spec
+            .scaling
+            .scaledown_window
+            .unwrap_or(self.config.scaledown_window);
+        let names = (component.manifest.app.as_str(), spec.name.as_str());
+        let pool = &component.services;
+        let outcome = live
+            .store
+            .run_concurrent(async |accessor| {
+                let mut calls = FuturesUnordered::new();
+                let mut retiring = worker.closed.load(Ordering::Acquire);
+                let mut taken = 0usize;
+                loop {
+                    tokio::select! {
+                        job = jobs.recv(), if !retiring || taken == 0 => {
+                            let Some(Job { request, answer }) = job else { break };
+                            taken += 1;
+                            let (tx, rx) = oneshot::channel();
+                            let deadline = Instant::now() + limits.timeout;
+                            let prepared = accessor.with(|mut store| {
+                                // The store traps once the latest request is past its
+                                // limit: a guest spinning there is stopped even if the
+                                // event loop never gets to the per-request timer.
+                                let state = store.data_mut();
+                                state.deadline = state.deadline.max(deadline);
+                                handler::Prepared::new(
+                                    store.as_context_mut(),
+                                    &proxy,
+                                    request,
+                                    <InstanceState as WasiHttpView>::http,
+                                    tx,
+                                )
+                            });
+                            let prepared = match prepared {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    let _ = answer.send(Err(e));
+                                    continue;
+                                }
+                            };
+                            calls.push(async move {
+                                let expiry = tokio::time::sleep(limits.timeout);
+                                let ran = prepared.run(accessor, expiry).await;
+                                let result = match rx.await {
+                                    Ok(result) => result,
+                                    Err(_) => Err(wasmtime::format_err!("the call ended without an answer")),
+                                };
+                                (ran, result, answer)
+                            });
+                        }
+                        Some((ran, result, answer)) = calls.next(), if !calls.is_empty() => {
+                            accessor.with(|mut store| forward_output(names.0, names.1, store.data_mut()));
+                            ran?;
+                            // A trap or an expired request leaves the instance in doubt:
+                            // it takes no more requests and ends once the others are done.
+                            if let Err(e) = &result
+                                && !is_answer(e)
+                            {
+                                retiring = true;
+                                pool.close(worker);
+                            }
+                            let _ = answer.send(result);
+                        }
+                        _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
+                            if pool.close_if_idle(worker) {
+                                break;
+                            }
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(10)), if calls.is_empty() && retiring => {
+                            // Single-use or failing: go once the last body is sent.
+                            if worker.in_flight.load(Ordering::Acquire) == 0 {
+                                break;
+                            }
+                        }
+                    }
+                    if worker.closed.load(Ordering::Acquire) {
+                        retiring = true;
+                    }
+                }
+                wasmtime::Result::Ok(())
+            })
+            .await;
+        forward_output(names.0, names.1, live.store.data());
+        match outcome.and_then(|r| r) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(classify(e, &live.store, limits)),
+        }
+    }
+}
+
+/// Whether a request's error is an answer the guest gave (an `error-code`), not a trap
+/// or an expiry that leaves its instance in doubt.
+fn is_answer(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>()
+        .is_some()
+}
+
+fn answer_error(e: wasmtime::Error, timeout: Duration) -> CallError {
+    if e.downcast_ref::<ExpirationError>().is_some() {
+        return CallError::Timeout(timeout);
+    }
+    if let Some(code) = e.downcast_ref::<wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>()
+    {
+        return CallError::NoResponse(format!("the guest answered with an error: {code:?}"));
+    }
+    CallError::Trap(format!("{e:#}"))
+}
+
+/// A response body that holds its request's input until it is sent or dropped.
+struct Counted {
+    body: WasiBody,
+    _input: Input,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
