@@ -371,7 +371,10 @@ async fn burst(host: &Host, path: &str, n: usize) -> Vec<(u16, Value)> {
         let r = client().get(host.url(path)).send().await.expect("request");
         let status = r.status().as_u16();
         let text = r.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     });
     futures_util::future::join_all(requests).await
 }
@@ -411,7 +414,11 @@ async fn a_wasip3_instance_takes_max_inputs_requests_and_more_start_another() {
         assert_eq!(*status, 200, "{answer}");
         assert_eq!(answer["in_flight_max"], 4, "{answer}");
     }
-    assert_eq!(metric(&host, created).await - before, 2.0, "8 requests, 4 per instance");
+    assert_eq!(
+        metric(&host, created).await - before,
+        2.0,
+        "8 requests, 4 per instance"
+    );
 }
 
 #[tokio::test]

@@ -37,9 +37,9 @@ impl Engine {
     ) -> Result<&'a GuestExports, CallError> {
         match &component.prepared {
             Prepared::Guest(g) => Ok(g),
-            Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => Err(CallError::Instantiate(
-                "this component has no wasmhost exports".into(),
-            )),
+            Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => Err(
+                CallError::Instantiate("this component has no wasmhost exports".into()),
+            ),
         }
     }
 
@@ -132,7 +132,7 @@ impl Engine {
         let result = match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e, &live.store, limits)),
+            Ok(Err(e)) => Err(classify(e, live.store.data(), limits)),
         };
         forward_output(names.0, names.1, live.store.data());
         result

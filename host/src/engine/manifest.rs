@@ -237,13 +237,12 @@ impl AppManifest {
     /// (`<app>.<app>`) do not depend on a file name.
     pub fn name_plain_component(&mut self, app: &str) {
         // Only synthesised manifests have these kinds: `describe` cannot state them.
-        let plain =
-            |e: &EndpointSpec| {
-                matches!(
-                    e.kind,
-                    EndpointKind::Proxy | EndpointKind::Service | EndpointKind::WebServer
-                )
-            };
+        let plain = |e: &EndpointSpec| {
+            matches!(
+                e.kind,
+                EndpointKind::Proxy | EndpointKind::Service | EndpointKind::WebServer
+            )
+        };
         if !self.endpoints.iter().all(plain) {
             return;
         }

@@ -424,7 +424,7 @@ fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
 }
 
 /// Turns a failed call into the reason a user should read.
-fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) -> CallError {
+fn classify(e: wasmtime::Error, state: &InstanceState, limits: Limits) -> CallError {
     if e.downcast_ref::<DeadlineReached>().is_some() {
         return CallError::Timeout(limits.timeout);
     }
@@ -432,7 +432,7 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
     if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return CallError::Instantiate(format!("the host is at capacity: {full}"));
     }
-    if store.data().limiter.refused {
+    if state.limiter.refused {
         return CallError::OutOfMemory {
             mib: limits.memory_mib as u64,
         };
@@ -443,7 +443,7 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
         Some(t) => t.to_string(),
         None => e.root_cause().to_string(),
     };
-    match panic_message(&store.data().stderr.peek()) {
+    match panic_message(&state.stderr.peek()) {
         Some(panic) => CallError::Trap(format!("{panic} ({trap})")),
         None => CallError::Trap(trap),
     }

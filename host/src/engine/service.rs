@@ -16,9 +16,10 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use wasmtime::AsContextMut;
 use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::calls::ProxyBody;
@@ -31,7 +32,7 @@ pub const DEFAULT_MAX_INPUTS: usize = 16;
 
 /// What a worker answers for one request: the response head (its body streams on), or
 /// why there is none.
-type Answer = Result<hyper::Response<WasiBody>, wasmtime::Error>;
+type Answer = Result<hyper::Response<WasiBody>, CallError>;
 
 /// One request handed to a worker.
 struct Job {
@@ -53,16 +54,19 @@ struct Worker {
     in_flight: AtomicUsize,
     /// No longer takes requests: idle past the window, failed, or single-use.
     closed: AtomicBool,
-    /// Why its instance ended, for the requests it leaves unanswered.
-    failure: Mutex<Option<CallError>>,
+    /// Why its instance ended, set when it did, for the requests it leaves unanswered
+    /// (their answers drop a moment before: the event loop ends first).
+    ended: watch::Sender<Option<CallError>>,
 }
 
 impl Worker {
-    fn failure(&self) -> CallError {
-        let failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-        failure.clone().unwrap_or_else(|| {
-            CallError::Trap("the instance ended before it answered".into())
-        })
+    async fn failure(&self) -> CallError {
+        let mut ended = self.ended.subscribe();
+        let reason = tokio::time::timeout(Duration::from_secs(1), ended.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().and_then(|v| v.clone()));
+        reason.unwrap_or_else(|| CallError::Trap("the instance ended before it answered".into()))
     }
 }
 
@@ -106,7 +110,7 @@ impl ServicePool {
             jobs,
             in_flight: AtomicUsize::new(1),
             closed: AtomicBool::new(single_use),
-            failure: Mutex::new(None),
+            ended: watch::Sender::new(None),
         });
         workers.push(worker.clone());
         (Input(worker), Some(receiver))
@@ -128,14 +132,6 @@ impl ServicePool {
     fn close(&self, worker: &Arc<Worker>) {
         worker.closed.store(true, Ordering::Release);
         self.workers().retain(|w| !Arc::ptr_eq(w, worker));
-    }
-
-    /// Instances alive now for `endpoint`.
-    pub(crate) fn live(&self, endpoint: &str) -> usize {
-        self.workers()
-            .iter()
-            .filter(|w| w.endpoint == endpoint)
-            .count()
     }
 }
 
@@ -181,15 +177,15 @@ impl Engine {
         }
         let (answer, answered) = oneshot::channel();
         if input.0.jobs.send(Job { request, answer }).is_err() {
-            return Err(input.0.failure());
+            return Err(input.0.failure().await);
         }
         // The worker bounds each request by its timeout; this outer one only guards
         // against an event loop that a guest holds without yielding.
         let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
         match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Err(_)) => Err(input.0.failure()),
-            Ok(Ok(Err(e))) => Err(answer_error(e, limits.timeout)),
+            Ok(Err(_)) => Err(input.0.failure().await),
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Ok(Ok(response))) => Ok(response.map(|body| {
                 Counted {
                     body,
@@ -211,16 +207,18 @@ impl Engine {
     ) {
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let ended = match self.run_worker(component, spec, worker, &mut jobs).await {
-            Ok(()) => None,
+            Ok(()) => CallError::Trap("the instance ended before it answered".into()),
             Err(e) => {
-                tracing::warn!(app = names.0, function = names.1, "a wasi:http service instance failed: {e}");
-                Some(e)
+                tracing::warn!(
+                    app = names.0,
+                    function = names.1,
+                    "a wasi:http service instance failed: {e}"
+                );
+                e
             }
         };
         component.services.close(worker);
-        if let Some(e) = ended {
-            *worker.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        }
+        worker.ended.send_replace(Some(ended));
         // Requests queued behind a failure get its reason when their answer drops.
         jobs.close();
         while jobs.try_recv().is_ok() {}
@@ -263,7 +261,7 @@ impl Engine {
                         job = jobs.recv(), if !retiring || taken == 0 => {
                             let Some(Job { request, answer }) = job else { break };
                             taken += 1;
-                            let (tx, rx) = oneshot::channel();
+                            let (tx, rx) = futures_channel::oneshot::channel();
                             let deadline = Instant::now() + limits.timeout;
                             let prepared = accessor.with(|mut store| {
                                 // The store traps once the latest request is past its
@@ -282,14 +280,14 @@ impl Engine {
                             let prepared = match prepared {
                                 Ok(p) => p,
                                 Err(e) => {
-                                    let _ = answer.send(Err(e));
+                                    let _ = answer.send(Err(CallError::Instantiate(format!("{e:#}"))));
                                     continue;
                                 }
                             };
                             calls.push(async move {
                                 let expiry = tokio::time::sleep(limits.timeout);
                                 let ran = prepared.run(accessor, expiry).await;
-                                let result = match rx.await {
+                                let result: Result<_, wasmtime::Error> = match rx.await {
                                     Ok(result) => result,
                                     Err(_) => Err(wasmtime::format_err!("the call ended without an answer")),
                                 };
@@ -297,17 +295,22 @@ impl Engine {
                             });
                         }
                         Some((ran, result, answer)) = calls.next(), if !calls.is_empty() => {
-                            accessor.with(|mut store| forward_output(names.0, names.1, store.data_mut()));
+                            let answered = accessor.with(|mut store| {
+                                let state = store.data_mut();
+                                let answered = result.map_err(|e| answer_error(e, state, limits));
+                                forward_output(names.0, names.1, state);
+                                answered
+                            });
                             ran?;
                             // A trap or an expired request leaves the instance in doubt:
                             // it takes no more requests and ends once the others are done.
-                            if let Err(e) = &result
-                                && !is_answer(e)
+                            if let Err(e) = &answered
+                                && !matches!(e, CallError::NoResponse(_))
                             {
                                 retiring = true;
                                 pool.close(worker);
                             }
-                            let _ = answer.send(result);
+                            let _ = answer.send(answered);
                         }
                         _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
                             if pool.close_if_idle(worker) {
@@ -328,30 +331,24 @@ impl Engine {
                 wasmtime::Result::Ok(())
             })
             .await;
+        let ended = outcome
+            .and_then(|r| r)
+            .map_err(|e| classify(e, live.store.data(), limits));
         forward_output(names.0, names.1, live.store.data());
-        match outcome.and_then(|r| r) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(classify(e, &live.store, limits)),
-        }
+        ended
     }
 }
 
-/// Whether a request's error is an answer the guest gave (an `error-code`), not a trap
-/// or an expiry that leaves its instance in doubt.
-fn is_answer(e: &wasmtime::Error) -> bool {
-    e.downcast_ref::<wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>()
-        .is_some()
-}
-
-fn answer_error(e: wasmtime::Error, timeout: Duration) -> CallError {
+/// Why a request got no response: the guest's `error-code` (its instance is fine), or a
+/// trap or expiry, which leave the instance in doubt.
+fn answer_error(e: wasmtime::Error, state: &InstanceState, limits: super::Limits) -> CallError {
     if e.downcast_ref::<ExpirationError>().is_some() {
-        return CallError::Timeout(timeout);
+        return CallError::Timeout(limits.timeout);
     }
-    if let Some(code) = e.downcast_ref::<wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>()
-    {
+    if let Some(code) = e.downcast_ref::<ErrorCode>() {
         return CallError::NoResponse(format!("the guest answered with an error: {code:?}"));
     }
-    CallError::Trap(format!("{e:#}"))
+    classify(e, state, limits)
 }
 
 /// A response body that holds its request's input until it is sent or dropped.

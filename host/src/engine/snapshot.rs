@@ -57,7 +57,9 @@ impl Engine {
         // Classified before the output is forwarded: a panic's message is read from stderr.
         let instance = match outcome {
             Ok(Ok(instance)) => Ok(instance),
-            Ok(Err(e)) => Err(LoadError::PreInit(classify(e, &store, limits).to_string())),
+            Ok(Err(e)) => Err(LoadError::PreInit(
+                classify(e, store.data(), limits).to_string(),
+            )),
             Err(_) => Err(LoadError::PreInit(format!(
                 "it did not finish within the startup timeout of {:?}",
                 limits.timeout

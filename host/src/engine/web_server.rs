@@ -93,7 +93,7 @@ impl Engine {
             let why = match run.await {
                 Ok(Ok(())) => "the server exited".to_string(),
                 Ok(Err(())) => "the server exited with an error".to_string(),
-                Err(e) => classify(e, &store, limits).to_string(),
+                Err(e) => classify(e, store.data(), limits).to_string(),
             };
             forward_output(&app, &function, store.data());
             tracing::warn!(app, "web server stopped: {why}");
