@@ -487,3 +487,40 @@ async fn a_wasip3_instance_that_traps_or_times_out_is_retired_and_the_next_reque
         assert_eq!(answer["served"], 1, "{answer}");
     }
 }
+
+#[tokio::test]
+async fn the_server_config_file_sets_a_wasip3_apps_max_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmhost.toml");
+    std::fs::write(&config, "[functions.\"p3.p3\"]\nmax_inputs = 2\n").unwrap();
+    let data = dir.path().join("data");
+    let config = config.display().to_string();
+    let srv = server(&data, &["--config", &config]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let wasm = std::fs::read(example("wasi-http-p3")).unwrap();
+    let (status, body) = api.upload(wasm, "name=p3").await;
+    assert_eq!(status, 201, "{body}");
+    let requests =
+        (0..4).map(|_| visit(&srv, "main--p3-p3.localhost", "/sleep?ms=100&until=2", &[]));
+    for (status, body) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["in_flight_max"], 2, "{answer}");
+    }
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    let text = client()
+        .get(srv.url("/metrics"))
+        .bearer_auth(admin_token(&data))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{live} ");
+    let count = text.lines().find_map(|l| l.strip_prefix(&prefix));
+    assert_eq!(count, Some("2"), "4 requests, 2 per instance:\n{text}");
+}
