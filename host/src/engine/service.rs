@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot, watch};
 use wasmtime::AsContextMut;
+use wasmtime::component::Accessor;
 use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
@@ -259,40 +260,11 @@ impl Engine {
                 loop {
                     tokio::select! {
                         job = jobs.recv(), if !retiring || taken == 0 => {
-                            let Some(Job { request, answer }) = job else { break };
+                            let Some(job) = job else { break };
                             taken += 1;
-                            let (tx, rx) = futures_channel::oneshot::channel();
-                            let deadline = Instant::now() + limits.timeout;
-                            let prepared = accessor.with(|mut store| {
-                                // The store traps once the latest request is past its
-                                // limit: a guest spinning there is stopped even if the
-                                // event loop never gets to the per-request timer.
-                                let state = store.data_mut();
-                                state.deadline = state.deadline.max(deadline);
-                                handler::Prepared::new(
-                                    store.as_context_mut(),
-                                    &proxy,
-                                    request,
-                                    <InstanceState as WasiHttpView>::http,
-                                    tx,
-                                )
-                            });
-                            let prepared = match prepared {
-                                Ok(p) => p,
-                                Err(e) => {
-                                    let _ = answer.send(Err(CallError::Instantiate(format!("{e:#}"))));
-                                    continue;
-                                }
-                            };
-                            calls.push(async move {
-                                let expiry = tokio::time::sleep(limits.timeout);
-                                let ran = prepared.run(accessor, expiry).await;
-                                let result: Result<_, wasmtime::Error> = match rx.await {
-                                    Ok(result) => result,
-                                    Err(_) => Err(wasmtime::format_err!("the call ended without an answer")),
-                                };
-                                (ran, result, answer)
-                            });
+                            if let Some(call) = start_call(accessor, &proxy, job, limits) {
+                                calls.push(call);
+                            }
                         }
                         Some((ran, result, answer)) = calls.next(), if !calls.is_empty() => {
                             let answered = accessor.with(|mut store| {
@@ -337,6 +309,55 @@ impl Engine {
         forward_output(names.0, names.1, live.store.data());
         ended
     }
+}
+
+/// What a request's call ends with: whether it ran to an answer (false: it expired),
+/// the answer, and where to send it.
+type Finished = (
+    wasmtime::Result<bool>,
+    wasmtime::Result<hyper::Response<WasiBody>>,
+    oneshot::Sender<Answer>,
+);
+
+/// Starts `job` as a new guest task of `proxy`'s instance; the returned future ends with
+/// its answer or its expiry. None when it could not start (the job was answered).
+fn start_call<'a>(
+    accessor: &'a Accessor<InstanceState>,
+    proxy: &'a Proxy,
+    Job { request, answer }: Job,
+    limits: super::Limits,
+) -> Option<impl Future<Output = Finished> + 'a> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let deadline = Instant::now() + limits.timeout;
+    let prepared = accessor.with(|mut store| {
+        // The store traps once the latest request is past its limit: a guest spinning
+        // there is stopped even if the event loop never gets to the per-request timer.
+        let state = store.data_mut();
+        state.deadline = state.deadline.max(deadline);
+        handler::Prepared::new(
+            store.as_context_mut(),
+            proxy,
+            request,
+            <InstanceState as WasiHttpView>::http,
+            tx,
+        )
+    });
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = answer.send(Err(CallError::Instantiate(format!("{e:#}"))));
+            return None;
+        }
+    };
+    Some(async move {
+        let expiry = tokio::time::sleep(limits.timeout);
+        let ran = prepared.run(accessor, expiry).await;
+        let result = match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::format_err!("the call ended without an answer")),
+        };
+        (ran, result, answer)
+    })
 }
 
 /// Why a request got no response: the guest's `error-code` (its instance is fine), or a
