@@ -69,7 +69,7 @@ impl Engine {
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let pre = self.instance_pre(component)?;
-        let mut store = self.new_store(limits, ctx, gpu)?;
+        let mut store = self.store_for(component, limits, ctx, gpu)?;
         let started = Instant::now();
         let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,

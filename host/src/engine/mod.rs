@@ -18,6 +18,7 @@ mod manifest;
 mod metrics;
 mod output;
 mod pool;
+mod runtime;
 mod service;
 mod snapshot;
 mod state;
@@ -30,8 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Linker;
-use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
 pub use bindings::asgi_types as asgi;
@@ -135,9 +135,10 @@ impl EngineConfig {
 
 /// One wasmtime engine shared by every component the host serves.
 pub struct Engine {
-    engine: wasmtime::Engine,
-    linker: Linker<InstanceState>,
-    cache: cache::ArtifactCache,
+    /// Runs WASIp2 components and wasmhost guests.
+    runtime: runtime::Runtime,
+    /// Runs WASIp3 services (component-model async); made on first use.
+    concurrent: std::sync::OnceLock<runtime::Runtime>,
     config: EngineConfig,
     gpu: Gpu,
     metrics: Arc<Metrics>,
@@ -160,6 +161,8 @@ pub struct LoadedComponent {
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
     prepared: Prepared,
+    /// The wasmtime engine it was compiled for, which its stores must use.
+    wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
     services: service::ServicePool,
     web_server: web_server::WebServerSlot,
@@ -205,60 +208,15 @@ impl std::error::Error for DeadlineReached {}
 impl Engine {
     /// Builds the engine: async, epoch interruption, pooling allocator with copy-on-write
     /// memory images, and WASI 0.2 and `wasmhost:gpu` in the linker (the GPU itself is
-    /// opened on first use).
+    /// opened on first use). WASIp3 services get an engine of their own when the first
+    /// one loads.
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
-        let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
-        let mut pool = PoolingAllocationConfig::new();
-        let n = config.max_instances;
-        pool.total_component_instances(n)
-            .total_core_instances(n * 4)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
-            // A store keeps its fiber stack while it lives, so every live instance needs one.
-            .total_stacks(n)
-            .max_memory_size(max_memory);
-        let mut wasm = Config::new();
-        // Component-model async serves WASIp3 components, whose instances take several
-        // requests at once.
-        wasm.epoch_interruption(true)
-            .memory_init_cow(true)
-            .concurrency_support(true)
-            .wasm_component_model_async(true)
-            .max_wasm_stack(1 << 20)
-            .allocation_strategy(pool);
-        let engine =
-            wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        let link_error = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
-        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(link_error)?;
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(link_error)?;
-        bindings::wasmhost::guest::asgi_channel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        bindings::wasmhost::guest::wsgi_io::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        bindings::wasmhost::guest::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        web_server::add_bind_rewrite(&mut linker).map_err(link_error)?;
-        crate::capabilities::gpu::add_to_linker(&mut linker).map_err(link_error)?;
-        let gpu = Gpu::new(config.gpu.clone());
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), ticker_stop.clone());
-        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
+        let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
+        let gpu = Gpu::new(config.gpu.clone());
         Ok(Self {
-            engine,
-            linker,
-            cache,
+            runtime,
+            concurrent: std::sync::OnceLock::new(),
             config,
             gpu,
             metrics: Arc::new(Metrics::new()),
@@ -351,7 +309,8 @@ impl Engine {
     ) -> Result<(Duration, Box<dyn std::any::Any + Send>), CallError> {
         let started = Instant::now();
         let gpu = self.no_gpu("benchmark instances cannot use the GPU");
-        let mut store = self.new_store(self.default_limits(), component.context(), gpu)?;
+        let mut store =
+            self.store_for(component, self.default_limits(), component.context(), gpu)?;
         let instantiated = match &component.prepared {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
@@ -362,17 +321,30 @@ impl Engine {
         Ok((started.elapsed(), Box::new(store)))
     }
 
+    /// A store on the engine of WASIp2 components and wasmhost guests.
     fn new_store(
         &self,
         limits: Limits,
         ctx: &CallContext,
         gpu: GpuCtx,
     ) -> Result<Store<InstanceState>, CallError> {
-        self.new_store_with(limits, None, ctx, gpu)
+        self.new_store_with(&self.runtime.engine, limits, None, ctx, gpu)
+    }
+
+    /// A store on `component`'s engine.
+    fn store_for(
+        &self,
+        component: &LoadedComponent,
+        limits: Limits,
+        ctx: &CallContext,
+        gpu: GpuCtx,
+    ) -> Result<Store<InstanceState>, CallError> {
+        self.new_store_with(&component.wasm_engine, limits, None, ctx, gpu)
     }
 
     fn new_store_with(
         &self,
+        engine: &wasmtime::Engine,
         limits: Limits,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
@@ -389,7 +361,7 @@ impl Engine {
         .map_err(|e| CallError::Instantiate(e.to_string()))?
         .counted(metrics::LiveInstance::new(&self.metrics.instances_live));
         self.metrics.instances_created.inc();
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
@@ -409,18 +381,6 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
-}
-
-fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
-    std::thread::Builder::new()
-        .name("wasmhost-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawning the epoch thread");
 }
 
 /// Turns a failed call into the reason a user should read.

@@ -32,8 +32,9 @@ impl Engine {
         let (context, instrumented) = wizer
             .instrument_component(bytes)
             .map_err(|e| failed("cannot instrument the component", e))?;
-        let component = self.compile(instrumented).await?;
+        let component = self.compile(&self.runtime, instrumented).await?;
         let pre = self
+            .runtime
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;

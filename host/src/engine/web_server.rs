@@ -72,6 +72,7 @@ impl Engine {
             memory_mib: self.limits_for(spec).memory_mib,
         };
         let mut store = self.new_store_with(
+            &self.runtime.engine,
             limits,
             Some((inner_port, port)),
             component.context(),
