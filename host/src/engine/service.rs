@@ -33,7 +33,19 @@ pub const DEFAULT_MAX_INPUTS: usize = 16;
 
 /// What a worker answers for one request: the response head (its body streams on), or
 /// why there is none.
-type Answer = Result<hyper::Response<WasiBody>, CallError>;
+type Answer = Result<hyper::Response<WasiBody>, Unanswered>;
+
+/// Why a worker gave a request no response.
+enum Unanswered {
+    /// The call failed.
+    Failed(CallError),
+    /// The instance stopped before the request reached it (it failed or went idle as
+    /// the request was queued): it goes to another instance.
+    NotStarted(Box<hyper::Request<WasiBody>>),
+}
+
+/// Times a request is handed to an instance before it gives up.
+const ATTEMPTS: usize = 3;
 
 /// One request handed to a worker.
 struct Job {
@@ -167,34 +179,46 @@ impl Engine {
         request: hyper::Request<WasiBody>,
     ) -> Result<hyper::Response<ProxyBody>, CallError> {
         let limits = self.limits_for(spec);
-        let (input, fresh) =
-            component
-                .services
-                .reserve(&spec.name, self.max_inputs(spec), self.single_use(spec));
-        if let Some(jobs) = fresh {
-            let worker = input.0.clone();
-            let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
-            tokio::spawn(async move { engine.work(&component, &spec, &worker, jobs).await });
-        }
-        let (answer, answered) = oneshot::channel();
-        if input.0.jobs.send(Job { request, answer }).is_err() {
-            return Err(input.0.failure().await);
-        }
-        // The worker bounds each request by its timeout; this outer one only guards
-        // against an event loop that a guest holds without yielding.
-        let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
-        match outcome {
-            Err(_) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Err(_)) => Err(input.0.failure().await),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Ok(Ok(response))) => Ok(response.map(|body| {
-                Counted {
-                    body,
-                    _input: input,
+        let mut request = request;
+        for _ in 0..ATTEMPTS {
+            let (input, fresh) = component.services.reserve(
+                &spec.name,
+                self.max_inputs(spec),
+                self.single_use(spec),
+            );
+            if let Some(jobs) = fresh {
+                let worker = input.0.clone();
+                let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
+                tokio::spawn(async move { engine.work(&component, &spec, &worker, jobs).await });
+            }
+            let (answer, answered) = oneshot::channel();
+            if let Err(refused) = input.0.jobs.send(Job { request, answer }) {
+                request = refused.0.request;
+                continue;
+            }
+            // The worker bounds each request by its timeout; this outer one only guards
+            // against an event loop that a guest holds without yielding.
+            let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
+            return match outcome {
+                Err(_) => Err(CallError::Timeout(limits.timeout)),
+                Ok(Err(_)) => Err(input.0.failure().await),
+                Ok(Ok(Err(Unanswered::Failed(e)))) => Err(e),
+                Ok(Ok(Err(Unanswered::NotStarted(again)))) => {
+                    request = *again;
+                    continue;
                 }
-                .boxed_unsync()
-            })),
+                Ok(Ok(Ok(response))) => Ok(response.map(|body| {
+                    Counted {
+                        body,
+                        _input: input,
+                    }
+                    .boxed_unsync()
+                })),
+            };
         }
+        Err(CallError::Instantiate(format!(
+            "{ATTEMPTS} instances in a row stopped before taking the request"
+        )))
     }
 
     /// Runs one instance: starts it, then takes requests until it is idle past the
@@ -219,10 +243,17 @@ impl Engine {
             }
         };
         component.services.close(worker);
-        worker.ended.send_replace(Some(ended));
-        // Requests queued behind a failure get its reason when their answer drops.
+        // Requests queued behind an instance that never started share its fate; those
+        // behind one that ran go to another instance.
+        let never_started = matches!(ended, CallError::Instantiate(_));
+        worker.ended.send_replace(Some(ended.clone()));
         jobs.close();
-        while jobs.try_recv().is_ok() {}
+        while let Ok(Job { request, answer }) = jobs.try_recv() {
+            let _ = answer.send(Err(match never_started {
+                true => Unanswered::Failed(ended.clone()),
+                false => Unanswered::NotStarted(Box::new(request)),
+            }));
+        }
     }
 
     async fn run_worker(
@@ -282,7 +313,7 @@ impl Engine {
                                 retiring = true;
                                 pool.close(worker);
                             }
-                            let _ = answer.send(answered);
+                            let _ = answer.send(answered.map_err(Unanswered::Failed));
                         }
                         _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
                             if pool.close_if_idle(worker) {
@@ -345,7 +376,9 @@ fn start_call<'a>(
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
-            let _ = answer.send(Err(CallError::Instantiate(format!("{e:#}"))));
+            let _ = answer.send(Err(Unanswered::Failed(CallError::Instantiate(format!(
+                "{e:#}"
+            )))));
             return None;
         }
     };
