@@ -524,3 +524,48 @@ async fn the_server_config_file_sets_a_wasip3_apps_max_inputs() {
     let count = text.lines().find_map(|l| l.strip_prefix(&prefix));
     assert_eq!(count, Some("2"), "4 requests, 2 per instance:\n{text}");
 }
+
+#[tokio::test]
+async fn a_redeployed_wasip3_app_ends_the_old_versions_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    let metrics = || async {
+        let text = client()
+            .get(srv.url("/metrics"))
+            .bearer_auth(admin_token(&data))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("{live} ");
+        let value = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        value.map(|v| v.trim().to_owned())
+    };
+    let plain = std::fs::read(example("wasi-http-p3")).unwrap();
+    for version in [plain.clone(), with_custom_section(&plain, "version-2")] {
+        let (status, body) = api.upload(version, "name=p3").await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = visit(&srv, "main--p3-p3.localhost", "/sleep?ms=1", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["served"], 1, "a new version starts a new instance");
+    }
+    // The first version's instance ends with it rather than idling out its window.
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = metrics().await;
+        if seen.as_deref() == Some("1") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{live} stayed at {seen:?}");
+}

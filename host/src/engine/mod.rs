@@ -164,7 +164,7 @@ pub struct LoadedComponent {
     /// The wasmtime engine it was compiled for, which its stores must use.
     wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
-    services: service::ServicePool,
+    services: Arc<service::ServicePool>,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -181,6 +181,13 @@ impl LoadedComponent {
         self.context
             .get()
             .unwrap_or_else(|| NONE.get_or_init(CallContext::default))
+    }
+}
+
+impl Drop for LoadedComponent {
+    fn drop(&mut self) {
+        // Its WASIp3 instances end once the requests in them are done.
+        self.services.close_all();
     }
 }
 

@@ -381,6 +381,7 @@ impl Engine {
     /// Retires every warm instance of `component`, as the host does when it stops: ASGI
     /// apps run lifespan shutdown, the class instance runs `exit`.
     pub async fn retire(&self, component: &LoadedComponent) {
+        component.services.close_all();
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.drain()

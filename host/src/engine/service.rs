@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,16 @@ pub(crate) struct ServicePool {
     workers: Mutex<Vec<Arc<Worker>>>,
 }
 
+/// What the task running one instance works with; it holds its component only while
+/// the instance starts.
+struct Instance {
+    component: Weak<LoadedComponent>,
+    pool: Arc<ServicePool>,
+    app: String,
+    spec: EndpointSpec,
+    worker: Arc<Worker>,
+}
+
 /// The dispatcher's side of one instance.
 struct Worker {
     endpoint: String,
@@ -67,6 +77,8 @@ struct Worker {
     in_flight: AtomicUsize,
     /// No longer takes requests: idle past the window, failed, or single-use.
     closed: AtomicBool,
+    /// Wakes the worker when its app is stopped or replaced.
+    stop: tokio::sync::Notify,
     /// Why its instance ended, set when it did, for the requests it leaves unanswered
     /// (their answers drop a moment before: the event loop ends first).
     ended: watch::Sender<Option<CallError>>,
@@ -123,6 +135,7 @@ impl ServicePool {
             jobs,
             in_flight: AtomicUsize::new(1),
             closed: AtomicBool::new(single_use),
+            stop: tokio::sync::Notify::new(),
             ended: watch::Sender::new(None),
         });
         workers.push(worker.clone());
@@ -139,6 +152,14 @@ impl ServicePool {
         worker.closed.store(true, Ordering::Release);
         workers.retain(|w| !Arc::ptr_eq(w, worker));
         true
+    }
+
+    /// Closes every instance: each ends once the requests in it are done.
+    pub(crate) fn close_all(&self) {
+        for worker in self.workers().drain(..) {
+            worker.closed.store(true, Ordering::Release);
+            worker.stop.notify_one();
+        }
     }
 
     /// Stops sending requests to `worker`.
@@ -187,9 +208,15 @@ impl Engine {
                 self.single_use(spec),
             );
             if let Some(jobs) = fresh {
-                let worker = input.0.clone();
-                let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
-                tokio::spawn(async move { engine.work(&component, &spec, &worker, jobs).await });
+                let worker = Instance {
+                    component: Arc::downgrade(component),
+                    pool: component.services.clone(),
+                    app: component.manifest.app.clone(),
+                    spec: spec.clone(),
+                    worker: input.0.clone(),
+                };
+                let engine = self.clone();
+                tokio::spawn(async move { engine.work(worker, jobs).await });
             }
             let (answer, answered) = oneshot::channel();
             if let Err(refused) = input.0.jobs.send(Job { request, answer }) {
@@ -223,15 +250,10 @@ impl Engine {
 
     /// Runs one instance: starts it, then takes requests until it is idle past the
     /// scale-down window, fails, or (single-use) served its one request.
-    async fn work(
-        &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-        worker: &Arc<Worker>,
-        mut jobs: mpsc::UnboundedReceiver<Job>,
-    ) {
-        let names = (component.manifest.app.as_str(), spec.name.as_str());
-        let ended = match self.run_worker(component, spec, worker, &mut jobs).await {
+    async fn work(&self, instance: Instance, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let names = (instance.app.as_str(), instance.spec.name.as_str());
+        let worker = &instance.worker;
+        let ended = match self.run_worker(&instance, &mut jobs).await {
             Ok(()) => CallError::Trap("the instance ended before it answered".into()),
             Err(e) => {
                 tracing::warn!(
@@ -242,7 +264,7 @@ impl Engine {
                 e
             }
         };
-        component.services.close(worker);
+        instance.pool.close(worker);
         // Requests queued behind an instance that never started share its fate; those
         // behind one that ran go to another instance.
         let never_started = matches!(ended, CallError::Instantiate(_));
@@ -258,30 +280,37 @@ impl Engine {
 
     async fn run_worker(
         &self,
-        component: &LoadedComponent,
-        spec: &EndpointSpec,
-        worker: &Arc<Worker>,
+        instance: &Instance,
         jobs: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Result<(), CallError> {
-        let Prepared::Service(exports) = &component.prepared else {
-            return Err(CallError::Instantiate("not a wasi:http@0.3 service".into()));
-        };
+        let Instance {
+            pool, spec, worker, ..
+        } = instance;
         let limits = self.limits_for(spec);
-        let gpu = self.gpu_for(spec);
-        let mut live = self
-            .start(component, &spec.name, limits, component.context(), gpu)
-            .await?;
-        let service = exports
-            .indices
-            .load(&mut live.store, &live.instance)
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        let proxy = Proxy::P3(service);
+        // The component is held only while its instance starts, so an app replaced or
+        // stopped meanwhile is freed and tells its workers to end.
+        let (mut live, proxy) = {
+            let Some(component) = instance.component.upgrade() else {
+                return Err(CallError::Instantiate("the app was stopped".into()));
+            };
+            let Prepared::Service(exports) = &component.prepared else {
+                return Err(CallError::Instantiate("not a wasi:http@0.3 service".into()));
+            };
+            let gpu = self.gpu_for(spec);
+            let mut live = self
+                .start(&component, &spec.name, limits, component.context(), gpu)
+                .await?;
+            let service = exports
+                .indices
+                .load(&mut live.store, &live.instance)
+                .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+            (live, Proxy::P3(service))
+        };
         let window = spec
             .scaling
             .scaledown_window
             .unwrap_or(self.config.scaledown_window);
-        let names = (component.manifest.app.as_str(), spec.name.as_str());
-        let pool = &component.services;
+        let names = (instance.app.as_str(), spec.name.as_str());
         let outcome = live
             .store
             .run_concurrent(async |accessor| {
@@ -315,6 +344,7 @@ impl Engine {
                             }
                             let _ = answer.send(answered.map_err(Unanswered::Failed));
                         }
+                        _ = worker.stop.notified(), if !retiring => retiring = true,
                         _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
                             if pool.close_if_idle(worker) {
                                 break;
