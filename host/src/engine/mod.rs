@@ -3,9 +3,11 @@
 //!
 //! It serves several worlds, told apart by a component's exports (`world`): wasmhost
 //! guests (`describe` plus the handlers of typed functions, class methods, ASGI and WSGI
-//! apps), standard `wasi:http` proxies and `wasi:cli` commands run as web servers.
-//! Calls (`calls`) use fresh instances for functions and proxies, and warm instances
-//! for classes and apps; the ASGI channel and WSGI streams are traits the shapes implement.
+//! apps), standard `wasi:http` proxies (WASIp2) and services (WASIp3), and `wasi:cli`
+//! commands run as web servers. Calls (`calls`) use fresh instances for functions and
+//! proxies (unless reuse was asked for), and warm instances for classes and apps; the
+//! ASGI channel and WSGI streams are traits the shapes implement. WASIp3 services
+//! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
 mod bindings;
 mod cache;
@@ -258,8 +260,13 @@ impl Engine {
     /// Calls of `spec` allowed in flight: max_containers × max_inputs where the endpoint
     /// states it, else the host's bound.
     pub fn max_concurrency(&self, spec: &EndpointSpec) -> usize {
+        // A WASIp3 service's instances take `max_inputs` each even where it is not stated.
+        let inputs = match spec.kind {
+            EndpointKind::Service => self.max_inputs(spec),
+            _ => spec.scaling.max_inputs.unwrap_or(1) as usize,
+        };
         match spec.scaling.max_containers {
-            Some(c) => (c as usize) * (spec.scaling.max_inputs.unwrap_or(1) as usize),
+            Some(c) => (c as usize) * inputs,
             None => self.config.max_concurrency,
         }
     }
