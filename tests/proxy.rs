@@ -478,6 +478,11 @@ async fn a_wasip3_instance_that_traps_or_times_out_is_retired_and_the_next_reque
     assert_eq!(status, 504, "{body}");
     let (status, body) = get(&host, "/sleep?ms=1").await;
     assert_eq!(status, 200, "{body}");
+    // A guest that spins without ever awaiting is stopped at its limit too.
+    let (status, body) = get(&host, "/spin").await;
+    assert_eq!(status, 504, "{body}");
+    let (status, body) = get(&host, "/sleep?ms=1").await;
+    assert_eq!(status, 200, "{body}");
     // A fresh instance for every request when per-request isolation is asked for.
     let host = Host::run(&example("wasi-http-p3"), &["--isolation", "per-request"]);
     for _ in 0..3 {

@@ -8,7 +8,7 @@
 //!   `&until=K` it then goes on waiting (10 s at most) until K requests were in flight
 //!   at once, which only an instance that takes requests concurrently ever sees.
 //! - `POST /echo` streams the request body back chunk by chunk as it arrives.
-//! - `GET /panic` traps.
+//! - `GET /panic` traps; `GET /spin` never yields.
 //! - anything else: a greeting.
 
 use std::cell::Cell;
@@ -80,6 +80,9 @@ impl wasip3::exports::http::handler::Guest for Service {
             }
             "/echo" => Ok(echo(request)),
             "/panic" => panic!("asked to panic"),
+            "/spin" => loop {
+                std::hint::spin_loop();
+            },
             _ => Ok(respond(
                 "text/plain",
                 b"Hello from a WASIp3 component!\n".to_vec(),
