@@ -14,7 +14,7 @@ if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2 >/dev/null
 fi
 echo "building the example guests ..." >&2
-(cd examples && cargo build --release --target wasm32-wasip2 -p hello -p wasi-http-proxy -p preinit)
+(cd examples && cargo build --release --target wasm32-wasip2 -p hello -p wasi-http-proxy -p wasi-http-p3 -p preinit)
 echo "building wasmhost and wasmhost-bench (release) ..." >&2
 cargo build --release -p wasmhost --bin wasmhost
 cargo build --release -p wasmhost-bench

@@ -349,3 +349,230 @@ async fn the_server_config_file_opts_a_wasi_http_component_into_reuse() {
         assert_eq!(r, (200, "1".into()), "no one asked for reuse");
     }
 }
+
+/// The value of the series `series` (name and labels) in the host's /metrics.
+async fn metric(host: &Host, series: &str) -> f64 {
+    let text = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+}
+
+/// Sends `n` requests to `path` at once; returns each one's status and JSON answer.
+async fn burst(host: &Host, path: &str, n: usize) -> Vec<(u16, Value)> {
+    let requests = (0..n).map(|_| async {
+        let r = client().get(host.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    });
+    futures_util::future::join_all(requests).await
+}
+
+#[tokio::test]
+async fn a_wasip3_service_serves_16_sleeping_requests_in_one_instance_at_once() {
+    let host = Host::run(&example("wasi-http-p3"), &[]);
+    let created = "wasmhost_instances_created_total";
+    let before = metric(&host, created).await;
+    let started = std::time::Instant::now();
+    // Each request sleeps 200 ms, then waits until 16 were in its instance at once: an
+    // instance that took them one after another would never see that and time out.
+    let answers = burst(&host, "/sleep?ms=200&until=16", 16).await;
+    let took = started.elapsed();
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(answer["slept_ms"], 200, "{answer}");
+        assert_eq!(answer["in_flight_max"], 16, "{answer}");
+    }
+    assert_eq!(metric(&host, created).await - before, 1.0, "one instance");
+    let live = r#"wasmhost_function_instances_live{app="wasi-http-p3",function="wasi-http-p3"}"#;
+    assert_eq!(metric(&host, live).await, 1.0);
+    eprintln!("16 requests that sleep 200 ms each, one WASIp3 instance: {took:?}");
+    // The instance stays warm for the next burst.
+    let answers = burst(&host, "/sleep?ms=1", 4).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    assert_eq!(metric(&host, created).await - before, 1.0, "reused");
+}
+
+#[tokio::test]
+async fn a_wasip3_instance_takes_max_inputs_requests_and_more_start_another() {
+    let host = Host::run(&example("wasi-http-p3"), &["--max-inputs", "4"]);
+    let created = "wasmhost_instances_created_total";
+    let before = metric(&host, created).await;
+    let answers = burst(&host, "/sleep?ms=200&until=4", 8).await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(answer["in_flight_max"], 4, "{answer}");
+    }
+    assert_eq!(
+        metric(&host, created).await - before,
+        2.0,
+        "8 requests, 4 per instance"
+    );
+}
+
+#[tokio::test]
+async fn a_wasip3_service_streams_the_request_body_back_as_it_arrives() {
+    let host = Host::run(&example("wasi-http-p3"), &[]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    tx.send(Ok(b"ping 0;".to_vec())).await.unwrap();
+    let mut response = client()
+        .post(host.url("/echo"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("response head");
+    assert_eq!(response.status(), 200);
+    // Each chunk comes back before the next is sent: both bodies stream.
+    let mut echoed = Vec::new();
+    for i in 0..5 {
+        let sent = format!("ping {i};");
+        while !echoed.ends_with(sent.as_bytes()) {
+            let chunk = response.chunk().await.expect("echo").expect("more echo");
+            echoed.extend_from_slice(&chunk);
+        }
+        if i < 4 {
+            tx.send(Ok(format!("ping {};", i + 1).into_bytes()))
+                .await
+                .unwrap();
+        }
+    }
+    // A large body after them, then the end.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    tx.send(Ok(big.clone())).await.unwrap();
+    drop(tx);
+    while let Some(chunk) = response.chunk().await.expect("echo") {
+        echoed.extend_from_slice(&chunk);
+    }
+    let expected: Vec<u8> = [
+        b"ping 0;ping 1;ping 2;ping 3;ping 4;".as_slice(),
+        big.as_slice(),
+    ]
+    .concat();
+    assert_eq!(echoed.len(), expected.len());
+    assert!(echoed == expected, "the echo differs from what was sent");
+}
+
+#[tokio::test]
+async fn a_wasip3_instance_that_traps_or_times_out_is_retired_and_the_next_request_works() {
+    let host = Host::run(&example("wasi-http-p3"), &["--timeout", "1s"]);
+    let (status, body) = get(&host, "/panic").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("asked to panic"), "{body}");
+    let (status, body) = get(&host, "/sleep?ms=1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&host, "/sleep?ms=5000").await;
+    assert_eq!(status, 504, "{body}");
+    let (status, body) = get(&host, "/sleep?ms=1").await;
+    assert_eq!(status, 200, "{body}");
+    // A guest that spins without ever awaiting is stopped at its limit too.
+    let (status, body) = get(&host, "/spin").await;
+    assert_eq!(status, 504, "{body}");
+    let (status, body) = get(&host, "/sleep?ms=1").await;
+    assert_eq!(status, 200, "{body}");
+    // A fresh instance for every request when per-request isolation is asked for.
+    let host = Host::run(&example("wasi-http-p3"), &["--isolation", "per-request"]);
+    for _ in 0..3 {
+        let (status, body) = get(&host, "/sleep?ms=1").await;
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["served"], 1, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn the_server_config_file_sets_a_wasip3_apps_max_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmhost.toml");
+    std::fs::write(&config, "[functions.\"p3.p3\"]\nmax_inputs = 2\n").unwrap();
+    let data = dir.path().join("data");
+    let config = config.display().to_string();
+    let srv = server(&data, &["--config", &config]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let wasm = std::fs::read(example("wasi-http-p3")).unwrap();
+    let (status, body) = api.upload(wasm, "name=p3").await;
+    assert_eq!(status, 201, "{body}");
+    let requests =
+        (0..4).map(|_| visit(&srv, "main--p3-p3.localhost", "/sleep?ms=100&until=2", &[]));
+    for (status, body) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["in_flight_max"], 2, "{answer}");
+    }
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    let text = client()
+        .get(srv.url("/metrics"))
+        .bearer_auth(admin_token(&data))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{live} ");
+    let count = text.lines().find_map(|l| l.strip_prefix(&prefix));
+    assert_eq!(count, Some("2"), "4 requests, 2 per instance:\n{text}");
+}
+
+#[tokio::test]
+async fn a_redeployed_wasip3_app_ends_the_old_versions_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    let metrics = || async {
+        let text = client()
+            .get(srv.url("/metrics"))
+            .bearer_auth(admin_token(&data))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("{live} ");
+        let value = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        value.map(|v| v.trim().to_owned())
+    };
+    let plain = std::fs::read(example("wasi-http-p3")).unwrap();
+    for version in [plain.clone(), with_custom_section(&plain, "version-2")] {
+        let (status, body) = api.upload(version, "name=p3").await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = visit(&srv, "main--p3-p3.localhost", "/sleep?ms=1", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["served"], 1, "a new version starts a new instance");
+    }
+    // The first version's instance ends with it rather than idling out its window.
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = metrics().await;
+        if seen.as_deref() == Some("1") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{live} stayed at {seen:?}");
+}

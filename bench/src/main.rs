@@ -103,6 +103,7 @@ struct Options {
 /// The component names the rows and tables use.
 pub const PROXY: &str = "wasi:http proxy";
 pub const HELLO: &str = "typed endpoint (hello)";
+pub const SERVICE: &str = "WASIp3 wasi:http service";
 
 /// The workspace root (this crate lives in `bench/`).
 fn root() -> PathBuf {
@@ -129,6 +130,8 @@ pub struct Results {
     pub memory: Option<Memory>,
     /// Whether `wasmhost run` has `--isolation` (reuse vs per-request modes).
     pub has_isolation_flag: bool,
+    /// Whether `wasmhost run` has `--max-inputs` (it serves WASIp3 components).
+    pub has_max_inputs_flag: bool,
     /// What could not be measured, and why.
     pub skipped: Vec<String>,
 }
@@ -196,6 +199,8 @@ pub enum Role {
     OtherReuse,
     /// wasmhost on another component, per request (or without `--isolation`).
     OtherPerRequest,
+    /// wasmhost on a WASIp3 service: one instance takes several requests at once.
+    Service,
     /// `wasmtime serve` with its defaults: a fresh instance per request.
     Peer,
     /// `wasmtime serve` told to reuse instances (`--max-instance-reuse-count`).
@@ -318,7 +323,9 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         .args(["run", "--help"])
         .output()
         .context("cannot run wasmhost")?;
-    results.has_isolation_flag = String::from_utf8_lossy(&help.stdout).contains("--isolation");
+    let help = String::from_utf8_lossy(&help.stdout);
+    results.has_isolation_flag = help.contains("--isolation");
+    results.has_max_inputs_flag = help.contains("--max-inputs");
     let wasmtime_version = results.machine.wasmtime.clone();
 
     let mut specs = Vec::new();
@@ -436,6 +443,12 @@ fn server_specs(
             let label = format!("wasmhost · {name}");
             specs.push((run(&label, wasm, &[], path), per_request_role, name));
         }
+    }
+    // Hosts from before WASIp3 support refuse the component: no row there.
+    if results.has_max_inputs_flag {
+        let service = file("wasi_http_p3.wasm");
+        let label = format!("wasmhost · {SERVICE}");
+        specs.push((run(&label, &service, &[], "/"), Role::Service, SERVICE));
     }
     let wasmtime_args = [
         "serve",

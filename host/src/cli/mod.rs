@@ -120,6 +120,11 @@ pub struct EngineArgs {
     /// Calls of one endpoint running at once (Modal's max_containers × max_inputs); more wait.
     #[arg(long, default_value_t = 64, env = "WASMHOST_MAX_CONCURRENCY")]
     pub max_concurrency: usize,
+    /// Requests one instance takes at once where the component can take several
+    /// (WASIp3 `wasi:http` services; Modal's `@concurrent(max_inputs=…)`), unless the
+    /// app says [default: 16].
+    #[arg(long, env = "WASMHOST_MAX_INPUTS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inputs: Option<u32>,
     /// Requests that may wait for a busy endpoint; past it they get 503 with Retry-After.
     #[arg(long, default_value_t = 1024, env = "WASMHOST_QUEUE_DEPTH")]
     pub queue_depth: usize,
@@ -259,6 +264,7 @@ impl EngineArgs {
         config.min_containers = self.min_containers;
         config.buffer_containers = self.buffer_containers;
         config.max_concurrency = self.max_concurrency;
+        config.max_inputs = self.max_inputs.map(|n| n as usize);
         config.queue_depth = self.queue_depth;
         config.max_instances = self.max_instances.max(1);
         config.queue_timeout = self.queue_timeout;

@@ -126,7 +126,7 @@ fn web_kind(kind: crate::engine::EndpointKind) -> &'static str {
         EndpointKind::Asgi => "asgi_app",
         EndpointKind::Wsgi => "wsgi_app",
         EndpointKind::WebServer => "web_server",
-        EndpointKind::Proxy => "wasi_http",
+        EndpointKind::Proxy | EndpointKind::Service => "wasi_http",
     }
 }
 

@@ -46,5 +46,8 @@ pub const ASGI_APP: &str = "wasmhost:guest/asgi-app@0.1.0";
 pub const WSGI_APP: &str = "wasmhost:guest/wsgi-app@0.1.0";
 /// Prefix of the standard `wasi:http` handler export (any 0.2 patch version).
 pub const INCOMING_HANDLER_PREFIX: &str = "wasi:http/incoming-handler@0.2.";
+
+/// The export that makes a component a WASIp3 `wasi:http` service, any 0.3.x version.
+pub const HANDLER_P3_PREFIX: &str = "wasi:http/handler@0.3.";
 /// Prefix of the `wasi:cli/run` export of a command (any 0.2 patch version).
 pub const CLI_RUN_PREFIX: &str = "wasi:cli/run@0.2.";

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre, Resource};
 use wasmtime_wasi_http::WasiHttpView;
@@ -36,9 +37,9 @@ impl Engine {
     ) -> Result<&'a GuestExports, CallError> {
         match &component.prepared {
             Prepared::Guest(g) => Ok(g),
-            Prepared::Proxy(_) | Prepared::Command(_) => Err(CallError::Instantiate(
-                "this component has no wasmhost exports".into(),
-            )),
+            Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => Err(
+                CallError::Instantiate("this component has no wasmhost exports".into()),
+            ),
         }
     }
 
@@ -50,6 +51,7 @@ impl Engine {
         match &component.prepared {
             Prepared::Guest(g) => Ok(&g.pre),
             Prepared::Proxy(p) => Ok(&p.pre),
+            Prepared::Service(s) => Ok(&s.pre),
             Prepared::Command(_) => Err(CallError::Instantiate(
                 "a web server's instance is not called per request".into(),
             )),
@@ -67,7 +69,7 @@ impl Engine {
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let pre = self.instance_pre(component)?;
-        let mut store = self.new_store(limits, ctx, gpu)?;
+        let mut store = self.store_for(component, limits, ctx, gpu)?;
         let started = Instant::now();
         let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -130,9 +132,9 @@ impl Engine {
         let result = match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e, &live.store, limits)),
+            Ok(Err(e)) => Err(classify(e, live.store.data(), limits)),
         };
-        forward_output(names.0, names.1, &live.store);
+        forward_output(names.0, names.1, live.store.data());
         result
     }
 
@@ -340,6 +342,10 @@ impl Engine {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        if matches!(component.prepared, Prepared::Service(_)) {
+            let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+            return self.service(component, spec, request).await;
+        }
         if !matches!(component.prepared, Prepared::Proxy(_)) {
             return Err(CallError::Instantiate("not a wasi:http component".into()));
         }

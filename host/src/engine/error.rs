@@ -55,7 +55,7 @@ pub enum LoadError {
 }
 
 /// Why one call into a guest did not produce a response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The guest ran past its time limit and was interrupted.
     #[error("timed out after {0:?}")]

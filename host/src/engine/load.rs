@@ -10,6 +10,7 @@ use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
 use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
+use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
@@ -73,8 +74,9 @@ impl Engine {
         let started = Instant::now();
         validate::check_header(&bytes)?;
         let digest = cache::digest(&bytes);
-        let (component, outcome) = self.compiled(&digest, bytes.clone()).await?;
-        let mut prepared = world::prepare(&self.engine, &self.linker, &component)?;
+        let runtime = self.runtime_for(&bytes)?;
+        let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
+        let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
         let mut described = false;
         let manifest = match &prepared {
             Prepared::Proxy(_) => {
@@ -85,12 +87,13 @@ impl Engine {
                 }
                 manifest
             }
+            Prepared::Service(_) => AppManifest::synthesised(app_name, EndpointKind::Service),
             Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
                 // What `describe` said is cached with the native code (same key), so a
                 // restart maps the code and serves without instantiating the guest first.
                 let cached = match outcome {
-                    CacheOutcome::Hit => self.cache.lookup_manifest(&digest),
+                    CacheOutcome::Hit => runtime.cache.lookup_manifest(&digest),
                     CacheOutcome::Compiled => None,
                 };
                 let manifest = match cached {
@@ -110,11 +113,11 @@ impl Engine {
         if manifest.pre_init {
             if self.config.pre_init_snapshots {
                 let key = format!("{digest}-init");
-                let (component, cached) = match self.cache.lookup(&self.engine, &key) {
+                let (component, cached) = match runtime.cache.lookup(&runtime.engine, &key) {
                     Some(c) => (c, true),
                     None => (self.snapshot(&bytes, &manifest.app).await?, false),
                 };
-                prepared = world::prepare(&self.engine, &self.linker, &component)?;
+                prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
                 pre_init = PreInit::Snapshot { cached };
                 if !cached {
                     snapshot = Some((key, component));
@@ -125,14 +128,14 @@ impl Engine {
         }
         // Only components that passed every check leave a trace on disk.
         if described {
-            self.cache.save_manifest(&digest, &manifest);
+            runtime.cache.save_manifest(&digest, &manifest);
         }
         let saves = [
             (outcome == CacheOutcome::Compiled).then(|| (digest.clone(), component)),
             snapshot,
         ];
         for (key, component) in saves.into_iter().flatten() {
-            let cache = self.cache.clone();
+            let cache = runtime.cache.clone();
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
         let warm = self.pools.register(&manifest.app, &self.metrics);
@@ -143,7 +146,9 @@ impl Engine {
             pre_init,
             load_time: started.elapsed(),
             prepared,
+            wasm_engine: runtime.engine.clone(),
             warm,
+            services: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })
@@ -152,10 +157,15 @@ impl Engine {
     /// The native code of `bytes`: mapped from the cache, or compiled now.
     async fn compiled(
         &self,
+        runtime: &Runtime,
         digest: &str,
         bytes: Bytes,
     ) -> Result<(Component, CacheOutcome), LoadError> {
-        let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), digest.to_owned());
+        let (engine, cache, key) = (
+            runtime.engine.clone(),
+            runtime.cache.clone(),
+            digest.to_owned(),
+        );
         let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key))
             .await
             .map_err(|e| LoadError::Compile(e.to_string()))?;
@@ -163,15 +173,19 @@ impl Engine {
             self.metrics.cache_hits.inc();
             return Ok((component, CacheOutcome::Hit));
         }
-        let component = self.compile(bytes).await?;
+        let component = self.compile(runtime, bytes).await?;
         Ok((component, CacheOutcome::Compiled))
     }
 
     /// Compiles `bytes` with Cranelift off the async workers (it is CPU-bound), counted in
     /// the compile metrics.
-    pub(super) async fn compile(&self, bytes: impl Into<Bytes>) -> Result<Component, LoadError> {
+    pub(super) async fn compile(
+        &self,
+        runtime: &Runtime,
+        bytes: impl Into<Bytes>,
+    ) -> Result<Component, LoadError> {
         let bytes: Bytes = bytes.into();
-        let (engine, metrics) = (self.engine.clone(), self.metrics.clone());
+        let (engine, metrics) = (runtime.engine.clone(), self.metrics.clone());
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let compiled = ArtifactCache::compile(&engine, &bytes);
@@ -189,13 +203,27 @@ impl Engine {
     async fn snapshot(&self, bytes: &[u8], app: &str) -> Result<Component, LoadError> {
         let started = Instant::now();
         let snapshot = self.pre_initialise(bytes, app).await?;
-        let component = self.compile(snapshot).await?;
+        let component = self.compile(&self.runtime, snapshot).await?;
         self.metrics.snapshots.inc();
         self.metrics
             .snapshot_seconds
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(app, took = ?started.elapsed(), "pre-initialised: init work baked into a snapshot");
         Ok(component)
+    }
+
+    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service (made now if
+    /// this is the first), else the one of WASIp2 components and wasmhost guests.
+    fn runtime_for(&self, bytes: &[u8]) -> Result<&Runtime, LoadError> {
+        if !runtime::exports_p3_handler(bytes) {
+            return Ok(&self.runtime);
+        }
+        if let Some(concurrent) = self.concurrent.get() {
+            return Ok(concurrent);
+        }
+        let built = Runtime::new(&self.config, true, &self.ticker_stop)?;
+        // Two first loads at once may both build one; the other is dropped.
+        Ok(self.concurrent.get_or_init(|| built))
     }
 
     /// Refuses a component with an endpoint that declares a GPU this host cannot lend.

@@ -109,6 +109,9 @@ pub enum EndpointKind {
     Wsgi,
     /// A standard `wasi:http/incoming-handler` component.
     Proxy,
+    /// A standard WASIp3 `wasi:http/handler` service: one instance takes several
+    /// requests at once.
+    Service,
     /// A `wasi:cli` command that listens on a port (Modal's `web_server`).
     WebServer,
 }
@@ -118,7 +121,7 @@ impl EndpointKind {
     pub fn routes_itself(self) -> bool {
         matches!(
             self,
-            Self::Asgi | Self::Wsgi | Self::Proxy | Self::WebServer
+            Self::Asgi | Self::Wsgi | Self::Proxy | Self::Service | Self::WebServer
         )
     }
 }
@@ -234,8 +237,12 @@ impl AppManifest {
     /// (`<app>.<app>`) do not depend on a file name.
     pub fn name_plain_component(&mut self, app: &str) {
         // Only synthesised manifests have these kinds: `describe` cannot state them.
-        let plain =
-            |e: &EndpointSpec| matches!(e.kind, EndpointKind::Proxy | EndpointKind::WebServer);
+        let plain = |e: &EndpointSpec| {
+            matches!(
+                e.kind,
+                EndpointKind::Proxy | EndpointKind::Service | EndpointKind::WebServer
+            )
+        };
         if !self.endpoints.iter().all(plain) {
             return;
         }

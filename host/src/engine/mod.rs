@@ -3,9 +3,11 @@
 //!
 //! It serves several worlds, told apart by a component's exports (`world`): wasmhost
 //! guests (`describe` plus the handlers of typed functions, class methods, ASGI and WSGI
-//! apps), standard `wasi:http` proxies and `wasi:cli` commands run as web servers.
-//! Calls (`calls`) use fresh instances for functions and proxies, and warm instances
-//! for classes and apps; the ASGI channel and WSGI streams are traits the shapes implement.
+//! apps), standard `wasi:http` proxies (WASIp2) and services (WASIp3), and `wasi:cli`
+//! commands run as web servers. Calls (`calls`) use fresh instances for functions and
+//! proxies (unless reuse was asked for), and warm instances for classes and apps; the
+//! ASGI channel and WSGI streams are traits the shapes implement. WASIp3 services
+//! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
 mod bindings;
 mod cache;
@@ -20,6 +22,8 @@ mod manifest;
 mod metrics;
 mod output;
 mod pool;
+mod runtime;
+mod service;
 mod snapshot;
 mod state;
 mod validate;
@@ -31,8 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Linker;
-use wasmtime::{Config, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
 pub use bindings::asgi_types as asgi;
@@ -107,6 +110,9 @@ pub struct EngineConfig {
     pub queue_depth: usize,
     /// How long a request may wait in the queue before a 503.
     pub queue_timeout: Duration,
+    /// Requests one instance takes at once where the component can take several
+    /// (WASIp3 `wasi:http` services) and the app does not say; `None`: 16.
+    pub max_inputs: Option<usize>,
 }
 
 impl EngineConfig {
@@ -129,15 +135,17 @@ impl EngineConfig {
             max_concurrency: 64,
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
+            max_inputs: None,
         }
     }
 }
 
 /// One wasmtime engine shared by every component the host serves.
 pub struct Engine {
-    engine: wasmtime::Engine,
-    linker: Linker<InstanceState>,
-    cache: cache::ArtifactCache,
+    /// Runs WASIp2 components and wasmhost guests.
+    runtime: runtime::Runtime,
+    /// Runs WASIp3 services (component-model async); made on first use.
+    concurrent: std::sync::OnceLock<runtime::Runtime>,
     config: EngineConfig,
     gpu: Gpu,
     metrics: Arc<Metrics>,
@@ -160,7 +168,10 @@ pub struct LoadedComponent {
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
     prepared: Prepared,
+    /// The wasmtime engine it was compiled for, which its stores must use.
+    wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
+    services: Arc<service::ServicePool>,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -177,6 +188,13 @@ impl LoadedComponent {
         self.context
             .get()
             .unwrap_or_else(|| NONE.get_or_init(CallContext::default))
+    }
+}
+
+impl Drop for LoadedComponent {
+    fn drop(&mut self) {
+        // Its WASIp3 instances end once the requests in them are done.
+        self.services.close_all();
     }
 }
 
@@ -204,55 +222,15 @@ impl std::error::Error for DeadlineReached {}
 impl Engine {
     /// Builds the engine: async, epoch interruption, pooling allocator with copy-on-write
     /// memory images, and WASI 0.2 and `wasmhost:gpu` in the linker (the GPU itself is
-    /// opened on first use).
+    /// opened on first use). WASIp3 services get an engine of their own when the first
+    /// one loads.
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
-        let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
-        let mut pool = PoolingAllocationConfig::new();
-        let n = config.max_instances;
-        pool.total_component_instances(n)
-            .total_core_instances(n * 4)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
-            // A store keeps its fiber stack while it lives, so every live instance needs one.
-            .total_stacks(n)
-            .max_memory_size(max_memory);
-        let mut wasm = Config::new();
-        wasm.epoch_interruption(true)
-            .memory_init_cow(true)
-            .concurrency_support(false)
-            .max_wasm_stack(1 << 20)
-            .allocation_strategy(pool);
-        let engine =
-            wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        let link_error = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_error)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link_error)?;
-        bindings::wasmhost::guest::asgi_channel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        bindings::wasmhost::guest::wsgi_io::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        bindings::wasmhost::guest::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(link_error)?;
-        web_server::add_bind_rewrite(&mut linker).map_err(link_error)?;
-        crate::capabilities::gpu::add_to_linker(&mut linker).map_err(link_error)?;
-        let gpu = Gpu::new(config.gpu.clone());
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), ticker_stop.clone());
-        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
+        let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
+        let gpu = Gpu::new(config.gpu.clone());
         Ok(Self {
-            engine,
-            linker,
-            cache,
+            runtime,
+            concurrent: std::sync::OnceLock::new(),
             config,
             gpu,
             metrics: Arc::new(Metrics::new()),
@@ -287,8 +265,13 @@ impl Engine {
     /// Calls of `spec` allowed in flight: max_containers × max_inputs where the endpoint
     /// states it, else the host's bound.
     pub fn max_concurrency(&self, spec: &EndpointSpec) -> usize {
+        // A WASIp3 service's instances take `max_inputs` each even where it is not stated.
+        let inputs = match spec.kind {
+            EndpointKind::Service => self.max_inputs(spec),
+            _ => spec.scaling.max_inputs.unwrap_or(1) as usize,
+        };
         match spec.scaling.max_containers {
-            Some(c) => (c as usize) * (spec.scaling.max_inputs.unwrap_or(1) as usize),
+            Some(c) => (c as usize) * inputs,
             None => self.config.max_concurrency,
         }
     }
@@ -345,9 +328,11 @@ impl Engine {
     ) -> Result<(Duration, Box<dyn std::any::Any + Send>), CallError> {
         let started = Instant::now();
         let gpu = self.no_gpu("benchmark instances cannot use the GPU");
-        let mut store = self.new_store(self.default_limits(), component.context(), gpu)?;
+        let mut store =
+            self.store_for(component, self.default_limits(), component.context(), gpu)?;
         let instantiated = match &component.prepared {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
+            Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Command(pre) => pre.instantiate_async(&mut store).await.map(drop),
         };
@@ -355,17 +340,30 @@ impl Engine {
         Ok((started.elapsed(), Box::new(store)))
     }
 
+    /// A store on the engine of WASIp2 components and wasmhost guests.
     fn new_store(
         &self,
         limits: Limits,
         ctx: &CallContext,
         gpu: GpuCtx,
     ) -> Result<Store<InstanceState>, CallError> {
-        self.new_store_with(limits, None, ctx, gpu)
+        self.new_store_with(&self.runtime.engine, limits, None, ctx, gpu)
+    }
+
+    /// A store on `component`'s engine.
+    fn store_for(
+        &self,
+        component: &LoadedComponent,
+        limits: Limits,
+        ctx: &CallContext,
+        gpu: GpuCtx,
+    ) -> Result<Store<InstanceState>, CallError> {
+        self.new_store_with(&component.wasm_engine, limits, None, ctx, gpu)
     }
 
     fn new_store_with(
         &self,
+        engine: &wasmtime::Engine,
         limits: Limits,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
@@ -382,7 +380,7 @@ impl Engine {
         .map_err(|e| CallError::Instantiate(e.to_string()))?
         .counted(metrics::LiveInstance::new(&self.metrics.instances_live));
         self.metrics.instances_created.inc();
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
@@ -404,20 +402,8 @@ impl Drop for Engine {
     }
 }
 
-fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
-    std::thread::Builder::new()
-        .name("wasmhost-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawning the epoch thread");
-}
-
 /// Turns a failed call into the reason a user should read.
-fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) -> CallError {
+fn classify(e: wasmtime::Error, state: &InstanceState, limits: Limits) -> CallError {
     if e.downcast_ref::<DeadlineReached>().is_some() {
         return CallError::Timeout(limits.timeout);
     }
@@ -425,7 +411,7 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
     if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return CallError::Instantiate(format!("the host is at capacity: {full}"));
     }
-    if store.data().limiter.refused {
+    if state.limiter.refused {
         return CallError::OutOfMemory {
             mib: limits.memory_mib as u64,
         };
@@ -436,7 +422,7 @@ fn classify(e: wasmtime::Error, store: &Store<InstanceState>, limits: Limits) ->
         Some(t) => t.to_string(),
         None => e.root_cause().to_string(),
     };
-    match panic_message(&store.data().stderr.peek()) {
+    match panic_message(&state.stderr.peek()) {
         Some(panic) => CallError::Trap(format!("{panic} ({trap})")),
         None => CallError::Trap(trap),
     }
@@ -474,8 +460,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Sends what the guest printed to the host's log, one event per line.
-fn forward_output(app: &str, function: &str, store: &Store<InstanceState>) {
-    let data = store.data();
+fn forward_output(app: &str, function: &str, data: &InstanceState) {
     for (stream, bytes) in [
         ("stdout", data.stdout.take()),
         ("stderr", data.stderr.take()),

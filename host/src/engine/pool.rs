@@ -310,7 +310,8 @@ impl Engine {
             // A WASIp2 handler never promised it can be entered twice (WASI issue #898):
             // componentize-js guests fail on their second request.
             EndpointKind::Proxy => asked,
-            EndpointKind::Method | EndpointKind::WebServer => false,
+            // WASIp3 services keep their own instances, several requests in each.
+            EndpointKind::Method | EndpointKind::WebServer | EndpointKind::Service => false,
         };
         let per_request =
             self.config.isolation == Some(IsolationSetting::PerRequest) || spec.scaling.per_request;
@@ -380,6 +381,7 @@ impl Engine {
     /// Retires every warm instance of `component`, as the host does when it stops: ASGI
     /// apps run lifespan shutdown, the class instance runs `exit`.
     pub async fn retire(&self, component: &LoadedComponent) {
+        component.services.close_all();
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.drain()

@@ -32,8 +32,9 @@ impl Engine {
         let (context, instrumented) = wizer
             .instrument_component(bytes)
             .map_err(|e| failed("cannot instrument the component", e))?;
-        let component = self.compile(instrumented).await?;
+        let component = self.compile(&self.runtime, instrumented).await?;
         let pre = self
+            .runtime
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
@@ -57,13 +58,15 @@ impl Engine {
         // Classified before the output is forwarded: a panic's message is read from stderr.
         let instance = match outcome {
             Ok(Ok(instance)) => Ok(instance),
-            Ok(Err(e)) => Err(LoadError::PreInit(classify(e, &store, limits).to_string())),
+            Ok(Err(e)) => Err(LoadError::PreInit(
+                classify(e, store.data(), limits).to_string(),
+            )),
             Err(_) => Err(LoadError::PreInit(format!(
                 "it did not finish within the startup timeout of {:?}",
                 limits.timeout
             ))),
         };
-        forward_output(app, "init", &store);
+        forward_output(app, "init", store.data());
         let instance = instance?;
         let mut access = Access {
             store: &mut store,

@@ -72,6 +72,7 @@ impl Engine {
             memory_mib: self.limits_for(spec).memory_mib,
         };
         let mut store = self.new_store_with(
+            &self.runtime.engine,
             limits,
             Some((inner_port, port)),
             component.context(),
@@ -93,9 +94,9 @@ impl Engine {
             let why = match run.await {
                 Ok(Ok(())) => "the server exited".to_string(),
                 Ok(Err(())) => "the server exited with an error".to_string(),
-                Err(e) => classify(e, &store, limits).to_string(),
+                Err(e) => classify(e, store.data(), limits).to_string(),
             };
-            forward_output(&app, &function, &store);
+            forward_output(&app, &function, store.data());
             tracing::warn!(app, "web server stopped: {why}");
             *exited.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
         });

@@ -4,6 +4,7 @@
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+use wasmtime_wasi_http::p3::bindings::ServiceIndices;
 
 use super::LoadError;
 use super::bindings::{
@@ -17,6 +18,8 @@ use super::state::InstanceState;
 pub(crate) enum Prepared {
     /// A `wasi:http/incoming-handler` component.
     Proxy(ProxyExports),
+    /// A WASIp3 `wasi:http/handler` service.
+    Service(ServiceExports),
     /// A wasmhost guest: `describe` and the handler interfaces it exports.
     Guest(GuestExports),
     /// A `wasi:cli` command, served as a web server.
@@ -28,6 +31,12 @@ pub(crate) enum Prepared {
 pub(crate) struct ProxyExports {
     pub(crate) pre: InstancePre<InstanceState>,
     pub(crate) indices: ProxyIndices,
+}
+
+/// The `wasi:http/handler@0.3` export of a WASIp3 service, looked up once.
+pub(crate) struct ServiceExports {
+    pub(crate) pre: InstancePre<InstanceState>,
+    pub(crate) indices: ServiceIndices,
 }
 
 /// The wasmhost interfaces a component exports, looked up once.
@@ -43,7 +52,8 @@ pub(crate) struct GuestExports {
 }
 
 const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component), \
-    wasi:http/incoming-handler@0.2.x (a standard wasi:http proxy component) or \
+    wasi:http/incoming-handler@0.2.x (a standard wasi:http proxy component), \
+    wasi:http/handler@0.3.x (a WASIp3 wasi:http service) or \
     wasi:cli/run@0.2.x (a command that listens on a port, served as a web server)";
 
 /// Names the exports of `component` and prepares it for the world they match.
@@ -65,15 +75,24 @@ pub(crate) fn prepare(
     let is_proxy = exports
         .iter()
         .any(|e| e.starts_with(bindings::INCOMING_HANDLER_PREFIX));
+    let is_service = exports
+        .iter()
+        .any(|e| e.starts_with(bindings::HANDLER_P3_PREFIX));
     let is_command = exports
         .iter()
         .any(|e| e.starts_with(bindings::CLI_RUN_PREFIX));
-    if !is_proxy && !is_command && !has(bindings::DESCRIBE) {
+    if !is_proxy && !is_service && !is_command && !has(bindings::DESCRIBE) {
         return Err(unknown(String::new()));
     }
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
+    // A component that exports both wasi:http versions is served as WASIp3: its
+    // instances take requests concurrently.
+    if is_service && !has(bindings::DESCRIBE) {
+        let indices = ServiceIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+        return Ok(Prepared::Service(ServiceExports { pre, indices }));
+    }
     if is_proxy && !has(bindings::DESCRIBE) {
         let indices = ProxyIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
         return Ok(Prepared::Proxy(ProxyExports { pre, indices }));
@@ -177,7 +196,7 @@ impl GuestExports {
                 ),
                 EndpointKind::Asgi => (self.asgi.is_some(), bindings::ASGI_APP),
                 EndpointKind::Wsgi => (self.wsgi.is_some(), bindings::WSGI_APP),
-                EndpointKind::Proxy | EndpointKind::WebServer => {
+                EndpointKind::Proxy | EndpointKind::Service | EndpointKind::WebServer => {
                     (false, "nothing: this kind is not one `describe` may state")
                 }
             };

@@ -154,7 +154,9 @@ impl WebApp {
             EndpointKind::Function | EndpointKind::Method => {
                 endpoint::serve(&self.engine, &self.component, spec, request).await
             }
-            EndpointKind::Proxy => proxy::serve(&self.engine, &self.component, spec, request).await,
+            EndpointKind::Proxy | EndpointKind::Service => {
+                proxy::serve(&self.engine, &self.component, spec, request).await
+            }
             EndpointKind::WebServer => {
                 web_server::serve(&self.engine, &self.component, spec, request).await
             }

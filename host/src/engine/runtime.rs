@@ -1,0 +1,115 @@
+//! The wasmtime engines behind [`Engine`](super::Engine), each with its linker and
+//! native-code cache. WASIp2 components and wasmhost guests run on one without
+//! component-model async: with it, every call goes through wasmtime's concurrent event
+//! loop and a fresh instance per request costs about 40 % more. WASIp3 services run on a
+//! second one with it, made when the first such component loads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, PoolingAllocationConfig};
+
+use super::state::InstanceState;
+use super::{EngineConfig, LoadError, TICK, bindings, cache, web_server};
+
+/// One wasmtime engine with what is built on it.
+pub(crate) struct Runtime {
+    pub(crate) engine: wasmtime::Engine,
+    pub(crate) linker: Linker<InstanceState>,
+    pub(crate) cache: cache::ArtifactCache,
+}
+
+impl Runtime {
+    /// Builds an engine (async, epoch interruption, pooling allocator with copy-on-write
+    /// memory images) and its linker: WASI 0.2, wasmhost's interfaces and `wasmhost:gpu`,
+    /// plus WASI 0.3 when `concurrent`. Its epoch ticks until `stop` is set.
+    pub(crate) fn new(
+        config: &EngineConfig,
+        concurrent: bool,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Self, LoadError> {
+        let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
+        let mut pool = PoolingAllocationConfig::new();
+        let n = config.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            // A store keeps its fiber stack while it lives, so every live instance needs one.
+            .total_stacks(n)
+            .max_memory_size(max_memory);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .memory_init_cow(true)
+            .concurrency_support(concurrent)
+            .max_wasm_stack(1 << 20)
+            .allocation_strategy(pool);
+        if concurrent {
+            wasm.wasm_component_model_async(true);
+        }
+        let engine =
+            wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let linker = link(&engine, concurrent).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        spawn_ticker(engine.clone(), stop.clone());
+        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
+    }
+}
+
+fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    if concurrent {
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    }
+    use bindings::wasmhost::guest::{asgi_channel, host, wsgi_io};
+    asgi_channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    wsgi_io::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    web_server::add_bind_rewrite(&mut linker)?;
+    crate::capabilities::gpu::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("wasmhost-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Whether `bytes` (a component) exports `wasi:http/handler@0.3.x` at its top level: a
+/// WASIp3 service, which needs the concurrent engine.
+pub(crate) fn exports_p3_handler(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ModuleSection { .. })
+            | Ok(wasmparser::Payload::ComponentSection { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(exports)) if depth == 0 => {
+                let found = exports
+                    .into_iter()
+                    .any(|e| e.is_ok_and(|e| e.name.name.starts_with(bindings::HANDLER_P3_PREFIX)));
+                if found {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
