@@ -11,8 +11,8 @@ use notify::{RecursiveMode, Watcher};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::{EngineArgs, SourceKind};
 use super::client::{Client, ServerFlags};
+use super::{EngineArgs, SourceKind};
 use crate::control::{ControlPlane, DeployOptions, ServerConfig, UrlScheme};
 use crate::engine::Engine;
 use crate::gateway::{Gateway, GatewayConfig, RouteTable};

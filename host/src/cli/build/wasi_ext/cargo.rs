@@ -1,0 +1,130 @@
+//! The cargo invocation that turns a PyO3 crate into a wasm dynamic library for
+//! componentize-py: stable cargo, target wasm32-wasip2 (position-independent by default),
+//! linked against componentize-py's own `libpython3.14.so` and `libc.so`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use cargo_metadata::Message;
+
+use super::sdist::{Project, tail};
+
+/// Link and compile flags, one per element (cargo's encoded form keeps paths with spaces).
+fn rustflags(libs: &Path) -> Vec<String> {
+    let mut flags = vec![
+        // PyO3's deferred reference counting needs threads, which a component has none of.
+        "--cfg".into(),
+        "pyo3_disable_reference_pool".into(),
+        // libc comes from componentize-py as a shared library, not from Rust's bundled copy.
+        "-Clink-self-contained=n".into(),
+    ];
+    let link_args = [
+        // A core module, not a component: componentize-py links the pieces itself.
+        "--skip-wit-component".into(),
+        "-shared".into(),
+        format!("-L{}", libs.display()),
+        "-lpython3.14".into(),
+        // Export only the module's init function: exporting all of std would clash with
+        // the wasi:http bindings of the other libraries when componentize-py links them.
+        "--no-export-dynamic".into(),
+    ];
+    flags.extend(
+        link_args
+            .into_iter()
+            .map(|a: String| format!("-Clink-arg={a}")),
+    );
+    flags
+}
+
+/// What PyO3's build script would otherwise ask a Python interpreter for.
+fn pyo3_config(libs: &Path) -> String {
+    format!(
+        "implementation=CPython\nversion=3.14\nshared=true\nabi3=false\nlib_name=python3.14\n\
+         lib_dir={}\npointer_width=32\nsuppress_build_script_link_lines=false\n",
+        libs.display()
+    )
+}
+
+/// Builds `project` in release mode into `target_dir` and returns the extension's `.wasm`.
+pub(super) fn build(
+    project: &Project,
+    package: &str,
+    libs: &Path,
+    target_dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(target_dir)?;
+    let config = target_dir.join("pyo3-config.txt");
+    std::fs::write(&config, pyo3_config(libs))?;
+    let root = project
+        .manifest
+        .parent()
+        .context("the manifest has no directory")?;
+    let mut cmd = Command::new(super::super::rust::cargo());
+    cmd.args(["build", "--release", "--target", super::super::rust::TARGET])
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(&project.manifest)
+        .current_dir(root)
+        .env("PYO3_CONFIG_FILE", &config)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags(libs).join("\x1f"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("PYO3_PYTHON");
+    if has_lock(project) {
+        // The versions the package's authors tested; an sdist ships them for this reason.
+        cmd.arg("--locked");
+    }
+    if !project.features.is_empty() {
+        cmd.arg("--features").arg(project.features.join(","));
+    }
+    let out = cmd.output().context("cannot start cargo")?;
+    if !out.status.success() {
+        bail!(
+            "building {package} for WASI failed ({}); cargo said:\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 30)
+        );
+    }
+    cdylib_artifact(&out.stdout, &project.manifest).with_context(|| {
+        format!("cargo built {package} but produced no wasm library: is it a `cdylib`?")
+    })
+}
+
+/// Whether the sdist ships a lock for the crate: beside it, or at the root of the workspace
+/// it belongs to, somewhere above it inside the sdist.
+fn has_lock(project: &Project) -> bool {
+    project
+        .manifest
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| dir.starts_with(&project.root))
+        .any(|dir| dir.join("Cargo.lock").is_file())
+}
+
+/// The `.wasm` of the cdylib that cargo built from `manifest`, read from its JSON messages.
+fn cdylib_artifact(messages: &[u8], manifest: &Path) -> Option<PathBuf> {
+    Message::parse_stream(messages)
+        .filter_map(Result::ok)
+        .filter_map(|m| match m {
+            Message::CompilerArtifact(a) if a.manifest_path.as_std_path() == manifest => Some(a),
+            _ => None,
+        })
+        .filter(|a| a.target.kind.iter().any(|k| k.to_string() == "cdylib"))
+        .flat_map(|a| a.filenames)
+        .find(|f| f.extension() == Some("wasm"))
+        .map(|f| f.into_std_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_against_the_extracted_libraries() {
+        let flags = rustflags(Path::new("/cache/my libs"));
+        assert!(flags.contains(&"-Clink-arg=-L/cache/my libs".to_owned()));
+        assert!(flags.contains(&"-Clink-arg=--no-export-dynamic".to_owned()));
+        assert!(pyo3_config(Path::new("/l")).contains("lib_dir=/l\n"));
+    }
+}
