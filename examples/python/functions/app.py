@@ -1,0 +1,63 @@
+# Functions called from outside (API, CLI) and from inside the app: retries, timeouts,
+# a schedule, .remote/.spawn/.map and the job-queue pattern of Modal's docs.
+import os
+
+import wasmhost as modal
+
+app = modal.App("functions-py")
+
+
+@app.function(timeout=30)
+def square(x: int) -> int:
+    """Squares x."""
+    return x * x
+
+
+@app.function(retries=modal.Retries(max_retries=2, initial_delay=0.1, backoff_coefficient=1.0))
+def flaky(succeed_on: int) -> dict:
+    """Fails until attempt number `succeed_on` (the host sets WASMHOST_ATTEMPT)."""
+    attempt = int(os.environ.get("WASMHOST_ATTEMPT", "1"))
+    if attempt < succeed_on:
+        raise RuntimeError(f"attempt {attempt} failed")
+    return {"attempt": attempt}
+
+
+@app.function(schedule=modal.Period(hours=1))
+def hourly() -> str:
+    return "tick"
+
+
+@app.function(schedule=modal.Cron("0 9 * * 1-5", timezone="Europe/Paris"))
+def weekday_report() -> None:
+    print("report")
+
+
+@app.function()
+def sum_of_squares(n: int) -> int:
+    """Calls `square` through the host for 0..n-1 with .map."""
+    return sum(square.map(range(n)))
+
+
+@app.function()
+@modal.fastapi_endpoint(method="POST")
+def submit(x: int) -> dict:
+    """Job queue: spawns `square` and returns the call id."""
+    call = square.spawn(x)
+    return {"call_id": call.object_id}
+
+
+@app.function()
+@modal.fastapi_endpoint()
+def result(call_id: str):
+    """Job queue: the result when ready, else 202."""
+    try:
+        return {"result": modal.FunctionCall.from_id(call_id).get(timeout=0)}
+    except TimeoutError:
+        return 202, {"status": "pending"}
+
+
+@app.function()
+@modal.fastapi_endpoint()
+def remote_square(x: int) -> dict:
+    """Calls `square` with .remote (spawn + wait)."""
+    return {"square": square.remote(x)}

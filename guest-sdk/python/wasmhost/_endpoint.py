@@ -1,0 +1,255 @@
+"""Typed endpoints, FastAPI style: parameters from the query string or JSON body, checked
+against their type hints (422 with a ``detail`` list), results turned into responses."""
+
+import inspect
+import json
+import sys
+import traceback
+import urllib.parse
+
+from . import _registry as registry
+from . import _types as t
+from ._functions import args_schema, parameters, result_schema
+from .responses import JSONResponse, Response
+
+QUERY_METHODS = ("GET", "DELETE", "HEAD")
+BODY_KEY = "x-wasmhost-body"
+
+
+class Request:
+    """The request an endpoint parameter annotated ``wasmhost.Request`` receives."""
+
+    def __init__(self, method, path, query, headers, body):
+        self.method = method
+        self.path = path
+        self.query_string = query
+        self.query_params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        self.headers = {}
+        for k, v in headers:
+            self.headers.setdefault(k.lower(), v)
+        self._body = body
+
+    def body(self):
+        return self._body
+
+    def json(self):
+        return json.loads(self._body or b"null")
+
+    def text(self):
+        return self._body.decode("utf-8", "replace")
+
+
+class HTTPException(Exception):
+    """Answered with ``status_code`` and ``{"detail": detail}``, as FastAPI's."""
+
+    def __init__(self, status_code, detail=None, headers=None):
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+
+def _is_request(tp):
+    return tp is Request or getattr(tp, "__name__", None) == "Request" and tp.__module__.startswith(
+        ("starlette", "fastapi")
+    )
+
+
+def plan(endpoint):
+    """The parameters of an endpoint and which of them takes the whole JSON body."""
+    target = endpoint.target
+    params = parameters(target, skip_self=endpoint.cls is not None)
+    body = None
+    if endpoint.method not in QUERY_METHODS:
+        complex_params = [p for p in params if not t.is_scalar(p[1]) and not _is_request(p[1])]
+        if len(complex_params) == 1:
+            body = complex_params[0][0]
+    return params, body
+
+
+def schemas(endpoint):
+    """The endpoint's ``args-schema`` and ``result-schema`` as JSON texts."""
+    params, body = plan(endpoint)
+    schema = args_schema([p for p in params if not _is_request(p[1])])
+    if body is not None:
+        schema[BODY_KEY] = body
+    result = result_schema(endpoint.target)
+    return json.dumps(schema), None if result is None else json.dumps(result)
+
+
+def handle(name, method, path, query, headers, body):
+    """Serves one request of the endpoint ``name``: ``(status, headers, body)``."""
+    from . import _loop
+
+    endpoint = registry.endpoints.get(name)
+    if endpoint is None or endpoint.kind not in ("function", "method"):
+        return _json(404, {"detail": f"no endpoint named {name!r}"})
+    request = Request(method, path, query, headers, body)
+    target = endpoint.target
+    if endpoint.cls is not None:
+        target = target.__get__(registry.instance_of(endpoint.cls))
+    params, body_param = plan(endpoint)
+    errors = []
+    kwargs = _arguments(request, params, body_param, errors)
+    if errors:
+        return _json(422, {"detail": errors})
+    try:
+        result = target(**kwargs)
+        if inspect.isawaitable(result):
+            result = _loop.run(result)
+        return to_response(result)
+    except HTTPException as err:
+        return _json(err.status_code, {"detail": err.detail}, err.headers)
+    except Exception as err:
+        if _looks_like_http_exception(err):
+            return _json(err.status_code, {"detail": err.detail}, getattr(err, "headers", None))
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 500, [("content-type", "text/plain; charset=utf-8")], b"Internal Server Error"
+
+
+def _looks_like_http_exception(err):
+    return isinstance(getattr(err, "status_code", None), int) and hasattr(err, "detail")
+
+
+def _arguments(request, params, body_param, errors):
+    query = {}
+    for key, value in urllib.parse.parse_qsl(request.query_string, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    from_query = request.method in QUERY_METHODS
+    parsed = _Body(request.body(), errors)
+    kwargs = {}
+    for name, tp, default in params:
+        if _is_request(tp):
+            kwargs[name] = request
+            continue
+        if name == body_param:
+            value = parsed.whole()
+            if value is _Body.ABSENT:
+                value = _absent(tp, default, ["body"], errors)
+            elif value is not t.INVALID:
+                value = t.validate(tp, value, ["body"], errors)
+        else:
+            value = _named(name, tp, default, from_query, body_param, query, parsed, errors)
+        if value is not t.INVALID and value is not _Body.ABSENT:
+            kwargs[name] = value
+    return kwargs
+
+
+def _named(name, tp, default, from_query, body_param, query, parsed, errors):
+    if not from_query and body_param is None:
+        value = parsed.field(name)
+        if value is not _Body.ABSENT:
+            return t.validate(tp, value, ["body", name], errors)
+    if name in query:
+        values = query[name]
+        many = _wants_list(tp)
+        raw = values if many and (len(values) > 1 or not values[0].startswith("[")) else values[-1]
+        return t.validate(tp, raw, ["query", name], errors, from_text=True)
+    place = "query" if from_query or body_param is not None else "body"
+    return _absent(tp, default, [place, name], errors)
+
+
+def _wants_list(tp):
+    import typing
+
+    tp = t.strip(tp)
+    if t.optional(tp) and typing.get_args(tp):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = members[0] if len(members) == 1 else tp
+    return typing.get_origin(tp) in (list, tuple, set) or tp in (list, tuple, set)
+
+
+def _absent(tp, default, loc, errors):
+    if default is not inspect.Parameter.empty:
+        return _Body.ABSENT
+    if t.optional(tp):
+        return None
+    return t.error(errors, "missing", loc, "Field required", None)
+
+
+class _Body:
+    """The request body parsed once as JSON, reporting once why it cannot be used."""
+
+    ABSENT = object()
+
+    def __init__(self, raw, errors):
+        self.raw = raw
+        self.errors = errors
+        self.value = None
+        self.parsed = False
+        self.reported = False
+        self.invalid = None
+
+    def _parse(self):
+        if self.parsed:
+            return
+        self.parsed = True
+        if not self.raw.strip():
+            self.value = self.ABSENT
+            return
+        try:
+            self.value = json.loads(self.raw)
+        except ValueError as err:
+            self.invalid = str(err)
+            self.value = self.ABSENT
+
+    def _report(self):
+        if self.reported:
+            return
+        self.reported = True
+        if self.invalid is not None:
+            t.error(self.errors, "json_invalid", ["body"], "JSON decode error", None, {"error": self.invalid})
+        else:
+            t.error(
+                self.errors,
+                "model_attributes_type",
+                ["body"],
+                "Input should be a valid dictionary or object to extract fields from",
+                self.value,
+            )
+
+    def whole(self):
+        self._parse()
+        if self.invalid is not None:
+            self._report()
+            return t.INVALID
+        return self.value
+
+    def field(self, name):
+        self._parse()
+        if self.invalid is not None:
+            self._report()
+            return self.ABSENT
+        if self.value is self.ABSENT or self.value is None:
+            return self.ABSENT
+        if not isinstance(self.value, dict):
+            self._report()
+            return self.ABSENT
+        return self.value.get(name, self.ABSENT)
+
+
+def _json(status, value, headers=None):
+    out = [("content-type", "application/json")]
+    out.extend((str(k).lower(), str(v)) for k, v in (headers or {}).items())
+    return status, out, t.dumps(value).encode()
+
+
+def to_response(result):
+    """An endpoint's result as ``(status, headers, body)``: JSON unless it is a response."""
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], int) and not isinstance(result[0], bool):
+        status, inner = result
+        _, headers, body = to_response(inner)
+        return status, headers, body
+    if isinstance(result, Response):
+        return result.status_code, result.header_list(), result.body
+    if _is_starlette_response(result):
+        return result.status_code, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in result.raw_headers], bytes(result.body)
+    if isinstance(result, (bytes, bytearray)):
+        return 200, [("content-type", "application/octet-stream")], bytes(result)
+    response = JSONResponse(result)
+    return 200, response.header_list(), response.body
+
+
+def _is_starlette_response(value):
+    return hasattr(value, "raw_headers") and hasattr(value, "status_code") and isinstance(getattr(value, "body", None), (bytes, bytearray))
