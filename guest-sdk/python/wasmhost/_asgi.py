@@ -306,18 +306,27 @@ class _WarmChannel:
 
 def warm_up(name):
     """Builds the app and sends it one request no route matches, so what it imports lazily
-    is bundled (no handler runs)."""
+    is bundled (no handler runs); a FastAPI app also builds its OpenAPI document and serves
+    its docs pages once."""
+    from . import _fastapi
+
+    app = app_for(name)
+    _warm_request(name, "/__wasmhost_warm_up__", "warm=1")
+    _fastapi.warm_up(app, lambda path: _warm_request(name, path, ""))
+
+
+def _warm_request(name, path, query):
+    """One GET of ``path`` through the app, its response discarded."""
     import types
 
     t = _types()
-    app_for(name)
     scope = types.SimpleNamespace(
         kind=t.ScopeKind.HTTP,
         http_version="1.1",
         method="GET",
         scheme="http",
-        path="/__wasmhost_warm_up__",
-        raw_query="warm=1",
+        path=path,
+        raw_query=query,
         root_path="",
         headers=[("host", "localhost"), ("user-agent", "wasmhost-warm-up"), ("accept", "*/*")],
         client=("127.0.0.1", 1),

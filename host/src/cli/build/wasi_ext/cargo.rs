@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use cargo_metadata::Message;
 
+use super::Refused;
 use super::sdist::{Project, tail};
 
 /// Link and compile flags, one per element (cargo's encoded form keeps paths with spaces).
@@ -80,15 +81,33 @@ pub(super) fn build(
     }
     let out = cmd.output().context("cannot start cargo")?;
     if !out.status.success() {
+        let said = cargo_said(&String::from_utf8_lossy(&out.stderr));
+        if said.contains("error occurred in cc-rs") {
+            bail!(Refused(format!(
+                "it compiles C code, which needs a C compiler for WASI (clang with a \
+                 wasi-sdk sysroot); only pure-Rust PyO3 extensions are built. cargo said:\n{said}"
+            )));
+        }
         bail!(
-            "building {package} for WASI failed ({}); cargo said:\n{}",
-            out.status,
-            tail(&String::from_utf8_lossy(&out.stderr), 30)
+            "building {package} for WASI failed ({}); cargo said:\n{said}",
+            out.status
         );
     }
     cdylib_artifact(&out.stdout, &project.manifest).with_context(|| {
         format!("cargo built {package} but produced no wasm library: is it a `cdylib`?")
     })
+}
+
+/// The end of cargo's error output without the environment lookups build scripts print.
+fn cargo_said(stderr: &str) -> String {
+    let kept: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            let l = l.trim();
+            !l.starts_with("cargo:") && !l.ends_with(" = None") && !l.is_empty()
+        })
+        .collect();
+    tail(&kept.join("\n"), 25)
 }
 
 /// Whether the sdist ships a lock for the crate: beside it, or at the root of the workspace
@@ -126,5 +145,11 @@ mod tests {
         assert!(flags.contains(&"-Clink-arg=-L/cache/my libs".to_owned()));
         assert!(flags.contains(&"-Clink-arg=--no-export-dynamic".to_owned()));
         assert!(pyo3_config(Path::new("/l")).contains("lib_dir=/l\n"));
+    }
+
+    #[test]
+    fn build_script_noise_is_left_out_of_errors() {
+        let stderr = "  cargo:rerun-if-env-changed=CC\n  CC = None\n\n  error: boom\n";
+        assert_eq!(cargo_said(stderr), "error: boom");
     }
 }

@@ -19,6 +19,36 @@ const EXTENSION_SUFFIX: &str = "cpython-314-wasm32-wasi.so";
 /// Bumped whenever the recipe below changes, so that builds cached by an older one are redone.
 const RECIPE: u32 = 1;
 
+/// Why a package could not be built for WASI.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExtError {
+    /// The package is not something this recipe builds (not PyO3 / maturin, no sdist, ...).
+    #[error("{package} {version} cannot be built for WASI: {reason}")]
+    Unsupported {
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// Why not.
+        reason: String,
+    },
+    /// It should build, but the build failed.
+    #[error("cannot build {package} {version} for WASI")]
+    Failed {
+        /// The package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// What failed (cargo's output, for a compile error).
+        source: anyhow::Error,
+    },
+}
+
+/// A refusal raised inside the build: the package is outside what the recipe can build.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
 /// componentize-py as installed in a Python environment.
 #[derive(Debug, Clone)]
 pub(crate) struct Componentize {
@@ -75,9 +105,13 @@ pub(crate) fn build_extension(
     componentize: &Componentize,
     package: &str,
     version: &str,
-) -> anyhow::Result<PathBuf> {
+) -> Result<PathBuf, ExtError> {
     if !valid_name(package) || !valid_version(version) {
-        bail!("`{package}=={version}` is not a valid package name and version");
+        return Err(ExtError::Unsupported {
+            package: package.to_owned(),
+            version: version.to_owned(),
+            reason: "not a valid package name and version".into(),
+        });
     }
     let cache = tools.join("python-ext");
     let dir = cache.join(cache_key(package, version, &componentize.version));
@@ -89,8 +123,21 @@ pub(crate) fn build_extension(
         cache.display()
     );
     let started = Instant::now();
-    build_into(&cache, &dir, componentize, package, version)
-        .with_context(|| format!("cannot build {package} {version} for WASI"))?;
+    build_into(&cache, &dir, componentize, package, version).map_err(|source| {
+        let (package, version) = (package.to_owned(), version.to_owned());
+        match source.downcast::<Refused>() {
+            Ok(Refused(reason)) => ExtError::Unsupported {
+                package,
+                version,
+                reason,
+            },
+            Err(source) => ExtError::Failed {
+                package,
+                version,
+                source,
+            },
+        }
+    })?;
     eprintln!(
         "built {package} {version} for WASI in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -129,7 +176,7 @@ fn build_into(
     for pin in ["rust-toolchain", "rust-toolchain.toml"] {
         std::fs::remove_file(root.join(pin)).ok();
     }
-    let project = sdist::Project::read(&root, package)?;
+    let project = sdist::Project::read(&root)?;
     super::rust::ensure_target()?;
     let wasm = cargo::build(&project, package, &libs, &work.path().join("target"))?;
     let bytes = std::fs::read(&wasm)?;

@@ -7,6 +7,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use super::Refused;
+
 /// Downloads the sdist of `package==version` into `dir` with `python -m pip` and returns it.
 /// Only the package itself must come as source; its build backend may come as a wheel.
 pub(super) fn download(
@@ -41,10 +43,10 @@ pub(super) fn download(
         (Some(file), true) if file.file_name().to_string_lossy().ends_with(".tar.gz") => {
             Ok(file.path())
         }
-        (Some(file), true) => bail!(
-            "{package}=={version}: its source distribution {} is not a .tar.gz",
+        (Some(file), true) => bail!(Refused(format!(
+            "its source distribution {} is not a .tar.gz",
             file.file_name().to_string_lossy()
-        ),
+        ))),
         _ => bail!("pip downloaded no single source distribution of {package}=={version}"),
     }
 }
@@ -128,20 +130,26 @@ struct CargoLib {
 impl Project {
     /// Reads `pyproject.toml` (and the crate's `Cargo.toml`) of the sdist unpacked at `root`;
     /// refuses anything that is not a PyO3 extension built by maturin.
-    pub(super) fn read(root: &Path, package: &str) -> anyhow::Result<Project> {
-        let pyproject: PyProject = read_toml(&root.join("pyproject.toml"))?;
+    pub(super) fn read(root: &Path) -> anyhow::Result<Project> {
+        let pyproject = root.join("pyproject.toml");
+        if !pyproject.is_file() {
+            bail!(Refused(
+                "its sdist has no pyproject.toml, so it is not built with maturin".into()
+            ));
+        }
+        let pyproject: PyProject = read_toml(&pyproject)?;
         let backend = pyproject.build_system.build_backend.unwrap_or_default();
         if backend != "maturin" {
-            bail!(
-                "{package} is not a Rust extension built with maturin (its build backend is \
+            bail!(Refused(format!(
+                "it is not a Rust extension built with maturin (its build backend is \
                  `{backend}`): only PyO3 extensions can be built for WASI"
-            );
+            )));
         }
         let maturin = pyproject.tool.maturin;
         if let Some(bindings) = maturin.bindings.filter(|b| b != "pyo3") {
-            bail!(
-                "{package} uses `{bindings}` bindings: only PyO3 extensions can be built for WASI"
-            );
+            bail!(Refused(format!(
+                "it uses `{bindings}` bindings: only PyO3 extensions can be built for WASI"
+            )));
         }
         let manifest = root.join(maturin.manifest_path.unwrap_or_else(|| "Cargo.toml".into()));
         let cargo: CargoManifest = read_toml(&manifest)?;
@@ -215,7 +223,7 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
-        let project = Project::read(dir.path(), "pkg");
+        let project = Project::read(dir.path());
         (dir, project)
     }
 
