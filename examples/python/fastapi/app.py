@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 import wasmhost as modal
 
 app = modal.App("fastapi-py")
-image = modal.Image.debian_slim().pip_install("fastapi==0.165.0", "python-multipart==0.0.34")
+image = modal.Image.debian_slim().pip_install("fastapi==0.165.0", "pydantic==2.14.4", "python-multipart==0.0.34")
 
 
 class Item(BaseModel):
