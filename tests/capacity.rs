@@ -1,6 +1,6 @@
 //! Backpressure and metrics: bursts above capacity wait in a bounded queue instead of
 //! failing; past the bound they get 503 with Retry-After; `/metrics` counts it all. Warm
-//! instances are reused (typed endpoints and wasi:http proxies), scale to zero, and
+//! instances are reused (typed endpoints, and wasi:http proxies on request), scale to zero, and
 //! `#[wasmhost::init]` work is baked into a snapshot.
 
 mod common;
@@ -215,8 +215,8 @@ async fn proxy_visits(host: &Host, path: &str) -> (u16, String) {
 }
 
 #[tokio::test]
-async fn wasi_http_proxy_instances_are_reused_and_a_trapped_one_is_discarded() {
-    let host = Host::run(&example("wasi-http-proxy"), &[]);
+async fn wasi_http_proxy_instances_are_reused_on_request_and_a_trapped_one_is_discarded() {
+    let host = Host::run(&example("wasi-http-proxy"), &["--isolation", "reuse"]);
     assert_eq!(proxy_visits(&host, "/visits").await, (200, "1".into()));
     assert_eq!(proxy_visits(&host, "/visits").await, (200, "2".into()));
     // Other routes run on the same instance in between.

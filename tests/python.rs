@@ -22,20 +22,20 @@ fn tools_home() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-tools")
 }
 
-/// Runs `wasmhost build <app>` with the tests' tools directory.
-fn build(app: &Path) -> (bool, String) {
+/// Runs `wasmhost build <app>` with the tests' tools directory: the component's path
+/// (what it prints on stdout) when it succeeds, else everything it printed.
+fn build(app: &Path) -> Result<PathBuf, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
         .arg("build")
         .arg(app)
         .env("XDG_CACHE_HOME", tools_home())
         .output()
         .expect("wasmhost runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        return Ok(PathBuf::from(stdout.trim()));
+    }
+    Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// Whether a Python to install componentize-py with exists; outside CI its absence skips
@@ -65,16 +65,16 @@ fn python_example(name: &str) -> PathBuf {
         return wasm.clone();
     }
     let app = root().join("examples/python").join(name).join("app.py");
-    let (ok, text) = build(&app);
-    assert!(ok, "building {}:\n{text}", app.display());
-    let wasm = PathBuf::from(text.lines().last().expect("a path").trim());
-    assert!(wasm.is_file(), "{text}");
+    let wasm = build(&app).unwrap_or_else(|e| panic!("building {}:\n{e}", app.display()));
+    assert!(wasm.is_file(), "{}", wasm.display());
     built.insert(name.to_owned(), wasm.clone());
     wasm
 }
 
+/// GET on a named host; the body without the trailing newline Flask's `jsonify` adds.
 async fn get(host: &Host, name: &str, path: &str) -> (u16, String) {
-    visit(host, name, path, &[]).await
+    let (status, body) = visit(host, name, path, &[]).await;
+    (status, body.trim_end_matches('\n').to_owned())
 }
 
 async fn post_json(host: &Host, name: &str, path: &str, body: Value) -> reqwest::Response {
@@ -235,7 +235,7 @@ async fn an_unmodified_flask_app_is_served() {
         json!({"error": "not found", "path": "/missing"})
     );
     assert_eq!(
-        get(&host, name, "/stream").await,
+        visit(&host, name, "/stream", &[]).await,
         (200, "line 0\nline 1\nline 2\n".into())
     );
     // A multipart upload reaches request.files.
@@ -487,6 +487,37 @@ async fn functions_retry_spawn_map_and_schedule() {
     )
     .await;
     assert_eq!((status, body.as_str()), (200, r#"{"square":36}"#));
+
+    // Secrets are environment variables; volumes are directories, shared between calls.
+    let (code, out) = wasmhost_remote(
+        &srv,
+        &api.token,
+        &[
+            "secret",
+            "create",
+            "demo-secret",
+            "GREETING=hi-from-a-secret",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, r) = api.call(post.clone(), &invoke("whoami"), None).await;
+    assert_eq!(r["result"], "hi-from-a-secret", "{r}");
+    let (_, r) = api
+        .call(
+            post.clone(),
+            &invoke("write_note"),
+            Some(json!({"args": ["a.txt", "hello volume"]})),
+        )
+        .await;
+    assert_eq!(r["result"], 12, "{r}");
+    let (_, r) = api
+        .call(
+            post.clone(),
+            &invoke("read_note"),
+            Some(json!({"args": ["a.txt"]})),
+        )
+        .await;
+    assert_eq!(r["result"], "hello volume", "{r}");
 }
 
 #[test]
@@ -501,8 +532,7 @@ fn bad_apps_fail_the_build_with_a_clear_message() {
         "import wasmhost as modal\n\napp = modal.App('x')\ndef f(:\n    pass\n",
     )
     .unwrap();
-    let (ok, out) = build(&app);
-    assert!(!ok);
+    let out = build(&app).expect_err("a syntax error fails the build");
     assert!(out.contains("app.py:4:"), "{out}");
     // A package whose native code it cannot run without is named.
     std::fs::write(
@@ -511,8 +541,7 @@ fn bad_apps_fail_the_build_with_a_clear_message() {
          app = modal.App('x')\n\n@app.function()\ndef f():\n    return orjson.dumps(1)\n",
     )
     .unwrap();
-    let (ok, out) = build(&app);
-    assert!(!ok);
+    let out = build(&app).expect_err("orjson cannot run without its native code");
     assert!(out.contains("orjson"), "{out}");
     assert!(out.contains("no pure-Python or WASI wheel"), "{out}");
 }

@@ -165,7 +165,8 @@ impl ServerResult {
 /// What a server row stands for in the target comparisons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// wasmhost with `--isolation reuse` (the default) on the peer's component.
+    /// wasmhost with `--isolation reuse` on the peer's component (which, a plain wasi:http
+    /// component, gets a fresh instance per request without it).
     Reuse,
     /// wasmhost with `--isolation per-request` on the peer's component.
     PerRequest,

@@ -69,24 +69,36 @@ pub struct Host {
 impl Host {
     /// Starts `wasmhost run <wasm> --port 0 <extra>` and waits until it prints its URL.
     pub fn run(wasm: &Path, extra: &[&str]) -> Host {
-        let mut args = vec![
-            "run".to_string(),
-            wasm.display().to_string(),
-            "--port".into(),
-            "0".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        if !extra.contains(&"--cache-dir") {
-            args.push("--cache-dir".into());
-            args.push(shared_cache().display().to_string());
-        }
-        Host::start(&args)
+        Host::start(&run_args(wasm, extra))
     }
 
     /// Starts the binary with `args`; waits for a line with `http://` and takes its port.
     pub fn start(args: &[String]) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-            .args(args)
+        Host::start_with_env(args, &[])
+    }
+
+    /// Like [`Host::start`], with extra environment variables.
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Host {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmhost"));
+        command.args(args).envs(env.iter().copied());
+        Host::start_command(command)
+    }
+
+    /// Like [`Host::start`], with the process's file-descriptor limit (soft and hard) set
+    /// to `nofile`.
+    pub fn start_with_fd_limit(args: &[String], nofile: u32) -> Host {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_wasmhost"))
+            .args(args);
+        Host::start_command(command)
+    }
+
+    /// Runs `command` (which starts the binary) and waits until it prints a URL.
+    pub fn start_command(mut command: Command) -> Host {
+        let mut child = command
             .env("WASMHOST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,6 +190,22 @@ impl Host {
     }
 }
 
+/// The arguments of `wasmhost run <wasm> --port 0 <extra>` with the shared cache.
+pub fn run_args(wasm: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        wasm.display().to_string(),
+        "--port".into(),
+        "0".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    if !extra.contains(&"--cache-dir") {
+        args.push("--cache-dir".into());
+        args.push(shared_cache().display().to_string());
+    }
+    args
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -228,7 +256,9 @@ pub fn wasmhost(args: &[&str]) -> (i32, String) {
     run_cli(args, &[])
 }
 
-fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+/// Runs `wasmhost <args>` with extra environment variables to completion and returns
+/// (exit code, stdout + stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
         .args(args)
         .envs(env.iter().copied())

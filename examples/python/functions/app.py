@@ -61,3 +61,22 @@ def result(call_id: str):
 def remote_square(x: int) -> dict:
     """Calls `square` with .remote (spawn + wait)."""
     return {"square": square.remote(x)}
+
+
+@app.function(secrets=[modal.Secret.from_name("demo-secret")])
+def whoami() -> str:
+    """Reads a secret's key from the environment."""
+    return os.environ["GREETING"]
+
+
+@app.function(volumes={"/data": modal.Volume.from_name("notes", create_if_missing=True)})
+def write_note(name: str, text: str) -> int:
+    """Writes a file into the `notes` volume."""
+    with open(f"/data/{name}", "w") as f:
+        return f.write(text)
+
+
+@app.function(volumes={"/data": modal.Volume.from_name("notes")})
+def read_note(name: str) -> str:
+    with open(f"/data/{name}") as f:
+        return f.read()

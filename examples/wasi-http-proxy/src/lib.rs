@@ -1,7 +1,9 @@
 //! A plain `wasi:http/proxy` component that knows nothing of wasmhost.
 //!
 //! `GET /` → `hello from wasi:http`; `POST /echo` streams the request body back chunk by
-//! chunk; `GET /no-response` never answers; `GET /outbound` tries an outbound request (which the host refuses);
+//! chunk; `GET /no-response` drops its response outparam unanswered and `GET /forget`
+//! leaks it (as a guest that failed mid-way does); `GET /outbound` tries an outbound
+//! request (which the host refuses);
 //! `GET /visits` counts the requests this instance served (state that lives as long as a
 //! warm instance); `GET /trap` panics; anything else → 404.
 
@@ -36,8 +38,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
                 panic!("asked to trap");
             }
             (Method::Post, "/echo") => echo(request, out),
-            // Returns without setting a response: the host answers 502.
+            // Return without setting a response: the host answers 500.
             (Method::Get, "/no-response") => drop(out),
+            (Method::Get, "/forget") => std::mem::forget(out),
             (Method::Get, "/outbound") => {
                 let attempt = OutgoingRequest::new(Fields::new());
                 let _ = attempt.set_scheme(Some(&Scheme::Https));

@@ -190,15 +190,18 @@ class _Options:
         if isinstance(memory, tuple):
             memory = memory[1]
         self.memory_mib = int(memory) if memory is not None else None
-        gpu = kwargs.pop("gpu", None)
-        self.gpu = None if gpu is None else (gpu if isinstance(gpu, str) else "any")
+        if kwargs.pop("gpu", None) is not None:
+            # The host would hold the endpoint to an adapter it cannot use from Python.
+            _warn("gpu= is ignored: Python guests have no GPU API yet")
+        self.gpu = None
         self.retries = _retries(kwargs.pop("retries", None))
         self.schedule = _schedule(kwargs.pop("schedule", None))
         self.secrets = _secrets(kwargs.pop("secrets", None))
         self.volumes = _volumes(kwargs.pop("volumes", None))
         window = kwargs.pop("scaledown_window", None) or kwargs.pop("container_idle_timeout", None)
         self.scaling = registry.Scaling(
-            max_inputs=_opt_int(kwargs.pop("max_inputs", None) or kwargs.pop("allow_concurrent_inputs", None)),
+            # Modal's `max_inputs` here means inputs per container's life, not concurrency.
+            max_inputs=_opt_int(kwargs.pop("allow_concurrent_inputs", None)),
             min_containers=_opt_int(kwargs.pop("min_containers", None) or kwargs.pop("keep_warm", None)),
             max_containers=_opt_int(kwargs.pop("max_containers", None) or kwargs.pop("concurrency_limit", None)),
             buffer_containers=_opt_int(kwargs.pop("buffer_containers", None)),

@@ -243,12 +243,34 @@ def to_response(result):
         return status, headers, body
     if isinstance(result, Response):
         return result.status_code, result.header_list(), result.body
+    if hasattr(result, "body_iterator") and hasattr(result, "status_code"):
+        return _collect_stream(result)
     if _is_starlette_response(result):
         return result.status_code, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in result.raw_headers], bytes(result.body)
     if isinstance(result, (bytes, bytearray)):
         return 200, [("content-type", "application/octet-stream")], bytes(result)
     response = JSONResponse(result)
     return 200, response.header_list(), response.body
+
+
+def _collect_stream(response):
+    """A Starlette ``StreamingResponse`` read to its end: a typed endpoint answers in one
+    piece (stream from an ``@asgi_app()`` to send events as they happen)."""
+    from . import _loop
+
+    async def read():
+        chunks = []
+        iterator = response.body_iterator
+        if hasattr(iterator, "__aiter__"):
+            async for chunk in iterator:
+                chunks.append(chunk)
+        else:
+            chunks.extend(iterator)
+        return b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in chunks)
+
+    body = _loop.run(read())
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+    return response.status_code, headers, body
 
 
 def _is_starlette_response(value):

@@ -13,6 +13,10 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
+# Every binding the SDK uses lazily is imported now, at build: nothing can be imported at
+# request time.
+from wit_world.imports import asgi_types, host, monotonic_clock, poll  # noqa: F401
+
 from . import _endpoint, _functions
 from . import _registry as registry
 from .exception import FunctionError, InvalidInput

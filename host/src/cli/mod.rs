@@ -71,10 +71,11 @@ enum Command {
     Python(build::PythonCommand),
 }
 
-/// How instances of typed endpoints are shared between requests.
+/// How instances are shared between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Isolation {
-    /// Warm instances are reused (state may persist between requests).
+    /// Warm instances are reused (state may persist between requests), also for
+    /// `wasi:http` components that did not declare reuse.
     Reuse,
     /// A fresh instance per request.
     PerRequest,
@@ -104,9 +105,11 @@ pub struct EngineArgs {
     #[arg(long, env = "WASMHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// `reuse`: warm instances serve request after request, like containers;
-    /// `per-request`: a fresh instance for every request.
-    #[arg(long, value_enum, default_value_t = Isolation::Reuse, env = "WASMHOST_ISOLATION")]
-    pub isolation: Isolation,
+    /// `per-request`: a fresh instance for every request. Unset, wasmhost SDK guests and
+    /// components that declare reuse (a `wasmhost:reuse` custom section) keep warm
+    /// instances and other `wasi:http` components get a fresh one per request.
+    #[arg(long, value_enum, env = "WASMHOST_ISOLATION")]
+    pub isolation: Option<Isolation>,
     /// Idle warm instances are retired after this long without a request (scale to zero).
     #[arg(long, default_value = "60s", value_parser = parse_duration, env = "WASMHOST_SCALEDOWN_WINDOW")]
     pub scaledown_window: Duration,
@@ -132,6 +135,64 @@ pub struct EngineArgs {
     pub queue_timeout: Duration,
     #[command(flatten)]
     pub gpu: GpuArgs,
+}
+
+/// Front-end limits shared by the commands that serve HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 32 << 20, env = "WASMHOST_MAX_BODY")]
+    pub max_body: usize,
+    /// How long a request body may take to arrive, before `--body-min-rate` extends it;
+    /// slower bodies get 408.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "WASMHOST_BODY_TIMEOUT")]
+    pub body_timeout: Duration,
+    /// Every this many bytes of a body received add a second to `--body-timeout` (0: none).
+    #[arg(long, default_value_t = 64 << 10, env = "WASMHOST_BODY_MIN_RATE")]
+    pub body_min_rate: u64,
+    /// How long a connection may take to send a request's head, counted from when it opens
+    /// or from the end of its previous response: closes slow senders and idle keep-alives.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "WASMHOST_HEADER_TIMEOUT")]
+    pub header_timeout: Duration,
+    /// Connections open at once; past it new connections get 503 and are closed
+    /// [default: half the file-descriptor limit, 64 to 16384].
+    #[arg(long, env = "WASMHOST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Longest request target (path and query) in bytes; longer ones get 414.
+    #[arg(long, default_value_t = 16 << 10)]
+    pub max_url_bytes: usize,
+    /// Most bytes of request headers; more get 431.
+    #[arg(long, default_value_t = 128 << 10)]
+    pub max_header_bytes: usize,
+    /// Threads that accept connections and parse HTTP, apart from the threads that run
+    /// guests [default: a quarter of the cores, 1 to 4].
+    #[arg(long)]
+    pub front_threads: Option<usize>,
+}
+
+impl GatewayArgs {
+    /// The gateway configuration these flags ask for.
+    pub fn gateway_config(&self) -> crate::gateway::GatewayConfig {
+        let mut config = crate::gateway::GatewayConfig {
+            body: crate::shapes::BodyLimits {
+                max_bytes: self.max_body,
+                timeout: self.body_timeout,
+                min_rate: self.body_min_rate,
+            },
+            ..Default::default()
+        };
+        let c = &mut config.connections;
+        c.header_timeout = self.header_timeout;
+        c.max_url_bytes = self.max_url_bytes;
+        c.max_header_bytes = self.max_header_bytes;
+        if let Some(n) = self.max_connections {
+            c.max_connections = n.max(1);
+        }
+        if let Some(n) = self.front_threads {
+            c.front_threads = n.max(1);
+        }
+        config
+    }
 }
 
 /// GPU settings shared by the commands that run guests.
@@ -193,7 +254,10 @@ impl EngineArgs {
         config.startup_timeout = self.startup_timeout;
         config.pre_init_snapshots = !self.no_snapshot;
         config.gpu = self.gpu.gpu_config();
-        config.reuse_instances = self.isolation == Isolation::Reuse;
+        config.isolation = self.isolation.map(|i| match i {
+            Isolation::Reuse => crate::engine::IsolationSetting::Reuse,
+            Isolation::PerRequest => crate::engine::IsolationSetting::PerRequest,
+        });
         config.scaledown_window = self.scaledown_window;
         config.min_containers = self.min_containers;
         config.buffer_containers = self.buffer_containers;
@@ -226,6 +290,7 @@ fn default_cache_dir() -> PathBuf {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    crate::gateway::raise_fd_limit();
     let result = match cli.command {
         Command::Build { dir } => {
             build::build_guest(&dir).map(|wasm| println!("{}", wasm.display()))

@@ -62,14 +62,26 @@ pub enum TokenCommand {
         /// A name to recognise it by.
         #[arg(long, default_value = "token")]
         name: String,
+        /// What it may do: `admin` (everything), `deploy` (deploys, apps, volumes, and
+        /// what `invoke` may), `invoke` (reads and function calls), `proxy-auth` (only the
+        /// keys of proxy-auth web endpoints).
+        #[arg(long, default_value = "admin")]
+        scope: crate::store::Scope,
         /// Create it directly in this data directory (server stopped) instead of over the API.
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[command(flatten)]
         server: ServerFlags,
     },
-    /// List tokens (ids and names; never secrets).
+    /// List tokens (ids, names and scopes; never secrets).
     List {
+        #[command(flatten)]
+        server: ServerFlags,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// The token's id (`tk-…`).
+        token_id: String,
         #[command(flatten)]
         server: ServerFlags,
     },
@@ -192,6 +204,7 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create {
             name,
+            scope,
             data_dir,
             server,
         } => {
@@ -200,18 +213,17 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
                     let store = crate::store::Store::open(&dir.join("state.redb")).with_context(|| {
                         format!("cannot open {} (is a server using it? then create the token over the API)", dir.display())
                     })?;
-                    let t = store.create_token(&name)?;
+                    let t = store.create_token(&name, scope)?;
                     (t.token_id, t.token_secret)
                 }
                 None => {
                     let client = Client::new(&server)?;
-                    let t = client
-                        .send(
-                            client
-                                .request(reqwest::Method::POST, "/tokens")
-                                .json(&serde_json::json!({ "name": name })),
-                        )
-                        .await?;
+                    let t =
+                        client
+                            .send(client.request(reqwest::Method::POST, "/tokens").json(
+                                &serde_json::json!({ "name": name, "scope": scope.as_str() }),
+                            ))
+                            .await?;
                     (text(&t["token_id"]), text(&t["token_secret"]))
                 }
             };
@@ -223,12 +235,20 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
             let tokens = Client::new(&server)?.get("/tokens").await?;
             for t in tokens["data"].as_array().into_iter().flatten() {
                 println!(
-                    "{:<20} {:<20} {}",
+                    "{:<20} {:<20} {:<10} {}",
                     text(&t["token_id"]),
                     text(&t["name"]),
+                    text(&t["scope"]),
                     text(&t["created_at"])
                 );
             }
+        }
+        TokenCommand::Revoke { token_id, server } => {
+            let client = Client::new(&server)?;
+            client
+                .send(client.request(reqwest::Method::DELETE, &format!("/tokens/{token_id}")))
+                .await?;
+            println!("revoked {token_id}");
         }
     }
     Ok(())

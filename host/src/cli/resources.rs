@@ -146,7 +146,9 @@ pub(super) async fn volume(command: VolumeCommand) -> anyhow::Result<()> {
                     }
                 }
                 Some(name) => {
-                    let out = client.get(&format!("/volumes/{name}/files/{path}")).await?;
+                    let out = client
+                        .get(&format!("/volumes/{name}/files/{}", encode_path(&path)))
+                        .await?;
                     for e in out["data"].as_array().into_iter().flatten() {
                         let kind = if e["type"] == "directory" { "d" } else { "-" };
                         println!(
@@ -173,7 +175,7 @@ pub(super) async fn volume(command: VolumeCommand) -> anyhow::Result<()> {
                     client
                         .request(
                             reqwest::Method::PUT,
-                            &format!("/volumes/{name}/files/{remote}"),
+                            &format!("/volumes/{name}/files/{}", encode_path(remote)),
                         )
                         .body(bytes),
                 )
@@ -191,7 +193,7 @@ pub(super) async fn volume(command: VolumeCommand) -> anyhow::Result<()> {
             let response = client
                 .request(
                     reqwest::Method::GET,
-                    &format!("/volumes/{name}/files/{remote}"),
+                    &format!("/volumes/{name}/files/{}", encode_path(remote)),
                 )
                 .send()
                 .await
@@ -208,4 +210,18 @@ pub(super) async fn volume(command: VolumeCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Percent-encodes each segment of a volume path for the URL, keeping the `/` between them.
+fn encode_path(path: &str) -> String {
+    /// Everything but unreserved characters (RFC 3986).
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    path.split('/')
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }

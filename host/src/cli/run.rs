@@ -23,9 +23,6 @@ pub struct RunArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
-    /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = 32 << 20)]
-    max_body: usize,
     /// A web call running longer is answered 303 and collected by following it.
     #[arg(long, default_value = "150s", value_parser = super::parse_duration)]
     request_timeout: std::time::Duration,
@@ -40,6 +37,8 @@ pub struct RunArgs {
     kwargs: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gateway: super::GatewayArgs,
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -96,9 +95,10 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("http://{}/", SocketAddr::new(args.host, port));
     }
     let config = GatewayConfig {
-        max_body_bytes: args.max_body,
         request_timeout: Some(args.request_timeout),
-        ..GatewayConfig::default()
+        // Local development: the URLs were printed at start anyway.
+        list_hosts: true,
+        ..args.gateway.gateway_config()
     };
     let gateway = Gateway::new(routes, config);
     gateway.observe(app.engine().clone());

@@ -15,7 +15,7 @@ use super::client::{Client, ServerFlags};
 use super::{EngineArgs, SourceKind};
 use crate::control::{ControlPlane, DeployOptions, ServerConfig, UrlScheme};
 use crate::engine::Engine;
-use crate::gateway::{Gateway, GatewayConfig, RouteTable};
+use crate::gateway::{Gateway, RouteTable};
 
 /// Arguments of `wasmhost serve`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,8 @@ pub struct ServeArgs {
     server: ServerFlags,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gateway: super::GatewayArgs,
 }
 
 /// Where the ephemeral app lives.
@@ -109,7 +111,11 @@ async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpLis
     };
     let engine = Arc::new(Engine::new(args.engine.engine_config())?);
     let (control, _) = ControlPlane::open(config, engine.clone()).await?;
-    let gateway = Gateway::with_api(RouteTable::new(), GatewayConfig::default(), control.clone());
+    let gateway = Gateway::with_api(
+        RouteTable::new(),
+        args.gateway.gateway_config(),
+        control.clone(),
+    );
     control.attach(&gateway);
     gateway.observe(engine);
     Ok((

@@ -52,8 +52,13 @@ pub struct ServerArgs {
     /// How long finished call records are kept [default: 7d].
     #[arg(long, value_parser = super::parse_duration)]
     result_retention: Option<std::time::Duration>,
+    /// Serve `/metrics` without a token (by default it needs any valid bearer token).
+    #[arg(long, env = "WASMHOST_PUBLIC_METRICS")]
+    public_metrics: bool,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    gateway: super::GatewayArgs,
 }
 
 /// The `--config` file.
@@ -77,6 +82,10 @@ struct FileConfig {
 }
 
 pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    // Everything the server writes (state, components, volumes, cache) is private to the
+    // user running it: 0600 files, 0700 directories.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -144,7 +153,8 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
                 .or(file.request_timeout)
                 .unwrap_or(std::time::Duration::from_secs(150)),
         ),
-        ..GatewayConfig::default()
+        public_metrics: args.public_metrics,
+        ..args.gateway.gateway_config()
     };
     let gateway = Gateway::with_api(RouteTable::new(), gateway_config, control.clone());
     control.attach(&gateway);

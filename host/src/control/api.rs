@@ -13,7 +13,7 @@ use super::{ControlPlane, DeployOptions};
 use crate::engine::LoadError;
 use crate::gateway::{BoxFuture, ControlApi};
 use crate::shapes::{Body, json_error, json_response};
-use crate::store::StoreError;
+use crate::store::{Scope, StoreError, TokenRecord};
 
 /// An API failure: a status and what goes into the `detail` field.
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +156,14 @@ struct LabelSet {
 #[derive(Deserialize)]
 struct TokenCreate {
     name: Option<String>,
+    /// `admin` (the default), `deploy`, `invoke` or `proxy-auth`.
+    scope: Option<String>,
 }
 
 impl ControlApi for ControlPlane {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
         Box::pin(async move {
-            if !self.authorized(&req) {
+            let Some(token) = self.bearer(req.headers()) else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -169,6 +171,19 @@ impl ControlApi for ControlPlane {
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
+            };
+            let needed = needed_scope(req.method(), req.uri().path());
+            if token.scope < needed {
+                return json_error(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "this token's scope is {}; {} {} needs {}",
+                        token.scope.as_str(),
+                        req.method(),
+                        req.uri().path(),
+                        needed.as_str()
+                    ),
+                );
             }
             match self.route_api(req).await {
                 Ok(r) => r,
@@ -190,24 +205,41 @@ impl ControlApi for ControlPlane {
     fn verify_proxy_token(&self, key: &str, secret: &str) -> bool {
         self.verify_token(key, secret)
     }
+
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
+        self.bearer(headers)
+            .is_some_and(|t| t.scope >= Scope::Invoke)
+    }
+}
+
+/// The scope an API route needs: reads and calls need `invoke`; changing what runs needs
+/// `deploy`; tokens and secrets need `admin`.
+fn needed_scope(method: &Method, path: &str) -> Scope {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/v1")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (method, segments.as_slice()) {
+        (_, ["tokens", ..] | ["secrets", ..]) => Scope::Admin,
+        (_, ["volumes", ..]) => Scope::Deploy,
+        (&Method::POST, ["deployments"] | ["apps"]) => Scope::Deploy,
+        (&Method::DELETE, ["apps", ..]) => Scope::Deploy,
+        (&Method::PUT, ["web-endpoints", ..]) => Scope::Deploy,
+        _ => Scope::Invoke,
+    }
 }
 
 impl ControlPlane {
-    fn authorized(&self, req: &hyper::Request<Incoming>) -> bool {
-        let Some(value) = req
-            .headers()
+    /// The token a request's `Authorization: Bearer` header names, if it is valid.
+    fn bearer(&self, headers: &hyper::HeaderMap) -> Option<TokenRecord> {
+        let value = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        let Some(bearer) = value
+            .and_then(|v| v.to_str().ok())?;
+        let bearer = value
             .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-        else {
-            return false;
-        };
-        matches!(self.store.verify_bearer(bearer.trim()), Ok(Some(_)))
+            .or_else(|| value.strip_prefix("bearer "))?;
+        self.store.verify_bearer(bearer.trim()).ok().flatten()
     }
 
     async fn route_api(&self, req: hyper::Request<Incoming>) -> ApiResult {
@@ -313,11 +345,11 @@ impl ControlPlane {
             (&Method::GET, ["volumes"]) => self.list_volumes(),
             (&Method::POST, ["volumes"]) => self.create_volume(req.into_body()).await,
             (&Method::GET, ["volumes", name, "files", rest @ ..]) => {
-                let path = rest.join("/");
+                let path = volume_path(rest)?;
                 self.volume_get(name, &path)
             }
             (&Method::PUT, ["volumes", name, "files", rest @ ..]) => {
-                let (name, path) = (name.to_string(), rest.join("/"));
+                let (name, path) = (name.to_string(), volume_path(rest)?);
                 self.volume_put(&name, &path, req.into_body()).await
             }
             (&Method::GET, ["tokens"]) => {
@@ -325,24 +357,35 @@ impl ControlPlane {
                     .store
                     .list_tokens()?
                     .into_iter()
-                    .map(|t| serde_json::json!({"token_id": t.token_id, "name": t.name, "created_at": t.created_at}))
+                    .map(|t| serde_json::json!({"token_id": t.token_id, "name": t.name, "scope": t.scope, "created_at": t.created_at}))
                     .collect();
                 ok(StatusCode::OK, &Page::from(tokens))
             }
             (&Method::POST, ["tokens"]) => {
                 let body: TokenCreate = json_body(req.into_body()).await?;
+                let scope = match body.scope.as_deref() {
+                    Some(s) => s.parse().map_err(ApiError::bad_request)?,
+                    None => Scope::Admin,
+                };
                 let token = self
                     .store
-                    .create_token(body.name.as_deref().unwrap_or("token"))?;
+                    .create_token(body.name.as_deref().unwrap_or("token"), scope)?;
                 ok(
                     StatusCode::CREATED,
                     &serde_json::json!({
                         "token_id": token.token_id,
                         "token_secret": token.token_secret,
                         "name": token.name,
+                        "scope": token.scope,
                         "bearer": token.bearer(),
                     }),
                 )
+            }
+            (&Method::DELETE, ["tokens", id]) => {
+                if !self.store.revoke_token(id)? {
+                    return Err(ApiError::not_found(format!("no token with id {id}")));
+                }
+                ok(StatusCode::OK, &serde_json::json!({ "revoked": id }))
             }
             _ => Err(ApiError::not_found(format!(
                 "no API route {method} /v1{path}"
@@ -355,4 +398,16 @@ impl ControlPlane {
             .get_app(id)?
             .ok_or_else(|| ApiError::not_found(format!("no app with id {id}")))
     }
+}
+
+/// A file path inside a volume from the URL's segments, each percent-decoded (the CLI
+/// encodes them, so `my file.txt` arrives as `my%20file.txt`).
+fn volume_path(segments: &[&str]) -> Result<String, ApiError> {
+    let decoded: Result<Vec<_>, _> = segments
+        .iter()
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8())
+        .collect();
+    decoded.map(|parts| parts.join("/")).map_err(|_| {
+        ApiError::bad_request("a volume path must be UTF-8 once percent-decoded".to_string())
+    })
 }

@@ -94,15 +94,22 @@ impl ControlPlane {
         engine: Arc<Engine>,
     ) -> anyhow::Result<(Arc<Self>, Startup)> {
         // Every directory exists from the start, so a refused upload leaves nothing new behind.
+        // Tokens' hashes, secrets and call results are for the user running the server.
         for sub in ["components", "uploads", "cache", "volumes"] {
             std::fs::create_dir_all(config.data_dir.join(sub))?;
+            restrict_mode(&config.data_dir.join(sub), 0o700)?;
         }
-        let store = Arc::new(Store::open(&config.data_dir.join("state.redb"))?);
+        restrict_mode(&config.data_dir, 0o700)?;
+        // No upload is under way yet: whatever is in uploads/ was cut short by a crash.
+        remove_partial_uploads(&config.data_dir.join("uploads"));
+        let state = config.data_dir.join("state.redb");
+        let store = Arc::new(Store::open(&state)?);
+        restrict_mode(&state, 0o600)?;
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None
         } else {
-            let token = store.create_token("admin")?;
+            let token = store.create_token("admin", crate::store::Scope::Admin)?;
             write_secret_file(&admin_token_path, &format!("{}\n", token.bearer()))?;
             Some(token)
         };
@@ -167,6 +174,7 @@ impl ControlPlane {
                     let path = self.component_path(&version.digest);
                     match self.engine.load_file(&path).await {
                         Ok(mut loaded) => {
+                            loaded.manifest.name_plain_component(&app.name);
                             let overrides = &self.engine.config().scaling_overrides;
                             loaded.manifest.apply_overrides(&app.name, overrides);
                             tracing::info!(
@@ -313,6 +321,7 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| loaded.manifest.app.clone());
         check_dns("app name", &name)?;
+        loaded.manifest.name_plain_component(&name);
         let overrides = &self.engine.config().scaling_overrides;
         loaded.manifest.apply_overrides(&name, overrides);
         for f in &loaded.manifest.functions {
@@ -499,4 +508,27 @@ fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Sets `path`'s permission bits (a data directory made by an older version may be 0755).
+fn restrict_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Removes upload temp files left by a crash or `kill -9` mid-upload.
+fn remove_partial_uploads(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed a partial upload: {}", path.display()),
+            Err(e) => tracing::warn!("cannot remove the partial upload {}: {e}", path.display()),
+        }
+    }
 }

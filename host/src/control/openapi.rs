@@ -82,7 +82,11 @@ pub(super) fn document() -> Value {
             },
             "/tokens": {
                 "get": op("Tokens", "listTokens", "List tokens (no secrets)", ("200", page("Token"))),
-                "post": op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token")))
+                "post": with_body(op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token"))),
+                    json!({ "type": "object", "properties": { "name": { "type": "string" }, "scope": { "$ref": "#/components/schemas/Scope" } } }), "application/json")
+            },
+            "/tokens/{token_id}": {
+                "delete": with_param(op("Tokens", "revokeToken", "Revoke a token: it stops working at once", ("200", none("Revoked."))), "token_id")
             }
         },
         "components": {
@@ -114,7 +118,10 @@ pub(super) fn document() -> Value {
                     "changed": { "type": "boolean" },
                     "functions": { "type": "array", "items": { "$ref": "#/components/schemas/Function" } } } },
                 "Token": { "type": "object", "properties": {
-                    "token_id": { "type": "string" }, "name": { "type": "string" }, "token_secret": { "type": "string" } } }
+                    "token_id": { "type": "string" }, "name": { "type": "string" }, "token_secret": { "type": "string" },
+                    "scope": { "$ref": "#/components/schemas/Scope" } } },
+                "Scope": { "type": "string", "enum": ["admin", "deploy", "invoke", "proxy-auth"],
+                    "description": "admin: everything; deploy: deploys, apps, volumes and what invoke may; invoke: reads and function calls; proxy-auth: only proxy-auth web endpoints. A route a token's scope does not cover answers 403." }
             }
         }
     })

@@ -1,9 +1,10 @@
-//! Calls into guests, one function per shape. Typed endpoints, `wasi:http` proxies and
-//! ASGI/WSGI apps run on warm instances reused like containers (fresh ones with
-//! per-request isolation); classes keep one serialised instance; functions get a fresh
-//! instance per attempt.
+//! Calls into guests, one function per shape. Typed endpoints and ASGI/WSGI apps run on
+//! warm instances reused like containers (fresh ones with per-request isolation), and so
+//! do `wasi:http` proxies that ask for it (others get a fresh instance per request);
+//! classes keep one serialised instance; functions get a fresh instance per attempt.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -325,10 +326,10 @@ impl Engine {
     }
 
     /// Serves one request through a standard `wasi:http/incoming-handler` component, on a
-    /// warm instance (or a fresh one with per-request isolation). Returns once the guest
+    /// warm instance where reuse was asked for, else a fresh one. Returns once the guest
     /// has set the response head; the guest keeps running in its own task while it streams
     /// the body, still under its time limit, and its instance goes back to the pool when
-    /// `handle` returned cleanly.
+    /// `handle` returned cleanly after setting the response.
     pub async fn proxy<B>(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
@@ -349,10 +350,16 @@ impl Engine {
             false => self.new_warm(component, spec, limits).await?,
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let answered = Arc::new(AtomicBool::new(false));
+        let set = answered.clone();
+        let respond = move |response| {
+            set.store(true, Ordering::Release);
+            let _ = sender.send(response);
+        };
         let mut http = live.store.data_mut().http();
         let setup = http
             .new_incoming_request(Scheme::Http, request)
-            .and_then(|req| Ok((req, http.new_response_outparam(sender)?)));
+            .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
         let (req, out) = setup.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         let task = tokio::spawn(async move {
@@ -371,6 +378,11 @@ impl Engine {
                 })
                 .await;
             match &result {
+                // The instance goes, and with its store the outparam the guest may still
+                // hold, which ends the wait for a response: no hang until the timeout.
+                Ok(()) if !answered.load(Ordering::Acquire) => {
+                    tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest returned without setting a response; its instance is retired")
+                }
                 Ok(()) if reuse => engine.checkin(&component, &spec, live).await,
                 Ok(()) => {}
                 Err(e) => {

@@ -64,7 +64,14 @@ impl Engine {
         let mut prepared = world::prepare(&self.engine, &self.linker, &component)?;
         let mut described = false;
         let manifest = match &prepared {
-            Prepared::Proxy(_) => AppManifest::synthesised(app_name, EndpointKind::Proxy),
+            Prepared::Proxy(_) => {
+                let mut manifest = AppManifest::synthesised(app_name, EndpointKind::Proxy);
+                let declared = world::declares_reuse(bytes);
+                for spec in &mut manifest.endpoints {
+                    spec.scaling.reuse = declared;
+                }
+                manifest
+            }
             Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
                 // What `describe` said is cached with the native code (same key), so a

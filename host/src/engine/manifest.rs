@@ -176,6 +176,10 @@ pub struct Scaling {
     pub scaledown_window: Option<Duration>,
     /// A fresh instance for every request.
     pub per_request: bool,
+    /// Warm instances reused although the shape does not promise it is safe: a plain
+    /// `wasi:http` component that declares reuse, or an operator's override.
+    #[serde(default)]
+    pub reuse: bool,
 }
 
 /// Scaling settings an operator sets for one function in the server's config file
@@ -219,11 +223,28 @@ impl ScalingOverride {
         scaling.scaledown_window = self.scaledown_window.or(scaling.scaledown_window);
         if let Some(isolation) = self.isolation {
             scaling.per_request = isolation == IsolationSetting::PerRequest;
+            scaling.reuse = isolation == IsolationSetting::Reuse;
         }
     }
 }
 
 impl AppManifest {
+    /// Names a component without `describe` (whose one endpoint was named after its file)
+    /// after the app it is deployed as, so its URL and the operator's overrides
+    /// (`<app>.<app>`) do not depend on a file name.
+    pub fn name_plain_component(&mut self, app: &str) {
+        // Only synthesised manifests have these kinds: `describe` cannot state them.
+        let plain =
+            |e: &EndpointSpec| matches!(e.kind, EndpointKind::Proxy | EndpointKind::WebServer);
+        if !self.endpoints.iter().all(plain) {
+            return;
+        }
+        self.app = app.to_owned();
+        for spec in &mut self.endpoints {
+            spec.name = app.to_owned();
+        }
+    }
+
     /// Applies the operator's overrides for this app (keys `<app>.<function>`), with the
     /// app named `app` as deployed.
     pub fn apply_overrides(
@@ -347,6 +368,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                     buffer_containers: e.scaling.buffer_containers,
                     scaledown_window: e.scaling.scaledown_window_ms.map(Duration::from_millis),
                     per_request: e.scaling.per_request,
+                    reuse: false,
                 },
             };
             if !is_dns_label(&spec.dns_name()) {

@@ -53,8 +53,10 @@ use world::Prepared;
 /// The most a component's `describe` may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the epoch advances; the granularity of timeouts and of guest yields.
-const TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances; the granularity of timeouts and of guest yields. Short,
+/// so that a request queued behind spinning guests waits for one tick, not many: a yield
+/// costs a few microseconds, a 10 ms tick cost other requests 100 ms and more.
+const TICK: Duration = Duration::from_millis(1);
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -79,9 +81,12 @@ pub struct EngineConfig {
     pub pre_init_snapshots: bool,
     /// Which GPUs guests may use and each call's GPU budget.
     pub gpu: GpuConfig,
-    /// Reuse warm instances of typed endpoints across requests (false: a fresh instance
-    /// per request, Modal's per-request isolation).
-    pub reuse_instances: bool,
+    /// Whether warm instances serve request after request, for every app: `None` lets
+    /// each component decide (wasmhost SDK shapes and components that declare reuse keep
+    /// warm instances, other `wasi:http` components get a fresh one per request);
+    /// `PerRequest` is Modal's per-request isolation; `Reuse` also reuses `wasi:http`
+    /// components that did not declare it.
+    pub isolation: Option<IsolationSetting>,
     /// Idle warm instances older than this are retired (scale to zero).
     pub scaledown_window: Duration,
     /// Warm instances kept per endpoint even when idle (Modal's min_containers).
@@ -111,7 +116,7 @@ impl EngineConfig {
             startup_timeout: Duration::from_secs(10),
             pre_init_snapshots: true,
             gpu: GpuConfig::default(),
-            reuse_instances: true,
+            isolation: None,
             scaledown_window: Duration::from_secs(60),
             min_containers: 0,
             buffer_containers: 0,

@@ -12,7 +12,9 @@ use wasmtime::component::Instance;
 
 use super::metrics::Metrics;
 use super::state::InstanceState;
-use super::{CallError, EndpointKind, EndpointSpec, Engine, Limits, LoadedComponent};
+use super::{
+    CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
+};
 
 /// Idle instances kept per endpoint at least, so a burst finds warm ones.
 const MIN_IDLE_CAP: usize = 4;
@@ -299,14 +301,21 @@ impl Engine {
         true
     }
 
-    /// Whether `spec`'s instances are kept warm between requests.
+    /// Whether `spec`'s instances are kept warm between requests. Per-request isolation,
+    /// asked for anywhere, wins.
     pub(super) fn reusable(&self, spec: &EndpointSpec) -> bool {
-        let kind = matches!(
-            spec.kind,
-            EndpointKind::Function | EndpointKind::Asgi | EndpointKind::Wsgi | EndpointKind::Proxy
-        );
+        let asked = self.config.isolation == Some(IsolationSetting::Reuse) || spec.scaling.reuse;
+        let shape = match spec.kind {
+            EndpointKind::Function | EndpointKind::Asgi | EndpointKind::Wsgi => true,
+            // A WASIp2 handler never promised it can be entered twice (WASI issue #898):
+            // componentize-js guests fail on their second request.
+            EndpointKind::Proxy => asked,
+            EndpointKind::Method | EndpointKind::WebServer => false,
+        };
+        let per_request =
+            self.config.isolation == Some(IsolationSetting::PerRequest) || spec.scaling.per_request;
         // GPU endpoints get a fresh instance so their GPU objects end with the call.
-        kind && self.config.reuse_instances && !spec.scaling.per_request && spec.gpu.is_none()
+        shape && !per_request && spec.gpu.is_none()
     }
 
     fn min_containers(&self, spec: &EndpointSpec) -> usize {

@@ -133,6 +133,22 @@ pub(crate) fn prepare(
     }))
 }
 
+/// The custom section by which a component declares that one instance may serve request
+/// after request (content ignored). It counts at the top level or in any core module, so
+/// a toolchain can append it to the component or a compiler can put it in the module
+/// (`#[link_section = "wasmhost:reuse"]` in Rust).
+pub(crate) const REUSE_SECTION: &str = "wasmhost:reuse";
+
+/// Whether `bytes`, a validated component, declares that its instances may be reused.
+pub(crate) fn declares_reuse(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0)
+        .parse_all(bytes)
+        .map_while(Result::ok)
+        .any(|payload| {
+            matches!(payload, wasmparser::Payload::CustomSection(c) if c.name() == REUSE_SECTION)
+        })
+}
+
 fn clone_err(e: &wasmtime::Error) -> wasmtime::Error {
     wasmtime::format_err!("{e:#}")
 }
@@ -173,5 +189,41 @@ impl GuestExports {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(id: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128, "one-byte LEB sizes only");
+        let mut out = vec![id, body.len() as u8];
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn custom(name: &str) -> Vec<u8> {
+        let mut body = vec![name.len() as u8];
+        body.extend_from_slice(name.as_bytes());
+        body.push(1);
+        section(0, &body)
+    }
+
+    const COMPONENT: [u8; 8] = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+    const MODULE: [u8; 8] = [0, b'a', b's', b'm', 1, 0, 0, 0];
+
+    #[test]
+    fn reuse_is_declared_at_the_top_or_in_a_core_module() {
+        let module_with = |name: &str| [&MODULE[..], &custom(name)].concat();
+        let component =
+            |extra: &[u8], module: &[u8]| [&COMPONENT[..], &section(1, module), extra].concat();
+        assert!(!declares_reuse(&component(&[], &MODULE)));
+        assert!(!declares_reuse(&component(
+            &custom("other"),
+            &module_with("other")
+        )));
+        assert!(declares_reuse(&component(&custom(REUSE_SECTION), &MODULE)));
+        assert!(declares_reuse(&component(&[], &module_with(REUSE_SECTION))));
     }
 }

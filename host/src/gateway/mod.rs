@@ -1,10 +1,10 @@
 //! The hyper front end: routes each request by its Host to an endpoint, answers CORS,
 //! bounds request bodies, logs every request, and shuts down gracefully.
 
+mod listen;
 mod long;
 mod routes;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -12,34 +12,40 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+pub use listen::{ConnectionLimits, raise_fd_limit};
 pub use routes::{Route, RouteTable};
 
-use crate::shapes::{Body, ClientAddr, json_error, limit_body};
+use crate::shapes::{Body, BodyLimits, ClientAddr, json_error, limit_body};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
+    /// Largest request body accepted and how fast it must arrive.
+    pub body: BodyLimits,
+    /// Limits on connections and request heads.
+    pub connections: ConnectionLimits,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
     /// A web call running longer is answered 303 and can be collected later (Modal: 150 s).
     pub request_timeout: Option<Duration>,
+    /// Serve `/metrics` to anyone; otherwise (with a control API) only to a bearer token.
+    pub public_metrics: bool,
+    /// Whether the 404 for an unknown host lists the names served (`wasmhost run` only).
+    pub list_hosts: bool,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            max_body_bytes: 32 << 20,
+            body: BodyLimits::default(),
+            connections: ConnectionLimits::default(),
             shutdown_grace: Duration::from_secs(10),
             request_timeout: Some(Duration::from_secs(150)),
+            public_metrics: true,
+            list_hosts: false,
         }
     }
 }
@@ -51,6 +57,8 @@ pub trait ControlApi: Send + Sync {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
     /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token.
     fn verify_proxy_token(&self, key: &str, secret: &str) -> bool;
+    /// Whether a request's bearer token may read the host's `/metrics`.
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool;
 }
 
 /// A boxed, sendable future.
@@ -116,43 +124,7 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Running out of file descriptors is transient: back off, keep serving.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let gateway = self.clone();
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-            });
-        }
-        drop(listener);
-        tokio::select! {
-            () = graceful.shutdown() => {}
-            () = tokio::time::sleep(self.config.shutdown_grace) => {
-                tracing::warn!("shutdown grace period over; dropping open connections");
-            }
-        }
-        Ok(())
+        listen::serve(self, listener, shutdown).await
     }
 
     async fn handle(
@@ -164,7 +136,10 @@ impl Gateway {
         let method = req.method().clone();
         let host = host_of(&req);
         let path = req.uri().path().to_owned();
-        let mut response = self.route(req, &host, peer).await;
+        let mut response = match self.oversized(&req) {
+            Some(refusal) => refusal,
+            None => self.route(req, &host, peer).await,
+        };
         let headers = response.headers_mut();
         if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
             headers.insert(
@@ -183,7 +158,8 @@ impl Gateway {
                 .metrics()
                 .request(&app, &function, response.status().as_u16(), took);
         }
-        tracing::info!(
+        // Per request, so DEBUG: at INFO a busy host wrote hundreds of MB a minute.
+        tracing::debug!(
             target: "wasmhost::access",
             %peer,
             "{method} {host}{path} -> {} in {:.1} ms",
@@ -206,6 +182,18 @@ impl Gateway {
             && req.uri().path() == "/metrics"
             && !routes.names(host)
         {
+            if !self.config.public_metrics
+                && let Some(api) = &self.api
+                && !api.may_read_metrics(req.headers())
+            {
+                let mut r = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "/metrics needs a token here: send `Authorization: Bearer <token_id>:<token_secret>` (or start the server with --public-metrics)",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
             let mut r = hyper::Response::new(crate::shapes::full(engine.render_metrics()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -219,7 +207,10 @@ impl Gateway {
             {
                 return api.handle(req).await;
             }
-            return json_error(StatusCode::NOT_FOUND, &routes.not_found_message(host));
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &routes.not_found_message(host, self.config.list_hosts),
+            );
         };
         if is_preflight(&req) {
             return preflight(&req);
@@ -233,7 +224,7 @@ impl Gateway {
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ClientAddr(peer));
         // Bodies stream through to the shape, bounded; upgrades stay in the extensions.
-        let body = limit_body(body, self.config.max_body_bytes);
+        let body = limit_body(body, self.config.body);
         let request = hyper::Request::from_parts(parts, body);
         // Only whole-response shapes can be parked and collected later; streams and
         // WebSockets stay on their connection.
@@ -258,6 +249,34 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// A 414 or 431 for a request whose target or headers pass the limits (hyper itself
+    /// answers 431 when the whole head does not fit its buffer).
+    fn oversized<B>(&self, req: &hyper::Request<B>) -> Option<hyper::Response<Body>> {
+        let limits = &self.config.connections;
+        let url = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if url > limits.max_url_bytes {
+            return Some(json_error(
+                StatusCode::URI_TOO_LONG,
+                &format!("the URL is longer than {} bytes", limits.max_url_bytes),
+            ));
+        }
+        let headers: usize = req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if headers > limits.max_header_bytes {
+            return Some(json_error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                &format!(
+                    "the request headers are larger than {} bytes",
+                    limits.max_header_bytes
+                ),
+            ));
+        }
+        None
+    }
+
     fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> bool {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         match (&self.api, header("wasmhost-key"), header("wasmhost-secret")) {

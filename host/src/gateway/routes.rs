@@ -100,16 +100,20 @@ impl RouteTable {
         None
     }
 
-    /// What a 404 for an unknown host says: the name asked for and the names served.
-    pub fn not_found_message(&self, host: &str) -> String {
+    /// What a 404 for an unknown host says; `list` adds the names served (helpful on a
+    /// developer's machine, but elsewhere it tells anyone who asks what the host runs,
+    /// proxy-auth endpoints included).
+    pub fn not_found_message(&self, host: &str, list: bool) -> String {
         let known: Vec<&str> = self.hosts().collect();
-        if known.is_empty() {
+        if known.is_empty() && self.fallback.is_none() {
             format!("no endpoint is named {host:?}: nothing is deployed here")
-        } else {
+        } else if list {
             format!(
                 "no endpoint is named {host:?}; this host serves: {}",
                 known.join(", ")
             )
+        } else {
+            format!("no endpoint is named {host:?} on this host")
         }
     }
 }

@@ -124,9 +124,8 @@ impl HttpConnection {
                     Some(Err(e)) => {
                         tracing::info!("ASGI request body ended early: {e}");
                         self.body = None;
-                        if let BodyError::TooLarge { .. } = e {
-                            let response =
-                                json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+                        if !matches!(e, BodyError::Read(_)) {
+                            let response = json_error(e.status(), &e.to_string());
                             self.responder.lock().await.reject(response);
                         }
                         return Event::HttpDisconnect;

@@ -4,7 +4,7 @@
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, StatusCode};
 
-use super::body::{BodyError, collect};
+use super::body::collect;
 use super::{Body, Request, failure, full, guest_headers, json_error, json_response};
 use crate::engine::{EndpointSpec, Engine, LoadedComponent, Response};
 
@@ -52,10 +52,7 @@ pub(super) async fn serve(
     let (parts, body) = request.into_parts();
     let body = match collect(body).await {
         Ok(body) => body,
-        Err(e @ BodyError::TooLarge { .. }) => {
-            return json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
-        }
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return json_error(e.status(), &e.to_string()),
     };
     match engine
         .handle(component, spec, to_guest(parts, body, head_of_get))

@@ -22,7 +22,7 @@ use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 
 pub use asgi::ClientAddr;
-pub use body::{BodyError, RequestBody, limit_body};
+pub use body::{BodyError, BodyLimits, RequestBody, limit_body};
 
 use crate::engine::{AppManifest, CallError, EndpointKind, EndpointSpec, Engine, LoadedComponent};
 
@@ -123,6 +123,20 @@ impl WebApp {
             app: self.component.manifest.app.clone(),
             function: spec.name.clone(),
         };
+        // Shapes that take the body whole read it before taking a slot, so clients that
+        // send slowly (or never) wait on their own connection, not on the endpoint's slots.
+        let request = if matches!(
+            spec.kind,
+            EndpointKind::Function | EndpointKind::Method | EndpointKind::Wsgi
+        ) {
+            let (parts, body) = request.into_parts();
+            match body::collect(body).await {
+                Ok(bytes) => Request::from_parts(parts, body::buffered(bytes)),
+                Err(e) => return json_error(e.status(), &e.to_string()),
+            }
+        } else {
+            request
+        };
         let metrics = self.engine.metrics();
         let queue = metrics.queue_depth.get_or_create(&labels).clone();
         let _permit = match gate.admit(&queue).await {
@@ -189,14 +203,16 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> hyper::Re
 }
 
 /// The response for a call that failed: 504 for a timeout, 503 (retry) when no instance
-/// could start, 502 when the guest produced no response, 500 for traps.
+/// could start, 500 when the guest trapped or produced no response (the guest is the
+/// app, not an upstream).
 fn failure(app: &str, spec: &EndpointSpec, err: CallError) -> hyper::Response<Body> {
     tracing::warn!(app, function = %spec.name, "call failed: {err}");
     let status = match err {
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Instantiate(_) => StatusCode::SERVICE_UNAVAILABLE,
-        CallError::NoResponse(_) => StatusCode::BAD_GATEWAY,
-        CallError::OutOfMemory { .. } | CallError::Trap(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CallError::NoResponse(_) | CallError::OutOfMemory { .. } | CallError::Trap(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     };
     let mut r = json_error(status, &format!("function {:?} {err}", spec.name));
     if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -101,8 +101,8 @@ impl Input {
                 None => self.body = None,
                 Some(Err(e)) => {
                     self.body = None;
-                    if let BodyError::TooLarge { .. } = e {
-                        let response = json_error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+                    if !matches!(e, BodyError::Read(_)) {
+                        let response = json_error(e.status(), &e.to_string());
                         self.responder.lock().await.reject(response);
                     }
                     return Err(e.to_string());

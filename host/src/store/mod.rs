@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 pub use calls::{Attempt, CallRecord, CallStatus};
 pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
 pub use records::{
-    AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, TokenRecord, VersionRecord,
+    AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
     new_id, now,
 };
 

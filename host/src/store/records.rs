@@ -81,6 +81,49 @@ pub struct FunctionRecord {
     pub created_at: String,
 }
 
+/// What a token may do; each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Only the `Wasmhost-Key`/`Wasmhost-Secret` pair of proxy-auth web endpoints.
+    ProxyAuth,
+    /// Also the `/v1` API's reads and function calls (invocations, spawn, map, results).
+    Invoke,
+    /// Also deploys, app changes and volumes.
+    Deploy,
+    /// Everything, tokens and secrets included (tokens made before scopes existed).
+    #[default]
+    Admin,
+}
+
+impl Scope {
+    /// The name used in the API and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ProxyAuth => "proxy-auth",
+            Scope::Invoke => "invoke",
+            Scope::Deploy => "deploy",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "proxy-auth" => Ok(Scope::ProxyAuth),
+            "invoke" => Ok(Scope::Invoke),
+            "deploy" => Ok(Scope::Deploy),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "unknown scope {other:?}: use admin, deploy, invoke or proxy-auth"
+            )),
+        }
+    }
+}
+
 /// An API token; the secret itself is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -88,6 +131,9 @@ pub struct TokenRecord {
     pub token_id: String,
     /// Human name.
     pub name: String,
+    /// What it may do.
+    #[serde(default)]
+    pub scope: Scope,
     /// sha256(salt ‖ secret), hex.
     pub secret_hash: String,
     /// Random per-token salt, hex.
@@ -105,6 +151,8 @@ pub struct NewToken {
     pub token_secret: String,
     /// Name given at creation.
     pub name: String,
+    /// What it may do.
+    pub scope: Scope,
 }
 
 impl NewToken {

@@ -115,7 +115,7 @@ fn delete_removes_everything() {
 fn tokens_verify_only_with_the_right_secret() {
     let (_d, s) = store();
     assert!(!s.has_tokens().unwrap());
-    let t = s.create_token("ci").unwrap();
+    let t = s.create_token("ci", Scope::Invoke).unwrap();
     assert!(s.has_tokens().unwrap());
     assert!(s.verify_bearer(&t.bearer()).unwrap().is_some());
     assert!(s.verify_token(&t.token_id, "wrong").unwrap().is_none());
@@ -132,6 +132,21 @@ fn tokens_verify_only_with_the_right_secret() {
             .unwrap()
             .contains(&t.token_secret)
     );
+    assert_eq!(listed[0].scope, Scope::Invoke);
+    // Revoked, it stops working at once.
+    assert!(s.revoke_token(&t.token_id).unwrap());
+    assert!(s.verify_bearer(&t.bearer()).unwrap().is_none());
+    assert!(!s.revoke_token(&t.token_id).unwrap());
+}
+
+#[test]
+fn tokens_from_before_scopes_are_admin() {
+    let old = r#"{"token_id":"tk-1","name":"n","secret_hash":"00","salt":"00","created_at":"t"}"#;
+    let record: TokenRecord = serde_json::from_str(old).unwrap();
+    assert_eq!(record.scope, Scope::Admin);
+    assert!(Scope::Deploy > Scope::Invoke && Scope::Invoke > Scope::ProxyAuth);
+    assert_eq!("proxy-auth".parse::<Scope>(), Ok(Scope::ProxyAuth));
+    assert!("root".parse::<Scope>().is_err());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
-    NewToken, Result, Store, StoreError, TOKENS, TokenRecord, all, encode, get, new_id, now,
+    NewToken, Result, Scope, Store, StoreError, TOKENS, TokenRecord, all, encode, get, new_id, now,
 };
 
 fn hash(salt: &str, secret: &str) -> Vec<u8> {
@@ -18,7 +18,7 @@ fn hash(salt: &str, secret: &str) -> Vec<u8> {
 
 impl Store {
     /// Creates a token; its secret is returned now and never again.
-    pub fn create_token(&self, name: &str) -> Result<NewToken> {
+    pub fn create_token(&self, name: &str, scope: Scope) -> Result<NewToken> {
         if name.is_empty() || name.len() > 100 {
             return Err(StoreError::Invalid(
                 "a token name has 1 to 100 characters".into(),
@@ -30,6 +30,7 @@ impl Store {
         let record = TokenRecord {
             token_id: token_id.clone(),
             name: name.to_owned(),
+            scope,
             secret_hash: hex::encode(hash(&salt, &token_secret)),
             salt,
             created_at: now(),
@@ -42,6 +43,7 @@ impl Store {
             token_id,
             token_secret,
             name: name.to_owned(),
+            scope,
         })
     }
 
@@ -70,6 +72,14 @@ impl Store {
     /// Every token (without secrets).
     pub fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         all(&self.read()?.open_table(TOKENS)?, "tokens")
+    }
+
+    /// Deletes a token so it stops working at once; false if there was none.
+    pub fn revoke_token(&self, token_id: &str) -> Result<bool> {
+        let txn = self.write()?;
+        let removed = txn.open_table(TOKENS)?.remove(token_id)?.is_some();
+        txn.commit()?;
+        Ok(removed)
     }
 
     /// Whether any token exists yet.

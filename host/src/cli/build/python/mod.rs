@@ -162,12 +162,19 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         Some(deps::install(&tools, root, &requirements)?)
     };
     let sources = embedded::materialize(root)?;
-    let key = cache_key(&file, &sources.digest, installed.as_ref())?;
-    let out = root.join("out").join(format!("{module}-{key}.wasm"));
+    let key = cache_key(&file, &sources.digest, installed.as_ref());
+    // Named after the app file, so a new build can retire the ones it replaces.
+    let prefix = format!(
+        "{module}-{}-",
+        short_hash(file.as_os_str().as_encoded_bytes())
+    );
+    let out = root.join("out").join(format!("{prefix}{key}.wasm"));
     if out.is_file() {
         return Ok(out);
     }
-    let entry_dir = root.join("entry").join(&key);
+    let entry_dir = root
+        .join("entry")
+        .join(format!("{key}-{}", std::process::id()));
     fs::create_dir_all(&entry_dir).map_err(io_error(&entry_dir))?;
     let entry = entry_dir.join(format!("{ENTRY}.py"));
     fs::write(&entry, entry_module(&module, &default_app_name(&file))).map_err(io_error(&entry))?;
@@ -190,6 +197,8 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         .arg("-o")
         .arg(&tmp_out)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| BuildError::tool("componentize-py", e))?;
@@ -197,10 +206,35 @@ fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
         let _ = fs::remove_file(&tmp_out);
         let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stdout));
-        return Err(componentize_error(&file, text, installed.as_ref()));
+        let mut paths = vec![entry_dir.clone(), app_dir.clone()];
+        paths.extend(installed.as_ref().map(|i| i.dir.clone()));
+        paths.push(sources.sdk.clone());
+        return Err(componentize_error(&file, &text, &paths, installed.as_ref()));
     }
     fs::rename(&tmp_out, &out).map_err(io_error(&out))?;
+    let _ = fs::remove_dir_all(&entry_dir);
+    remove_older(&out, &prefix);
     Ok(out)
+}
+
+/// The first 16 hex digits of the sha256 of `bytes`.
+fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// Removes earlier builds of the same app file (same `prefix`) beside `out`.
+fn remove_older(out: &Path, prefix: &str) {
+    let Some(dir) = out.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".wasm") && entry.path() != out {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The module name of the app file: its stem, which must not shadow the SDK.
@@ -313,11 +347,7 @@ fn scan(tools: &Toolchain, file: &Path) -> Result<Scanned, BuildError> {
 
 /// A hash of everything the component is built from: the SDK, the dependencies, and the
 /// files of the app's folder (names, sizes and modification times).
-fn cache_key(
-    file: &Path,
-    sdk: &str,
-    installed: Option<&deps::Installed>,
-) -> Result<String, BuildError> {
+fn cache_key(file: &Path, sdk: &str, installed: Option<&deps::Installed>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("{file:?}\n{sdk}\n{}\n", toolchain::COMPONENTIZE_PY));
     if let Some(installed) = installed {
@@ -330,7 +360,7 @@ fn cache_key(
     for (path, size, mtime) in files {
         hasher.update(format!("{path:?} {size} {mtime}\n"));
     }
-    Ok(hex::encode(&hasher.finalize()[..8]))
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// The files under `dir` that can be part of the app, skipping caches, build output,
@@ -362,13 +392,24 @@ fn list_files(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, u64, u128)>) {
     }
 }
 
-/// componentize-py's failure, with a word on packages bundled without native code when
-/// an import failed.
+/// componentize-py's failure: the app's traceback with the real paths of the folders it
+/// mounted as `/0`, `/1`, ... (in `-p` order), and a word on packages bundled without
+/// native code when an import failed.
 fn componentize_error(
     file: &Path,
-    output: String,
+    output: &str,
+    paths: &[PathBuf],
     installed: Option<&deps::Installed>,
 ) -> BuildError {
+    // componentize-py wraps the app's traceback in its own, then repeats it ("Caused by").
+    let mut output = output.split("\n\nCaused by:").next().unwrap_or(output);
+    if let Some((_, inner)) = output.split_once("AssertionError: ") {
+        output = inner;
+    }
+    let mut output = output.to_owned();
+    for (i, path) in paths.iter().enumerate() {
+        output = output.replace(&format!("\"/{i}/"), &format!("\"{}/", path.display()));
+    }
     let mut hint = String::new();
     if let Some(installed) = installed
         && !installed.without_native.is_empty()

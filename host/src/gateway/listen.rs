@@ -1,0 +1,276 @@
+//! The accept loop and connection limits: request heads must arrive in time (which also
+//! closes idle keep-alive connections), the number of open connections is capped with a
+//! 503 past it, and running out of file descriptors backs off instead of failing. It runs
+//! on threads of its own, so guests busy on the host's workers cannot delay accepting and
+//! reading requests.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::{Semaphore, oneshot};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::Gateway;
+use crate::shapes::json_error;
+
+/// Limits on connections and request heads.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// How long a connection may take to send a request's head, counted from when it opens
+    /// or from the end of its previous exchange: bounds slow senders and idle keep-alives.
+    pub header_timeout: Duration,
+    /// Connections open at once; past it, new ones get a 503 and are closed.
+    pub max_connections: usize,
+    /// Longest request target (path and query) accepted; longer ones get 414.
+    pub max_url_bytes: usize,
+    /// Most bytes of request headers accepted; more get 431.
+    pub max_header_bytes: usize,
+    /// Threads that accept connections and parse HTTP, apart from those that run guests.
+    pub front_threads: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            max_connections: default_max_connections(),
+            max_url_bytes: 16 << 10,
+            max_header_bytes: 128 << 10,
+            front_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() / 4)
+                .clamp(1, 4),
+        }
+    }
+}
+
+/// Half the process's file-descriptor limit, leaving the rest to guests, the store and
+/// the compile cache.
+fn default_max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let fds = limit.current.unwrap_or(65536);
+    usize::try_from(fds / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(64, 16384)
+}
+
+/// Raises the soft file-descriptor limit to the hard one, as most servers do; the
+/// default soft limit (often 1024) is far below what a busy host needs.
+pub fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the file-descriptor limit: {e}");
+        }
+    }
+}
+
+/// Serves `listener` on a runtime of its own until `shutdown`; requests are handled on
+/// the calling runtime.
+pub(super) async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let limits = gateway.config.connections.clone();
+    let front = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(limits.front_threads.max(1))
+        .thread_name("wasmhost-front")
+        .enable_all()
+        .build()?;
+    let listener = listener.into_std()?;
+    let (stop, stopped) = oneshot::channel();
+    let work = Handle::current();
+    let accepting = front.spawn(accept_loop(gateway, listener, work, stopped));
+    shutdown.await;
+    let _ = stop.send(());
+    let result = match accepting.await {
+        Ok(result) => result,
+        Err(e) => Err(io::Error::other(e)),
+    };
+    front.shutdown_background();
+    result
+}
+
+/// The HTTP/1 and HTTP/2 settings every connection gets.
+fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // The head must fit in the read buffer: past it hyper answers 431 itself.
+        .max_buf_size((limits.max_url_bytes + limits.max_header_bytes + 1024).max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    builder
+}
+
+async fn accept_loop(
+    gateway: Arc<Gateway>,
+    listener: std::net::TcpListener,
+    work: Handle,
+    mut stop: oneshot::Receiver<()>,
+) -> io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let limits = gateway.config.connections.clone();
+    let builder = Arc::new(builder(&limits));
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // One descriptor held back so that, out of descriptors, a connection can still be
+    // accepted and told to come back later instead of waiting in the backlog.
+    let mut reserve = std::fs::File::open("/dev/null").ok();
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::ZERO;
+                pair
+            }
+            Err(e) => {
+                if backoff.is_zero() {
+                    tracing::warn!("accept failed: {e}; backing off");
+                }
+                if out_of_descriptors(&e) && reserve.take().is_some() {
+                    if let Ok(Ok((stream, _))) =
+                        tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
+                    {
+                        refuse_now(stream);
+                    }
+                    reserve = std::fs::File::open("/dev/null").ok();
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (gateway, work, builder) = (gateway.clone(), work.clone(), builder.clone());
+        let header_timeout = limits.header_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if !speaks_first(&stream, header_timeout).await {
+                return;
+            }
+            let service = service_fn(move |req| {
+                let (gateway, work) = (gateway.clone(), work.clone());
+                async move {
+                    // Guests run on the host's workers; dropping the handle (the client
+                    // went away) cancels the request there as it did in place.
+                    let task = AbortOnDropHandle::new(
+                        work.spawn(async move { gateway.handle(req, peer).await }),
+                    );
+                    let response = match task.await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            tracing::error!(%peer, "request handler failed: {e}");
+                            json_error(
+                                hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                                "the host failed while handling this request",
+                            )
+                        }
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(gateway.config.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over; dropping open connections");
+        }
+    }
+    Ok(())
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
+            || code == rustix::io::Errno::NFILE.raw_os_error()
+    )
+}
+
+/// Waits until the client sends enough to tell HTTP/1 from an HTTP/2 preface (hyper's own
+/// head timer starts only after that); false when it does not in time or hangs up.
+async fn speaks_first(stream: &TcpStream, limit: Duration) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let wait = async {
+        let mut buf = [0u8; PREFACE.len()];
+        loop {
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == PREFACE.len() || buf[..n] != PREFACE[..n] => return true,
+                // Part of a preface: peeking again at once would spin on the same bytes.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.unwrap_or(false)
+}
+
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 70\r\n\r\n\
+{\"detail\":\"the host has too many open connections; retry in a moment\"}";
+
+/// Answers 503 to a connection over the cap, then closes it once the client had a moment
+/// to read the answer (closing with its request unread would reset the connection).
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Answers 503 without waiting: the descriptor is needed back at once.
+fn refuse_now(stream: TcpStream) {
+    let _ = stream.try_write(REFUSAL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_declares_its_length() {
+        let text = std::str::from_utf8(REFUSAL).unwrap();
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(text.contains(&format!("content-length: {}\r\n", body.len())));
+    }
+}

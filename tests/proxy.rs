@@ -1,0 +1,349 @@
+//! Standard `wasi:http` components: a fresh instance per request unless the component, a
+//! flag or the operator asks for reuse; a guest that never answers gets a 500 at once and
+//! its instance is retired. Components built by componentize-js and componentize-py (no
+//! wasmhost code in them) answer request after request, and JavaScript apps run from
+//! source (`wasmhost run app.js`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{Api, Host, admin_token, client, example, root, run_cli, server, visit};
+use serde_json::Value;
+
+/// componentize-py, pinned like the Python guests' builds pin it.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+async fn get(host: &Host, path: &str) -> (u16, String) {
+    let r = client().get(host.url(path)).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("body"))
+}
+
+/// POSTs `n` bytes to `path` and returns the status and the JSON answer.
+async fn post(host: &Host, path: &str, n: usize) -> (u16, Value) {
+    let r = client()
+        .post(host.url(path))
+        .body(vec![b'x'; n])
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// Where the tools wasmhost installs for building guests live during the tests (its
+/// `XDG_CACHE_HOME`): under the target directory, so a run installs them once.
+fn tools_home() -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tools-home");
+    dir.display().to_string()
+}
+
+/// Whether `program` runs; without it a test skips with a notice, except in CI, which
+/// installs it (.ci/run).
+fn have(program: &str, args: &[&str], needed_for: &str) -> bool {
+    let found = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`{program}` is missing in CI, where .ci/run installs it ({needed_for})"
+        );
+        eprintln!("skipping: `{program}` is not installed; it is needed for {needed_for}");
+    }
+    found
+}
+
+/// The JavaScript example, built once per test run by `wasmhost build` (which installs
+/// componentize-js into its tools directory on first use); None when Node.js is missing.
+fn js_hello() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let needed = "JavaScript guests (componentize-js)";
+            if !have("node", &["--version"], needed) || !have("npm", &["--version"], needed) {
+                return None;
+            }
+            let app = root().join("examples/js/hello/app.js");
+            let home = tools_home();
+            let (code, out) = run_cli(
+                &["build", &app.display().to_string()],
+                &[("XDG_CACHE_HOME", &home)],
+            );
+            assert_eq!(code, 0, "wasmhost build app.js failed:\n{out}");
+            let wasm = out
+                .lines()
+                .find(|l| l.trim_end().ends_with(".wasm"))
+                .unwrap_or_else(|| panic!("no component path printed:\n{out}"));
+            Some(PathBuf::from(wasm.trim()))
+        })
+        .clone()
+}
+
+/// `tests/guests/py-echo` built with componentize-py (installed in a virtualenv under the
+/// target directory), once per test run; None when Python's venv module is missing.
+fn py_echo() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let needed = "the componentize-py guest";
+            if !have("python3", &["-c", "import venv, ensurepip"], needed) {
+                return None;
+            }
+            let tools = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("componentize-py-0.25.1");
+            let tool = tools.join("bin/componentize-py");
+            if !tool.is_file() {
+                install_componentize_py(&tools);
+            }
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-echo.wasm");
+            let status = Command::new(&tool)
+                .arg("-d")
+                .arg(root().join("wit"))
+                .args(["-w", "wasi:http/proxy@0.2.12", "componentize", "app", "-o"])
+                .arg(&out)
+                .current_dir(root().join("tests/guests/py-echo"))
+                .status()
+                .expect("componentize-py runs");
+            assert!(status.success(), "componentize-py failed ({status})");
+            Some(out)
+        })
+        .clone()
+}
+
+/// A virtualenv cannot move (its scripts name its path), so it is made in place; the
+/// tool's script appears only once pip finished.
+fn install_componentize_py(venv: &Path) {
+    let _ = std::fs::remove_dir_all(venv);
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(venv)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "python3 -m venv failed ({status})");
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", COMPONENTIZE_PY])
+        .status()
+        .expect("pip runs");
+    assert!(
+        status.success(),
+        "pip install {COMPONENTIZE_PY} failed ({status})"
+    );
+}
+
+#[tokio::test]
+async fn a_javascript_app_runs_from_source_and_answers_100_requests_in_a_row() {
+    // Built (and componentize-js installed) once; `run` then takes the cached build.
+    if js_hello().is_none() {
+        return;
+    }
+    let app = root().join("examples/js/hello/app.js");
+    let home = tools_home();
+    let args = [
+        "run".to_string(),
+        app.display().to_string(),
+        "--port".into(),
+        "0".into(),
+        "--cache-dir".into(),
+        common::shared_cache().display().to_string(),
+    ];
+    let host = Host::start_with_env(&args, &[("XDG_CACHE_HOME", &home)]);
+    let (status, body) = get(&host, "/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"message":"Hello from JavaScript!"}"#)
+    );
+    assert_eq!(get(&host, "/nope").await.0, 404);
+    // componentize-js guests cannot take a second request: each gets a fresh instance.
+    for i in 0..100 {
+        let (status, answer) = post(&host, &format!("/echo?i={i}"), i).await;
+        assert_eq!(status, 200, "request {i}: {answer}");
+        assert_eq!(answer["method"], "POST", "{answer}");
+        assert_eq!(answer["path"], "/echo", "{answer}");
+        assert_eq!(answer["query"], format!("?i={i}"), "{answer}");
+        assert_eq!(answer["length"], i, "{answer}");
+        assert_eq!(answer["served"], 1, "request {i} reached a used instance");
+    }
+}
+
+#[tokio::test]
+async fn a_componentize_js_guest_forced_into_reuse_fails_at_once_and_recovers() {
+    let Some(wasm) = js_hello() else { return };
+    let host = Host::run(&wasm, &["--isolation", "reuse"]);
+    for round in 0..2 {
+        let (status, answer) = post(&host, "/echo", 3).await;
+        assert_eq!(status, 200, "round {round}: {answer}");
+        assert_eq!(answer["served"], 1, "round {round}: {answer}");
+        // Entered a second time, the guest fails without answering: a 500 at once, not
+        // a wait for the timeout, and its instance is retired.
+        let (status, answer) = post(&host, "/echo", 3).await;
+        assert_eq!(status, 500, "round {round}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_javascript_app_with_a_syntax_error_or_no_handler_is_refused_clearly() {
+    let needed = "JavaScript guests (componentize-js)";
+    if !have("node", &["--version"], needed) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("broken.js");
+    std::fs::write(
+        &app,
+        "addEventListener('fetch', (e) => {\n  e.respondWith(new Response('x');\n});\n",
+    )
+    .unwrap();
+    let home = tools_home();
+    let (code, out) = run_cli(
+        &["build", &app.display().to_string()],
+        &[("XDG_CACHE_HOME", &home)],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("broken.js") && out.contains("SyntaxError"),
+        "{out}"
+    );
+    assert!(out.contains("broken.js:2"), "the line is named: {out}");
+    // An object componentize-js would never call is refused before the slow build.
+    let app = dir.path().join("default.js");
+    let source = "export default { fetch: (request) => new Response('x') };\n";
+    std::fs::write(&app, source).unwrap();
+    let (code, out) = run_cli(
+        &["build", &app.display().to_string()],
+        &[("XDG_CACHE_HOME", &home)],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("registers no request handler"), "{out}");
+}
+
+#[tokio::test]
+async fn a_componentize_py_guest_answers_100_requests_in_a_row() {
+    let Some(wasm) = py_echo() else { return };
+    let host = Host::run(&wasm, &[]);
+    for i in 0..100 {
+        let (status, answer) = post(&host, &format!("/echo?i={i}"), i).await;
+        assert_eq!(status, 200, "request {i}: {answer}");
+        assert_eq!(answer["method"], "POST", "{answer}");
+        assert_eq!(answer["path"], format!("/echo?i={i}"), "{answer}");
+        assert_eq!(answer["length"], i, "{answer}");
+        assert_eq!(answer["served"], 1, "request {i} reached a used instance");
+    }
+    drop(host);
+    // componentize-py guests survive reuse, so an operator may ask for it.
+    let host = Host::run(&wasm, &["--isolation", "reuse"]);
+    for i in 1..=5 {
+        let (status, answer) = post(&host, "/", 0).await;
+        assert_eq!((status, answer["served"].clone()), (200, Value::from(i)));
+    }
+}
+
+async fn visits(host: &Host) -> (u16, String) {
+    get(host, "/visits").await
+}
+
+#[tokio::test]
+async fn a_wasi_http_component_gets_a_fresh_instance_per_request_by_default() {
+    let host = Host::run(&example("wasi-http-proxy"), &[]);
+    for _ in 0..3 {
+        assert_eq!(visits(&host).await, (200, "1".into()));
+    }
+}
+
+/// `wasm` with a custom section `name` appended, as a toolchain would add it.
+fn with_custom_section(wasm: &[u8], name: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    payload.push(1);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend(payload);
+    out
+}
+
+#[tokio::test]
+async fn a_wasi_http_component_that_declares_reuse_keeps_warm_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("declared.wasm");
+    let plain = std::fs::read(example("wasi-http-proxy")).unwrap();
+    std::fs::write(&wasm, with_custom_section(&plain, "wasmhost:reuse")).unwrap();
+    let host = Host::run(&wasm, &[]);
+    for n in 1..=3 {
+        assert_eq!(visits(&host).await, (200, n.to_string()));
+    }
+    // Per-request isolation asked for on the command line wins over the declaration.
+    let host = Host::run(&wasm, &["--isolation", "per-request"]);
+    for _ in 0..2 {
+        assert_eq!(visits(&host).await, (200, "1".into()));
+    }
+}
+
+#[tokio::test]
+async fn a_guest_that_keeps_its_response_unset_gets_500_at_once_and_is_retired() {
+    let host = Host::run(&example("wasi-http-proxy"), &["--isolation", "reuse"]);
+    assert_eq!(visits(&host).await, (200, "1".into()));
+    assert_eq!(visits(&host).await, (200, "2".into()));
+    // The guest returns holding its response outparam: the request must not wait for
+    // the timeout (300 s here; the client gives up after 60 s).
+    let (status, body) = get(&host, "/forget").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("without setting a response"), "{body}");
+    assert_eq!(
+        visits(&host).await,
+        (200, "1".into()),
+        "the instance that kept its outparam was reused"
+    );
+    assert_eq!(visits(&host).await, (200, "2".into()));
+    let (status, body) = get(&host, "/no-response").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(visits(&host).await, (200, "1".into()));
+}
+
+#[tokio::test]
+async fn the_server_config_file_opts_a_wasi_http_component_into_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmhost.toml");
+    std::fs::write(
+        &config,
+        "[functions.\"proxy.proxy\"]\nisolation = \"reuse\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config = config.display().to_string();
+    let srv = server(&data, &["--config", &config]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    let plain = std::fs::read(example("wasi-http-proxy")).unwrap();
+    for name in ["proxy", "other"] {
+        let (status, body) = api.upload(plain.clone(), &format!("name={name}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for n in 1..=3 {
+        let r = visit(&srv, "main--proxy-proxy.localhost", "/visits", &[]).await;
+        assert_eq!(r, (200, n.to_string()), "the operator asked for reuse");
+    }
+    for _ in 0..2 {
+        let r = visit(&srv, "main--other-other.localhost", "/visits", &[]).await;
+        assert_eq!(r, (200, "1".into()), "no one asked for reuse");
+    }
+}
