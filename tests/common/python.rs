@@ -68,8 +68,18 @@ pub fn python_example(name: &str) -> PathBuf {
     let app = root().join("examples/python").join(name).join("app.py");
     let (ok, text) = build(&app);
     assert!(ok, "building {}:\n{text}", app.display());
-    let wasm = PathBuf::from(text.lines().last().expect("a path").trim());
+    let wasm = built_component(&text);
     assert!(wasm.is_file(), "{text}");
     built.insert(name.to_owned(), wasm.clone());
     wasm
+}
+
+/// The component a successful build printed (its one line on stdout, among stderr's notes).
+pub fn built_component(output: &str) -> PathBuf {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.ends_with(".wasm") && Path::new(l).is_file())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the build printed no component:\n{output}"))
 }

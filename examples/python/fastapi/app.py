@@ -92,6 +92,11 @@ async def stream(n: int = 3):
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+@web_app.get("/fail")
+def fail():
+    raise RuntimeError("the handler failed")
+
+
 @web_app.websocket("/ws")
 async def echo(websocket: WebSocket):
     await websocket.accept()

@@ -204,7 +204,7 @@ fn native_only(
     let files = installed_files(target, name)?;
     let built =
         if wheel_from_maturin(target, &files) && !SERVER_SIDE.contains(&normalize(name).as_str()) {
-            build_for_wasi(tools, root, name, version)
+            build_for_wasi(tools, root, name, version)?
         } else {
             None
         };
@@ -225,8 +225,15 @@ fn native_only(
     Ok(true)
 }
 
-/// The directory of `name==version` built for WASI, or `None` (saying why) when it cannot be.
-fn build_for_wasi(tools: &Toolchain, root: &Path, name: &str, version: &str) -> Option<PathBuf> {
+/// The directory of `name==version` built for WASI, or `None` (saying why) when this
+/// recipe does not build such a package. A build that should work but failed (a compile
+/// error, no network) fails the install, so that nothing without it is cached.
+fn build_for_wasi(
+    tools: &Toolchain,
+    root: &Path,
+    name: &str,
+    version: &str,
+) -> Result<Option<PathBuf>, BuildError> {
     let built = Componentize::locate(&tools.python())
         .map_err(|source| ExtError::Failed {
             package: name.to_owned(),
@@ -235,15 +242,12 @@ fn build_for_wasi(tools: &Toolchain, root: &Path, name: &str, version: &str) -> 
         })
         .and_then(|componentize| wasi_ext::build_extension(root, &componentize, name, version));
     match built {
-        Ok(dir) => Some(dir),
+        Ok(dir) => Ok(Some(dir)),
         Err(err @ ExtError::Unsupported { .. }) => {
             eprintln!("note: {err}");
-            None
+            Ok(None)
         }
-        Err(err) => {
-            eprintln!("warning: {:#}", anyhow::Error::from(err));
-            None
-        }
+        Err(err) => Err(BuildError::Deps(format!("{:#}", anyhow::Error::from(err)))),
     }
 }
 

@@ -150,6 +150,6 @@ mod tests {
     #[test]
     fn build_script_noise_is_left_out_of_errors() {
         let stderr = "  cargo:rerun-if-env-changed=CC\n  CC = None\n\n  error: boom\n";
-        assert_eq!(cargo_said(stderr), "error: boom");
+        assert_eq!(cargo_said(stderr).trim(), "error: boom");
     }
 }

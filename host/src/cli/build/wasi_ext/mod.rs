@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 /// The file-name suffix componentize-py recognises as a CPython 3.14 extension for WASI.
 const EXTENSION_SUFFIX: &str = "cpython-314-wasm32-wasi.so";
 /// Bumped whenever the recipe below changes, so that builds cached by an older one are redone.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 2;
 
 /// Why a package could not be built for WASI.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +177,7 @@ fn build_into(
         std::fs::remove_file(root.join(pin)).ok();
     }
     let project = sdist::Project::read(&root)?;
+    sdist::keep_out_of_outer_workspaces(&project)?;
     super::rust::ensure_target()?;
     let wasm = cargo::build(&project, package, &libs, &work.path().join("target"))?;
     let bytes = std::fs::read(&wasm)?;
@@ -347,7 +348,7 @@ mod tests {
         );
         // A miss must build, which needs componentize-py's libraries: the error says whose.
         let err = build_extension(tools.path(), &cpy, "pydantic-core", "2.50.4").unwrap_err();
-        let msg = format!("{err:#}");
+        let msg = format!("{:#}", anyhow::Error::from(err));
         assert!(
             msg.contains("cannot build pydantic-core 2.50.4 for WASI"),
             "{msg}"

@@ -200,6 +200,31 @@ impl Project {
     }
 }
 
+/// Makes the crate its own workspace root unless the sdist has one: cargo otherwise walks
+/// up from the unpacked sdist and, when the cache sits inside some other cargo workspace
+/// (a project's `target/`), refuses to build a package that workspace does not list.
+pub(super) fn keep_out_of_outer_workspaces(project: &Project) -> anyhow::Result<()> {
+    for dir in project
+        .manifest
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| dir.starts_with(&project.root))
+    {
+        let manifest = dir.join("Cargo.toml");
+        if manifest.is_file() {
+            let table: toml::Table = read_toml(&manifest)?;
+            if table.contains_key("workspace") {
+                return Ok(());
+            }
+        }
+    }
+    let mut text = std::fs::read_to_string(&project.manifest)
+        .with_context(|| format!("cannot read {}", project.manifest.display()))?;
+    text.push_str("\n[workspace]\n");
+    std::fs::write(&project.manifest, text)
+        .with_context(|| format!("cannot write {}", project.manifest.display()))
+}
+
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -303,6 +328,30 @@ mod tests {
         let pyproject = format!("{MATURIN}[tool.maturin]\nbindings = 'cffi'\n");
         let (_dir, cffi) = project(&[("pyproject.toml", &pyproject)]);
         assert!(cffi.unwrap_err().to_string().contains("`cffi` bindings"));
+    }
+
+    #[test]
+    fn a_crate_outside_a_workspace_of_its_own_becomes_one() {
+        let (dir, alone) = project(&[
+            ("pyproject.toml", MATURIN),
+            ("Cargo.toml", "[package]\nname = 'alone'\n"),
+        ]);
+        keep_out_of_outer_workspaces(&alone.unwrap()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert!(table.contains_key("workspace"), "{text}");
+        // A member of the sdist's own workspace is left as it is.
+        let pyproject =
+            format!("{MATURIN}[tool.maturin]\nmanifest-path = 'crates/py/Cargo.toml'\n");
+        let member = "[package]\nname = 'member'\n";
+        let (dir, project) = project(&[
+            ("pyproject.toml", &pyproject),
+            ("Cargo.toml", "[workspace]\nmembers = ['crates/py']\n"),
+            ("crates/py/Cargo.toml", member),
+        ]);
+        keep_out_of_outer_workspaces(&project.unwrap()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("crates/py/Cargo.toml")).unwrap();
+        assert_eq!(text, member);
     }
 
     #[test]
