@@ -21,6 +21,9 @@ use crate::cold::{ColdStart, PreInitStart};
 use crate::load::LoadResult;
 use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
+/// Where `bench/python.py`'s section of `RESULTS.md` starts; a run keeps it.
+const PYTHON_MARK: &str = "<!-- python rows: written by bench/python.py -->";
+
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks wasmhost against `wasmtime serve` and a bare hyper server")]
 struct Cli {
@@ -37,6 +40,25 @@ enum Command {
     HyperServer {
         #[arg(long)]
         port: u16,
+    },
+    /// Load one server already running and print one JSON line of what it measured
+    /// (used by `bench/python.py` for the Python rows).
+    Load {
+        /// The server's address, e.g. `127.0.0.1:8000`.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// Path and query of every request.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Connections, each sending requests one after another.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Load before measuring.
+        #[arg(long, default_value = "1s", value_parser = wasmhost::cli::parse_duration)]
+        warmup: Duration,
+        /// Measured time.
+        #[arg(long, default_value = "5s", value_parser = wasmhost::cli::parse_duration)]
+        duration: Duration,
     },
 }
 
@@ -227,6 +249,26 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Some(Command::HyperServer { port }) => runtime.block_on(server::hyper_hello(port)),
+        Some(Command::Load {
+            addr,
+            path,
+            concurrency,
+            warmup,
+            duration,
+        }) => {
+            let target = load::Target { addr, path };
+            let r = runtime.block_on(load::run(&target, concurrency, warmup, duration))?;
+            println!(
+                "{{\"concurrency\": {}, \"rps\": {:.1}, \"p50_us\": {:.1}, \"p99_us\": {:.1}, \"ok\": {}, \"errors\": {}}}",
+                r.concurrency,
+                r.rps,
+                r.p50.as_secs_f64() * 1e6,
+                r.p99.as_secs_f64() * 1e6,
+                r.ok,
+                r.errors
+            );
+            Ok(())
+        }
         None => runtime.block_on(bench(cli.options)),
     }
 }
@@ -345,8 +387,15 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
     }
 
     results.machine.busy_after = report::cpu_busy();
-    let markdown = report::render(&results);
+    let mut markdown = report::render(&results);
     println!("{markdown}");
+    // The Python rows come from `bench/python.py`, run on its own; keep them.
+    if let Ok(old) = std::fs::read_to_string(&out)
+        && let Some(at) = old.find(PYTHON_MARK)
+    {
+        markdown.push('\n');
+        markdown.push_str(&old[at..]);
+    }
     std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
