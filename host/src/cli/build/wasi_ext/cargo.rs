@@ -81,13 +81,18 @@ pub(super) fn build(
     }
     let out = cmd.output().context("cannot start cargo")?;
     if !out.status.success() {
-        let said = cargo_said(&String::from_utf8_lossy(&out.stderr));
-        if said.contains("error occurred in cc-rs") {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(cc) = stderr
+            .lines()
+            .find_map(|l| l.split_once("error occurred in cc-rs: "))
+        {
             bail!(Refused(format!(
                 "it compiles C code, which needs a C compiler for WASI (clang with a \
-                 wasi-sdk sysroot); only pure-Rust PyO3 extensions are built. cargo said:\n{said}"
+                 wasi-sdk sysroot); only pure-Rust PyO3 extensions are built (cc said: {})",
+                cc.1.trim()
             )));
         }
+        let said = cargo_said(&stderr);
         bail!(
             "building {package} for WASI failed ({}); cargo said:\n{said}",
             out.status
@@ -104,7 +109,22 @@ fn cargo_said(stderr: &str) -> String {
         .lines()
         .filter(|l| {
             let l = l.trim();
-            !l.starts_with("cargo:") && !l.ends_with(" = None") && !l.is_empty()
+            let progress = [
+                "Compiling ",
+                "Downloaded ",
+                "Downloading ",
+                "Updating ",
+                "Locking ",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p));
+            // Build scripts' environment lookups: `CC = None`, `OUT_DIR = Some(...)`.
+            let lookup = l.split_once(" = ").is_some_and(|(k, v)| {
+                k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    && (v == "None" || v.starts_with("Some("))
+            });
+            !l.starts_with("cargo:") && !progress && !lookup && !l.is_empty()
         })
         .collect();
     tail(&kept.join("\n"), 25)
@@ -149,7 +169,8 @@ mod tests {
 
     #[test]
     fn build_script_noise_is_left_out_of_errors() {
-        let stderr = "  cargo:rerun-if-env-changed=CC\n  CC = None\n\n  error: boom\n";
+        let stderr = "   Compiling serde v1.0.228\n  cargo:rerun-if-env-changed=CC\n  CC = None\n  \
+                      OUT_DIR = Some(/t/out)\n\n  error: boom\n";
         assert_eq!(cargo_said(stderr).trim(), "error: boom");
     }
 }

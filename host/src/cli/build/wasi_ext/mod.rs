@@ -118,6 +118,19 @@ pub(crate) fn build_extension(
     if dir.is_dir() {
         return Ok(dir);
     }
+    // A refusal is as final as a build for the same versions and recipe: remembered, so a
+    // package this recipe cannot build costs one attempt, not one per app.
+    let refused = cache.join(format!(
+        "{}.refused",
+        cache_key(package, version, &componentize.version)
+    ));
+    if let Ok(reason) = std::fs::read_to_string(&refused) {
+        return Err(ExtError::Unsupported {
+            package: package.to_owned(),
+            version: version.to_owned(),
+            reason,
+        });
+    }
     eprintln!(
         "building {package} {version} for WASI (about a minute, once; cached in {}) ...",
         cache.display()
@@ -126,11 +139,14 @@ pub(crate) fn build_extension(
     build_into(&cache, &dir, componentize, package, version).map_err(|source| {
         let (package, version) = (package.to_owned(), version.to_owned());
         match source.downcast::<Refused>() {
-            Ok(Refused(reason)) => ExtError::Unsupported {
-                package,
-                version,
-                reason,
-            },
+            Ok(Refused(reason)) => {
+                let _ = std::fs::write(&refused, &reason);
+                ExtError::Unsupported {
+                    package,
+                    version,
+                    reason,
+                }
+            }
             Err(source) => ExtError::Failed {
                 package,
                 version,
@@ -354,6 +370,24 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("componentize_py.abi3.so"), "{msg}");
+    }
+
+    #[test]
+    fn a_refusal_is_remembered() {
+        let tools = tempfile::tempdir().unwrap();
+        let cpy = Componentize {
+            python: "/nonexistent/python".into(),
+            native_module: "/nonexistent/componentize_py.abi3.so".into(),
+            version: "0.25.1".into(),
+        };
+        let cache = tools.path().join("python-ext");
+        std::fs::create_dir_all(&cache).unwrap();
+        let key = cache_key("orjson", "3.11.4", "0.25.1");
+        std::fs::write(cache.join(format!("{key}.refused")), "it compiles C code").unwrap();
+        match build_extension(tools.path(), &cpy, "orjson", "3.11.4") {
+            Err(ExtError::Unsupported { reason, .. }) => assert_eq!(reason, "it compiles C code"),
+            other => panic!("expected the remembered refusal, got {other:?}"),
+        }
     }
 
     #[test]
