@@ -62,9 +62,10 @@ pub enum PythonCommand {
     BuildExt {
         /// The package, pinned exactly: `name==version`.
         spec: String,
-        /// The Python environment whose componentize-py the extension is built for.
+        /// The Python environment whose componentize-py the extension is built for
+        /// [default: the one `wasmhost build app.py` uses, installed on first use].
         #[arg(long)]
-        python: PathBuf,
+        python: Option<PathBuf>,
     },
 }
 
@@ -73,8 +74,10 @@ pub fn python_command(command: PythonCommand) -> anyhow::Result<()> {
     match command {
         PythonCommand::BuildExt { spec, python } => {
             let (package, version) = wasi_ext::parse_pin(&spec)?;
-            let componentize = wasi_ext::Componentize::locate(&python)?;
-            let dir = wasi_ext::build_extension(&tools_dir(), &componentize, package, version)?;
+            // The cache `wasmhost build app.py` reads, so a build made here is reused there.
+            let (root, default_python) = python::toolchain()?;
+            let componentize = wasi_ext::Componentize::locate(&python.unwrap_or(default_python))?;
+            let dir = wasi_ext::build_extension(&root, &componentize, package, version)?;
             println!("{}", dir.display());
             Ok(())
         }

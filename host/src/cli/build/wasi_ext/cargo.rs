@@ -72,10 +72,9 @@ pub(super) fn build(
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags(libs).join("\x1f"))
         .env_remove("RUSTFLAGS")
         .env_remove("PYO3_PYTHON");
-    if has_lock(project) {
-        // The versions the package's authors tested; an sdist ships them for this reason.
-        cmd.arg("--locked");
-    }
+    // No `--locked`: cargo still builds the versions in the sdist's Cargo.lock (the ones
+    // its authors tested), and sdists such as jiter's ship a lock of a larger workspace
+    // whose extra members cargo must be free to prune.
     if !project.features.is_empty() {
         cmd.arg("--features").arg(project.features.join(","));
     }
@@ -93,6 +92,12 @@ pub(super) fn build(
             )));
         }
         let said = cargo_said(&stderr);
+        if stderr.contains("error: could not compile") && !stderr.contains("SIGKILL") {
+            // Deterministic, like the C-code case: the same sources fail the same way.
+            bail!(Refused(format!(
+                "it does not compile for wasm32-wasip2 with stable Rust; cargo said:\n{said}"
+            )));
+        }
         bail!(
             "building {package} for WASI failed ({}); cargo said:\n{said}",
             out.status
@@ -128,17 +133,6 @@ fn cargo_said(stderr: &str) -> String {
         })
         .collect();
     tail(&kept.join("\n"), 25)
-}
-
-/// Whether the sdist ships a lock for the crate: beside it, or at the root of the workspace
-/// it belongs to, somewhere above it inside the sdist.
-fn has_lock(project: &Project) -> bool {
-    project
-        .manifest
-        .ancestors()
-        .skip(1)
-        .take_while(|dir| dir.starts_with(&project.root))
-        .any(|dir| dir.join("Cargo.lock").is_file())
 }
 
 /// The `.wasm` of the cdylib that cargo built from `manifest`, read from its JSON messages.
