@@ -477,19 +477,62 @@ async fn an_app_outside_the_repository_runs() {
     );
     let (status, body) = get_json(&host, name, "/todos/7").await;
     assert_eq!((status, body), (404, json!({"detail": "no todo 7"})));
+    // pydantic's types: UUID, datetime, Decimal, enums, literals; in and out.
+    let order = json!({"id": "12345678-1234-5678-1234-567812345678",
+        "when": "2026-12-01T10:00:00Z", "amount": "12.50", "color": "red"});
+    let (status, body) = post_json(&host, name, "/orders", order.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected = order;
+    expected["kind"] = json!("a");
+    assert_eq!(body, expected);
+    let bad = json!({"id": "nope", "when": "yesterday", "amount": "12.555", "color": "green", "kind": "c"});
+    let (status, body) = post_json(&host, name, "/orders", bad).await;
+    assert_eq!(status, 422);
+    let types: Vec<String> = errors(&body).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        types,
+        [
+            "uuid_parsing",
+            "datetime_from_date_parsing",
+            "decimal_max_places",
+            "enum",
+            "literal_error"
+        ],
+        "{body}"
+    );
+    // Form fields (python-multipart), and the state the lifespan set at start-up.
+    let r = client()
+        .post(host.url("/form"))
+        .header("host", name)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Ada&age=36")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"name": "Ada", "age": 36, "started": "yes"})
+    );
     let (status, body) = get_json(&host, name, "/slow").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"], json!([0, 1, 2]));
 }
 
 const OUTSIDE_APP: &str = r#"import asyncio
+import contextlib
+import datetime
+import decimal
+import enum
+import uuid
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel
+from fastapi import FastAPI, Form, HTTPException, Request
+from pydantic import BaseModel, Field
 from wasmhost import App, Image, asgi_app
 
 app = App("todo")
-image = Image.debian_slim().pip_install("fastapi==0.165.0", "pydantic==2.14.4")
+image = Image.debian_slim().pip_install("fastapi==0.165.0", "pydantic==2.14.4", "python-multipart==0.0.34")
 
 
 class NewTodo(BaseModel):
@@ -501,11 +544,38 @@ class Todo(NewTodo):
     done: bool = False
 
 
+class Color(str, enum.Enum):
+    red = "red"
+    blue = "blue"
+
+
+class Order(BaseModel):
+    id: uuid.UUID
+    when: datetime.datetime
+    amount: decimal.Decimal = Field(max_digits=6, decimal_places=2)
+    color: Color
+    kind: Literal["a", "b"] = "a"
+
+
+@contextlib.asynccontextmanager
+async def lifespan(api):
+    api.state.started = "yes"
+    yield
+
+
 @app.function(image=image)
 @asgi_app()
 def web():
-    api = FastAPI()
+    api = FastAPI(lifespan=lifespan)
     todos: list[Todo] = []
+
+    @api.post("/orders")
+    async def order(o: Order) -> Order:
+        return o
+
+    @api.post("/form")
+    def form(name: Annotated[str, Form()], age: Annotated[int, Form()], request: Request):
+        return {"name": name, "age": age, "started": request.app.state.started}
 
     @api.post("/todos", status_code=201)
     def add(todo: NewTodo) -> Todo:
