@@ -305,8 +305,10 @@ def main():
     p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     args = p.parse_args()
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "wasmhost", "--bin", "wasmhost",
-                        "-p", "wasmhost-bench"], cwd=ROOT, check=True)
+        # Two commands: `--bin wasmhost` would filter out wasmhost-bench's binary.
+        subprocess.run(["cargo", "build", "--release", "-p", "wasmhost", "--bin", "wasmhost"],
+                       cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "wasmhost-bench"], cwd=ROOT, check=True)
     py = native_venv()
     results = []
     for example, path, server, func in APPS:

@@ -204,8 +204,11 @@ impl Engine {
         let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
         let mut pool = PoolingAllocationConfig::new();
         let n = config.max_instances;
+        // A componentize-py component instantiates some 20 core modules (libc, libpython,
+        // each native extension, glue); this count only bounds metadata allocated on demand,
+        // so it is sized for them rather than failing Python guests at ~50 live instances.
         pool.total_component_instances(n)
-            .total_core_instances(n * 4)
+            .total_core_instances(n * 32)
             .total_memories(n * 2)
             .total_tables(n * 4)
             // A store keeps its fiber stack while it lives, so every live instance needs one.
