@@ -133,11 +133,14 @@ def pins(example):
 
 
 def native_venv():
+    # uvicorn[standard] (httptools, uvloop) as `fastapi[standard]` deploys it: plain uvicorn's
+    # h11 writes a response's head and body separately, and at c=1 the client's delayed ACK
+    # then holds every response for 40 ms.
     venv = ROOT / "bench/.venv-native"
     py = venv / "bin/python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    wanted = sorted({p for ex, *_ in APPS for p in pins(ex)} | {"gunicorn", "uvicorn"})
+    wanted = sorted({p for ex, *_ in APPS for p in pins(ex)} | {"gunicorn", "uvicorn[standard]"})
     subprocess.run([str(py), "-m", "pip", "install", "-q", *wanted], check=True)
     return py
 
@@ -289,8 +292,11 @@ def render(results, args):
               "(the app's own componentize-py build and snapshot). "
               + ("Built for WASI once in this run: " + ", ".join(built) + "."
                  if built else "Extensions for WASI (pydantic-core) were already cached.")]
-    errors = sum(r[k]["errors"] for _, w, n in results for r in (w, n) for k in ("c1", "c64"))
-    lines += ["", f"Errors during the warm loads: {errors}.", ""]
+    errors = [f"{ex} {name} c={k[1:]}: {r[k]['errors']}" for ex, w, n in results
+              for name, r in (("wasmhost", w), (n["server"], n)) for k in ("c1", "c64")
+              if r[k]["errors"]]
+    lines += ["", "Errors (non-2xx answers or failed connections) during the warm loads: "
+              + ("; ".join(errors) if errors else "none") + ".", ""]
     return "\n".join(lines)
 
 
