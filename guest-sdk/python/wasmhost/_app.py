@@ -3,6 +3,7 @@
 import inspect
 import re
 
+from . import _fastapi
 from . import _registry as registry
 from ._config import Cron, Period, Retries, Secret, Volume
 from ._functions import Function, MethodFunction
@@ -215,10 +216,16 @@ class _Options:
         if max_inputs is not None:
             scaling.max_inputs = max_inputs
         kind = "method" if cls is not None and web["kind"] == "function" else web["kind"]
+        target = fn
+        if web["kind"] == "function" and _fastapi.available():
+            # As on Modal: the function becomes a FastAPI app (FastAPI's validation, 422s,
+            # dependencies, responses and docs), served like an @asgi_app.
+            kind = "asgi"
+            target = _fastapi.endpoint_factory(fn, web["method"], web["docs"], cls)
         return registry.Endpoint(
             name=name,
             kind=kind,
-            target=fn,
+            target=target,
             method=web["method"] if kind in ("function", "method") else "*",
             label=web["label"],
             docs=web["docs"],

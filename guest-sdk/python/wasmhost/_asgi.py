@@ -54,9 +54,15 @@ class _Connection:
         self.finished = None  # a future: the response is complete
         self.accepted = False
         self.closed = False
+        # Set when the connection's call returns: the host drops the channel then, and a
+        # task the app left behind (Starlette's middleware keeps one waiting on
+        # ``receive``) must not touch it when the loop runs it during a later connection.
+        self.retired = False
 
     async def receive(self):
         t = _types()
+        if self.retired:
+            return {"type": "websocket.disconnect" if self.websocket else "http.disconnect", "code": 1006}
         if not self.websocket and self.body_done:
             if self.finished is None:
                 self.finished = asyncio.get_running_loop().create_future()
@@ -122,6 +128,8 @@ class _Connection:
     def _send(self, event):
         from componentize_py_types import Err
 
+        if self.retired:
+            raise OSError("the connection is over")
         try:
             self.channel.send(event)
         except Err as err:
@@ -132,6 +140,11 @@ class _Connection:
         if self.finished is None:
             self.finished = asyncio.get_running_loop().create_future()
         if not self.finished.done():
+            self.finished.set_result(None)
+
+    def _finish_quietly(self):
+        """Releases tasks still waiting for the response to finish."""
+        if self.finished is not None and not self.finished.done():
             self.finished.set_result(None)
 
     def fail(self):
@@ -223,10 +236,14 @@ def handle(name, scope, channel):
     websocket = scope.kind == t.ScopeKind.WEBSOCKET
     connection = _Connection(channel, websocket)
     app = app_for(name)
-    if app is None:
-        connection.fail()
-        return
-    _loop.run(_serve(app, scope_dict(name, scope), connection))
+    try:
+        if app is None:
+            connection.fail()
+            return
+        _loop.run(_serve(app, scope_dict(name, scope), connection))
+    finally:
+        connection.retired = True
+        connection._finish_quietly()
 
 
 class _Lifespan:
@@ -306,18 +323,27 @@ class _WarmChannel:
 
 def warm_up(name):
     """Builds the app and sends it one request no route matches, so what it imports lazily
-    is bundled (no handler runs)."""
+    is bundled (no handler runs); a FastAPI app also builds its OpenAPI document and serves
+    its docs pages once."""
+    from . import _fastapi
+
+    app = app_for(name)
+    _warm_request(name, "/__wasmhost_warm_up__", "warm=1")
+    _fastapi.warm_up(app, lambda path: _warm_request(name, path, ""))
+
+
+def _warm_request(name, path, query):
+    """One GET of ``path`` through the app, its response discarded."""
     import types
 
     t = _types()
-    app_for(name)
     scope = types.SimpleNamespace(
         kind=t.ScopeKind.HTTP,
         http_version="1.1",
         method="GET",
         scheme="http",
-        path="/__wasmhost_warm_up__",
-        raw_query="warm=1",
+        path=path,
+        raw_query=query,
         root_path="",
         headers=[("host", "localhost"), ("user-agent", "wasmhost-warm-up"), ("accept", "*/*")],
         client=("127.0.0.1", 1),

@@ -79,10 +79,11 @@ def before_import(default_app_name):
 def after_import(extra_modules=()):
     """Builds the apps, runs ``@enter(snap=True)`` hooks and warm-up requests, freezes the
     manifest, and makes later imports fail with a message that says what to do."""
-    from . import _asgi, _exports, _wsgi
+    from . import _asgi, _exports, _fastapi, _wsgi
 
     for name in extra_modules:
         importlib.import_module(name)
+    _fastapi.preload()
     _asgi.patch_threads()
     registry.run_snap_hooks()
     for name, endpoint in registry.endpoints.items():

@@ -183,6 +183,8 @@ class AsgiApp(exports.AsgiApp):
             _asgi.handle(app, scope, channel)
         except BaseException:  # noqa: BLE001 - must not trap the instance
             _report(f"ASGI app {app}")
+        finally:
+            _release(channel)
 
 
 class WsgiApp(exports.WsgiApp):
@@ -193,6 +195,20 @@ class WsgiApp(exports.WsgiApp):
             _wsgi.handle(app, environ, input, output)
         except BaseException:  # noqa: BLE001 - must not trap the instance
             _report(f"WSGI app {app}")
+        finally:
+            _release(input, output)
+
+
+def _release(*resources):
+    """Drops the resources a call was handed before it returns. An exception's traceback
+    keeps them in a reference cycle, and the garbage collector would otherwise drop them
+    during some later call, when the host no longer has them: a trap ("resource not
+    present") in an unrelated request."""
+    for resource in resources:
+        try:
+            resource.__exit__(None, None, None)
+        except BaseException:  # noqa: BLE001 - already dropped
+            pass
 
 
 def freeze():

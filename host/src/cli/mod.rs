@@ -66,6 +66,9 @@ enum Command {
     Volume(resources::VolumeCommand),
     /// Show the GPU adapter guests would get, or why there is none.
     Gpu(GpuArgs),
+    /// Python build tools: native extensions built for WASI.
+    #[command(subcommand)]
+    Python(build::PythonCommand),
 }
 
 /// How instances are shared between requests.
@@ -328,6 +331,7 @@ pub fn main() -> ExitCode {
         Command::Secret(c) => run_async(resources::secret(c)),
         Command::Volume(c) => run_async(resources::volume(c)),
         Command::Gpu(args) => run_async(gpu::show(args)),
+        Command::Python(c) => build::python_command(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

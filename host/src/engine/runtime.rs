@@ -33,7 +33,11 @@ impl Runtime {
         let mut pool = PoolingAllocationConfig::new();
         let n = config.max_instances;
         pool.total_component_instances(n)
-            .total_core_instances(n * 4)
+            // A componentize-py component instantiates some 20 core modules (libc, libpython,
+            // each native extension, glue); this count only bounds metadata allocated on
+            // demand, so it is sized for them rather than failing Python guests at ~50 live
+            // instances.
+            .total_core_instances(n * 32)
             .total_memories(n * 2)
             .total_tables(n * 4)
             // A store keeps its fiber stack while it lives, so every live instance needs one.

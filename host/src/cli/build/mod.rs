@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 mod js;
 mod python;
 mod rust;
+mod wasi_ext;
 
 /// What a CLI target names, told by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,36 @@ pub fn build_guest(target: &Path) -> anyhow::Result<PathBuf> {
         SourceKind::Python => python::build_app(target),
         SourceKind::JavaScript => js::build_app(target),
         SourceKind::Component => Ok(target.to_owned()),
+    }
+}
+
+/// `wasmhost python ...`: pieces of the Python build, for CI caches and debugging.
+#[derive(Debug, clap::Subcommand)]
+pub enum PythonCommand {
+    /// Build a PyO3 extension for WASI from its sdist (e.g. `pydantic-core==2.50.5`) into the
+    /// tools cache, and print the directory to put on componentize-py's path.
+    BuildExt {
+        /// The package, pinned exactly: `name==version`.
+        spec: String,
+        /// The Python environment whose componentize-py the extension is built for
+        /// [default: the one `wasmhost build app.py` uses, installed on first use].
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
+}
+
+/// Runs a `wasmhost python` command.
+pub fn python_command(command: PythonCommand) -> anyhow::Result<()> {
+    match command {
+        PythonCommand::BuildExt { spec, python } => {
+            let (package, version) = wasi_ext::parse_pin(&spec)?;
+            // The cache `wasmhost build app.py` reads, so a build made here is reused there.
+            let (root, default_python) = python::toolchain()?;
+            let componentize = wasi_ext::Componentize::locate(&python.unwrap_or(default_python))?;
+            let dir = wasi_ext::build_extension(&root, &componentize, package, version)?;
+            println!("{}", dir.display());
+            Ok(())
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use cargo_metadata::Message;
 
-const TARGET: &str = "wasm32-wasip2";
+/// The target every guest and native extension is built for.
+pub(super) const TARGET: &str = "wasm32-wasip2";
 
 /// Builds the crate in `dir` in release mode for wasm32-wasip2 and returns its `.wasm`.
 pub(super) fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -62,12 +63,13 @@ pub(super) fn build_crate(dir: &Path) -> anyhow::Result<PathBuf> {
     })
 }
 
-fn cargo() -> String {
+/// The cargo to run: the one running us when invoked through cargo, else the one on PATH.
+pub(super) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Installs the wasm32-wasip2 target through rustup when it is missing.
-fn ensure_target() -> anyhow::Result<()> {
+pub(super) fn ensure_target() -> anyhow::Result<()> {
     let Ok(out) = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()

@@ -4,7 +4,8 @@
 //!
 //! A component can only run Python code and WASI extension modules. Pure-Python wheels
 //! are used as they are; a package whose wheels all hold native code goes through
-//! [`native_only`], the one place that decides what to do with it.
+//! [`native_only`], the one place that decides what to do with it: PyO3 extensions are
+//! rebuilt for WASI from their sdists (`wasi_ext`), others lose their native code.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use std::process::Stdio;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::toolchain::{GUEST_PYTHON, Toolchain};
+use super::super::wasi_ext::{self, Componentize, ExtError};
+use super::toolchain::{COMPONENTIZE_PY, GUEST_PYTHON, Toolchain};
 use super::{BuildError, io_error, publish_dir};
 
 /// A fixed Linux platform besides `any`, so pip resolves the same set on every host: its
@@ -73,7 +75,10 @@ pub(super) fn install(
     requirements: &[String],
 ) -> Result<Installed, BuildError> {
     let mut hasher = Sha256::new();
-    hasher.update(format!("python {GUEST_PYTHON} v1\n"));
+    // Native extensions built for WASI belong to the componentize-py they link against.
+    hasher.update(format!(
+        "python {GUEST_PYTHON} componentize-py {COMPONENTIZE_PY} v2\n"
+    ));
     for r in requirements {
         hasher.update(r.as_bytes());
         hasher.update(b"\n");
@@ -123,8 +128,7 @@ pub(super) fn install(
         let report: Report = serde_json::from_str(&text)
             .map_err(|e| BuildError::Deps(format!("pip's install report: {e}")))?;
         for item in &report.install {
-            if !item.is_pure() {
-                native_only(tmp, item)?;
+            if !item.is_pure() && !native_only(tools, root, tmp, item)? {
                 without_native.push(item.metadata.name.clone());
             }
         }
@@ -180,20 +184,92 @@ impl Item {
     }
 }
 
-/// A package with no pure-Python or WASI wheel. Today its Python code is kept and its
-/// native extension modules are removed: packages such as MarkupSafe fall back to pure
-/// Python, and one that needs its extension fails the build at import, which then names
-/// it. This is where building the extension for WASI will go.
-fn native_only(target: &Path, item: &Item) -> Result<(), BuildError> {
+/// Packages whose native code serves only the process around an app (uvicorn's event loop,
+/// HTTP parser and reloader, FastAPI's CLI): the host serves a component, so these are
+/// never built for WASI, only bundled without their native code.
+const SERVER_SIDE: [&str; 5] = ["uvloop", "httptools", "watchfiles", "rignore", "fastar"];
+
+/// A package with no pure-Python or WASI wheel. A PyO3 extension (pydantic-core, jiter,
+/// ...) is built for WASI from its sdist, and returns `true`. Anything else keeps its
+/// Python code without its native extension modules: packages such as MarkupSafe fall
+/// back to pure Python, and one that needs its extension fails the build at import,
+/// which then names it.
+fn native_only(
+    tools: &Toolchain,
+    root: &Path,
+    target: &Path,
+    item: &Item,
+) -> Result<bool, BuildError> {
     let Metadata { name, version } = &item.metadata;
-    eprintln!(
-        "note: {name} {version} has no pure-Python or WASI wheel; bundling its Python code without its native extension modules"
-    );
-    for file in installed_files(target, name)? {
-        let path = target.join(&file);
+    let files = installed_files(target, name)?;
+    let built =
+        if wheel_from_maturin(target, &files) && !SERVER_SIDE.contains(&normalize(name).as_str()) {
+            build_for_wasi(tools, root, name, version)?
+        } else {
+            None
+        };
+    for file in &files {
+        let path = target.join(file);
         let native = file.ends_with(".so") || file.contains(".so.") || file.ends_with(".pyd");
         if native && !is_wasm(&path) {
             fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+    }
+    let Some(built) = built else {
+        eprintln!(
+            "note: {name} {version} has no pure-Python or WASI wheel; bundling its Python code without its native extension modules"
+        );
+        return Ok(false);
+    };
+    copy_into(&built, target)?;
+    Ok(true)
+}
+
+/// The directory of `name==version` built for WASI, or `None` (saying why) when this
+/// recipe does not build such a package. A build that should work but failed (a compile
+/// error, no network) fails the install, so that nothing without it is cached.
+fn build_for_wasi(
+    tools: &Toolchain,
+    root: &Path,
+    name: &str,
+    version: &str,
+) -> Result<Option<PathBuf>, BuildError> {
+    let built = Componentize::locate(&tools.python())
+        .map_err(|source| ExtError::Failed {
+            package: name.to_owned(),
+            version: version.to_owned(),
+            source,
+        })
+        .and_then(|componentize| wasi_ext::build_extension(root, &componentize, name, version));
+    match built {
+        Ok(dir) => Ok(Some(dir)),
+        Err(err @ ExtError::Unsupported { .. }) => {
+            eprintln!("note: {err}");
+            Ok(None)
+        }
+        Err(err) => Err(BuildError::Deps(format!("{:#}", anyhow::Error::from(err)))),
+    }
+}
+
+/// Whether the wheel pip installed was made by maturin (its `WHEEL` file says so): only
+/// those are Rust extensions this build knows how to redo for WASI.
+fn wheel_from_maturin(target: &Path, files: &[String]) -> bool {
+    files
+        .iter()
+        .filter(|f| f.ends_with(".dist-info/WHEEL"))
+        .any(|f| fs::read_to_string(target.join(f)).is_ok_and(|t| t.contains("Generator: maturin")))
+}
+
+/// Copies the tree `from` into `to`, replacing files of the same name.
+fn copy_into(from: &Path, to: &Path) -> Result<(), BuildError> {
+    for entry in fs::read_dir(from).map_err(io_error(from))? {
+        let entry = entry.map_err(io_error(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io_error(&src))?.is_dir() {
+            fs::create_dir_all(&dst).map_err(io_error(&dst))?;
+            copy_into(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(io_error(&dst))?;
         }
     }
     Ok(())

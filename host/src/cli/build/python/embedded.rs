@@ -27,6 +27,7 @@ const SDK: &[File] = files!["../../../../../guest-sdk/python/";
     "wasmhost/_config.py",
     "wasmhost/_endpoint.py",
     "wasmhost/_exports.py",
+    "wasmhost/_fastapi.py",
     "wasmhost/_functions.py",
     "wasmhost/_loop.py",
     "wasmhost/_registry.py",

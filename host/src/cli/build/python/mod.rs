@@ -148,6 +148,14 @@ pub(super) fn build_app(file: &Path) -> anyhow::Result<PathBuf> {
     Ok(build(file, &super::tools_dir().join("python"))?)
 }
 
+/// The tools directory of Python builds and the interpreter of its componentize-py venv
+/// (installed, saying so, on first use): what `wasmhost python build-ext` builds with.
+pub(super) fn toolchain() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let root = super::tools_dir().join("python");
+    let python = Toolchain::ensure(&root)?.python();
+    Ok((root, python))
+}
+
 /// Builds `file` with the tools and caches under `root`.
 fn build(file: &Path, root: &Path) -> Result<PathBuf, BuildError> {
     let file = file.canonicalize().map_err(io_error(file))?;
