@@ -520,6 +520,52 @@ async fn functions_retry_spawn_map_and_schedule() {
     assert_eq!(r["result"], "hello volume", "{r}");
 }
 
+/// `wasmhost run app.py --function NAME` (Modal's `modal run`) runs the function with the
+/// rest of its app deployed beside it, so calls between functions work without a server.
+#[test]
+fn run_function_calls_other_functions_of_its_app() {
+    if !python_available("run_function") {
+        return;
+    }
+    let wasm = python_example("functions");
+    let run = |name: &str, args: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
+            .args([
+                "run",
+                &wasm.display().to_string(),
+                "--function",
+                name,
+                "--args",
+                args,
+            ])
+            .env("XDG_CACHE_HOME", tools_home())
+            .output()
+            .expect("wasmhost runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            text,
+        )
+    };
+    let (ok, stdout, all) = run("sum_of_squares", "[5]");
+    assert!(ok, "{all}");
+    assert_eq!(stdout, "30", "0+1+4+9+16 through .map: {all}");
+    let (ok, stdout, all) = run("square", "[7]");
+    assert!(ok, "{all}");
+    assert_eq!(stdout, "49", "{all}");
+    let (ok, _, all) = run("no_such_function", "[]");
+    assert!(!ok);
+    assert!(
+        all.contains("sum_of_squares"),
+        "the names it has are listed: {all}"
+    );
+}
+
 #[test]
 fn bad_apps_fail_the_build_with_a_clear_message() {
     if !python_available("bad_apps") {
