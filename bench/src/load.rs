@@ -64,12 +64,17 @@ impl Conn {
         let response = self.sender.send_request(request).await?;
         let head = started.elapsed();
         let status = response.status().as_u16();
+        let closes = response
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let body = response.into_body().collect().await?.to_bytes();
         Ok(Reply {
             head,
             total: started.elapsed(),
             status,
             body,
+            closes,
         })
     }
 }
@@ -83,6 +88,9 @@ pub struct Reply {
     pub total: Duration,
     pub status: u16,
     pub body: Bytes,
+    /// The server closes the connection after this answer (`Connection: close`), as
+    /// gunicorn's sync workers do: the next request needs a new one, which is no error.
+    pub closes: bool,
 }
 
 impl Reply {
@@ -160,12 +168,16 @@ async fn connection_loop(
             },
         };
         match c.get(target).await {
-            Ok(reply) if reply.ok() => {
-                if counted {
+            Ok(reply) => {
+                if !reply.ok() {
+                    errors += u64::from(counted);
+                } else if counted {
                     latencies.push(reply.total.as_nanos() as u64);
                 }
+                if reply.closes {
+                    conn = None;
+                }
             }
-            Ok(_) => errors += u64::from(counted),
             Err(_) => {
                 errors += u64::from(counted);
                 conn = None;
