@@ -16,6 +16,12 @@ fn have_gpu() -> bool {
     *HAVE.get_or_init(|| {
         let (code, out) = wasmhost(&["gpu", "--gpu-fallback", "software"]);
         if code != 0 {
+            // .ci/run installs lavapipe: in CI a missing adapter is a failure, not a skip.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but no Vulkan adapter: {}",
+                out.trim()
+            );
             eprintln!(
                 "NOTICE: no Vulkan adapter on this machine, GPU tests skipped \
                  (apt-get install mesa-vulkan-drivers libvulkan1): {}",
