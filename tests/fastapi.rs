@@ -7,10 +7,9 @@
 mod common;
 
 use common::python::{build, python_available, python_example};
-use common::{Host, client, visit};
+use common::{Host, client, visit, wait_log};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// GET on a named host, the body parsed as JSON (`Null` when it is not).
@@ -69,18 +68,6 @@ fn errors(body: &Value) -> Vec<(String, Value)> {
             )
         })
         .collect()
-}
-
-/// Waits until the host's log contains `needle` (its reader threads run behind).
-fn wait_log(host: &Host, needle: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if host.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 const SHOP: &str = "fastapi-py-api.localhost";

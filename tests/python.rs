@@ -6,70 +6,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Api, Host, admin_token, client, root, server, visit, wasmhost_remote};
+use common::python::{build, python_available, python_example, wasmhost_tools};
+use common::{Api, Host, admin_token, client, server, visit, wait_log, wasmhost_remote};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Where the tests' componentize-py venv, dependencies and components live (kept between
-/// runs, like the native-code cache).
-fn tools_home() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-tools")
-}
-
-/// Runs `wasmhost build <app>` with the tests' tools directory: the component's path
-/// (what it prints on stdout) when it succeeds, else everything it printed.
-fn build(app: &Path) -> Result<PathBuf, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-        .arg("build")
-        .arg(app)
-        .env("XDG_CACHE_HOME", tools_home())
-        .output()
-        .expect("wasmhost runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() {
-        return Ok(PathBuf::from(stdout.trim()));
-    }
-    Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-}
-
-/// Whether a Python to install componentize-py with exists; outside CI its absence skips
-/// the test with a notice, in CI it fails it.
-fn python_available(test: &str) -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import venv, ensurepip"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 with venv is required in CI (.ci/run installs it)"
-        );
-        eprintln!("skipping {test}: no python3 with the venv module on this machine");
-    }
-    found
-}
-
-/// The component of `examples/python/<name>/app.py`, built once per test process.
-fn python_example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Mutex::default);
-    // One build at a time: the first one installs componentize-py.
-    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(wasm) = built.get(name) {
-        return wasm.clone();
-    }
-    let app = root().join("examples/python").join(name).join("app.py");
-    let wasm = build(&app).unwrap_or_else(|e| panic!("building {}:\n{e}", app.display()));
-    assert!(wasm.is_file(), "{}", wasm.display());
-    built.insert(name.to_owned(), wasm.clone());
-    wasm
-}
 
 /// GET on a named host; the body without the trailing newline Flask's `jsonify` adds.
 async fn get(host: &Host, name: &str, path: &str) -> (u16, String) {
@@ -85,18 +29,6 @@ async fn post_json(host: &Host, name: &str, path: &str, body: Value) -> reqwest:
         .send()
         .await
         .unwrap()
-}
-
-/// Waits until the host's log contains `needle` (its reader threads run behind).
-fn wait_log(host: &Host, needle: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if host.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 #[tokio::test]
@@ -528,29 +460,12 @@ fn run_function_calls_other_functions_of_its_app() {
         return;
     }
     let wasm = python_example("functions");
+    let wasm = wasm.display().to_string();
     let run = |name: &str, args: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_wasmhost"))
-            .args([
-                "run",
-                &wasm.display().to_string(),
-                "--function",
-                name,
-                "--args",
-                args,
-            ])
-            .env("XDG_CACHE_HOME", tools_home())
-            .output()
-            .expect("wasmhost runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            text,
-        )
+        let (ok, all) = wasmhost_tools(&["run", &wasm, "--function", name, "--args", args]);
+        // The result is stdout's one line, which comes first (stderr's log after it).
+        let stdout = all.lines().next().unwrap_or_default().trim().to_owned();
+        (ok, stdout, all)
     };
     let (ok, stdout, all) = run("sum_of_squares", "[5]");
     assert!(ok, "{all}");
@@ -578,7 +493,8 @@ fn bad_apps_fail_the_build_with_a_clear_message() {
         "import wasmhost as modal\n\napp = modal.App('x')\ndef f(:\n    pass\n",
     )
     .unwrap();
-    let out = build(&app).expect_err("a syntax error fails the build");
+    let (ok, out) = build(&app);
+    assert!(!ok, "a syntax error fails the build: {out}");
     assert!(out.contains("app.py:4:"), "{out}");
     // A package whose native code it cannot run without is named.
     std::fs::write(
@@ -587,7 +503,8 @@ fn bad_apps_fail_the_build_with_a_clear_message() {
          app = modal.App('x')\n\n@app.function()\ndef f():\n    return orjson.dumps(1)\n",
     )
     .unwrap();
-    let out = build(&app).expect_err("orjson cannot run without its native code");
+    let (ok, out) = build(&app);
+    assert!(!ok, "orjson cannot run without its native code: {out}");
     assert!(out.contains("orjson"), "{out}");
     assert!(out.contains("no pure-Python or WASI wheel"), "{out}");
 }

@@ -357,3 +357,15 @@ pub async fn visit(host: &Host, name: &str, path: &str, headers: &[(&str, &str)]
     let r = req.send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
+
+/// Waits until the host's log contains `needle` (its reader threads run behind).
+pub fn wait_log(host: &Host, needle: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if host.log().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
