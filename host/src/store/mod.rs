@@ -146,10 +146,18 @@ fn all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Page cache of the redb file: enough for the hot tables (apps, functions, tokens) and the
+/// recent calls a server reads back.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)?;
+        // redb caches up to 1 GiB of pages by default, which a busy host fills with call
+        // records it rarely reads again: resident memory then grows with every call.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             // Create every table up front so readers never meet a missing one.
