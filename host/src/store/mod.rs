@@ -5,6 +5,8 @@
 mod calls;
 mod extras;
 mod records;
+mod seal;
+mod secrets;
 mod tokens;
 
 use std::path::Path;
@@ -16,7 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use calls::{Attempt, CallRecord, CallStatus};
-pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
+pub use extras::{ScheduleState, VolumeRecord};
+pub use seal::{KEY_FILE, KeyError};
+pub use secrets::SecretRecord;
 pub use records::{
     AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
     new_id, now,
@@ -58,6 +62,9 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The key that seals secrets is missing, malformed or not theirs.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 macro_rules! from_redb {
@@ -112,6 +119,7 @@ pub struct Deployed {
 /// The state store (one redb file).
 pub struct Store {
     db: Database,
+    key: seal::SecretKey,
 }
 
 fn encode<T: Serialize>(value: &T) -> String {
@@ -147,7 +155,9 @@ fn all<T: DeserializeOwned>(
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, with the key that seals its secrets in
+    /// [`KEY_FILE`] beside it (made on first open; a missing or wrong key for existing
+    /// sealed secrets is an error).
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
@@ -162,12 +172,13 @@ impl Store {
             txn.open_table(DOMAINS)?;
             txn.open_table(TOKENS)?;
             txn.open_table(calls::CALLS)?;
-            txn.open_table(extras::SECRETS)?;
+            txn.open_table(secrets::SECRETS)?;
             txn.open_table(extras::VOLUMES)?;
             txn.open_table(extras::SCHEDULES)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        let key = secrets::open_key(&db, path)?;
+        Ok(Self { db, key })
     }
 
     fn read(&self) -> Result<ReadTransaction> {
