@@ -54,6 +54,7 @@ impl describe::Guest for Component {
                     timeout_ms: e.timeout_ms,
                     memory_mib: e.memory_mib,
                     gpu: e.gpu,
+                    allowed_outbound_hosts: e.allowed_outbound_hosts,
                     scaling: types::Scaling {
                         max_inputs: e.scaling.max_inputs,
                         min_containers: e.scaling.min_containers,
@@ -91,6 +92,8 @@ impl describe::Guest for Component {
                             path: v.path,
                         })
                         .collect(),
+                    gpu: f.gpu,
+                    allowed_outbound_hosts: f.allowed_outbound_hosts,
                 })
                 .collect(),
             pre_init: manifest.pre_init,

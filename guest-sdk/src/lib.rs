@@ -28,7 +28,11 @@
 //!
 //! Attribute keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 //! `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`, `timeout = "30s"`
-//! (`ms`, `s`, `m`, `h`), `memory = 64` (MiB), `gpu = "any"`, and how instances scale in
+//! (`ms`, `s`, `m`, `h`), `memory = 64` (MiB), `gpu = "any"`,
+//! `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]` (where its
+//! outgoing `wasi:http` requests may go, in Spin's form: scheme, host or `*.domain`, port
+//! or `*`; nowhere by default, and the host answers anything else with
+//! `HTTP-request-denied`), and how instances scale in
 //! Modal's names: `max_inputs`, `min_containers`, `max_containers`, `buffer_containers`,
 //! `scaledown_window = "60s"` and `isolation = "per-request"` (a fresh instance per
 //! request instead of a warm one). The doc comment becomes the summary.
@@ -80,6 +84,10 @@
 //! - `secrets = ["name", ...]`: each secret's keys become environment variables.
 //! - `volumes = ["volume:/mount/path", ...]`: volumes mounted as preopened directories,
 //!   read and written with `std::fs` under the mount path.
+//! - `gpu = "any"` (or an adapter name): the function may use [`gpu`], with the same
+//!   limits as an endpoint.
+//! - `allowed_outbound_hosts = [...]`: where its outgoing HTTP requests may go, as for
+//!   endpoints.
 //!
 //! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
 //! be an endpoint's name too: the SDK does not check this, the host refuses such a
@@ -116,7 +124,7 @@
 //! open do not survive into the snapshot. Random seeds drawn during init (e.g. a
 //! `HashMap`'s) are shared by every instance of the snapshot.
 //!
-//! An endpoint declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
+//! An endpoint or function declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
 //! through [`gpu`] (`gpu::run` for the one-call case).
 
 // Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.

@@ -138,8 +138,27 @@ pub struct EngineArgs {
     /// How long a request may wait for a busy endpoint before a 503.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub queue_timeout: Duration,
+    /// Where a component without `describe` (a plain `wasi:http` or `wasi:cli` one) may
+    /// send outgoing HTTP requests, in Spin's form: `https://api.example.com`,
+    /// `http://127.0.0.1:*`, `https://*.example.com`. Repeat for more. SDK guests declare
+    /// theirs with `allowed_outbound_hosts` on each function.
+    #[arg(long = "allow-outbound", value_name = "SCHEME://HOST[:PORT]", value_parser = parse_outbound_host)]
+    pub allow_outbound: Vec<String>,
+    /// Largest response body a guest's outgoing request may read, in bytes.
+    #[arg(long, default_value_t = 64 << 20, env = "WASMHOST_OUTBOUND_MAX_RESPONSE")]
+    pub outbound_max_response: u64,
+    /// Longest wait of a guest's outgoing request for the response head.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub outbound_timeout: Duration,
     #[command(flatten)]
     pub gpu: GpuArgs,
+}
+
+/// One `--allow-outbound` entry, checked as a deploy would.
+fn parse_outbound_host(text: &str) -> Result<String, String> {
+    crate::capabilities::outbound::Outbound::configure(&[text])
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Front-end limits shared by the commands that serve HTTP.
@@ -271,6 +290,9 @@ impl EngineArgs {
         config.queue_depth = self.queue_depth;
         config.max_instances = self.max_instances.max(1);
         config.queue_timeout = self.queue_timeout;
+        config.plain_allowed_outbound_hosts = self.allow_outbound.clone();
+        config.outbound.max_response_bytes = self.outbound_max_response;
+        config.outbound.first_byte_timeout = self.outbound_timeout;
         config
     }
 }

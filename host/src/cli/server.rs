@@ -19,7 +19,8 @@ pub struct ServerArgs {
     /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
     /// request_timeout, map_concurrency, result_retention, and per-function scaling tables
     /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
-    /// buffer_containers, scaledown_window, isolation) over the guest's attributes.
+    /// buffer_containers, scaledown_window, isolation, allowed_outbound_hosts) over the
+    /// guest's attributes.
     #[arg(long, env = "WASMHOST_CONFIG")]
     config: Option<PathBuf>,
     /// Where state, components and compiled code live [default: ./wasmhost-data].
@@ -138,6 +139,12 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let mut engine_config = args.engine.engine_config();
     if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
         anyhow::bail!("[functions.{key:?}] in the config file: name functions `<app>.<function>`");
+    }
+    for (key, over) in &file.functions {
+        if let Some(hosts) = &over.allowed_outbound_hosts {
+            crate::capabilities::outbound::Outbound::configure(hosts)
+                .with_context(|| format!("[functions.{key:?}] in the config file"))?;
+        }
     }
     engine_config.scaling_overrides = file.functions;
     if args.engine.cache_dir.is_none() {

@@ -69,7 +69,8 @@ impl Engine {
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let pre = self.instance_pre(component)?;
-        let mut store = self.store_for(component, limits, ctx, gpu)?;
+        let outbound = self.outbound_for(component, function);
+        let mut store = self.store_for(component, limits, ctx, gpu, outbound)?;
         let started = Instant::now();
         let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -208,7 +209,7 @@ impl Engine {
             .ok_or_else(|| CallError::Instantiate("no function-handler export".into()))?;
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
-        let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
+        let gpu = self.function_gpu(spec);
         let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {

@@ -39,11 +39,14 @@ pub enum LoadError {
     /// The guest's `describe` export failed or returned nonsense.
     #[error("the component's `describe` failed: {0}")]
     Describe(String),
-    /// An endpoint declares a GPU this host cannot lend.
-    #[error("endpoint {endpoint:?} declares gpu = {requirement:?}, but {reason}")]
+    /// An endpoint or function declares a GPU this host cannot lend.
+    #[error("{endpoint:?} declares gpu = {requirement:?}, but {reason}")]
     Gpu {
+        /// The endpoint or function.
         endpoint: String,
+        /// What it asked for.
         requirement: String,
+        /// Why this host cannot lend it.
         reason: String,
     },
     /// The guest's `#[wasmhost::init]` work failed, or its state could not be snapshotted.

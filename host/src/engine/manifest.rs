@@ -93,6 +93,12 @@ pub struct FunctionSpec {
     pub secrets: Vec<String>,
     /// Volumes mounted into it.
     pub volumes: Vec<VolumeMount>,
+    /// The GPU it needs: `"any"` or a name matched against the adapter's.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    /// Where its outgoing `wasi:http` requests may go (Spin's `scheme://host[:port]`).
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// Which shape serves an endpoint.
@@ -157,6 +163,9 @@ pub struct EndpointSpec {
     /// The GPU it needs: `"any"` or a name matched against the adapter's.
     #[serde(default)]
     pub gpu: Option<String>,
+    /// Where its outgoing `wasi:http` requests may go (Spin's `scheme://host[:port]`).
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
     /// How its instances scale; the host's flags fill what is absent.
     #[serde(default)]
     pub scaling: Scaling,
@@ -203,6 +212,9 @@ pub struct ScalingOverride {
     pub scaledown_window: Option<Duration>,
     /// `"reuse"` or `"per-request"`.
     pub isolation: Option<IsolationSetting>,
+    /// Replaces the function's `allowed_outbound_hosts` (the only way to grant a plain
+    /// `wasi:http` component outbound access on a server).
+    pub allowed_outbound_hosts: Option<Vec<String>>,
 }
 
 /// Whether warm instances are reused.
@@ -262,7 +274,42 @@ impl AppManifest {
         for spec in &mut self.endpoints {
             if let Some(o) = overrides.get(&format!("{app}.{}", spec.name)) {
                 o.apply(&mut spec.scaling);
+                if let Some(hosts) = &o.allowed_outbound_hosts {
+                    spec.allowed_outbound_hosts = hosts.clone();
+                }
             }
+        }
+        for spec in &mut self.functions {
+            if let Some(hosts) = overrides
+                .get(&format!("{app}.{}", spec.name))
+                .and_then(|o| o.allowed_outbound_hosts.as_ref())
+            {
+                spec.allowed_outbound_hosts = hosts.clone();
+            }
+        }
+    }
+
+    /// Lets the endpoints of a component without `describe` send requests to `hosts`
+    /// (the `--allow-outbound` flag); components that describe themselves keep theirs.
+    pub fn allow_plain_outbound(&mut self, hosts: &[String]) {
+        for spec in &mut self.endpoints {
+            if matches!(
+                spec.kind,
+                EndpointKind::Proxy | EndpointKind::Service | EndpointKind::WebServer
+            ) {
+                spec.allowed_outbound_hosts = hosts.to_vec();
+            }
+        }
+    }
+
+    /// The outbound allow-list of the endpoint or function named `name`.
+    pub fn allowed_outbound_hosts(&self, name: &str) -> &[String] {
+        let endpoint = self.endpoints.iter().find(|e| e.name == name);
+        match endpoint {
+            Some(e) => &e.allowed_outbound_hosts,
+            None => self
+                .function(name)
+                .map_or(&[], |f| f.allowed_outbound_hosts.as_slice()),
         }
     }
 }
@@ -284,6 +331,7 @@ impl EndpointSpec {
             timeout: None,
             memory_mib: None,
             gpu: None,
+            allowed_outbound_hosts: Vec::new(),
             scaling: Scaling::default(),
         }
     }
@@ -302,6 +350,23 @@ pub fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// Refuses a `gpu` requirement that names nothing.
+fn check_gpu(what: &str, name: &str, gpu: Option<&str>) -> Result<(), LoadError> {
+    match gpu {
+        Some(gpu) if gpu.trim().is_empty() || gpu.len() > 100 => Err(LoadError::Describe(format!(
+            "{what} {name:?} declares gpu = {gpu:?}: use \"any\" or an adapter name"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an `allowed_outbound_hosts` entry that is not `scheme://host[:port]`.
+fn check_outbound(what: &str, name: &str, hosts: &[String]) -> Result<(), LoadError> {
+    crate::capabilities::outbound::Outbound::configure(hosts)
+        .map(drop)
+        .map_err(|e| LoadError::Describe(format!("{what} {name:?}: {e}")))
 }
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -340,14 +405,8 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 serde_json::from_str::<Value>(s)
                     .map_err(|err| bad(format!("endpoint {:?}: {what} is not JSON: {err}", e.name)))
             };
-            if let Some(gpu) = &e.gpu
-                && (gpu.trim().is_empty() || gpu.len() > 100)
-            {
-                return Err(bad(format!(
-                    "endpoint {:?} declares gpu = {gpu:?}: use \"any\" or an adapter name",
-                    e.name
-                )));
-            }
+            check_gpu("endpoint", &e.name, e.gpu.as_deref())?;
+            check_outbound("endpoint", &e.name, &e.allowed_outbound_hosts)?;
             let args_schema = parse("args-schema", &e.args_schema)?;
             let result_schema = e
                 .result_schema
@@ -368,6 +427,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 timeout: e.timeout_ms.map(Duration::from_millis),
                 memory_mib: e.memory_mib,
                 gpu: e.gpu,
+                allowed_outbound_hosts: e.allowed_outbound_hosts,
                 scaling: Scaling {
                     max_inputs: e.scaling.max_inputs,
                     min_containers: e.scaling.min_containers,
@@ -417,6 +477,8 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 serde_json::from_str::<Value>(s)
                     .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
             };
+            check_gpu("function", &f.name, f.gpu.as_deref())?;
+            check_outbound("function", &f.name, &f.allowed_outbound_hosts)?;
             let args_schema = parse("args-schema", &f.args_schema)?;
             let result_schema = f
                 .result_schema
@@ -465,6 +527,8 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                         path: v.path,
                     })
                     .collect(),
+                gpu: f.gpu,
+                allowed_outbound_hosts: f.allowed_outbound_hosts,
             });
         }
         Ok(AppManifest {

@@ -13,6 +13,7 @@ use super::context::{CallBroker, CallContext, GuestCallState};
 use super::output::CapturedOutput;
 
 use crate::capabilities::gpu::{GpuCtx, GpuCtxView, GpuView};
+use crate::capabilities::outbound::OutboundHooks;
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -21,7 +22,7 @@ const OUTPUT_CAPACITY: usize = 64 * 1024;
 pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundPolicy,
+    hooks: OutboundHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) stdout: CapturedOutput,
@@ -44,6 +45,7 @@ impl InstanceState {
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
         gpu: GpuCtx,
+        hooks: OutboundHooks,
     ) -> std::io::Result<Self> {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
@@ -79,7 +81,7 @@ impl InstanceState {
         Ok(Self {
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy,
+            hooks,
             table: ResourceTable::new(),
             limiter: MemoryCap::new(memory_cap_bytes),
             stdout,
@@ -158,29 +160,6 @@ impl WasiHttpView for InstanceState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outbound `wasi:http` requests: guests hold no network authority, so every request is
-/// refused with `HTTP-request-denied` (an allow-list belongs to the capabilities layer).
-struct OutboundPolicy;
-
-impl wasmtime_wasi_http::WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    hyper::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        tracing::warn!(uri = %request.uri(), "refused an outbound HTTP request from a guest");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

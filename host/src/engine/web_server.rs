@@ -77,6 +77,7 @@ impl Engine {
             Some((inner_port, port)),
             component.context(),
             self.no_gpu("web servers cannot use the GPU"),
+            self.outbound_for(component, &spec.name),
         )?;
         let server = WebServer {
             port,

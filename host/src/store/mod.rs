@@ -19,12 +19,12 @@ use serde::de::DeserializeOwned;
 
 pub use calls::{Attempt, CallRecord, CallStatus};
 pub use extras::{ScheduleState, VolumeRecord};
-pub use seal::{KEY_FILE, KeyError};
-pub use secrets::SecretRecord;
 pub use records::{
     AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
     new_id, now,
 };
+pub use seal::{KEY_FILE, KeyError};
+pub use secrets::SecretRecord;
 
 use crate::engine::{AppManifest, is_dns_label};
 

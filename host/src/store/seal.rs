@@ -26,19 +26,25 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The key file does not hold a key.
-    #[error("secrets key {path} is not 64 hex digits; restore the key file this data directory was created with")]
+    #[error(
+        "secrets key {path} is not 64 hex digits; restore the key file this data directory was created with"
+    )]
     Malformed {
         /// The key file.
         path: PathBuf,
     },
     /// Sealed secrets exist but their key is gone.
-    #[error("the state has sealed secrets but the key file {path} is missing; restore it (without it the secrets cannot be read), or delete the secrets")]
+    #[error(
+        "the state has sealed secrets but the key file {path} is missing; restore it (without it the secrets cannot be read), or delete the secrets"
+    )]
     Missing {
         /// Where the key should be.
         path: PathBuf,
     },
     /// A sealed value does not open with this key.
-    #[error("secret {name:?} does not open with the key in {path}: the key file is not the one these secrets were sealed with, or the record was altered")]
+    #[error(
+        "secret {name:?} does not open with the key in {path}: the key file is not the one these secrets were sealed with, or the record was altered"
+    )]
     Wrong {
         /// The secret whose value did not open.
         name: String,
@@ -168,7 +174,10 @@ mod tests {
         let sealed = key.seal("db", b"hunter2");
         assert!(!sealed.contains(&hex::encode(b"hunter2")));
         assert_eq!(key.open("db", &sealed).unwrap(), b"hunter2");
-        assert!(matches!(key.open("other", &sealed), Err(KeyError::Wrong { .. })));
+        assert!(matches!(
+            key.open("other", &sealed),
+            Err(KeyError::Wrong { .. })
+        ));
         let again = SecretKey::load(&path, false).unwrap();
         assert_eq!(again.open("db", &sealed).unwrap(), b"hunter2");
 
@@ -178,7 +187,10 @@ mod tests {
 
         let other = dir.path().join("other.key");
         let wrong = SecretKey::load(&other, true).unwrap();
-        assert!(matches!(wrong.open("db", &sealed), Err(KeyError::Wrong { .. })));
+        assert!(matches!(
+            wrong.open("db", &sealed),
+            Err(KeyError::Wrong { .. })
+        ));
     }
 
     #[test]

@@ -233,7 +233,13 @@ mod tests {
         assert!(wrong.to_string().contains("\"db\""), "{wrong}");
 
         std::fs::write(&key_path, original).unwrap();
-        assert!(Store::open(&path).unwrap().get_secret("db").unwrap().is_some());
+        assert!(
+            Store::open(&path)
+                .unwrap()
+                .get_secret("db")
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -265,7 +271,10 @@ mod tests {
             value
         );
         drop(store);
-        assert!(!file_contains(&path, value), "the old clear text is still in the file");
+        assert!(
+            !file_contains(&path, value),
+            "the old clear text is still in the file"
+        );
         assert!(Store::open(&path).is_ok());
     }
 }

@@ -24,6 +24,7 @@ fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
         timeout: Some(Duration::from_secs(1)),
         memory_mib: None,
         gpu: None,
+        allowed_outbound_hosts: vec![],
         scaling: Default::default(),
     }
 }
