@@ -10,6 +10,7 @@ pub mod control;
 pub mod engine;
 pub mod functions;
 pub mod gateway;
+pub mod manifest;
 pub mod shapes;
 pub mod store;
 

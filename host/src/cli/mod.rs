@@ -277,7 +277,6 @@ impl EngineArgs {
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
         config.pre_init_snapshots = !self.no_snapshot;
-        config.gpu = self.gpu.gpu_config();
         config.isolation = self.isolation.map(|i| match i {
             Isolation::Reuse => crate::engine::IsolationSetting::Reuse,
             Isolation::PerRequest => crate::engine::IsolationSetting::PerRequest,
@@ -290,10 +289,24 @@ impl EngineArgs {
         config.queue_depth = self.queue_depth;
         config.max_instances = self.max_instances.max(1);
         config.queue_timeout = self.queue_timeout;
-        config.plain_allowed_outbound_hosts = self.allow_outbound.clone();
+        config
+    }
+
+    /// The capability settings these flags ask for.
+    pub fn capabilities_config(&self) -> crate::capabilities::CapabilitiesConfig {
+        let mut config = crate::capabilities::CapabilitiesConfig {
+            gpu: self.gpu.gpu_config(),
+            plain_allowed_outbound_hosts: self.allow_outbound.clone(),
+            ..Default::default()
+        };
         config.outbound.max_response_bytes = self.outbound_max_response;
         config.outbound.first_byte_timeout = self.outbound_timeout;
         config
+    }
+
+    /// The engine these flags ask for.
+    pub fn engine(&self) -> Result<crate::engine::Engine, crate::engine::LoadError> {
+        crate::engine::Engine::with_capabilities(self.engine_config(), self.capabilities_config())
     }
 }
 

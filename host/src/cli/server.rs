@@ -150,7 +150,10 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     if args.engine.cache_dir.is_none() {
         engine_config.cache_dir = data_dir.join("cache");
     }
-    let engine = Arc::new(Engine::new(engine_config)?);
+    let engine = Arc::new(Engine::with_capabilities(
+        engine_config,
+        args.engine.capabilities_config(),
+    )?);
     let (control, startup) = ControlPlane::open(config, engine.clone())
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;

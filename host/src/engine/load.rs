@@ -9,13 +9,13 @@ use bytes::Bytes;
 use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
-use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
     describe_failure, validate, web_server,
 };
+use crate::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 
 /// How a component's `#[wasmhost::init]` work reaches its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl Engine {
                 manifest
             }
         };
-        manifest.allow_plain_outbound(&self.config.plain_allowed_outbound_hosts);
+        manifest.allow_plain_outbound(&self.plain_allowed_outbound_hosts);
         self.check_gpu(&manifest).await?;
         let mut pre_init = PreInit::None;
         let mut snapshot = None;

@@ -37,22 +37,25 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
-use crate::capabilities::outbound::{Outbound, OutboundHooks, OutboundLimits};
+use crate::capabilities::CapabilitiesConfig;
+pub use crate::capabilities::broker::{BrokerError, BrokerFuture, CallBroker, GuestCallState};
+use crate::capabilities::gpu::{Gpu, GpuCtx};
+use crate::capabilities::outbound::{Outbound, OutboundHooks};
+pub use crate::capabilities::volumes::Mount;
+pub use crate::manifest::{
+    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
+    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
+};
 pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
 pub use calls::ProxyBody;
 pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
-pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
+pub use context::CallContext;
 pub use error::{CallError, FunctionError, LoadError};
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
-pub use manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
-    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
-};
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;
 pub use validate::{HEADER_LEN, check_header};
@@ -88,13 +91,6 @@ pub struct EngineConfig {
     /// Bake `#[wasmhost::init]` work into a snapshot at load (false: run it in every new
     /// instance, for comparison).
     pub pre_init_snapshots: bool,
-    /// Which GPUs guests may use and each call's GPU budget.
-    pub gpu: GpuConfig,
-    /// Bounds of guests' outgoing HTTP requests.
-    pub outbound: OutboundLimits,
-    /// Where components without `describe` (plain `wasi:http` and `wasi:cli` ones) may
-    /// send outgoing requests (`--allow-outbound`).
-    pub plain_allowed_outbound_hosts: Vec<String>,
     /// Whether warm instances serve request after request, for every app: `None` lets
     /// each component decide (wasmhost SDK shapes and components that declare reuse keep
     /// warm instances, other `wasi:http` components get a fresh one per request);
@@ -132,9 +128,6 @@ impl EngineConfig {
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             pre_init_snapshots: true,
-            gpu: GpuConfig::default(),
-            outbound: OutboundLimits::default(),
-            plain_allowed_outbound_hosts: Vec::new(),
             isolation: None,
             scaledown_window: Duration::from_secs(60),
             min_containers: 0,
@@ -157,6 +150,8 @@ pub struct Engine {
     config: EngineConfig,
     gpu: Gpu,
     outbound: Outbound,
+    /// Where plain components may send outgoing requests.
+    plain_allowed_outbound_hosts: Vec<String>,
     metrics: Arc<Metrics>,
     ticker_stop: Arc<AtomicBool>,
     /// The warm pools of every loaded component, for evicting idle instances when the
@@ -234,17 +229,26 @@ impl Engine {
     /// opened on first use). WASIp3 services get an engine of their own when the first
     /// one loads.
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
+        Self::with_capabilities(config, CapabilitiesConfig::default())
+    }
+
+    /// [`new`](Self::new) with the operator's capability settings.
+    pub fn with_capabilities(
+        config: EngineConfig,
+        capabilities: CapabilitiesConfig,
+    ) -> Result<Self, LoadError> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
-        let gpu = Gpu::new(config.gpu.clone());
+        let gpu = Gpu::new(capabilities.gpu);
         let metrics = Arc::new(Metrics::new());
-        let outbound = Outbound::new(config.outbound, metrics.outbound_counters());
+        let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {
             runtime,
             concurrent: std::sync::OnceLock::new(),
             config,
             gpu,
             outbound,
+            plain_allowed_outbound_hosts: capabilities.plain_allowed_outbound_hosts,
             metrics,
             ticker_stop,
             pools: pool::PoolRegistry::default(),

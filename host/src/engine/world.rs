@@ -11,8 +11,8 @@ use super::bindings::{
     self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, InitIndices,
     LifecycleIndices, WsgiIndices,
 };
-use super::manifest::{AppManifest, EndpointKind};
 use super::state::InstanceState;
+use crate::manifest::{AppManifest, EndpointKind};
 
 /// A component prepared for instantiation, by the world it targets.
 pub(crate) enum Prepared {

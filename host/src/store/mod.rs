@@ -26,7 +26,7 @@ pub use records::{
 pub use seal::{KEY_FILE, KeyError};
 pub use secrets::SecretRecord;
 
-use crate::engine::{AppManifest, is_dns_label};
+use crate::manifest::{AppManifest, is_dns_label};
 
 const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
 /// `workspace/environment/name` → app id.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::AppManifest;
+use crate::manifest::AppManifest;
 
 /// Life-cycle state of an app (Modal's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

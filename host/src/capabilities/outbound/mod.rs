@@ -9,6 +9,7 @@
 
 mod allow;
 mod hooks;
+pub mod sockets;
 
 use std::sync::Arc;
 use std::time::Duration;
