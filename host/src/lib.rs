@@ -10,6 +10,8 @@ pub mod control;
 pub mod engine;
 pub mod functions;
 pub mod gateway;
+pub mod http;
+pub mod ids;
 pub mod manifest;
 pub mod shapes;
 pub mod store;

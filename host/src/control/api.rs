@@ -13,7 +13,7 @@ use super::views::{AppView, Page};
 use super::{ControlPlane, DeployOptions};
 use crate::engine::LoadError;
 use crate::gateway::{BoxFuture, ControlApi};
-use crate::shapes::{Body, json_error, json_response};
+use crate::http::{Body, json_error, json_response};
 use crate::store::{Scope, StoreError, TokenRecord};
 
 /// An API failure: a status and what goes into the `detail` field.
@@ -118,7 +118,7 @@ pub(super) fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResul
 }
 
 fn no_content() -> ApiResult {
-    let mut r = hyper::Response::new(crate::shapes::full(bytes::Bytes::new()));
+    let mut r = hyper::Response::new(crate::http::full(bytes::Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     Ok(r)
 }

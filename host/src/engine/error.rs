@@ -76,6 +76,9 @@ pub enum CallError {
     /// The host could not set up an instance (e.g. the pool is exhausted).
     #[error("could not start an instance: {0}")]
     Instantiate(String),
+    /// The component lacks the export this call needs: no retry can help.
+    #[error("cannot be called this way: the component has no {0} export")]
+    MissingExport(&'static str),
 }
 
 /// Why a function call produced no result.
@@ -93,8 +96,24 @@ pub enum FunctionError {
 }
 
 impl FunctionError {
-    /// Whether another attempt could succeed (bad input never will).
+    /// Whether another attempt could succeed (bad input or a missing export never will).
     pub fn retryable(&self) -> bool {
-        !matches!(self, FunctionError::InvalidInput(_))
+        !matches!(
+            self,
+            FunctionError::InvalidInput(_) | FunctionError::Call(CallError::MissingExport(_))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        assert!(FunctionError::Call(CallError::Trap("boom".into())).retryable());
+        assert!(FunctionError::Call(CallError::Instantiate("full".into())).retryable());
+        assert!(!FunctionError::Call(CallError::MissingExport("function-handler")).retryable());
+        assert!(!FunctionError::InvalidInput(serde_json::json!([])).retryable());
     }
 }

@@ -50,7 +50,7 @@ pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
 pub use calls::ProxyBody;
-pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
+pub use channel::{AsgiConnection, BoxFuture, ChannelError, WsgiInput, WsgiOutput};
 pub use context::CallContext;
 pub use error::{CallError, FunctionError, LoadError};
 #[cfg(fuzzing)]

@@ -56,7 +56,7 @@ impl Engine {
         spec: &EndpointSpec,
     ) -> Result<WebServer, CallError> {
         let Prepared::Command(pre) = &component.prepared else {
-            return Err(CallError::Instantiate("not a wasi:cli command".into()));
+            return Err(CallError::MissingExport("wasi:cli run"));
         };
         let mut slot = component.web_server.running.lock().await;
         if let Some(server) = &*slot

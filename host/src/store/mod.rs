@@ -17,11 +17,12 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
 pub use extras::{ScheduleState, VolumeRecord};
 pub use records::{
     AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
-    new_id, now,
+    now,
 };
 pub use seal::{KEY_FILE, KeyError};
 pub use secrets::SecretRecord;
