@@ -9,7 +9,8 @@
 //!
 //! # Endpoints
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! use schemars::JsonSchema;
 //! use serde::Serialize;
 //!
@@ -24,6 +25,7 @@
 //!     let name = name.as_deref().unwrap_or("World");
 //!     wasmhost::Json(Greeting { message: format!("Hello, {name}!") })
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Attribute keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
@@ -47,7 +49,8 @@
 //!
 //! # Functions
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! /// Squares `x`.
 //! #[wasmhost::function(retries = 3, timeout = "30s")]
 //! fn square(x: i64) -> i64 {
@@ -57,8 +60,10 @@
 //! #[wasmhost::function(schedule = "cron(0 9 * * *, Europe/Paris)", secrets = ["mail"])]
 //! fn morning_report() -> Result<(), String> {
 //!     let key = std::env::var("MAIL_KEY").map_err(|e| e.to_string())?;
+//! #   let _ = key;
 //!     Ok(())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! A function (Modal's `@app.function`) is called with the JSON input
@@ -106,7 +111,9 @@
 //!
 //! # Pre-initialisation
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
+//! # fn load_table() -> Result<Vec<u32>, String> { Ok(vec![1]) }
 //! static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
 //!
 //! /// Runs once, at deploy; every instance starts with the table built.
@@ -114,6 +121,7 @@
 //! fn build_table() -> Result<(), String> {
 //!     TABLE.set(load_table()?).map_err(|_| "built twice".to_string())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! [`init`] functions (Modal's `@enter(snap=True)`) take no arguments and return nothing
@@ -124,8 +132,10 @@
 //! open do not survive into the snapshot. Random seeds drawn during init (e.g. a
 //! `HashMap`'s) are shared by every instance of the snapshot.
 //!
-//! An endpoint or function declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
-//! through [`gpu`] (`gpu::run` for the one-call case).
+//! An endpoint or function declared with `gpu = "any"` may run WGSL compute shaders on the
+//! host's GPU through [`gpu`] (`gpu::run` for the one-call case).
+
+#![warn(missing_docs)]
 
 // Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
 extern crate self as wasmhost;

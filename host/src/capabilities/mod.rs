@@ -12,7 +12,7 @@
 //!    ([`outbound::OutboundHooks`], [`broker::BrokerCtx`], [`gpu::GpuCtx`]; the
 //!    environment, mounts and sockets become the instance's `WasiCtx`).
 //!
-//! - [`env`] ([`env::Env`]): environment variables and secrets of a call.
+//! - [`env`](mod@env) ([`env::Env`]): environment variables and secrets of a call.
 //! - [`volumes`] ([`volumes::Volumes`]): named directories mounted into functions.
 //! - [`outbound`] ([`outbound::Outbound`]): the allow-list of outgoing `wasi:http`
 //!   requests, and the sockets of `web_server` guests ([`outbound::sockets`]).

@@ -150,6 +150,7 @@ pub struct EngineArgs {
     /// Longest wait of a guest's outgoing request for the response head.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub outbound_timeout: Duration,
+    /// Which GPU guests may use and each call's GPU budget.
     #[command(flatten)]
     pub gpu: GpuArgs,
 }

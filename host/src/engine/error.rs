@@ -9,7 +9,9 @@ pub enum LoadError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// The bytes do not start with the WebAssembly magic number.
@@ -17,7 +19,10 @@ pub enum LoadError {
         "not a WebAssembly binary: it starts with {start:?} instead of \"\\0asm\" \
          (build one with `wasmhost build <crate dir>` or `cargo build --target wasm32-wasip2`)"
     )]
-    NotWasm { start: String },
+    NotWasm {
+        /// Its first bytes, escaped.
+        start: String,
+    },
     /// A core module rather than a component.
     #[error(
         "this is a core WebAssembly module, not a component: wasmhost runs WASI components \
@@ -32,7 +37,12 @@ pub enum LoadError {
         "this component targets a world wasmhost does not serve: it exports [{exports}], \
          but an endpoint component must export {expected}"
     )]
-    UnknownWorld { exports: String, expected: String },
+    UnknownWorld {
+        /// What it exports.
+        exports: String,
+        /// What wasmhost serves.
+        expected: String,
+    },
     /// The component imports something the host does not provide.
     #[error("the component imports something wasmhost does not provide: {0}")]
     MissingImport(String),
@@ -65,7 +75,10 @@ pub enum CallError {
     Timeout(Duration),
     /// The guest tried to grow its memory past the cap and then trapped.
     #[error("exceeded its memory limit of {mib} MiB")]
-    OutOfMemory { mib: u64 },
+    OutOfMemory {
+        /// The cap.
+        mib: u64,
+    },
     /// The guest trapped (a panic, `unreachable`, a bad memory access, ...).
     #[error("trapped: {0}")]
     Trap(String),

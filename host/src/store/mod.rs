@@ -51,7 +51,9 @@ pub enum StoreError {
     /// A record did not decode.
     #[error("state store: corrupt record in table {table}: {source}")]
     Corrupt {
+        /// The table.
         table: &'static str,
+        /// Why it did not decode.
         source: serde_json::Error,
     },
     /// A unique name is taken.
