@@ -3,6 +3,9 @@
 //! They live in the SDK itself, so a crate that depends on it and registers endpoints,
 //! functions or apps becomes a `wasmhost:guest/sdk` component with no further code.
 
+// Generated code carries the WIT's own docs, not one on every item.
+#![allow(missing_docs)]
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk",
