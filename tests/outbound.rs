@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{Host, client, example, run_cli, shared_cache};
+use common::{
+    Host, admin_token, client, example, run_cli, server, shared_cache, visit, wasmhost_remote,
+};
 use http_body_util::Full;
 use serde_json::Value;
 
@@ -274,5 +276,54 @@ async fn a_plain_component_gets_what_the_operator_allows() {
         &[],
     );
     assert_ne!(code, 0);
+    assert!(out.contains("missing `://`"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_operator_grants_a_plain_component_in_the_config_file() {
+    let target = Target::start().await;
+    let port = target.port;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().join("data"), dir.path().join("wasmhost.toml"));
+    let grant = format!(
+        "[functions.\"proxy.proxy\"]\nallowed_outbound_hosts = [\"http://localhost:{port}\"]\n"
+    );
+    std::fs::write(&config, grant).unwrap();
+    let config_arg = config.display().to_string();
+    let srv = server(&data, &["--config", &config_arg]);
+    let token = admin_token(&data);
+    let wasm = example("wasi-http-proxy").display().to_string();
+    for app in ["proxy", "other"] {
+        let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &wasm, "--name", app]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let path = format!("/fetch?url=http://localhost:{port}/hello");
+    let (_, granted) = visit(&srv, "main--proxy-proxy.localhost", &path, &[]).await;
+    assert_eq!(granted, "200 hello from the target");
+    // The grant names one app's function; another app of the same component has none.
+    let (_, other) = visit(&srv, "main--other-other.localhost", &path, &[]).await;
+    assert_eq!(other, "refused: ErrorCode::HttpRequestDenied");
+    assert_eq!(target.hits(), 1);
+
+    // A malformed grant stops the server at start with the entry's fault.
+    std::fs::write(
+        &config,
+        "[functions.\"a.b\"]\nallowed_outbound_hosts = [\"localhost\"]\n",
+    )
+    .unwrap();
+    let other_data = dir.path().join("other").display().to_string();
+    let (code, out) = run_cli(
+        &[
+            "server",
+            "--data-dir",
+            &other_data,
+            "--port",
+            "0",
+            "--config",
+            &config_arg,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "{out}");
     assert!(out.contains("missing `://`"), "{out}");
 }
