@@ -86,19 +86,8 @@ async fn fetch(host: &Host, endpoint: &str, url: &str, extra: &[(&str, &str)]) -
 
 /// The `wasmhost_outbound_requests_total` counter for `decision`.
 async fn counted(host: &Host, decision: &str) -> u64 {
-    let text = client()
-        .get(host.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let needle = format!("wasmhost_outbound_requests_total{{decision=\"{decision}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    let series = format!("wasmhost_outbound_requests_total{{decision=\"{decision}\"}}");
+    common::metric(host, &series).await.unwrap_or(0.0) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,15 +243,8 @@ async fn a_plain_component_gets_what_the_operator_allows() {
 
     // Without the flag, nothing is allowed.
     let closed = Host::run(&example("wasi-http-proxy"), &[]);
-    let url = closed.url(&format!("/fetch?url=http://localhost:{port}/hello"));
-    let text = client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let path = format!("/fetch?url=http://localhost:{port}/hello");
+    let (_, text) = visit(&closed, "localhost", &path, &[]).await;
     assert_eq!(text, "refused: ErrorCode::HttpRequestDenied", "{text}");
     assert_eq!(target.hits(), 2);
 

@@ -104,18 +104,11 @@ impl FunctionConfig {
                 set(&mut self.volumes, volumes, duplicate)
             }
             "gpu" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let gpu = lit.value();
-                if gpu.trim().is_empty() {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected \"any\" or an adapter name such as \"H100\"",
-                    ));
-                }
+                let gpu = crate::capabilities::parse_gpu(meta)?;
                 set(&mut self.gpu, gpu, duplicate)
             }
             "allowed_outbound_hosts" => {
-                let hosts = crate::outbound::parse_hosts(meta)?;
+                let hosts = crate::capabilities::parse_hosts(meta)?;
                 set(&mut self.allowed_outbound_hosts, hosts, duplicate)
             }
             _ => Err(meta.error(

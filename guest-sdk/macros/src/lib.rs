@@ -2,8 +2,8 @@
 //! `wasmhost::function`.
 
 mod apps;
+mod capabilities;
 mod function;
-mod outbound;
 
 use function::{FunctionConfig, expand_function};
 
@@ -213,18 +213,11 @@ impl Config {
                 set(&mut self.class_method, value, duplicate)
             }
             "gpu" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let gpu = lit.value();
-                if gpu.trim().is_empty() {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected \"any\" or an adapter name such as \"H100\"",
-                    ));
-                }
+                let gpu = capabilities::parse_gpu(meta)?;
                 set(&mut self.gpu, gpu, duplicate)
             }
             "allowed_outbound_hosts" => {
-                let hosts = outbound::parse_hosts(meta)?;
+                let hosts = capabilities::parse_hosts(meta)?;
                 set(&mut self.allowed_outbound_hosts, hosts, duplicate)
             }
             "max_inputs" | "min_containers" | "max_containers" | "buffer_containers" => {

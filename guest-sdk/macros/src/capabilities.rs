@@ -1,7 +1,21 @@
-//! `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]`, shared by
-//! endpoints and functions: checked here for its form (the host checks it again at deploy).
+//! The capability keys endpoints and functions share: `gpu = "any"` and
+//! `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]`, checked
+//! here for their form (the host checks them again at deploy).
 
 use super::*;
+
+/// `gpu = "any"` or an adapter name.
+pub(crate) fn parse_gpu(meta: &ParseNestedMeta) -> syn::Result<String> {
+    let lit: LitStr = meta.value()?.parse()?;
+    let gpu = lit.value();
+    if gpu.trim().is_empty() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "expected \"any\" or an adapter name such as \"H100\"",
+        ));
+    }
+    Ok(gpu)
+}
 
 /// Parses the list, refusing entries that are not `scheme://host[:port]`.
 pub(crate) fn parse_hosts(meta: &ParseNestedMeta) -> syn::Result<Vec<String>> {
