@@ -96,7 +96,9 @@ impl From<UploadError> for ApiError {
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         let status = match &e {
-            LoadError::Read { .. } | LoadError::Compile(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LoadError::Read { .. } | LoadError::Compile(_) | LoadError::CompileTask(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             LoadError::NotWasm { .. }
             | LoadError::CoreModule
             | LoadError::Invalid(_)

@@ -44,8 +44,8 @@ pub enum LoadError {
         expected: String,
     },
     /// The component imports something the host does not provide.
-    #[error("the component imports something wasmhost does not provide: {0}")]
-    MissingImport(String),
+    #[error("the component imports something wasmhost does not provide: {0:#}")]
+    MissingImport(#[source] wasmtime::Error),
     /// The guest's `describe` export failed or returned nonsense.
     #[error("the component's `describe` failed: {0}")]
     Describe(String),
@@ -63,8 +63,11 @@ pub enum LoadError {
     #[error("the component's init work failed: {0}")]
     PreInit(String),
     /// Compilation or cache I/O failed.
-    #[error("cannot compile the component: {0}")]
-    Compile(String),
+    #[error("cannot compile the component: {0:#}")]
+    Compile(#[source] wasmtime::Error),
+    /// The compiling task ended before it finished (a panic in the compiler).
+    #[error("compiling the component was cut short: {0}")]
+    CompileTask(#[from] tokio::task::JoinError),
 }
 
 /// Why one call into a guest did not produce a response.

@@ -167,9 +167,7 @@ impl Engine {
             runtime.cache.clone(),
             digest.to_owned(),
         );
-        let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key))
-            .await
-            .map_err(|e| LoadError::Compile(e.to_string()))?;
+        let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key)).await?;
         if let Some(component) = hit {
             self.metrics.cache_hits.inc();
             return Ok((component, CacheOutcome::Hit));
@@ -196,8 +194,7 @@ impl Engine {
                 .observe(started.elapsed().as_secs_f64());
             compiled
         })
-        .await
-        .map_err(|e| LoadError::Compile(e.to_string()))?
+        .await?
     }
 
     /// Runs the init work of `bytes` once and compiles the snapshot of its result.
