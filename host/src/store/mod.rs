@@ -5,6 +5,8 @@
 mod calls;
 mod extras;
 mod records;
+mod seal;
+mod secrets;
 mod tokens;
 
 use std::path::Path;
@@ -15,14 +17,17 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
-pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
+pub use extras::{ScheduleState, VolumeRecord};
 pub use records::{
     AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
-    new_id, now,
+    now,
 };
+pub use seal::{KEY_FILE, KeyError};
+pub use secrets::SecretRecord;
 
-use crate::engine::{AppManifest, is_dns_label};
+use crate::manifest::{AppManifest, is_dns_label};
 
 const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
 /// `workspace/environment/name` → app id.
@@ -46,7 +51,9 @@ pub enum StoreError {
     /// A record did not decode.
     #[error("state store: corrupt record in table {table}: {source}")]
     Corrupt {
+        /// The table.
         table: &'static str,
+        /// Why it did not decode.
         source: serde_json::Error,
     },
     /// A unique name is taken.
@@ -58,6 +65,9 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The key that seals secrets is missing, malformed or not theirs.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 macro_rules! from_redb {
@@ -112,6 +122,7 @@ pub struct Deployed {
 /// The state store (one redb file).
 pub struct Store {
     db: Database,
+    key: seal::SecretKey,
 }
 
 fn encode<T: Serialize>(value: &T) -> String {
@@ -151,7 +162,9 @@ fn all<T: DeserializeOwned>(
 const CACHE_BYTES: usize = 32 << 20;
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, with the key that seals its secrets in
+    /// [`KEY_FILE`] beside it (made on first open; a missing or wrong key for existing
+    /// sealed secrets is an error).
     pub fn open(path: &Path) -> Result<Self> {
         // redb caches up to 1 GiB of pages by default, which a busy host fills with call
         // records it rarely reads again: resident memory then grows with every call.
@@ -170,12 +183,13 @@ impl Store {
             txn.open_table(DOMAINS)?;
             txn.open_table(TOKENS)?;
             txn.open_table(calls::CALLS)?;
-            txn.open_table(extras::SECRETS)?;
+            txn.open_table(secrets::SECRETS)?;
             txn.open_table(extras::VOLUMES)?;
             txn.open_table(extras::SCHEDULES)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        let key = secrets::open_key(&db, path)?;
+        Ok(Self { db, key })
     }
 
     fn read(&self) -> Result<ReadTransaction> {
