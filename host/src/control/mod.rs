@@ -367,7 +367,7 @@ impl ControlPlane {
         let target = self.component_path(&digest);
         let existed = target.exists();
         if !existed {
-            copy_atomically(path, &target)
+            copy_atomically(path, &target, options.ephemeral)
                 .map_err(|e| ApiError::internal(format!("cannot keep the component: {e}")))?;
         }
         let _guard = self.changes.lock().await;
@@ -525,8 +525,14 @@ fn check_dns(what: &str, name: &str) -> Result<(), ApiError> {
 }
 
 /// Copies `from` to `to` through a temporary file in the target directory.
-fn copy_atomically(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies `from` to `to` so that `to` is never seen half written. An ephemeral deploy (its
+/// state ends with the process) links instead where it can: a Python component is tens of
+/// MiB, and copying it was most of `wasmhost run`'s time between listening and serving.
+fn copy_atomically(from: &Path, to: &Path, link: bool) -> std::io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
+    if link && std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
     let temp = tempfile::NamedTempFile::new_in(dir)?;
     std::fs::copy(from, temp.path())?;
     temp.persist(to).map_err(|e| e.error)?;
