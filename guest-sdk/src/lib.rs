@@ -137,17 +137,20 @@ mod registry;
 mod respond;
 mod router;
 mod schema;
+mod task;
+mod batch;
 pub mod wsgi;
 
 pub use http::{Headers, Request, Response};
 pub use invoke::CallError;
 pub use json::Json;
 pub use registry::{
-    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle,
-    initialize, invoke, manifest,
+    Batching, EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit,
+    handle, handle_async, initialize, invoke, invoke_async, manifest,
 };
 pub use respond::IntoResponse;
 pub use router::Pattern;
+pub use task::{block_on, sleep};
 pub use schema::BODY_KEY;
 /// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
 pub use wasmhost_macros::asgi_app;
@@ -175,7 +178,11 @@ pub mod __private {
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{ClassHooks, Endpoint, Function, InitHook, Kind, Scaling};
+    pub use crate::batch::{BatchOutcomes, batch_inputs};
+    pub use crate::registry::{
+        Batching, ClassHooks, Endpoint, Function, InitHook, Kind, Scaling,
+    };
+    pub use crate::task::BoxFuture;
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use inventory;
 

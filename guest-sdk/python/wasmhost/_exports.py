@@ -75,6 +75,12 @@ def manifest():
     for f in sorted(registry.functions.values(), key=lambda f: f.name):
         params = _functions.parameters(f.target, skip_self=f.cls is not None)
         result = _functions.result_schema(f.target)
+        batching = None
+        if f.batching is not None:
+            # The host checks and documents one call's input: an item of each list.
+            params = _functions.item_params(params)
+            result = _functions.item_schema(result)
+            batching = types.Batching(max_batch_size=f.batching[0], wait_ms=f.batching[1])
         retries = None
         if f.retries is not None:
             retries = types.RetryPolicy(*f.retries)
@@ -91,6 +97,7 @@ def manifest():
                 schedule=f.schedule,
                 secrets=list(f.secrets),
                 volumes=[types.VolumeMount(volume=v, path=p) for v, p in f.volumes],
+                batching=batching,
             )
         )
     # componentize-py already snapshots the interpreter with the app imported and the

@@ -49,6 +49,7 @@ class FunctionSpec:
     secrets: list = dataclasses.field(default_factory=list)
     volumes: list = dataclasses.field(default_factory=list)  # [(volume, path)]
     cls: typing.Optional[type] = None
+    batching: typing.Optional[tuple] = None  # (max_batch_size, wait_ms)
 
 
 @dataclasses.dataclass

@@ -114,6 +114,10 @@ fn function(r: &mut Reader<'_>) -> raw::FunctionInfo {
             volume: r.text(NAMES),
             path: r.text(&["/data", "relative", "/"]),
         }),
+        batching: r.maybe(|r| raw::Batching {
+            max_batch_size: r.u32(),
+            wait_ms: r.u64(),
+        }),
     }
 }
 

@@ -100,7 +100,7 @@ impl Engine {
                     Some(manifest) => manifest,
                     None => {
                         described = true;
-                        self.describe(exports).await?
+                        self.describe(runtime, exports).await?
                     }
                 };
                 exports.check(&manifest)?;
@@ -111,7 +111,10 @@ impl Engine {
         let mut pre_init = PreInit::None;
         let mut snapshot = None;
         if manifest.pre_init {
-            if self.config.pre_init_snapshots {
+            // The snapshotter runs on the engine without component-model async, so a
+            // guest with async handlers runs its init work in each instance instead.
+            let plain_engine = std::ptr::eq(runtime, &self.runtime);
+            if self.config.pre_init_snapshots && plain_engine {
                 let key = format!("{digest}-init");
                 let (component, cached) = match runtime.cache.lookup(&runtime.engine, &key) {
                     Some(c) => (c, true),
@@ -149,6 +152,8 @@ impl Engine {
             wasm_engine: runtime.engine.clone(),
             warm,
             services: Default::default(),
+            typed: Default::default(),
+            batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })
@@ -212,10 +217,10 @@ impl Engine {
         Ok(component)
     }
 
-    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service (made now if
-    /// this is the first), else the one of WASIp2 components and wasmhost guests.
+    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service or a guest with
+    /// async handlers (made now if this is the first), else the one of WASIp2 components and wasmhost guests.
     fn runtime_for(&self, bytes: &[u8]) -> Result<&Runtime, LoadError> {
-        if !runtime::exports_p3_handler(bytes) {
+        if !runtime::needs_concurrency(bytes) {
             return Ok(&self.runtime);
         }
         if let Some(concurrent) = self.concurrent.get() {
@@ -245,7 +250,11 @@ impl Engine {
         Ok(())
     }
 
-    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
+    async fn describe(
+        &self,
+        runtime: &Runtime,
+        exports: &world::GuestExports,
+    ) -> Result<AppManifest, LoadError> {
         // A guest that never finishes describing itself must not hold a deploy for the
         // whole call timeout.
         let limits = Limits {
@@ -253,8 +262,10 @@ impl Engine {
             ..self.default_limits()
         };
         let mut store = self
-            .new_store(
+            .new_store_with(
+                &runtime.engine,
                 limits,
+                None,
                 &CallContext::default(),
                 self.no_gpu("`describe` cannot use the GPU"),
             )

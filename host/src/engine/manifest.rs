@@ -93,6 +93,19 @@ pub struct FunctionSpec {
     pub secrets: Vec<String>,
     /// Volumes mounted into it.
     pub volumes: Vec<VolumeMount>,
+    /// Dynamic batching (Modal's `@batched`): calls are collected into one guest call.
+    #[serde(default)]
+    pub batching: Option<Batching>,
+}
+
+/// How calls of a batched function are collected into one guest call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Batching {
+    /// Calls in one batch at most.
+    pub max_batch_size: usize,
+    /// How long the first call of a batch waits for others.
+    #[serde(with = "humantime_serde")]
+    pub wait: Duration,
 }
 
 /// Which shape serves an endpoint.
@@ -304,6 +317,11 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// The largest batch a batched function may ask for (Modal's limit is 1000).
+const MAX_BATCH_SIZE: u32 = 1000;
+/// The longest a batch may wait for more calls, in milliseconds (Modal's limit: 10 min).
+const MAX_BATCH_WAIT_MS: u64 = 600_000;
+
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 impl TryFrom<bindings::Manifest> for AppManifest {
@@ -438,6 +456,19 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 }),
                 None => None,
             };
+            let batching = match f.batching {
+                Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
+                    return Err(bad(format!(
+                        "function {:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
+                        f.name, b.max_batch_size
+                    )));
+                }
+                Some(b) => Some(Batching {
+                    max_batch_size: b.max_batch_size as usize,
+                    wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
+                }),
+                None => None,
+            };
             for v in &f.volumes {
                 if !is_dns_label(&v.volume) || !v.path.starts_with('/') {
                     return Err(bad(format!(
@@ -465,6 +496,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                         path: v.path,
                     })
                     .collect(),
+                batching,
             });
         }
         Ok(AppManifest {

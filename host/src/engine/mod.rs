@@ -9,10 +9,12 @@
 //! ASGI channel and WSGI streams are traits the shapes implement. WASIp3 services
 //! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
+mod batch;
 mod bindings;
 mod cache;
 mod calls;
 mod channel;
+mod concurrent;
 mod context;
 mod error;
 #[cfg(fuzzing)]
@@ -49,7 +51,7 @@ pub use error::{CallError, FunctionError, LoadError};
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
 pub use manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
+    AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
     ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
@@ -172,6 +174,8 @@ pub struct LoadedComponent {
     wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
     services: Arc<service::ServicePool>,
+    typed: Arc<concurrent::TypedPool>,
+    batches: batch::Batches,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -193,8 +197,9 @@ impl LoadedComponent {
 
 impl Drop for LoadedComponent {
     fn drop(&mut self) {
-        // Its WASIp3 instances end once the requests in them are done.
+        // Its concurrent instances end once the requests in them are done.
         self.services.close_all();
+        self.typed.close_all();
     }
 }
 

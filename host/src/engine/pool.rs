@@ -382,6 +382,7 @@ impl Engine {
     /// apps run lifespan shutdown, the class instance runs `exit`.
     pub async fn retire(&self, component: &LoadedComponent) {
         component.services.close_all();
+        component.typed.close_all();
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.drain()

@@ -184,7 +184,7 @@ impl Engine {
             .max(1)
     }
 
-    fn single_use(&self, spec: &EndpointSpec) -> bool {
+    pub(super) fn single_use(&self, spec: &EndpointSpec) -> bool {
         self.config.isolation == Some(super::IsolationSetting::PerRequest)
             || spec.scaling.per_request
             || spec.gpu.is_some()
