@@ -358,6 +358,23 @@ pub async fn visit(host: &Host, name: &str, path: &str, headers: &[(&str, &str)]
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// The value of the series `series` (name and labels) in the host's /metrics.
+pub async fn metric(host: &Host, series: &str) -> f64 {
+    let text = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+}
+
 /// Waits until the host's log contains `needle` (its reader threads run behind).
 pub fn wait_log(host: &Host, needle: &str) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -87,7 +87,7 @@ impl Engine {
             Err(e)
                 if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                     .is_some()
-                    && self.evict_idle() =>
+                    && self.make_room().await =>
             {
                 // Nothing was allocated in the store: the failed attempt left it usable.
                 pre.instantiate_async(&mut store).await.map_err(|e| {

@@ -5,8 +5,8 @@
 //! (`Store::run_concurrent`) while it lives; requests go to the first instance with a free
 //! input, and a new instance starts only when every one is full.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -14,6 +14,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::{Request, Response};
+use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, LoadedComponent, classify, forward_output};
 
@@ -29,102 +30,14 @@ enum Answer {
 }
 
 /// One request handed to a worker, holding its input until it is answered.
-struct Job {
+pub(crate) struct Job {
     request: Request,
     answer: oneshot::Sender<Answer>,
-    _input: Input,
+    _input: Input<Job>,
 }
 
 /// The live instances of every async typed endpoint of one component.
-#[derive(Default)]
-pub(crate) struct TypedPool {
-    workers: Mutex<Vec<Arc<Worker>>>,
-}
-
-/// The dispatcher's side of one instance.
-struct Worker {
-    endpoint: String,
-    jobs: mpsc::UnboundedSender<Job>,
-    /// Requests given to it and not answered.
-    in_flight: AtomicUsize,
-    /// No longer takes requests: idle past the window, failed, or single-use.
-    closed: AtomicBool,
-    /// Wakes the worker when its app is stopped or replaced.
-    stop: tokio::sync::Notify,
-}
-
-/// A request's hold on one of its instance's inputs.
-struct Input(Arc<Worker>);
-
-impl Drop for Input {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl TypedPool {
-    fn workers(&self) -> MutexGuard<'_, Vec<Arc<Worker>>> {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes an input of an open instance of `endpoint` with room, else registers a new
-    /// worker (returned with its job queue's receiving end, for the caller to start).
-    fn reserve(
-        &self,
-        endpoint: &str,
-        max_inputs: usize,
-        single_use: bool,
-    ) -> (Input, Option<mpsc::UnboundedReceiver<Job>>) {
-        let mut workers = self.workers();
-        if !single_use {
-            let open = workers.iter().find(|w| {
-                w.endpoint == endpoint
-                    && !w.closed.load(Ordering::Acquire)
-                    && w.in_flight.load(Ordering::Acquire) < max_inputs
-            });
-            if let Some(worker) = open {
-                worker.in_flight.fetch_add(1, Ordering::AcqRel);
-                return (Input(worker.clone()), None);
-            }
-        }
-        let (jobs, receiver) = mpsc::unbounded_channel();
-        let worker = Arc::new(Worker {
-            endpoint: endpoint.to_owned(),
-            jobs,
-            in_flight: AtomicUsize::new(1),
-            closed: AtomicBool::new(single_use),
-            stop: tokio::sync::Notify::new(),
-        });
-        workers.push(worker.clone());
-        (Input(worker), Some(receiver))
-    }
-
-    /// Closes `worker` if nothing is in flight on it; reservations take the same lock,
-    /// so none can slip in afterwards. Returns whether it was closed.
-    fn close_if_idle(&self, worker: &Arc<Worker>) -> bool {
-        let mut workers = self.workers();
-        if worker.in_flight.load(Ordering::Acquire) != 0 {
-            return false;
-        }
-        worker.closed.store(true, Ordering::Release);
-        workers.retain(|w| !Arc::ptr_eq(w, worker));
-        true
-    }
-
-    /// Stops sending requests to `worker`.
-    fn close(&self, worker: &Arc<Worker>) {
-        worker.closed.store(true, Ordering::Release);
-        self.workers().retain(|w| !Arc::ptr_eq(w, worker));
-    }
-
-    /// Closes every instance: each ends once the requests in it are done.
-    pub(crate) fn close_all(&self) {
-        for worker in self.workers().drain(..) {
-            worker.closed.store(true, Ordering::Release);
-            worker.stop.notify_one();
-        }
-    }
-}
+pub(crate) type TypedPool = Workers<Job>;
 
 /// What the task running one instance works with; it holds its component only while
 /// the instance starts.
@@ -133,7 +46,7 @@ struct Instance {
     pool: Arc<TypedPool>,
     app: String,
     spec: EndpointSpec,
-    worker: Arc<Worker>,
+    worker: Arc<Worker<Job>>,
 }
 
 impl Engine {
@@ -158,17 +71,9 @@ impl Engine {
                 self.max_inputs(spec),
                 self.single_use(spec),
             );
-            let worker = input.0.clone();
+            let worker = input.worker().clone();
             if let Some(jobs) = fresh {
-                let instance = Instance {
-                    component: Arc::downgrade(component),
-                    pool: component.typed.clone(),
-                    app: component.manifest.app.clone(),
-                    spec: spec.clone(),
-                    worker: worker.clone(),
-                };
-                let engine = self.clone();
-                tokio::spawn(async move { engine.work_typed(instance, jobs).await });
+                self.start_typed(component, spec, (worker.clone(), jobs));
             }
             let (answer, answered) = oneshot::channel();
             let job = Job {
@@ -200,12 +105,36 @@ impl Engine {
         )))
     }
 
+    /// Starts the task of a new instance of an async typed endpoint.
+    pub(super) fn start_typed(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        (worker, jobs): Fresh<Job>,
+    ) {
+        let instance = Instance {
+            component: Arc::downgrade(component),
+            pool: component.typed.clone(),
+            app: component.manifest.app.clone(),
+            spec: spec.clone(),
+            worker,
+        };
+        let engine = self.clone();
+        tokio::spawn(async move { engine.work_typed(instance, jobs).await });
+    }
+
     /// Runs one instance until it is idle past the scale-down window, fails, or
     /// (single-use) served its one request; requests left in its queue go elsewhere.
     async fn work_typed(&self, instance: Instance, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let names = (instance.app.as_str(), instance.spec.name.as_str());
         let ended = self.run_typed(&instance, &mut jobs).await;
         instance.pool.close(&instance.worker);
+        // Its store is gone: waiters (eviction) learn that its slot is free.
+        let reason = match &ended {
+            Err(e) => e.clone(),
+            Ok(()) => CallError::Trap("the instance ended before it answered".into()),
+        };
+        instance.worker.ended.send_replace(Some(reason));
         jobs.close();
         if let Err(e) = &ended {
             tracing::warn!(
@@ -263,6 +192,7 @@ impl Engine {
             .scaling
             .scaledown_window
             .unwrap_or(self.config.scaledown_window);
+        let keep = self.min_containers(spec);
         let names = (instance.app.as_str(), spec.name.as_str());
         let outcome = live
             .store
@@ -309,7 +239,7 @@ impl Engine {
                         }
                         _ = worker.stop.notified(), if !retiring => retiring = true,
                         _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
-                            if pool.close_if_idle(worker) {
+                            if pool.close_if_idle(worker, keep) {
                                 break;
                             }
                         }

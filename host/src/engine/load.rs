@@ -2,6 +2,7 @@
 //! pre-initialisation snapshot of guests with init work.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
-    describe_failure, validate, web_server,
+    describe_failure, validate, web_server, workers,
 };
 
 /// How a component's `#[wasmhost::init]` work reaches its instances.
@@ -142,6 +143,10 @@ impl Engine {
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
         let warm = self.pools.register(&manifest.app, &self.metrics);
+        let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
+        let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
+        self.pools.register_concurrent(&services);
+        self.pools.register_concurrent(&typed);
         Ok(LoadedComponent {
             manifest,
             digest,
@@ -151,8 +156,8 @@ impl Engine {
             prepared,
             wasm_engine: runtime.engine.clone(),
             warm,
-            services: Default::default(),
-            typed: Default::default(),
+            services,
+            typed,
             batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),

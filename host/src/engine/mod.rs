@@ -30,6 +30,7 @@ mod snapshot;
 mod state;
 mod validate;
 mod web_server;
+mod workers;
 mod world;
 
 use std::path::PathBuf;
