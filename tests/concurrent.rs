@@ -163,3 +163,105 @@ async fn a_batched_function_runs_concurrent_calls_in_batches_and_answers_each_ca
         .await;
     assert_eq!(status, 422, "{r}");
 }
+
+/// The value of `series` in the host's /metrics (0 while it is absent).
+async fn gauge(host: &Host, series: &str) -> f64 {
+    let text = common::client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits (10 s at most) until `series` reads `want`; returns what it read last.
+async fn wait_gauge(host: &Host, series: &str, want: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = gauge(host, series).await;
+        if value == want || Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const P3_LIVE: &str = r#"wasmhost_function_instances_live{app="wasi-http-p3",function="wasi-http-p3"}"#;
+const P3_IDLE: &str = r#"wasmhost_function_instances_idle{app="wasi-http-p3",function="wasi-http-p3"}"#;
+
+#[tokio::test]
+async fn wasip3_instances_start_for_min_containers_and_scale_down_to_them() {
+    let args = [
+        "--min-containers",
+        "1",
+        "--scaledown-window",
+        "1s",
+        "--max-inputs",
+        "1",
+    ];
+    let host = Host::run(&example("wasi-http-p3"), &args);
+    // Warm before any request, and counted idle.
+    assert_eq!(wait_gauge(&host, P3_LIVE, 1.0).await, 1.0);
+    assert_eq!(wait_gauge(&host, P3_IDLE, 1.0).await, 1.0);
+    let created = "wasmhost_instances_created_total";
+    let before = metric(&host, created).await;
+    // Three at once, one input each: the warm instance takes one, two more start.
+    let requests = (0..3).map(|_| common::client().get(host.url("/sleep?ms=300")).send());
+    for r in futures_util::future::join_all(requests).await {
+        assert_eq!(r.expect("request").status(), 200);
+    }
+    assert_eq!(metric(&host, created).await - before, 2.0, "the warm one served");
+    assert_eq!(wait_gauge(&host, P3_IDLE, 3.0).await, 3.0, "all idle after");
+    // After the window the extra two go; min_containers keeps one.
+    assert_eq!(wait_gauge(&host, P3_LIVE, 1.0).await, 1.0, "scaled down to one");
+    assert_eq!(wait_gauge(&host, P3_IDLE, 1.0).await, 1.0);
+    let (status, _) = visit(&host, "localhost", "/sleep?ms=1", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&host, created).await - before, 2.0, "the kept one served");
+}
+
+#[tokio::test]
+async fn wasip3_and_async_endpoints_keep_buffer_containers_ready() {
+    let host = Host::run(&example("wasi-http-p3"), &["--buffer-containers", "2"]);
+    let (status, _) = visit(&host, "localhost", "/sleep?ms=1", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(wait_gauge(&host, P3_IDLE, 2.0).await, 2.0, "two ready");
+    let host = Host::run(&example("concurrent"), &["--buffer-containers", "2"]);
+    let (status, _) = visit(&host, SLEEPY, "/?ms=1", &[]).await;
+    assert_eq!(status, 200);
+    let idle = r#"wasmhost_function_instances_idle{app="concurrent",function="sleepy"}"#;
+    assert_eq!(wait_gauge(&host, idle, 2.0).await, 2.0, "two ready");
+}
+
+#[tokio::test]
+async fn an_idle_concurrent_instance_makes_room_at_max_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--max-instances", "2", "--public-metrics", "--max-inputs", "1"];
+    let srv = server(dir.path(), &args);
+    let api = Api {
+        host: &srv,
+        token: admin_token(dir.path()),
+    };
+    let wasm = std::fs::read(example("wasi-http-p3")).unwrap();
+    let (status, body) = api.upload(wasm, "name=p3").await;
+    assert_eq!(status, 201, "{body}");
+    deploy(&api, "concurrent").await;
+    // Two WASIp3 instances, one input each, fill the host; they stay idle after.
+    let requests = (0..2).map(|_| visit(&srv, "main--p3-p3.localhost", "/sleep?ms=300", &[]));
+    for (status, body) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    assert_eq!(gauge(&srv, live).await, 2.0);
+    // The other app's endpoint needs a slot: an idle WASIp3 instance gives it up.
+    let (status, body) = visit(&srv, "main--concurrent-sleepy.localhost", "/?ms=1", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gauge(&srv, live).await, 1.0);
+}
