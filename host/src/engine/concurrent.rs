@@ -90,9 +90,8 @@ impl Engine {
             let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
             return match outcome {
                 Err(_) => Err(CallError::Timeout(limits.timeout)),
-                Ok(Err(_)) => Err(CallError::Trap(
-                    "the instance ended before it answered".into(),
-                )),
+                // The instance failed (a trap ends its event loop): say why.
+                Ok(Err(_)) => Err(worker.failure().await),
                 Ok(Ok(Answer::Done(result))) => result,
                 Ok(Ok(Answer::NotStarted(again))) => {
                     request = again;
