@@ -65,7 +65,11 @@ async fn an_async_endpoints_max_inputs_bounds_an_instance_and_more_start_another
         .filter_map(|(_, a)| a["in_flight_max"].as_u64())
         .max();
     assert_eq!(most, Some(16), "{answers:?}");
-    assert_eq!(metric(&host, created).await - before, 2.0, "20 requests, 16 per instance");
+    assert_eq!(
+        metric(&host, created).await - before,
+        2.0,
+        "20 requests, 16 per instance"
+    );
     // Bad input still gets its 422 from the SDK, and the host keeps serving.
     let (status, text) = visit(&host, SLEEPY, "/?ms=soon", &[]).await;
     assert_eq!(status, 422, "{text}");
@@ -154,7 +158,10 @@ async fn a_batched_function_runs_concurrent_calls_in_batches_and_answers_each_ca
     )
     .await;
     // 51 calls in batches of at most 8: at least 7 guest calls, fewer than one per call.
-    assert!((7.0..51.0).contains(&batches), "{batches} batches: {sizes:?}");
+    assert!(
+        (7.0..51.0).contains(&batches),
+        "{batches} batches: {sizes:?}"
+    );
     eprintln!("50 concurrent callers ran in {batches} batches, the largest {largest}");
 
     // Input that does not fit one call's parameters fails that call at the host.
@@ -193,8 +200,10 @@ async fn wait_gauge(host: &Host, series: &str, want: f64) -> f64 {
     }
 }
 
-const P3_LIVE: &str = r#"wasmhost_function_instances_live{app="wasi-http-p3",function="wasi-http-p3"}"#;
-const P3_IDLE: &str = r#"wasmhost_function_instances_idle{app="wasi-http-p3",function="wasi-http-p3"}"#;
+const P3_LIVE: &str =
+    r#"wasmhost_function_instances_live{app="wasi-http-p3",function="wasi-http-p3"}"#;
+const P3_IDLE: &str =
+    r#"wasmhost_function_instances_idle{app="wasi-http-p3",function="wasi-http-p3"}"#;
 
 #[tokio::test]
 async fn wasip3_instances_start_for_min_containers_and_scale_down_to_them() {
@@ -217,14 +226,26 @@ async fn wasip3_instances_start_for_min_containers_and_scale_down_to_them() {
     for r in futures_util::future::join_all(requests).await {
         assert_eq!(r.expect("request").status(), 200);
     }
-    assert_eq!(metric(&host, created).await - before, 2.0, "the warm one served");
+    assert_eq!(
+        metric(&host, created).await - before,
+        2.0,
+        "the warm one served"
+    );
     assert_eq!(wait_gauge(&host, P3_IDLE, 3.0).await, 3.0, "all idle after");
     // After the window the extra two go; min_containers keeps one.
-    assert_eq!(wait_gauge(&host, P3_LIVE, 1.0).await, 1.0, "scaled down to one");
+    assert_eq!(
+        wait_gauge(&host, P3_LIVE, 1.0).await,
+        1.0,
+        "scaled down to one"
+    );
     assert_eq!(wait_gauge(&host, P3_IDLE, 1.0).await, 1.0);
     let (status, _) = visit(&host, "localhost", "/sleep?ms=1", &[]).await;
     assert_eq!(status, 200);
-    assert_eq!(metric(&host, created).await - before, 2.0, "the kept one served");
+    assert_eq!(
+        metric(&host, created).await - before,
+        2.0,
+        "the kept one served"
+    );
 }
 
 #[tokio::test]
@@ -243,7 +264,13 @@ async fn wasip3_and_async_endpoints_keep_buffer_containers_ready() {
 #[tokio::test]
 async fn an_idle_concurrent_instance_makes_room_at_max_instances() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--max-instances", "2", "--public-metrics", "--max-inputs", "1"];
+    let args = [
+        "--max-instances",
+        "2",
+        "--public-metrics",
+        "--max-inputs",
+        "1",
+    ];
     let srv = server(dir.path(), &args);
     let api = Api {
         host: &srv,

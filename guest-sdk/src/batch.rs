@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(items.len(), 3);
         let mut outcomes = BatchOutcomes::new(3);
         outcomes.accept(0);
-        outcomes.reject(1, CallError::InvalidInput(r#"[{"type":"int_parsing"}]"#.into()));
+        outcomes.reject(
+            1,
+            CallError::InvalidInput(r#"[{"type":"int_parsing"}]"#.into()),
+        );
         outcomes.accept(2);
         let answer = outcomes
             .finish(vec![Ok::<i64, String>(1), Err("three is bad".into())])
@@ -157,7 +160,9 @@ mod tests {
         let mut outcomes = BatchOutcomes::new(2);
         outcomes.accept(0);
         outcomes.accept(1);
-        let err = outcomes.finish_values(vec![1]).expect_err("one result for two");
+        let err = outcomes
+            .finish_values(vec![1])
+            .expect_err("one result for two");
         assert!(err.to_string().contains("1 results for 2 inputs"), "{err}");
         assert!(batch_inputs(r#"{"args": [1]}"#).is_err());
     }

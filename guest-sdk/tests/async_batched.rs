@@ -20,7 +20,11 @@ async fn count(n: u32) -> wasmhost::Json<u32> {
 
 #[wasmhost::function]
 async fn halve(x: i64) -> Result<i64, String> {
-    if x % 2 == 0 { Ok(x / 2) } else { Err(format!("{x} is odd")) }
+    if x % 2 == 0 {
+        Ok(x / 2)
+    } else {
+        Err(format!("{x} is odd"))
+    }
 }
 
 #[wasmhost::function(batched(max_batch_size = 4, wait_ms = 20))]
@@ -54,9 +58,15 @@ fn get(query: &str) -> Request {
 #[test]
 fn async_endpoints_answer_through_both_exports() {
     let response = wasmhost::block_on(wasmhost::handle_async("count", get("n=3")));
-    assert_eq!((response.status, response.body.as_slice()), (200, &b"3"[..]));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"3"[..])
+    );
     let response = wasmhost::handle("count", get("n=2"));
-    assert_eq!((response.status, response.body.as_slice()), (200, &b"2"[..]));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"2"[..])
+    );
     assert_eq!(wasmhost::handle("count", get("n=x")).status, 422);
 }
 
@@ -73,7 +83,11 @@ fn async_functions_answer_through_both_exports() {
 #[test]
 fn batched_functions_declare_batching_and_take_one_call_per_item() {
     let manifest = wasmhost::manifest();
-    let lengths = manifest.functions.iter().find(|f| f.name == "lengths").unwrap();
+    let lengths = manifest
+        .functions
+        .iter()
+        .find(|f| f.name == "lengths")
+        .unwrap();
     let batching = Batching {
         max_batch_size: 4,
         wait_ms: 20,
@@ -93,7 +107,11 @@ fn batched_functions_declare_batching_and_take_one_call_per_item() {
     let outcomes = out["batch"].as_array().unwrap();
     assert_eq!(outcomes.len(), 4, "{out}");
     assert_eq!(outcomes[0], json!({"ok": 4}));
-    assert_eq!(outcomes[1]["invalid_input"][0]["loc"], json!(["args", 0]), "{out}");
+    assert_eq!(
+        outcomes[1]["invalid_input"][0]["loc"],
+        json!(["args", 0]),
+        "{out}"
+    );
     assert_eq!(outcomes[2], json!({"failed": "an empty word"}));
     assert_eq!(outcomes[3], json!({"ok": 6}));
 }

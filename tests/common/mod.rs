@@ -29,7 +29,10 @@ pub fn examples() -> &'static Path {
         let examples = root().join("examples");
         // `concurrent` enables the SDK's `async` feature; built with the others, feature
         // unification would give every example async handlers (and the concurrent engine).
-        let builds: [&[&str]; 2] = [&["--workspace", "--exclude", "concurrent"], &["-p", "concurrent"]];
+        let builds: [&[&str]; 2] = [
+            &["--workspace", "--exclude", "concurrent"],
+            &["-p", "concurrent"],
+        ];
         for packages in builds {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "--release", "--target", "wasm32-wasip2"])

@@ -36,7 +36,8 @@ use syn::{
 /// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`),
 /// and scaling in Modal's names: `max_inputs`, `min_containers`, `max_containers`,
 /// `buffer_containers`, `scaledown_window = "60s"`, `isolation = "per-request"`.
-/// The function's doc comment becomes the endpoint's summary.
+/// The function's doc comment becomes the endpoint's summary. An `async fn` may await
+/// I/O while the instance takes other requests (the SDK's `async` feature).
 #[proc_macro_attribute]
 pub fn endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     attribute(attr, item, Config::parse, expand)
@@ -79,8 +80,9 @@ fn emit(expanded: syn::Result<TokenStream2>, item: TokenStream2) -> TokenStream 
 /// Keys: `retries = 3` or `retries(max = 3, backoff = 2.0, initial_delay = "1s",
 /// max_delay = "60s")`, `timeout = "30s"`, `memory = 64` (MiB),
 /// `schedule = "cron(0 * * * *)"` / `"cron(0 9 * * *, Europe/Paris)"` / `"period(5m)"`,
-/// `secrets = ["name"]`, `volumes = ["volume:/mount/path"]`.
-/// The function's doc comment becomes its summary.
+/// `secrets = ["name"]`, `volumes = ["volume:/mount/path"]`,
+/// `batched(max_batch_size = 8, wait_ms = 50)` (every parameter a `Vec`, one result per
+/// call). The function's doc comment becomes its summary; it may be an `async fn`.
 #[proc_macro_attribute]
 pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
     attribute(attr, item, FunctionConfig::parse, expand_function)

@@ -71,8 +71,8 @@ fn function_keys() {
         ),
         (1, 3.0, 0, 120_000)
     );
-    let config = function_config(quote!(retries(initial_delay = "200ms", max = 3)))
-        .expect("valid retries");
+    let config =
+        function_config(quote!(retries(initial_delay = "200ms", max = 3))).expect("valid retries");
     let retries = config.retries.expect("retries");
     assert_eq!((retries.max, retries.initial_delay_ms), (3, 200));
     assert_eq!(retries.max_delay_ms, 60_000);

@@ -66,8 +66,10 @@ async fn collect(mut calls: mpsc::UnboundedReceiver<Pending>, batching: Batching
             }
         }
         // Callers that went away (their call was terminated) take no part.
-        let mut waiting: VecDeque<Pending> =
-            batch.into_iter().filter(|p| !p.answer.is_closed()).collect();
+        let mut waiting: VecDeque<Pending> = batch
+            .into_iter()
+            .filter(|p| !p.answer.is_closed())
+            .collect();
         while let Some(leader) = waiting.pop_front() {
             match leader.answer.send(Role::Lead(waiting.drain(..).collect())) {
                 Ok(()) => break,
@@ -131,7 +133,11 @@ impl Engine {
             }
         }
         outcomes.next().map_or_else(
-            || Err(FunctionError::Failed("the batch lost this call's outcome".into())),
+            || {
+                Err(FunctionError::Failed(
+                    "the batch lost this call's outcome".into(),
+                ))
+            },
             |own| own,
         )
     }

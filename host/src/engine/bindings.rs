@@ -24,10 +24,10 @@ pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
 pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;
 pub use exports::wasmhost::guest::endpoint_handler::GuestIndices as HandlerIndices;
 pub use exports::wasmhost::guest::endpoint_handler_async::GuestIndices as AsyncHandlerIndices;
-pub use exports::wasmhost::guest::function_handler_async::GuestIndices as AsyncFunctionIndices;
 pub use exports::wasmhost::guest::function_handler::{
     CallError as GuestCallError, GuestIndices as FunctionIndices,
 };
+pub use exports::wasmhost::guest::function_handler_async::GuestIndices as AsyncFunctionIndices;
 pub use exports::wasmhost::guest::init::GuestIndices as InitIndices;
 pub use exports::wasmhost::guest::lifecycle::GuestIndices as LifecycleIndices;
 pub use exports::wasmhost::guest::wsgi_app::GuestIndices as WsgiIndices;

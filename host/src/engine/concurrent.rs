@@ -66,11 +66,10 @@ impl Engine {
         let limits = self.limits_for(spec);
         let mut request = request;
         for _ in 0..ATTEMPTS {
-            let (input, fresh) = component.typed.reserve(
-                &spec.name,
-                self.max_inputs(spec),
-                self.single_use(spec),
-            );
+            let (input, fresh) =
+                component
+                    .typed
+                    .reserve(&spec.name, self.max_inputs(spec), self.single_use(spec));
             let worker = input.worker().clone();
             if let Some(jobs) = fresh {
                 self.start_typed(component, spec, (worker.clone(), jobs));
@@ -277,9 +276,9 @@ impl Engine {
         live.store.data_mut().deadline = Instant::now() + limits.timeout;
         live.store.data_mut().limiter.refused = false;
         let (name, input) = (name.to_owned(), input.to_owned());
-        let call = live.store.run_concurrent(async |accessor| {
-            function.call_call(accessor, name, input).await
-        });
+        let call = live
+            .store
+            .run_concurrent(async |accessor| function.call_call(accessor, name, input).await);
         let outcome = tokio::time::timeout(limits.timeout + super::TICK * 10, call).await;
         let result = match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),

@@ -52,8 +52,8 @@ pub use error::{CallError, FunctionError, LoadError};
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
 pub use manifest::{
-    AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
-    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
+    AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy,
+    Scaling, ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 use state::InstanceState;

@@ -11,8 +11,8 @@ use wasmtime::Store;
 use wasmtime::component::Instance;
 
 use super::metrics::Metrics;
-use super::workers::{Evict, Workers};
 use super::state::InstanceState;
+use super::workers::{Evict, Workers};
 use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
 };

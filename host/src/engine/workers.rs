@@ -294,7 +294,11 @@ mod tests {
         assert_eq!(workers.idle_count("f"), 2);
         assert!(workers.close_if_idle(&first, 1), "one other stays");
         assert!(!workers.close_if_idle(&second, 1), "the last one is kept");
-        assert!(workers.evict_one().is_some_and(|w| Arc::ptr_eq(&w, &second)));
+        assert!(
+            workers
+                .evict_one()
+                .is_some_and(|w| Arc::ptr_eq(&w, &second))
+        );
         assert_eq!(workers.idle_count("f"), 0);
     }
 }

@@ -8,8 +8,8 @@ use wasmtime_wasi_http::p3::bindings::ServiceIndices;
 
 use super::LoadError;
 use super::bindings::{
-    self, AsgiIndices, AsyncFunctionIndices, AsyncHandlerIndices, DescribeIndices, FunctionIndices, HandlerIndices, InitIndices,
-    LifecycleIndices, WsgiIndices,
+    self, AsgiIndices, AsyncFunctionIndices, AsyncHandlerIndices, DescribeIndices, FunctionIndices,
+    HandlerIndices, InitIndices, LifecycleIndices, WsgiIndices,
 };
 use super::manifest::{AppManifest, EndpointKind};
 use super::state::InstanceState;
