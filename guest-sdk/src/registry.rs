@@ -216,10 +216,13 @@ pub struct Function {
     /// Reads the input JSON, calls the function and returns its result as JSON.
     pub handler: fn(&str) -> Result<String, CallError>,
     /// The same for an `async fn` (`handler` then blocks on it).
-    pub async_handler: Option<fn(String) -> BoxFuture<Result<String, CallError>>>,
+    pub async_handler: Option<AsyncCall>,
     /// Dynamic batching: the host sends `{"batch": [input, ...]}`.
     pub batching: Option<Batching>,
 }
+
+/// An `async fn` function's handler: the input JSON in, its result as JSON out.
+pub type AsyncCall = fn(String) -> BoxFuture<Result<String, CallError>>;
 
 /// How the host collects calls of a batched function (Modal's `@batched`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

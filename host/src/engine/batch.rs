@@ -132,14 +132,11 @@ impl Engine {
                 let _ = answer.send(Role::Done(outcome));
             }
         }
-        outcomes.next().map_or_else(
-            || {
-                Err(FunctionError::Failed(
-                    "the batch lost this call's outcome".into(),
-                ))
-            },
-            |own| own,
-        )
+        outcomes.next().unwrap_or_else(|| {
+            Err(FunctionError::Failed(
+                "the batch lost this call's outcome".into(),
+            ))
+        })
     }
 }
 
