@@ -292,3 +292,47 @@ async fn an_idle_concurrent_instance_makes_room_at_max_instances() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(gauge(&srv, live).await, 1.0);
 }
+
+#[tokio::test]
+async fn per_request_isolation_gives_each_async_call_its_own_instance() {
+    let host = Host::run(&example("concurrent"), &["--isolation", "per-request"]);
+    let created = "wasmhost_instances_created_total";
+    let before = metric(&host, created).await;
+    let answers = burst(&host, "/?ms=50", 3).await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(answer["served"], 1, "a fresh instance each: {answer}");
+    }
+    assert_eq!(metric(&host, created).await - before, 3.0);
+}
+
+#[tokio::test]
+async fn a_prewarmed_wasip3_instance_never_used_gives_its_slot_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wasmhost.toml");
+    std::fs::write(&config, "[functions.\"p3.p3\"]\nmin_containers = 2\n").unwrap();
+    let data = dir.path().join("data");
+    let config = config.display().to_string();
+    let args = [
+        "--config",
+        &config,
+        "--max-instances",
+        "2",
+        "--public-metrics",
+    ];
+    let srv = server(&data, &args);
+    let api = Api {
+        host: &srv,
+        token: admin_token(&data),
+    };
+    deploy(&api, "concurrent").await;
+    let wasm = std::fs::read(example("wasi-http-p3")).unwrap();
+    let (status, body) = api.upload(wasm, "name=p3").await;
+    assert_eq!(status, 201, "{body}");
+    // min_containers fills the host with two idle WASIp3 instances that never served.
+    let live = r#"wasmhost_function_instances_live{app="p3",function="p3"}"#;
+    assert_eq!(wait_gauge(&srv, live, 2.0).await, 2.0);
+    let (status, body) = visit(&srv, "main--concurrent-sleepy.localhost", "/?ms=1", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(wait_gauge(&srv, live, 1.0).await, 1.0);
+}

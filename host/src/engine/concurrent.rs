@@ -191,16 +191,28 @@ impl Engine {
             .scaledown_window
             .unwrap_or(self.config.scaledown_window);
         let keep = self.min_containers(spec);
+        // A single-use instance is closed from the start but still takes its one request.
+        let single_use = self.single_use(spec);
         let names = (instance.app.as_str(), spec.name.as_str());
         let outcome = live
             .store
             .run_concurrent(async |accessor| {
                 let mut calls = FuturesUnordered::new();
                 let mut retiring = worker.closed.load(Ordering::Acquire);
+                let mut awaiting_first = single_use;
                 loop {
+                    // Checked first: a closed instance with nothing to do has no branch
+                    // left to wait on.
+                    if worker.closed.load(Ordering::Acquire) {
+                        retiring = true;
+                    }
+                    if retiring && calls.is_empty() && !awaiting_first {
+                        break;
+                    }
                     tokio::select! {
-                        job = jobs.recv(), if !retiring => {
+                        job = jobs.recv(), if !retiring || awaiting_first => {
                             let Some(job) = job else { break };
+                            awaiting_first = false;
                             accessor.with(|mut store| {
                                 // The store traps once the latest call is past its limit:
                                 // a guest spinning there is stopped by the epoch.
@@ -241,12 +253,6 @@ impl Engine {
                                 break;
                             }
                         }
-                    }
-                    if worker.closed.load(Ordering::Acquire) {
-                        retiring = true;
-                    }
-                    if retiring && calls.is_empty() {
-                        break;
                     }
                 }
                 wasmtime::Result::Ok(())

@@ -282,6 +282,17 @@ impl Engine {
         }
     }
 
+    /// [`Engine::max_concurrency`] for an endpoint of `component`: typed endpoints with
+    /// async handlers take `max_inputs` per instance like WASIp3 services.
+    pub fn max_concurrency_in(&self, component: &LoadedComponent, spec: &EndpointSpec) -> usize {
+        match (spec.kind, spec.scaling.max_containers) {
+            (EndpointKind::Function, Some(c)) if self.serves_async(component) => {
+                (c as usize) * self.max_inputs(spec)
+            }
+            _ => self.max_concurrency(spec),
+        }
+    }
+
     /// The GPU session of a call to `spec`: granted when it declares a GPU.
     fn gpu_for(&self, spec: &EndpointSpec) -> GpuCtx {
         match spec.gpu {
