@@ -40,14 +40,7 @@ impl Config {
         let duplicate = || meta.error(format!("`{key}` is given twice"));
         match key.as_str() {
             "method" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let method = lit.value().to_ascii_uppercase();
-                if !METHODS.contains(&method.as_str()) {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        format!("unsupported method; expected one of {}", METHODS.join(", ")),
-                    ));
-                }
+                let method = method(meta)?;
                 set(&mut self.method, method, duplicate)
             }
             "label" => {
@@ -71,22 +64,7 @@ impl Config {
                 set(&mut self.requires_proxy_auth, value, duplicate)
             }
             "custom_domains" => {
-                let value = meta.value()?;
-                let content;
-                bracketed!(content in value);
-                let lits = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
-                let mut domains = Vec::new();
-                for lit in lits {
-                    let domain = lit.value();
-                    if domain.is_empty()
-                        || domain
-                            .chars()
-                            .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | '?' | '#'))
-                    {
-                        return Err(syn::Error::new(lit.span(), "expected a bare host name"));
-                    }
-                    domains.push(domain);
-                }
+                let domains = custom_domains(meta)?;
                 set(&mut self.custom_domains, domains, duplicate)
             }
             "timeout" => {
@@ -152,6 +130,36 @@ impl Config {
             )),
         }
     }
+}
+
+/// An HTTP method endpoints may declare, upper-cased.
+fn method(meta: &ParseNestedMeta) -> syn::Result<String> {
+    let lit: LitStr = meta.value()?.parse()?;
+    let method = lit.value().to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("unsupported method; expected one of {}", METHODS.join(", ")),
+        ));
+    }
+    Ok(method)
+}
+
+/// `["a.example.com", ...]`: bare host names.
+fn custom_domains(meta: &ParseNestedMeta) -> syn::Result<Vec<String>> {
+    let mut domains = Vec::new();
+    for lit in string_list(meta)? {
+        let domain = lit.value();
+        if domain.is_empty()
+            || domain
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | '?' | '#'))
+        {
+            return Err(syn::Error::new(lit.span(), "expected a bare host name"));
+        }
+        domains.push(domain);
+    }
+    Ok(domains)
 }
 
 /// A duration key's value in milliseconds; `allow_zero` admits `"0s"`.

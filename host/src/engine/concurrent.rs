@@ -29,6 +29,9 @@ enum Answer {
     NotStarted(Request),
 }
 
+/// The loaded `endpoint-handler-async` export of one instance.
+type AsyncHandler = super::bindings::exports::wasmhost::guest::endpoint_handler_async::Guest;
+
 /// One request handed to a worker, holding its input until it is answered.
 pub(crate) struct Job {
     request: Request,
@@ -165,27 +168,7 @@ impl Engine {
             pool, spec, worker, ..
         } = instance;
         let limits = self.limits_for(spec);
-        // The component is held only while its instance starts, so an app replaced or
-        // stopped meanwhile is freed and tells its workers to end.
-        let (mut live, handler) = {
-            let Some(component) = instance.component.upgrade() else {
-                return Err(CallError::Instantiate("the app was stopped".into()));
-            };
-            let exports = self.guest(&component)?;
-            let Some(indices) = &exports.handler_async else {
-                return Err(CallError::Instantiate(
-                    "no endpoint-handler-async export".into(),
-                ));
-            };
-            let gpu = self.gpu_for(spec);
-            let mut live = self
-                .start(&component, &spec.name, limits, component.context(), gpu)
-                .await?;
-            let handler = indices
-                .load(&mut live.store, &live.instance)
-                .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-            (live, handler)
-        };
+        let (mut live, handler) = self.open_typed(instance, limits).await?;
         let window = spec
             .scaling
             .scaledown_window
@@ -263,6 +246,34 @@ impl Engine {
             .map_err(|e| classify(e, live.store.data(), limits));
         forward_output(names.0, names.1, live.store.data());
         ended
+    }
+
+    /// Starts the instance of `instance` and loads its async handler export.
+    async fn open_typed(
+        &self,
+        instance: &Instance,
+        limits: super::Limits,
+    ) -> Result<(super::pool::Live, AsyncHandler), CallError> {
+        let spec = &instance.spec;
+        // The component is held only while its instance starts, so an app replaced or
+        // stopped meanwhile is freed and tells its workers to end.
+        let Some(component) = instance.component.upgrade() else {
+            return Err(CallError::Instantiate("the app was stopped".into()));
+        };
+        let exports = self.guest(&component)?;
+        let Some(indices) = &exports.handler_async else {
+            return Err(CallError::Instantiate(
+                "no endpoint-handler-async export".into(),
+            ));
+        };
+        let gpu = self.gpu_for(spec);
+        let mut live = self
+            .start(&component, &spec.name, limits, component.context(), gpu)
+            .await?;
+        let handler = indices
+            .load(&mut live.store, &live.instance)
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok((live, handler))
     }
 
     /// Runs one attempt of a function through the async handler on `live`, a fresh

@@ -420,84 +420,8 @@ impl TryFrom<bindings::Manifest> for AppManifest {
         }
         let mut functions: Vec<FunctionSpec> = Vec::with_capacity(m.functions.len());
         for f in m.functions {
-            if endpoints.iter().any(|e| e.name == f.name)
-                || functions.iter().any(|x| x.name == f.name)
-            {
-                return Err(bad(format!(
-                    "two functions or endpoints are named {:?}",
-                    f.name
-                )));
-            }
-            if !is_dns_label(&f.name.replace('_', "-").to_ascii_lowercase()) {
-                return Err(bad(format!("function name {:?} is not DNS-safe", f.name)));
-            }
-            let parse = |what: &str, s: &str| {
-                serde_json::from_str::<Value>(s)
-                    .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
-            };
-            let args_schema = parse("args-schema", &f.args_schema)?;
-            let result_schema = f
-                .result_schema
-                .as_deref()
-                .map(|s| parse("result-schema", s))
-                .transpose()?;
-            let retries = match f.retries {
-                Some(r) if !(r.backoff_coefficient.is_finite() && r.backoff_coefficient >= 1.0) => {
-                    return Err(bad(format!(
-                        "function {:?}: backoff coefficient must be at least 1.0, not {}",
-                        f.name, r.backoff_coefficient
-                    )));
-                }
-                Some(r) => Some(RetryPolicy {
-                    max_retries: r.max_retries.min(100),
-                    backoff_coefficient: r.backoff_coefficient,
-                    initial_delay: Duration::from_millis(r.initial_delay_ms),
-                    max_delay: Duration::from_millis(r.max_delay_ms),
-                }),
-                None => None,
-            };
-            let batching = match f.batching {
-                Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
-                    return Err(bad(format!(
-                        "function {:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
-                        f.name, b.max_batch_size
-                    )));
-                }
-                Some(b) => Some(Batching {
-                    max_batch_size: b.max_batch_size as usize,
-                    wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
-                }),
-                None => None,
-            };
-            for v in &f.volumes {
-                if !is_dns_label(&v.volume) || !v.path.starts_with('/') {
-                    return Err(bad(format!(
-                        "function {:?}: volume mount {:?} at {:?} needs a DNS-safe name and an absolute path",
-                        f.name, v.volume, v.path
-                    )));
-                }
-            }
-            functions.push(FunctionSpec {
-                name: f.name,
-                summary: f.summary,
-                args_schema,
-                params: f.params,
-                result_schema,
-                retries,
-                timeout: f.timeout_ms.map(Duration::from_millis),
-                memory_mib: f.memory_mib,
-                schedule: f.schedule,
-                secrets: f.secrets,
-                volumes: f
-                    .volumes
-                    .into_iter()
-                    .map(|v| VolumeMount {
-                        volume: v.volume,
-                        path: v.path,
-                    })
-                    .collect(),
-                batching,
-            });
+            let spec = function_spec(f, &endpoints, &functions)?;
+            functions.push(spec);
         }
         Ok(AppManifest {
             app: m.app,
@@ -507,6 +431,91 @@ impl TryFrom<bindings::Manifest> for AppManifest {
             pre_init: m.pre_init,
         })
     }
+}
+
+/// One function of a manifest, checked against the endpoints and functions before it.
+fn function_spec(
+    f: bindings::wasmhost::guest::types::FunctionInfo,
+    endpoints: &[EndpointSpec],
+    functions: &[FunctionSpec],
+) -> Result<FunctionSpec, LoadError> {
+    let bad = |msg: String| LoadError::Describe(msg);
+    if endpoints.iter().any(|e| e.name == f.name) || functions.iter().any(|x| x.name == f.name) {
+        return Err(bad(format!(
+            "two functions or endpoints are named {:?}",
+            f.name
+        )));
+    }
+    if !is_dns_label(&f.name.replace('_', "-").to_ascii_lowercase()) {
+        return Err(bad(format!("function name {:?} is not DNS-safe", f.name)));
+    }
+    let parse = |what: &str, s: &str| {
+        serde_json::from_str::<Value>(s)
+            .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
+    };
+    let args_schema = parse("args-schema", &f.args_schema)?;
+    let result_schema = f
+        .result_schema
+        .as_deref()
+        .map(|s| parse("result-schema", s))
+        .transpose()?;
+    let retries = match f.retries {
+        Some(r) if !(r.backoff_coefficient.is_finite() && r.backoff_coefficient >= 1.0) => {
+            return Err(bad(format!(
+                "function {:?}: backoff coefficient must be at least 1.0, not {}",
+                f.name, r.backoff_coefficient
+            )));
+        }
+        Some(r) => Some(RetryPolicy {
+            max_retries: r.max_retries.min(100),
+            backoff_coefficient: r.backoff_coefficient,
+            initial_delay: Duration::from_millis(r.initial_delay_ms),
+            max_delay: Duration::from_millis(r.max_delay_ms),
+        }),
+        None => None,
+    };
+    let batching = match f.batching {
+        Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
+            return Err(bad(format!(
+                "function {:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
+                f.name, b.max_batch_size
+            )));
+        }
+        Some(b) => Some(Batching {
+            max_batch_size: b.max_batch_size as usize,
+            wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
+        }),
+        None => None,
+    };
+    for v in &f.volumes {
+        if !is_dns_label(&v.volume) || !v.path.starts_with('/') {
+            return Err(bad(format!(
+                "function {:?}: volume mount {:?} at {:?} needs a DNS-safe name and an absolute path",
+                f.name, v.volume, v.path
+            )));
+        }
+    }
+    Ok(FunctionSpec {
+        name: f.name,
+        summary: f.summary,
+        args_schema,
+        params: f.params,
+        result_schema,
+        retries,
+        timeout: f.timeout_ms.map(Duration::from_millis),
+        memory_mib: f.memory_mib,
+        schedule: f.schedule,
+        secrets: f.secrets,
+        volumes: f
+            .volumes
+            .into_iter()
+            .map(|v| VolumeMount {
+                volume: v.volume,
+                path: v.path,
+            })
+            .collect(),
+        batching,
+    })
 }
 
 impl AppManifest {
@@ -574,5 +583,47 @@ mod tests {
         assert_eq!(app_name_from_stem("My.App"), "my-app");
         assert_eq!(app_name_from_stem("__"), "app");
         assert!(is_dns_label(&app_name_from_stem(&"x".repeat(100))));
+    }
+
+    #[test]
+    fn batching_is_checked_and_bounded() {
+        use bindings::wasmhost::guest::types as raw;
+        let function = |batching| raw::FunctionInfo {
+            name: "f".into(),
+            summary: None,
+            args_schema: "{}".into(),
+            params: vec!["x".into()],
+            result_schema: None,
+            retries: None,
+            timeout_ms: None,
+            memory_mib: None,
+            schedule: None,
+            secrets: Vec::new(),
+            volumes: Vec::new(),
+            batching,
+        };
+        let spec = |max_batch_size, wait_ms| {
+            function_spec(
+                function(Some(raw::Batching {
+                    max_batch_size,
+                    wait_ms,
+                })),
+                &[],
+                &[],
+            )
+        };
+        let batching = spec(8, u64::MAX).expect("valid").batching.expect("batched");
+        assert_eq!(batching.max_batch_size, 8);
+        assert_eq!(batching.wait, Duration::from_millis(MAX_BATCH_WAIT_MS));
+        for size in [0, MAX_BATCH_SIZE + 1] {
+            let err = spec(size, 10).expect_err("refused").to_string();
+            assert!(err.contains("max_batch_size must be 1 to 1000"), "{err}");
+        }
+        assert_eq!(
+            function_spec(function(None), &[], &[])
+                .expect("plain")
+                .batching,
+            None
+        );
     }
 }
