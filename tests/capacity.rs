@@ -97,7 +97,7 @@ async fn metrics_are_served_in_prometheus_format() {
 
 /// The value of the series `series` (name and labels) in the host's /metrics.
 async fn gauge(host: &Host, series: &str) -> Option<i64> {
-    common::metric(host, series).await.map(|v| v as i64)
+    common::try_metric(host, series).await.map(|v| v as i64)
 }
 
 /// The `wasmhost_instances_live` gauge from the host's /metrics.

@@ -87,7 +87,7 @@ async fn fetch(host: &Host, endpoint: &str, url: &str, extra: &[(&str, &str)]) -
 /// The `wasmhost_outbound_requests_total` counter for `decision`.
 async fn counted(host: &Host, decision: &str) -> u64 {
     let series = format!("wasmhost_outbound_requests_total{{decision=\"{decision}\"}}");
-    common::metric(host, &series).await.unwrap_or(0.0) as u64
+    common::try_metric(host, &series).await.unwrap_or(0.0) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

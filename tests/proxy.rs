@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{Api, Host, admin_token, client, example, root, run_cli, server, visit};
+use common::{Api, Host, admin_token, client, example, metric, root, run_cli, server, visit};
 use serde_json::Value;
 
 /// componentize-py, pinned like the Python guests' builds pin it.
@@ -348,13 +348,6 @@ async fn the_server_config_file_opts_a_wasi_http_component_into_reuse() {
         let r = visit(&srv, "main--other-other.localhost", "/visits", &[]).await;
         assert_eq!(r, (200, "1".into()), "no one asked for reuse");
     }
-}
-
-/// The value of the series `series` (name and labels) in the host's /metrics.
-async fn metric(host: &Host, series: &str) -> f64 {
-    common::metric(host, series)
-        .await
-        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 /// Sends `n` requests to `path` at once; returns each one's status and JSON answer.

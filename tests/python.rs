@@ -460,6 +460,54 @@ async fn functions_retry_spawn_map_and_schedule() {
     assert_eq!(r["result"], "hello volume", "{r}");
 }
 
+#[tokio::test]
+async fn a_batched_python_function_answers_each_caller_from_its_batch() {
+    if !python_available("batched") {
+        return;
+    }
+    let wasm = python_example("functions");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &[]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(dir.path()),
+    };
+    let fns = deploy(&api, &wasm, "functions-py").await;
+    let double = format!(
+        "/functions/{}/invocations",
+        fns["double"]["function_id"].as_str().unwrap()
+    );
+    // A lone call is not held for a full batch.
+    let (status, r) = api
+        .call(reqwest::Method::POST, &double, Some(json!({"args": [4]})))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["result"], json!({"value": 8, "batch": 1}), "{r}");
+    // 20 callers at once; caller 5's negative number fails only its call.
+    let calls = (0..20i64).map(|i| {
+        let x = if i == 5 { -5 } else { i };
+        let (api, double) = (&api, &double);
+        async move {
+            let body = Some(json!({"args": [x]}));
+            (x, api.call(reqwest::Method::POST, double, body).await)
+        }
+    });
+    let mut largest = 0;
+    for (x, (status, r)) in futures_util::future::join_all(calls).await {
+        if x < 0 {
+            assert_eq!(r["status"], "failure", "{r}");
+            assert!(r.to_string().contains("-5 is negative"), "{r}");
+            continue;
+        }
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["result"]["value"], json!(2 * x), "caller {x} got {r}");
+        let batch = r["result"]["batch"].as_u64().unwrap_or(0);
+        assert!((1..=8).contains(&batch), "{r}");
+        largest = largest.max(batch);
+    }
+    assert!(largest > 1, "no batch formed");
+}
+
 /// `wasmhost run app.py --function NAME` (Modal's `modal run`) runs the function with the
 /// rest of its app deployed beside it, so calls between functions work without a server.
 #[test]

@@ -6,10 +6,20 @@
 // Generated code carries the WIT's own docs, not one on every item.
 #![allow(missing_docs)]
 
+#[cfg(not(feature = "async"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk",
     // The GPU import is another package of ours; its bindings live here too.
+    with: { "wasmhost:gpu/compute@0.1.0": generate },
+});
+
+// With async handlers the component also exports their component-model-async interfaces,
+// which puts it on the host's concurrent engine; without them it stays off it (faster).
+#[cfg(feature = "async")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "wasmhost:guest/sdk-async",
     with: { "wasmhost:gpu/compute@0.1.0": generate },
 });
 
@@ -97,6 +107,10 @@ impl describe::Guest for Component {
                         .collect(),
                     gpu: f.gpu,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
+                    batching: f.batching.map(|b| types::Batching {
+                        max_batch_size: b.max_batch_size,
+                        wait_ms: b.wait_ms,
+                    }),
                 })
                 .collect(),
             pre_init: manifest.pre_init,
@@ -112,29 +126,55 @@ impl init::Guest for Component {
 
 impl endpoint_handler::Guest for Component {
     fn handle(endpoint: String, req: types::Request) -> types::Response {
-        let request = crate::Request {
-            method: req.method,
-            path: req.path,
-            query: req.query,
-            headers: req.headers,
-            body: req.body,
-            params: Vec::new(),
-        };
-        let response = registry::handle(&endpoint, request);
-        types::Response {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-        }
+        response_to(registry::handle(&endpoint, request_from(req)))
     }
 }
 
 impl function_handler::Guest for Component {
     fn call(name: String, input: String) -> Result<String, types::CallError> {
-        crate::registry::invoke(&name, &input).map_err(|err| match err {
-            crate::CallError::InvalidInput(detail) => types::CallError::InvalidInput(detail),
-            crate::CallError::Failed(message) => types::CallError::Failed(message),
-        })
+        crate::registry::invoke(&name, &input).map_err(call_error)
+    }
+}
+
+fn call_error(err: crate::CallError) -> types::CallError {
+    match err {
+        crate::CallError::InvalidInput(detail) => types::CallError::InvalidInput(detail),
+        crate::CallError::Failed(message) => types::CallError::Failed(message),
+    }
+}
+
+fn request_from(req: types::Request) -> crate::Request {
+    crate::Request {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: req.headers,
+        body: req.body,
+        params: Vec::new(),
+    }
+}
+
+fn response_to(response: crate::Response) -> types::Response {
+    types::Response {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
+}
+
+#[cfg(feature = "async")]
+impl exports::wasmhost::guest::endpoint_handler_async::Guest for Component {
+    async fn handle(endpoint: String, req: types::Request) -> types::Response {
+        response_to(registry::handle_async(&endpoint, request_from(req)).await)
+    }
+}
+
+#[cfg(feature = "async")]
+impl exports::wasmhost::guest::function_handler_async::Guest for Component {
+    async fn call(name: String, input: String) -> Result<String, types::CallError> {
+        registry::invoke_async(&name, input)
+            .await
+            .map_err(call_error)
     }
 }
 

@@ -94,6 +94,15 @@
 //! - `allowed_outbound_hosts = [...]`: where its outgoing HTTP requests may go, as for
 //!   endpoints.
 //!
+//! - `batched(max_batch_size = 8, wait_ms = 50)` (Modal's `@batched`): the host collects
+//!   calls until `max_batch_size` wait or the first has waited `wait_ms`, and runs them as
+//!   one call. Each parameter is a `Vec` of what one call passes (`x: Vec<i64>`; a call
+//!   still passes `{"args": [3]}`), and the function returns one result per call, in
+//!   order: `Vec<T>`, `Vec<Result<T, E>>` (an `Err` fails only its call) or
+//!   `Result<Vec<T>, E>` (an `Err` fails the whole batch). A call whose input does not fit
+//!   fails alone, and a result list of the wrong length fails every call with a message
+//!   saying so.
+//!
 //! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
 //! be an endpoint's name too: the SDK does not check this, the host refuses such a
 //! component when it loads it.
@@ -108,6 +117,27 @@
 //! server-sent events, WebSockets), [`wsgi_app`] (a Flask-like [`wsgi::App`]) and [`cls`]
 //! (class endpoints whose state lives in a warm instance). [`Request::multipart`] parses
 //! uploads and [`Request::param`] typed path parameters.
+//!
+//! # Async handlers (Modal's `@concurrent`)
+//!
+//! ```ignore
+//! /// Waits without holding the instance: up to 16 requests share one.
+//! #[wasmhost::endpoint(max_inputs = 16)]
+//! async fn slow(ms: u64) -> String {
+//!     wasmhost::sleep(std::time::Duration::from_millis(ms)).await;
+//!     format!("slept {ms} ms")
+//! }
+//! ```
+//!
+//! With the crate's `async` feature, endpoints and functions may be `async fn`s that
+//! await WASIp3 I/O (`wasmhost::sleep`, and the `wasip3` crate's clocks, HTTP and sockets).
+//! The component then exports component-model-async handlers, and the host calls one
+//! instance with up to `max_inputs` requests at once (default 16): while one awaits, the
+//! others run. Synchronous handlers in the same app keep working. Functions still get a
+//! fresh instance per attempt, but may await. Class methods cannot be `async` yet.
+//! Without the feature an `async fn` runs to completion on each call, one at a time.
+//! Build a crate with the feature on its own: Cargo unifies features across what one
+//! command builds, so other guests built alongside would gain async exports too.
 //!
 //! # Pre-initialisation
 //!
@@ -142,6 +172,7 @@ extern crate self as wasmhost;
 
 mod args;
 pub mod asgi;
+mod batch;
 mod cls;
 #[cfg(target_family = "wasm")]
 mod component;
@@ -155,18 +186,20 @@ mod registry;
 mod respond;
 mod router;
 mod schema;
+mod task;
 pub mod wsgi;
 
 pub use http::{Headers, Request, Response};
 pub use invoke::CallError;
 pub use json::Json;
 pub use registry::{
-    EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle,
-    initialize, invoke, manifest,
+    Batching, EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle,
+    handle_async, initialize, invoke, invoke_async, manifest,
 };
 pub use respond::IntoResponse;
 pub use router::Pattern;
 pub use schema::BODY_KEY;
+pub use task::{block_on, sleep};
 /// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
 pub use wasmhost_macros::asgi_app;
 /// Turns an `impl` block of a `Default` type into class endpoints (Modal's `app.cls`):
@@ -188,13 +221,15 @@ pub use wasmhost_macros::wsgi_app;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
+    pub use crate::batch::{BatchOutcomes, batch_inputs};
     pub use crate::cls::ClassCell;
     pub use crate::invoke::{
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{ClassHooks, Endpoint, Function, InitHook, Kind, Scaling};
+    pub use crate::registry::{Batching, ClassHooks, Endpoint, Function, InitHook, Kind, Scaling};
     pub use crate::schema::{ArgsSchema, result_schema};
+    pub use crate::task::BoxFuture;
     pub use inventory;
 
     /// The response of a call whose arguments could not all be extracted.

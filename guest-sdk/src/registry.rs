@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::invoke::CallError;
 use crate::schema::ArgsSchema;
+use crate::task::BoxFuture;
 use crate::{Request, Response};
 
 /// How an endpoint is served.
@@ -180,6 +181,9 @@ pub struct Endpoint {
     pub result_schema: fn() -> Option<Value>,
     /// Extracts the arguments, calls the function and builds the response.
     pub handler: fn(Request) -> Response,
+    /// The same for an `async fn`, which may await I/O while other inputs run
+    /// (`handler` then blocks on it, for hosts that call the synchronous export).
+    pub async_handler: Option<fn(Request) -> BoxFuture<Response>>,
 }
 
 inventory::collect!(Endpoint);
@@ -217,6 +221,22 @@ pub struct Function {
     pub result_schema: fn() -> Option<Value>,
     /// Reads the input JSON, calls the function and returns its result as JSON.
     pub handler: fn(&str) -> Result<String, CallError>,
+    /// The same for an `async fn` (`handler` then blocks on it).
+    pub async_handler: Option<AsyncCall>,
+    /// Dynamic batching: the host sends `{"batch": [input, ...]}`.
+    pub batching: Option<Batching>,
+}
+
+/// An `async fn` function's handler: the input JSON in, its result as JSON out.
+pub type AsyncCall = fn(String) -> BoxFuture<Result<String, CallError>>;
+
+/// How the host collects calls of a batched function (Modal's `@batched`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Calls in one batch at most.
+    pub max_batch_size: u32,
+    /// How long the first call of a batch waits for others, in milliseconds.
+    pub wait_ms: u64,
 }
 
 inventory::collect!(Function);
@@ -325,6 +345,8 @@ pub struct FunctionInfo {
     pub gpu: Option<String>,
     /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
     pub allowed_outbound_hosts: Vec<String>,
+    /// Dynamic batching.
+    pub batching: Option<Batching>,
 }
 
 /// A named volume mounted at `path` (mirrors the WIT `volume-mount` record).
@@ -415,6 +437,18 @@ pub fn handle(endpoint: &str, request: Request) -> Response {
     }
 }
 
+/// Like [`handle`], awaiting an `async fn` endpoint (the async export).
+pub async fn handle_async(endpoint: &str, request: Request) -> Response {
+    match find(endpoint) {
+        Some(Endpoint {
+            async_handler: Some(handler),
+            ..
+        }) => handler(request).await,
+        Some(found) => (found.handler)(request),
+        None => Response::error(404, format!("no endpoint named `{endpoint}`")),
+    }
+}
+
 /// The manifest entry of one function.
 fn function_info(function: &Function) -> FunctionInfo {
     let mut args = ArgsSchema::new();
@@ -441,6 +475,7 @@ fn function_info(function: &Function) -> FunctionInfo {
             .collect(),
         gpu: function.gpu.map(str::to_owned),
         allowed_outbound_hosts: strings(function.allowed_outbound_hosts),
+        batching: function.batching,
     }
 }
 
@@ -450,11 +485,26 @@ fn function_info(function: &Function) -> FunctionInfo {
 /// An unknown name is [`CallError::Failed`]. A panic in the function is not caught: in a
 /// component it traps and the host reports the attempt as failed.
 pub fn invoke(name: &str, input: &str) -> Result<String, CallError> {
-    match inventory::iter::<Function>
-        .into_iter()
-        .find(|f| f.name == name)
-    {
+    match find_function(name) {
         Some(found) => (found.handler)(input),
         None => Err(CallError::Failed(format!("no function named `{name}`"))),
     }
+}
+
+/// Like [`invoke`], awaiting an `async fn` function (the async export).
+pub async fn invoke_async(name: &str, input: String) -> Result<String, CallError> {
+    match find_function(name) {
+        Some(Function {
+            async_handler: Some(handler),
+            ..
+        }) => handler(input).await,
+        Some(found) => (found.handler)(&input),
+        None => Err(CallError::Failed(format!("no function named `{name}`"))),
+    }
+}
+
+fn find_function(name: &str) -> Option<&'static Function> {
+    inventory::iter::<Function>
+        .into_iter()
+        .find(|f| f.name == name)
 }

@@ -99,6 +99,19 @@ pub struct FunctionSpec {
     /// Where its outgoing `wasi:http` requests may go (Spin's `scheme://host[:port]`).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Dynamic batching (Modal's `@batched`): calls are collected into one guest call.
+    #[serde(default)]
+    pub batching: Option<Batching>,
+}
+
+/// How calls of a batched function are collected into one guest call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Batching {
+    /// Calls in one batch at most.
+    pub max_batch_size: usize,
+    /// How long the first call of a batch waits for others.
+    #[serde(with = "humantime_serde")]
+    pub wait: Duration,
 }
 
 /// Which shape serves an endpoint.

@@ -80,3 +80,10 @@ def write_note(name: str, text: str) -> int:
 def read_note(name: str) -> str:
     with open(f"/data/{name}") as f:
         return f.read()
+
+
+@app.function()
+@modal.batched(max_batch_size=8, wait_ms=100)
+def double(xs: list[int]) -> list[dict]:
+    """Doubles each call's x in batches (Modal's @batched); a negative x fails its own call."""
+    return [ValueError(f"{x} is negative") if x < 0 else {"value": 2 * x, "batch": len(xs)} for x in xs]

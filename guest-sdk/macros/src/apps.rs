@@ -84,6 +84,7 @@ pub(crate) fn app_macro(
                     args_schema: |_| {},
                     result_schema: || ::core::option::Option::None,
                     handler: __wasmhost_not_a_function,
+                    async_handler: ::core::option::Option::None,
                 }
             }
         };

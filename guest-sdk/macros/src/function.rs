@@ -1,5 +1,6 @@
 //! `#[wasmhost::function]`: its attribute keys (retries, timeout, memory, schedule,
-//! secrets, volumes, gpu, allowed_outbound_hosts) and its expansion into a registered, JSON-in/JSON-out function.
+//! secrets, volumes, gpu, allowed_outbound_hosts, batched) and its expansion into a registered, JSON-in/JSON-out
+//! function (see `batched.rs` for batched ones).
 
 use super::*;
 
@@ -32,6 +33,8 @@ pub(crate) struct FunctionConfig {
     pub(crate) schedule: Option<String>,
     pub(crate) secrets: Option<Vec<String>>,
     pub(crate) volumes: Option<Vec<(String, String)>>,
+    /// `batched(max_batch_size = N, wait_ms = M)`.
+    pub(crate) batched: Option<(u32, u64)>,
     pub(crate) gpu: Option<String>,
     pub(crate) allowed_outbound_hosts: Option<Vec<String>>,
 }
@@ -111,9 +114,13 @@ impl FunctionConfig {
                 let hosts = crate::capabilities::parse_hosts(meta)?;
                 set(&mut self.allowed_outbound_hosts, hosts, duplicate)
             }
+            "batched" => {
+                let batched = crate::batched::parse_batched(meta)?;
+                set(&mut self.batched, batched, duplicate)
+            }
             _ => Err(meta.error(
                 "unknown key; expected `retries`, `timeout`, `memory`, `schedule`, `secrets`, \
-                 `volumes`, `gpu` or `allowed_outbound_hosts`",
+                 `volumes`, `gpu`, `allowed_outbound_hosts` or `batched`",
             )),
         }
     }
@@ -239,66 +246,64 @@ pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Re
     };
 
     let names: Vec<&str> = params.iter().map(|(name, _)| name.as_str()).collect();
-    let mut extract = Vec::new();
-    let mut values = Vec::new();
-    let mut schema = Vec::new();
-    for (i, (name, ty)) in params.iter().enumerate() {
-        let value = format_ident!("__wasmhost_arg{i}");
-        extract.push(quote_spanned!(ty.span()=>
-            let #value = __input.param::<#ty>(#i);
-        ));
-        schema.push(quote_spanned!(ty.span()=> __schema.named::<#ty>(#name);));
-        values.push(value);
-    }
+    let awaited = sig.asyncness.map(|_| quote!(.await));
+    let Expansion {
+        body,
+        schema,
+        result_schema,
+    } = match config.batched {
+        Some(_) => crate::batched::expand_batched(sig, &params, &names)?,
+        None => plain(sig, &params, &names, awaited),
+    };
+    let batching = match config.batched {
+        Some((max_batch_size, wait_ms)) => quote!(::core::option::Option::Some(
+            ::wasmhost::__private::Batching { max_batch_size: #max_batch_size, wait_ms: #wait_ms }
+        )),
+        None => quote!(::core::option::Option::None),
+    };
+    // An `async fn` is boxed into a future for the async export; the synchronous export
+    // blocks on it.
+    let (handlers, async_handler) = match sig.asyncness {
+        None => (
+            quote! {
+                #[allow(unused_mut)]
+                fn __wasmhost_call(
+                    __input: &str,
+                ) -> ::core::result::Result<::std::string::String, ::wasmhost::CallError> {
+                    #body
+                }
+            },
+            quote!(::core::option::Option::None),
+        ),
+        Some(_) => (
+            quote! {
+                #[allow(unused_mut)]
+                fn __wasmhost_async(
+                    __input: ::std::string::String,
+                ) -> ::wasmhost::__private::BoxFuture<
+                    ::core::result::Result<::std::string::String, ::wasmhost::CallError>,
+                > {
+                    ::std::boxed::Box::pin(async move {
+                        let __input: &str = &__input;
+                        #body
+                    })
+                }
 
-    let output = match &sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-    };
-    let output_span = sig.output.span();
-    let is_result = match &sig.output {
-        ReturnType::Type(_, ty) => last_segment(ty).as_deref() == Some("Result"),
-        ReturnType::Default => false,
-    };
-    let result_schema = if mentions_impl(output.clone()) {
-        quote!(|| ::core::option::Option::None)
-    } else if is_result {
-        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<
-            <#output as ::wasmhost::__private::ResultOk>::Ok
-        >)
-    } else {
-        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<#output>)
-    };
-    let respond = if is_result {
-        quote_spanned!(output_span=>
-            ::wasmhost::__private::output_result(#ident(#(#values),*))
-        )
-    } else {
-        quote_spanned!(output_span=>
-            ::wasmhost::__private::output_value(#ident(#(#values),*))
-        )
+                fn __wasmhost_call(
+                    __input: &str,
+                ) -> ::core::result::Result<::std::string::String, ::wasmhost::CallError> {
+                    ::wasmhost::block_on(__wasmhost_async(__input.to_owned()))
+                }
+            },
+            quote!(::core::option::Option::Some(__wasmhost_async)),
+        ),
     };
 
     Ok(quote! {
         #func
 
         const _: () = {
-            #[allow(unused_mut)]
-            fn __wasmhost_call(
-                __input: &str,
-            ) -> ::core::result::Result<::std::string::String, ::wasmhost::CallError> {
-                let mut __input = ::wasmhost::__private::Input::new(__input, &[#(#names),*]);
-                #(#extract)*
-                match (__input.finish(), #(#values,)*) {
-                    (
-                        ::core::result::Result::Ok(()),
-                        #(::core::option::Option::Some(#values),)*
-                    ) => #respond,
-                    (__finished, ..) => ::core::result::Result::Err(
-                        ::wasmhost::__private::input_rejected(__finished),
-                    ),
-                }
-            }
+            #handlers
 
             fn __wasmhost_args(__schema: &mut ::wasmhost::__private::ArgsSchema) {
                 #(#schema)*
@@ -321,10 +326,83 @@ pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Re
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,
                     handler: __wasmhost_call,
+                    async_handler: #async_handler,
+                    batching: #batching,
                 }
             }
         };
     })
+}
+
+/// What differs between a plain and a batched function: the handler's body (which reads
+/// `__input: &str` and returns the JSON result), the parameters' schema and the result's.
+pub(crate) struct Expansion {
+    pub(crate) body: TokenStream2,
+    pub(crate) schema: Vec<TokenStream2>,
+    pub(crate) result_schema: TokenStream2,
+}
+
+/// A plain function: the input's parameters, one call, its result.
+fn plain(
+    sig: &Signature,
+    params: &[(String, &Type)],
+    names: &[&str],
+    awaited: Option<TokenStream2>,
+) -> Expansion {
+    let ident = &sig.ident;
+    let mut extract = Vec::new();
+    let mut values = Vec::new();
+    let mut schema = Vec::new();
+    for (i, (name, ty)) in params.iter().enumerate() {
+        let value = format_ident!("__wasmhost_arg{i}");
+        extract.push(quote_spanned!(ty.span()=>
+            let #value = __input.param::<#ty>(#i);
+        ));
+        schema.push(quote_spanned!(ty.span()=> __schema.named::<#ty>(#name);));
+        values.push(value);
+    }
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let output_span = sig.output.span();
+    let is_result = match &sig.output {
+        ReturnType::Type(_, ty) => last_segment(ty).as_deref() == Some("Result"),
+        ReturnType::Default => false,
+    };
+    let result_schema = if mentions_impl(output.clone()) {
+        quote!(|| ::core::option::Option::None)
+    } else if is_result {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<
+            <#output as ::wasmhost::__private::ResultOk>::Ok
+        >)
+    } else {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_schema::<#output>)
+    };
+    let call = quote!(#ident(#(#values),*) #awaited);
+    let respond = if is_result {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_result(#call))
+    } else {
+        quote_spanned!(output_span=> ::wasmhost::__private::output_value(#call))
+    };
+    let body = quote! {
+        let mut __input = ::wasmhost::__private::Input::new(__input, &[#(#names),*]);
+        #(#extract)*
+        match (__input.finish(), #(#values,)*) {
+            (
+                ::core::result::Result::Ok(()),
+                #(::core::option::Option::Some(#values),)*
+            ) => #respond,
+            (__finished, ..) => ::core::result::Result::Err(
+                ::wasmhost::__private::input_rejected(__finished),
+            ),
+        }
+    };
+    Expansion {
+        body,
+        schema,
+        result_schema,
+    }
 }
 
 /// A function parameter's name and type: a plain name, taken by value.

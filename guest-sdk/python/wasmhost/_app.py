@@ -10,6 +10,7 @@ from ._functions import Function, MethodFunction
 
 _WEB = "__wasmhost_web__"
 _CONCURRENT = "__wasmhost_max_inputs__"
+_BATCHED = "__wasmhost_batched__"
 _ENTER = "__wasmhost_enter__"
 _EXIT = "__wasmhost_exit__"
 _METHOD = "__wasmhost_method__"
@@ -86,6 +87,25 @@ def concurrent(_warn_parentheses_missing=None, *, max_inputs, target_inputs=None
 
     def decorate(fn):
         return _tag(fn, _CONCURRENT, int(max_inputs))
+
+    return decorate
+
+
+def batched(_warn_parentheses_missing=None, *, max_batch_size, wait_ms):
+    """Dynamic batching (Modal's ``@batched``): the host collects up to ``max_batch_size``
+    calls, waiting at most ``wait_ms`` after the first, and calls the function once with
+    a list per parameter; it returns one result per call, in order (an exception in the
+    list fails only that call). Put it under ``@app.function()``."""
+    if callable(_warn_parentheses_missing):
+        raise TypeError("use @batched(max_batch_size=..., wait_ms=...) with parentheses")
+    size, wait = int(max_batch_size), int(wait_ms)
+    if not 1 <= size <= 1000:
+        raise ValueError(f"max_batch_size must be 1 to 1000, not {size}")
+    if wait < 0:
+        raise ValueError(f"wait_ms must not be negative, not {wait}")
+
+    def decorate(fn):
+        return _tag(fn, _BATCHED, (size, wait))
 
     return decorate
 
@@ -272,6 +292,7 @@ class _Options:
             volumes=self.volumes,
             allowed_outbound_hosts=list(self.allowed_outbound_hosts),
             cls=cls,
+            batching=getattr(fn, _BATCHED, None),
         )
 
 
@@ -321,6 +342,8 @@ class App:
                     raise ValueError(f"{fn_name}: a web endpoint cannot have a schedule")
                 if options.secrets or options.volumes:
                     _warn(f"{fn_name}: secrets and volumes reach functions only, not web endpoints")
+                if getattr(fn, _BATCHED, None) is not None:
+                    raise ValueError(f"{fn_name}: @batched works on functions, not yet on web endpoints")
                 registry.add_endpoint(options.endpoint(fn_name, fn, web))
             else:
                 registry.add_function(options.function(fn_name, fn))

@@ -76,6 +76,12 @@ def manifest():
     for f in sorted(registry.functions.values(), key=lambda f: f.name):
         params = _functions.parameters(f.target, skip_self=f.cls is not None)
         result = _functions.result_schema(f.target)
+        batching = None
+        if f.batching is not None:
+            # The host checks and documents one call's input: an item of each list.
+            params = _functions.item_params(params)
+            result = _functions.item_schema(result)
+            batching = types.Batching(max_batch_size=f.batching[0], wait_ms=f.batching[1])
         retries = None
         if f.retries is not None:
             retries = types.RetryPolicy(*f.retries)
@@ -94,6 +100,7 @@ def manifest():
                 volumes=[types.VolumeMount(volume=v, path=p) for v, p in f.volumes],
                 gpu=None,
                 allowed_outbound_hosts=list(f.allowed_outbound_hosts),
+                batching=batching,
             )
         )
     # componentize-py already snapshots the interpreter with the app imported and the

@@ -222,6 +222,26 @@ def _jsonable(value):
         return False
 
 
+def item_params(params):
+    """The parameters of one call of a batched function: each ``list[T]`` becomes ``T``."""
+    out = []
+    for name, tp, default in params:
+        args = typing.get_args(tp)
+        item = args[0] if typing.get_origin(tp) in (list, typing.List) and args else typing.Any
+        out.append((name, item, default))
+    return out
+
+
+def item_schema(schema):
+    """The schema of one call's result of a batched function (its list's items)."""
+    if isinstance(schema, dict) and schema.get("type") == "array" and "items" in schema:
+        out = dict(schema["items"])
+        if "$defs" in schema:
+            out["$defs"] = schema["$defs"]
+        return out
+    return None
+
+
 def result_schema(fn):
     """The JSON Schema of ``fn``'s annotated result, if any."""
     hints = typing.get_type_hints(fn)
@@ -322,6 +342,8 @@ def call(name, text):
         target = spec.target.__get__(registry.instance_of(spec.cls))
     else:
         target = spec.target
+    if spec.batching is not None:
+        return _call_batch(target, text)
     kwargs = bind_input(text, parameters(target))
     try:
         result = target(**kwargs)
@@ -335,3 +357,55 @@ def call(name, text):
 
         traceback.print_exc()
         raise FunctionError(f"{type(err).__name__}: {err}") from None
+
+
+def _call_batch(target, text):
+    """Runs a batched function on ``{"batch": [input, ...]}``: each input is read like a
+    lone call's (bad ones fail only their caller), the function gets a list per
+    parameter, and the answer is ``{"batch": [outcome, ...]}`` with ``{"ok": value}``,
+    ``{"failed": message}`` or ``{"invalid_input": errors}`` per input."""
+    from . import _loop
+
+    try:
+        items = json.loads(text)["batch"]
+        if not isinstance(items, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise FunctionError("a batched function is called by the host with {\"batch\": [...]}") from None
+    params = parameters(target)
+    per_call = item_params(params)
+    outcomes = [None] * len(items)
+    accepted = []
+    lists = {name: [] for name, _, _ in params}
+    for index, item in enumerate(items):
+        try:
+            bound = bind_input(json.dumps(item), per_call)
+        except InvalidInput as err:
+            outcomes[index] = {"invalid_input": json.loads(str(err))}
+            continue
+        accepted.append(index)
+        for name, _, default in per_call:
+            lists[name].append(bound.get(name, None if default is inspect.Parameter.empty else default))
+    if accepted:
+        try:
+            results = target(**lists)
+            if inspect.isawaitable(results):
+                results = _loop.run(results)
+            results = list(results)
+        except Exception as err:
+            import traceback
+
+            traceback.print_exc()
+            raise FunctionError(f"{type(err).__name__}: {err}") from None
+        if len(results) != len(accepted):
+            raise FunctionError(
+                f"the batched function returned {len(results)} results for {len(accepted)} inputs; "
+                "it must return one result per input, in order"
+            )
+        for index, result in zip(accepted, results):
+            if isinstance(result, BaseException):
+                outcomes[index] = {"failed": f"{type(result).__name__}: {result}"}
+            else:
+                outcomes[index] = {"ok": json.loads(t.dumps(result))}
+    return json.dumps({"batch": outcomes})
+

@@ -51,6 +51,7 @@ class FunctionSpec:
     volumes: list = dataclasses.field(default_factory=list)  # [(volume, path)]
     allowed_outbound_hosts: list = dataclasses.field(default_factory=list)
     cls: typing.Optional[type] = None
+    batching: typing.Optional[tuple] = None  # (max_batch_size, wait_ms)
 
 
 @dataclasses.dataclass

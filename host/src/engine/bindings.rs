@@ -1,7 +1,7 @@
 //! Host bindings generated from `wit/`, the single source of the guest ABI.
 //!
-//! One `bindgen!` of the `sdk` world (the union of wasmhost's worlds) generates every type
-//! once; each exported interface is then looked up on its own, so a component needs only
+//! One `bindgen!` of the `sdk-async` world (the union of wasmhost's worlds and the async
+//! handlers) generates every type once; each exported interface is then looked up on its own, so a component needs only
 //! the exports its endpoints use.
 
 // Generated code carries the WIT's own docs, not one on every item.
@@ -9,7 +9,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "wasmhost:guest/sdk",
+    world: "wasmhost:guest/sdk-async",
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
@@ -26,9 +26,11 @@ pub use self::wasmhost::guest::wsgi_types::Environ;
 pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
 pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;
 pub use exports::wasmhost::guest::endpoint_handler::GuestIndices as HandlerIndices;
+pub use exports::wasmhost::guest::endpoint_handler_async::GuestIndices as AsyncHandlerIndices;
 pub use exports::wasmhost::guest::function_handler::{
     CallError as GuestCallError, GuestIndices as FunctionIndices,
 };
+pub use exports::wasmhost::guest::function_handler_async::GuestIndices as AsyncFunctionIndices;
 pub use exports::wasmhost::guest::init::GuestIndices as InitIndices;
 pub use exports::wasmhost::guest::lifecycle::GuestIndices as LifecycleIndices;
 pub use exports::wasmhost::guest::wsgi_app::GuestIndices as WsgiIndices;
@@ -39,6 +41,10 @@ pub const DESCRIBE: &str = "wasmhost:guest/describe@0.1.0";
 pub const ENDPOINT_HANDLER: &str = "wasmhost:guest/endpoint-handler@0.1.0";
 /// The interface serving callable functions.
 pub const FUNCTION_HANDLER: &str = "wasmhost:guest/function-handler@0.1.0";
+/// The interface serving typed endpoints whose handlers may await.
+pub const ENDPOINT_HANDLER_ASYNC: &str = "wasmhost:guest/endpoint-handler-async@0.1.0";
+/// The interface serving callable functions whose handlers may await.
+pub const FUNCTION_HANDLER_ASYNC: &str = "wasmhost:guest/function-handler-async@0.1.0";
 /// The interface with pre-initialisation work.
 pub const INIT: &str = "wasmhost:guest/init@0.1.0";
 /// The interface with class hooks.

@@ -135,11 +135,5 @@ fn prefault(component: &Component) {
     // SAFETY: the range is the component's own live mapping (it outlives this call), and
     // MADV_POPULATE_READ only reads it in; it changes no contents. Kernels before 5.14
     // refuse the advice, which only costs the faults back.
-    let _ = unsafe {
-        libc::madvise(
-            start as *mut libc::c_void,
-            len,
-            libc::MADV_POPULATE_READ,
-        )
-    };
+    let _ = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_READ) };
 }

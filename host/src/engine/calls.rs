@@ -27,6 +27,16 @@ use super::{
     LoadedComponent, TICK, classify, forward_output,
 };
 
+/// A function's error as the guest gave it.
+fn guest_error(e: GuestCallError) -> FunctionError {
+    match e {
+        GuestCallError::Failed(message) => FunctionError::Failed(message),
+        GuestCallError::InvalidInput(detail) => FunctionError::InvalidInput(
+            serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        ),
+    }
+}
+
 /// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
 pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -78,7 +88,7 @@ impl Engine {
             Err(e)
                 if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
                     .is_some()
-                    && self.evict_idle() =>
+                    && self.make_room().await =>
             {
                 // Nothing was allocated in the store: the failed attempt left it usable.
                 pre.instantiate_async(&mut store).await.map_err(|e| {
@@ -143,12 +153,16 @@ impl Engine {
     /// with per-request isolation) or a class `method` (the class's warm instance,
     /// created with `enter` on first use).
     pub async fn handle(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &EndpointSpec,
         request: Request,
     ) -> Result<Response, CallError> {
         let exports = self.guest(component)?;
+        // A guest with async handlers takes several requests per instance.
+        if spec.kind == super::EndpointKind::Function && self.serves_async(component) {
+            return self.handle_concurrently(component, spec, request).await;
+        }
         let handler = exports
             .handler
             .as_ref()
@@ -194,8 +208,25 @@ impl Engine {
 
     /// Runs one attempt of function `spec` on a fresh instance with `ctx` (secrets,
     /// volumes, call identity); `input` is `{"args": [...], "kwargs": {...}}` and the
-    /// result is JSON text.
+    /// result is JSON text. A batched function's call joins the next batch instead.
     pub async fn call_function(
+        &self,
+        component: &LoadedComponent,
+        spec: &FunctionSpec,
+        input: &str,
+        ctx: &CallContext,
+    ) -> Result<String, FunctionError> {
+        match spec.batching {
+            Some(batching) => {
+                self.call_batched(component, spec, batching, input, ctx)
+                    .await
+            }
+            None => self.call_function_once(component, spec, input, ctx).await,
+        }
+    }
+
+    /// One guest call of function `spec` on a fresh instance.
+    pub(super) async fn call_function_once(
         &self,
         component: &LoadedComponent,
         spec: &FunctionSpec,
@@ -211,6 +242,12 @@ impl Engine {
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.function_gpu(spec);
         let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
+        if let Some(indices) = &exports.function_async {
+            let outcome = self
+                .call_async_function(&mut live, indices, &spec.name, input, limits, names)
+                .await?;
+            return outcome.map_err(guest_error);
+        }
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -219,12 +256,7 @@ impl Engine {
                     .await
             })
             .await?;
-        outcome.map_err(|e| match e {
-            GuestCallError::Failed(message) => FunctionError::Failed(message),
-            GuestCallError::InvalidInput(detail) => FunctionError::InvalidInput(
-                serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-            ),
-        })
+        outcome.map_err(guest_error)
     }
 
     async fn enter(

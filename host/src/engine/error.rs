@@ -98,7 +98,7 @@ pub enum CallError {
 }
 
 /// Why a function call produced no result.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FunctionError {
     /// The instance trapped, timed out, ran out of memory or could not start.
     #[error("{0}")]

@@ -117,6 +117,10 @@ fn function(r: &mut Reader<'_>) -> raw::FunctionInfo {
         }),
         gpu: r.maybe(|r| r.text(&["any", " "])),
         allowed_outbound_hosts: r.list(|r| r.text(OUTBOUND)),
+        batching: r.maybe(|r| raw::Batching {
+            max_batch_size: r.u32(),
+            wait_ms: r.u64(),
+        }),
     }
 }
 

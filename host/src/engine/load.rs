@@ -2,6 +2,7 @@
 //! pre-initialisation snapshot of guests with init work.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
-    describe_failure, validate, web_server,
+    describe_failure, validate, web_server, workers,
 };
 use crate::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 
@@ -100,7 +101,7 @@ impl Engine {
                     Some(manifest) => manifest,
                     None => {
                         described = true;
-                        self.describe(exports).await?
+                        self.describe(runtime, exports).await?
                     }
                 };
                 exports.check(&manifest)?;
@@ -112,7 +113,10 @@ impl Engine {
         let mut pre_init = PreInit::None;
         let mut snapshot = None;
         if manifest.pre_init {
-            if self.config.pre_init_snapshots {
+            // The snapshotter runs on the engine without component-model async, so a
+            // guest with async handlers runs its init work in each instance instead.
+            let plain_engine = std::ptr::eq(runtime, &self.runtime);
+            if self.config.pre_init_snapshots && plain_engine {
                 let key = format!("{digest}-init");
                 let (component, cached) = match runtime.cache.lookup(&runtime.engine, &key) {
                     Some(c) => (c, true),
@@ -140,6 +144,10 @@ impl Engine {
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
         let warm = self.pools.register(&manifest.app, &self.metrics);
+        let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
+        let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
+        self.pools.register_concurrent(&services);
+        self.pools.register_concurrent(&typed);
         Ok(LoadedComponent {
             manifest,
             digest,
@@ -149,7 +157,9 @@ impl Engine {
             prepared,
             wasm_engine: runtime.engine.clone(),
             warm,
-            services: Default::default(),
+            services,
+            typed,
+            batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })
@@ -210,10 +220,10 @@ impl Engine {
         Ok(component)
     }
 
-    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service (made now if
-    /// this is the first), else the one of WASIp2 components and wasmhost guests.
+    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service or a guest with
+    /// async handlers (made now if this is the first), else the one of WASIp2 components and wasmhost guests.
     fn runtime_for(&self, bytes: &[u8]) -> Result<&Runtime, LoadError> {
-        if !runtime::exports_p3_handler(bytes) {
+        if !runtime::needs_concurrency(bytes) {
             return Ok(&self.runtime);
         }
         if let Some(concurrent) = self.concurrent.get() {
@@ -246,7 +256,11 @@ impl Engine {
         Ok(())
     }
 
-    async fn describe(&self, exports: &world::GuestExports) -> Result<AppManifest, LoadError> {
+    async fn describe(
+        &self,
+        runtime: &Runtime,
+        exports: &world::GuestExports,
+    ) -> Result<AppManifest, LoadError> {
         // A guest that never finishes describing itself must not hold a deploy for the
         // whole call timeout.
         let limits = Limits {
@@ -254,10 +268,13 @@ impl Engine {
             ..self.default_limits()
         };
         let mut store = self
-            .new_store(
+            .new_store_with(
+                &runtime.engine,
                 limits,
+                None,
                 &CallContext::default(),
                 self.no_gpu("`describe` cannot use the GPU"),
+                self.outbound.deny_all("deploy"),
             )
             .map_err(|e| LoadError::Describe(e.to_string()))?;
         let run = async {

@@ -9,8 +9,8 @@ use super::LoadError;
 use super::bindings;
 use crate::capabilities::volumes::Volumes;
 use crate::manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, Scaling, VolumeMount,
-    is_dns_label,
+    AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, RetryPolicy, Scaling,
+    VolumeMount, is_dns_label,
 };
 
 /// Refuses a `gpu` requirement that names nothing.
@@ -29,6 +29,11 @@ fn check_outbound(what: &str, name: &str, hosts: &[String]) -> Result<(), LoadEr
         .map(drop)
         .map_err(|e| LoadError::Describe(format!("{what} {name:?}: {e}")))
 }
+
+/// The largest batch a batched function may ask for (Modal's limit is 1000).
+const MAX_BATCH_SIZE: u32 = 1000;
+/// The longest a batch may wait for more calls, in milliseconds (Modal's limit: 10 min).
+const MAX_BATCH_WAIT_MS: u64 = 600_000;
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -123,71 +128,8 @@ impl TryFrom<bindings::Manifest> for AppManifest {
         }
         let mut functions: Vec<FunctionSpec> = Vec::with_capacity(m.functions.len());
         for f in m.functions {
-            if endpoints.iter().any(|e| e.name == f.name)
-                || functions.iter().any(|x| x.name == f.name)
-            {
-                return Err(bad(format!(
-                    "two functions or endpoints are named {:?}",
-                    f.name
-                )));
-            }
-            if !is_dns_label(&f.name.replace('_', "-").to_ascii_lowercase()) {
-                return Err(bad(format!("function name {:?} is not DNS-safe", f.name)));
-            }
-            let parse = |what: &str, s: &str| {
-                serde_json::from_str::<Value>(s)
-                    .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
-            };
-            check_gpu("function", &f.name, f.gpu.as_deref())?;
-            check_outbound("function", &f.name, &f.allowed_outbound_hosts)?;
-            let args_schema = parse("args-schema", &f.args_schema)?;
-            let result_schema = f
-                .result_schema
-                .as_deref()
-                .map(|s| parse("result-schema", s))
-                .transpose()?;
-            let retries = match f.retries {
-                Some(r) if !(r.backoff_coefficient.is_finite() && r.backoff_coefficient >= 1.0) => {
-                    return Err(bad(format!(
-                        "function {:?}: backoff coefficient must be at least 1.0, not {}",
-                        f.name, r.backoff_coefficient
-                    )));
-                }
-                Some(r) => Some(RetryPolicy {
-                    max_retries: r.max_retries.min(100),
-                    backoff_coefficient: r.backoff_coefficient,
-                    initial_delay: Duration::from_millis(r.initial_delay_ms),
-                    max_delay: Duration::from_millis(r.max_delay_ms),
-                }),
-                None => None,
-            };
-            let mounts = f
-                .volumes
-                .iter()
-                .map(|v| (v.volume.as_str(), v.path.as_str()));
-            Volumes::configure(mounts).map_err(|e| bad(format!("function {:?}: {e}", f.name)))?;
-            functions.push(FunctionSpec {
-                name: f.name,
-                summary: f.summary,
-                args_schema,
-                params: f.params,
-                result_schema,
-                retries,
-                timeout: f.timeout_ms.map(Duration::from_millis),
-                memory_mib: f.memory_mib,
-                schedule: f.schedule,
-                secrets: f.secrets,
-                volumes: f
-                    .volumes
-                    .into_iter()
-                    .map(|v| VolumeMount {
-                        volume: v.volume,
-                        path: v.path,
-                    })
-                    .collect(),
-                gpu: f.gpu,
-                allowed_outbound_hosts: f.allowed_outbound_hosts,
-            });
+            let spec = function_spec(f, &endpoints, &functions)?;
+            functions.push(spec);
         }
         Ok(AppManifest {
             app: m.app,
@@ -196,5 +138,140 @@ impl TryFrom<bindings::Manifest> for AppManifest {
             functions,
             pre_init: m.pre_init,
         })
+    }
+}
+
+/// One function of a manifest, checked against the endpoints and functions before it.
+fn function_spec(
+    f: bindings::wasmhost::guest::types::FunctionInfo,
+    endpoints: &[EndpointSpec],
+    functions: &[FunctionSpec],
+) -> Result<FunctionSpec, LoadError> {
+    let bad = |msg: String| LoadError::Describe(msg);
+    if endpoints.iter().any(|e| e.name == f.name) || functions.iter().any(|x| x.name == f.name) {
+        return Err(bad(format!(
+            "two functions or endpoints are named {:?}",
+            f.name
+        )));
+    }
+    if !is_dns_label(&f.name.replace('_', "-").to_ascii_lowercase()) {
+        return Err(bad(format!("function name {:?} is not DNS-safe", f.name)));
+    }
+    let parse = |what: &str, s: &str| {
+        serde_json::from_str::<Value>(s)
+            .map_err(|err| bad(format!("function {:?}: {what} is not JSON: {err}", f.name)))
+    };
+    check_gpu("function", &f.name, f.gpu.as_deref())?;
+    check_outbound("function", &f.name, &f.allowed_outbound_hosts)?;
+    let args_schema = parse("args-schema", &f.args_schema)?;
+    let result_schema = f
+        .result_schema
+        .as_deref()
+        .map(|s| parse("result-schema", s))
+        .transpose()?;
+    let retries = match f.retries {
+        Some(r) if !(r.backoff_coefficient.is_finite() && r.backoff_coefficient >= 1.0) => {
+            return Err(bad(format!(
+                "function {:?}: backoff coefficient must be at least 1.0, not {}",
+                f.name, r.backoff_coefficient
+            )));
+        }
+        Some(r) => Some(RetryPolicy {
+            max_retries: r.max_retries.min(100),
+            backoff_coefficient: r.backoff_coefficient,
+            initial_delay: Duration::from_millis(r.initial_delay_ms),
+            max_delay: Duration::from_millis(r.max_delay_ms),
+        }),
+        None => None,
+    };
+    let batching = match f.batching {
+        Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
+            return Err(bad(format!(
+                "function {:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
+                f.name, b.max_batch_size
+            )));
+        }
+        Some(b) => Some(Batching {
+            max_batch_size: b.max_batch_size as usize,
+            wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
+        }),
+        None => None,
+    };
+    let mounts = f
+        .volumes
+        .iter()
+        .map(|v| (v.volume.as_str(), v.path.as_str()));
+    Volumes::configure(mounts).map_err(|e| bad(format!("function {:?}: {e}", f.name)))?;
+    Ok(FunctionSpec {
+        name: f.name,
+        summary: f.summary,
+        args_schema,
+        params: f.params,
+        result_schema,
+        retries,
+        timeout: f.timeout_ms.map(Duration::from_millis),
+        memory_mib: f.memory_mib,
+        schedule: f.schedule,
+        secrets: f.secrets,
+        volumes: f
+            .volumes
+            .into_iter()
+            .map(|v| VolumeMount {
+                volume: v.volume,
+                path: v.path,
+            })
+            .collect(),
+        gpu: f.gpu,
+        allowed_outbound_hosts: f.allowed_outbound_hosts,
+        batching,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batching_is_checked_and_bounded() {
+        use bindings::wasmhost::guest::types as raw;
+        let function = |batching| raw::FunctionInfo {
+            name: "f".into(),
+            summary: None,
+            args_schema: "{}".into(),
+            params: vec!["x".into()],
+            result_schema: None,
+            retries: None,
+            timeout_ms: None,
+            memory_mib: None,
+            schedule: None,
+            secrets: Vec::new(),
+            volumes: Vec::new(),
+            gpu: None,
+            allowed_outbound_hosts: Vec::new(),
+            batching,
+        };
+        let spec = |max_batch_size, wait_ms| {
+            function_spec(
+                function(Some(raw::Batching {
+                    max_batch_size,
+                    wait_ms,
+                })),
+                &[],
+                &[],
+            )
+        };
+        let batching = spec(8, u64::MAX).expect("valid").batching.expect("batched");
+        assert_eq!(batching.max_batch_size, 8);
+        assert_eq!(batching.wait, Duration::from_millis(MAX_BATCH_WAIT_MS));
+        for size in [0, MAX_BATCH_SIZE + 1] {
+            let err = spec(size, 10).expect_err("refused").to_string();
+            assert!(err.contains("max_batch_size must be 1 to 1000"), "{err}");
+        }
+        assert_eq!(
+            function_spec(function(None), &[], &[])
+                .expect("plain")
+                .batching,
+            None
+        );
     }
 }

@@ -74,6 +74,8 @@ pub struct Metrics {
     pub rejected: Family<FunctionLabels, Counter>,
     /// Function calls finished.
     pub calls: Family<CallLabels, Counter>,
+    /// Calls per guest call of batched functions.
+    pub batch_size: Family<FunctionLabels, Histogram>,
     /// GPU submissions that completed.
     pub gpu_submits: Gauge,
     /// GPU time in seconds, summed.
@@ -137,6 +139,9 @@ impl Metrics {
             queue_depth: Family::default(),
             rejected: Family::default(),
             calls: Family::default(),
+            batch_size: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 11))
+            }),
             gpu_submits: Gauge::default(),
             gpu_seconds: Gauge::default(),
             outbound_requests: Family::default(),
@@ -215,6 +220,11 @@ impl Metrics {
                 m.rejected.clone(),
             );
             r.register("calls", "Function calls finished", m.calls.clone());
+            r.register(
+                "batch_size",
+                "Calls per guest call of a batched function",
+                m.batch_size.clone(),
+            );
             r.register(
                 "gpu_submits",
                 "GPU submissions completed",

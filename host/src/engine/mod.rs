@@ -9,10 +9,12 @@
 //! ASGI channel and WSGI streams are traits the shapes implement. WASIp3 services
 //! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
+mod batch;
 mod bindings;
 mod cache;
 mod calls;
 mod channel;
+mod concurrent;
 mod context;
 mod error;
 #[cfg(fuzzing)]
@@ -28,6 +30,7 @@ mod snapshot;
 mod state;
 mod validate;
 mod web_server;
+mod workers;
 mod world;
 
 use std::path::PathBuf;
@@ -43,8 +46,8 @@ use crate::capabilities::gpu::{Gpu, GpuCtx};
 use crate::capabilities::outbound::{Outbound, OutboundHooks};
 pub use crate::capabilities::volumes::Mount;
 pub use crate::manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
-    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
+    AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy,
+    Scaling, ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
 pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
@@ -176,6 +179,8 @@ pub struct LoadedComponent {
     wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
     services: Arc<service::ServicePool>,
+    typed: Arc<concurrent::TypedPool>,
+    batches: batch::Batches,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }
@@ -197,8 +202,9 @@ impl LoadedComponent {
 
 impl Drop for LoadedComponent {
     fn drop(&mut self) {
-        // Its WASIp3 instances end once the requests in them are done.
+        // Its concurrent instances end once the requests in them are done.
         self.services.close_all();
+        self.typed.close_all();
     }
 }
 
@@ -289,6 +295,17 @@ impl Engine {
         match spec.scaling.max_containers {
             Some(c) => (c as usize) * inputs,
             None => self.config.max_concurrency,
+        }
+    }
+
+    /// [`Engine::max_concurrency`] for an endpoint of `component`: typed endpoints with
+    /// async handlers take `max_inputs` per instance like WASIp3 services.
+    pub fn max_concurrency_in(&self, component: &LoadedComponent, spec: &EndpointSpec) -> usize {
+        match (spec.kind, spec.scaling.max_containers) {
+            (EndpointKind::Function, Some(c)) if self.serves_async(component) => {
+                (c as usize) * self.max_inputs(spec)
+            }
+            _ => self.max_concurrency(spec),
         }
     }
 

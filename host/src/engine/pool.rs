@@ -12,6 +12,7 @@ use wasmtime::component::Instance;
 
 use super::metrics::Metrics;
 use super::state::InstanceState;
+use super::workers::{Evict, Workers};
 use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
 };
@@ -63,6 +64,8 @@ pub(crate) struct WarmInstances {
 #[derive(Default)]
 pub(crate) struct PoolRegistry {
     pools: Mutex<Vec<Weak<WarmInstances>>>,
+    /// The instances of concurrent endpoints (WASIp3 services, async typed endpoints).
+    concurrent: Mutex<Vec<Weak<dyn Evict>>>,
 }
 
 impl PoolRegistry {
@@ -79,6 +82,30 @@ impl PoolRegistry {
         pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(&warm));
         warm
+    }
+
+    /// Registers the workers of a component's concurrent endpoints for eviction.
+    pub(super) fn register_concurrent<J: Send + 'static>(&self, workers: &Arc<Workers<J>>) {
+        let mut pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        let workers: Arc<dyn Evict> = workers.clone();
+        pools.push(Arc::downgrade(&workers));
+    }
+
+    /// Asks an idle instance of a concurrent endpoint to end and waits (briefly) until it
+    /// has; returns whether one did.
+    async fn evict_concurrent(&self) -> bool {
+        let pools: Vec<Arc<dyn Evict>> = {
+            let pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        let Some(mut ended) = pools.iter().find_map(|p| p.evict()) else {
+            return false;
+        };
+        let wait = ended.wait_for(Option::is_some);
+        tokio::time::timeout(std::time::Duration::from_secs(1), wait)
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Takes the instance idle the longest out of its pool, if any is idle.
@@ -246,8 +273,11 @@ impl Engine {
 
     /// Starts `min_containers` idle instances of every reusable endpoint ahead of traffic,
     /// so the first requests find them warm.
-    pub async fn prewarm(&self, component: &LoadedComponent) {
+    pub async fn prewarm(self: &Arc<Self>, component: &Arc<LoadedComponent>) {
         for spec in &component.manifest.endpoints {
+            if self.fill_concurrent(component, spec, self.min_containers(spec)) {
+                continue;
+            }
             if self.reusable(spec) {
                 self.fill(component, spec, self.min_containers(spec)).await;
             }
@@ -259,6 +289,9 @@ impl Engine {
     /// the background, so the next requests of a burst find them warm.
     pub fn ensure_buffer(self: &Arc<Self>, component: &Arc<LoadedComponent>, spec: &EndpointSpec) {
         let wanted = self.buffer_containers(spec);
+        if self.fill_concurrent(component, spec, wanted) {
+            return;
+        }
         if wanted == 0 || !self.reusable(spec) || component.warm.idle_count(&spec.name) >= wanted {
             return;
         }
@@ -270,6 +303,35 @@ impl Engine {
             engine.fill(&component, &spec, wanted).await;
             component.warm.end_refill(&spec.name);
         });
+    }
+
+    /// For a concurrent endpoint (a WASIp3 service, an async typed endpoint): starts idle
+    /// instances until `wanted` wait (each starts in its own task). Returns whether
+    /// `spec` is one.
+    fn fill_concurrent(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        wanted: usize,
+    ) -> bool {
+        let wanted = match self.single_use(spec) {
+            true => 0,
+            false => wanted.min(self.idle_cap(spec)),
+        };
+        match spec.kind {
+            EndpointKind::Service => {
+                for fresh in component.services.top_up(&spec.name, wanted) {
+                    self.start_service(component, spec, fresh);
+                }
+            }
+            EndpointKind::Function if self.serves_async(component) => {
+                for fresh in component.typed.top_up(&spec.name, wanted) {
+                    self.start_typed(component, spec, fresh);
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Starts idle instances of `spec` until `wanted` wait.
@@ -286,10 +348,16 @@ impl Engine {
         }
     }
 
-    /// Makes room in a full pooling allocator: retires the instance idle the longest,
-    /// from any app (without its ASGI lifespan shutdown: this is the capacity path).
+    /// Makes room in a full pooling allocator: retires the instance idle the longest
+    /// from any app's warm pool, else an idle instance of a concurrent endpoint.
     /// Returns whether one was retired.
-    pub(super) fn evict_idle(&self) -> bool {
+    pub(super) async fn make_room(&self) -> bool {
+        self.evict_idle() || self.pools.evict_concurrent().await
+    }
+
+    /// Retires the warm instance idle the longest, from any app (without its ASGI
+    /// lifespan shutdown: this is the capacity path). Returns whether one was retired.
+    fn evict_idle(&self) -> bool {
         let Some((warm, name, live)) = self.pools.evict_oldest() else {
             return false;
         };
@@ -316,13 +384,13 @@ impl Engine {
         shape && !per_request && spec.gpu.is_none()
     }
 
-    fn min_containers(&self, spec: &EndpointSpec) -> usize {
+    pub(super) fn min_containers(&self, spec: &EndpointSpec) -> usize {
         spec.scaling
             .min_containers
             .map_or(self.config.min_containers, |n| n as usize)
     }
 
-    fn buffer_containers(&self, spec: &EndpointSpec) -> usize {
+    pub(super) fn buffer_containers(&self, spec: &EndpointSpec) -> usize {
         spec.scaling
             .buffer_containers
             .map_or(self.config.buffer_containers, |n| n as usize)
@@ -381,6 +449,7 @@ impl Engine {
     /// apps run lifespan shutdown, the class instance runs `exit`.
     pub async fn retire(&self, component: &LoadedComponent) {
         component.services.close_all();
+        component.typed.close_all();
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.drain()

@@ -93,9 +93,14 @@ fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
         .expect("spawning the epoch thread");
 }
 
-/// Whether `bytes` (a component) exports `wasi:http/handler@0.3.x` at its top level: a
-/// WASIp3 service, which needs the concurrent engine.
-pub(crate) fn exports_p3_handler(bytes: &[u8]) -> bool {
+/// Whether `bytes` (a component) exports `wasi:http/handler@0.3.x` (a WASIp3 service) or
+/// wasmhost's async handlers at its top level: it needs the concurrent engine.
+pub(crate) fn needs_concurrency(bytes: &[u8]) -> bool {
+    let concurrent = |name: &str| {
+        name.starts_with(bindings::HANDLER_P3_PREFIX)
+            || name == bindings::ENDPOINT_HANDLER_ASYNC
+            || name == bindings::FUNCTION_HANDLER_ASYNC
+    };
     let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         match payload {
@@ -105,7 +110,7 @@ pub(crate) fn exports_p3_handler(bytes: &[u8]) -> bool {
             Ok(wasmparser::Payload::ComponentExportSection(exports)) if depth == 0 => {
                 let found = exports
                     .into_iter()
-                    .any(|e| e.is_ok_and(|e| e.name.name.starts_with(bindings::HANDLER_P3_PREFIX)));
+                    .any(|e| e.is_ok_and(|e| concurrent(e.name.name)));
                 if found {
                     return true;
                 }

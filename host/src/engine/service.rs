@@ -6,8 +6,8 @@
 //! instance with a free input; a new instance starts only when every one is full.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use wasmtime::AsContextMut;
 use wasmtime::component::Accessor;
 use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::calls::ProxyBody;
 use super::state::InstanceState;
+use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, LoadedComponent, classify, forward_output};
 
@@ -48,16 +49,13 @@ enum Unanswered {
 const ATTEMPTS: usize = 3;
 
 /// One request handed to a worker.
-struct Job {
+pub(crate) struct Job {
     request: hyper::Request<WasiBody>,
     answer: oneshot::Sender<Answer>,
 }
 
 /// The live instances of every service endpoint of one component.
-#[derive(Default)]
-pub(crate) struct ServicePool {
-    workers: Mutex<Vec<Arc<Worker>>>,
-}
+pub(crate) type ServicePool = Workers<Job>;
 
 /// What the task running one instance works with; it holds its component only while
 /// the instance starts.
@@ -66,107 +64,7 @@ struct Instance {
     pool: Arc<ServicePool>,
     app: String,
     spec: EndpointSpec,
-    worker: Arc<Worker>,
-}
-
-/// The dispatcher's side of one instance.
-struct Worker {
-    endpoint: String,
-    jobs: mpsc::UnboundedSender<Job>,
-    /// Requests given to it and not finished (their response bodies included).
-    in_flight: AtomicUsize,
-    /// No longer takes requests: idle past the window, failed, or single-use.
-    closed: AtomicBool,
-    /// Wakes the worker when its app is stopped or replaced.
-    stop: tokio::sync::Notify,
-    /// Why its instance ended, set when it did, for the requests it leaves unanswered
-    /// (their answers drop a moment before: the event loop ends first).
-    ended: watch::Sender<Option<CallError>>,
-}
-
-impl Worker {
-    async fn failure(&self) -> CallError {
-        let mut ended = self.ended.subscribe();
-        let reason = tokio::time::timeout(Duration::from_secs(1), ended.wait_for(Option::is_some))
-            .await
-            .ok()
-            .and_then(|r| r.ok().and_then(|v| v.clone()));
-        reason.unwrap_or_else(|| CallError::Trap("the instance ended before it answered".into()))
-    }
-}
-
-/// A request's hold on its instance's input, released when its response body is done.
-struct Input(Arc<Worker>);
-
-impl Drop for Input {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl ServicePool {
-    fn workers(&self) -> MutexGuard<'_, Vec<Arc<Worker>>> {
-        self.workers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes an input of an open instance of `endpoint` with room, else registers a
-    /// new worker (returned with its job queue's receiving end, for the caller to start).
-    fn reserve(
-        &self,
-        endpoint: &str,
-        max_inputs: usize,
-        single_use: bool,
-    ) -> (Input, Option<mpsc::UnboundedReceiver<Job>>) {
-        let mut workers = self.workers();
-        if !single_use {
-            let open = workers.iter().find(|w| {
-                w.endpoint == endpoint
-                    && !w.closed.load(Ordering::Acquire)
-                    && w.in_flight.load(Ordering::Acquire) < max_inputs
-            });
-            if let Some(worker) = open {
-                worker.in_flight.fetch_add(1, Ordering::AcqRel);
-                return (Input(worker.clone()), None);
-            }
-        }
-        let (jobs, receiver) = mpsc::unbounded_channel();
-        let worker = Arc::new(Worker {
-            endpoint: endpoint.to_owned(),
-            jobs,
-            in_flight: AtomicUsize::new(1),
-            closed: AtomicBool::new(single_use),
-            stop: tokio::sync::Notify::new(),
-            ended: watch::Sender::new(None),
-        });
-        workers.push(worker.clone());
-        (Input(worker), Some(receiver))
-    }
-
-    /// Closes `worker` if nothing is in flight on it; reservations take the same lock,
-    /// so none can slip in afterwards. Returns whether it was closed.
-    fn close_if_idle(&self, worker: &Arc<Worker>) -> bool {
-        let mut workers = self.workers();
-        if worker.in_flight.load(Ordering::Acquire) != 0 {
-            return false;
-        }
-        worker.closed.store(true, Ordering::Release);
-        workers.retain(|w| !Arc::ptr_eq(w, worker));
-        true
-    }
-
-    /// Closes every instance: each ends once the requests in it are done.
-    pub(crate) fn close_all(&self) {
-        for worker in self.workers().drain(..) {
-            worker.closed.store(true, Ordering::Release);
-            worker.stop.notify_one();
-        }
-    }
-
-    /// Stops sending requests to `worker`.
-    fn close(&self, worker: &Arc<Worker>) {
-        worker.closed.store(true, Ordering::Release);
-        self.workers().retain(|w| !Arc::ptr_eq(w, worker));
-    }
+    worker: Arc<Worker<Job>>,
 }
 
 impl Engine {
@@ -184,7 +82,7 @@ impl Engine {
             .max(1)
     }
 
-    fn single_use(&self, spec: &EndpointSpec) -> bool {
+    pub(super) fn single_use(&self, spec: &EndpointSpec) -> bool {
         self.config.isolation == Some(super::IsolationSetting::PerRequest)
             || spec.scaling.per_request
             || spec.gpu.is_some()
@@ -208,18 +106,10 @@ impl Engine {
                 self.single_use(spec),
             );
             if let Some(jobs) = fresh {
-                let worker = Instance {
-                    component: Arc::downgrade(component),
-                    pool: component.services.clone(),
-                    app: component.manifest.app.clone(),
-                    spec: spec.clone(),
-                    worker: input.0.clone(),
-                };
-                let engine = self.clone();
-                tokio::spawn(async move { engine.work(worker, jobs).await });
+                self.start_service(component, spec, (input.worker().clone(), jobs));
             }
             let (answer, answered) = oneshot::channel();
-            if let Err(refused) = input.0.jobs.send(Job { request, answer }) {
+            if let Err(refused) = input.worker().jobs.send(Job { request, answer }) {
                 request = refused.0.request;
                 continue;
             }
@@ -228,7 +118,7 @@ impl Engine {
             let outcome = tokio::time::timeout(limits.timeout + super::TICK * 100, answered).await;
             return match outcome {
                 Err(_) => Err(CallError::Timeout(limits.timeout)),
-                Ok(Err(_)) => Err(input.0.failure().await),
+                Ok(Err(_)) => Err(input.worker().failure().await),
                 Ok(Ok(Err(Unanswered::Failed(e)))) => Err(e),
                 Ok(Ok(Err(Unanswered::NotStarted(again)))) => {
                     request = *again;
@@ -246,6 +136,24 @@ impl Engine {
         Err(CallError::Instantiate(format!(
             "{ATTEMPTS} instances in a row stopped before taking the request"
         )))
+    }
+
+    /// Starts the task of a new service instance.
+    pub(super) fn start_service(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        (worker, jobs): Fresh<Job>,
+    ) {
+        let instance = Instance {
+            component: Arc::downgrade(component),
+            pool: component.services.clone(),
+            app: component.manifest.app.clone(),
+            spec: spec.clone(),
+            worker,
+        };
+        let engine = self.clone();
+        tokio::spawn(async move { engine.work(instance, jobs).await });
     }
 
     /// Runs one instance: starts it, then takes requests until it is idle past the
@@ -310,6 +218,7 @@ impl Engine {
             .scaling
             .scaledown_window
             .unwrap_or(self.config.scaledown_window);
+        let keep = self.min_containers(spec);
         let names = (instance.app.as_str(), spec.name.as_str());
         let outcome = live
             .store
@@ -346,7 +255,7 @@ impl Engine {
                         }
                         _ = worker.stop.notified(), if !retiring => retiring = true,
                         _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
-                            if pool.close_if_idle(worker) {
+                            if pool.close_if_idle(worker, keep) {
                                 break;
                             }
                         }
@@ -438,7 +347,7 @@ fn answer_error(e: wasmtime::Error, state: &InstanceState, limits: super::Limits
 /// A response body that holds its request's input until it is sent or dropped.
 struct Counted {
     body: WasiBody,
-    _input: Input,
+    _input: Input<Job>,
 }
 
 impl Body for Counted {

@@ -8,8 +8,8 @@ use wasmtime_wasi_http::p3::bindings::ServiceIndices;
 
 use super::LoadError;
 use super::bindings::{
-    self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, InitIndices,
-    LifecycleIndices, WsgiIndices,
+    self, AsgiIndices, AsyncFunctionIndices, AsyncHandlerIndices, DescribeIndices, FunctionIndices,
+    HandlerIndices, InitIndices, LifecycleIndices, WsgiIndices,
 };
 use super::state::InstanceState;
 use crate::manifest::{AppManifest, EndpointKind};
@@ -49,6 +49,10 @@ pub(crate) struct GuestExports {
     pub(crate) asgi: Option<AsgiIndices>,
     pub(crate) wsgi: Option<WsgiIndices>,
     pub(crate) init: Option<InitIndices>,
+    /// Typed endpoints whose handlers may await: called concurrently in one instance.
+    pub(crate) handler_async: Option<AsyncHandlerIndices>,
+    /// Functions whose handlers may await.
+    pub(crate) function_async: Option<AsyncFunctionIndices>,
 }
 
 const EXPECTED: &str = "wasmhost:guest/describe@0.1.0 (a guest-sdk component), \
@@ -119,6 +123,8 @@ pub(crate) fn prepare(
     let asgi = AsgiIndices::new(&pre);
     let wsgi = WsgiIndices::new(&pre);
     let init = InitIndices::new(&pre);
+    let handler_async = AsyncHandlerIndices::new(&pre);
+    let function_async = AsyncFunctionIndices::new(&pre);
     optional(
         bindings::ENDPOINT_HANDLER,
         handler.as_ref().map(|_| ()).map_err(clone_err),
@@ -140,6 +146,14 @@ pub(crate) fn prepare(
         wsgi.as_ref().map(|_| ()).map_err(clone_err),
     )?;
     optional(bindings::INIT, init.as_ref().map(|_| ()).map_err(clone_err))?;
+    optional(
+        bindings::ENDPOINT_HANDLER_ASYNC,
+        handler_async.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
+    optional(
+        bindings::FUNCTION_HANDLER_ASYNC,
+        function_async.as_ref().map(|_| ()).map_err(clone_err),
+    )?;
     Ok(Prepared::Guest(GuestExports {
         pre,
         describe,
@@ -149,6 +163,8 @@ pub(crate) fn prepare(
         asgi: asgi.ok(),
         wsgi: wsgi.ok(),
         init: init.ok(),
+        handler_async: handler_async.ok(),
+        function_async: function_async.ok(),
     }))
 }
 

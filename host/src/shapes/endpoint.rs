@@ -1,6 +1,8 @@
 //! The `endpoint` shape: one typed function per URL. The host checks the method and
 //! serves the docs; the guest SDK parses arguments (422s) and encodes the result.
 
+use std::sync::Arc;
+
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, StatusCode};
 
@@ -11,8 +13,8 @@ use crate::engine::{EndpointSpec, Engine, LoadedComponent, Response};
 const DOCS_HTML: &str = include_str!("docs.html");
 
 pub(super) async fn serve(
-    engine: &Engine,
-    component: &LoadedComponent,
+    engine: &Arc<Engine>,
+    component: &Arc<LoadedComponent>,
     spec: &EndpointSpec,
     request: Request,
 ) -> hyper::Response<Body> {

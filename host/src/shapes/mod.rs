@@ -55,7 +55,7 @@ impl WebApp {
             .iter()
             .map(|spec| {
                 admission::Admission::new(
-                    engine.max_concurrency(spec),
+                    engine.max_concurrency_in(&component, spec),
                     c.queue_depth,
                     c.queue_timeout,
                 )

@@ -1,0 +1,169 @@
+//! Batched functions (`#[wasmhost::function(batched(max_batch_size = 8, wait_ms = 50))]`,
+//! Modal's `@batched`): the host collects calls and sends them as one input,
+//! `{"batch": [{"args": [...], "kwargs": {...}}, ...]}`. Each item is read like a lone
+//! call's input (a bad one fails only its caller); the function gets a list per
+//! parameter and returns one result per item that was read, in order; the answer is
+//! `{"batch": [outcome, ...]}` with `{"ok": value}`, `{"failed": message}` or
+//! `{"invalid_input": [errors]}` for every item.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::invoke::CallError;
+
+/// The items of a batch input, each as the JSON text of one call's input.
+pub fn batch_inputs(input: &str) -> Result<Vec<String>, CallError> {
+    let mut envelope = match serde_json::from_str::<Value>(input) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(not_a_batch()),
+    };
+    match envelope.remove("batch") {
+        Some(Value::Array(items)) => Ok(items.iter().map(Value::to_string).collect()),
+        _ => Err(not_a_batch()),
+    }
+}
+
+fn not_a_batch() -> CallError {
+    CallError::Failed(
+        "a batched function is called by the host with {\"batch\": [...]}; call it through \
+         the host (`.remote`, `.spawn`, `.map`)"
+            .into(),
+    )
+}
+
+/// The outcome of every item of a batch, filled as items are read and results come.
+#[derive(Debug)]
+pub struct BatchOutcomes {
+    outcomes: Vec<Option<Value>>,
+    /// The items that were read, in order: the function's results belong to them.
+    accepted: Vec<usize>,
+}
+
+impl BatchOutcomes {
+    /// Outcomes of `size` items, none known yet.
+    pub fn new(size: usize) -> Self {
+        Self {
+            outcomes: vec![None; size],
+            accepted: Vec::with_capacity(size),
+        }
+    }
+
+    /// Item `index` could not be read: its caller gets `error`.
+    pub fn reject(&mut self, index: usize, error: CallError) {
+        self.outcomes[index] = Some(outcome_of_error(error));
+    }
+
+    /// Item `index` was read: it gets the next result.
+    pub fn accept(&mut self, index: usize) {
+        self.accepted.push(index);
+    }
+
+    /// How many items were read (the function is called only when some were).
+    pub fn accepted(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// The answer, given one plain result per accepted item.
+    pub fn finish_values<T: Serialize>(self, results: Vec<T>) -> Result<String, CallError> {
+        let results = results.into_iter().map(Ok::<T, String>);
+        self.finish(results.collect())
+    }
+
+    /// The answer, given the function's whole result: `Err` fails every caller.
+    pub fn finish_batch<T: Serialize, E: fmt::Display>(
+        self,
+        results: Result<Vec<T>, E>,
+    ) -> Result<String, CallError> {
+        match results {
+            Ok(values) => self.finish_values(values),
+            Err(e) => Err(CallError::Failed(e.to_string())),
+        }
+    }
+
+    /// The answer, given one result per accepted item: an `Err` fails only its caller.
+    pub fn finish<T: Serialize, E: fmt::Display>(
+        mut self,
+        results: Vec<Result<T, E>>,
+    ) -> Result<String, CallError> {
+        if results.len() != self.accepted.len() {
+            return Err(CallError::Failed(format!(
+                "the batched function returned {} results for {} inputs; it must return \
+                 one result per input, in order",
+                results.len(),
+                self.accepted.len()
+            )));
+        }
+        for (index, result) in self.accepted.iter().zip(results) {
+            self.outcomes[*index] = Some(match result {
+                Ok(value) => match serde_json::to_value(value) {
+                    Ok(value) => json!({ "ok": value }),
+                    Err(e) => json!({
+                        "failed": format!("the result could not be serialised to JSON: {e}")
+                    }),
+                },
+                Err(e) => json!({ "failed": e.to_string() }),
+            });
+        }
+        let outcomes: Vec<Value> = self
+            .outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| json!({ "failed": "no result for this input" })))
+            .collect();
+        Ok(json!({ "batch": outcomes }).to_string())
+    }
+}
+
+fn outcome_of_error(error: CallError) -> Value {
+    match error {
+        CallError::InvalidInput(detail) => {
+            let detail = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
+            json!({ "invalid_input": detail })
+        }
+        CallError::Failed(message) => json!({ "failed": message }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_each_outcome_to_its_item() {
+        let items = batch_inputs(r#"{"batch": [{"args": [1]}, {"args": ["x"]}, {"args": [3]}]}"#)
+            .expect("a batch");
+        assert_eq!(items.len(), 3);
+        let mut outcomes = BatchOutcomes::new(3);
+        outcomes.accept(0);
+        outcomes.reject(
+            1,
+            CallError::InvalidInput(r#"[{"type":"int_parsing"}]"#.into()),
+        );
+        outcomes.accept(2);
+        let answer = outcomes
+            .finish(vec![Ok::<i64, String>(1), Err("three is bad".into())])
+            .expect("an answer");
+        let answer: Value = serde_json::from_str(&answer).expect("JSON");
+        assert_eq!(
+            answer,
+            json!({"batch": [
+                {"ok": 1},
+                {"invalid_input": [{"type": "int_parsing"}]},
+                {"failed": "three is bad"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn a_wrong_number_of_results_fails_the_batch() {
+        let mut outcomes = BatchOutcomes::new(2);
+        outcomes.accept(0);
+        outcomes.accept(1);
+        let err = outcomes
+            .finish_values(vec![1])
+            .expect_err("one result for two");
+        assert!(err.to_string().contains("1 results for 2 inputs"), "{err}");
+        assert!(batch_inputs(r#"{"args": [1]}"#).is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! The instances of endpoints that take several inputs at once (WASIp3 `wasi:http`
+//! services, typed endpoints with async handlers), like Modal containers with
+//! `@concurrent`: each instance is a worker task that owns its store; requests go to the
+//! first open instance with a free input, and a new instance starts only when every one is
+//! full. Like the warm pool of the other shapes, they are kept for `min_containers`,
+//! topped up to `buffer_containers` idle ones while traffic comes, counted in the idle
+//! gauge, and retired after the scale-down window.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{mpsc, watch};
+
+use super::CallError;
+use super::metrics::Metrics;
+
+/// The workers of every concurrent endpoint of one component; `J` is what a worker is
+/// handed per request.
+pub(crate) struct Workers<J> {
+    list: Mutex<Vec<Arc<Worker<J>>>>,
+    app: String,
+    metrics: Arc<Metrics>,
+    /// The idle gauge of each endpoint, resolved once.
+    gauges: Mutex<HashMap<String, Gauge>>,
+}
+
+/// The dispatcher's side of one instance.
+pub(crate) struct Worker<J> {
+    pub(crate) endpoint: String,
+    pub(crate) jobs: mpsc::UnboundedSender<J>,
+    /// Requests given to it and not finished.
+    pub(crate) in_flight: AtomicUsize,
+    /// No longer takes requests: idle past the window, failed, or single-use.
+    pub(crate) closed: AtomicBool,
+    /// Wakes the worker when its app is stopped or replaced.
+    pub(crate) stop: tokio::sync::Notify,
+    /// Why its instance ended, set when it did, for the requests it leaves unanswered.
+    pub(crate) ended: watch::Sender<Option<CallError>>,
+}
+
+impl<J> Worker<J> {
+    /// Why the instance ended, once the worker said (a moment after its answers drop).
+    pub(crate) async fn failure(&self) -> CallError {
+        let mut ended = self.ended.subscribe();
+        let reason = tokio::time::timeout(Duration::from_secs(1), ended.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().and_then(|v| v.clone()));
+        reason.unwrap_or_else(|| CallError::Trap("the instance ended before it answered".into()))
+    }
+
+    fn open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    fn idle(&self) -> bool {
+        self.open() && self.in_flight.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A request's hold on one input of its instance, released when dropped (for a
+/// `wasi:http` service, once its response body is sent).
+pub(crate) struct Input<J> {
+    worker: Arc<Worker<J>>,
+    workers: Arc<Workers<J>>,
+}
+
+impl<J> Input<J> {
+    /// The instance this input belongs to.
+    pub(crate) fn worker(&self) -> &Arc<Worker<J>> {
+        &self.worker
+    }
+}
+
+impl<J> Drop for Input<J> {
+    fn drop(&mut self) {
+        self.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.workers.sync(&self.worker.endpoint);
+    }
+}
+
+/// A new worker for the caller to start: its handle and its job queue's receiving end.
+pub(crate) type Fresh<J> = (Arc<Worker<J>>, mpsc::UnboundedReceiver<J>);
+
+impl<J> Workers<J> {
+    /// No workers yet, for a component of `app`.
+    pub(crate) fn new(app: &str, metrics: &Arc<Metrics>) -> Self {
+        Self {
+            list: Mutex::default(),
+            app: app.to_owned(),
+            metrics: metrics.clone(),
+            gauges: Mutex::default(),
+        }
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<Arc<Worker<J>>>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets `endpoint`'s idle gauge to its open workers with nothing in flight.
+    fn sync(&self, endpoint: &str) {
+        let idle = self.idle_count(endpoint);
+        let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        let gauge = gauges
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| self.metrics.idle_gauge(&self.app, endpoint));
+        gauge.set(idle as i64);
+    }
+
+    /// Open workers of `endpoint` with nothing in flight.
+    pub(crate) fn idle_count(&self, endpoint: &str) -> usize {
+        self.list()
+            .iter()
+            .filter(|w| w.endpoint == endpoint && w.idle())
+            .count()
+    }
+
+    /// Takes an input of an open worker of `endpoint` with room, else registers a new
+    /// worker holding this first input (returned for the caller to start).
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        endpoint: &str,
+        max_inputs: usize,
+        single_use: bool,
+    ) -> (Input<J>, Option<mpsc::UnboundedReceiver<J>>) {
+        let (worker, fresh) = {
+            let mut list = self.list();
+            // The busiest open worker with room first, so idle ones stay idle and can be
+            // retired when traffic drops.
+            let open = (!single_use)
+                .then(|| {
+                    list.iter()
+                        .filter(|w| {
+                            w.endpoint == endpoint
+                                && w.open()
+                                && w.in_flight.load(Ordering::Acquire) < max_inputs
+                        })
+                        .max_by_key(|w| w.in_flight.load(Ordering::Acquire))
+                        .cloned()
+                })
+                .flatten();
+            match open {
+                Some(worker) => {
+                    worker.in_flight.fetch_add(1, Ordering::AcqRel);
+                    (worker, None)
+                }
+                None => {
+                    let (worker, jobs) = new_worker(endpoint, 1, single_use);
+                    list.push(worker.clone());
+                    (worker, Some(jobs))
+                }
+            }
+        };
+        self.sync(endpoint);
+        let input = Input {
+            worker,
+            workers: self.clone(),
+        };
+        (input, fresh)
+    }
+
+    /// Registers a new idle worker of `endpoint` (for `min_containers` and
+    /// `buffer_containers`), returned for the caller to start.
+    pub(crate) fn spawn_idle(&self, endpoint: &str) -> Fresh<J> {
+        let (worker, jobs) = new_worker(endpoint, 0, false);
+        self.list().push(worker.clone());
+        self.sync(endpoint);
+        (worker, jobs)
+    }
+
+    /// Registers new idle workers of `endpoint` until `wanted` are idle, returned for the
+    /// caller to start.
+    pub(crate) fn top_up(&self, endpoint: &str, wanted: usize) -> Vec<Fresh<J>> {
+        let idle = self.idle_count(endpoint);
+        (idle..wanted).map(|_| self.spawn_idle(endpoint)).collect()
+    }
+
+    /// Closes `worker` if nothing is in flight on it and more than `keep` other open
+    /// workers of its endpoint remain (`min_containers`); reservations take the same
+    /// lock, so none can slip in afterwards. Returns whether it was closed.
+    pub(crate) fn close_if_idle(&self, worker: &Arc<Worker<J>>, keep: usize) -> bool {
+        {
+            let mut list = self.list();
+            if worker.in_flight.load(Ordering::Acquire) != 0 {
+                return false;
+            }
+            let others = list
+                .iter()
+                .filter(|w| w.endpoint == worker.endpoint && w.open() && !Arc::ptr_eq(w, worker))
+                .count();
+            if others < keep {
+                return false;
+            }
+            worker.closed.store(true, Ordering::Release);
+            list.retain(|w| !Arc::ptr_eq(w, worker));
+        }
+        self.sync(&worker.endpoint);
+        true
+    }
+
+    /// Stops sending requests to `worker`.
+    pub(crate) fn close(&self, worker: &Arc<Worker<J>>) {
+        worker.closed.store(true, Ordering::Release);
+        self.list().retain(|w| !Arc::ptr_eq(w, worker));
+        self.sync(&worker.endpoint);
+    }
+
+    /// Closes every worker: each ends once the requests in it are done.
+    pub(crate) fn close_all(&self) {
+        let closed: Vec<Arc<Worker<J>>> = self.list().drain(..).collect();
+        for worker in &closed {
+            worker.closed.store(true, Ordering::Release);
+            worker.stop.notify_one();
+        }
+        let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        for gauge in gauges.values() {
+            gauge.set(0);
+        }
+    }
+
+    /// Asks the idle worker that has been open the longest to end (the pooling allocator
+    /// is full); returns whether one was asked.
+    pub(crate) fn evict_one(&self) -> Option<Arc<Worker<J>>> {
+        let worker = {
+            let mut list = self.list();
+            let index = list.iter().position(|w| w.idle())?;
+            let worker = list.remove(index);
+            worker.closed.store(true, Ordering::Release);
+            worker
+        };
+        worker.stop.notify_one();
+        self.sync(&worker.endpoint);
+        Some(worker)
+    }
+}
+
+/// A pool whose idle instances can be asked to end to make room in the pooling allocator.
+pub(crate) trait Evict: Send + Sync {
+    /// Asks one idle instance to end; the receiver says when it has.
+    fn evict(&self) -> Option<watch::Receiver<Option<CallError>>>;
+}
+
+impl<J: Send> Evict for Workers<J> {
+    fn evict(&self) -> Option<watch::Receiver<Option<CallError>>> {
+        self.evict_one().map(|w| w.ended.subscribe())
+    }
+}
+
+fn new_worker<J>(endpoint: &str, in_flight: usize, single_use: bool) -> Fresh<J> {
+    let (jobs, receiver) = mpsc::unbounded_channel();
+    let worker = Arc::new(Worker {
+        endpoint: endpoint.to_owned(),
+        jobs,
+        in_flight: AtomicUsize::new(in_flight),
+        closed: AtomicBool::new(single_use),
+        stop: tokio::sync::Notify::new(),
+        ended: watch::Sender::new(None),
+    });
+    (worker, receiver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workers() -> Arc<Workers<()>> {
+        Arc::new(Workers::new("app", &Arc::new(Metrics::new())))
+    }
+
+    #[test]
+    fn inputs_fill_one_worker_before_another_starts() {
+        let workers = workers();
+        let (a, fresh) = workers.reserve("f", 2, false);
+        assert!(fresh.is_some());
+        let (b, fresh) = workers.reserve("f", 2, false);
+        assert!(fresh.is_none() && Arc::ptr_eq(a.worker(), b.worker()));
+        let (c, fresh) = workers.reserve("f", 2, false);
+        assert!(fresh.is_some() && !Arc::ptr_eq(a.worker(), c.worker()));
+        drop((a, b));
+        assert_eq!(workers.idle_count("f"), 1);
+        // A single-use reservation always gets a fresh, closed worker.
+        let (d, fresh) = workers.reserve("f", 2, true);
+        assert!(fresh.is_some() && !d.worker().open());
+    }
+
+    #[test]
+    fn min_containers_keep_idle_workers_open() {
+        let workers = workers();
+        let (first, _) = workers.spawn_idle("f");
+        let (second, _) = workers.spawn_idle("f");
+        assert_eq!(workers.idle_count("f"), 2);
+        assert!(workers.close_if_idle(&first, 1), "one other stays");
+        assert!(!workers.close_if_idle(&second, 1), "the last one is kept");
+        assert!(
+            workers
+                .evict_one()
+                .is_some_and(|w| Arc::ptr_eq(&w, &second))
+        );
+        assert_eq!(workers.idle_count("f"), 0);
+    }
+}
