@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -116,6 +117,21 @@ def start(cmd, env=None, cwd=None):
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def start_wasmhost(cmd, env):
+    """Starts `wasmhost run` and returns once it printed its URL: it binds its port first
+    (to name its URLs) and deploys after, so a connection alone does not mean it serves."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+    for line in proc.stdout:
+        if line.startswith("http://"):
+            break
+    else:
+        raise RuntimeError(f"wasmhost exited before serving: {cmd}")
+    # Keep draining what it prints, so a full pipe never stalls it.
+    threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
+    return proc
+
+
 def stop(proc):
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -193,8 +209,8 @@ def bench_wasmhost(args, example, path):
         firsts = []
         for _ in range(args.cold_runs):
             port = free_port()
-            proc = start([str(args.wasmhost), "run", str(wasm), "--port", str(port),
-                          "--cache-dir", str(cache)], env=env)
+            proc = start_wasmhost([str(args.wasmhost), "run", str(wasm), "--port", str(port),
+                                   "--cache-dir", str(cache)], env=env)
             try:
                 wait_ready(port, path)
                 firsts.append(first_byte(port, path))
@@ -204,8 +220,8 @@ def bench_wasmhost(args, example, path):
 
         # Every request a new instance.
         port = free_port()
-        proc = start([str(args.wasmhost), "run", str(wasm), "--port", str(port),
-                      "--cache-dir", str(cache), "--isolation", "per-request"], env=env)
+        proc = start_wasmhost([str(args.wasmhost), "run", str(wasm), "--port", str(port),
+                               "--cache-dir", str(cache), "--isolation", "per-request"], env=env)
         try:
             wait_ready(port, path)
             row["per_request"] = load(args.bench, port, path, 1, args.duration, args.warmup)
@@ -213,8 +229,8 @@ def bench_wasmhost(args, example, path):
             stop(proc)
 
         port = free_port()
-        proc = start([str(args.wasmhost), "run", str(wasm), "--port", str(port),
-                      "--cache-dir", str(cache)], env=env)
+        proc = start_wasmhost([str(args.wasmhost), "run", str(wasm), "--port", str(port),
+                               "--cache-dir", str(cache)], env=env)
         try:
             wait_ready(port, path)
             first_byte(port, path)
