@@ -24,7 +24,7 @@ use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
 use super::{
     CallContext, CallError, EndpointSpec, Engine, FunctionError, FunctionSpec, Limits,
-    LoadedComponent, TICK, classify, forward_output,
+    LoadedComponent, TICK, classify, forward_output, report_failure,
 };
 
 /// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
@@ -135,6 +135,9 @@ impl Engine {
             Ok(Err(e)) => Err(classify(e, live.store.data(), limits)),
         };
         forward_output(names.0, names.1, live.store.data());
+        if let Err(e) = &result {
+            report_failure(names.1, live.store.data(), e);
+        }
         result
     }
 

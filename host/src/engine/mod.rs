@@ -53,6 +53,7 @@ pub use manifest::{
     ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
+pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
 pub use validate::{HEADER_LEN, check_header};
 pub use web_server::WebServer;
@@ -459,15 +460,31 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Sends what the guest printed to the host's log, one event per line.
+/// Sends what the guest printed to its call's log (when the call has one) and to the host's
+/// log, one event per line.
 fn forward_output(app: &str, function: &str, data: &InstanceState) {
     for (stream, bytes) in [
-        ("stdout", data.stdout.take()),
-        ("stderr", data.stderr.take()),
+        (OutputStream::Stdout, data.stdout.take()),
+        (OutputStream::Stderr, data.stderr.take()),
     ] {
-        for line in String::from_utf8_lossy(&bytes).lines() {
-            tracing::info!(target: "guest", app, function, stream, "{line}");
+        if bytes.is_empty() {
+            continue;
         }
+        let text = String::from_utf8_lossy(&bytes);
+        let text = match &data.output {
+            Some(sink) => std::borrow::Cow::Owned(sink.output(function, stream, &text)),
+            None => text,
+        };
+        for line in text.lines() {
+            tracing::info!(target: "guest", app, function, stream = stream.as_str(), "{line}");
+        }
+    }
+}
+
+/// Tells the call's log why a call failed.
+fn report_failure(function: &str, data: &InstanceState, error: &CallError) {
+    if let Some(sink) = &data.output {
+        sink.failed(function, &error.to_string());
     }
 }
 

@@ -10,6 +10,35 @@ use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+/// Which of a guest's output streams a text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Keeps what a guest printed with the call or app it belongs to (the functions layer's
+/// call logs); the host's own log gets the text it hands back.
+pub trait OutputSink: Send + Sync {
+    /// Records `text`, what `function` printed on `stream` during one call; returns it as
+    /// it may be shown elsewhere (secret values removed).
+    fn output(&self, function: &str, stream: OutputStream, text: &str) -> String;
+    /// Records that a call of `function` failed, and why.
+    fn failed(&self, function: &str, error: &str);
+}
+
 /// A shared, bounded buffer of what a guest printed.
 #[derive(Clone)]
 pub(crate) struct CapturedOutput {

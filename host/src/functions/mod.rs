@@ -4,6 +4,7 @@
 //! [`Resolver`] the control plane provides.
 
 pub mod input;
+mod logs;
 mod runner;
 pub mod schedule;
 
@@ -22,6 +23,7 @@ use crate::engine::{
 };
 use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
 
+pub use logs::{CALL_LOG_BYTES, CallLog, Logs, REDACTED};
 pub use schedule::{Schedule, ScheduleError};
 
 /// A callable function as the control plane knows it now.
@@ -85,6 +87,7 @@ pub struct Functions {
     queue: mpsc::UnboundedSender<String>,
     running: Mutex<HashMap<String, CancellationToken>>,
     finished: Notify,
+    logs: Arc<Logs>,
 }
 
 /// One input's outcome in a `map`.
@@ -100,9 +103,11 @@ impl Functions {
     /// Starts the runtime: its dispatcher, scheduler and retention sweeper.
     pub fn start(engine: Arc<Engine>, store: Arc<Store>, config: FunctionsConfig) -> Arc<Self> {
         let (queue, mut rx) = mpsc::unbounded_channel::<String>();
+        let logs = Logs::start(store.clone());
         let functions = Arc::new(Self {
             engine,
             store,
+            logs,
             config,
             resolver: RwLock::new(None),
             queue,
@@ -164,7 +169,13 @@ impl Functions {
                 functions: Arc::downgrade(self),
                 app_id: app_id.to_owned(),
             })),
+            output: Some(self.logs.for_app(app_id)),
         }
+    }
+
+    /// The call logs.
+    pub fn logs(&self) -> &Arc<Logs> {
+        &self.logs
     }
 
     fn new_record(target: &Resolved, input: Value, source: &str, status: CallStatus) -> CallRecord {
@@ -458,14 +469,17 @@ impl Functions {
         target: &Resolved,
         call_id: &str,
         attempt: u32,
+        log: &Arc<CallLog>,
     ) -> Result<CallContext, FunctionError> {
         let mut ctx = self.guest_context(&target.app_id);
+        ctx.output = Some(log.clone());
         for name in &target.spec.secrets {
             let secret = self
                 .store
                 .get_secret(name)
                 .map_err(|e| FunctionError::Failed(e.to_string()))?
                 .ok_or_else(|| FunctionError::Failed(format!("secret {name:?} does not exist: create it with `wasmhost secret create {name} KEY=VALUE`")))?;
+            log.hide(secret.values.values().cloned());
             ctx.env.extend(secret.values);
         }
         ctx.env
@@ -575,6 +589,11 @@ async fn retention_loop(functions: Weak<Functions>) {
             Ok(0) => {}
             Ok(n) => tracing::info!("removed {n} call record(s) past retention"),
             Err(e) => tracing::error!("retention sweep failed: {e}"),
+        }
+        match f.store.purge_logs(&cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} log line(s) past retention"),
+            Err(e) => tracing::error!("log retention sweep failed: {e}"),
         }
     }
 }

@@ -4,6 +4,8 @@
 
 mod calls;
 mod extras;
+mod history;
+mod logs;
 mod records;
 mod tokens;
 
@@ -17,9 +19,10 @@ use serde::de::DeserializeOwned;
 
 pub use calls::{Attempt, CallRecord, CallStatus};
 pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
+pub use logs::{LogEntry, LogQuery, LogStream};
 pub use records::{
-    AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
-    new_id, now,
+    AppRecord, AppState, Deployer, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord,
+    VersionRecord, new_id, now,
 };
 
 use crate::engine::{AppManifest, is_dns_label};
@@ -94,6 +97,10 @@ pub struct DeployRequest<'a> {
     pub manifest: &'a AppManifest,
     /// An ephemeral (`serve`) app rather than a deployed one.
     pub ephemeral: bool,
+    /// The token deploying it.
+    pub deployed_by: Option<Deployer>,
+    /// For a rollback: the version being served again.
+    pub rollback_of: Option<u32>,
 }
 
 /// The outcome of a deploy.
@@ -165,6 +172,9 @@ impl Store {
             txn.open_table(extras::SECRETS)?;
             txn.open_table(extras::VOLUMES)?;
             txn.open_table(extras::SCHEDULES)?;
+            txn.open_table(logs::LOGS)?;
+            txn.open_table(logs::APP_LOGS)?;
+            txn.open_table(logs::CALL_LOGS)?;
         }
         txn.commit()?;
         Ok(Self { db })
@@ -494,6 +504,8 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         digest: req.digest.to_owned(),
         manifest: req.manifest.clone(),
         created_at: now.clone(),
+        deployed_by: req.deployed_by.clone(),
+        rollback_of: req.rollback_of,
     };
     versions.insert(
         (app.app_id.as_str(), app.version),
