@@ -217,7 +217,16 @@ struct TokenCreate {
 impl ControlApi for ControlPlane {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
         Box::pin(async move {
-            let Some(token) = self.bearer(req.headers()) else {
+            if super::dashboard::is_dashboard(req.uri().path()) {
+                return self.dashboard(req).await;
+            }
+            // A dashboard session reads the API as its token does; it changes nothing.
+            let session = || {
+                matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+                    .then(|| self.session_token(req.headers()))
+                    .flatten()
+            };
+            let Some(token) = self.bearer(req.headers()).or_else(session) else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -264,6 +273,7 @@ impl ControlApi for ControlPlane {
 
     fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
         self.bearer(headers)
+            .or_else(|| self.session_token(headers))
             .is_some_and(|t| t.scope >= Scope::Invoke)
     }
 }

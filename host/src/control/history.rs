@@ -20,6 +20,7 @@ impl ControlPlane {
                 json!({
                     "version": v.version,
                     "digest": v.digest,
+                    "component": v.manifest.app,
                     "created_at": v.created_at,
                     "deployed_by": v.deployed_by,
                     "rollback_of": v.rollback_of,

@@ -4,6 +4,7 @@
 
 mod api;
 mod calls;
+mod dashboard;
 mod history;
 mod leftovers;
 mod logs;
@@ -81,6 +82,8 @@ pub struct ControlPlane {
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
+    /// Browsers logged in to the dashboard.
+    sessions: dashboard::Sessions,
 }
 
 /// An app being served: its current version's component.
@@ -147,6 +150,7 @@ impl ControlPlane {
             live: RwLock::new(HashMap::new()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
+            sessions: dashboard::Sessions::default(),
         });
         let restored = control.restore().await?;
         // After restore, so the components of ephemeral apps it removed go too.

@@ -269,6 +269,7 @@ pub(super) fn document() -> Value {
                     "text": { "type": "string", "description": "The line; values of the call's secrets read [redacted]." } } },
                 "AppVersion": { "type": "object", "properties": {
                     "version": { "type": "integer" }, "digest": { "type": "string" },
+                    "component": { "type": "string", "description": "The name the component gives itself." },
                     "created_at": { "type": "string", "format": "date-time" },
                     "deployed_by": { "type": ["object", "null"], "properties": {
                         "token_id": { "type": "string" }, "name": { "type": "string" } } },
