@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, admin_token, client, example, server, wasmhost_remote};
+use common::{Api, admin_token, client, server, wasmhost_remote};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -106,6 +106,28 @@ impl Drop for Driver {
     }
 }
 
+/// Clicks the element with id `id`.
+async fn click(browser: &Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the field with id `id`.
+async fn type_into(browser: &Client, id: &str, text: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 /// Waits (up to 30 s) until the element's text contains `needle`; returns the text.
 async fn wait_text(browser: &Client, locator: Locator<'_>, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -151,35 +173,15 @@ async fn the_dashboard_logs_in_shows_apps_calls_and_live_logs_in_chromium() {
         host: &srv,
         token: token.clone(),
     };
-    let wasm = example("functions").display().to_string();
-    let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &wasm, "--name", "dash-app"]);
-    assert_eq!(code, 0, "{out}");
+    let functions = api.deploy_example("functions", "dash-app").await;
     let (code, out) = wasmhost_remote(
         &srv,
         &token,
         &["secret", "create", "log-secret", "LOG_TOKEN=dash-s3cret-77"],
     );
     assert_eq!(code, 0, "{out}");
-    let app_id = api.app_id("dash-app").await;
-    let functions = api.get(&format!("/apps/{app_id}/functions")).await;
-    let function_id = |name: &str| {
-        functions["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap()["function_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (_, call) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/functions/{}/invocations", function_id("chatty")),
-            Some(json!({"args": [2]})),
-        )
-        .await;
+    let function_id = |name: &str| functions[name]["function_id"].as_str().unwrap().to_owned();
+    let (_, call) = api.invoke(&function_id("chatty"), json!([2])).await;
     let call_id = call["call_id"].as_str().unwrap().to_owned();
 
     let driver = Driver::start().await;
@@ -188,27 +190,13 @@ async fn the_dashboard_logs_in_shows_apps_calls_and_live_logs_in_chromium() {
 
     // A wrong token is refused on the form.
     browser.goto(&srv.url("/dashboard")).await.unwrap();
-    let field = browser.find(Locator::Id("token")).await.unwrap();
-    field.send_keys("tk-nobody:wrong").await.unwrap();
-    browser
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "token", "tk-nobody:wrong").await;
+    click(&browser, "login").await;
     wait_text(&browser, Locator::Id("message"), "not valid").await;
 
     // The right one logs in: an HttpOnly, SameSite=Strict session cookie, then the apps.
-    let field = browser.find(Locator::Id("token")).await.unwrap();
-    field.send_keys(&token).await.unwrap();
-    browser
-        .find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&browser, "token", &token).await;
+    click(&browser, "login").await;
     wait_text(&browser, Locator::Id("apps"), "dash-app").await;
     let cookies = browser.get_all_cookies().await.unwrap();
     let session = cookies
@@ -239,11 +227,7 @@ async fn the_dashboard_logs_in_shows_apps_calls_and_live_logs_in_chromium() {
     wait_text(&browser, Locator::Id("instances"), "slow_web").await;
     browser.find(Locator::Id("chart")).await.expect("a chart");
     let (_, boom) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/functions/{}/invocations", function_id("boom")),
-            Some(json!({"args": ["live-marker-31"]})),
-        )
+        .invoke(&function_id("boom"), json!(["live-marker-31"]))
         .await;
     assert_eq!(boom["status"], "failure");
     let live = wait_text(&browser, Locator::Id("live-log"), "live-marker-31").await;

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -11,20 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::{Api, Host, admin_token, client, example, server, visit, wasmhost_remote};
 use serde_json::{Value, json};
-
-/// Deploys `example` as `app` and returns its functions by name (id, web URL).
-async fn deploy(api: &Api<'_>, example_name: &str, app: &str) -> HashMap<String, Value> {
-    let wasm = example(example_name).display().to_string();
-    let (code, out) = wasmhost_remote(api.host, &api.token, &["deploy", &wasm, "--name", app]);
-    assert_eq!(code, 0, "{out}");
-    let app_id = api.app_id(app).await;
-    api.get(&format!("/apps/{app_id}/functions")).await["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["name"].as_str().unwrap().to_owned(), f.clone()))
-        .collect()
-}
 
 /// The host name of a web endpoint's URL.
 fn host_of(function: &Value) -> String {
@@ -111,7 +96,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
         host: &srv,
         token: token.clone(),
     };
-    let fns = deploy(&api, "functions", "logs-app").await;
+    let fns = api.deploy_example("functions", "logs-app").await;
     let app_id = api.app_id("logs-app").await;
     let id = |name: &str| fns[name]["function_id"].as_str().unwrap().to_owned();
     let secret = "tok-9f8e7d6c5b4a";
@@ -129,13 +114,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
 
     let follower = Running::start(&srv, &token, &["logs", "logs-app", "--follow"]);
     let post = reqwest::Method::POST;
-    let (status, call) = api
-        .call(
-            post.clone(),
-            &format!("/functions/{}/invocations", id("chatty")),
-            Some(json!({"args": [3]})),
-        )
-        .await;
+    let (status, call) = api.invoke(&id("chatty"), json!([3])).await;
     assert_eq!(
         (status, &call["status"]),
         (200, &json!("success")),
@@ -178,13 +157,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
     );
 
     // Timeouts and retries, then a trap with its message.
-    let (_, r) = api
-        .call(
-            post.clone(),
-            &format!("/functions/{}/invocations", id("sleepy")),
-            Some(json!({"args": [5]})),
-        )
-        .await;
+    let (_, r) = api.invoke(&id("sleepy"), json!([5])).await;
     assert_eq!(r["status"], "failure", "{r}");
     let lines = texts(
         &api.get(&format!(
@@ -206,13 +179,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
             .any(|l| l.starts_with("event retrying in 10 ms (attempt 2")),
         "{lines:#?}"
     );
-    let (_, r) = api
-        .call(
-            post.clone(),
-            &format!("/functions/{}/invocations", id("boom")),
-            Some(json!({"args": ["kaboom-7"]})),
-        )
-        .await;
+    let (_, r) = api.invoke(&id("boom"), json!(["kaboom-7"])).await;
     assert_eq!(r["status"], "failure", "{r}");
     let lines = texts(
         &api.get(&format!(
@@ -263,7 +230,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
     );
 
     // A web endpoint's output and failure are the app's lines, without a call id.
-    let mis = deploy(&api, "misbehave", "mis-app").await;
+    let mis = api.deploy_example("misbehave", "mis-app").await;
     let (status, _) = visit(&srv, &host_of(&mis["trap"]), "/", &[]).await;
     assert_eq!(status, 500);
     let mis_id = api.app_id("mis-app").await;
@@ -366,11 +333,11 @@ async fn history_lists_versions_and_rollback_switches_atomically() {
     };
     let (code, out) = wasmhost_remote(&srv, &token, &["app", "rollback", "hist"]);
     assert_ne!(code, 0, "no such app yet: {out}");
-    let v1 = deploy(&api, "hello", "hist").await;
+    let v1 = api.deploy_example("hello", "hist").await;
     let (code, out) = wasmhost_remote(&srv, &token, &["app", "rollback", "hist"]);
     assert_ne!(code, 0);
     assert!(out.contains("no version before 1"), "{out}");
-    let v2 = deploy(&api, "functions", "hist").await;
+    let v2 = api.deploy_example("functions", "hist").await;
     let app_id = api.app_id("hist").await;
 
     let (code, out) = wasmhost_remote(&srv, &token, &["app", "history", "hist"]);
