@@ -127,6 +127,32 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
         follower.text()
     );
 
+    // A long call's lines reach followers while it runs.
+    let (status, long) = api
+        .call(
+            post.clone(),
+            &format!("/functions/{}/spawn", id("progress")),
+            Some(json!({"args": [3, 1.5]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{long}");
+    let long_id = long["call_id"].as_str().unwrap();
+    assert!(
+        follower.wait_for(&format!("{long_id} stdout step 0")),
+        "{}",
+        follower.text()
+    );
+    let running = api.get(&format!("/function-calls/{long_id}")).await;
+    assert_eq!(
+        running["status"], "running",
+        "step 0 arrived before the call ended"
+    );
+    assert!(
+        follower.wait_for(&format!("{long_id} stdout step 2")),
+        "{}",
+        follower.text()
+    );
+
     let logs = api.get(&format!("/function-calls/{call_id}/logs")).await;
     let lines = texts(&logs);
     for expected in [

@@ -2,8 +2,8 @@
 //!
 //! `square` and `slow` are called, spawned and mapped; `slow_web` outlives the web request
 //! cap (303); `flaky`, `sleepy` and `fails` exercise retries, timeouts and failures;
-//! `echo_args` shows how `args` and `kwargs` reach the parameters; `chatty` and `boom` fill
-//! call logs.
+//! `echo_args` shows how `args` and `kwargs` reach the parameters; `chatty`, `boom` and
+//! `progress` fill call logs.
 
 use std::time::Duration;
 
@@ -109,4 +109,17 @@ fn chatty(lines: u32) -> u32 {
 fn boom(message: String) {
     println!("boom: about to panic");
     panic!("{message}");
+}
+
+/// Prints `step <i>` for each of `steps` steps, `seconds` apart (a long call whose log
+/// followers see progress), then returns `steps`.
+#[wasmhost::function]
+fn progress(steps: u32, seconds: f64) -> u32 {
+    for i in 0..steps {
+        if i > 0 {
+            sleep(seconds);
+        }
+        println!("step {i}");
+    }
+    steps
 }

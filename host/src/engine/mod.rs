@@ -471,14 +471,23 @@ fn forward_output(app: &str, function: &str, data: &InstanceState) {
             continue;
         }
         let text = String::from_utf8_lossy(&bytes);
-        let text = match &data.output {
-            Some(sink) => std::borrow::Cow::Owned(sink.output(function, stream, &text)),
-            None => text,
-        };
-        for line in text.lines() {
-            tracing::info!(target: "guest", app, function, stream = stream.as_str(), "{line}");
-        }
+        output::emit(app, function, stream, &text, data.output.as_ref());
     }
+}
+
+/// Hands the current call's complete lines to its log as they are written (`None`: stop).
+fn follow_output(names: Option<(&str, &str)>, data: &InstanceState) {
+    let live = |stream| {
+        let sink = data.output.clone()?;
+        let (app, function) = names?;
+        Some(output::Live {
+            sink,
+            names: (app.to_owned(), function.to_owned()),
+            stream,
+        })
+    };
+    data.stdout.follow(live(OutputStream::Stdout));
+    data.stderr.follow(live(OutputStream::Stderr));
 }
 
 /// Tells the call's log why a call failed.
