@@ -97,18 +97,7 @@ async fn metrics_are_served_in_prometheus_format() {
 
 /// The value of the series `series` (name and labels) in the host's /metrics.
 async fn gauge(host: &Host, series: &str) -> Option<i64> {
-    let text = client()
-        .get(host.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
+    common::metric(host, series).await.map(|v| v as i64)
 }
 
 /// The `wasmhost_instances_live` gauge from the host's /metrics.

@@ -430,7 +430,13 @@ async fn job_queue_schedules_secrets_and_volumes() {
     let (code, out) = wasmhost_remote(
         &srv,
         &token,
-        &["secret", "create", "demo-secret", "GREETING=s3cr3t-hello"],
+        &[
+            "secret",
+            "create",
+            "demo-secret",
+            "GREETING=s3cr3t-hello",
+            "UNUSED=sealed-value-0042",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     let (_, r) = api
@@ -442,11 +448,20 @@ async fn job_queue_schedules_secrets_and_volumes() {
         .await;
     assert_eq!(r["result"], "s3cr3t-hello", "{r}");
     let listed = api.get("/secrets").await;
-    assert_eq!(listed["data"][0]["keys"], json!(["GREETING"]));
+    assert_eq!(listed["data"][0]["keys"], json!(["GREETING", "UNUSED"]));
     assert!(!listed.to_string().contains("s3cr3t"));
     assert!(
         !srv.log().contains("s3cr3t"),
         "a secret value reached the log"
+    );
+    // Sealed at rest: a value no call returned is nowhere in the state file (whoami's
+    // result is, in its call record), and the key file is private.
+    let state = std::fs::read(data.join("state.redb")).unwrap();
+    assert!(!state.windows(17).any(|w| w == b"sealed-value-0042"));
+    let key = std::fs::metadata(data.join("secrets.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
     );
 
     // Volumes: written by one call, read by another, moved with the CLI, sandboxed.

@@ -223,6 +223,34 @@ async fn oversize_misaligned_and_undeclared_use_are_clean_errors() {
     assert_eq!(body["call_buffer_bytes"], 16u64 << 20, "{body}");
 }
 
+#[test]
+fn a_function_uses_the_gpu_only_when_it_declares_one() {
+    require_gpu!();
+    let wasm = example("gpu-vector-add").display().to_string();
+    let cache = shared_cache().display().to_string();
+    let run = |function: &str| {
+        wasmhost(&[
+            "run",
+            &wasm,
+            "--function",
+            function,
+            "--args",
+            "[[1, 2, 3], [10, 20, 30]]",
+            "--gpu-fallback",
+            "software",
+            "--cache-dir",
+            &cache,
+        ])
+    };
+    let (code, out) = run("vector_sum");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("[11.0,22.0,33.0]"), "{out}");
+    let (code, out) = run("vector_sum_undeclared");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("does not declare a GPU"), "{out}");
+    assert!(out.contains("#[wasmhost::function] attribute"), "{out}");
+}
+
 #[tokio::test]
 async fn gpu_timeout_is_a_clean_error_and_later_calls_work() {
     require_gpu!();

@@ -352,19 +352,9 @@ async fn the_server_config_file_opts_a_wasi_http_component_into_reuse() {
 
 /// The value of the series `series` (name and labels) in the host's /metrics.
 async fn metric(host: &Host, series: &str) -> f64 {
-    let text = client()
-        .get(host.url("/metrics"))
-        .send()
+    common::metric(host, series)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 /// Sends `n` requests to `path` at once; returns each one's status and JSON answer.

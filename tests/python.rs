@@ -346,6 +346,14 @@ async fn functions_retry_spawn_map_and_schedule() {
     let id = |name: &str| fns[name]["function_id"].as_str().unwrap().to_owned();
     assert_eq!(fns["hourly"]["schedule"], "period(3600s)");
     assert_eq!(
+        fns["hourly"]["allowed_outbound_hosts"],
+        serde_json::json!(["https://api.example.com"])
+    );
+    assert_eq!(
+        fns["square"]["allowed_outbound_hosts"],
+        serde_json::json!([])
+    );
+    assert_eq!(
         fns["weekday_report"]["schedule"],
         "cron(0 9 * * 1-5, Europe/Paris)"
     );

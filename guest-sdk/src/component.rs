@@ -3,6 +3,9 @@
 //! They live in the SDK itself, so a crate that depends on it and registers endpoints,
 //! functions or apps becomes a `wasmhost:guest/sdk` component with no further code.
 
+// Generated code carries the WIT's own docs, not one on every item.
+#![allow(missing_docs)]
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk",
@@ -54,6 +57,7 @@ impl describe::Guest for Component {
                     timeout_ms: e.timeout_ms,
                     memory_mib: e.memory_mib,
                     gpu: e.gpu,
+                    allowed_outbound_hosts: e.allowed_outbound_hosts,
                     scaling: types::Scaling {
                         max_inputs: e.scaling.max_inputs,
                         min_containers: e.scaling.min_containers,
@@ -91,6 +95,8 @@ impl describe::Guest for Component {
                             path: v.path,
                         })
                         .collect(),
+                    gpu: f.gpu,
+                    allowed_outbound_hosts: f.allowed_outbound_hosts,
                 })
                 .collect(),
             pre_init: manifest.pre_init,

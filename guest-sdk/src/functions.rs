@@ -1,7 +1,9 @@
 //! Calls from inside a guest to other functions of the same app, through the host
 //! (Modal's `.spawn()`, `.remote()` and `FunctionCall`).
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
+//! # fn main() -> Result<(), wasmhost::functions::Error> {
 //! use std::time::Duration;
 //! use wasmhost::functions::{self, FunctionCall};
 //!
@@ -14,6 +16,9 @@
 //!     None => { /* still pending */ }
 //! }
 //! let n: i64 = functions::call("long_job", [21])?;         // spawn, then wait for it
+//! # let _ = (same, n);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Natively (outside a component) every call returns [`Error::NotInGuest`].

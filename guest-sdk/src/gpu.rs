@@ -4,7 +4,10 @@
 //! adapter name such as `gpu = "H100"`); the host refuses to load it where it has no such
 //! GPU. The common case is one call to [`run`]:
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
+//! # fn main() -> Result<(), wasmhost::gpu::Error> {
+//! use wasmhost::gpu;
 //! const ADD: &str = r#"
 //! @group(0) @binding(0) var<storage, read> a: array<f32>;
 //! @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -23,6 +26,8 @@
 //!     &mut [gpu::as_bytes_mut(&mut sum)],
 //!     (1, 1, 1),
 //! )?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! [`Device`] offers the steps one by one (buffers, shaders, pipelines, bind groups,

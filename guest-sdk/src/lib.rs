@@ -9,7 +9,8 @@
 //!
 //! # Endpoints
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! use schemars::JsonSchema;
 //! use serde::Serialize;
 //!
@@ -24,11 +25,16 @@
 //!     let name = name.as_deref().unwrap_or("World");
 //!     wasmhost::Json(Greeting { message: format!("Hello, {name}!") })
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Attribute keys: `method = "POST"` (default `GET`), `label = "api"`, `docs = true`,
 //! `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`, `timeout = "30s"`
-//! (`ms`, `s`, `m`, `h`), `memory = 64` (MiB), `gpu = "any"`, and how instances scale in
+//! (`ms`, `s`, `m`, `h`), `memory = 64` (MiB), `gpu = "any"`,
+//! `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]` (where its
+//! outgoing `wasi:http` requests may go, in Spin's form: scheme, host or `*.domain`, port
+//! or `*`; nowhere by default, and the host answers anything else with
+//! `HTTP-request-denied`), and how instances scale in
 //! Modal's names: `max_inputs`, `min_containers`, `max_containers`, `buffer_containers`,
 //! `scaledown_window = "60s"` and `isolation = "per-request"` (a fresh instance per
 //! request instead of a warm one). The doc comment becomes the summary.
@@ -43,7 +49,8 @@
 //!
 //! # Functions
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! /// Squares `x`.
 //! #[wasmhost::function(retries = 3, timeout = "30s")]
 //! fn square(x: i64) -> i64 {
@@ -53,8 +60,10 @@
 //! #[wasmhost::function(schedule = "cron(0 9 * * *, Europe/Paris)", secrets = ["mail"])]
 //! fn morning_report() -> Result<(), String> {
 //!     let key = std::env::var("MAIL_KEY").map_err(|e| e.to_string())?;
+//! #   let _ = key;
 //!     Ok(())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! A function (Modal's `@app.function`) is called with the JSON input
@@ -80,6 +89,10 @@
 //! - `secrets = ["name", ...]`: each secret's keys become environment variables.
 //! - `volumes = ["volume:/mount/path", ...]`: volumes mounted as preopened directories,
 //!   read and written with `std::fs` under the mount path.
+//! - `gpu = "any"` (or an adapter name): the function may use [`gpu`], with the same
+//!   limits as an endpoint.
+//! - `allowed_outbound_hosts = [...]`: where its outgoing HTTP requests may go, as for
+//!   endpoints.
 //!
 //! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
 //! be an endpoint's name too: the SDK does not check this, the host refuses such a
@@ -98,7 +111,9 @@
 //!
 //! # Pre-initialisation
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
+//! # fn load_table() -> Result<Vec<u32>, String> { Ok(vec![1]) }
 //! static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
 //!
 //! /// Runs once, at deploy; every instance starts with the table built.
@@ -106,6 +121,7 @@
 //! fn build_table() -> Result<(), String> {
 //!     TABLE.set(load_table()?).map_err(|_| "built twice".to_string())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! [`init`] functions (Modal's `@enter(snap=True)`) take no arguments and return nothing
@@ -116,8 +132,10 @@
 //! open do not survive into the snapshot. Random seeds drawn during init (e.g. a
 //! `HashMap`'s) are shared by every instance of the snapshot.
 //!
-//! An endpoint declared with `gpu = "any"` may run WGSL compute shaders on the host's GPU
-//! through [`gpu`] (`gpu::run` for the one-call case).
+//! An endpoint or function declared with `gpu = "any"` may run WGSL compute shaders on the
+//! host's GPU through [`gpu`] (`gpu::run` for the one-call case).
+
+#![warn(missing_docs)]
 
 // Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
 extern crate self as wasmhost;

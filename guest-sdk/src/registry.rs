@@ -170,6 +170,8 @@ pub struct Endpoint {
     pub memory_mib: Option<u32>,
     /// The GPU it needs: `"any"` or an adapter name.
     pub gpu: Option<&'static str>,
+    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
+    pub allowed_outbound_hosts: &'static [&'static str],
     /// How its instances scale.
     pub scaling: Scaling,
     /// Adds the parameters to an argument schema.
@@ -205,6 +207,10 @@ pub struct Function {
     pub secrets: &'static [&'static str],
     /// `(volume, mount path)` pairs.
     pub volumes: &'static [(&'static str, &'static str)],
+    /// The GPU it needs: `"any"` or an adapter name.
+    pub gpu: Option<&'static str>,
+    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
+    pub allowed_outbound_hosts: &'static [&'static str],
     /// Adds the parameters to an argument schema.
     pub args_schema: fn(&mut ArgsSchema),
     /// The result's schema.
@@ -284,6 +290,8 @@ pub struct EndpointInfo {
     pub memory_mib: Option<u32>,
     /// The GPU it needs: `"any"` or an adapter name.
     pub gpu: Option<String>,
+    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
+    pub allowed_outbound_hosts: Vec<String>,
     /// How its instances scale.
     pub scaling: Scaling,
 }
@@ -313,6 +321,10 @@ pub struct FunctionInfo {
     pub secrets: Vec<String>,
     /// Volumes mounted as preopened directories.
     pub volumes: Vec<VolumeMount>,
+    /// The GPU it needs: `"any"` or an adapter name.
+    pub gpu: Option<String>,
+    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// A named volume mounted at `path` (mirrors the WIT `volume-mount` record).
@@ -386,6 +398,11 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
         timeout_ms: endpoint.timeout_ms,
         memory_mib: endpoint.memory_mib,
         gpu: endpoint.gpu.map(str::to_owned),
+        allowed_outbound_hosts: endpoint
+            .allowed_outbound_hosts
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
         scaling: endpoint.scaling,
     }
 }
@@ -422,6 +439,8 @@ fn function_info(function: &Function) -> FunctionInfo {
                 path: (*path).to_owned(),
             })
             .collect(),
+        gpu: function.gpu.map(str::to_owned),
+        allowed_outbound_hosts: strings(function.allowed_outbound_hosts),
     }
 }
 

@@ -2,7 +2,8 @@
 //! environ and a `wsgi.input` reader; the app answers with `start_response` and body
 //! chunks.
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! use wasmhost::wsgi::App;
 //!
 //! #[wasmhost::wsgi_app]
@@ -11,6 +12,7 @@
 //!         .get("/", |_req| "Hello from WSGI!")
 //!         .get("/api/data", |_req| wasmhost::Json(serde_json::json!({"data": [1, 2, 3]})))
 //! }
+//! # fn main() {}
 //! ```
 
 use crate::router::{Found, Router};

@@ -1,8 +1,37 @@
 //! wasmhost: runs WebAssembly components in a sandbox and serves them over HTTP.
 //!
-//! Layers, each a folder with one public entry type, imports pointing down only:
-//! [`cli`] → [`gateway`] ([`gateway::Gateway`]) → [`shapes`] ([`shapes::WebApp`]) →
-//! [`engine`] ([`engine::Engine`]) → [`capabilities`] ([`capabilities::gpu::Gpu`]).
+//! A map of the crate (DESIGN.md's layout; arrows are imports and point down only):
+//!
+//! ```text
+//! cli ─► control ─┬─► gateway ─► shapes ─► engine ─► capabilities
+//!                 ├─► functions ──────────► engine
+//!                 │       └───────────────► store
+//!                 └─► store
+//! leaves, used from any layer: manifest (plain data), http (responses), ids
+//! ```
+//!
+//! - [`cli`]: the `wasmhost` commands (run, serve, deploy, server, call, ...).
+//! - [`control`] ([`control::ControlPlane`]): the REST control plane and deploys.
+//! - [`gateway`] ([`gateway::Gateway`]): the hyper front end; routing by host, auth,
+//!   limits, 303s for long requests.
+//! - [`shapes`] ([`shapes::WebApp`]): request ⇄ guest calls for each endpoint shape.
+//! - [`functions`] ([`functions::Functions`]): remote/spawn/map, retries, schedules.
+//! - [`engine`] ([`engine::Engine`]): wasmtime, validation, the code cache, snapshots,
+//!   instance pools, limits; `InstanceState` bundles the capabilities' contexts.
+//! - [`capabilities`]: what guests may use, one folder each with one lifecycle: [`env`]
+//!   (environment and secrets), [`volumes`], [`outbound`] (HTTP allow-list, web server
+//!   sockets), [`broker`] (calls to the app's functions), [`gpu`].
+//! - [`store`] ([`store::Store`]): redb tables; secrets sealed at rest.
+//! - Leaves: [`manifest`] (what a component describes, plain data), [`http`] (response
+//!   helpers), [`ids`].
+//!
+//! [`env`]: mod@capabilities::env
+//! [`volumes`]: capabilities::volumes
+//! [`outbound`]: capabilities::outbound
+//! [`broker`]: capabilities::broker
+//! [`gpu`]: capabilities::gpu
+
+#![warn(missing_docs)]
 
 pub mod capabilities;
 pub mod cli;
@@ -10,6 +39,9 @@ pub mod control;
 pub mod engine;
 pub mod functions;
 pub mod gateway;
+pub mod http;
+pub mod ids;
+pub mod manifest;
 pub mod shapes;
 pub mod store;
 

@@ -398,3 +398,19 @@ pub fn wait_log(host: &Host, needle: &str) -> bool {
     }
     false
 }
+
+/// The value of the series `series` (name and labels) in the host's /metrics, if present.
+pub async fn metric(host: &Host, series: &str) -> Option<f64> {
+    let text = client()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -1,4 +1,6 @@
-//! Vector addition on the GPU: `POST {"a": [1, 2], "b": [10, 20]}` → `{"sum": [11, 22]}`.
+//! Vector addition on the GPU: `POST {"a": [1, 2], "b": [10, 20]}` → `{"sum": [11, 22]}`,
+//! and the same as a function (`vector_sum`, which declares `gpu` like the endpoint;
+//! `vector_sum_undeclared` does not, and is refused the GPU).
 //!
 //! The whole GPU part is one `wasmhost::gpu::run` call: the two inputs are bound at
 //! bindings 0 and 1, the output at 2, and one invocation adds one pair.
@@ -44,6 +46,23 @@ struct Sum {
 /// Adds two vectors of the same length, element by element, on the GPU.
 #[wasmhost::endpoint(method = "POST", gpu = "any", docs = true)]
 fn vector_add(a: Vec<f32>, b: Vec<f32>) -> Result<Json<Sum>, Response> {
+    add(&a, &b).map(|sum| Json(Sum { sum }))
+}
+
+/// The element-wise sum of two vectors, computed on the GPU by a function.
+#[wasmhost::function(gpu = "any")]
+fn vector_sum(a: Vec<f32>, b: Vec<f32>) -> Result<Vec<f32>, String> {
+    add(&a, &b).map_err(|r| format!("{} {}", r.status, String::from_utf8_lossy(&r.body)))
+}
+
+/// Like `vector_sum`, but without declaring a GPU: the host refuses it one.
+#[wasmhost::function]
+fn vector_sum_undeclared(a: Vec<f32>, b: Vec<f32>) -> Result<Vec<f32>, String> {
+    add(&a, &b).map_err(|r| String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// `a + b` on the GPU, or the error response.
+fn add(a: &[f32], b: &[f32]) -> Result<Vec<f32>, Response> {
     if a.len() != b.len() {
         return Err(Response::error(
             422,
@@ -51,7 +70,7 @@ fn vector_add(a: Vec<f32>, b: Vec<f32>) -> Result<Json<Sum>, Response> {
         ));
     }
     if a.is_empty() {
-        return Ok(Json(Sum { sum: Vec::new() }));
+        return Ok(Vec::new());
     }
     let mut sum = vec![0.0f32; a.len()];
     let groups = a.len().div_ceil(WORKGROUP);
@@ -66,10 +85,10 @@ fn vector_add(a: Vec<f32>, b: Vec<f32>) -> Result<Json<Sum>, Response> {
     gpu::run(
         KERNEL,
         "main",
-        &[gpu::as_bytes(&a), gpu::as_bytes(&b)],
+        &[gpu::as_bytes(a), gpu::as_bytes(b)],
         &mut [gpu::as_bytes_mut(&mut sum)],
         workgroups,
     )
     .map_err(IntoResponse::into_response)?;
-    Ok(Json(Sum { sum }))
+    Ok(sum)
 }

@@ -22,7 +22,7 @@ def flaky(succeed_on: int) -> dict:
     return {"attempt": attempt}
 
 
-@app.function(schedule=modal.Period(hours=1))
+@app.function(schedule=modal.Period(hours=1), allowed_outbound_hosts=["https://api.example.com"])
 def hourly() -> str:
     return "tick"
 

@@ -3,7 +3,9 @@
 //! `GET /` → `hello from wasi:http`; `POST /echo` streams the request body back chunk by
 //! chunk; `GET /no-response` drops its response outparam unanswered and `GET /forget`
 //! leaks it (as a guest that failed mid-way does); `GET /outbound` tries an outbound
-//! request (which the host refuses);
+//! request (which the host refuses unless `--allow-outbound` allows `https://example.com`);
+//! `GET /fetch?url=<url>` fetches `url` (absolute, or a bare path with no host) and
+//! answers `<status> <body>` or `refused: <wasi:http error code>`;
 //! `GET /visits` counts the requests this instance served (state that lives as long as a
 //! warm instance); `GET /trap` panics; anything else → 404.
 
@@ -38,6 +40,10 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
                 panic!("asked to trap");
             }
             (Method::Post, "/echo") => echo(request, out),
+            (Method::Get, p) if p.starts_with("/fetch?url=") => {
+                let text = fetch(&p["/fetch?url=".len()..]);
+                reply(out, 200, text.as_bytes());
+            }
             // Return without setting a response: the host answers 500.
             (Method::Get, "/no-response") => drop(out),
             (Method::Get, "/forget") => std::mem::forget(out),
@@ -54,6 +60,41 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
             _ => reply(out, 404, b"not found"),
         }
     }
+}
+
+/// One GET of `url`, described as `<status> <body>` or `refused: <error code>`.
+fn fetch(url: &str) -> String {
+    let request = OutgoingRequest::new(Fields::new());
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Some(Scheme::Https), rest),
+        Some((_, rest)) => (Some(Scheme::Http), rest),
+        None => (None, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(0) => (None, rest),
+        Some(i) => (Some(&rest[..i]), &rest[i..]),
+        None => (Some(rest), "/"),
+    };
+    let _ = request.set_scheme(scheme.as_ref());
+    let _ = request.set_authority(authority);
+    let _ = request.set_path_with_query(Some(path));
+    let pending = match outgoing_handler::handle(request, None) {
+        Ok(pending) => pending,
+        Err(e) => return format!("refused: {e:?}"),
+    };
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(e))) => return format!("refused: {e:?}"),
+        _ => return "refused: no response".into(),
+    };
+    let mut body = Vec::new();
+    if let Ok(incoming) = response.consume()
+        && let Ok(mut stream) = incoming.stream()
+    {
+        let _ = stream.read_to_end(&mut body);
+    }
+    format!("{} {}", response.status(), String::from_utf8_lossy(&body))
 }
 
 /// Answers with `status` and a whole body.

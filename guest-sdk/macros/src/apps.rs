@@ -51,6 +51,7 @@ pub(crate) fn app_macro(
     let summary = option(summary(&func).as_ref());
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
+    let outbound = config.allowed_outbound_hosts.as_deref().unwrap_or_default();
     let scaling = config.scaling_tokens();
     quote! {
         #func
@@ -78,6 +79,7 @@ pub(crate) fn app_macro(
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
                     gpu: ::core::option::Option::None,
+                    allowed_outbound_hosts: &[#(#outbound),*],
                     scaling: #scaling,
                     args_schema: |_| {},
                     result_schema: || ::core::option::Option::None,

@@ -1,5 +1,5 @@
 //! `#[wasmhost::function]`: its attribute keys (retries, timeout, memory, schedule,
-//! secrets, volumes) and its expansion into a registered, JSON-in/JSON-out function.
+//! secrets, volumes, gpu, allowed_outbound_hosts) and its expansion into a registered, JSON-in/JSON-out function.
 
 use super::*;
 
@@ -32,6 +32,8 @@ pub(crate) struct FunctionConfig {
     pub(crate) schedule: Option<String>,
     pub(crate) secrets: Option<Vec<String>>,
     pub(crate) volumes: Option<Vec<(String, String)>>,
+    pub(crate) gpu: Option<String>,
+    pub(crate) allowed_outbound_hosts: Option<Vec<String>>,
 }
 
 impl FunctionConfig {
@@ -101,9 +103,17 @@ impl FunctionConfig {
                 }
                 set(&mut self.volumes, volumes, duplicate)
             }
+            "gpu" => {
+                let gpu = crate::capabilities::parse_gpu(meta)?;
+                set(&mut self.gpu, gpu, duplicate)
+            }
+            "allowed_outbound_hosts" => {
+                let hosts = crate::capabilities::parse_hosts(meta)?;
+                set(&mut self.allowed_outbound_hosts, hosts, duplicate)
+            }
             _ => Err(meta.error(
-                "unknown key; expected `retries`, `timeout`, `memory`, `schedule`, `secrets` \
-                 or `volumes`",
+                "unknown key; expected `retries`, `timeout`, `memory`, `schedule`, `secrets`, \
+                 `volumes`, `gpu` or `allowed_outbound_hosts`",
             )),
         }
     }
@@ -205,6 +215,8 @@ pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Re
     let memory_mib = option(config.memory_mib.as_ref());
     let schedule = option(config.schedule.as_ref());
     let secrets = config.secrets.as_deref().unwrap_or_default();
+    let gpu = option(config.gpu.as_ref());
+    let outbound = config.allowed_outbound_hosts.as_deref().unwrap_or_default();
     let (volumes, mounts): (Vec<_>, Vec<_>) = config
         .volumes
         .as_deref()
@@ -304,6 +316,8 @@ pub(crate) fn expand_function(config: &FunctionConfig, func: &ItemFn) -> syn::Re
                     schedule: #schedule,
                     secrets: &[#(#secrets),*],
                     volumes: &[#((#volumes, #mounts)),*],
+                    gpu: #gpu,
+                    allowed_outbound_hosts: &[#(#outbound),*],
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,
                     handler: __wasmhost_call,

@@ -2,6 +2,7 @@
 //! `wasmhost::function`.
 
 mod apps;
+mod capabilities;
 mod function;
 
 use function::{FunctionConfig, expand_function};
@@ -28,6 +29,8 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 /// `requires_proxy_auth = true`, `custom_domains = ["a.example.com"]`,
 /// `timeout = "30s"` (`ms`, `s`, `m` or `h`), `memory = 64` (MiB),
 /// `gpu = "any"` (or an adapter name such as `"H100"`: the endpoint may use `wasmhost::gpu`),
+/// `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]` (where its
+/// outgoing `wasi:http` requests may go; nowhere by default),
 /// and scaling in Modal's names: `max_inputs`, `min_containers`, `max_containers`,
 /// `buffer_containers`, `scaledown_window = "60s"`, `isolation = "per-request"`.
 /// The function's doc comment becomes the endpoint's summary.
@@ -101,7 +104,8 @@ fn plain_param<'a>(
 /// Keys: `retries = 3` or `retries(max = 3, backoff = 2.0, initial_delay = "1s",
 /// max_delay = "60s")`, `timeout = "30s"`, `memory = 64` (MiB),
 /// `schedule = "cron(0 * * * *)"` / `"cron(0 9 * * *, Europe/Paris)"` / `"period(5m)"`,
-/// `secrets = ["name"]`, `volumes = ["volume:/mount/path"]`.
+/// `secrets = ["name"]`, `volumes = ["volume:/mount/path"]`, `gpu = "any"`,
+/// `allowed_outbound_hosts = ["https://api.example.com"]`.
 /// The function's doc comment becomes its summary.
 #[proc_macro_attribute]
 pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -123,6 +127,7 @@ pub(crate) struct Config {
     /// Registered as a class method (`#[wasmhost::cls]` sets it).
     class_method: Option<bool>,
     gpu: Option<String>,
+    allowed_outbound_hosts: Option<Vec<String>>,
     max_inputs: Option<u32>,
     min_containers: Option<u32>,
     max_containers: Option<u32>,
@@ -208,15 +213,12 @@ impl Config {
                 set(&mut self.class_method, value, duplicate)
             }
             "gpu" => {
-                let lit: LitStr = meta.value()?.parse()?;
-                let gpu = lit.value();
-                if gpu.trim().is_empty() {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected \"any\" or an adapter name such as \"H100\"",
-                    ));
-                }
+                let gpu = capabilities::parse_gpu(meta)?;
                 set(&mut self.gpu, gpu, duplicate)
+            }
+            "allowed_outbound_hosts" => {
+                let hosts = capabilities::parse_hosts(meta)?;
+                set(&mut self.allowed_outbound_hosts, hosts, duplicate)
             }
             "max_inputs" | "min_containers" | "max_containers" | "buffer_containers" => {
                 let lit: LitInt = meta.value()?.parse()?;
@@ -249,8 +251,9 @@ impl Config {
             }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
-                 `custom_domains`, `timeout`, `memory`, `gpu`, `max_inputs`, `min_containers`, \
-                 `max_containers`, `buffer_containers`, `scaledown_window` or `isolation`",
+                 `custom_domains`, `timeout`, `memory`, `gpu`, `allowed_outbound_hosts`, \
+                 `max_inputs`, `min_containers`, `max_containers`, `buffer_containers`, \
+                 `scaledown_window` or `isolation`",
             )),
         }
     }
@@ -405,6 +408,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
     let timeout_ms = option(config.timeout_ms.as_ref());
     let memory_mib = option(config.memory_mib.as_ref());
     let gpu = option(config.gpu.as_ref());
+    let outbound = config.allowed_outbound_hosts.as_deref().unwrap_or_default();
     let scaling = config.scaling_tokens();
 
     // Extraction of each non-`Request` parameter, in order.
@@ -490,6 +494,7 @@ fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2> {
                     timeout_ms: #timeout_ms,
                     memory_mib: #memory_mib,
                     gpu: #gpu,
+                    allowed_outbound_hosts: &[#(#outbound),*],
                     scaling: #scaling,
                     args_schema: __wasmhost_args,
                     result_schema: #result_schema,

@@ -176,6 +176,24 @@ def _volumes(values):
     return mounts
 
 
+def _outbound_hosts(values):
+    """``allowed_outbound_hosts=["https://api.example.com", "http://127.0.0.1:*"]``: where
+    outgoing HTTP requests may go (Spin's form); the host checks each entry at deploy."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        raise ValueError("allowed_outbound_hosts must be a list of strings, not one string")
+    hosts = []
+    for host in values:
+        if not isinstance(host, str) or "://" not in host:
+            raise ValueError(
+                f"allowed_outbound_hosts entry {host!r} is not \"<scheme>://<host>[:<port>]\""
+            )
+        if host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
 def _summary(fn):
     doc = inspect.getdoc(fn)
     return doc.strip().splitlines()[0] if doc and doc.strip() else None
@@ -198,6 +216,7 @@ class _Options:
         self.schedule = _schedule(kwargs.pop("schedule", None))
         self.secrets = _secrets(kwargs.pop("secrets", None))
         self.volumes = _volumes(kwargs.pop("volumes", None))
+        self.allowed_outbound_hosts = _outbound_hosts(kwargs.pop("allowed_outbound_hosts", None))
         window = kwargs.pop("scaledown_window", None) or kwargs.pop("container_idle_timeout", None)
         self.scaling = registry.Scaling(
             # Modal's `max_inputs` here means inputs per container's life, not concurrency.
@@ -235,6 +254,7 @@ class _Options:
             timeout_ms=self.timeout_ms,
             memory_mib=self.memory_mib,
             gpu=self.gpu,
+            allowed_outbound_hosts=list(self.allowed_outbound_hosts),
             scaling=scaling,
             cls=cls,
         )
@@ -250,6 +270,7 @@ class _Options:
             schedule=self.schedule,
             secrets=self.secrets,
             volumes=self.volumes,
+            allowed_outbound_hosts=list(self.allowed_outbound_hosts),
             cls=cls,
         )
 
@@ -266,11 +287,18 @@ def _dns_app_name(name):
 class App:
     """A Modal app: a name and the functions registered on it."""
 
-    def __init__(self, name=None, *, image=None, secrets=None, volumes=None, **kwargs):
+    def __init__(
+        self, name=None, *, image=None, secrets=None, volumes=None, allowed_outbound_hosts=None, **kwargs
+    ):
         self.name = name
         if name:
             registry.app_names.append(_dns_app_name(name))
-        self._defaults = {"secrets": secrets, "volumes": volumes}
+        # App-wide defaults that each function's own keyword replaces.
+        self._defaults = {
+            "secrets": secrets,
+            "volumes": volumes,
+            "allowed_outbound_hosts": allowed_outbound_hosts,
+        }
 
     def _options(self, kwargs):
         for key, value in self._defaults.items():

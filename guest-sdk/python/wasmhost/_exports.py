@@ -61,6 +61,7 @@ def manifest():
                 timeout_ms=e.timeout_ms,
                 memory_mib=e.memory_mib,
                 gpu=e.gpu,
+                allowed_outbound_hosts=list(e.allowed_outbound_hosts),
                 scaling=types.Scaling(
                     max_inputs=s.max_inputs,
                     min_containers=s.min_containers,
@@ -91,6 +92,8 @@ def manifest():
                 schedule=f.schedule,
                 secrets=list(f.secrets),
                 volumes=[types.VolumeMount(volume=v, path=p) for v, p in f.volumes],
+                gpu=None,
+                allowed_outbound_hosts=list(f.allowed_outbound_hosts),
             )
         )
     # componentize-py already snapshots the interpreter with the app imported and the

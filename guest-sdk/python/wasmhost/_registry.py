@@ -31,6 +31,7 @@ class Endpoint:
     timeout_ms: typing.Optional[int] = None
     memory_mib: typing.Optional[int] = None
     gpu: typing.Optional[str] = None
+    allowed_outbound_hosts: list = dataclasses.field(default_factory=list)
     scaling: Scaling = dataclasses.field(default_factory=Scaling)
     cls: typing.Optional[type] = None
 
@@ -48,6 +49,7 @@ class FunctionSpec:
     schedule: typing.Optional[str] = None
     secrets: list = dataclasses.field(default_factory=list)
     volumes: list = dataclasses.field(default_factory=list)  # [(volume, path)]
+    allowed_outbound_hosts: list = dataclasses.field(default_factory=list)
     cls: typing.Optional[type] = None
 
 

@@ -1,7 +1,8 @@
 //! ASGI-like apps (Modal's `asgi_app`): a router with typed path parameters, middleware,
 //! lifespan hooks, streaming responses, server-sent events and WebSockets.
 //!
-//! ```ignore
+//! ```no_run
+//! # extern crate wasmhost_sdk as wasmhost;
 //! use wasmhost::asgi::{App, Reply};
 //! use wasmhost::{Json, Request, Response};
 //!
@@ -28,6 +29,7 @@
 //!             }
 //!         })
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Handlers are plain synchronous functions: the instance blocks while it waits for the
@@ -48,26 +50,53 @@ use crate::{Headers, Request, Response};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// `http.request`: a body chunk and whether more follow.
-    HttpRequest { body: Vec<u8>, more_body: bool },
+    HttpRequest {
+        /// The chunk.
+        body: Vec<u8>,
+        /// More chunks follow.
+        more_body: bool,
+    },
     /// `http.disconnect`.
     HttpDisconnect,
     /// `http.response.start`.
-    HttpResponseStart { status: u16, headers: Headers },
+    HttpResponseStart {
+        /// The status code.
+        status: u16,
+        /// The response headers.
+        headers: Headers,
+    },
     /// `http.response.body`.
-    HttpResponseBody { body: Vec<u8>, more_body: bool },
+    HttpResponseBody {
+        /// The chunk.
+        body: Vec<u8>,
+        /// More chunks follow.
+        more_body: bool,
+    },
     /// `websocket.connect`.
     WebsocketConnect,
     /// `websocket.accept`.
     WebsocketAccept {
+        /// The subprotocol chosen, if any.
         subprotocol: Option<String>,
+        /// Extra response headers.
         headers: Headers,
     },
     /// `websocket.receive` / `websocket.send`.
     WebsocketMessage(Message),
     /// `websocket.close` (sent by the app).
-    WebsocketClose { code: u16, reason: String },
+    WebsocketClose {
+        /// The close code.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
     /// `websocket.disconnect` (from the client).
-    WebsocketDisconnect { code: u16, reason: String },
+    WebsocketDisconnect {
+        /// The close code.
+        code: u16,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A WebSocket message.

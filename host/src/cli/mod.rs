@@ -165,8 +165,28 @@ pub struct EngineArgs {
     /// How long a request may wait for a busy endpoint before a 503.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub queue_timeout: Duration,
+    /// Where a component without `describe` (a plain `wasi:http` or `wasi:cli` one) may
+    /// send outgoing HTTP requests, in Spin's form: `https://api.example.com`,
+    /// `http://127.0.0.1:*`, `https://*.example.com`. Repeat for more. SDK guests declare
+    /// theirs with `allowed_outbound_hosts` on each function.
+    #[arg(long = "allow-outbound", value_name = "SCHEME://HOST[:PORT]", value_parser = parse_outbound_host)]
+    pub allow_outbound: Vec<String>,
+    /// Largest response body a guest's outgoing request may read, in bytes.
+    #[arg(long, default_value_t = 64 << 20, env = "WASMHOST_OUTBOUND_MAX_RESPONSE")]
+    pub outbound_max_response: u64,
+    /// Longest wait of a guest's outgoing request for the response head.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub outbound_timeout: Duration,
+    /// Which GPU guests may use and each call's GPU budget.
     #[command(flatten)]
     pub gpu: GpuArgs,
+}
+
+/// One `--allow-outbound` entry, checked as a deploy would.
+fn parse_outbound_host(text: &str) -> Result<String, String> {
+    crate::capabilities::outbound::Outbound::configure(&[text])
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Front-end limits shared by the commands that serve HTTP.
@@ -285,7 +305,6 @@ impl EngineArgs {
         config.web_server_port = self.web_port;
         config.startup_timeout = self.startup_timeout;
         config.pre_init_snapshots = !self.no_snapshot;
-        config.gpu = self.gpu.gpu_config();
         config.isolation = self.isolation.map(|i| match i {
             Isolation::Reuse => crate::engine::IsolationSetting::Reuse,
             Isolation::PerRequest => crate::engine::IsolationSetting::PerRequest,
@@ -299,6 +318,23 @@ impl EngineArgs {
         config.max_instances = self.max_instances.max(1);
         config.queue_timeout = self.queue_timeout;
         config
+    }
+
+    /// The capability settings these flags ask for.
+    pub fn capabilities_config(&self) -> crate::capabilities::CapabilitiesConfig {
+        let mut config = crate::capabilities::CapabilitiesConfig {
+            gpu: self.gpu.gpu_config(),
+            plain_allowed_outbound_hosts: self.allow_outbound.clone(),
+            ..Default::default()
+        };
+        config.outbound.max_response_bytes = self.outbound_max_response;
+        config.outbound.first_byte_timeout = self.outbound_timeout;
+        config
+    }
+
+    /// The engine these flags ask for.
+    pub fn engine(&self) -> Result<crate::engine::Engine, crate::engine::LoadError> {
+        crate::engine::Engine::with_capabilities(self.engine_config(), self.capabilities_config())
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use super::EngineArgs;
 use crate::control::{ControlPlane, DeployOptions, DeployResult};
-use crate::engine::{CacheOutcome, Engine, LoadedComponent, PreInit};
+use crate::engine::{CacheOutcome, LoadedComponent, PreInit};
 use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::CallStatus;
@@ -46,7 +46,7 @@ pub struct RunArgs {
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let target = args.target.clone();
     let wasm = tokio::task::spawn_blocking(move || super::build_guest(&target)).await??;
-    let engine = Arc::new(Engine::new(args.engine.engine_config())?);
+    let engine = Arc::new(args.engine.engine()?);
     let component = engine
         .load_file(&wasm)
         .await

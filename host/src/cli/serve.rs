@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use super::client::{Client, ServerFlags};
 use super::{EngineArgs, SourceKind};
 use crate::control::{ControlPlane, DeployOptions, ServerConfig, UrlScheme};
-use crate::engine::Engine;
 use crate::gateway::{Gateway, RouteTable};
 
 /// Arguments of `wasmhost serve`.
@@ -115,7 +114,7 @@ async fn local(args: &ServeArgs) -> anyhow::Result<(Target, Arc<Gateway>, TcpLis
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let port = listener.local_addr()?.port();
     let data = tempfile::tempdir()?;
-    let engine = Arc::new(Engine::new(args.engine.engine_config())?);
+    let engine = Arc::new(args.engine.engine()?);
     let (control, _) =
         ControlPlane::open(ephemeral_config(data.path(), port), engine.clone()).await?;
     let gateway = Gateway::with_api(

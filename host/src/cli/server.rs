@@ -19,7 +19,8 @@ pub struct ServerArgs {
     /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
     /// request_timeout, map_concurrency, result_retention, and per-function scaling tables
     /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
-    /// buffer_containers, scaledown_window, isolation) over the guest's attributes.
+    /// buffer_containers, scaledown_window, isolation, allowed_outbound_hosts) over the
+    /// guest's attributes.
     #[arg(long, env = "WASMHOST_CONFIG")]
     config: Option<PathBuf>,
     /// Where state, components and compiled code live [default: ./wasmhost-data].
@@ -139,11 +140,20 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
         anyhow::bail!("[functions.{key:?}] in the config file: name functions `<app>.<function>`");
     }
+    for (key, over) in &file.functions {
+        if let Some(hosts) = &over.allowed_outbound_hosts {
+            crate::capabilities::outbound::Outbound::configure(hosts)
+                .with_context(|| format!("[functions.{key:?}] in the config file"))?;
+        }
+    }
     engine_config.scaling_overrides = file.functions;
     if args.engine.cache_dir.is_none() {
         engine_config.cache_dir = data_dir.join("cache");
     }
-    let engine = Arc::new(Engine::new(engine_config)?);
+    let engine = Arc::new(Engine::with_capabilities(
+        engine_config,
+        args.engine.capabilities_config(),
+    )?);
     let (control, startup) = ControlPlane::open(config, engine.clone())
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;

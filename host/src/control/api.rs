@@ -13,7 +13,7 @@ use super::views::{AppView, Page};
 use super::{ControlPlane, DeployOptions};
 use crate::engine::LoadError;
 use crate::gateway::{BoxFuture, ControlApi};
-use crate::shapes::{Body, json_error, json_response};
+use crate::http::{Body, json_error, json_response};
 use crate::store::{Scope, StoreError, TokenRecord};
 
 /// An API failure: a status and what goes into the `detail` field.
@@ -73,7 +73,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-            StoreError::Db(_) | StoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Key(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         Self::new(status, e.to_string())
     }
@@ -94,7 +96,9 @@ impl From<UploadError> for ApiError {
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         let status = match &e {
-            LoadError::Read { .. } | LoadError::Compile(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LoadError::Read { .. } | LoadError::Compile(_) | LoadError::CompileTask(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             LoadError::NotWasm { .. }
             | LoadError::CoreModule
             | LoadError::Invalid(_)
@@ -116,7 +120,7 @@ pub(super) fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResul
 }
 
 fn no_content() -> ApiResult {
-    let mut r = hyper::Response::new(crate::shapes::full(bytes::Bytes::new()));
+    let mut r = hyper::Response::new(crate::http::full(bytes::Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     Ok(r)
 }

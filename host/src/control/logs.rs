@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use super::ControlPlane;
 use super::api::{ApiError, ApiResult, number_param, ok, query_param};
-use crate::shapes::Body;
+use crate::http::Body;
 use crate::store::{LogEntry, LogQuery};
 
 /// A comment line this often keeps proxies and browsers from closing a quiet stream.

@@ -308,6 +308,7 @@ pub(super) fn document() -> Value {
                     "kind": { "type": "string" }, "web_url": { "type": ["string", "null"], "format": "uri" },
                     "method": { "type": "string" }, "timeout": { "type": ["integer", "null"] },
                     "memory": { "type": ["integer", "null"] }, "gpu": { "type": ["string", "null"] },
+                    "allowed_outbound_hosts": { "type": "array", "items": { "type": "string" } },
                     "retries": { "type": "integer" } } },
                 "WebEndpoint": { "type": "object", "properties": {
                     "endpoint_id": { "type": "string" }, "function_id": { "type": "string" },

@@ -114,7 +114,7 @@ impl ControlPlane {
             return ok(StatusCode::OK, &json!({ "data": entries }));
         }
         let bytes = dir.read(target).map_err(|e| io_error(path, e))?;
-        let mut response = hyper::Response::new(crate::shapes::full(bytes));
+        let mut response = hyper::Response::new(crate::http::full(bytes));
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),

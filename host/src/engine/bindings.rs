@@ -4,6 +4,9 @@
 //! once; each exported interface is then looked up on its own, so a component needs only
 //! the exports its endpoints use.
 
+// Generated code carries the WIT's own docs, not one on every item.
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmhost:guest/sdk",

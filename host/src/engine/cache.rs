@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::LoadError;
-use super::manifest::AppManifest;
+use crate::manifest::AppManifest;
 
 /// Where compiled artifacts live.
 #[derive(Debug, Clone)]

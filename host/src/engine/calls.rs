@@ -37,9 +37,9 @@ impl Engine {
     ) -> Result<&'a GuestExports, CallError> {
         match &component.prepared {
             Prepared::Guest(g) => Ok(g),
-            Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => Err(
-                CallError::Instantiate("this component has no wasmhost exports".into()),
-            ),
+            Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => {
+                Err(CallError::MissingExport("wasmhost guest"))
+            }
         }
     }
 
@@ -69,7 +69,8 @@ impl Engine {
         gpu: crate::capabilities::gpu::GpuCtx,
     ) -> Result<Live, CallError> {
         let pre = self.instance_pre(component)?;
-        let mut store = self.store_for(component, limits, ctx, gpu)?;
+        let outbound = self.outbound_for(component, function);
+        let mut store = self.store_for(component, limits, ctx, gpu, outbound)?;
         let started = Instant::now();
         let instance = match pre.instantiate_async(&mut store).await {
             Ok(instance) => instance,
@@ -156,7 +157,7 @@ impl Engine {
         let handler = exports
             .handler
             .as_ref()
-            .ok_or_else(|| CallError::Instantiate("no endpoint-handler export".into()))?;
+            .ok_or(CallError::MissingExport("endpoint-handler"))?;
         let limits = self.limits_for(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let call = async |store: &mut Store<InstanceState>, instance: &Instance| {
@@ -210,10 +211,10 @@ impl Engine {
         let function = exports
             .function
             .as_ref()
-            .ok_or_else(|| CallError::Instantiate("no function-handler export".into()))?;
+            .ok_or(CallError::MissingExport("function-handler"))?;
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
-        let gpu = self.no_gpu("functions cannot use the GPU yet; declare it on an endpoint");
+        let gpu = self.function_gpu(spec);
         let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
@@ -243,7 +244,7 @@ impl Engine {
         let lifecycle = exports
             .lifecycle
             .as_ref()
-            .ok_or_else(|| CallError::Instantiate("no lifecycle export".into()))?;
+            .ok_or(CallError::MissingExport("lifecycle"))?;
         let mut live = self.start(component, names.1, limits, ctx, gpu).await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
@@ -269,7 +270,7 @@ impl Engine {
         let asgi = exports
             .asgi
             .as_ref()
-            .ok_or_else(|| CallError::Instantiate("no asgi-app export".into()))?;
+            .ok_or(CallError::MissingExport("asgi-app"))?;
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -307,7 +308,7 @@ impl Engine {
         let wsgi = exports
             .wsgi
             .as_ref()
-            .ok_or_else(|| CallError::Instantiate("no wsgi-app export".into()))?;
+            .ok_or(CallError::MissingExport("wsgi-app"))?;
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -352,7 +353,7 @@ impl Engine {
             return self.service(component, spec, request).await;
         }
         if !matches!(component.prepared, Prepared::Proxy(_)) {
-            return Err(CallError::Instantiate("not a wasi:http component".into()));
+            return Err(CallError::MissingExport("wasi:http incoming-handler"));
         }
         let limits = self.limits_for(spec);
         let reuse = self.reusable(spec);
@@ -375,7 +376,7 @@ impl Engine {
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         let task = tokio::spawn(async move {
             let Prepared::Proxy(exports) = &component.prepared else {
-                return Err(CallError::Instantiate("not a wasi:http component".into()));
+                return Err(CallError::MissingExport("wasi:http incoming-handler"));
             };
             let names = (component.manifest.app.as_str(), spec.name.as_str());
             let result = engine

@@ -11,6 +11,34 @@ use super::bindings::asgi_types::Event;
 use super::bindings::wasmhost::guest::{asgi_channel, wsgi_io};
 use super::state::InstanceState;
 
+/// Why the host refused an app's channel or stream call; the guest reads its message.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The app called out of order (e.g. `write` before `start_response`).
+    #[error("{0}")]
+    OutOfOrder(&'static str),
+    /// The app sent an event this connection does not take.
+    #[error("{event} is not an event an app sends on {on}")]
+    UnexpectedEvent {
+        /// The ASGI event type.
+        event: &'static str,
+        /// The connection (`an HTTP connection`, `a WebSocket`).
+        on: &'static str,
+    },
+    /// The status is not an HTTP status code.
+    #[error("invalid status {0}")]
+    InvalidStatus(u16),
+    /// The client went away.
+    #[error("the client disconnected")]
+    Disconnected,
+    /// The connection to the client failed.
+    #[error("the client is gone: {0}")]
+    ClientGone(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request body could not be read.
+    #[error("{0}")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// A boxed, sendable future, as the connection traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -19,13 +47,13 @@ pub trait AsgiConnection: Send {
     /// The next event from the client (waits for it).
     fn receive(&mut self) -> BoxFuture<'_, Event>;
     /// Delivers an event from the app; `Err` tells the app to stop.
-    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), String>>;
+    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), ChannelError>>;
 }
 
 /// `wsgi.input`: the request body of one WSGI call.
 pub trait WsgiInput: Send {
     /// Up to `max` bytes of the body; empty at its end.
-    fn read(&mut self, max: u64) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+    fn read(&mut self, max: u64) -> BoxFuture<'_, Result<Vec<u8>, ChannelError>>;
 }
 
 /// `start_response` and the body writer of one WSGI call.
@@ -35,9 +63,9 @@ pub trait WsgiOutput: Send {
         &mut self,
         status: u16,
         headers: Vec<(String, String)>,
-    ) -> BoxFuture<'_, Result<(), String>>;
+    ) -> BoxFuture<'_, Result<(), ChannelError>>;
     /// Sends one chunk of the body.
-    fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
+    fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>>;
 }
 
 /// What an `asgi-channel.channel` resource holds.
@@ -61,7 +89,7 @@ impl asgi_channel::HostChannel for InstanceState {
         event: Event,
     ) -> wasmtime::Result<Result<(), String>> {
         let entry = self.table.get_mut(&channel)?;
-        Ok(entry.0.send(event).await)
+        Ok(entry.0.send(event).await.map_err(|e| e.to_string()))
     }
 
     async fn drop(&mut self, channel: Resource<ChannelEntry>) -> wasmtime::Result<()> {
@@ -79,7 +107,7 @@ impl wsgi_io::HostInput for InstanceState {
         max: u64,
     ) -> wasmtime::Result<Result<Vec<u8>, String>> {
         let entry = self.table.get_mut(&input)?;
-        Ok(entry.0.read(max).await)
+        Ok(entry.0.read(max).await.map_err(|e| e.to_string()))
     }
 
     async fn drop(&mut self, input: Resource<InputEntry>) -> wasmtime::Result<()> {
@@ -96,7 +124,8 @@ impl wsgi_io::HostOutput for InstanceState {
         headers: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), String>> {
         let entry = self.table.get_mut(&output)?;
-        Ok(entry.0.start_response(status, headers).await)
+        let started = entry.0.start_response(status, headers).await;
+        Ok(started.map_err(|e| e.to_string()))
     }
 
     async fn write(
@@ -105,7 +134,7 @@ impl wsgi_io::HostOutput for InstanceState {
         chunk: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
         let entry = self.table.get_mut(&output)?;
-        Ok(entry.0.write(chunk).await)
+        Ok(entry.0.write(chunk).await.map_err(|e| e.to_string()))
     }
 
     async fn drop(&mut self, output: Resource<OutputEntry>) -> wasmtime::Result<()> {

@@ -1,45 +1,11 @@
-//! What a guest call runs with besides its limits: environment, mounted volumes, and
-//! the broker through which a guest calls other functions of its app.
+//! What a guest call runs with besides its limits, as the layer above grants it: its
+//! environment (`capabilities::env`), mounted volumes (`capabilities::volumes`) and the
+//! broker through which it calls other functions of its app (`capabilities::broker`).
 
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// A boxed, sendable future that owns its data.
-pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
-/// The state of a call as a guest sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GuestCallState {
-    /// Not finished.
-    Pending,
-    /// Finished with this JSON result.
-    Success(String),
-    /// Failed with this message.
-    Failure(String),
-}
-
-/// Carries a guest's `spawn`/`poll` imports to whoever runs calls (the functions layer).
-pub trait CallBroker: Send + Sync {
-    /// Spawns function `function` of the guest's app; returns the call id.
-    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, String>>;
-    /// Waits at most `timeout` for call `call_id` and returns its state.
-    fn poll(
-        &self,
-        call_id: String,
-        timeout: Duration,
-    ) -> BrokerFuture<Result<GuestCallState, String>>;
-}
-
-/// A host directory mounted into the guest.
-#[derive(Debug, Clone)]
-pub struct Mount {
-    /// Directory on the host.
-    pub host: PathBuf,
-    /// Where the guest sees it (e.g. `/data`).
-    pub guest: String,
-}
+use crate::capabilities::broker::CallBroker;
+use crate::capabilities::volumes::Mount;
 
 /// Everything a call runs with beyond its limits.
 #[derive(Clone, Default)]

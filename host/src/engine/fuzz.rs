@@ -89,6 +89,7 @@ fn endpoint(r: &mut Reader<'_>) -> raw::EndpointInfo {
         timeout_ms: r.maybe(Reader::u64),
         memory_mib: r.maybe(Reader::u32),
         gpu: r.maybe(|r| r.text(&["any", "T4"])),
+        allowed_outbound_hosts: r.list(|r| r.text(OUTBOUND)),
         scaling: scaling(r),
     }
 }
@@ -114,8 +115,19 @@ fn function(r: &mut Reader<'_>) -> raw::FunctionInfo {
             volume: r.text(NAMES),
             path: r.text(&["/data", "relative", "/"]),
         }),
+        gpu: r.maybe(|r| r.text(&["any", " "])),
+        allowed_outbound_hosts: r.list(|r| r.text(OUTBOUND)),
     }
 }
+
+/// Allow-list entries, good and bad.
+const OUTBOUND: &[&str] = &[
+    "https://api.example.com",
+    "http://127.0.0.1:*",
+    "*://*.example.com:8080",
+    "example.com",
+    "https://x/path",
+];
 
 /// Decodes a manifest built from `data`; `None` when the decoder refuses it.
 pub fn fuzz_manifest(data: &[u8]) -> Option<AppManifest> {

@@ -9,13 +9,13 @@ use bytes::Bytes;
 use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
-use super::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
     describe_failure, validate, web_server,
 };
+use crate::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 
 /// How a component's `#[wasmhost::init]` work reaches its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Engine {
         let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
         let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
         let mut described = false;
-        let manifest = match &prepared {
+        let mut manifest = match &prepared {
             Prepared::Proxy(_) => {
                 let mut manifest = AppManifest::synthesised(app_name, EndpointKind::Proxy);
                 let declared = world::declares_reuse(&bytes);
@@ -107,6 +107,7 @@ impl Engine {
                 manifest
             }
         };
+        manifest.allow_plain_outbound(&self.plain_allowed_outbound_hosts);
         self.check_gpu(&manifest).await?;
         let mut pre_init = PreInit::None;
         let mut snapshot = None;
@@ -166,9 +167,7 @@ impl Engine {
             runtime.cache.clone(),
             digest.to_owned(),
         );
-        let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key))
-            .await
-            .map_err(|e| LoadError::Compile(e.to_string()))?;
+        let hit = tokio::task::spawn_blocking(move || cache.lookup(&engine, &key)).await?;
         if let Some(component) = hit {
             self.metrics.cache_hits.inc();
             return Ok((component, CacheOutcome::Hit));
@@ -195,8 +194,7 @@ impl Engine {
                 .observe(started.elapsed().as_secs_f64());
             compiled
         })
-        .await
-        .map_err(|e| LoadError::Compile(e.to_string()))?
+        .await?
     }
 
     /// Runs the init work of `bytes` once and compiles the snapshot of its result.
@@ -226,20 +224,23 @@ impl Engine {
         Ok(self.concurrent.get_or_init(|| built))
     }
 
-    /// Refuses a component with an endpoint that declares a GPU this host cannot lend.
+    /// Refuses a component with an endpoint or function that declares a GPU this host
+    /// cannot lend.
     async fn check_gpu(&self, manifest: &AppManifest) -> Result<(), LoadError> {
-        for spec in &manifest.endpoints {
-            if let Some(requirement) = &spec.gpu {
+        let endpoints = manifest.endpoints.iter().map(|e| (&e.name, &e.gpu));
+        let functions = manifest.functions.iter().map(|f| (&f.name, &f.gpu));
+        for (name, gpu) in endpoints.chain(functions) {
+            if let Some(requirement) = gpu {
                 let adapter =
                     self.gpu
                         .check(requirement)
                         .await
                         .map_err(|reason| LoadError::Gpu {
-                            endpoint: spec.name.clone(),
+                            endpoint: name.clone(),
                             requirement: requirement.clone(),
                             reason: reason.to_string(),
                         })?;
-                tracing::debug!(endpoint = %spec.name, "GPU {requirement:?} served by {adapter}");
+                tracing::debug!(function = %name, "GPU {requirement:?} served by {adapter}");
             }
         }
         Ok(())

@@ -78,6 +78,15 @@ pub struct Metrics {
     pub gpu_submits: Gauge,
     /// GPU time in seconds, summed.
     pub gpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Outgoing `wasi:http` requests of guests, by decision (`allowed`, `denied`).
+    pub outbound_requests: Family<OutboundLabels, Counter>,
+}
+
+/// Labels of an outgoing request's decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    /// `allowed` or `denied`.
+    pub decision: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +102,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counters the outbound capability records its decisions into.
+    pub fn outbound_counters(&self) -> crate::capabilities::outbound::OutboundCounters {
+        let counter = |decision: &str| {
+            self.outbound_requests
+                .get_or_create(&OutboundLabels {
+                    decision: decision.into(),
+                })
+                .clone()
+        };
+        crate::capabilities::outbound::OutboundCounters {
+            allowed: counter("allowed"),
+            denied: counter("denied"),
+        }
+    }
+
     /// All metrics, registered.
     pub fn new() -> Self {
         let latency = || Histogram::new(exponential_buckets(0.0001, 2.0, 20));
@@ -115,10 +139,16 @@ impl Metrics {
             calls: Family::default(),
             gpu_submits: Gauge::default(),
             gpu_seconds: Gauge::default(),
+            outbound_requests: Family::default(),
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
             r.register("requests", "HTTP requests served", m.requests.clone());
+            r.register(
+                "outbound_requests",
+                "Outgoing HTTP requests of guests, allowed or denied by their allow-list",
+                m.outbound_requests.clone(),
+            );
             r.register(
                 "request_seconds",
                 "HTTP request latency",

@@ -37,21 +37,25 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::capabilities::gpu::{Gpu, GpuConfig, GpuCtx};
+use crate::capabilities::CapabilitiesConfig;
+pub use crate::capabilities::broker::{BrokerError, BrokerFuture, CallBroker, GuestCallState};
+use crate::capabilities::gpu::{Gpu, GpuCtx};
+use crate::capabilities::outbound::{Outbound, OutboundHooks};
+pub use crate::capabilities::volumes::Mount;
+pub use crate::manifest::{
+    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
+    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
+};
 pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
 pub use calls::ProxyBody;
-pub use channel::{AsgiConnection, BoxFuture, WsgiInput, WsgiOutput};
-pub use context::{BrokerFuture, CallBroker, CallContext, GuestCallState, Mount};
+pub use channel::{AsgiConnection, BoxFuture, ChannelError, WsgiInput, WsgiOutput};
+pub use context::CallContext;
 pub use error::{CallError, FunctionError, LoadError};
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
-pub use manifest::{
-    AppManifest, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy, Scaling,
-    ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
-};
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
@@ -88,8 +92,6 @@ pub struct EngineConfig {
     /// Bake `#[wasmhost::init]` work into a snapshot at load (false: run it in every new
     /// instance, for comparison).
     pub pre_init_snapshots: bool,
-    /// Which GPUs guests may use and each call's GPU budget.
-    pub gpu: GpuConfig,
     /// Whether warm instances serve request after request, for every app: `None` lets
     /// each component decide (wasmhost SDK shapes and components that declare reuse keep
     /// warm instances, other `wasi:http` components get a fresh one per request);
@@ -127,7 +129,6 @@ impl EngineConfig {
             web_server_port: 8000,
             startup_timeout: Duration::from_secs(10),
             pre_init_snapshots: true,
-            gpu: GpuConfig::default(),
             isolation: None,
             scaledown_window: Duration::from_secs(60),
             min_containers: 0,
@@ -149,6 +150,9 @@ pub struct Engine {
     concurrent: std::sync::OnceLock<runtime::Runtime>,
     config: EngineConfig,
     gpu: Gpu,
+    outbound: Outbound,
+    /// Where plain components may send outgoing requests.
+    plain_allowed_outbound_hosts: Vec<String>,
     metrics: Arc<Metrics>,
     ticker_stop: Arc<AtomicBool>,
     /// The warm pools of every loaded component, for evicting idle instances when the
@@ -226,15 +230,27 @@ impl Engine {
     /// opened on first use). WASIp3 services get an engine of their own when the first
     /// one loads.
     pub fn new(config: EngineConfig) -> Result<Self, LoadError> {
+        Self::with_capabilities(config, CapabilitiesConfig::default())
+    }
+
+    /// [`new`](Self::new) with the operator's capability settings.
+    pub fn with_capabilities(
+        config: EngineConfig,
+        capabilities: CapabilitiesConfig,
+    ) -> Result<Self, LoadError> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
-        let gpu = Gpu::new(config.gpu.clone());
+        let gpu = Gpu::new(capabilities.gpu);
+        let metrics = Arc::new(Metrics::new());
+        let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {
             runtime,
             concurrent: std::sync::OnceLock::new(),
             config,
             gpu,
-            metrics: Arc::new(Metrics::new()),
+            outbound,
+            plain_allowed_outbound_hosts: capabilities.plain_allowed_outbound_hosts,
+            metrics,
             ticker_stop,
             pools: pool::PoolRegistry::default(),
         })
@@ -279,22 +295,39 @@ impl Engine {
 
     /// The GPU session of a call to `spec`: granted when it declares a GPU.
     fn gpu_for(&self, spec: &EndpointSpec) -> GpuCtx {
-        match spec.gpu {
-            Some(_) => GpuCtx::granted(&self.gpu),
-            None => GpuCtx::denied(
+        self.gpu_if(spec.gpu.is_some(), "endpoint", &spec.name)
+    }
+
+    /// The GPU session of an attempt of function `spec`: granted when it declares a GPU.
+    fn function_gpu(&self, spec: &FunctionSpec) -> GpuCtx {
+        self.gpu_if(spec.gpu.is_some(), "function", &spec.name)
+    }
+
+    fn gpu_if(&self, declared: bool, what: &str, name: &str) -> GpuCtx {
+        if declared {
+            GpuCtx::granted(&self.gpu)
+        } else {
+            GpuCtx::denied(
                 &self.gpu,
                 format!(
-                    "endpoint {:?} does not declare a GPU; add `gpu = \"any\"` to its \
-                     #[wasmhost::endpoint] attribute",
-                    spec.name
+                    "{what} {name:?} does not declare a GPU; add `gpu = \"any\"` to its \
+                     #[wasmhost::{what}] attribute"
                 ),
-            ),
+            )
         }
     }
 
     /// A GPU session that refuses every use, saying why.
     fn no_gpu(&self, why: &str) -> GpuCtx {
         GpuCtx::denied(&self.gpu, why)
+    }
+
+    /// The outgoing-request hook of an instance of `component` serving `function`.
+    fn outbound_for(&self, component: &LoadedComponent, function: &str) -> OutboundHooks {
+        let manifest = &component.manifest;
+        let who = format!("{}/{function}", manifest.app);
+        self.outbound
+            .prepare(&who, manifest.allowed_outbound_hosts(function))
     }
 
     /// The limits an endpoint's calls run under.
@@ -329,8 +362,14 @@ impl Engine {
     ) -> Result<(Duration, Box<dyn std::any::Any + Send>), CallError> {
         let started = Instant::now();
         let gpu = self.no_gpu("benchmark instances cannot use the GPU");
-        let mut store =
-            self.store_for(component, self.default_limits(), component.context(), gpu)?;
+        let outbound = self.outbound.deny_all("benchmark");
+        let mut store = self.store_for(
+            component,
+            self.default_limits(),
+            component.context(),
+            gpu,
+            outbound,
+        )?;
         let instantiated = match &component.prepared {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
@@ -348,7 +387,8 @@ impl Engine {
         ctx: &CallContext,
         gpu: GpuCtx,
     ) -> Result<Store<InstanceState>, CallError> {
-        self.new_store_with(&self.runtime.engine, limits, None, ctx, gpu)
+        let outbound = self.outbound.deny_all("deploy");
+        self.new_store_with(&self.runtime.engine, limits, None, ctx, gpu, outbound)
     }
 
     /// A store on `component`'s engine.
@@ -358,8 +398,9 @@ impl Engine {
         limits: Limits,
         ctx: &CallContext,
         gpu: GpuCtx,
+        outbound: OutboundHooks,
     ) -> Result<Store<InstanceState>, CallError> {
-        self.new_store_with(&component.wasm_engine, limits, None, ctx, gpu)
+        self.new_store_with(&component.wasm_engine, limits, None, ctx, gpu, outbound)
     }
 
     fn new_store_with(
@@ -369,6 +410,7 @@ impl Engine {
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
         gpu: GpuCtx,
+        outbound: OutboundHooks,
     ) -> Result<Store<InstanceState>, CallError> {
         let deadline = Instant::now() + limits.timeout;
         let state = InstanceState::new(
@@ -377,6 +419,7 @@ impl Engine {
             port_map,
             ctx,
             gpu,
+            outbound,
         )
         .map_err(|e| CallError::Instantiate(e.to_string()))?
         .counted(metrics::LiveInstance::new(&self.metrics.instances_live));

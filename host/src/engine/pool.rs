@@ -16,9 +16,6 @@ use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
 };
 
-/// Idle instances kept per endpoint at least, so a burst finds warm ones.
-const MIN_IDLE_CAP: usize = 4;
-
 /// An instance with its store, between calls.
 pub(crate) struct Live {
     pub(super) store: Store<InstanceState>,
@@ -331,16 +328,18 @@ impl Engine {
             .map_or(self.config.buffer_containers, |n| n as usize)
     }
 
-    /// Idle instances kept for `spec`: its min and buffer containers, and at least a few
-    /// so a burst finds warm ones; never more than `max_containers`.
+    /// Idle instances kept for `spec`. Like a Modal container, an instance that served a
+    /// burst stays warm until its scale-down window passes (the next burst then finds it
+    /// instead of paying a new instance's first-request faults), bounded by
+    /// `max_containers` here and by `--max-instances` host-wide, where the instance idle
+    /// the longest is evicted to make room.
     fn idle_cap(&self, spec: &EndpointSpec) -> usize {
-        let cap = MIN_IDLE_CAP.max(self.min_containers(spec) + self.buffer_containers(spec));
         spec.scaling
             .max_containers
-            .map_or(cap, |max| cap.min(max as usize))
+            .map_or(usize::MAX, |max| max as usize)
     }
 
-    /// Returns an instance after a successful call; past the idle cap it is retired
+    /// Returns an instance after a successful call; past `max_containers` it is retired
     /// (ASGI apps run lifespan shutdown).
     pub(super) async fn checkin(
         &self,

@@ -52,9 +52,8 @@ impl Runtime {
         if concurrent {
             wasm.wasm_component_model_async(true);
         }
-        let engine =
-            wasmtime::Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        let linker = link(&engine, concurrent).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let engine = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
+        let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
         spawn_ticker(engine.clone(), stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
         Ok(Self {

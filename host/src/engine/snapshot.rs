@@ -37,7 +37,7 @@ impl Engine {
             .runtime
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
+            .map_err(LoadError::MissingImport)?;
         let init = InitIndices::new(&pre).map_err(|e| failed("no init export", e))?;
         let limits = Limits {
             timeout: self.config.startup_timeout,

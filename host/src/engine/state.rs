@@ -1,18 +1,22 @@
-//! What each store carries: WASI and wasi:http contexts, the resource table, the memory
-//! cap, the current call's deadline, captured output and the store's GPU session.
+//! What each store carries: the capability contexts of its instance (WASI built from the
+//! environment, volumes and sockets; wasi:http with the outbound hooks; the call broker;
+//! the GPU session), and the engine's own bookkeeping (resource table, memory cap, the
+//! current call's deadline, captured output).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::wasmhost::guest::{host, types};
-use super::context::{CallBroker, CallContext, GuestCallState};
+use super::context::CallContext;
 use super::output::CapturedOutput;
 
+use crate::capabilities::broker::{BrokerCtx, GuestCallState};
 use crate::capabilities::gpu::{GpuCtx, GpuCtxView, GpuView};
+use crate::capabilities::outbound::{OutboundHooks, sockets};
+use crate::capabilities::volumes;
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -21,7 +25,7 @@ const OUTPUT_CAPACITY: usize = 64 * 1024;
 pub struct InstanceState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundPolicy,
+    hooks: OutboundHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) stdout: CapturedOutput,
@@ -30,9 +34,9 @@ pub struct InstanceState {
     pub(crate) deadline: Instant,
     /// A web server's port mapping: the guest's inner port and the host port behind it.
     pub(crate) port_map: Option<(u16, u16)>,
-    broker: Option<Arc<dyn CallBroker>>,
+    broker: BrokerCtx,
     /// Where the guest's output is kept besides the host's log.
-    pub(crate) output: Option<Arc<dyn super::output::OutputSink>>,
+    pub(crate) output: Option<std::sync::Arc<dyn super::output::OutputSink>>,
     gpu: GpuCtx,
     _live: Option<super::metrics::LiveInstance>,
 }
@@ -46,6 +50,7 @@ impl InstanceState {
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
         gpu: GpuCtx,
+        hooks: OutboundHooks,
     ) -> std::io::Result<Self> {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
@@ -54,41 +59,21 @@ impl InstanceState {
         builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
             .envs(&ctx.env);
-        // Volumes are the only directories a guest sees; cap-std confines it to them.
-        for mount in &ctx.mounts {
-            builder
-                .preopened_dir(&mount.host, &mount.guest, FsPerms::ReadWrite)
-                .map_err(|e| {
-                    std::io::Error::other(format!("cannot mount {}: {e}", mount.host.display()))
-                })?;
-        }
-        if let Some((_, outer)) = port_map {
-            builder
-                .allow_tcp(true)
-                .socket_addr_check(move |addr, usage| {
-                    let ok = super::web_server::allowed(addr, usage, outer);
-                    if !ok {
-                        tracing::warn!(%addr, ?usage, "refused a socket use by a web server guest");
-                    }
-                    Box::pin(async move { ok })
-                });
-        }
+        sockets::confine(&mut builder, port_map);
+        volumes::preopen(&mut builder, &ctx.mounts)?;
         let wasi = builder.build();
         Ok(Self {
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy,
+            hooks,
             table: ResourceTable::new(),
             limiter: MemoryCap::new(memory_cap_bytes),
             stdout,
             stderr,
             deadline,
             port_map,
-            broker: ctx.broker.clone(),
+            broker: BrokerCtx::new(ctx.broker.clone()),
             output: ctx.output.clone(),
             gpu,
             _live: None,
@@ -104,18 +89,17 @@ impl InstanceState {
 
 impl types::Host for InstanceState {}
 
-const NO_BROKER: &str = "calls to other functions are only available on a wasmhost server";
-
 impl host::Host for InstanceState {
     async fn spawn(
         &mut self,
         name: String,
         input: String,
     ) -> wasmtime::Result<Result<String, String>> {
-        Ok(match &self.broker {
-            Some(b) => b.spawn(name, input).await,
-            None => Err(NO_BROKER.into()),
-        })
+        Ok(self
+            .broker
+            .spawn(name, input)
+            .await
+            .map_err(|e| e.to_string()))
     }
 
     async fn poll(
@@ -123,16 +107,14 @@ impl host::Host for InstanceState {
         call_id: String,
         timeout_ms: u64,
     ) -> wasmtime::Result<Result<types::CallState, String>> {
-        let Some(b) = &self.broker else {
-            return Ok(Err(NO_BROKER.into()));
-        };
-        // A guest may not park a host task for longer than a day.
-        let timeout = Duration::from_millis(timeout_ms.min(86_400_000));
-        Ok(b.poll(call_id, timeout).await.map(|state| match state {
-            GuestCallState::Pending => types::CallState::Pending,
-            GuestCallState::Success(r) => types::CallState::Success(r),
-            GuestCallState::Failure(m) => types::CallState::Failure(m),
-        }))
+        let state = self.broker.poll(call_id, timeout_ms).await;
+        Ok(state
+            .map(|state| match state {
+                GuestCallState::Pending => types::CallState::Pending,
+                GuestCallState::Success(r) => types::CallState::Success(r),
+                GuestCallState::Failure(m) => types::CallState::Failure(m),
+            })
+            .map_err(|e| e.to_string()))
     }
 }
 
@@ -161,29 +143,6 @@ impl WasiHttpView for InstanceState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outbound `wasi:http` requests: guests hold no network authority, so every request is
-/// refused with `HTTP-request-denied` (an allow-list belongs to the capabilities layer).
-struct OutboundPolicy;
-
-impl wasmtime_wasi_http::WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: hyper::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    hyper::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        tracing::warn!(uri = %request.uri(), "refused an outbound HTTP request from a guest");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

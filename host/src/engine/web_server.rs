@@ -3,22 +3,21 @@
 //! 8000) is rewritten to a free host port, so two guests that both bind 8000 run side by
 //! side. The guest may bind and accept on that port only; it cannot connect anywhere.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::p2::TcpSocket;
-use wasmtime_wasi::p2::bindings::sockets::network::{
-    self, IpSocketAddress, Ipv4SocketAddress, Network,
-};
+use wasmtime_wasi::p2::bindings::sockets::network::{self, IpSocketAddress, Network};
 use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
-use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
+use wasmtime_wasi::sockets::WasiSocketsView;
 
 use super::state::InstanceState;
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, Limits, LoadedComponent, classify, forward_output};
+use crate::capabilities::outbound::sockets;
 
 /// A running web server: the host port it listens on and, once it stopped, why.
 #[derive(Clone)]
@@ -57,7 +56,7 @@ impl Engine {
         spec: &EndpointSpec,
     ) -> Result<WebServer, CallError> {
         let Prepared::Command(pre) = &component.prepared else {
-            return Err(CallError::Instantiate("not a wasi:cli command".into()));
+            return Err(CallError::MissingExport("wasi:cli run"));
         };
         let mut slot = component.web_server.running.lock().await;
         if let Some(server) = &*slot
@@ -77,6 +76,7 @@ impl Engine {
             Some((inner_port, port)),
             component.context(),
             self.no_gpu("web servers cannot use the GPU"),
+            self.outbound_for(component, &spec.name),
         )?;
         let server = WebServer {
             port,
@@ -111,40 +111,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The socket policy of a web server instance mapped `inner` → `outer`: bind and listen
-/// on the outer loopback port, accept loopback peers; nothing else.
-pub(crate) fn allowed(addr: SocketAddr, usage: SocketAddrUse, outer: u16) -> bool {
-    match usage {
-        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
-            addr.ip().is_loopback() && addr.port() == outer
-        }
-        SocketAddrUse::TcpAccept => addr.ip().is_loopback(),
-        _ => false,
-    }
-}
-
-/// Rewrites a bind to the guest's inner port into a bind to its loopback outer port.
-fn rewrite(address: IpSocketAddress, map: Option<(u16, u16)>) -> IpSocketAddress {
-    let Some((inner, outer)) = map else {
-        return address;
-    };
-    match address {
-        IpSocketAddress::Ipv4(a) if a.port == inner => IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: outer,
-            address: (127, 0, 0, 1),
-        }),
-        IpSocketAddress::Ipv6(a) if a.port == inner => {
-            IpSocketAddress::Ipv6(network::Ipv6SocketAddress {
-                port: outer,
-                address: (0, 0, 0, 0, 0, 0, 0, 1),
-                flow_info: a.flow_info,
-                scope_id: a.scope_id,
-            })
-        }
-        other => other,
-    }
-}
-
 /// Replaces `wasi:sockets/tcp`'s `start-bind` with one that applies the instance's port
 /// mapping, then defers to wasmtime-wasi.
 pub(crate) fn add_bind_rewrite(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
@@ -155,7 +121,7 @@ pub(crate) fn add_bind_rewrite(linker: &mut Linker<InstanceState>) -> wasmtime::
         |mut store: StoreContextMut<'_, InstanceState>,
          (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
-                let address = rewrite(address, store.data().port_map);
+                let address = sockets::rewrite(address, store.data().port_map);
                 let state = store.data_mut();
                 let mut view = WasiSocketsView::sockets(state);
                 let outcome = HostTcpSocket::start_bind(&mut view, this, network, address).await;
@@ -168,37 +134,4 @@ pub(crate) fn add_bind_rewrite(linker: &mut Linker<InstanceState>) -> wasmtime::
     )?;
     linker.allow_shadowing(false);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_mapped_port_is_rewritten() {
-        let any = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: 8000,
-            address: (0, 0, 0, 0),
-        });
-        match rewrite(any, Some((8000, 41000))) {
-            IpSocketAddress::Ipv4(a) => assert_eq!((a.port, a.address), (41000, (127, 0, 0, 1))),
-            IpSocketAddress::Ipv6(_) => panic!("family changed"),
-        }
-        let other = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-            port: 9000,
-            address: (0, 0, 0, 0),
-        });
-        assert!(
-            matches!(rewrite(other, Some((8000, 41000))), IpSocketAddress::Ipv4(a) if a.port == 9000)
-        );
-        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        assert!(allowed(local(41000), SocketAddrUse::TcpBind, 41000));
-        assert!(!allowed(local(9000), SocketAddrUse::TcpBind, 41000));
-        assert!(!allowed(
-            SocketAddr::from(([0, 0, 0, 0], 41000)),
-            SocketAddrUse::TcpBind,
-            41000
-        ));
-        assert!(!allowed(local(80), SocketAddrUse::TcpConnect, 41000));
-    }
 }

@@ -11,8 +11,8 @@ use super::bindings::{
     self, AsgiIndices, DescribeIndices, FunctionIndices, HandlerIndices, InitIndices,
     LifecycleIndices, WsgiIndices,
 };
-use super::manifest::{AppManifest, EndpointKind};
 use super::state::InstanceState;
+use crate::manifest::{AppManifest, EndpointKind};
 
 /// A component prepared for instantiation, by the world it targets.
 pub(crate) enum Prepared {
@@ -86,7 +86,7 @@ pub(crate) fn prepare(
     }
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| LoadError::MissingImport(format!("{e:#}")))?;
+        .map_err(LoadError::MissingImport)?;
     // A component that exports both wasi:http versions is served as WASIp3: its
     // instances take requests concurrently.
     if is_service && !has(bindings::DESCRIBE) {

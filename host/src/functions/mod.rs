@@ -8,7 +8,7 @@ mod logs;
 mod runner;
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -17,9 +17,11 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::capabilities::env::{CallIdentity, Env, SecretSource};
+use crate::capabilities::volumes::Volumes;
 use crate::engine::{
-    BrokerFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec, GuestCallState,
-    LoadedComponent, Mount,
+    BrokerError, BrokerFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec,
+    GuestCallState, LoadedComponent,
 };
 use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
 
@@ -473,30 +475,25 @@ impl Functions {
     ) -> Result<CallContext, FunctionError> {
         let mut ctx = self.guest_context(&target.app_id);
         ctx.output = Some(log.clone());
-        for name in &target.spec.secrets {
-            let secret = self
-                .store
-                .get_secret(name)
-                .map_err(|e| FunctionError::Failed(e.to_string()))?
-                .ok_or_else(|| FunctionError::Failed(format!("secret {name:?} does not exist: create it with `wasmhost secret create {name} KEY=VALUE`")))?;
-            log.hide(secret.values.values().cloned());
-            ctx.env.extend(secret.values);
-        }
-        ctx.env
-            .push(("WASMHOST_CALL_ID".into(), call_id.to_owned()));
-        ctx.env
-            .push(("WASMHOST_ATTEMPT".into(), attempt.to_string()));
-        ctx.env
-            .push(("WASMHOST_FUNCTION".into(), target.spec.name.clone()));
-        for v in &target.spec.volumes {
-            let dir = self.config.volumes_dir.join(&v.volume);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| FunctionError::Failed(format!("volume {}: {e}", v.volume)))?;
-            ctx.mounts.push(Mount {
-                host: dir,
-                guest: v.path.clone(),
-            });
-        }
+        let identity = CallIdentity {
+            call_id,
+            attempt,
+            function: &target.spec.name,
+        };
+        ctx.env = Env::prepare(&target.spec.secrets, &*self.store, identity)
+            .map_err(|e| FunctionError::Failed(e.to_string()))?;
+        // Everything in the environment but the call's identity comes from its secrets.
+        let identity = ["WASMHOST_CALL_ID", "WASMHOST_ATTEMPT", "WASMHOST_FUNCTION"];
+        log.hide(
+            ctx.env
+                .iter()
+                .filter(|(k, _)| !identity.contains(&k.as_str()))
+                .map(|(_, v)| v.clone()),
+        );
+        let mounts = target.spec.volumes.iter();
+        ctx.mounts = Volumes::new(self.config.volumes_dir.clone())
+            .prepare(mounts.map(|v| (v.volume.as_str(), v.path.as_str())))
+            .map_err(|e| FunctionError::Failed(e.to_string()))?;
         Ok(ctx)
     }
 
@@ -512,20 +509,19 @@ struct GuestBroker {
 }
 
 impl CallBroker for GuestBroker {
-    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, String>> {
+    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, BrokerError>> {
         let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
         Box::pin(async move {
-            let f = functions.upgrade().ok_or("the host is shutting down")?;
+            let f = functions.upgrade().ok_or(BrokerError::ShuttingDown)?;
             let target = f
                 .resolver()
                 .and_then(|r| r.resolve_by_name(&app_id, &function))
-                .ok_or_else(|| format!("this app has no function named {function:?}"))?;
-            let input: Value =
-                serde_json::from_str(&input).map_err(|e| format!("input is not JSON: {e}"))?;
+                .ok_or(BrokerError::NoSuchFunction(function))?;
+            let input: Value = serde_json::from_str(&input)?;
             match f.spawn_resolved(&target, input, "guest") {
                 Ok(r) => Ok(r.call_id),
-                Err(FunctionsError::InvalidInput(d)) => Err(format!("invalid input: {d}")),
-                Err(e) => Err(e.to_string()),
+                Err(FunctionsError::InvalidInput(d)) => Err(BrokerError::InvalidInput(d)),
+                Err(e) => Err(BrokerError::Functions(Box::new(e))),
             }
         })
     }
@@ -534,14 +530,17 @@ impl CallBroker for GuestBroker {
         &self,
         call_id: String,
         timeout: Duration,
-    ) -> BrokerFuture<Result<GuestCallState, String>> {
+    ) -> BrokerFuture<Result<GuestCallState, BrokerError>> {
         let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
         Box::pin(async move {
-            let f = functions.upgrade().ok_or("the host is shutting down")?;
-            let record = f.wait(&call_id, timeout).await.map_err(|e| e.to_string())?;
+            let f = functions.upgrade().ok_or(BrokerError::ShuttingDown)?;
+            let record = f
+                .wait(&call_id, timeout)
+                .await
+                .map_err(|e| BrokerError::Functions(Box::new(e)))?;
             let record = record
                 .filter(|r| r.app_id == app_id)
-                .ok_or_else(|| format!("no call with id {call_id}"))?;
+                .ok_or(BrokerError::NoSuchCall(call_id))?;
             Ok(match record.status {
                 CallStatus::Success => {
                     GuestCallState::Success(record.result.unwrap_or(Value::Null).to_string())
@@ -555,6 +554,16 @@ impl CallBroker for GuestBroker {
                 CallStatus::Pending | CallStatus::Running => GuestCallState::Pending,
             })
         })
+    }
+}
+
+/// Secrets come from the store, where they are sealed.
+impl SecretSource for Store {
+    fn secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.get_secret(name)?.map(|s| s.values))
     }
 }
 

@@ -39,7 +39,9 @@ fn describe(e: &FunctionError) -> (&'static str, Value) {
             format!("could not start an instance: {m}"),
             None,
         ),
-        FunctionError::Call(e @ CallError::NoResponse(_)) => ("failed", e.to_string(), None),
+        FunctionError::Call(e @ (CallError::NoResponse(_) | CallError::MissingExport(_))) => {
+            ("failed", e.to_string(), None)
+        }
     };
     let mut v = json!({"type": kind, "message": message});
     if let Some(d) = detail {

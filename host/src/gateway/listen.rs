@@ -21,7 +21,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::Gateway;
 use super::strict::{HeadChecker, StrictHeads};
-use crate::shapes::json_error;
+use crate::http::json_error;
 
 /// Limits on connections and request heads.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use hyper::header::{HeaderMap, HeaderValue, LOCATION};
 use hyper::{StatusCode, Uri};
 use tokio::sync::watch;
 
-use crate::shapes::{Body, full, json_error};
+use crate::http::{Body, full, json_error};
 
 /// The query parameter that names a pending call.
 pub const CALL_ID_PARAM: &str = "__wasmhost_call_id";
@@ -107,7 +107,7 @@ impl LongRequests {
         {
             return done.into_response();
         }
-        let id = crate::store::new_id("wc");
+        let id = crate::ids::new_id("wc");
         let location = {
             let sep = if uri.query().is_some() { "&" } else { "?" };
             let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());

@@ -21,7 +21,8 @@ use tokio::net::TcpListener;
 pub use listen::{ConnectionLimits, raise_fd_limit};
 pub use routes::{Route, RouteTable};
 
-use crate::shapes::{Body, BodyLimits, ClientAddr, json_error, limit_body};
+use crate::http::{Body, full, json_error};
+use crate::shapes::{BodyLimits, ClientAddr, limit_body};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -198,7 +199,7 @@ impl Gateway {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
             }
-            let mut r = hyper::Response::new(crate::shapes::full(engine.render_metrics()));
+            let mut r = hyper::Response::new(full(engine.render_metrics()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -338,7 +339,7 @@ fn is_preflight<B>(req: &hyper::Request<B>) -> bool {
 
 /// Answers a CORS preflight the way Modal's endpoints do: any origin, the asked method and headers.
 fn preflight<B>(req: &hyper::Request<B>) -> hyper::Response<Body> {
-    let mut r = hyper::Response::new(crate::shapes::full(Bytes::new()));
+    let mut r = hyper::Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
     h.insert(

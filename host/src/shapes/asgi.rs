@@ -13,7 +13,7 @@ use super::body::{BodyError, RequestBody};
 use super::respond::{self, Responder};
 use super::{Body, Request, failure, json_error, request_headers, websocket};
 use crate::engine::asgi::{BodyChunk, Event, Scope, ScopeKind};
-use crate::engine::{AsgiConnection, BoxFuture, Engine, LoadedComponent};
+use crate::engine::{AsgiConnection, BoxFuture, ChannelError, Engine, LoadedComponent};
 
 /// The peer of a connection, put in request extensions by the gateway.
 #[derive(Debug, Clone, Copy)]
@@ -138,15 +138,15 @@ impl HttpConnection {
         Event::HttpDisconnect
     }
 
-    async fn deliver(&mut self, event: Event) -> Result<(), String> {
+    async fn deliver(&mut self, event: Event) -> Result<(), ChannelError> {
         let mut responder = self.responder.lock().await;
         match event {
             Event::HttpResponseStart(start) => responder.start(start.status, start.headers),
             Event::HttpResponseBody(chunk) => responder.body(chunk.body, chunk.more_body).await,
-            other => Err(format!(
-                "{} is not an event an app sends on an HTTP connection",
-                event_name(&other)
-            )),
+            other => Err(ChannelError::UnexpectedEvent {
+                event: event_name(&other),
+                on: "an HTTP connection",
+            }),
         }
     }
 }
@@ -156,7 +156,7 @@ impl AsgiConnection for HttpConnection {
         Box::pin(self.next_event())
     }
 
-    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), String>> {
+    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(self.deliver(event))
     }
 }

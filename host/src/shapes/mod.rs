@@ -15,19 +15,14 @@ mod wsgi;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 
+pub use crate::http::{Body, full, json_error, json_response};
 pub use asgi::ClientAddr;
 pub use body::{BodyError, BodyLimits, RequestBody, limit_body};
 
 use crate::engine::{AppManifest, CallError, EndpointKind, EndpointSpec, Engine, LoadedComponent};
-
-/// Response body type every shape produces (boxed so shapes may stream).
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A request handed to a shape: its body is streamed, bounded by the gateway's limit.
 pub type Request = hyper::Request<RequestBody>;
@@ -181,40 +176,18 @@ impl WebApp {
     }
 }
 
-/// A full body from bytes.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A JSON response `{"detail": message}` with the given status, FastAPI's error shape.
-pub fn json_error(status: StatusCode, message: &str) -> hyper::Response<Body> {
-    json_response(status, &serde_json::json!({ "detail": message }))
-}
-
-/// A JSON response with the given status.
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> hyper::Response<Body> {
-    let mut response = hyper::Response::new(full(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 /// The response for a call that failed: 504 for a timeout, 503 (retry) when no instance
-/// could start, 500 when the guest trapped or produced no response (the guest is the
-/// app, not an upstream).
+/// could start, 500 when the guest trapped, produced no response or lacks the export
+/// (the guest is the app, not an upstream, and retrying cannot help).
 fn failure(app: &str, spec: &EndpointSpec, err: CallError) -> hyper::Response<Body> {
     tracing::warn!(app, function = %spec.name, "call failed: {err}");
     let status = match err {
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         CallError::Instantiate(_) => StatusCode::SERVICE_UNAVAILABLE,
-        CallError::NoResponse(_) | CallError::OutOfMemory { .. } | CallError::Trap(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        CallError::NoResponse(_)
+        | CallError::OutOfMemory { .. }
+        | CallError::Trap(_)
+        | CallError::MissingExport(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let mut r = json_error(status, &format!("function {:?} {err}", spec.name));
     if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -202,6 +202,7 @@ mod tests {
             timeout: None,
             memory_mib: None,
             gpu: None,
+            allowed_outbound_hosts: vec![],
             scaling: Default::default(),
         }
     }

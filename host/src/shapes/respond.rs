@@ -14,6 +14,7 @@ use hyper::{HeaderMap, StatusCode};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Body, full, guest_headers, json_error};
+use crate::engine::ChannelError;
 
 /// Chunks buffered between the guest and the client before the guest waits.
 const STREAM_BUFFER: usize = 8;
@@ -64,12 +65,12 @@ impl Responder {
         &mut self,
         status: u16,
         headers: Vec<(String, String)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ChannelError> {
         if self.pending.is_some() || self.head.is_none() {
-            return Err("the response has already started".into());
+            return Err(ChannelError::OutOfOrder("the response has already started"));
         }
         let status =
-            StatusCode::from_u16(status).map_err(|_| format!("invalid status {status}"))?;
+            StatusCode::from_u16(status).map_err(|_| ChannelError::InvalidStatus(status))?;
         let mut map = HeaderMap::new();
         guest_headers(headers, &mut map);
         self.pending = Some((status, map));
@@ -82,15 +83,14 @@ impl Responder {
     }
 
     /// Sends a chunk of the body; `more` says whether more follow.
-    pub(super) async fn body(&mut self, chunk: Vec<u8>, more: bool) -> Result<(), String> {
+    pub(super) async fn body(&mut self, chunk: Vec<u8>, more: bool) -> Result<(), ChannelError> {
         if self.finished {
-            return Err("the response is already complete".into());
+            return Err(ChannelError::OutOfOrder("the response is already complete"));
         }
         if let Some((status, headers)) = self.pending.take() {
-            let head = self
-                .head
-                .take()
-                .ok_or("the response head was already sent")?;
+            let head = self.head.take().ok_or(ChannelError::OutOfOrder(
+                "the response head was already sent",
+            ))?;
             let body = if more {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 self.sink = Some(tx);
@@ -103,20 +103,19 @@ impl Responder {
             *response.status_mut() = status;
             *response.headers_mut() = headers;
             head.send(response)
-                .map_err(|_| "the client disconnected".to_string())?;
+                .map_err(|_| ChannelError::Disconnected)?;
             if !more {
                 return Ok(());
             }
         }
-        let sink = self
-            .sink
-            .as_ref()
-            .ok_or("a body chunk came before the response start")?;
+        let sink = self.sink.as_ref().ok_or(ChannelError::OutOfOrder(
+            "a body chunk came before the response start",
+        ))?;
         if !chunk.is_empty() && sink.send(Ok(Bytes::from(chunk))).await.is_err() {
             tracing::info!("the client disconnected mid-response; telling the app");
             self.sink = None;
             self.finished = true;
-            return Err("the client disconnected".into());
+            return Err(ChannelError::Disconnected);
         }
         if !more {
             self.sink = None;

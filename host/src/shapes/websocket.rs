@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use super::asgi::{event_name, scope_of};
 use super::{Body, Request, failure, full, guest_headers, json_error};
 use crate::engine::asgi::{Event, Message, ScopeKind, WsAccept, WsClose};
-use crate::engine::{AsgiConnection, BoxFuture, EndpointSpec, Engine, LoadedComponent};
+use crate::engine::{
+    AsgiConnection, BoxFuture, ChannelError, EndpointSpec, Engine, LoadedComponent,
+};
 
 /// Largest WebSocket message accepted from a client.
 const MAX_MESSAGE: usize = 16 << 20;
@@ -151,12 +153,12 @@ impl WsConnection {
         }
     }
 
-    async fn deliver(&mut self, event: Event) -> Result<(), String> {
+    async fn deliver(&mut self, event: Event) -> Result<(), ChannelError> {
         match event {
             Event::WebsocketAccept(accept) => self.accept(accept).await,
             Event::WebsocketMessage(message) => {
                 let State::Open(socket) = &mut self.state else {
-                    return Err("the WebSocket is not open".into());
+                    return Err(ChannelError::OutOfOrder("the WebSocket is not open"));
                 };
                 let frame = match message {
                     Message::Text(text) => WsMessage::text(text),
@@ -165,7 +167,7 @@ impl WsConnection {
                 socket
                     .send(frame)
                     .await
-                    .map_err(|e| format!("the client is gone: {e}"))
+                    .map_err(|e| ChannelError::ClientGone(Box::new(e)))
             }
             Event::WebsocketClose(close) => {
                 match std::mem::replace(&mut self.state, State::Closed) {
@@ -186,16 +188,18 @@ impl WsConnection {
                 }
                 Ok(())
             }
-            other => Err(format!(
-                "{} is not an event an app sends on a WebSocket",
-                event_name(&other)
-            )),
+            other => Err(ChannelError::UnexpectedEvent {
+                event: event_name(&other),
+                on: "a WebSocket",
+            }),
         }
     }
 
-    async fn accept(&mut self, accept: WsAccept) -> Result<(), String> {
+    async fn accept(&mut self, accept: WsAccept) -> Result<(), ChannelError> {
         let Some(handshake) = self.handshake.take() else {
-            return Err("the WebSocket was already accepted or closed".into());
+            return Err(ChannelError::OutOfOrder(
+                "the WebSocket was already accepted or closed",
+            ));
         };
         let mut response = hyper::Response::new(full(bytes::Bytes::new()));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -216,11 +220,11 @@ impl WsConnection {
         handshake
             .head
             .send(response)
-            .map_err(|_| "the client disconnected before the upgrade".to_string())?;
+            .map_err(|_| ChannelError::Disconnected)?;
         let upgraded = handshake
             .upgrade
             .await
-            .map_err(|e| format!("the upgrade failed: {e}"))?;
+            .map_err(|e| ChannelError::ClientGone(Box::new(e)))?;
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
@@ -244,7 +248,7 @@ impl AsgiConnection for WsConnection {
         Box::pin(self.next_event())
     }
 
-    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), String>> {
+    fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(self.deliver(event))
     }
 }

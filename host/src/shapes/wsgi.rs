@@ -12,7 +12,9 @@ use super::asgi::ClientAddr;
 use super::body::{BodyError, RequestBody};
 use super::respond::{self, Responder};
 use super::{Body, Request, failure, json_error, request_headers};
-use crate::engine::{BoxFuture, Engine, Environ, LoadedComponent, WsgiInput, WsgiOutput};
+use crate::engine::{
+    BoxFuture, ChannelError, Engine, Environ, LoadedComponent, WsgiInput, WsgiOutput,
+};
 
 pub(super) async fn serve(
     engine: Arc<Engine>,
@@ -86,7 +88,7 @@ struct Input {
 }
 
 impl Input {
-    async fn read_up_to(&mut self, max: u64) -> Result<Vec<u8>, String> {
+    async fn read_up_to(&mut self, max: u64) -> Result<Vec<u8>, ChannelError> {
         let max = usize::try_from(max).unwrap_or(usize::MAX).max(1);
         while self.buffered.is_empty() {
             let Some(body) = &mut self.body else {
@@ -105,7 +107,7 @@ impl Input {
                         let response = json_error(e.status(), &e.to_string());
                         self.responder.lock().await.reject(response);
                     }
-                    return Err(e.to_string());
+                    return Err(ChannelError::Body(Box::new(e)));
                 }
             }
         }
@@ -116,7 +118,7 @@ impl Input {
 }
 
 impl WsgiInput for Input {
-    fn read(&mut self, max: u64) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+    fn read(&mut self, max: u64) -> BoxFuture<'_, Result<Vec<u8>, ChannelError>> {
         Box::pin(self.read_up_to(max))
     }
 }
@@ -131,15 +133,15 @@ impl WsgiOutput for Output {
         &mut self,
         status: u16,
         headers: Vec<(String, String)>,
-    ) -> BoxFuture<'_, Result<(), String>> {
+    ) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(async move { self.responder.lock().await.start(status, headers) })
     }
 
-    fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), String>> {
+    fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(async move {
             let mut responder = self.responder.lock().await;
             if !responder.started() {
-                return Err("write() before start_response()".into());
+                return Err(ChannelError::OutOfOrder("write() before start_response()"));
             }
             responder.body(chunk, true).await
         })

@@ -1,26 +1,12 @@
-//! Secrets, volumes and schedule state.
-
-use std::collections::BTreeMap;
+//! Volumes and schedule state.
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, all, check_name, encode, get, now};
 
-pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 pub(super) const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
 pub(super) const SCHEDULES: TableDefinition<&str, &str> = TableDefinition::new("schedules");
-
-/// A named set of key/value pairs given to functions as environment variables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecretRecord {
-    /// DNS-safe name.
-    pub name: String,
-    /// The values; never listed by the API.
-    pub values: BTreeMap<String, String>,
-    /// RFC 3339.
-    pub created_at: String,
-}
 
 /// A named directory that functions mount.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,55 +32,7 @@ pub struct ScheduleState {
     pub last_run_ms: Option<i64>,
 }
 
-fn valid_env_key(k: &str) -> bool {
-    !k.is_empty()
-        && !k.starts_with(|c: char| c.is_ascii_digit())
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 impl Store {
-    /// Creates or replaces a secret.
-    pub fn put_secret(&self, name: &str, values: BTreeMap<String, String>) -> Result<SecretRecord> {
-        check_name("secret name", name)?;
-        if let Some(bad) = values.keys().find(|k| !valid_env_key(k)) {
-            return Err(StoreError::Invalid(format!(
-                "secret key {bad:?} is not a valid environment variable name (A-Z, a-z, 0-9, _)"
-            )));
-        }
-        let record = SecretRecord {
-            name: name.to_owned(),
-            values,
-            created_at: now(),
-        };
-        let txn = self.write()?;
-        txn.open_table(SECRETS)?
-            .insert(name, encode(&record).as_str())?;
-        txn.commit()?;
-        Ok(record)
-    }
-
-    /// One secret with its values.
-    pub fn get_secret(&self, name: &str) -> Result<Option<SecretRecord>> {
-        get(&self.db.begin_read()?.open_table(SECRETS)?, "secrets", name)
-    }
-
-    /// Every secret (callers must not show values).
-    pub fn list_secrets(&self) -> Result<Vec<SecretRecord>> {
-        all(&self.db.begin_read()?.open_table(SECRETS)?, "secrets")
-    }
-
-    /// Deletes a secret.
-    pub fn delete_secret(&self, name: &str) -> Result<()> {
-        let txn = self.write()?;
-        let removed = txn.open_table(SECRETS)?.remove(name)?.is_some();
-        txn.commit()?;
-        if removed {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound(format!("no secret named {name:?}")))
-        }
-    }
-
     /// Records a volume; a name in use is a conflict.
     pub fn create_volume(&self, name: &str) -> Result<VolumeRecord> {
         check_name("volume name", name)?;

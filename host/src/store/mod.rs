@@ -7,6 +7,8 @@ mod extras;
 mod history;
 mod logs;
 mod records;
+mod seal;
+mod secrets;
 mod tokens;
 
 use std::path::Path;
@@ -17,15 +19,18 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
-pub use extras::{ScheduleState, SecretRecord, VolumeRecord};
+pub use extras::{ScheduleState, VolumeRecord};
 pub use logs::{LogEntry, LogQuery, LogStream};
 pub use records::{
     AppRecord, AppState, Deployer, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord,
-    VersionRecord, new_id, now,
+    VersionRecord, now,
 };
+pub use seal::{KEY_FILE, KeyError};
+pub use secrets::SecretRecord;
 
-use crate::engine::{AppManifest, is_dns_label};
+use crate::manifest::{AppManifest, is_dns_label};
 
 const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
 /// `workspace/environment/name` → app id.
@@ -49,7 +54,9 @@ pub enum StoreError {
     /// A record did not decode.
     #[error("state store: corrupt record in table {table}: {source}")]
     Corrupt {
+        /// The table.
         table: &'static str,
+        /// Why it did not decode.
         source: serde_json::Error,
     },
     /// A unique name is taken.
@@ -61,6 +68,9 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The key that seals secrets is missing, malformed or not theirs.
+    #[error(transparent)]
+    Key(#[from] KeyError),
 }
 
 macro_rules! from_redb {
@@ -119,6 +129,7 @@ pub struct Deployed {
 /// The state store (one redb file).
 pub struct Store {
     db: Database,
+    key: seal::SecretKey,
 }
 
 fn encode<T: Serialize>(value: &T) -> String {
@@ -153,10 +164,20 @@ fn all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Page cache of the redb file: enough for the hot tables (apps, functions, tokens) and the
+/// recent calls a server reads back.
+const CACHE_BYTES: usize = 32 << 20;
+
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, with the key that seals its secrets in
+    /// [`KEY_FILE`] beside it (made on first open; a missing or wrong key for existing
+    /// sealed secrets is an error).
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)?;
+        // redb caches up to 1 GiB of pages by default, which a busy host fills with call
+        // records it rarely reads again: resident memory then grows with every call.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             // Create every table up front so readers never meet a missing one.
@@ -169,7 +190,7 @@ impl Store {
             txn.open_table(DOMAINS)?;
             txn.open_table(TOKENS)?;
             txn.open_table(calls::CALLS)?;
-            txn.open_table(extras::SECRETS)?;
+            txn.open_table(secrets::SECRETS)?;
             txn.open_table(extras::VOLUMES)?;
             txn.open_table(extras::SCHEDULES)?;
             txn.open_table(logs::LOGS)?;
@@ -177,7 +198,8 @@ impl Store {
             txn.open_table(logs::CALL_LOGS)?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        let key = secrets::open_key(&db, path)?;
+        Ok(Self { db, key })
     }
 
     fn read(&self) -> Result<ReadTransaction> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::AppManifest;
+use crate::manifest::AppManifest;
 
 /// Life-cycle state of an app (Modal's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,15 +181,4 @@ impl NewToken {
 /// The current time as RFC 3339 (UTC, milliseconds; sorts as text).
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
-
-/// A random id with a prefix, e.g. `ap-3k9x…`.
-pub fn new_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let bytes: [u8; 14] = rand::random();
-    let tail: String = bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect();
-    format!("{prefix}-{tail}")
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::engine::EndpointSpec;
+use crate::manifest::EndpointSpec;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -11,7 +11,7 @@ fn store() -> (tempfile::TempDir, Store) {
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
     EndpointSpec {
-        kind: crate::engine::EndpointKind::Function,
+        kind: crate::manifest::EndpointKind::Function,
         name: name.into(),
         method: "GET".into(),
         label: label.map(str::to_owned),
@@ -24,6 +24,7 @@ fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
         timeout: Some(Duration::from_secs(1)),
         memory_mib: None,
         gpu: None,
+        allowed_outbound_hosts: vec![],
         scaling: Default::default(),
     }
 }

@@ -13,7 +13,8 @@ use super::python::{BuildError, io_error, publish_dir};
 
 /// The SDK's sources, as `guest-sdk/` holds them.
 const SDK: &[File] = embed_files!["../../../../guest-sdk/";
-    "src/args.rs",
+    "src/args/mod.rs",
+    "src/args/tests.rs",
     "src/asgi/mod.rs",
     "src/asgi/socket.rs",
     "src/asgi/stream.rs",
@@ -32,6 +33,7 @@ const SDK: &[File] = embed_files!["../../../../guest-sdk/";
     "src/schema.rs",
     "src/wsgi.rs",
     "macros/src/apps.rs",
+    "macros/src/capabilities.rs",
     "macros/src/function.rs",
     "macros/src/lib.rs",
 ];

@@ -17,7 +17,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
 
 use super::ControlPlane;
-use crate::shapes::{Body, full};
+use crate::http::{Body, full};
 use crate::store::{Scope, TokenRecord};
 
 const COOKIE: &str = "wasmhost_session";

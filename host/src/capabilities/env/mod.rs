@@ -1,0 +1,117 @@
+//! Environment variables and secrets: what a call finds in its environment. A function
+//! names secrets (`secrets = ["db"]`); each call gets their key/value pairs, read through
+//! a [`SecretSource`] (the store, where they are sealed at rest), plus its identity
+//! (`WASMHOST_CALL_ID`, `WASMHOST_ATTEMPT`, `WASMHOST_FUNCTION`). Nothing else of the
+//! host's environment reaches a guest.
+
+use std::collections::BTreeMap;
+
+/// Where secrets' values come from.
+pub trait SecretSource {
+    /// The values of secret `name`; `None` when there is no such secret.
+    fn secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Why a call's environment cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// A secret the function names does not exist.
+    #[error("secret {0:?} does not exist: create it with `wasmhost secret create {0} KEY=VALUE`")]
+    MissingSecret(String),
+    /// The secret could not be read.
+    #[error("secret {name:?}: {source}")]
+    Unreadable {
+        /// The secret.
+        name: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Who a call is, as its environment tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallIdentity<'a> {
+    /// The call's id.
+    pub call_id: &'a str,
+    /// Its attempt, from 1.
+    pub attempt: u32,
+    /// The function's name.
+    pub function: &'a str,
+}
+
+/// The environment capability.
+pub struct Env;
+
+impl Env {
+    /// The variables of one call: the named secrets' pairs, then the call's identity
+    /// (which a secret cannot override).
+    pub fn prepare(
+        secrets: &[String],
+        source: &dyn SecretSource,
+        identity: CallIdentity<'_>,
+    ) -> Result<Vec<(String, String)>, EnvError> {
+        let mut vars = Vec::new();
+        for name in secrets {
+            let values = source
+                .secret(name)
+                .map_err(|source| EnvError::Unreadable {
+                    name: name.clone(),
+                    source,
+                })?
+                .ok_or_else(|| EnvError::MissingSecret(name.clone()))?;
+            vars.extend(values);
+        }
+        vars.push(("WASMHOST_CALL_ID".into(), identity.call_id.to_owned()));
+        vars.push(("WASMHOST_ATTEMPT".into(), identity.attempt.to_string()));
+        vars.push(("WASMHOST_FUNCTION".into(), identity.function.to_owned()));
+        Ok(vars)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+
+    impl SecretSource for Fixed {
+        fn secret(
+            &self,
+            name: &str,
+        ) -> Result<Option<BTreeMap<String, String>>, Box<dyn std::error::Error + Send + Sync>>
+        {
+            match name {
+                "db" => Ok(Some(BTreeMap::from([("PASSWORD".into(), "pw".into())]))),
+                "broken" => Err("sealed with another key".into()),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    fn identity() -> CallIdentity<'static> {
+        CallIdentity {
+            call_id: "fc-1",
+            attempt: 2,
+            function: "f",
+        }
+    }
+
+    #[test]
+    fn secrets_and_identity_make_the_environment() {
+        let vars = Env::prepare(&["db".into()], &Fixed, identity()).unwrap();
+        assert_eq!(vars[0], ("PASSWORD".into(), "pw".into()));
+        assert!(vars.contains(&("WASMHOST_ATTEMPT".into(), "2".into())));
+        assert_eq!(vars.last().unwrap().1, "f");
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_secret_is_a_clear_error() {
+        let missing = Env::prepare(&["nope".into()], &Fixed, identity()).unwrap_err();
+        assert!(missing.to_string().contains("wasmhost secret create nope"));
+        let broken = Env::prepare(&["broken".into()], &Fixed, identity()).unwrap_err();
+        assert!(broken.to_string().contains("another key"), "{broken}");
+    }
+}
