@@ -337,6 +337,35 @@ impl Api<'_> {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Deploys example `example` as `app` with the CLI; returns its functions by name.
+    pub async fn deploy_example(
+        &self,
+        example_name: &str,
+        app: &str,
+    ) -> std::collections::HashMap<String, Value> {
+        let wasm = example(example_name).display().to_string();
+        let (code, out) =
+            wasmhost_remote(self.host, &self.token, &["deploy", &wasm, "--name", app]);
+        assert_eq!(code, 0, "{out}");
+        let app_id = self.app_id(app).await;
+        self.get(&format!("/apps/{app_id}/functions")).await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["name"].as_str().unwrap().to_owned(), f.clone()))
+            .collect()
+    }
+
+    /// Calls function `function_id` with positional `args` and waits for it: (status, call).
+    pub async fn invoke(&self, function_id: &str, args: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/functions/{function_id}/invocations"),
+            Some(serde_json::json!({ "args": args })),
+        )
+        .await
+    }
+
     pub async fn app_id(&self, name: &str) -> String {
         let apps = self.get("/apps").await;
         apps["data"]

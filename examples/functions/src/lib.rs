@@ -2,7 +2,8 @@
 //!
 //! `square` and `slow` are called, spawned and mapped; `slow_web` outlives the web request
 //! cap (303); `flaky`, `sleepy` and `fails` exercise retries, timeouts and failures;
-//! `echo_args` shows how `args` and `kwargs` reach the parameters.
+//! `echo_args` shows how `args` and `kwargs` reach the parameters; `chatty`, `boom` and
+//! `progress` fill call logs.
 
 use std::time::Duration;
 
@@ -86,4 +87,39 @@ fn attempt_number(seconds: f64, quick_from: u32) -> Result<u32, String> {
         sleep(seconds);
     }
     Ok(attempt)
+}
+
+/// Prints `lines` numbered lines to stdout and one to stderr, and the value of `LOG_TOKEN`
+/// from the secret `log-secret` (the host must keep it out of the call's log), then
+/// returns `lines`.
+#[wasmhost::function(secrets = ["log-secret"])]
+fn chatty(lines: u32) -> u32 {
+    for i in 0..lines {
+        println!("chatty line {i}");
+    }
+    eprintln!("chatty: a line on stderr");
+    if let Ok(token) = std::env::var("LOG_TOKEN") {
+        println!("chatty: the token is {token}");
+    }
+    lines
+}
+
+/// Prints a line, then panics with `message` (a trap the call's log explains).
+#[wasmhost::function]
+fn boom(message: String) {
+    println!("boom: about to panic");
+    panic!("{message}");
+}
+
+/// Prints `step <i>` for each of `steps` steps, `seconds` apart (a long call whose log
+/// followers see progress), then returns `steps`.
+#[wasmhost::function]
+fn progress(steps: u32, seconds: f64) -> u32 {
+    for i in 0..steps {
+        if i > 0 {
+            sleep(seconds);
+        }
+        println!("step {i}");
+    }
+    steps
 }

@@ -52,25 +52,35 @@ impl Client {
     /// Sends a request and returns its JSON (or `null` for an empty body); a non-2xx is an
     /// error carrying the server's `detail`.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let text = self.open(request).await?.text().await?;
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        })
+    }
+
+    /// Sends a request and returns the response to read (a stream); a non-2xx is an error
+    /// carrying the server's `detail`.
+    pub async fn open(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
         let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {}", self.base))?;
         let status = response.status();
-        let text = response.text().await?;
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if !status.is_success() {
-            let detail = value
-                .get("detail")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            bail!("{} ({status})", detail.unwrap_or_else(|| value.to_string()));
+        if status.is_success() {
+            return Ok(response);
         }
-        Ok(value)
+        let text = response.text().await?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let detail = value
+            .get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        bail!("{} ({status})", detail.unwrap_or_else(|| value.to_string()));
     }
 
     /// GET `/v1<path>`.

@@ -4,6 +4,9 @@ mod build;
 mod calls;
 mod client;
 mod gpu;
+mod history;
+mod logs;
+mod new;
 mod remote;
 mod resources;
 mod run;
@@ -24,12 +27,33 @@ pub use build::{SourceKind, build_guest, tools_dir};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the host writes its own log lines (to stderr): `text` for people, `json` (one
+    /// object per line) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "WASMHOST_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+}
+
+/// Values of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a component (or a guest crate, built first) on a local port.
     Run(run::RunArgs),
+    /// Start a new app from a template (Rust or Python) in a new directory.
+    New(new::NewArgs),
     /// Build a guest crate for wasm32-wasip2 and print the path of its component.
     Build {
         /// A guest crate's directory, a Python app (`app.py`) or a JavaScript app (`app.js`).
@@ -54,6 +78,9 @@ enum Command {
     Call(calls::CallArgs),
     /// Spawn a call and print its id (Modal's `.spawn`).
     Spawn(calls::CallArgs),
+    /// Print an app's log lines: what its calls and web requests printed, and what the
+    /// host did (attempts, retries, timeouts, traps).
+    Logs(logs::LogsArgs),
     /// Print a spawned call's result, or its status while it runs.
     CallResult(calls::ResultArgs),
     /// Run a function over the inputs of a JSON Lines file (Modal's `.map`).
@@ -346,7 +373,7 @@ fn give_back_large_buffers() {
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     crate::gateway::raise_fd_limit();
     give_back_large_buffers();
     let result = match cli.command {
@@ -354,6 +381,7 @@ pub fn main() -> ExitCode {
             build::build_guest(&dir).map(|wasm| println!("{}", wasm.display()))
         }
         Command::Run(args) => run_async(run::run(args)),
+        Command::New(args) => new::new(args),
         Command::Server(args) => run_async(server::server(args)),
         Command::Deploy(args) => run_async(remote::deploy(args)),
         Command::Serve(args) => run_async(serve::serve(args)),
@@ -363,6 +391,7 @@ pub fn main() -> ExitCode {
         Command::Call(a) => run_async(calls::call(a)),
         Command::Spawn(a) => run_async(calls::spawn(a)),
         Command::CallResult(a) => run_async(calls::call_result(a)),
+        Command::Logs(a) => run_async(logs::logs(a)),
         Command::Map(a) => run_async(calls::map(a)),
         Command::Secret(c) => run_async(resources::secret(c)),
         Command::Volume(c) => run_async(resources::volume(c)),
@@ -385,16 +414,21 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyh
         .block_on(fut)
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WASMHOST_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,cranelift=warn,wasmtime=warn")
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .init(),
+        // Targets stay: collectors tell guest output (`guest`) from the host's own lines.
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -39,6 +39,24 @@ pub enum AppCommand {
         #[command(flatten)]
         server: ServerFlags,
     },
+    /// List an app's deployed versions: digest, time, who deployed it.
+    History {
+        /// App name or id.
+        app: String,
+        #[command(flatten)]
+        server: ServerFlags,
+    },
+    /// Serve an earlier version again (as a new version); requests in flight finish on
+    /// the version they started on.
+    Rollback {
+        /// App name or id.
+        app: String,
+        /// The version to go back to [default: the one before the current].
+        #[arg(long)]
+        version: Option<u32>,
+        #[command(flatten)]
+        server: ServerFlags,
+    },
 }
 
 /// `wasmhost function ...`.
@@ -168,6 +186,12 @@ pub(super) async fn app(command: AppCommand) -> anyhow::Result<()> {
                 .await?;
             eprintln!("stopped {}", text(&found["name"]));
         }
+        AppCommand::History { app, server } => super::history::history(&app, &server).await?,
+        AppCommand::Rollback {
+            app,
+            version,
+            server,
+        } => super::history::rollback(&app, version, &server).await?,
     }
     Ok(())
 }
@@ -254,7 +278,8 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn text(v: &Value) -> String {
+/// A JSON string as is, anything else as JSON.
+pub(super) fn text(v: &Value) -> String {
     v.as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| v.to_string())

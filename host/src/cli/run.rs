@@ -155,6 +155,7 @@ fn ephemeral() -> DeployOptions {
         name: None,
         environment: None,
         ephemeral: true,
+        ..Default::default()
     }
 }
 

@@ -69,6 +69,7 @@ impl Target {
                     name,
                     environment: None,
                     ephemeral: true,
+                    ..Default::default()
                 };
                 let result = control.deploy_file(wasm, options).await?;
                 Ok(serde_json::to_value(result)?)

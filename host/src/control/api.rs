@@ -125,13 +125,22 @@ fn no_content() -> ApiResult {
     Ok(r)
 }
 
-/// Reads a small JSON body.
-pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
-    let bytes = Limited::new(body, 1 << 20)
+/// Reads a body of at most 1 MiB.
+async fn small_body(body: Incoming) -> Result<bytes::Bytes, ApiError> {
+    Ok(Limited::new(body, 1 << 20)
         .collect()
         .await
         .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?
-        .to_bytes();
+        .to_bytes())
+}
+
+/// Reads a small JSON body.
+pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+    parse_object(&small_body(body).await?)
+}
+
+/// Parses a JSON object into `T`; anything else is a 422.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -139,7 +148,7 @@ pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, 
         )
     };
     // Every body is an object: serde would also fill a struct from a list (`[null]`).
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
     if !value.is_object() {
         return Err(ApiError::unprocessable(
             "invalid JSON body: expected an object",
@@ -149,7 +158,7 @@ pub(super) async fn json_body<T: DeserializeOwned>(body: Incoming) -> Result<T, 
 }
 
 /// A numeric query parameter: absent is `None`, unreadable is a 400.
-fn number_param<T: std::str::FromStr>(
+pub(super) fn number_param<T: std::str::FromStr>(
     req: &hyper::Request<Incoming>,
     name: &str,
 ) -> Result<Option<T>, ApiError> {
@@ -175,6 +184,28 @@ struct AppCreate {
     ephemeral: bool,
 }
 
+#[derive(Deserialize, Default)]
+struct RollbackRequest {
+    version: Option<u32>,
+}
+
+/// Who a token is, for an app's history.
+fn deployer(token: &TokenRecord) -> crate::store::Deployer {
+    crate::store::Deployer {
+        token_id: token.token_id.clone(),
+        name: token.name.clone(),
+    }
+}
+
+/// Reads a small JSON body; an empty body is the type's default.
+async fn optional_json_body<T: DeserializeOwned + Default>(body: Incoming) -> Result<T, ApiError> {
+    let bytes = small_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_object(&bytes)
+}
+
 #[derive(Deserialize)]
 struct LabelSet {
     label: String,
@@ -190,7 +221,16 @@ struct TokenCreate {
 impl ControlApi for ControlPlane {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
         Box::pin(async move {
-            let Some(token) = self.bearer(req.headers()) else {
+            if super::dashboard::is_dashboard(req.uri().path()) {
+                return self.dashboard(req).await;
+            }
+            // A dashboard session reads the API as its token does; it changes nothing.
+            let session = || {
+                matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+                    .then(|| self.session_token(req.headers()))
+                    .flatten()
+            };
+            let Some(token) = self.bearer(req.headers()).or_else(session) else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -214,7 +254,7 @@ impl ControlApi for ControlPlane {
                     ),
                 );
             }
-            match self.route_api(req).await {
+            match self.route_api(req, &token).await {
                 Ok(r) => r,
                 Err(e) => {
                     if e.status.is_server_error() {
@@ -237,6 +277,7 @@ impl ControlApi for ControlPlane {
 
     fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
         self.bearer(headers)
+            .or_else(|| self.session_token(headers))
             .is_some_and(|t| t.scope >= Scope::Invoke)
     }
 }
@@ -253,7 +294,7 @@ impl ControlPlane {
         self.store.verify_bearer(bearer.trim()).ok().flatten()
     }
 
-    async fn route_api(&self, req: hyper::Request<Incoming>) -> ApiResult {
+    async fn route_api(&self, req: hyper::Request<Incoming>, token: &TokenRecord) -> ApiResult {
         let path = req.uri().path().trim_start_matches("/v1").to_owned();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
@@ -323,6 +364,16 @@ impl ControlPlane {
                 self.stop(id).await?;
                 no_content()
             }
+            R::AppLogs => self.app_logs(id, &req).await,
+            R::AppVersions => self.app_versions(id),
+            R::Rollback => {
+                let id = id.to_string();
+                let body: RollbackRequest = optional_json_body(req.into_body()).await?;
+                let result = self
+                    .rollback(&id, body.version, Some(deployer(token)))
+                    .await?;
+                ok(StatusCode::OK, &result)
+            }
             R::ListFunctions => {
                 let app = self.app(id)?;
                 ok(StatusCode::OK, &Page::from(self.app_functions(&app)?))
@@ -343,6 +394,8 @@ impl ControlPlane {
                     environment: query_param(&req, "environment"),
                     ephemeral: query_param(&req, "ephemeral")
                         .is_some_and(|v| v == "true" || v == "1"),
+                    deployed_by: Some(deployer(token)),
+                    rollback_of: None,
                 };
                 let declared = req
                     .headers()
@@ -379,6 +432,7 @@ impl ControlPlane {
                 self.function_call(id, wait).await
             }
             R::CancelCall => self.cancel_call(id),
+            R::CallLogs => self.call_logs(id).await,
             R::ListSecrets => self.list_secrets(),
             R::CreateSecret => self.create_secret(req.into_body()).await,
             R::DeleteSecret => self.delete_secret(id),
@@ -430,7 +484,7 @@ impl ControlPlane {
         }
     }
 
-    fn app(&self, id: &str) -> Result<crate::store::AppRecord, ApiError> {
+    pub(super) fn app(&self, id: &str) -> Result<crate::store::AppRecord, ApiError> {
         self.store
             .get_app(id)?
             .ok_or_else(|| ApiError::not_found(format!("no app with id {id}")))

@@ -1,11 +1,8 @@
 //! The invocation API: invoke, spawn, map (ordered or streamed as SSE), function calls.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::StatusCode;
-use hyper::body::{Frame, Incoming};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -181,31 +178,16 @@ impl ControlPlane {
                                 failures + 1,
                             ),
                         };
-                        let frame = Bytes::from(format!("event: result\ndata: {event}\n\n"));
-                        Some((
-                            Ok::<_, std::io::Error>(Frame::data(frame)),
-                            (rx, failures, false),
-                        ))
+                        Some((super::logs::event("result", &event), (rx, failures, false)))
                     }
                     None => {
-                        let frame = Bytes::from(format!(
-                            "event: done\ndata: {}\n\n",
-                            json!({"count": count, "failures": failures})
-                        ));
-                        Some((Ok(Frame::data(frame)), (rx, failures, true)))
+                        let done = json!({"count": count, "failures": failures});
+                        Some((super::logs::event("done", &done), (rx, failures, true)))
                     }
                 }
             },
         );
-        let mut response =
-            hyper::Response::new(BodyExt::boxed_unsync(StreamBody::new(events.boxed())));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        response
-            .headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        Ok(response)
+        Ok(super::logs::event_stream(events))
     }
 }
 

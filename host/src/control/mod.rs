@@ -4,7 +4,10 @@
 
 mod api;
 mod calls;
+mod dashboard;
+mod history;
 mod leftovers;
+mod logs;
 mod openapi;
 mod resources;
 mod routes;
@@ -31,7 +34,9 @@ use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
 use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule};
 use crate::gateway::{Gateway, Route, RouteTable};
 use crate::shapes::WebApp;
-use crate::store::{AppRecord, AppState, DeployRequest, FunctionKind, NewToken, Store, StoreError};
+use crate::store::{
+    AppRecord, AppState, DeployRequest, Deployer, FunctionKind, NewToken, Store, StoreError,
+};
 
 /// Settings of `wasmhost server`.
 #[derive(Debug, Clone)]
@@ -61,6 +66,10 @@ pub struct DeployOptions {
     pub environment: Option<String>,
     /// Deploy as an ephemeral (`serve`) app.
     pub ephemeral: bool,
+    /// The token deploying, recorded in the app's history.
+    pub deployed_by: Option<Deployer>,
+    /// For a rollback: the earlier version served again.
+    pub rollback_of: Option<u32>,
 }
 
 /// The control plane: store, engine and the live apps, behind the `/v1` API.
@@ -73,6 +82,8 @@ pub struct ControlPlane {
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
+    /// Browsers logged in to the dashboard.
+    sessions: dashboard::Sessions,
 }
 
 /// An app being served: its current version's component.
@@ -139,6 +150,7 @@ impl ControlPlane {
             live: RwLock::new(HashMap::new()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
+            sessions: dashboard::Sessions::default(),
         });
         let restored = control.restore().await?;
         // After restore, so the components of ephemeral apps it removed go too.
@@ -378,6 +390,8 @@ impl ControlPlane {
             digest: &digest,
             manifest: &loaded.manifest,
             ephemeral: options.ephemeral,
+            deployed_by: options.deployed_by.clone(),
+            rollback_of: options.rollback_of,
         };
         let deployed = match self.store.deploy(&request) {
             Ok(d) => d,

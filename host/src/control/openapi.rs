@@ -121,6 +121,26 @@ fn paths() -> Value {
             "get": with_param(op("Apps", "getApp", "Get an app", ("200", body("App"))), "app_id"),
             "delete": with_param(op("Apps", "stopApp", "Stop an app: it is no longer served; its record stays (state `stopped`), an ephemeral app's goes", ("204", none("Stopped."))), "app_id")
         },
+        "/apps/{app_id}/logs": {
+            "get": with_query(with_param(op("Logs", "getAppLogs", "An app's log lines (guest output and host events of its calls and web requests), oldest first; with follow, server-sent events: the lines so far, then each new one as it is written",
+                    ("200", json!({ "description": "OK", "content": {
+                        "application/json": { "schema": { "type": "object", "properties": { "data": { "type": "array", "items": schema("LogLine") } } } },
+                        "text/event-stream": { "schema": { "type": "object", "properties": {
+                            "event": { "type": "string", "enum": ["log", "lagged"] }, "data": { "type": "string", "description": "A LogLine as JSON." } } } } } }))), "app_id"),
+                &[("follow", boolean.clone(), "Stream server-sent events, new lines as they come."),
+                  ("function", string.clone(), "Only this function's or web endpoint's lines."),
+                  ("since", string.clone(), "Only lines since this time: RFC 3339, or a duration back from now (`10m`, `1h`)."),
+                  ("limit", json!({ "type": "integer", "minimum": 1, "maximum": 10000 }), "At most this many of the newest lines (default 1000).")])
+        },
+        "/apps/{app_id}/versions": {
+            "get": with_param(op("Apps", "listAppVersions", "An app's deployed versions, newest first: digest, time, who deployed it", ("200", page("AppVersion"))), "app_id")
+        },
+        "/apps/{app_id}/rollback": {
+            "post": optional_body(with_body(with_param(op("Apps", "rollbackApp", "Serve an earlier version again, as a new version; requests in flight finish on the version they started on",
+                    ("200", body("Deployment"))), "app_id"),
+                json!({ "type": "object", "properties": { "version": or_null(json!({ "type": "integer", "minimum": 1 })) },
+                    "description": "The version to go back to (default: the one before the current)." }), "application/json"))
+        },
         "/apps/{app_id}/functions": {
             "get": with_param(op("Functions", "listFunctions", "List an app's functions", ("200", page("Function"))), "app_id")
         },
@@ -149,6 +169,9 @@ fn paths() -> Value {
             "get": with_query(with_param(op("Calls", "getCall", "A call's status, result and attempts", ("200", body("FunctionCall"))), "call_id"),
                 &[("wait", json!({ "type": "number", "minimum": 0 }), "Seconds to wait for the call to finish.")]),
             "delete": with_param(op("Calls", "cancelCall", "Cancel a call: it becomes `terminated` and its record stays", ("200", body("FunctionCall"))), "call_id")
+        },
+        "/function-calls/{call_id}/logs": {
+            "get": with_param(op("Logs", "getCallLogs", "A call's log lines, oldest first: what its guest printed and what the host did (start, attempts, retries, timeouts, traps)", ("200", page("LogLine"))), "call_id")
         },
         "/web-endpoints": {
             "get": op("WebEndpoints", "listWebEndpoints", "List web endpoints", ("200", page("WebEndpoint")))
@@ -237,6 +260,21 @@ pub(super) fn document() -> Value {
                     "attempts": { "type": "array", "items": schema("Attempt") },
                     "source": { "type": "string" }, "created_at": { "type": "string" },
                     "started_at": { "type": ["string", "null"] }, "finished_at": { "type": ["string", "null"] } } },
+                "LogLine": { "type": "object", "properties": {
+                    "seq": { "type": "integer", "description": "Position in the host's log." },
+                    "time": { "type": "string", "format": "date-time" },
+                    "app_id": { "type": "string" }, "function": { "type": "string" },
+                    "call_id": { "type": ["string", "null"], "description": "The function call; null for a web request." },
+                    "stream": { "type": "string", "enum": ["stdout", "stderr", "event"] },
+                    "text": { "type": "string", "description": "The line; values of the call's secrets read [redacted]." } } },
+                "AppVersion": { "type": "object", "properties": {
+                    "version": { "type": "integer" }, "digest": { "type": "string" },
+                    "component": { "type": "string", "description": "The name the component gives itself." },
+                    "created_at": { "type": "string", "format": "date-time" },
+                    "deployed_by": { "type": ["object", "null"], "properties": {
+                        "token_id": { "type": "string" }, "name": { "type": "string" } } },
+                    "rollback_of": { "type": ["integer", "null"], "description": "The version this one serves again, for a rollback." },
+                    "current": { "type": "boolean" } } },
                 "MapRequest": { "type": "object", "required": ["inputs"], "properties": {
                     "inputs": { "type": "array", "description": "Each a list (positional args), an object with args/kwargs, another object (kwargs) or one value." },
                     "stream": { "type": "boolean" } } },

@@ -13,6 +13,9 @@ pub(super) enum RouteId {
     CreateApp,
     GetApp,
     StopApp,
+    AppLogs,
+    AppVersions,
+    Rollback,
     ListFunctions,
     GetFunction,
     ListWebEndpoints,
@@ -25,6 +28,7 @@ pub(super) enum RouteId {
     Map,
     GetCall,
     CancelCall,
+    CallLogs,
     ListSecrets,
     CreateSecret,
     DeleteSecret,
@@ -61,12 +65,20 @@ use Scope::{Admin, Deploy, Invoke};
 
 /// Every `/v1` route. Reads and calls need `invoke`; changing what runs needs `deploy`;
 /// tokens and secrets need `admin`.
-pub(super) static ROUTES: [Route; 28] = [
+pub(super) static ROUTES: [Route; 32] = [
     route(Method::GET, "/openapi.json", Invoke, R::OpenApi),
     route(Method::GET, "/apps", Invoke, R::ListApps),
     route(Method::POST, "/apps", Deploy, R::CreateApp),
     route(Method::GET, "/apps/{app_id}", Invoke, R::GetApp),
     route(Method::DELETE, "/apps/{app_id}", Deploy, R::StopApp),
+    route(Method::GET, "/apps/{app_id}/logs", Invoke, R::AppLogs),
+    route(
+        Method::GET,
+        "/apps/{app_id}/versions",
+        Invoke,
+        R::AppVersions,
+    ),
+    route(Method::POST, "/apps/{app_id}/rollback", Deploy, R::Rollback),
     route(
         Method::GET,
         "/apps/{app_id}/functions",
@@ -118,6 +130,12 @@ pub(super) static ROUTES: [Route; 28] = [
         "/function-calls/{call_id}",
         Invoke,
         R::CancelCall,
+    ),
+    route(
+        Method::GET,
+        "/function-calls/{call_id}/logs",
+        Invoke,
+        R::CallLogs,
     ),
     route(Method::GET, "/secrets", Admin, R::ListSecrets),
     route(Method::POST, "/secrets", Admin, R::CreateSecret),
@@ -272,6 +290,8 @@ mod tests {
         assert_eq!(scope(Method::GET, "/apps"), Invoke);
         assert_eq!(scope(Method::POST, "/deployments"), Deploy);
         assert_eq!(scope(Method::DELETE, "/apps/x"), Deploy);
+        assert_eq!(scope(Method::POST, "/apps/x/rollback"), Deploy);
+        assert_eq!(scope(Method::GET, "/apps/x/logs"), Invoke);
         assert_eq!(scope(Method::GET, "/volumes/v/files/a"), Deploy);
         assert_eq!(scope(Method::GET, "/secrets"), Admin);
         assert_eq!(scope(Method::DELETE, "/tokens/t"), Admin);

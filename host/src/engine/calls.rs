@@ -24,7 +24,7 @@ use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
 use super::{
     CallContext, CallError, EndpointSpec, Engine, FunctionError, FunctionSpec, Limits,
-    LoadedComponent, TICK, classify, forward_output,
+    LoadedComponent, TICK, classify, follow_output, forward_output, report_failure,
 };
 
 /// A function's error as the guest gave it.
@@ -135,17 +135,22 @@ impl Engine {
     ) -> Result<T, CallError> {
         live.store.data_mut().deadline = Instant::now() + limits.timeout;
         live.store.data_mut().limiter.refused = false;
+        follow_output(Some(names), live.store.data());
         let outcome = tokio::time::timeout(
             limits.timeout + TICK * 10,
             call(&mut live.store, &live.instance),
         )
         .await;
+        follow_output(None, live.store.data());
         let result = match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(classify(e, live.store.data(), limits)),
         };
         forward_output(names.0, names.1, live.store.data());
+        if let Err(e) = &result {
+            report_failure(names.1, live.store.data(), e);
+        }
         result
     }
 

@@ -16,4 +16,6 @@ pub struct CallContext {
     pub mounts: Vec<Mount>,
     /// Where guest `spawn`/`poll` go; none means they fail with a message.
     pub broker: Option<Arc<dyn CallBroker>>,
+    /// Where the guest's output is kept besides the host's log.
+    pub output: Option<Arc<dyn super::output::OutputSink>>,
 }

@@ -60,6 +60,7 @@ pub use error::{CallError, FunctionError, LoadError};
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
+pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
 pub use validate::{HEADER_LEN, check_header};
 pub use web_server::WebServer;
@@ -519,15 +520,40 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// Sends what the guest printed to the host's log, one event per line.
+/// Sends what the guest printed to its call's log (when the call has one) and to the host's
+/// log, one event per line.
 fn forward_output(app: &str, function: &str, data: &InstanceState) {
     for (stream, bytes) in [
-        ("stdout", data.stdout.take()),
-        ("stderr", data.stderr.take()),
+        (OutputStream::Stdout, data.stdout.take()),
+        (OutputStream::Stderr, data.stderr.take()),
     ] {
-        for line in String::from_utf8_lossy(&bytes).lines() {
-            tracing::info!(target: "guest", app, function, stream, "{line}");
+        if bytes.is_empty() {
+            continue;
         }
+        let text = String::from_utf8_lossy(&bytes);
+        output::emit(app, function, stream, &text, data.output.as_ref());
+    }
+}
+
+/// Hands the current call's complete lines to its log as they are written (`None`: stop).
+fn follow_output(names: Option<(&str, &str)>, data: &InstanceState) {
+    let live = |stream| {
+        let sink = data.output.clone()?;
+        let (app, function) = names?;
+        Some(output::Live {
+            sink,
+            names: (app.to_owned(), function.to_owned()),
+            stream,
+        })
+    };
+    data.stdout.follow(live(OutputStream::Stdout));
+    data.stderr.follow(live(OutputStream::Stderr));
+}
+
+/// Tells the call's log why a call failed.
+fn report_failure(function: &str, data: &InstanceState, error: &CallError) {
+    if let Some(sink) = &data.output {
+        sink.failed(function, &error.to_string());
     }
 }
 

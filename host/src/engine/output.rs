@@ -1,5 +1,7 @@
 //! Guest stdout/stderr capture that never fails the guest: bytes past the cap are dropped
 //! (and counted), and each call drains what it printed so warm instances start clean.
+//! While a call runs, its complete lines go to its log as they are written (followers see
+//! a long call's progress); the rest goes when the call ends.
 
 use std::io;
 use std::pin::Pin;
@@ -9,6 +11,35 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// Which of a guest's output streams a text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl OutputStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Keeps what a guest printed with the call or app it belongs to (the functions layer's
+/// call logs); the host's own log gets the text it hands back.
+pub trait OutputSink: Send + Sync {
+    /// Records `text`, what `function` printed on `stream` during one call; returns it as
+    /// it may be shown elsewhere (secret values removed).
+    fn output(&self, function: &str, stream: OutputStream, text: &str) -> String;
+    /// Records that a call of `function` failed, and why.
+    fn failed(&self, function: &str, error: &str);
+}
 
 /// A shared, bounded buffer of what a guest printed.
 #[derive(Clone)]
@@ -20,6 +51,21 @@ struct Captured {
     bytes: BytesMut,
     capacity: usize,
     dropped: usize,
+    /// How many bytes at the front were already handed on as they were written (they
+    /// stay for `peek`, which reads a panic's message).
+    forwarded: usize,
+    live: Option<Live>,
+}
+
+/// Where the current call's lines go as they are written.
+#[derive(Clone)]
+pub(crate) struct Live {
+    /// The call's log.
+    pub(crate) sink: Arc<dyn OutputSink>,
+    /// App and function, for the host's log.
+    pub(crate) names: (String, String),
+    /// Which stream this is.
+    pub(crate) stream: OutputStream,
 }
 
 impl CapturedOutput {
@@ -29,14 +75,24 @@ impl CapturedOutput {
                 bytes: BytesMut::new(),
                 capacity,
                 dropped: 0,
+                forwarded: 0,
+                live: None,
             })),
         }
     }
 
-    /// Everything printed since the last `take`, plus a note of what was dropped.
+    /// Hands complete lines to `live` as they are written, until called with `None`.
+    pub(crate) fn follow(&self, live: Option<Live>) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).live = live;
+    }
+
+    /// Everything printed since the last `take` and not yet handed on, plus a note of
+    /// what was dropped.
     pub(crate) fn take(&self) -> Vec<u8> {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let forwarded = std::mem::take(&mut c.forwarded);
         let mut out = c.bytes.split().to_vec();
+        out.drain(..forwarded.min(out.len()));
         if c.dropped > 0 {
             out.extend_from_slice(
                 format!("\n[{} bytes of output dropped]\n", c.dropped).as_bytes(),
@@ -50,6 +106,24 @@ impl CapturedOutput {
     pub(crate) fn peek(&self) -> Vec<u8> {
         let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         c.bytes.to_vec()
+    }
+}
+
+/// Sends what a guest printed to its call's log (when there is one) and to the host's log,
+/// one event per line.
+pub(crate) fn emit(
+    app: &str,
+    function: &str,
+    stream: OutputStream,
+    text: &str,
+    sink: Option<&Arc<dyn OutputSink>>,
+) {
+    let text = match sink {
+        Some(sink) => std::borrow::Cow::Owned(sink.output(function, stream, text)),
+        None => std::borrow::Cow::Borrowed(text),
+    };
+    for line in text.lines() {
+        tracing::info!(target: "guest", app, function, stream = stream.as_str(), "{line}");
     }
 }
 
@@ -71,11 +145,29 @@ impl AsyncWrite for CapturedOutput {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let room = c.capacity.saturating_sub(c.bytes.len());
-        let kept = room.min(buf.len());
-        c.bytes.extend_from_slice(&buf[..kept]);
-        c.dropped += buf.len() - kept;
+        let lines = {
+            let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let room = c.capacity.saturating_sub(c.bytes.len());
+            let kept = room.min(buf.len());
+            c.bytes.extend_from_slice(&buf[..kept]);
+            c.dropped += buf.len() - kept;
+            let start = c.forwarded;
+            match (&c.live, c.bytes[start..].iter().rposition(|b| *b == b'\n')) {
+                (Some(live), Some(end)) => {
+                    let end = start + end + 1;
+                    let text = String::from_utf8_lossy(&c.bytes[start..end]).into_owned();
+                    let live = live.clone();
+                    c.forwarded = end;
+                    Some((live, text))
+                }
+                _ => None,
+            }
+        };
+        // Outside the lock: the log takes its own.
+        if let Some((live, text)) = lines {
+            let (app, function) = (&live.names.0, &live.names.1);
+            emit(app, function, live.stream, &text, Some(&live.sink));
+        }
         Poll::Ready(Ok(buf.len()))
     }
 

@@ -35,6 +35,8 @@ pub struct InstanceState {
     /// A web server's port mapping: the guest's inner port and the host port behind it.
     pub(crate) port_map: Option<(u16, u16)>,
     broker: BrokerCtx,
+    /// Where the guest's output is kept besides the host's log.
+    pub(crate) output: Option<std::sync::Arc<dyn super::output::OutputSink>>,
     gpu: GpuCtx,
     _live: Option<super::metrics::LiveInstance>,
 }
@@ -72,6 +74,7 @@ impl InstanceState {
             deadline,
             port_map,
             broker: BrokerCtx::new(ctx.broker.clone()),
+            output: ctx.output.clone(),
             gpu,
             _live: None,
         })

@@ -4,6 +4,7 @@
 //! [`Resolver`] the control plane provides.
 
 pub mod input;
+mod logs;
 mod runner;
 pub mod schedule;
 
@@ -24,6 +25,7 @@ use crate::engine::{
 };
 use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
 
+pub use logs::{CALL_LOG_BYTES, CallLog, Logs, REDACTED};
 pub use schedule::{Schedule, ScheduleError};
 
 /// A callable function as the control plane knows it now.
@@ -87,6 +89,7 @@ pub struct Functions {
     queue: mpsc::UnboundedSender<String>,
     running: Mutex<HashMap<String, CancellationToken>>,
     finished: Notify,
+    logs: Arc<Logs>,
 }
 
 /// One input's outcome in a `map`.
@@ -102,9 +105,11 @@ impl Functions {
     /// Starts the runtime: its dispatcher, scheduler and retention sweeper.
     pub fn start(engine: Arc<Engine>, store: Arc<Store>, config: FunctionsConfig) -> Arc<Self> {
         let (queue, mut rx) = mpsc::unbounded_channel::<String>();
+        let logs = Logs::start(store.clone());
         let functions = Arc::new(Self {
             engine,
             store,
+            logs,
             config,
             resolver: RwLock::new(None),
             queue,
@@ -166,7 +171,13 @@ impl Functions {
                 functions: Arc::downgrade(self),
                 app_id: app_id.to_owned(),
             })),
+            output: Some(self.logs.for_app(app_id)),
         }
+    }
+
+    /// The call logs.
+    pub fn logs(&self) -> &Arc<Logs> {
+        &self.logs
     }
 
     fn new_record(target: &Resolved, input: Value, source: &str, status: CallStatus) -> CallRecord {
@@ -460,8 +471,10 @@ impl Functions {
         target: &Resolved,
         call_id: &str,
         attempt: u32,
+        log: &Arc<CallLog>,
     ) -> Result<CallContext, FunctionError> {
         let mut ctx = self.guest_context(&target.app_id);
+        ctx.output = Some(log.clone());
         let identity = CallIdentity {
             call_id,
             attempt,
@@ -469,6 +482,14 @@ impl Functions {
         };
         ctx.env = Env::prepare(&target.spec.secrets, &*self.store, identity)
             .map_err(|e| FunctionError::Failed(e.to_string()))?;
+        // Everything in the environment but the call's identity comes from its secrets.
+        let identity = ["WASMHOST_CALL_ID", "WASMHOST_ATTEMPT", "WASMHOST_FUNCTION"];
+        log.hide(
+            ctx.env
+                .iter()
+                .filter(|(k, _)| !identity.contains(&k.as_str()))
+                .map(|(_, v)| v.clone()),
+        );
         let mounts = target.spec.volumes.iter();
         ctx.mounts = Volumes::new(self.config.volumes_dir.clone())
             .prepare(mounts.map(|v| (v.volume.as_str(), v.path.as_str())))
@@ -577,6 +598,11 @@ async fn retention_loop(functions: Weak<Functions>) {
             Ok(0) => {}
             Ok(n) => tracing::info!("removed {n} call record(s) past retention"),
             Err(e) => tracing::error!("retention sweep failed: {e}"),
+        }
+        match f.store.purge_logs(&cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} log line(s) past retention"),
+            Err(e) => tracing::error!("log retention sweep failed: {e}"),
         }
     }
 }

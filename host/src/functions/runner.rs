@@ -84,6 +84,7 @@ pub(super) async fn run_attempts(
     mut progress: impl FnMut(&[Attempt]),
 ) -> (Result<Value, Value>, Vec<Attempt>) {
     let text = input.to_string();
+    let log = f.logs.for_call(&target.app_id, &target.spec.name, call_id);
     let policy = target.spec.retries;
     let max_retries = policy.map_or(0, |p| p.max_retries);
     let mut attempts = prior;
@@ -100,9 +101,20 @@ pub(super) async fn run_attempts(
                 first - 1
             ),
         });
+        log.event(&format!(
+            "the host died during attempt {} and no retries are left",
+            first - 1
+        ));
         return (Err(error), attempts);
     }
+    if first == 1 {
+        log.event("call started");
+    }
     if interrupted > 0 {
+        log.event(&format!(
+            "attempt {} was cut short when the host died; running it again",
+            first - 1
+        ));
         tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short when the host died");
     }
     for number in first..=last_number {
@@ -118,11 +130,15 @@ pub(super) async fn run_attempts(
         });
         // Durable before the guest runs: a crash now leaves this attempt to be counted.
         progress(&attempts);
-        let result = match f.attempt_context(target, call_id, number) {
+        log.event(&format!("attempt {number} started"));
+        let result = match f.attempt_context(target, call_id, number, &log) {
             Err(e) => Err(e),
             Ok(ctx) => tokio::select! {
                 r = f.engine().call_function(&target.component, &target.spec, &text, &ctx) => r,
-                () = token.cancelled() => return (Err(terminated()), attempts),
+                () = token.cancelled() => {
+                    log.event("cancelled");
+                    return (Err(terminated()), attempts);
+                }
             },
         };
         let Some(last) = attempts.last_mut() else {
@@ -136,6 +152,10 @@ pub(super) async fn run_attempts(
         match result {
             Ok(out) => {
                 last.outcome = "success".into();
+                log.event(&format!(
+                    "attempt {number} succeeded in {} ms",
+                    last.duration_ms.unwrap_or(0)
+                ));
                 // Recorded with the result in one write by the caller.
                 let value = serde_json::from_str(&out).unwrap_or(Value::String(out));
                 return (Ok(value), attempts);
@@ -146,20 +166,30 @@ pub(super) async fn run_attempts(
                 last.error = error
                     .get("message")
                     .and_then(Value::as_str)
-                    .map(str::to_owned);
+                    .map(|m| log.redact(m));
                 let retry = e.retryable() && number < last_number;
                 let delay = policy
                     .filter(|_| retry)
                     .map(|p| p.delay(number.saturating_sub(stopped)));
                 last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
-                tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {}", last.error.as_deref().unwrap_or(kind));
+                let message = last.error.as_deref().unwrap_or(kind);
+                log.event(&format!("attempt {number} failed ({kind}): {message}"));
+                tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {message}");
                 let Some(delay) = delay else {
                     return (Err(error), attempts);
                 };
+                log.event(&format!(
+                    "retrying in {} ms (attempt {} of at most {last_number})",
+                    delay.as_millis(),
+                    number + 1
+                ));
                 progress(&attempts);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = token.cancelled() => return (Err(terminated()), attempts),
+                    () = token.cancelled() => {
+                        log.event("cancelled");
+                        return (Err(terminated()), attempts);
+                    }
                 }
             }
         }

@@ -57,7 +57,8 @@ impl Default for GatewayConfig {
 /// What the gateway needs from the control plane above it: the `/v1` API and the
 /// check of proxy-auth tokens. Defined here so the arrows keep pointing down.
 pub trait ControlApi: Send + Sync {
-    /// Serves a request whose path starts with `/v1` and whose host names no endpoint.
+    /// Serves a request whose path starts with `/v1` or `/dashboard` and whose host names
+    /// no endpoint.
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
     /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token.
     fn verify_proxy_token(&self, key: &str, secret: &str) -> bool;
@@ -206,8 +207,12 @@ impl Gateway {
             return r;
         }
         let Some(route) = routes.lookup(host) else {
+            let path = req.uri().path();
             if let Some(api) = &self.api
-                && (req.uri().path() == "/v1" || req.uri().path().starts_with("/v1/"))
+                && (path == "/v1"
+                    || path.starts_with("/v1/")
+                    || path == "/dashboard"
+                    || path.starts_with("/dashboard/"))
             {
                 return api.handle(req).await;
             }

@@ -4,6 +4,8 @@
 
 mod calls;
 mod extras;
+mod history;
+mod logs;
 mod records;
 mod seal;
 mod secrets;
@@ -20,9 +22,10 @@ use serde::de::DeserializeOwned;
 pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
 pub use extras::{ScheduleState, VolumeRecord};
+pub use logs::{LogEntry, LogQuery, LogStream};
 pub use records::{
-    AppRecord, AppState, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord, VersionRecord,
-    now,
+    AppRecord, AppState, Deployer, FunctionKind, FunctionRecord, NewToken, Scope, TokenRecord,
+    VersionRecord, now,
 };
 pub use seal::{KEY_FILE, KeyError};
 pub use secrets::SecretRecord;
@@ -104,6 +107,10 @@ pub struct DeployRequest<'a> {
     pub manifest: &'a AppManifest,
     /// An ephemeral (`serve`) app rather than a deployed one.
     pub ephemeral: bool,
+    /// The token deploying it.
+    pub deployed_by: Option<Deployer>,
+    /// For a rollback: the version being served again.
+    pub rollback_of: Option<u32>,
 }
 
 /// The outcome of a deploy.
@@ -186,6 +193,9 @@ impl Store {
             txn.open_table(secrets::SECRETS)?;
             txn.open_table(extras::VOLUMES)?;
             txn.open_table(extras::SCHEDULES)?;
+            txn.open_table(logs::LOGS)?;
+            txn.open_table(logs::APP_LOGS)?;
+            txn.open_table(logs::CALL_LOGS)?;
         }
         txn.commit()?;
         let key = secrets::open_key(&db, path)?;
@@ -516,6 +526,8 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         digest: req.digest.to_owned(),
         manifest: req.manifest.clone(),
         created_at: now.clone(),
+        deployed_by: req.deployed_by.clone(),
+        rollback_of: req.rollback_of,
     };
     versions.insert(
         (app.app_id.as_str(), app.version),

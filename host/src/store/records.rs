@@ -48,6 +48,22 @@ pub struct VersionRecord {
     pub manifest: AppManifest,
     /// Deploy time, RFC 3339.
     pub created_at: String,
+    /// The token that deployed it (none for `run`/`serve` and versions made before this
+    /// was recorded).
+    #[serde(default)]
+    pub deployed_by: Option<Deployer>,
+    /// For a rollback: the earlier version this one serves again.
+    #[serde(default)]
+    pub rollback_of: Option<u32>,
+}
+
+/// Who deployed a version: the token used, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployer {
+    /// The token's public id.
+    pub token_id: String,
+    /// The token's name.
+    pub name: String,
 }
 
 /// Whether a function is a web endpoint or a callable function.

@@ -47,6 +47,8 @@ fn req<'a>(name: &'a str, digest: &'a str, m: &'a AppManifest) -> DeployRequest<
         digest,
         manifest: m,
         ephemeral: false,
+        deployed_by: None,
+        rollback_of: None,
     }
 }
 
@@ -71,6 +73,14 @@ fn deploy_versions_and_keeps_function_ids() {
     assert_eq!(listed.len(), 1, "b is gone from the current version");
     let current = s.current_version(&second.app).unwrap().unwrap();
     assert_eq!(current.digest, "d2");
+    let history = s.list_versions(&first.app.app_id).unwrap();
+    let numbers: Vec<u32> = history.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [2, 1]);
+    assert_eq!(
+        s.get_version(&first.app.app_id, 1).unwrap().unwrap().digest,
+        "d1"
+    );
+    assert!(s.get_version(&first.app.app_id, 3).unwrap().is_none());
 }
 
 #[test]

@@ -4,10 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
+/// `&[(path, text)]`: files under `$root` (relative to the file using it), compiled in.
+macro_rules! embed_files {
+    ($root:literal; $($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!($root, $path)))),*]
+    };
+}
+
 mod js;
 mod python;
 mod rust;
+mod rust_sdk;
 mod wasi_ext;
+
+pub use rust_sdk::{EXAMPLES_LOCK, rust_sdk};
 
 /// What a CLI target names, told by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

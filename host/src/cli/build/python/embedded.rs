@@ -10,16 +10,10 @@ use sha2::{Digest, Sha256};
 use super::{BuildError, io_error, publish_dir};
 
 /// A file written under a folder: its relative path and its text.
-type File = (&'static str, &'static str);
-
-macro_rules! files {
-    ($root:literal; $($path:literal),* $(,)?) => {
-        &[$(($path, include_str!(concat!($root, $path)))),*]
-    };
-}
+pub(in crate::cli::build) type File = (&'static str, &'static str);
 
 /// The `wasmhost` package, as `guest-sdk/python/` holds it.
-const SDK: &[File] = files!["../../../../../guest-sdk/python/";
+const SDK: &[File] = embed_files!["../../../../../guest-sdk/python/";
     "wasmhost/__init__.py",
     "wasmhost/_app.py",
     "wasmhost/_asgi.py",
@@ -110,7 +104,8 @@ pub(super) fn materialize(root: &Path) -> Result<Sources, BuildError> {
     })
 }
 
-fn write_all(dir: &Path, files: &[File]) -> Result<(), BuildError> {
+/// Writes `files` under `dir`.
+pub(in crate::cli::build) fn write_all(dir: &Path, files: &[File]) -> Result<(), BuildError> {
     for (path, text) in files {
         let file = dir.join(path);
         if let Some(parent) = file.parent() {

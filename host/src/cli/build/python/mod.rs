@@ -15,7 +15,7 @@ use std::time::UNIX_EPOCH;
 use sha2::{Digest, Sha256};
 
 mod deps;
-mod embedded;
+pub(super) mod embedded;
 mod toolchain;
 
 use toolchain::Toolchain;
@@ -106,7 +106,7 @@ impl BuildError {
 }
 
 /// Maps an I/O error on `path` to a [`BuildError`].
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_owned(),
         source,
@@ -115,7 +115,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 
 /// Creates `dir` by filling a temporary sibling and renaming it into place, so concurrent
 /// builds never see half a folder; when another build got there first, its copy stays.
-fn publish_dir(
+pub(super) fn publish_dir(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), BuildError>,
 ) -> Result<(), BuildError> {

@@ -1,0 +1,27 @@
+//! An app's deployed versions, for its history and rollbacks.
+
+use super::{Result, Store, VERSIONS, VersionRecord, decode};
+
+impl Store {
+    /// Every version of an app, newest first.
+    pub fn list_versions(&self, app_id: &str) -> Result<Vec<VersionRecord>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let mut out = Vec::new();
+        for item in versions.range((app_id, 0)..=(app_id, u32::MAX))?.rev() {
+            let (_, raw) = item?;
+            out.push(decode("versions", raw.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One version of an app.
+    pub fn get_version(&self, app_id: &str, version: u32) -> Result<Option<VersionRecord>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        match versions.get((app_id, version))? {
+            Some(raw) => Ok(Some(decode("versions", raw.value())?)),
+            None => Ok(None),
+        }
+    }
+}
