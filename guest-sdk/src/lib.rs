@@ -120,14 +120,19 @@
 //!
 //! # Async handlers (Modal's `@concurrent`)
 //!
-//! ```ignore
-//! /// Waits without holding the instance: up to 16 requests share one.
-//! #[wasmhost::endpoint(max_inputs = 16)]
-//! async fn slow(ms: u64) -> String {
-//!     wasmhost::sleep(std::time::Duration::from_millis(ms)).await;
-//!     format!("slept {ms} ms")
-//! }
-//! ```
+#![cfg_attr(
+    feature = "async",
+    doc = r#"
+```no_run
+/// Waits without holding the instance: up to 16 requests share one.
+#[wasmhost::endpoint(max_inputs = 16)]
+async fn slow(ms: u64) -> String {
+    wasmhost::sleep(std::time::Duration::from_millis(ms)).await;
+    format!("slept {ms} ms")
+}
+```
+"#
+)]
 //!
 //! With the crate's `async` feature, endpoints and functions may be `async fn`s that
 //! await WASIp3 I/O (`wasmhost::sleep`, and the `wasip3` crate's clocks, HTTP and sockets).
