@@ -312,6 +312,7 @@ async fn call_logs_are_kept_followed_live_and_free_of_secrets() {
         ("/function-calls/fc-nope/logs", 404),
         ("/apps/ap-nope/logs", 404),
         (&*format!("/apps/{app_id}/logs?limit=0"), 400),
+        (&*format!("/apps/{app_id}/logs?follow=yes"), 400),
     ] {
         let (status, body) = api.call(reqwest::Method::GET, path, None).await;
         assert_eq!(status, want, "{path}: {body}");
@@ -448,7 +449,10 @@ async fn history_lists_versions_and_rollback_switches_atomically() {
     assert_eq!(status, 200);
     for (body, want) in [
         (json!({"version": 9}), 404),
-        (json!({"version": 4}), 400),
+        (json!({"version": 4}), 409),
+        // 4.0 is version 4 to a JSON client; 2.5 is no version at all.
+        (json!({"version": 4.0}), 409),
+        (json!({"version": 2.5}), 400),
         (json!({"version": "x"}), 422),
     ] {
         let (status, r) = api

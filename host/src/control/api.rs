@@ -56,6 +56,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, m)
     }
 
+    /// 409: the request does not fit the resource's current state.
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+
     /// 422.
     pub fn unprocessable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, m)
@@ -170,6 +175,18 @@ pub(super) fn number_param<T: std::str::FromStr>(
         .transpose()
 }
 
+/// A boolean query parameter: absent is false; anything but `true` or `false` is a 400
+/// rather than silently false (`?follow=yes` would otherwise never follow).
+pub(super) fn bool_param(req: &hyper::Request<Incoming>, name: &str) -> Result<bool, ApiError> {
+    match query_param(req, name).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name} {other:?} is neither true nor false"
+        ))),
+    }
+}
+
 pub(super) fn query_param(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(req.uri().query()?.as_bytes())
         .find(|(k, _)| k == name)
@@ -186,7 +203,26 @@ struct AppCreate {
 
 #[derive(Deserialize, Default)]
 struct RollbackRequest {
-    version: Option<u32>,
+    /// A JSON number: `3` and `3.0` are the same version to a JSON client.
+    version: Option<serde_json::Number>,
+}
+
+impl RollbackRequest {
+    /// The version asked for, if any; a number that is no version number is a 400.
+    fn version(&self) -> Result<Option<u32>, ApiError> {
+        let Some(n) = &self.version else {
+            return Ok(None);
+        };
+        let whole = n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u64)
+        });
+        whole
+            .and_then(|v| u32::try_from(v).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("version {n} is not a version number")))
+    }
 }
 
 /// Who a token is, for an app's history.
@@ -370,7 +406,7 @@ impl ControlPlane {
                 let id = id.to_string();
                 let body: RollbackRequest = optional_json_body(req.into_body()).await?;
                 let result = self
-                    .rollback(&id, body.version, Some(deployer(token)))
+                    .rollback(&id, body.version()?, Some(deployer(token)))
                     .await?;
                 ok(StatusCode::OK, &result)
             }
@@ -419,7 +455,7 @@ impl ControlPlane {
             }
             R::Spawn => self.spawn(id, req.into_body()).await,
             R::Map => {
-                let stream = query_param(&req, "stream").is_some_and(|v| v == "true" || v == "1");
+                let stream = bool_param(&req, "stream")?;
                 self.map(id, req.into_body(), stream).await
             }
             R::GetCall => {

@@ -51,14 +51,14 @@ impl ControlPlane {
             Some(n) => n,
             None if app.version > 1 => app.version - 1,
             None => {
-                return Err(ApiError::bad_request(format!(
+                return Err(ApiError::conflict(format!(
                     "app {:?} has no version before {}",
                     app.name, app.version
                 )));
             }
         };
         if to == app.version && app.state == AppState::Deployed {
-            return Err(ApiError::bad_request(format!(
+            return Err(ApiError::conflict(format!(
                 "app {:?} already serves version {to}",
                 app.name
             )));

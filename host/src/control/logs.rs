@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::ControlPlane;
-use super::api::{ApiError, ApiResult, number_param, ok, query_param};
+use super::api::{ApiError, ApiResult, bool_param, number_param, ok, query_param};
 use crate::http::Body;
 use crate::store::{LogEntry, LogQuery};
 
@@ -45,8 +45,8 @@ pub(super) fn event(name: &str, data: &impl serde::Serialize) -> Bytes {
 
 /// `since` as RFC 3339: a time (RFC 3339), or a duration back from now (`10m`, `90s`, `600`).
 fn since_param(text: &str) -> Result<String, ApiError> {
+    let text = text.trim();
     let back = text
-        .trim()
         .parse::<f64>()
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
@@ -129,7 +129,7 @@ impl ControlPlane {
         if !(1..=10_000).contains(&limit) {
             return Err(ApiError::bad_request("limit is 1 to 10000"));
         }
-        let follow = query_param(req, "follow").is_some_and(|v| v == "true" || v == "1");
+        let follow = bool_param(req, "follow")?;
         // Subscribed before reading the store, so no line falls between the two.
         let live = follow.then(|| self.functions.logs().subscribe());
         self.functions.logs().flush().await;

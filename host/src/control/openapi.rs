@@ -2,6 +2,14 @@
 
 use serde_json::{Value, json};
 
+/// What `since` accepts: seconds, a humantime duration, or an RFC 3339 time in UTC.
+const SINCE_PATTERN: &str = concat!(
+    r"^\s*([0-9]{1,12}(\.[0-9]{1,9})?",
+    r"|[0-9]{1,9} ?(nsec|ns|usec|us|msec|ms|seconds|second|sec|s|minutes|minute|min|m|hours|hour|hr|h|days|day|d|weeks|week|w)",
+    r"( ?[0-9]{1,9} ?(nsec|ns|usec|us|msec|ms|seconds|second|sec|s|minutes|minute|min|m|hours|hour|hr|h|days|day|d|weeks|week|w))*",
+    r"|(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z?)\s*$"
+);
+
 fn op(tag: &str, id: &str, summary: &str, ok: (&str, Value)) -> Value {
     let e = |d: &str| json!({ "description": d, "content": err() });
     json!({
@@ -12,7 +20,7 @@ fn op(tag: &str, id: &str, summary: &str, ok: (&str, Value)) -> Value {
             "401": e("Missing or invalid bearer token."),
             "403": e("The token's scope does not cover this route."),
             "404": e("Not found."),
-            "409": e("Conflicts with the current state (a name taken, the last admin token)."),
+            "409": e("Conflicts with the current state (a name taken, the last admin token, no version to roll back to)."),
             "413": e("The body is larger than the limit."),
             "422": e("The input does not fit (detail may be a list of errors).")
         }
@@ -129,7 +137,7 @@ fn paths() -> Value {
                             "event": { "type": "string", "enum": ["log", "lagged"] }, "data": { "type": "string", "description": "A LogLine as JSON." } } } } } }))), "app_id"),
                 &[("follow", boolean.clone(), "Stream server-sent events, new lines as they come."),
                   ("function", string.clone(), "Only this function's or web endpoint's lines."),
-                  ("since", string.clone(), "Only lines since this time: RFC 3339, or a duration back from now (`10m`, `1h`)."),
+                  ("since", json!({ "type": "string", "pattern": SINCE_PATTERN }), "Only lines since this time: RFC 3339 in UTC, or a duration back from now (`10m`, `1h 30m`, or seconds)."),
                   ("limit", json!({ "type": "integer", "minimum": 1, "maximum": 10000 }), "At most this many of the newest lines (default 1000).")])
         },
         "/apps/{app_id}/versions": {
