@@ -5,13 +5,20 @@
 //! parameter and returns one result per item that was read, in order; the answer is
 //! `{"batch": [outcome, ...]}` with `{"ok": value}`, `{"failed": message}` or
 //! `{"invalid_input": [errors]}` for every item.
+//!
+//! Batched endpoints (`#[wasmhost::endpoint(batched(...))]`) get the same from the host
+//! through `endpoint-handler.handle`: one request whose body is `{"batch": [request,
+//! ...]}`; each request is read as a lone one (a bad one gets its own 422), the function
+//! gets a list per parameter and returns one result per request read, and the answer is
+//! a 200 whose body is `{"batch": [{"status", "headers", "body"}, ...]}`.
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::invoke::CallError;
+use crate::{IntoResponse, Request, Response};
 
 /// The items of a batch input, each as the JSON text of one call's input.
 pub fn batch_inputs(input: &str) -> Result<Vec<String>, CallError> {
@@ -112,6 +119,106 @@ impl BatchOutcomes {
             .map(|o| o.unwrap_or_else(|| json!({ "failed": "no result for this input" })))
             .collect();
         Ok(json!({ "batch": outcomes }).to_string())
+    }
+}
+
+/// The requests of a batched endpoint's call: the host sends one request whose body is
+/// `{"batch": [request, ...]}`, each `{"method", "path", "query", "headers": [[name,
+/// value], ...], "body": [byte, ...]}`. `Err` is the response for the whole call.
+pub fn batch_requests(request: &Request) -> Result<Vec<Request>, Response> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        batch: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+    let envelope: Envelope = serde_json::from_slice(&request.body).map_err(|e| {
+        Response::error(
+            500,
+            format!("a batched endpoint is called by the host with {{\"batch\": [...]}}: {e}"),
+        )
+    })?;
+    Ok(envelope
+        .batch
+        .into_iter()
+        .map(|item| Request {
+            method: item.method,
+            path: item.path,
+            query: item.query,
+            headers: item.headers,
+            body: item.body,
+            params: Vec::new(),
+        })
+        .collect())
+}
+
+/// The response of every request of an endpoint's batch, filled as requests are read
+/// and results come.
+#[derive(Debug)]
+pub struct BatchResponses {
+    responses: Vec<Option<Response>>,
+    /// The requests that were read, in order: the function's results belong to them.
+    accepted: Vec<usize>,
+}
+
+impl BatchResponses {
+    /// Responses of `size` requests, none known yet.
+    pub fn new(size: usize) -> Self {
+        Self {
+            responses: vec![None; size],
+            accepted: Vec::with_capacity(size),
+        }
+    }
+
+    /// Request `index` could not be read: it gets `response` (a 422).
+    pub fn reject(&mut self, index: usize, response: Response) {
+        self.responses[index] = Some(response);
+    }
+
+    /// Request `index` was read: it gets the next result.
+    pub fn accept(&mut self, index: usize) {
+        self.accepted.push(index);
+    }
+
+    /// How many requests were read (the function is called only when some were).
+    pub fn accepted(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// The host's answer, given one result per accepted request; a wrong number of
+    /// results answers every request with a 500 that says so.
+    pub fn finish<R: IntoResponse>(mut self, results: Vec<R>) -> Response {
+        if results.len() != self.accepted.len() {
+            let wrong = Response::error(
+                500,
+                format!(
+                    "the batched endpoint returned {} results for {} requests; it must \
+                     return one result per request, in order",
+                    results.len(),
+                    self.accepted.len()
+                ),
+            );
+            self.responses = vec![Some(wrong); self.responses.len()];
+        } else {
+            for (index, result) in self.accepted.iter().zip(results) {
+                self.responses[*index] = Some(result.into_response());
+            }
+        }
+        let items: Vec<Value> = self
+            .responses
+            .into_iter()
+            .map(|r| {
+                let r = r.unwrap_or_else(|| Response::error(500, "no result for this request"));
+                json!({ "status": r.status, "headers": r.headers, "body": r.body })
+            })
+            .collect();
+        Response::new(200).json(&json!({ "batch": items }))
     }
 }
 

@@ -226,7 +226,7 @@ pub use wasmhost_macros::wsgi_app;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
-    pub use crate::batch::{BatchOutcomes, batch_inputs};
+    pub use crate::batch::{BatchOutcomes, BatchResponses, batch_inputs, batch_requests};
     pub use crate::cls::ClassCell;
     pub use crate::invoke::{
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,

@@ -43,9 +43,9 @@ pub(crate) enum Source {
 
 /// One parameter of the function.
 pub(crate) struct Param<'a> {
-    name: String,
-    ty: &'a Type,
-    source: Source,
+    pub(crate) name: String,
+    pub(crate) ty: &'a Type,
+    pub(crate) source: Source,
 }
 
 /// The function, unchanged, plus its handler, schemas and registration.
@@ -143,15 +143,33 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2
     let respond = quote_spanned!(output_span=>
         ::wasmhost::IntoResponse::into_response(#ident(#(#call_args),*) #awaited)
     );
-    let body = quote! {
-        let mut __args = ::wasmhost::__private::Args::new(__request);
-        #(#extract)*
-        match (__args.finish(), #(#values,)*) {
+    let (body, schema, result_schema, batching) = match config.batched {
+        Some((max_batch_size, wait_ms)) => {
+            if config.class_method == Some(true) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    "class methods cannot be batched yet; batch a free `#[wasmhost::endpoint]`",
+                ));
+            }
+            let batched = crate::batched::expand_batched_endpoint(sig, &params)?;
             (
-                ::core::result::Result::Ok(__request),
-                #(::core::option::Option::Some(#values),)*
-            ) => #respond,
-            (__finished, ..) => ::wasmhost::__private::rejected(__finished),
+                batched.body,
+                batched.schema,
+                batched.result_schema,
+                quote!(::core::option::Option::Some(::wasmhost::__private::Batching {
+                    max_batch_size: #max_batch_size,
+                    wait_ms: #wait_ms,
+                })),
+            )
+        }
+        None => {
+            let body = plain_body(&extract, &values, &respond);
+            (
+                body,
+                schema,
+                result_schema,
+                quote!(::core::option::Option::None),
+            )
         }
     };
     // An `async fn` is boxed into a future for the async export; the synchronous export
@@ -211,10 +229,31 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2
                     result_schema: #result_schema,
                     handler: __wasmhost_handler,
                     async_handler: #async_handler,
+                    batching: #batching,
                 }
             }
         };
     })
+}
+
+/// The handler's body of a plain endpoint: extracts the arguments, calls the function
+/// and turns its result into the response (or answers the 422).
+fn plain_body(
+    extract: &[TokenStream2],
+    values: &[syn::Ident],
+    respond: &TokenStream2,
+) -> TokenStream2 {
+    quote! {
+        let mut __args = ::wasmhost::__private::Args::new(__request);
+        #(#extract)*
+        match (__args.finish(), #(#values,)*) {
+            (
+                ::core::result::Result::Ok(__request),
+                #(::core::option::Option::Some(#values),)*
+            ) => #respond,
+            (__finished, ..) => ::wasmhost::__private::rejected(__finished),
+        }
+    }
 }
 
 /// Refuses what neither endpoints nor functions can be: unsafe, generic, variadic.
