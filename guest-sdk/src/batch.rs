@@ -273,4 +273,41 @@ mod tests {
         assert!(err.to_string().contains("1 results for 2 inputs"), "{err}");
         assert!(batch_inputs(r#"{"args": [1]}"#).is_err());
     }
+
+    #[test]
+    fn an_endpoint_batch_answers_each_request() {
+        let envelope = json!({"batch": [
+            {"method": "GET", "path": "/", "query": "x=1", "headers": [["accept", "*/*"]], "body": []},
+            {"method": "GET", "path": "/", "query": "x=no", "headers": [], "body": [123, 125]},
+        ]});
+        let mut request = Request::default();
+        request.body = envelope.to_string().into_bytes();
+        let requests = batch_requests(&request).expect("a batch");
+        assert_eq!(requests[0].query, "x=1");
+        assert_eq!(requests[0].headers[0].0, "accept");
+        assert_eq!(requests[1].body, b"{}");
+        let mut responses = BatchResponses::new(2);
+        responses.accept(0);
+        responses.reject(1, Response::error(422, "bad x"));
+        let answer = responses.finish(vec![(201, "one".to_owned())]);
+        assert_eq!(answer.status, 200);
+        let answer: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        assert_eq!(answer["batch"][0]["status"], 201);
+        assert_eq!(answer["batch"][0]["body"], json!(b"one".to_vec()));
+        assert_eq!(answer["batch"][1]["status"], 422);
+
+        let mut responses = BatchResponses::new(2);
+        responses.accept(0);
+        responses.accept(1);
+        let answer = responses.finish(vec!["only one"]);
+        let answer: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        for item in answer["batch"].as_array().expect("items") {
+            assert_eq!(item["status"], 500);
+            let body: Vec<u8> = serde_json::from_value(item["body"].clone()).expect("bytes");
+            let body = String::from_utf8(body).expect("text");
+            assert!(body.contains("1 results for 2 requests"), "{body}");
+        }
+        request.body = b"{}".to_vec();
+        assert_eq!(batch_requests(&request).expect_err("no batch").status, 500);
+    }
 }

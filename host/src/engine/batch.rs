@@ -368,3 +368,77 @@ fn outcome(item: Value) -> Result<String, FunctionError> {
             .into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: Value) -> Answer {
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    #[test]
+    fn each_request_gets_its_own_response_in_order() {
+        let ran = answer(json!({"batch": [
+            {"status": 200, "headers": [["content-type", "application/json"]], "body": b"6".to_vec()},
+            {"status": 422, "headers": [], "body": b"{}".to_vec()},
+        ]}));
+        let responses: Vec<_> = split_responses(ran, 2)
+            .into_iter()
+            .map(|r| r.expect("a response"))
+            .collect();
+        assert_eq!(
+            (responses[0].status, responses[0].body.as_slice()),
+            (200, &b"6"[..])
+        );
+        assert_eq!(responses[0].headers[0].0, "content-type");
+        assert_eq!(responses[1].status, 422);
+    }
+
+    #[test]
+    fn a_broken_answer_fails_every_request_with_the_reason() {
+        let wrong_length = answer(json!({"batch": [{"status": 200}]}));
+        let cases = [
+            (wrong_length, "returned 1 responses for 3 requests"),
+            (answer(json!({"results": []})), "is not {\"batch\": [...]}"),
+            (answer(json!({"batch": [1, 2, 3]})), "an answer item"),
+            (
+                Ok(Response {
+                    status: 500,
+                    headers: Vec::new(),
+                    body: b"oops".to_vec(),
+                }),
+                "status 500 instead of its batch: oops",
+            ),
+            (Err(CallError::Trap("boom".into())), "boom"),
+        ];
+        for (ran, why) in cases {
+            let outcomes = split_responses(ran, 3);
+            assert_eq!(outcomes.len(), 3);
+            for outcome in outcomes {
+                let err = outcome.expect_err("failed").to_string();
+                assert!(err.contains(why), "{err} lacks {why}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_travels_whole() {
+        let item = request_json(Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: "x=1".into(),
+            headers: vec![("accept".into(), "*/*".into())],
+            body: vec![0, 255],
+        });
+        assert_eq!(
+            item,
+            json!({"method": "GET", "path": "/", "query": "x=1",
+                   "headers": [["accept", "*/*"]], "body": [0, 255]})
+        );
+    }
+}
