@@ -280,8 +280,10 @@ mod tests {
             {"method": "GET", "path": "/", "query": "x=1", "headers": [["accept", "*/*"]], "body": []},
             {"method": "GET", "path": "/", "query": "x=no", "headers": [], "body": [123, 125]},
         ]});
-        let mut request = Request::default();
-        request.body = envelope.to_string().into_bytes();
+        let mut request = Request {
+            body: envelope.to_string().into_bytes(),
+            ..Request::default()
+        };
         let requests = batch_requests(&request).expect("a batch");
         assert_eq!(requests[0].query, "x=1");
         assert_eq!(requests[0].headers[0].0, "accept");
