@@ -188,6 +188,7 @@ async fn a_batched_endpoint_runs_concurrent_requests_in_batches_and_answers_each
         lone < Duration::from_secs(5),
         "a lone request took {lone:?}"
     );
+    eprintln!("a lone request to a batched endpoint (wait_ms 100) answered in {lone:?}");
 
     // 50 requests at once; request 13 is negative (its own 400), request 29 is no number
     // (its own 422 from the SDK's argument extraction).

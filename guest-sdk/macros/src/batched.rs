@@ -186,10 +186,34 @@ pub(crate) fn expand_batched(
     })
 }
 
+/// The expansion of an endpoint, batched when `config` says so (else `plain`), and its
+/// registered `batching`.
+pub(crate) fn endpoint_expansion(
+    config: &crate::Config,
+    sig: &Signature,
+    params: &[crate::endpoint::Param<'_>],
+    plain: Expansion,
+) -> syn::Result<(Expansion, TokenStream2)> {
+    let Some((max_batch_size, wait_ms)) = config.batched else {
+        return Ok((plain, quote!(::core::option::Option::None)));
+    };
+    if config.class_method == Some(true) {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "class methods cannot be batched yet; batch a free `#[wasmhost::endpoint]`",
+        ));
+    }
+    let batching = quote!(::core::option::Option::Some(::wasmhost::__private::Batching {
+        max_batch_size: #max_batch_size,
+        wait_ms: #wait_ms,
+    }));
+    Ok((expand_batched_endpoint(sig, params)?, batching))
+}
+
 /// The handler's body of a batched endpoint: reads each request of `{"batch": [...]}`
 /// (a bad one gets its own 422), calls the function once with a list per parameter,
 /// and answers every request.
-pub(crate) fn expand_batched_endpoint(
+fn expand_batched_endpoint(
     sig: &Signature,
     params: &[crate::endpoint::Param<'_>],
 ) -> syn::Result<Expansion> {
@@ -219,6 +243,16 @@ pub(crate) fn expand_batched_endpoint(
     };
     let (mut lists, mut declare, mut extract, mut values, mut schema) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut bodies = params
+        .iter()
+        .filter_map(|p| generic_of(p.ty, "Vec"))
+        .filter(|item| crate::endpoint::last_segment(item).as_deref() == Some("Json"));
+    if let Some(second) = bodies.nth(1) {
+        return Err(syn::Error::new(
+            second.span(),
+            "only one `Vec<Json<T>>` parameter can receive the bodies",
+        ));
+    }
     for (i, p) in params.iter().enumerate() {
         let (name, ty) = (&p.name, p.ty);
         let item = generic_of(ty, "Vec").ok_or_else(|| {
@@ -232,7 +266,13 @@ pub(crate) fn expand_batched_endpoint(
         declare.push(quote_spanned!(item.span()=>
             let mut #list: ::std::vec::Vec<#item> = ::std::vec::Vec::new();
         ));
-        match p.source {
+        // Where a request's value comes from is read off the list's item type.
+        let source = match crate::endpoint::last_segment(item).as_deref() {
+            Some("Json") => Source::Body,
+            Some("Request") => Source::Request,
+            _ => Source::Named,
+        };
+        match source {
             Source::Named => {
                 extract
                     .push(quote_spanned!(item.span()=> let #value = __args.named::<#item>(#name);));

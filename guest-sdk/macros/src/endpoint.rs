@@ -143,35 +143,17 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2
     let respond = quote_spanned!(output_span=>
         ::wasmhost::IntoResponse::into_response(#ident(#(#call_args),*) #awaited)
     );
-    let (body, schema, result_schema, batching) = match config.batched {
-        Some((max_batch_size, wait_ms)) => {
-            if config.class_method == Some(true) {
-                return Err(syn::Error::new(
-                    ident.span(),
-                    "class methods cannot be batched yet; batch a free `#[wasmhost::endpoint]`",
-                ));
-            }
-            let batched = crate::batched::expand_batched_endpoint(sig, &params)?;
-            (
-                batched.body,
-                batched.schema,
-                batched.result_schema,
-                quote!(::core::option::Option::Some(::wasmhost::__private::Batching {
-                    max_batch_size: #max_batch_size,
-                    wait_ms: #wait_ms,
-                })),
-            )
-        }
-        None => {
-            let body = plain_body(&extract, &values, &respond);
-            (
-                body,
-                schema,
-                result_schema,
-                quote!(::core::option::Option::None),
-            )
-        }
+    let plain = crate::function::Expansion {
+        body: plain_body(&extract, &values, &respond),
+        schema,
+        result_schema,
     };
+    let (expansion, batching) = crate::batched::endpoint_expansion(config, sig, &params, plain)?;
+    let crate::function::Expansion {
+        body,
+        schema,
+        result_schema,
+    } = expansion;
     // An `async fn` is boxed into a future for the async export; the synchronous export
     // blocks on it.
     let (handlers, async_handler) = match sig.asyncness {
