@@ -1,6 +1,6 @@
 //! Modal's `@concurrent` and `@batched` with the Rust SDK (`examples/concurrent`): `async
 //! fn` handlers await I/O while other inputs run in the same instance, and a batched
-//! function's concurrent calls run as one guest call per batch.
+//! function's or web endpoint's concurrent calls run as one guest call per batch.
 
 mod common;
 
@@ -169,6 +169,93 @@ async fn a_batched_function_runs_concurrent_calls_in_batches_and_answers_each_ca
         .call(reqwest::Method::POST, &double, Some(json!({"args": ["x"]})))
         .await;
     assert_eq!(status, 422, "{r}");
+}
+
+#[tokio::test]
+async fn a_batched_endpoint_runs_concurrent_requests_in_batches_and_answers_each_one() {
+    const TRIPLE: &str = "concurrent-triple.localhost";
+    let host = Host::run(&example("concurrent"), &[]);
+
+    // A lone request does not wait for a full batch: at most about wait_ms (100 ms).
+    let started = Instant::now();
+    let (status, text) = visit(&host, TRIPLE, "/?x=5", &[]).await;
+    let lone = started.elapsed();
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(answer, json!({"value": 15, "batch": 1}));
+    // Generous: a full batch never comes, so anything near the call timeout is a bug.
+    assert!(
+        lone < Duration::from_secs(5),
+        "a lone request took {lone:?}"
+    );
+    eprintln!("a lone request to a batched endpoint (wait_ms 100) answered in {lone:?}");
+
+    // 50 requests at once; request 13 is negative (its own 400), request 29 is no number
+    // (its own 422 from the SDK's argument extraction).
+    let requests = (0..50i64).map(|i| {
+        let query = match i {
+            13 => "/?x=-13".to_owned(),
+            29 => "/?x=many".to_owned(),
+            i => format!("/?x={i}"),
+        };
+        let host = &host;
+        async move {
+            let (status, text) = visit(host, TRIPLE, &query, &[]).await;
+            (i, status, text)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let mut sizes = Vec::new();
+    for (i, status, text) in &answers {
+        match i {
+            13 => assert_eq!((*status, text.as_str()), (400, "-13 is negative")),
+            29 => {
+                assert_eq!(*status, 422, "{text}");
+                assert!(text.contains("\"x\""), "{text}");
+            }
+            i => {
+                assert_eq!(*status, 200, "request {i}: {text}");
+                let answer: Value = serde_json::from_str(text).expect("JSON");
+                assert_eq!(answer["value"], json!(i * 3), "request {i} got {answer}");
+                let size = answer["batch"].as_u64().expect("batch size");
+                assert!((1..=8).contains(&size), "{answer}");
+                sizes.push(size);
+            }
+        }
+    }
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(largest > 1, "no batch formed: {sizes:?}");
+    let batches = metric(
+        &host,
+        r#"wasmhost_batch_size_count{app="concurrent",function="triple"}"#,
+    )
+    .await;
+    // 51 requests in batches of at most 8: at least 7 guest calls, fewer than one each.
+    assert!(
+        (7.0..51.0).contains(&batches),
+        "{batches} batches: {sizes:?}"
+    );
+    eprintln!("50 concurrent requests ran in {batches} batches, the largest {largest}");
+
+    // An endpoint that returns one result too few: every request of its batch gets a
+    // 500 that says so, and the host keeps serving.
+    let requests = (0..4).map(|i| {
+        let host = &host;
+        async move {
+            visit(
+                host,
+                "concurrent-miscount.localhost",
+                &format!("/?x={i}"),
+                &[],
+            )
+            .await
+        }
+    });
+    for (status, text) in futures_util::future::join_all(requests).await {
+        assert_eq!(status, 500, "{text}");
+        assert!(text.contains("results for"), "{text}");
+    }
+    assert_eq!(visit(&host, TRIPLE, "/?x=1", &[]).await.0, 200);
 }
 
 /// The value of `series` in the host's /metrics (0 while it is absent).

@@ -461,7 +461,7 @@ async fn functions_retry_spawn_map_and_schedule() {
 }
 
 #[tokio::test]
-async fn a_batched_python_function_answers_each_caller_from_its_batch() {
+async fn a_batched_python_function_and_endpoint_answer_each_caller_from_its_batch() {
     if !python_available("batched") {
         return;
     }
@@ -506,6 +506,40 @@ async fn a_batched_python_function_answers_each_caller_from_its_batch() {
         largest = largest.max(batch);
     }
     assert!(largest > 1, "no batch formed");
+
+    // A batched web endpoint: 20 requests at once; request 5 is negative (its own 400),
+    // request 7 is no number (its own 422).
+    let requests = (0..20i64).map(|i| {
+        let query = match i {
+            5 => "/?x=-5".to_owned(),
+            7 => "/?x=many".to_owned(),
+            i => format!("/?x={i}"),
+        };
+        let srv = &srv;
+        async move {
+            (
+                i,
+                visit(srv, "main--functions-py-triple.localhost", &query, &[]).await,
+            )
+        }
+    });
+    let mut largest = 0;
+    for (i, (status, body)) in futures_util::future::join_all(requests).await {
+        match i {
+            5 => assert_eq!(
+                (status, body.as_str()),
+                (400, r#"{"detail":"-5 is negative"}"#)
+            ),
+            7 => assert_eq!(status, 422, "{body}"),
+            i => {
+                assert_eq!(status, 200, "request {i}: {body}");
+                let r: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(r["value"], json!(3 * i), "request {i} got {r}");
+                largest = largest.max(r["batch"].as_u64().unwrap_or(0));
+            }
+        }
+    }
+    assert!(largest > 1, "no batch of requests formed");
 }
 
 /// `wasmhost run app.py --function NAME` (Modal's `modal run`) runs the function with the

@@ -5,13 +5,20 @@
 //! parameter and returns one result per item that was read, in order; the answer is
 //! `{"batch": [outcome, ...]}` with `{"ok": value}`, `{"failed": message}` or
 //! `{"invalid_input": [errors]}` for every item.
+//!
+//! Batched endpoints (`#[wasmhost::endpoint(batched(...))]`) get the same from the host
+//! through `endpoint-handler.handle`: one request whose body is `{"batch": [request,
+//! ...]}`; each request is read as a lone one (a bad one gets its own 422), the function
+//! gets a list per parameter and returns one result per request read, and the answer is
+//! a 200 whose body is `{"batch": [{"status", "headers", "body"}, ...]}`.
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::invoke::CallError;
+use crate::{IntoResponse, Request, Response};
 
 /// The items of a batch input, each as the JSON text of one call's input.
 pub fn batch_inputs(input: &str) -> Result<Vec<String>, CallError> {
@@ -115,6 +122,106 @@ impl BatchOutcomes {
     }
 }
 
+/// The requests of a batched endpoint's call: the host sends one request whose body is
+/// `{"batch": [request, ...]}`, each `{"method", "path", "query", "headers": [[name,
+/// value], ...], "body": [byte, ...]}`. `Err` is the response for the whole call.
+pub fn batch_requests(request: &Request) -> Result<Vec<Request>, Response> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        batch: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+    let envelope: Envelope = serde_json::from_slice(&request.body).map_err(|e| {
+        Response::error(
+            500,
+            format!("a batched endpoint is called by the host with {{\"batch\": [...]}}: {e}"),
+        )
+    })?;
+    Ok(envelope
+        .batch
+        .into_iter()
+        .map(|item| Request {
+            method: item.method,
+            path: item.path,
+            query: item.query,
+            headers: item.headers,
+            body: item.body,
+            params: Vec::new(),
+        })
+        .collect())
+}
+
+/// The response of every request of an endpoint's batch, filled as requests are read
+/// and results come.
+#[derive(Debug)]
+pub struct BatchResponses {
+    responses: Vec<Option<Response>>,
+    /// The requests that were read, in order: the function's results belong to them.
+    accepted: Vec<usize>,
+}
+
+impl BatchResponses {
+    /// Responses of `size` requests, none known yet.
+    pub fn new(size: usize) -> Self {
+        Self {
+            responses: vec![None; size],
+            accepted: Vec::with_capacity(size),
+        }
+    }
+
+    /// Request `index` could not be read: it gets `response` (a 422).
+    pub fn reject(&mut self, index: usize, response: Response) {
+        self.responses[index] = Some(response);
+    }
+
+    /// Request `index` was read: it gets the next result.
+    pub fn accept(&mut self, index: usize) {
+        self.accepted.push(index);
+    }
+
+    /// How many requests were read (the function is called only when some were).
+    pub fn accepted(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// The host's answer, given one result per accepted request; a wrong number of
+    /// results answers every request with a 500 that says so.
+    pub fn finish<R: IntoResponse>(mut self, results: Vec<R>) -> Response {
+        if results.len() != self.accepted.len() {
+            let wrong = Response::error(
+                500,
+                format!(
+                    "the batched endpoint returned {} results for {} requests; it must \
+                     return one result per request, in order",
+                    results.len(),
+                    self.accepted.len()
+                ),
+            );
+            self.responses = vec![Some(wrong); self.responses.len()];
+        } else {
+            for (index, result) in self.accepted.iter().zip(results) {
+                self.responses[*index] = Some(result.into_response());
+            }
+        }
+        let items: Vec<Value> = self
+            .responses
+            .into_iter()
+            .map(|r| {
+                let r = r.unwrap_or_else(|| Response::error(500, "no result for this request"));
+                json!({ "status": r.status, "headers": r.headers, "body": r.body })
+            })
+            .collect();
+        Response::new(200).json(&json!({ "batch": items }))
+    }
+}
+
 fn outcome_of_error(error: CallError) -> Value {
     match error {
         CallError::InvalidInput(detail) => {
@@ -165,5 +272,44 @@ mod tests {
             .expect_err("one result for two");
         assert!(err.to_string().contains("1 results for 2 inputs"), "{err}");
         assert!(batch_inputs(r#"{"args": [1]}"#).is_err());
+    }
+
+    #[test]
+    fn an_endpoint_batch_answers_each_request() {
+        let envelope = json!({"batch": [
+            {"method": "GET", "path": "/", "query": "x=1", "headers": [["accept", "*/*"]], "body": []},
+            {"method": "GET", "path": "/", "query": "x=no", "headers": [], "body": [123, 125]},
+        ]});
+        let mut request = Request {
+            body: envelope.to_string().into_bytes(),
+            ..Request::default()
+        };
+        let requests = batch_requests(&request).expect("a batch");
+        assert_eq!(requests[0].query, "x=1");
+        assert_eq!(requests[0].headers[0].0, "accept");
+        assert_eq!(requests[1].body, b"{}");
+        let mut responses = BatchResponses::new(2);
+        responses.accept(0);
+        responses.reject(1, Response::error(422, "bad x"));
+        let answer = responses.finish(vec![(201, "one".to_owned())]);
+        assert_eq!(answer.status, 200);
+        let answer: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        assert_eq!(answer["batch"][0]["status"], 201);
+        assert_eq!(answer["batch"][0]["body"], json!(b"one".to_vec()));
+        assert_eq!(answer["batch"][1]["status"], 422);
+
+        let mut responses = BatchResponses::new(2);
+        responses.accept(0);
+        responses.accept(1);
+        let answer = responses.finish(vec!["only one"]);
+        let answer: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        for item in answer["batch"].as_array().expect("items") {
+            assert_eq!(item["status"], 500);
+            let body: Vec<u8> = serde_json::from_value(item["body"].clone()).expect("bytes");
+            let body = String::from_utf8(body).expect("text");
+            assert!(body.contains("1 results for 2 requests"), "{body}");
+        }
+        request.body = b"{}".to_vec();
+        assert_eq!(batch_requests(&request).expect_err("no batch").status, 500);
     }
 }

@@ -76,6 +76,7 @@ impl describe::Guest for Component {
                         scaledown_window_ms: e.scaling.scaledown_window_ms,
                         per_request: e.scaling.per_request,
                     },
+                    batching: e.batching.map(batching),
                 })
                 .collect(),
             functions: manifest
@@ -107,14 +108,19 @@ impl describe::Guest for Component {
                         .collect(),
                     gpu: f.gpu,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
-                    batching: f.batching.map(|b| types::Batching {
-                        max_batch_size: b.max_batch_size,
-                        wait_ms: b.wait_ms,
-                    }),
+                    batching: f.batching.map(batching),
                 })
                 .collect(),
             pre_init: manifest.pre_init,
         }
+    }
+}
+
+/// The WIT record of a batching setting.
+fn batching(b: registry::Batching) -> types::Batching {
+    types::Batching {
+        max_batch_size: b.max_batch_size,
+        wait_ms: b.wait_ms,
     }
 }
 

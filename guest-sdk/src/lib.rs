@@ -103,6 +103,13 @@
 //!   fails alone, and a result list of the wrong length fails every call with a message
 //!   saying so.
 //!
+//!   `#[wasmhost::endpoint(batched(...))]` batches a typed endpoint's requests the same
+//!   way: each parameter taken from the query or body is a `Vec` (one element per
+//!   request), and the function returns `Vec<R>` with one `R: IntoResponse` per request
+//!   (`Vec<Result<Json<T>, (u16, String)>>` answers each with its own status). A request
+//!   that does not fit gets its own 422; a wrong number of results answers every request
+//!   with a 500 that says so.
+//!
 //! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
 //! be an endpoint's name too: the SDK does not check this, the host refuses such a
 //! component when it loads it.
@@ -226,7 +233,7 @@ pub use wasmhost_macros::wsgi_app;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::args::{Args, FieldError, unprocessable};
-    pub use crate::batch::{BatchOutcomes, batch_inputs};
+    pub use crate::batch::{BatchOutcomes, BatchResponses, batch_inputs, batch_requests};
     pub use crate::cls::ClassCell;
     pub use crate::invoke::{
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,

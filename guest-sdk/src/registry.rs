@@ -184,6 +184,8 @@ pub struct Endpoint {
     /// The same for an `async fn`, which may await I/O while other inputs run
     /// (`handler` then blocks on it, for hosts that call the synchronous export).
     pub async_handler: Option<fn(Request) -> BoxFuture<Response>>,
+    /// Dynamic batching: the host sends one request whose body is `{"batch": [...]}`.
+    pub batching: Option<Batching>,
 }
 
 inventory::collect!(Endpoint);
@@ -314,6 +316,8 @@ pub struct EndpointInfo {
     pub allowed_outbound_hosts: Vec<String>,
     /// How its instances scale.
     pub scaling: Scaling,
+    /// Dynamic batching of its requests.
+    pub batching: Option<Batching>,
 }
 
 /// One function in the manifest (mirrors the WIT `function-info` record).
@@ -426,6 +430,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
             .map(|h| (*h).to_owned())
             .collect(),
         scaling: endpoint.scaling,
+        batching: endpoint.batching,
     }
 }
 

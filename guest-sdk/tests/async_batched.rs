@@ -44,6 +44,29 @@ async fn broken(xs: Vec<u8>) -> Vec<u8> {
     xs.into_iter().skip(1).collect()
 }
 
+/// A request body of `scale`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Numbers {
+    xs: Vec<i64>,
+}
+
+/// Scales each request's body by its `by`; `by = 0` answers that request alone with a 400.
+#[wasmhost::endpoint(method = "POST", batched(max_batch_size = 8, wait_ms = 5))]
+async fn scale(
+    numbers: Vec<wasmhost::Json<Numbers>>,
+    by: Vec<i64>,
+) -> Vec<Result<wasmhost::Json<Vec<i64>>, (u16, String)>> {
+    wasmhost::sleep(std::time::Duration::ZERO).await;
+    numbers
+        .into_iter()
+        .zip(by)
+        .map(|(n, by)| match by {
+            0 => Err((400, "by must not be 0".to_owned())),
+            by => Ok(wasmhost::Json(n.0.xs.iter().map(|x| x * by).collect())),
+        })
+        .collect()
+}
+
 fn get(query: &str) -> Request {
     Request {
         method: "GET".into(),
@@ -123,4 +146,60 @@ fn a_batched_function_that_drops_results_fails_the_batch() {
     assert!(err.to_string().contains("1 results for 2 inputs"), "{err}");
     let err = wasmhost::invoke("broken", r#"{"args": [1]}"#).expect_err("not a batch");
     assert!(err.to_string().contains("{\"batch\""), "{err}");
+}
+
+#[test]
+fn a_batched_endpoint_answers_each_request_of_its_batch() {
+    let manifest = wasmhost::manifest();
+    let scale = manifest
+        .endpoints
+        .iter()
+        .find(|e| e.name == "scale")
+        .unwrap();
+    let batching = Batching {
+        max_batch_size: 8,
+        wait_ms: 5,
+    };
+    assert_eq!(scale.batching, Some(batching));
+    // One request's schema: an integer `by`, not a list of them.
+    let schema: Value = serde_json::from_str(&scale.args_schema).unwrap();
+    assert_eq!(schema["properties"]["by"]["type"], "integer", "{schema}");
+    let item = |query: &str, body: &str| {
+        json!({"method": "POST", "path": "/", "query": query,
+               "headers": [["content-type", "application/json"]], "body": body.as_bytes()})
+    };
+    let batch = json!({"batch": [
+        item("by=2", r#"{"xs": [1, 2]}"#),
+        item("by=x", r#"{"xs": [1]}"#),
+        item("by=0", r#"{"xs": [5]}"#),
+        item("by=-1", r#"{"xs": [3]}"#),
+    ]});
+    let mut request = get("");
+    request.method = "POST".into();
+    request.body = batch.to_string().into_bytes();
+    let answer = wasmhost::block_on(wasmhost::handle_async("scale", request.clone()));
+    assert_eq!(answer.status, 200);
+    let answer: Value = serde_json::from_slice(&answer.body).unwrap();
+    let items = answer["batch"].as_array().unwrap();
+    let body = |i: usize| {
+        let bytes: Vec<u8> = serde_json::from_value(items[i]["body"].clone()).unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(
+        (items[0]["status"].as_u64(), body(0).as_str()),
+        (Some(200), "[2,4]")
+    );
+    assert_eq!(items[1]["status"], 422, "{answer}");
+    assert!(body(1).contains("by"), "{}", body(1));
+    assert_eq!(
+        (items[2]["status"].as_u64(), body(2).as_str()),
+        (Some(400), "by must not be 0")
+    );
+    assert_eq!(
+        (items[3]["status"].as_u64(), body(3).as_str()),
+        (Some(200), "[-3]")
+    );
+    // The synchronous export answers the same; a request that is not a batch gets a 500.
+    assert_eq!(wasmhost::handle("scale", request).status, 200);
+    assert_eq!(wasmhost::handle("scale", get("by=2")).status, 500);
 }

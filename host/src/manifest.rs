@@ -182,6 +182,9 @@ pub struct EndpointSpec {
     /// How its instances scale; the host's flags fill what is absent.
     #[serde(default)]
     pub scaling: Scaling,
+    /// Dynamic batching (Modal's `@batched`): requests are collected into one guest call.
+    #[serde(default)]
+    pub batching: Option<Batching>,
 }
 
 /// How an endpoint's instances scale (Modal's names).
@@ -346,6 +349,7 @@ impl EndpointSpec {
             gpu: None,
             allowed_outbound_hosts: Vec::new(),
             scaling: Scaling::default(),
+            batching: None,
         }
     }
 

@@ -11,6 +11,11 @@
 //! - function `double(x)`: batched (at most 8 calls, waiting at most 100 ms for them);
 //!   each call gets `{"value": 2x, "batch": <calls in its batch>}`, and a negative `x`
 //!   fails only its own call.
+//! - `GET /?x=N` on endpoint `triple`: a batched web endpoint (at most 8 requests,
+//!   waiting at most 100 ms); each request gets `{"value": 3N, "batch": <requests in its
+//!   batch>}`, a negative `x` a 400 of its own, and a request without a number its own 422.
+//! - `GET /?x=N` on endpoint `miscount`: a batched endpoint that drops the last result of
+//!   each batch, to show what its callers get (a 500 that says so).
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -103,4 +108,25 @@ fn double(x: Vec<i64>) -> Vec<Result<Doubled, String>> {
             }),
         })
         .collect()
+}
+
+/// Triples each request's `x`, in batches; a negative `x` gets its own 400.
+#[wasmhost::endpoint(batched(max_batch_size = 8, wait_ms = 100))]
+fn triple(x: Vec<i64>) -> Vec<Result<wasmhost::Json<Doubled>, (u16, String)>> {
+    let batch = x.len();
+    x.into_iter()
+        .map(|x| match x {
+            x if x < 0 => Err((400, format!("{x} is negative"))),
+            x => Ok(wasmhost::Json(Doubled {
+                value: x * 3,
+                batch,
+            })),
+        })
+        .collect()
+}
+
+/// Returns one result too few for every batch: a bug the host reports to each caller.
+#[wasmhost::endpoint(batched(max_batch_size = 4, wait_ms = 10))]
+fn miscount(x: Vec<i64>) -> Vec<String> {
+    x.iter().skip(1).map(ToString::to_string).collect()
 }

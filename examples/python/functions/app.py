@@ -87,3 +87,11 @@ def read_note(name: str) -> str:
 def double(xs: list[int]) -> list[dict]:
     """Doubles each call's x in batches (Modal's @batched); a negative x fails its own call."""
     return [ValueError(f"{x} is negative") if x < 0 else {"value": 2 * x, "batch": len(xs)} for x in xs]
+
+
+@app.function()
+@modal.batched(max_batch_size=8, wait_ms=100)
+@modal.fastapi_endpoint()
+def triple(x: list[int]) -> list[dict]:
+    """Triples each request's x in batches (a batched web endpoint); a negative x gets its own 400."""
+    return [modal.HTTPException(400, f"{v} is negative") if v < 0 else {"value": 3 * v, "batch": len(x)} for v in x]

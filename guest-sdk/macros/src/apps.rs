@@ -85,6 +85,7 @@ pub(crate) fn app_macro(
                     result_schema: || ::core::option::Option::None,
                     handler: __wasmhost_not_a_function,
                     async_handler: ::core::option::Option::None,
+                    batching: ::core::option::Option::None,
                 }
             }
         };

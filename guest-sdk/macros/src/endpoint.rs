@@ -43,9 +43,9 @@ pub(crate) enum Source {
 
 /// One parameter of the function.
 pub(crate) struct Param<'a> {
-    name: String,
-    ty: &'a Type,
-    source: Source,
+    pub(crate) name: String,
+    pub(crate) ty: &'a Type,
+    pub(crate) source: Source,
 }
 
 /// The function, unchanged, plus its handler, schemas and registration.
@@ -143,17 +143,17 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2
     let respond = quote_spanned!(output_span=>
         ::wasmhost::IntoResponse::into_response(#ident(#(#call_args),*) #awaited)
     );
-    let body = quote! {
-        let mut __args = ::wasmhost::__private::Args::new(__request);
-        #(#extract)*
-        match (__args.finish(), #(#values,)*) {
-            (
-                ::core::result::Result::Ok(__request),
-                #(::core::option::Option::Some(#values),)*
-            ) => #respond,
-            (__finished, ..) => ::wasmhost::__private::rejected(__finished),
-        }
+    let plain = crate::function::Expansion {
+        body: plain_body(&extract, &values, &respond),
+        schema,
+        result_schema,
     };
+    let (expansion, batching) = crate::batched::endpoint_expansion(config, sig, &params, plain)?;
+    let crate::function::Expansion {
+        body,
+        schema,
+        result_schema,
+    } = expansion;
     // An `async fn` is boxed into a future for the async export; the synchronous export
     // blocks on it.
     let (handlers, async_handler) = match sig.asyncness {
@@ -211,10 +211,31 @@ pub(crate) fn expand(config: &Config, func: &ItemFn) -> syn::Result<TokenStream2
                     result_schema: #result_schema,
                     handler: __wasmhost_handler,
                     async_handler: #async_handler,
+                    batching: #batching,
                 }
             }
         };
     })
+}
+
+/// The handler's body of a plain endpoint: extracts the arguments, calls the function
+/// and turns its result into the response (or answers the 422).
+fn plain_body(
+    extract: &[TokenStream2],
+    values: &[syn::Ident],
+    respond: &TokenStream2,
+) -> TokenStream2 {
+    quote! {
+        let mut __args = ::wasmhost::__private::Args::new(__request);
+        #(#extract)*
+        match (__args.finish(), #(#values,)*) {
+            (
+                ::core::result::Result::Ok(__request),
+                #(::core::option::Option::Some(#values),)*
+            ) => #respond,
+            (__finished, ..) => ::wasmhost::__private::rejected(__finished),
+        }
+    }
 }
 
 /// Refuses what neither endpoints nor functions can be: unsafe, generic, variadic.

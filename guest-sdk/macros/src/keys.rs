@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) buffer_containers: Option<u32>,
     pub(crate) scaledown_window_ms: Option<u64>,
     pub(crate) isolation: Option<String>,
+    /// `batched(max_batch_size = N, wait_ms = M)`.
+    pub(crate) batched: Option<(u32, u64)>,
 }
 
 impl Config {
@@ -121,11 +123,15 @@ impl Config {
                 }
                 set(&mut self.isolation, value, duplicate)
             }
+            "batched" => {
+                let batched = crate::batched::parse_batched(meta)?;
+                set(&mut self.batched, batched, duplicate)
+            }
             _ => Err(meta.error(
                 "unknown key; expected `method`, `label`, `docs`, `requires_proxy_auth`, \
                  `custom_domains`, `timeout`, `memory`, `gpu`, `allowed_outbound_hosts`, \
                  `max_inputs`, `min_containers`, `max_containers`, `buffer_containers`, \
-                 `scaledown_window` or `isolation`",
+                 `scaledown_window`, `isolation` or `batched`",
             )),
         }
     }

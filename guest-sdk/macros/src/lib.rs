@@ -38,7 +38,9 @@ use syn::{
 /// `allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]` (where its
 /// outgoing `wasi:http` requests may go; nowhere by default),
 /// and scaling in Modal's names: `max_inputs`, `min_containers`, `max_containers`,
-/// `buffer_containers`, `scaledown_window = "60s"`, `isolation = "per-request"`.
+/// `buffer_containers`, `scaledown_window = "60s"`, `isolation = "per-request"`;
+/// `batched(max_batch_size = 8, wait_ms = 50)` (every query/body parameter a `Vec`, one
+/// `IntoResponse` result per request).
 /// The function's doc comment becomes the endpoint's summary. An `async fn` may await
 /// I/O while the instance takes other requests (the SDK's `async` feature).
 #[proc_macro_attribute]

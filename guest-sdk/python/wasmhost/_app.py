@@ -95,7 +95,8 @@ def batched(_warn_parentheses_missing=None, *, max_batch_size, wait_ms):
     """Dynamic batching (Modal's ``@batched``): the host collects up to ``max_batch_size``
     calls, waiting at most ``wait_ms`` after the first, and calls the function once with
     a list per parameter; it returns one result per call, in order (an exception in the
-    list fails only that call). Put it under ``@app.function()``."""
+    list fails only that call). Put it under ``@app.function()``; over
+    ``@fastapi_endpoint()`` each request is one call and each result one response."""
     if callable(_warn_parentheses_missing):
         raise TypeError("use @batched(max_batch_size=..., wait_ms=...) with parentheses")
     size, wait = int(max_batch_size), int(wait_ms)
@@ -255,8 +256,13 @@ class _Options:
         if max_inputs is not None:
             scaling.max_inputs = max_inputs
         kind = "method" if cls is not None and web["kind"] == "function" else web["kind"]
+        batching = getattr(fn, _BATCHED, None)
+        if batching is not None and kind != "function":
+            raise ValueError(f"{name}: @batched works on functions and free @fastapi_endpoint endpoints")
         target = fn
-        if web["kind"] == "function" and _fastapi.available():
+        # A batched endpoint reads each request of its batch with the SDK's own typed
+        # extraction (FastAPI serves one request per call).
+        if web["kind"] == "function" and batching is None and _fastapi.available():
             # As on Modal: the function becomes a FastAPI app (FastAPI's validation, 422s,
             # dependencies, responses and docs), served like an @asgi_app.
             kind = "asgi"
@@ -277,6 +283,7 @@ class _Options:
             allowed_outbound_hosts=list(self.allowed_outbound_hosts),
             scaling=scaling,
             cls=cls,
+            batching=batching,
         )
 
     def function(self, name, fn, cls=None):
@@ -342,8 +349,11 @@ class App:
                     raise ValueError(f"{fn_name}: a web endpoint cannot have a schedule")
                 if options.secrets or options.volumes:
                     _warn(f"{fn_name}: secrets and volumes reach functions only, not web endpoints")
-                if getattr(fn, _BATCHED, None) is not None:
-                    raise ValueError(f"{fn_name}: @batched works on functions, not yet on web endpoints")
+                if getattr(fn, _BATCHED, None) is not None and web["kind"] != "function":
+                    raise ValueError(
+                        f"{fn_name}: @batched works on functions and @fastapi_endpoint endpoints, "
+                        "not on ASGI or WSGI apps"
+                    )
                 registry.add_endpoint(options.endpoint(fn_name, fn, web))
             else:
                 registry.add_function(options.function(fn_name, fn))

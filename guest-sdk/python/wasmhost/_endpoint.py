@@ -9,7 +9,7 @@ import urllib.parse
 
 from . import _registry as registry
 from . import _types as t
-from ._functions import args_schema, parameters, result_schema
+from ._functions import args_schema, item_params, item_schema, parameters, result_schema
 from .responses import JSONResponse, Response
 
 QUERY_METHODS = ("GET", "DELETE", "HEAD")
@@ -59,6 +59,9 @@ def plan(endpoint):
     """The parameters of an endpoint and which of them takes the whole JSON body."""
     target = endpoint.target
     params = parameters(target, skip_self=endpoint.cls is not None)
+    if endpoint.batching is not None:
+        # Each request of a batch is read as a lone one: an item of each list.
+        params = item_params(params)
     body = None
     if endpoint.method not in QUERY_METHODS:
         complex_params = [p for p in params if not t.is_scalar(p[1]) and not _is_request(p[1])]
@@ -74,6 +77,8 @@ def schemas(endpoint):
     if body is not None:
         schema[BODY_KEY] = body
     result = result_schema(endpoint.target)
+    if endpoint.batching is not None:
+        result = item_schema(result)
     return json.dumps(schema), None if result is None else json.dumps(result)
 
 
@@ -84,6 +89,8 @@ def handle(name, method, path, query, headers, body):
     endpoint = registry.endpoints.get(name)
     if endpoint is None or endpoint.kind not in ("function", "method"):
         return _json(404, {"detail": f"no endpoint named {name!r}"})
+    if endpoint.batching is not None:
+        return _handle_batch(endpoint, body)
     request = Request(method, path, query, headers, body)
     target = endpoint.target
     if endpoint.cls is not None:
@@ -106,6 +113,69 @@ def handle(name, method, path, query, headers, body):
         traceback.print_exc()
         sys.stderr.flush()
         return 500, [("content-type", "text/plain; charset=utf-8")], b"Internal Server Error"
+
+
+def _handle_batch(endpoint, body):
+    """Serves a batched endpoint's call: the host's body is ``{"batch": [request, ...]}``
+    (each ``{"method", "path", "query", "headers", "body"}``, headers as pairs and the
+    body as a list of bytes); each request is read as a lone one (a bad one gets its own
+    422), the function gets a list per parameter and returns one result per request, and
+    the answer is ``{"batch": [{"status", "headers", "body"}, ...]}``."""
+    from . import _loop
+
+    try:
+        items = json.loads(body)["batch"]
+        requests = [
+            Request(i["method"], i["path"], i["query"], [tuple(h) for h in i["headers"]], bytes(i["body"]))
+            for i in items
+        ]
+    except (ValueError, KeyError, TypeError) as err:
+        return _json(500, {"detail": f"a batched endpoint is called by the host with {{\"batch\": [...]}}: {err}"})
+    params, body_param = plan(endpoint)
+    responses = [None] * len(requests)
+    accepted = []
+    lists = {name: [] for name, _, _ in params}
+    for index, request in enumerate(requests):
+        errors = []
+        kwargs = _arguments(request, params, body_param, errors)
+        if errors:
+            responses[index] = _json(422, {"detail": errors})
+            continue
+        accepted.append(index)
+        for name, _, default in params:
+            lists[name].append(kwargs.get(name, None if default is inspect.Parameter.empty else default))
+    if accepted:
+        try:
+            results = endpoint.target(**lists)
+            if inspect.isawaitable(results):
+                results = _loop.run(results)
+            results = list(results)
+        except Exception:
+            traceback.print_exc()
+            sys.stderr.flush()
+            results = None
+        if results is None:
+            failed = 500, [("content-type", "text/plain; charset=utf-8")], b"Internal Server Error"
+            responses = [r or failed for r in responses]
+        elif len(results) != len(accepted):
+            wrong = _json(500, {"detail": f"the batched endpoint returned {len(results)} results for "
+                                f"{len(accepted)} requests; it must return one result per request, in order"})
+            responses = [wrong] * len(requests)
+        else:
+            for index, result in zip(accepted, results):
+                responses[index] = _one_response(result)
+    items = [{"status": s, "headers": [list(h) for h in hs], "body": list(b)} for s, hs, b in responses]
+    return _json(200, {"batch": items})
+
+
+def _one_response(result):
+    """One request's response from its item of a batch's results (an exception in the
+    list answers like a raised one)."""
+    if isinstance(result, HTTPException) or _looks_like_http_exception(result):
+        return _json(result.status_code, {"detail": result.detail}, getattr(result, "headers", None))
+    if isinstance(result, BaseException):
+        return 500, [("content-type", "text/plain; charset=utf-8")], f"{type(result).__name__}: {result}".encode()
+    return to_response(result)
 
 
 def _looks_like_http_exception(err):

@@ -37,6 +37,13 @@ def _report(what):
     sys.stderr.flush()
 
 
+def _batching(batching):
+    """The WIT record of a ``(max_batch_size, wait_ms)`` pair, or ``None``."""
+    if batching is None:
+        return None
+    return types.Batching(max_batch_size=batching[0], wait_ms=batching[1])
+
+
 def manifest():
     """The app manifest ``describe`` returns."""
     endpoints = []
@@ -70,6 +77,7 @@ def manifest():
                     scaledown_window_ms=s.scaledown_window_ms,
                     per_request=False,
                 ),
+                batching=_batching(e.batching),
             )
         )
     functions = []
@@ -81,7 +89,7 @@ def manifest():
             # The host checks and documents one call's input: an item of each list.
             params = _functions.item_params(params)
             result = _functions.item_schema(result)
-            batching = types.Batching(max_batch_size=f.batching[0], wait_ms=f.batching[1])
+            batching = _batching(f.batching)
         retries = None
         if f.retries is not None:
             retries = types.RetryPolicy(*f.retries)

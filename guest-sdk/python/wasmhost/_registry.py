@@ -34,6 +34,7 @@ class Endpoint:
     allowed_outbound_hosts: list = dataclasses.field(default_factory=list)
     scaling: Scaling = dataclasses.field(default_factory=Scaling)
     cls: typing.Optional[type] = None
+    batching: typing.Optional[tuple] = None  # (max_batch_size, wait_ms)
 
 
 @dataclasses.dataclass

@@ -1,61 +1,118 @@
 //! Dynamic batching (Modal's `@batched(max_batch_size, wait_ms)`): calls of a batched
-//! function are collected until the batch is full or its first call has waited
-//! `wait_ms`, then run as ONE guest call whose input is `{"batch": [input, ...]}` (each
-//! caller's `{"args", "kwargs"}`); the guest answers `{"batch": [outcome, ...]}`, one
-//! outcome per input in order: `{"ok": value}`, `{"failed": message}` or
-//! `{"invalid_input": [errors]}`. Each caller gets its own outcome; a failed guest call,
-//! or an answer of the wrong length, fails every caller of the batch with the reason.
+//! function, or requests to a batched typed endpoint, are collected until the batch is
+//! full or its first call has waited `wait_ms`, then run as ONE guest call.
+//!
+//! - A function's batch input is `{"batch": [input, ...]}` (each caller's
+//!   `{"args", "kwargs"}`); the guest answers `{"batch": [outcome, ...]}`, one outcome per
+//!   input in order: `{"ok": value}`, `{"failed": message}` or `{"invalid_input": [errors]}`.
+//! - An endpoint's batch is one `endpoint-handler.handle` call whose body is
+//!   `{"batch": [request, ...]}`, each request `{"method", "path", "query", "headers":
+//!   [[name, value], ...], "body": [byte, ...]}`; the guest answers status 200 with
+//!   `{"batch": [response, ...]}`, each `{"status", "headers", "body"}` in the same form.
+//!   The guest reads each request as it reads a lone one, so a bad one gets its own 422.
+//!
+//! Each caller gets its own outcome; a failed guest call, or an answer of the wrong
+//! length, fails every caller of the batch with the reason.
 //!
 //! A collector task per function only forms batches: the first caller of each batch
 //! runs the guest call in its own attempt (its limits, its call context) and hands the
 //! others their outcomes, so nothing here needs the engine.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Batching, CallContext, Engine, FunctionError, FunctionSpec, LoadedComponent};
+use super::{
+    Batching, CallContext, CallError, EndpointSpec, Engine, FunctionError, FunctionSpec,
+    LoadedComponent, Request, Response,
+};
 
-/// One caller waiting for its batch.
-struct Pending {
-    input: Value,
-    answer: oneshot::Sender<Role>,
+/// One caller waiting for its batch: its input, and where its role goes.
+struct Pending<I, O> {
+    input: I,
+    answer: oneshot::Sender<Role<I, O>>,
 }
 
 /// What a caller is told once its batch is formed.
-enum Role {
-    /// Run the batch: this caller's input first, then these callers'.
-    Lead(Vec<Pending>),
+enum Role<I, O> {
+    /// Run the batch: this caller's own input first, then these callers'.
+    Lead(I, Vec<Pending<I, O>>),
     /// The leader ran the batch; this is this caller's outcome.
-    Done(Result<String, FunctionError>),
+    Done(O),
 }
 
-/// The batch collectors of one component's batched functions, started on first use.
-#[derive(Default)]
-pub(crate) struct Batches {
-    collectors: Mutex<HashMap<String, mpsc::UnboundedSender<Pending>>>,
+/// What joining a batch gives a caller.
+enum Joined<I, O> {
+    /// Run the batch of these inputs (this caller's first) and answer these callers.
+    Lead(Vec<I>, Vec<oneshot::Sender<Role<I, O>>>),
+    /// The outcome the leader handed over.
+    Done(O),
+    /// The leader was stopped before it answered.
+    Lost,
 }
 
-impl Batches {
-    /// Queues `pending` for `function`, starting its collector if it has none.
-    fn submit(&self, function: &str, batching: Batching, pending: Pending) {
-        let mut collectors = self.collectors.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = collectors.entry(function.to_owned()).or_insert_with(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(collect(receiver, batching));
-            sender
-        });
-        // The collector ends only when this sender is dropped, with the component.
-        let _ = sender.send(pending);
+/// The batch collectors of one component's batched functions or endpoints (inputs `I`,
+/// outcomes `O`), started on first use.
+pub(crate) struct Batches<I, O> {
+    collectors: Mutex<HashMap<String, mpsc::UnboundedSender<Pending<I, O>>>>,
+}
+
+impl<I, O> Default for Batches<I, O> {
+    fn default() -> Self {
+        Self {
+            collectors: Mutex::default(),
+        }
+    }
+}
+
+/// A function's outcome for one caller.
+type Outcome = Result<String, FunctionError>;
+/// A batched endpoint's response for one caller.
+type Answer = Result<Response, CallError>;
+
+/// The collectors of batched functions.
+pub(crate) type FunctionBatches = Batches<Value, Outcome>;
+/// The collectors of batched endpoints.
+pub(crate) type EndpointBatches = Batches<Request, Answer>;
+
+impl<I: Send + 'static, O: Send + 'static> Batches<I, O> {
+    /// Joins the next batch of `name` (starting its collector if it has none) and waits
+    /// until this caller either leads the batch or gets its outcome.
+    async fn join(&self, name: &str, batching: Batching, input: I) -> Joined<I, O> {
+        let (answer, role) = oneshot::channel();
+        {
+            let mut collectors = self.collectors.lock().unwrap_or_else(|p| p.into_inner());
+            let sender = collectors.entry(name.to_owned()).or_insert_with(|| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(collect(receiver, batching));
+                sender
+            });
+            // The collector ends only when this sender is dropped, with the component.
+            let _ = sender.send(Pending { input, answer });
+        }
+        match role.await {
+            Ok(Role::Done(outcome)) => Joined::Done(outcome),
+            Ok(Role::Lead(own, followers)) => {
+                let mut inputs = Vec::with_capacity(followers.len() + 1);
+                inputs.push(own);
+                let mut answers = Vec::with_capacity(followers.len());
+                for follower in followers {
+                    inputs.push(follower.input);
+                    answers.push(follower.answer);
+                }
+                Joined::Lead(inputs, answers)
+            }
+            Err(_) => Joined::Lost,
+        }
     }
 }
 
 /// Forms batches of at most `max_batch_size` calls, each closed when full or when its
 /// first call has waited `wait`; hands each batch to its first caller still waiting.
-async fn collect(mut calls: mpsc::UnboundedReceiver<Pending>, batching: Batching) {
+async fn collect<I, O>(mut calls: mpsc::UnboundedReceiver<Pending<I, O>>, batching: Batching) {
     while let Some(first) = calls.recv().await {
         let deadline = Instant::now() + batching.wait;
         let mut batch = vec![first];
@@ -66,19 +123,36 @@ async fn collect(mut calls: mpsc::UnboundedReceiver<Pending>, batching: Batching
             }
         }
         // Callers that went away (their call was terminated) take no part.
-        let mut waiting: VecDeque<Pending> = batch
+        let mut waiting: VecDeque<Pending<I, O>> = batch
             .into_iter()
             .filter(|p| !p.answer.is_closed())
             .collect();
         while let Some(leader) = waiting.pop_front() {
-            match leader.answer.send(Role::Lead(waiting.drain(..).collect())) {
+            let role = Role::Lead(leader.input, waiting.drain(..).collect());
+            match leader.answer.send(role) {
                 Ok(()) => break,
                 // The leader left just now: the next caller leads.
-                Err(Role::Lead(rest)) => waiting = rest.into(),
+                Err(Role::Lead(_, rest)) => waiting = rest.into(),
                 Err(Role::Done(_)) => break,
             }
         }
     }
+}
+
+/// Hands each follower its outcome (`outcomes` in batch order, the leader's first) and
+/// returns the leader's.
+fn hand_out<I, O>(
+    answers: Vec<oneshot::Sender<Role<I, O>>>,
+    outcomes: Vec<O>,
+    lost: impl FnOnce() -> O,
+) -> O {
+    let mut outcomes = outcomes.into_iter();
+    let own = outcomes.next();
+    for (answer, outcome) in answers.into_iter().zip(outcomes) {
+        // A follower that went away needs no answer.
+        let _ = answer.send(Role::Done(outcome));
+    }
+    own.unwrap_or_else(lost)
 }
 
 impl Engine {
@@ -93,68 +167,158 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<String, FunctionError> {
         let own: Value = serde_json::from_str(input).unwrap_or(Value::Null);
-        let (answer, role) = oneshot::channel();
-        let pending = Pending {
-            input: own.clone(),
-            answer,
+        let (inputs, answers) = match component.batches.join(&spec.name, batching, own).await {
+            Joined::Done(outcome) => return outcome,
+            Joined::Lead(inputs, answers) => (inputs, answers),
+            Joined::Lost => return Err(FunctionError::Failed(LOST.into())),
         };
-        component.batches.submit(&spec.name, batching, pending);
-        let followers = match role.await {
-            Ok(Role::Done(outcome)) => return outcome,
-            Ok(Role::Lead(followers)) => followers,
-            Err(_) => {
-                return Err(FunctionError::Failed(
-                    "the call that ran this input's batch was stopped before it finished".into(),
-                ));
-            }
+        self.observe_batch(component, &spec.name, inputs.len());
+        let size = inputs.len();
+        let batch = json!({ "batch": inputs }).to_string();
+        let ran = self.call_function_once(component, spec, &batch, ctx).await;
+        hand_out(answers, split(ran, size), || {
+            Err(FunctionError::Failed(MISSING.into()))
+        })
+    }
+
+    /// Serves one request of a batched typed endpoint: it joins the next batch, and
+    /// either runs the batch as one `handle` call (first request) or waits for the
+    /// response the first request hands it.
+    pub(super) async fn handle_batched(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        batching: Batching,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        let joined = component
+            .endpoint_batches
+            .join(&spec.name, batching, request)
+            .await;
+        let (requests, answers) = match joined {
+            Joined::Done(answer) => return answer,
+            Joined::Lead(requests, answers) => (requests, answers),
+            Joined::Lost => return Err(CallError::NoResponse(LOST.into())),
         };
-        let size = followers.len() + 1;
+        self.observe_batch(component, &spec.name, requests.len());
+        let size = requests.len();
+        let items: Vec<Value> = requests.into_iter().map(request_json).collect();
+        let batch = Request {
+            method: spec.method.clone(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: json!({ "batch": items }).to_string().into_bytes(),
+        };
+        let ran = self.handle_once(component, spec, batch).await;
+        hand_out(answers, split_responses(ran, size), || {
+            Err(CallError::NoResponse(MISSING.into()))
+        })
+    }
+
+    /// Records the size of a batch about to run.
+    fn observe_batch(&self, component: &LoadedComponent, name: &str, size: usize) {
         self.metrics
             .batch_size
             .get_or_create(&super::FunctionLabels {
                 app: component.manifest.app.clone(),
-                function: spec.name.clone(),
+                function: name.to_owned(),
             })
             .observe(size as f64);
-        let mut inputs = Vec::with_capacity(size);
-        inputs.push(own);
-        let mut answers = Vec::with_capacity(size - 1);
-        for follower in followers {
-            inputs.push(follower.input);
-            answers.push(follower.answer);
-        }
-        let batch = json!({ "batch": inputs }).to_string();
-        let ran = self.call_function_once(component, spec, &batch, ctx).await;
-        let mut outcomes = split(ran, size).into_iter();
-        for answer in answers {
-            if let Some(outcome) = outcomes.next() {
-                // A follower that went away needs no answer.
-                let _ = answer.send(Role::Done(outcome));
-            }
-        }
-        outcomes.next().unwrap_or_else(|| {
-            Err(FunctionError::Failed(
-                "the batch lost this call's outcome".into(),
-            ))
-        })
     }
 }
 
-/// Each caller's outcome of a batch of `size` calls (the leader's last, so it can be
-/// taken after the others were handed theirs).
-fn split(ran: Result<String, FunctionError>, size: usize) -> Vec<Result<String, FunctionError>> {
-    let text = match ran {
-        Ok(text) => text,
-        Err(e) => return vec![Err(e); size],
-    };
-    let items = match serde_json::from_str::<Value>(&text) {
+const LOST: &str = "the call that ran this input's batch was stopped before it finished";
+const MISSING: &str = "the batch lost this call's outcome";
+
+/// A request as one item of an endpoint's batch.
+fn request_json(request: Request) -> Value {
+    json!({
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": request.headers,
+        "body": request.body,
+    })
+}
+
+/// A response from one item of an endpoint's batch answer.
+fn response_of(item: Value) -> Result<Response, String> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        status: u16,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        #[serde(default)]
+        body: Vec<u8>,
+    }
+    let item: Item = serde_json::from_value(item).map_err(|e| format!("an answer item: {e}"))?;
+    Ok(Response {
+        status: item.status,
+        headers: item.headers,
+        body: item.body,
+    })
+}
+
+/// The items of a `{"batch": [...]}` answer.
+fn batch_items(text: &[u8]) -> Result<Vec<Value>, String> {
+    match serde_json::from_slice::<Value>(text) {
         Ok(Value::Object(mut map)) => match map.remove("batch") {
             Some(Value::Array(items)) => Ok(items),
             _ => Err("its answer is not {\"batch\": [...]}".to_owned()),
         },
         _ => Err("its answer is not {\"batch\": [...]}".to_owned()),
+    }
+}
+
+/// Each request's response of a batch of `size` requests, in batch order.
+fn split_responses(ran: Answer, size: usize) -> Vec<Answer> {
+    let all = |why: String| vec![Err(CallError::NoResponse(why)); size];
+    let response = match ran {
+        Ok(response) => response,
+        Err(e) => return vec![Err(e); size],
     };
-    let items = match items {
+    if response.status != 200 {
+        let body = String::from_utf8_lossy(&response.body);
+        return all(format!(
+            "the batched endpoint's guest answered status {} instead of its batch: {body}",
+            response.status
+        ));
+    }
+    let items = match batch_items(&response.body) {
+        Ok(items) if items.len() == size => items,
+        Ok(items) => {
+            return all(format!(
+                "the batched endpoint returned {} responses for {size} requests; it must \
+                 return one result per request, in order",
+                items.len()
+            ));
+        }
+        Err(why) => {
+            return all(format!(
+                "the batched endpoint's guest broke the batch protocol: {why}"
+            ));
+        }
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            response_of(item).map_err(|why| {
+                CallError::NoResponse(format!(
+                    "the batched endpoint's guest broke the batch protocol: {why}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Each caller's outcome of a batch of `size` calls, in batch order.
+fn split(ran: Outcome, size: usize) -> Vec<Outcome> {
+    let text = match ran {
+        Ok(text) => text,
+        Err(e) => return vec![Err(e); size],
+    };
+    let items = match batch_items(text.as_bytes()) {
         Ok(items) if items.len() == size => items,
         Ok(items) => {
             return vec![
@@ -175,10 +339,7 @@ fn split(ran: Result<String, FunctionError>, size: usize) -> Vec<Result<String, 
             ];
         }
     };
-    let mut outcomes: Vec<_> = items.into_iter().map(outcome).collect();
-    // The leader's own outcome (the first input) goes last.
-    outcomes.rotate_left(1);
-    outcomes
+    items.into_iter().map(outcome).collect()
 }
 
 /// One caller's outcome from its item of the guest's answer.
@@ -206,4 +367,78 @@ fn outcome(item: Value) -> Result<String, FunctionError> {
          `invalid_input`"
             .into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: Value) -> Answer {
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    #[test]
+    fn each_request_gets_its_own_response_in_order() {
+        let ran = answer(json!({"batch": [
+            {"status": 200, "headers": [["content-type", "application/json"]], "body": b"6".to_vec()},
+            {"status": 422, "headers": [], "body": b"{}".to_vec()},
+        ]}));
+        let responses: Vec<_> = split_responses(ran, 2)
+            .into_iter()
+            .map(|r| r.expect("a response"))
+            .collect();
+        assert_eq!(
+            (responses[0].status, responses[0].body.as_slice()),
+            (200, &b"6"[..])
+        );
+        assert_eq!(responses[0].headers[0].0, "content-type");
+        assert_eq!(responses[1].status, 422);
+    }
+
+    #[test]
+    fn a_broken_answer_fails_every_request_with_the_reason() {
+        let wrong_length = answer(json!({"batch": [{"status": 200}]}));
+        let cases = [
+            (wrong_length, "returned 1 responses for 3 requests"),
+            (answer(json!({"results": []})), "is not {\"batch\": [...]}"),
+            (answer(json!({"batch": [1, 2, 3]})), "an answer item"),
+            (
+                Ok(Response {
+                    status: 500,
+                    headers: Vec::new(),
+                    body: b"oops".to_vec(),
+                }),
+                "status 500 instead of its batch: oops",
+            ),
+            (Err(CallError::Trap("boom".into())), "boom"),
+        ];
+        for (ran, why) in cases {
+            let outcomes = split_responses(ran, 3);
+            assert_eq!(outcomes.len(), 3);
+            for outcome in outcomes {
+                let err = outcome.expect_err("failed").to_string();
+                assert!(err.contains(why), "{err} lacks {why}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_travels_whole() {
+        let item = request_json(Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: "x=1".into(),
+            headers: vec![("accept".into(), "*/*".into())],
+            body: vec![0, 255],
+        });
+        assert_eq!(
+            item,
+            json!({"method": "GET", "path": "/", "query": "x=1",
+                   "headers": [["accept", "*/*"]], "body": [0, 255]})
+        );
+    }
 }

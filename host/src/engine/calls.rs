@@ -157,7 +157,24 @@ impl Engine {
     /// Runs one request through a `function` endpoint (a warm instance, or a fresh one
     /// with per-request isolation) or a class `method` (the class's warm instance,
     /// created with `enter` on first use).
+    /// A batched endpoint's request joins the next batch instead.
     pub async fn handle(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &EndpointSpec,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        match spec.batching {
+            Some(batching) if spec.kind == super::EndpointKind::Function => {
+                self.handle_batched(component, spec, batching, request)
+                    .await
+            }
+            _ => self.handle_once(component, spec, request).await,
+        }
+    }
+
+    /// One guest call of endpoint `spec`.
+    pub(super) async fn handle_once(
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         spec: &EndpointSpec,

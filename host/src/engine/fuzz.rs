@@ -91,6 +91,14 @@ fn endpoint(r: &mut Reader<'_>) -> raw::EndpointInfo {
         gpu: r.maybe(|r| r.text(&["any", "T4"])),
         allowed_outbound_hosts: r.list(|r| r.text(OUTBOUND)),
         scaling: scaling(r),
+        batching: r.maybe(batching),
+    }
+}
+
+fn batching(r: &mut Reader<'_>) -> raw::Batching {
+    raw::Batching {
+        max_batch_size: r.u32(),
+        wait_ms: r.u64(),
     }
 }
 
@@ -117,10 +125,7 @@ fn function(r: &mut Reader<'_>) -> raw::FunctionInfo {
         }),
         gpu: r.maybe(|r| r.text(&["any", " "])),
         allowed_outbound_hosts: r.list(|r| r.text(OUTBOUND)),
-        batching: r.maybe(|r| raw::Batching {
-            max_batch_size: r.u32(),
-            wait_ms: r.u64(),
-        }),
+        batching: r.maybe(batching),
     }
 }
 

@@ -160,6 +160,7 @@ impl Engine {
             services,
             typed,
             batches: Default::default(),
+            endpoint_batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
         })

@@ -79,6 +79,13 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                 .as_deref()
                 .map(|s| parse("result-schema", s))
                 .transpose()?;
+            let batching = batching("endpoint", &e.name, e.batching)?;
+            if batching.is_some() && kind != EndpointKind::Function {
+                return Err(bad(format!(
+                    "endpoint {:?}: only typed function endpoints can be batched",
+                    e.name
+                )));
+            }
             let spec = EndpointSpec {
                 name: e.name.clone(),
                 kind,
@@ -103,6 +110,7 @@ impl TryFrom<bindings::Manifest> for AppManifest {
                     per_request: e.scaling.per_request,
                     reuse: false,
                 },
+                batching,
             };
             if !is_dns_label(&spec.dns_name()) {
                 return Err(bad(format!("endpoint name {:?} is not DNS-safe", e.name)));
@@ -138,6 +146,27 @@ impl TryFrom<bindings::Manifest> for AppManifest {
             functions,
             pre_init: m.pre_init,
         })
+    }
+}
+
+/// A function's or endpoint's batching, its size checked and its wait bounded.
+fn batching(
+    what: &str,
+    name: &str,
+    batching: Option<bindings::wasmhost::guest::types::Batching>,
+) -> Result<Option<Batching>, LoadError> {
+    match batching {
+        Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
+            Err(LoadError::Describe(format!(
+                "{what} {name:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
+                b.max_batch_size
+            )))
+        }
+        Some(b) => Ok(Some(Batching {
+            max_batch_size: b.max_batch_size as usize,
+            wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
+        })),
+        None => Ok(None),
     }
 }
 
@@ -184,19 +213,7 @@ fn function_spec(
         }),
         None => None,
     };
-    let batching = match f.batching {
-        Some(b) if b.max_batch_size == 0 || b.max_batch_size > MAX_BATCH_SIZE => {
-            return Err(bad(format!(
-                "function {:?}: max_batch_size must be 1 to {MAX_BATCH_SIZE}, not {}",
-                f.name, b.max_batch_size
-            )));
-        }
-        Some(b) => Some(Batching {
-            max_batch_size: b.max_batch_size as usize,
-            wait: Duration::from_millis(b.wait_ms.min(MAX_BATCH_WAIT_MS)),
-        }),
-        None => None,
-    };
+    let batching = batching("function", &f.name, f.batching)?;
     let mounts = f
         .volumes
         .iter()

@@ -181,7 +181,9 @@ pub struct LoadedComponent {
     warm: Arc<pool::WarmInstances>,
     services: Arc<service::ServicePool>,
     typed: Arc<concurrent::TypedPool>,
-    batches: batch::Batches,
+    batches: batch::FunctionBatches,
+    /// The collectors of its batched endpoints.
+    endpoint_batches: batch::EndpointBatches,
     web_server: web_server::WebServerSlot,
     context: std::sync::OnceLock<CallContext>,
 }

@@ -204,6 +204,7 @@ mod tests {
             gpu: None,
             allowed_outbound_hosts: vec![],
             scaling: Default::default(),
+            batching: None,
         }
     }
 

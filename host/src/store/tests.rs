@@ -26,6 +26,7 @@ fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
         gpu: None,
         allowed_outbound_hosts: vec![],
         scaling: Default::default(),
+        batching: None,
     }
 }
 
