@@ -11,7 +11,7 @@
 //! others their outcomes, so nothing here needs the engine.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -85,8 +85,8 @@ impl Engine {
     /// Runs one call of a batched function: it joins the next batch, and either runs the
     /// batch (first caller) or waits for the outcome the first caller hands it.
     pub(super) async fn call_batched(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &FunctionSpec,
         batching: Batching,
         input: &str,
