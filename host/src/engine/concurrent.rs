@@ -66,6 +66,40 @@ enum Handler {
     Function(super::bindings::exports::wasmhost::guest::function_handler_async::Guest),
 }
 
+impl Handler {
+    /// Starts `work` on this instance as call `key`; a function's call enters `outputs`.
+    fn begin<'a>(
+        &'a self,
+        accessor: &'a wasmtime::component::Accessor<super::InstanceState>,
+        name: &str,
+        work: Work,
+        outputs: Option<&Arc<CallsOutput>>,
+        key: u64,
+    ) -> futures_util::future::BoxFuture<'a, wasmtime::Result<Reply>> {
+        match (self, work) {
+            (Handler::Endpoint(h), Work::Request(request)) => {
+                let call = h.call_handle(accessor, name.to_owned(), request);
+                Box::pin(async move { call.await.map(Reply::Response) })
+            }
+            (
+                Handler::Function(f),
+                Work::Call {
+                    input,
+                    context,
+                    output,
+                },
+            ) => {
+                if let (Some(outputs), Some(output)) = (outputs, output) {
+                    outputs.enter(key, output);
+                }
+                let call = f.call_call(accessor, name.to_owned(), input, context);
+                Box::pin(async move { call.await.map(Reply::Value) })
+            }
+            _ => Box::pin(async { Err(wasmtime::format_err!("this instance serves other calls")) }),
+        }
+    }
+}
+
 /// One job handed to a worker, holding its input until it is answered.
 pub(crate) struct Job {
     work: Work,
@@ -388,22 +422,7 @@ impl Engine {
                             let Job { work, answer, _input } = job;
                             numbered += 1;
                             let key = numbered;
-                            let call: futures_util::future::BoxFuture<'_, _> = match (&handler, work) {
-                                (Handler::Endpoint(h), Work::Request(request)) => {
-                                    let call = h.call_handle(accessor, name.clone(), request);
-                                    Box::pin(async move { call.await.map(Reply::Response) })
-                                }
-                                (Handler::Function(f), Work::Call { input, context, output }) => {
-                                    if let (Some(outputs), Some(output)) = (outputs, output) {
-                                        outputs.enter(key, output);
-                                    }
-                                    let call = f.call_call(accessor, name.clone(), input, context);
-                                    Box::pin(async move { call.await.map(Reply::Value) })
-                                }
-                                _ => Box::pin(async {
-                                    Err(wasmtime::format_err!("this instance serves other calls"))
-                                }),
-                            };
+                            let call = handler.begin(accessor, name, work, outputs.as_ref(), key);
                             calls.push(async move {
                                 let outcome = tokio::time::timeout(limits.timeout, call).await;
                                 (outcome, answer, _input, key)
