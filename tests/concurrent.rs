@@ -104,6 +104,55 @@ async fn deploy(api: &Api<'_>, app: &str) -> HashMap<String, String> {
 }
 
 #[tokio::test]
+async fn an_async_function_runs_16_sleeping_calls_in_one_instance_each_as_its_own_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path(), &["--public-metrics"]);
+    let api = Api {
+        host: &srv,
+        token: admin_token(dir.path()),
+    };
+    let functions = deploy(&api, "concurrent").await;
+    let whoami = format!("/functions/{}/invocations", functions["whoami"]);
+    let created = "wasmhost_instances_created_total";
+    let before = metric(&srv, created).await;
+    let started = Instant::now();
+    let calls =
+        (0..16).map(|_| api.call(reqwest::Method::POST, &whoami, Some(json!({"args": [200]}))));
+    let answers = futures_util::future::join_all(calls).await;
+    let took = started.elapsed();
+    let mut ids = std::collections::HashSet::new();
+    for (status, r) in &answers {
+        assert_eq!((*status, &r["status"]), (200, &json!("success")), "{r}");
+        // Read after the await, while the other calls ran in the same instance.
+        assert_eq!(r["result"]["call_id"], r["call_id"], "{r}");
+        assert_eq!(r["result"]["attempt"], 1, "{r}");
+        ids.insert(r["call_id"].to_string());
+    }
+    assert_eq!(ids.len(), 16, "{answers:?}");
+    assert_eq!(metric(&srv, created).await - before, 1.0, "one instance");
+    let live = r#"wasmhost_function_instances_live{app="concurrent",function="whoami"}"#;
+    assert_eq!(metric(&srv, live).await, 1.0);
+    let most = answers
+        .iter()
+        .filter_map(|(_, r)| r["result"]["in_flight_max"].as_u64())
+        .max();
+    assert!(most > Some(1), "the calls never overlapped: {answers:?}");
+    eprintln!("16 calls that sleep 200 ms each, one instance, at most {most:?} at once: {took:?}");
+    // A correctness bound, not a speed target: one after another they take 3.2 s.
+    assert!(took < Duration::from_millis(1600), "took {took:?}");
+    // The instance stays warm for the next call.
+    let (status, r) = api
+        .call(reqwest::Method::POST, &whoami, Some(json!({"args": [1]})))
+        .await;
+    assert_eq!(
+        (status, &r["result"]["call_id"]),
+        (200, &r["call_id"]),
+        "{r}"
+    );
+    assert_eq!(metric(&srv, created).await - before, 1.0, "reused");
+}
+
+#[tokio::test]
 async fn a_batched_function_runs_concurrent_calls_in_batches_and_answers_each_caller() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server(dir.path(), &["--public-metrics"]);

@@ -177,8 +177,16 @@ impl exports::wasmhost::guest::endpoint_handler_async::Guest for Component {
 
 #[cfg(feature = "async")]
 impl exports::wasmhost::guest::function_handler_async::Guest for Component {
-    async fn call(name: String, input: String) -> Result<String, types::CallError> {
-        registry::invoke_async(&name, input)
+    async fn call(
+        name: String,
+        input: String,
+        context: exports::wasmhost::guest::function_handler_async::CallContext,
+    ) -> Result<String, types::CallError> {
+        let call = crate::CallInfo {
+            call_id: context.call_id,
+            attempt: context.attempt,
+        };
+        crate::as_call(call, registry::invoke_async(&name, input))
             .await
             .map_err(call_error)
     }

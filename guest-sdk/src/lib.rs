@@ -110,7 +110,10 @@
 //!   that does not fit gets its own 422; a wrong number of results answers every request
 //!   with a 500 that says so.
 //!
-//! The host sets `WASMHOST_ATTEMPT` (1-based) for each attempt. A function's name must not
+//! [`current_call`] says which call and attempt (1-based) a function runs for (the host
+//! also sets `WASMHOST_CALL_ID` and `WASMHOST_ATTEMPT` for synchronous functions; calls of
+//! an `async` function share an instance, so only `current_call` is right there). A
+//! function's name must not
 //! be an endpoint's name too: the SDK does not check this, the host refuses such a
 //! component when it loads it.
 //!
@@ -145,8 +148,9 @@ async fn slow(ms: u64) -> String {
 //! await WASIp3 I/O (`wasmhost::sleep`, and the `wasip3` crate's clocks, HTTP and sockets).
 //! The component then exports component-model-async handlers, and the host calls one
 //! instance with up to `max_inputs` requests at once (default 16): while one awaits, the
-//! others run. Synchronous handlers in the same app keep working. Functions still get a
-//! fresh instance per attempt, but may await. Class methods cannot be `async` yet.
+//! others run. Synchronous handlers in the same app keep working. `async` functions share
+//! instances the same way (up to 16 calls each, or the operator's `max_inputs` for the
+//! function); [`current_call`] tells their calls apart. Class methods cannot be `async` yet.
 //! Without the feature an `async fn` runs to completion on each call, one at a time.
 //! Build a crate with the feature on its own: Cargo unifies features across what one
 //! command builds, so other guests built alongside would gain async exports too.
@@ -211,7 +215,7 @@ pub use registry::{
 pub use respond::IntoResponse;
 pub use router::Pattern;
 pub use schema::BODY_KEY;
-pub use task::{block_on, sleep};
+pub use task::{CallInfo, as_call, block_on, current_call, sleep};
 /// Declares an ASGI-like app: `fn name() -> wasmhost::asgi::App` (see [`asgi`]).
 pub use wasmhost_macros::asgi_app;
 /// Turns an `impl` block of a `Default` type into class endpoints (Modal's `app.cls`):

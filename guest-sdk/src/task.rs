@@ -45,9 +45,83 @@ pub async fn sleep(duration: std::time::Duration) {
     std::thread::sleep(duration);
 }
 
+/// Who the running function call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The call's id (`fc-...`).
+    pub call_id: String,
+    /// Its attempt, from 1.
+    pub attempt: u32,
+}
+
+thread_local! {
+    /// The call whose future is being polled (async functions), if any.
+    static CURRENT: std::cell::RefCell<Option<CallInfo>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The function call this code runs for: its id and attempt. Calls of an `async`
+/// function that share an instance share its environment, so only this tells them
+/// apart; a synchronous function may also read `WASMHOST_CALL_ID` and
+/// `WASMHOST_ATTEMPT`. `None` outside a function call (endpoints, native tests).
+pub fn current_call() -> Option<CallInfo> {
+    CURRENT.with(|c| c.borrow().clone()).or_else(|| {
+        let call_id = std::env::var("WASMHOST_CALL_ID").ok()?;
+        let attempt = std::env::var("WASMHOST_ATTEMPT").ok()?.parse().ok()?;
+        Some(CallInfo { call_id, attempt })
+    })
+}
+
+/// `future`, run as `call`: while it is polled, [`current_call`] answers `call`.
+pub fn as_call<F: Future>(call: CallInfo, future: F) -> impl Future<Output = F::Output> {
+    AsCall {
+        call: Some(call),
+        future: Box::pin(future),
+    }
+}
+
+struct AsCall<F> {
+    call: Option<CallInfo>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for AsCall<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // Other calls' futures are polled in between: each poll puts its own call in
+        // place and takes it back after.
+        let this = &mut *self;
+        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), this.call.take()));
+        let polled = this.future.as_mut().poll(cx);
+        this.call = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous));
+        polled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_call_sees_its_own_identity_while_polled() {
+        let call = |id: &str, attempt| CallInfo {
+            call_id: id.into(),
+            attempt,
+        };
+        let seen = block_on(async {
+            let first = as_call(call("fc-1", 1), async {
+                sleep(std::time::Duration::from_millis(1)).await;
+                current_call()
+            });
+            let second = as_call(call("fc-2", 3), async { current_call() });
+            (first.await, second.await)
+        });
+        assert_eq!(seen, (Some(call("fc-1", 1)), Some(call("fc-2", 3))));
+        assert_eq!(CURRENT.with(|c| c.borrow().clone()), None);
+    }
 
     #[test]
     fn runs_a_future_to_completion() {

@@ -8,6 +8,9 @@
 //!   concurrently ever sees. Up to 16 requests share an instance (`max_inputs`).
 //! - `GET` on endpoint `hello`: a synchronous handler in the same app, served as before.
 //! - function `nap(ms)`: an `async fn` that awaits the clock, then returns `ms`.
+//! - function `whoami(ms)`: an `async fn` that sleeps, then returns its call id and
+//!   attempt (`wasmhost::current_call`) and the most calls its instance held at once; up
+//!   to 16 calls share an instance.
 //! - function `double(x)`: batched (at most 8 calls, waiting at most 100 ms for them);
 //!   each call gets `{"value": 2x, "batch": <calls in its batch>}`, and a negative `x`
 //!   fails only its own call.
@@ -85,6 +88,29 @@ fn hello(name: Option<String>) -> String {
 async fn nap(ms: u64) -> u64 {
     wasmhost::sleep(Duration::from_millis(ms.min(60_000))).await;
     ms
+}
+
+/// Who a call of `whoami` was, and what its instance saw.
+#[derive(Serialize, JsonSchema)]
+struct Identity {
+    call_id: Option<String>,
+    attempt: Option<u32>,
+    /// The most calls of `whoami` its instance held at once so far.
+    in_flight_max: u32,
+}
+
+/// Sleeps `ms` without holding the instance, then says which call it was (its id and
+/// attempt, read after the await, while other calls ran in the same instance).
+#[wasmhost::function]
+async fn whoami(ms: u64) -> Identity {
+    let _in_flight = InFlight::enter();
+    wasmhost::sleep(Duration::from_millis(ms.min(60_000))).await;
+    let call = wasmhost::current_call();
+    Identity {
+        call_id: call.as_ref().map(|c| c.call_id.clone()),
+        attempt: call.map(|c| c.attempt),
+        in_flight_max: IN_FLIGHT_MAX.get(),
+    }
 }
 
 /// One call's result of `double`.

@@ -159,8 +159,8 @@ impl Engine {
     /// Runs one call of a batched function: it joins the next batch, and either runs the
     /// batch (first caller) or waits for the outcome the first caller hands it.
     pub(super) async fn call_batched(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &FunctionSpec,
         batching: Batching,
         input: &str,

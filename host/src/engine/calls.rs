@@ -1,7 +1,8 @@
 //! Calls into guests, one function per shape. Typed endpoints and ASGI/WSGI apps run on
 //! warm instances reused like containers (fresh ones with per-request isolation), and so
 //! do `wasi:http` proxies that ask for it (others get a fresh instance per request);
-//! classes keep one serialised instance; functions get a fresh instance per attempt.
+//! classes keep one serialised instance; functions get a fresh instance per attempt, but
+//! async ones share instances like async typed endpoints (`concurrent`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -232,8 +233,8 @@ impl Engine {
     /// volumes, call identity); `input` is `{"args": [...], "kwargs": {...}}` and the
     /// result is JSON text. A batched function's call joins the next batch instead.
     pub async fn call_function(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &FunctionSpec,
         input: &str,
         ctx: &CallContext,
@@ -247,15 +248,22 @@ impl Engine {
         }
     }
 
-    /// One guest call of function `spec` on a fresh instance.
+    /// One guest call of function `spec`: on a fresh instance, or for an async function
+    /// on one of its instances with a free input.
     pub(super) async fn call_function_once(
-        &self,
-        component: &LoadedComponent,
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
         spec: &FunctionSpec,
         input: &str,
         ctx: &CallContext,
     ) -> Result<String, FunctionError> {
         let exports = self.guest(component)?;
+        if exports.function_async.is_some() {
+            let outcome = self
+                .call_function_concurrently(component, spec, input, ctx)
+                .await?;
+            return outcome.map_err(guest_error);
+        }
         let function = exports
             .function
             .as_ref()
@@ -264,12 +272,6 @@ impl Engine {
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.function_gpu(spec);
         let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
-        if let Some(indices) = &exports.function_async {
-            let outcome = self
-                .call_async_function(&mut live, indices, &spec.name, input, limits, names)
-                .await?;
-            return outcome.map_err(guest_error);
-        }
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function

@@ -4,6 +4,13 @@
 //! others. Each instance is a worker task that owns its store and runs its event loop
 //! (`Store::run_concurrent`) while it lives; requests go to the first instance with a free
 //! input, and a new instance starts only when every one is full.
+//!
+//! Async functions run the same way, in instances of their own per function: a
+//! function's secrets and volumes are the same for all its calls, so its instances start
+//! with the context of the call that needed them, less the call's identity, which each
+//! call passes to the guest instead (`call-context`). What the guest prints goes to the
+//! log of every call of the instance in flight when it printed (a call alone in its
+//! instance gets exactly its own output).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -13,34 +20,112 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
-use super::bindings::{Request, Response};
+use super::bindings::{GuestCallError, Request, Response};
+use super::output::{CallsOutput, OutputSink};
 use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
-use super::{CallError, EndpointSpec, Engine, LoadedComponent, classify, forward_output};
+use super::{
+    CallContext, CallError, EndpointSpec, Engine, FunctionSpec, LoadedComponent, classify,
+    follow_output, forward_output,
+};
 
 /// Times a request is handed to an instance before it gives up.
 const ATTEMPTS: usize = 3;
 
-/// What a worker answers for one request.
+/// What a worker answers for one job.
 enum Answer {
-    /// The guest's response, or why there is none.
-    Done(Result<Response, CallError>),
-    /// The instance stopped before the request reached it: it goes to another one.
-    NotStarted(Request),
+    /// The guest's reply, or why there is none.
+    Done(Result<Reply, CallError>),
+    /// The instance stopped before the job reached it: it goes to another one.
+    NotStarted(Work),
 }
 
-/// The loaded `endpoint-handler-async` export of one instance.
-type AsyncHandler = super::bindings::exports::wasmhost::guest::endpoint_handler_async::Guest;
+/// What the guest is asked to do.
+enum Work {
+    /// A request for a typed endpoint.
+    Request(Request),
+    /// A call of a function: its JSON input and who the call is.
+    Call {
+        input: String,
+        context: CallIdentity,
+        output: Option<Arc<dyn OutputSink>>,
+    },
+}
 
-/// One request handed to a worker, holding its input until it is answered.
+/// What the guest answered.
+enum Reply {
+    Response(Response),
+    Value(Result<String, GuestCallError>),
+}
+
+type CallIdentity = super::bindings::exports::wasmhost::guest::function_handler_async::CallContext;
+
+/// The loaded async exports of one instance.
+enum Handler {
+    Endpoint(super::bindings::exports::wasmhost::guest::endpoint_handler_async::Guest),
+    Function(super::bindings::exports::wasmhost::guest::function_handler_async::Guest),
+}
+
+impl Handler {
+    /// Starts `work` on this instance as call `key`; a function's call enters `outputs`.
+    fn begin<'a>(
+        &'a self,
+        accessor: &'a wasmtime::component::Accessor<super::InstanceState>,
+        name: &str,
+        work: Work,
+        outputs: Option<&Arc<CallsOutput>>,
+        key: u64,
+    ) -> futures_util::future::BoxFuture<'a, wasmtime::Result<Reply>> {
+        match (self, work) {
+            (Handler::Endpoint(h), Work::Request(request)) => {
+                let call = h.call_handle(accessor, name.to_owned(), request);
+                Box::pin(async move { call.await.map(Reply::Response) })
+            }
+            (
+                Handler::Function(f),
+                Work::Call {
+                    input,
+                    context,
+                    output,
+                },
+            ) => {
+                if let (Some(outputs), Some(output)) = (outputs, output) {
+                    outputs.enter(key, output);
+                }
+                let call = f.call_call(accessor, name.to_owned(), input, context);
+                Box::pin(async move { call.await.map(Reply::Value) })
+            }
+            _ => Box::pin(async { Err(wasmtime::format_err!("this instance serves other calls")) }),
+        }
+    }
+}
+
+/// One job handed to a worker, holding its input until it is answered.
 pub(crate) struct Job {
-    request: Request,
+    work: Work,
     answer: oneshot::Sender<Answer>,
     _input: Input<Job>,
 }
 
-/// The live instances of every async typed endpoint of one component.
+/// The live instances of every async typed endpoint, or every async function, of one
+/// component.
 pub(crate) type TypedPool = Workers<Job>;
+
+/// What the instances of one endpoint or function run with and under.
+#[derive(Clone)]
+struct Settings {
+    name: String,
+    limits: super::Limits,
+    max_inputs: usize,
+    single_use: bool,
+    window: std::time::Duration,
+    keep: usize,
+    gpu: bool,
+    /// `endpoint` or `function`, for messages.
+    what: &'static str,
+    /// A function's: what its instances run with (none: the component's context).
+    context: Option<CallContext>,
+}
 
 /// What the task running one instance works with; it holds its component only while
 /// the instance starts.
@@ -48,14 +133,77 @@ struct Instance {
     component: Weak<LoadedComponent>,
     pool: Arc<TypedPool>,
     app: String,
-    spec: EndpointSpec,
+    settings: Settings,
     worker: Arc<Worker<Job>>,
+    /// A function's: the logs of its calls in flight.
+    outputs: Option<Arc<CallsOutput>>,
 }
 
 impl Engine {
     /// Whether `component`'s typed endpoints are served by its async handler export.
     pub(super) fn serves_async(&self, component: &LoadedComponent) -> bool {
         matches!(&component.prepared, Prepared::Guest(g) if g.handler_async.is_some())
+    }
+
+    fn endpoint_settings(&self, spec: &EndpointSpec) -> Settings {
+        Settings {
+            name: spec.name.clone(),
+            limits: self.limits_for(spec),
+            max_inputs: self.max_inputs(spec),
+            single_use: self.single_use(spec),
+            window: spec
+                .scaling
+                .scaledown_window
+                .unwrap_or(self.config.scaledown_window),
+            keep: self.min_containers(spec),
+            gpu: spec.gpu.is_some(),
+            what: "endpoint",
+            context: None,
+        }
+    }
+
+    /// A function's: what the operator set for it (`[functions."<app>.<name>"]`:
+    /// `max_inputs`, `min_containers`, `scaledown_window`, `isolation`), else the host's
+    /// defaults (`--max-inputs`, else 16); one call per instance with per-request
+    /// isolation or a GPU, as for endpoints.
+    fn function_settings(&self, app: &str, spec: &FunctionSpec, ctx: &CallContext) -> Settings {
+        let mut scaling = crate::manifest::Scaling::default();
+        if let Some(over) = self
+            .config
+            .scaling_overrides
+            .get(&format!("{app}.{}", spec.name))
+        {
+            over.apply(&mut scaling);
+        }
+        // Scaled like a typed endpoint with the same settings.
+        let as_endpoint = EndpointSpec {
+            name: spec.name.clone(),
+            kind: super::EndpointKind::Function,
+            method: "POST".into(),
+            label: None,
+            docs: false,
+            requires_proxy_auth: false,
+            custom_domains: Vec::new(),
+            summary: None,
+            args_schema: serde_json::Value::Null,
+            result_schema: None,
+            timeout: spec.timeout,
+            memory_mib: spec.memory_mib,
+            gpu: spec.gpu.clone(),
+            allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
+            // A batch of a batched function is already one call by the time it gets here.
+            batching: None,
+            scaling,
+        };
+        let mut context = ctx.clone();
+        // The identity of the call that starts an instance is not its other calls'.
+        let identity = ["WASMHOST_CALL_ID", "WASMHOST_ATTEMPT"];
+        context.env.retain(|(k, _)| !identity.contains(&k.as_str()));
+        Settings {
+            what: "function",
+            context: Some(context),
+            ..self.endpoint_settings(&as_endpoint)
+        }
     }
 
     /// Serves one request of a typed endpoint through the async handler, on an instance
@@ -66,25 +214,77 @@ impl Engine {
         spec: &EndpointSpec,
         request: Request,
     ) -> Result<Response, CallError> {
-        let limits = self.limits_for(spec);
-        let mut request = request;
+        let settings = self.endpoint_settings(spec);
+        match self
+            .dispatch(
+                component,
+                &component.typed,
+                settings,
+                Work::Request(request),
+            )
+            .await?
+        {
+            Reply::Response(response) => Ok(response),
+            Reply::Value(_) => Err(CallError::NoResponse("the guest answered a call".into())),
+        }
+    }
+
+    /// Runs one attempt of an async function on an instance of it with a free input;
+    /// `ctx` is the attempt's context (its identity goes with the call).
+    pub(super) async fn call_function_concurrently(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        spec: &FunctionSpec,
+        input: &str,
+        ctx: &CallContext,
+    ) -> Result<Result<String, GuestCallError>, CallError> {
+        let settings = self.function_settings(&component.manifest.app, spec, ctx);
+        let var = |key: &str| ctx.env.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let context = CallIdentity {
+            call_id: var("WASMHOST_CALL_ID").cloned().unwrap_or_default(),
+            attempt: var("WASMHOST_ATTEMPT")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1),
+        };
+        let work = Work::Call {
+            input: input.to_owned(),
+            context,
+            output: ctx.output.clone(),
+        };
+        match self
+            .dispatch(component, &component.functions, settings, work)
+            .await?
+        {
+            Reply::Value(value) => Ok(value),
+            Reply::Response(_) => Err(CallError::NoResponse("the guest answered a request".into())),
+        }
+    }
+
+    /// Hands `work` to an instance in `pool` with a free input, starting one if none has.
+    async fn dispatch(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        pool: &Arc<TypedPool>,
+        settings: Settings,
+        work: Work,
+    ) -> Result<Reply, CallError> {
+        let limits = settings.limits;
+        let mut work = work;
         for _ in 0..ATTEMPTS {
             let (input, fresh) =
-                component
-                    .typed
-                    .reserve(&spec.name, self.max_inputs(spec), self.single_use(spec));
+                pool.reserve(&settings.name, settings.max_inputs, settings.single_use);
             let worker = input.worker().clone();
             if let Some(jobs) = fresh {
-                self.start_typed(component, spec, (worker.clone(), jobs));
+                self.start_instance(component, pool, settings.clone(), (worker.clone(), jobs));
             }
             let (answer, answered) = oneshot::channel();
             let job = Job {
-                request,
+                work,
                 answer,
                 _input: input,
             };
             if let Err(refused) = worker.jobs.send(job) {
-                request = refused.0.request;
+                work = refused.0.work;
                 continue;
             }
             // The worker bounds each call by its timeout; this outer one only guards
@@ -96,7 +296,7 @@ impl Engine {
                 Ok(Err(_)) => Err(worker.failure().await),
                 Ok(Ok(Answer::Done(result))) => result,
                 Ok(Ok(Answer::NotStarted(again))) => {
-                    request = again;
+                    work = again;
                     continue;
                 }
             };
@@ -111,14 +311,30 @@ impl Engine {
         self: &Arc<Self>,
         component: &Arc<LoadedComponent>,
         spec: &EndpointSpec,
+        fresh: Fresh<Job>,
+    ) {
+        let settings = self.endpoint_settings(spec);
+        self.start_instance(component, &component.typed, settings, fresh);
+    }
+
+    fn start_instance(
+        self: &Arc<Self>,
+        component: &Arc<LoadedComponent>,
+        pool: &Arc<TypedPool>,
+        settings: Settings,
         (worker, jobs): Fresh<Job>,
     ) {
+        let outputs = settings
+            .context
+            .as_ref()
+            .map(|_| Arc::new(CallsOutput::default()));
         let instance = Instance {
             component: Arc::downgrade(component),
-            pool: component.typed.clone(),
+            pool: pool.clone(),
             app: component.manifest.app.clone(),
-            spec: spec.clone(),
+            settings,
             worker,
+            outputs,
         };
         let engine = self.clone();
         tokio::spawn(async move { engine.work_typed(instance, jobs).await });
@@ -127,7 +343,7 @@ impl Engine {
     /// Runs one instance until it is idle past the scale-down window, fails, or
     /// (single-use) served its one request; requests left in its queue go elsewhere.
     async fn work_typed(&self, instance: Instance, mut jobs: mpsc::UnboundedReceiver<Job>) {
-        let names = (instance.app.as_str(), instance.spec.name.as_str());
+        let names = (instance.app.as_str(), instance.settings.name.as_str());
         let ended = self.run_typed(&instance, &mut jobs).await;
         instance.pool.close(&instance.worker);
         // Its store is gone: waiters (eviction) learn that its slot is free.
@@ -153,7 +369,7 @@ impl Engine {
         while let Ok(job) = jobs.try_recv() {
             let answer = match &failed_start {
                 Some(e) => Answer::Done(Err(e.clone())),
-                None => Answer::NotStarted(job.request),
+                None => Answer::NotStarted(job.work),
             };
             let _ = job.answer.send(answer);
         }
@@ -165,24 +381,26 @@ impl Engine {
         jobs: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Result<(), CallError> {
         let Instance {
-            pool, spec, worker, ..
+            pool,
+            settings,
+            worker,
+            outputs,
+            ..
         } = instance;
-        let limits = self.limits_for(spec);
-        let (mut live, handler) = self.open_typed(instance, limits).await?;
-        let window = spec
-            .scaling
-            .scaledown_window
-            .unwrap_or(self.config.scaledown_window);
-        let keep = self.min_containers(spec);
+        let limits = settings.limits;
+        let (mut live, handler) = self.open_typed(instance).await?;
+        let (window, keep) = (settings.window, settings.keep);
         // A single-use instance is closed from the start but still takes its one request.
-        let single_use = self.single_use(spec);
-        let names = (instance.app.as_str(), spec.name.as_str());
+        let single_use = settings.single_use;
+        let names = (instance.app.as_str(), settings.name.as_str());
+        let name = &settings.name;
         let outcome = live
             .store
             .run_concurrent(async |accessor| {
                 let mut calls = FuturesUnordered::new();
                 let mut retiring = worker.closed.load(Ordering::Acquire);
                 let mut awaiting_first = single_use;
+                let mut numbered = 0u64;
                 loop {
                     // Checked first: a closed instance with nothing to do has no branch
                     // left to wait on.
@@ -203,24 +421,29 @@ impl Engine {
                                 state.deadline = state.deadline.max(Instant::now() + limits.timeout);
                                 state.limiter.refused = false;
                             });
-                            let Job { request, answer, _input } = job;
-                            let call = handler.call_handle(accessor, spec.name.clone(), request);
+                            let Job { work, answer, _input } = job;
+                            numbered += 1;
+                            let key = numbered;
+                            let call = handler.begin(accessor, name, work, outputs.as_ref(), key);
                             calls.push(async move {
                                 let outcome = tokio::time::timeout(limits.timeout, call).await;
-                                (outcome, answer, _input)
+                                (outcome, answer, _input, key)
                             });
                         }
-                        Some((outcome, answer, input)) = calls.next(), if !calls.is_empty() => {
+                        Some((outcome, answer, input, key)) = calls.next(), if !calls.is_empty() => {
                             let answered = accessor.with(|mut store| {
                                 let state = store.data_mut();
                                 let answered = match outcome {
                                     Err(_) => Err(CallError::Timeout(limits.timeout)),
                                     Ok(Err(e)) => Err(classify(e, state, limits)),
-                                    Ok(Ok(response)) => Ok(response),
+                                    Ok(Ok(reply)) => Ok(reply),
                                 };
                                 forward_output(names.0, names.1, state);
                                 answered
                             });
+                            if let Some(outputs) = outputs {
+                                outputs.leave(key);
+                            }
                             // A trap or an expired call leaves the instance in doubt: it
                             // takes no more requests and ends once the others are done.
                             if answered.is_err() {
@@ -252,57 +475,52 @@ impl Engine {
     async fn open_typed(
         &self,
         instance: &Instance,
-        limits: super::Limits,
-    ) -> Result<(super::pool::Live, AsyncHandler), CallError> {
-        let spec = &instance.spec;
+    ) -> Result<(super::pool::Live, Handler), CallError> {
+        let settings = &instance.settings;
         // The component is held only while its instance starts, so an app replaced or
         // stopped meanwhile is freed and tells its workers to end.
         let Some(component) = instance.component.upgrade() else {
             return Err(CallError::Instantiate("the app was stopped".into()));
         };
         let exports = self.guest(&component)?;
-        let Some(indices) = &exports.handler_async else {
-            return Err(CallError::Instantiate(
-                "no endpoint-handler-async export".into(),
-            ));
-        };
-        let gpu = self.gpu_for(spec);
+        let missing = |what| CallError::Instantiate(format!("no {what} export"));
+        let gpu = self.gpu_if(settings.gpu, settings.what, &settings.name);
+        let mut context = settings.context.clone();
+        if let (Some(ctx), Some(outputs)) = (&mut context, &instance.outputs) {
+            ctx.output = Some(outputs.clone());
+        }
+        let ctx = context.as_ref().unwrap_or_else(|| component.context());
         let mut live = self
-            .start(&component, &spec.name, limits, component.context(), gpu)
+            .start(&component, &settings.name, settings.limits, ctx, gpu)
             .await?;
-        let handler = indices
-            .load(&mut live.store, &live.instance)
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        Ok((live, handler))
-    }
-
-    /// Runs one attempt of a function through the async handler on `live`, a fresh
-    /// instance: the function may await I/O.
-    pub(super) async fn call_async_function(
-        &self,
-        live: &mut super::pool::Live,
-        indices: &super::bindings::AsyncFunctionIndices,
-        name: &str,
-        input: &str,
-        limits: super::Limits,
-        names: (&str, &str),
-    ) -> Result<Result<String, super::bindings::GuestCallError>, CallError> {
-        let function = indices
-            .load(&mut live.store, &live.instance)
-            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        live.store.data_mut().deadline = Instant::now() + limits.timeout;
-        live.store.data_mut().limiter.refused = false;
-        let (name, input) = (name.to_owned(), input.to_owned());
-        let call = live
-            .store
-            .run_concurrent(async |accessor| function.call_call(accessor, name, input).await);
-        let outcome = tokio::time::timeout(limits.timeout + super::TICK * 10, call).await;
-        let result = match outcome {
-            Err(_) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e)) | Err(e)) => Err(classify(e, live.store.data(), limits)),
+        let load = |e: wasmtime::Error| CallError::Instantiate(format!("{e:#}"));
+        let handler = match &settings.context {
+            None => {
+                let indices = exports
+                    .handler_async
+                    .as_ref()
+                    .ok_or_else(|| missing("endpoint-handler-async"))?;
+                Handler::Endpoint(
+                    indices
+                        .load(&mut live.store, &live.instance)
+                        .map_err(load)?,
+                )
+            }
+            Some(_) => {
+                let indices = exports
+                    .function_async
+                    .as_ref()
+                    .ok_or_else(|| missing("function-handler-async"))?;
+                // A function's lines reach its calls' logs as they are written.
+                let names = (instance.app.as_str(), settings.name.as_str());
+                follow_output(Some(names), live.store.data());
+                Handler::Function(
+                    indices
+                        .load(&mut live.store, &live.instance)
+                        .map_err(load)?,
+                )
+            }
         };
-        forward_output(names.0, names.1, live.store.data());
-        result
+        Ok((live, handler))
     }
 }

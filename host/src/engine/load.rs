@@ -148,6 +148,8 @@ impl Engine {
         let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         self.pools.register_concurrent(&services);
         self.pools.register_concurrent(&typed);
+        let functions = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
+        self.pools.register_concurrent(&functions);
         Ok(LoadedComponent {
             manifest,
             digest,
@@ -159,6 +161,7 @@ impl Engine {
             warm,
             services,
             typed,
+            functions,
             batches: Default::default(),
             endpoint_batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),

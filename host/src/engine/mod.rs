@@ -181,6 +181,8 @@ pub struct LoadedComponent {
     warm: Arc<pool::WarmInstances>,
     services: Arc<service::ServicePool>,
     typed: Arc<concurrent::TypedPool>,
+    /// The instances of its async functions.
+    functions: Arc<concurrent::TypedPool>,
     batches: batch::FunctionBatches,
     /// The collectors of its batched endpoints.
     endpoint_batches: batch::EndpointBatches,
@@ -208,6 +210,7 @@ impl Drop for LoadedComponent {
         // Its concurrent instances end once the requests in them are done.
         self.services.close_all();
         self.typed.close_all();
+        self.functions.close_all();
     }
 }
 

@@ -41,6 +41,66 @@ pub trait OutputSink: Send + Sync {
     fn failed(&self, function: &str, error: &str);
 }
 
+/// The output sink of an instance that runs several calls at once: a guest's output
+/// cannot be told apart by call, so each text goes to the log of every call in flight
+/// when it is handed on (exactly its own for a call alone in its instance), or to the
+/// latest call's when none is.
+#[derive(Default)]
+pub(crate) struct CallsOutput {
+    calls: Mutex<CallSinks>,
+}
+
+#[derive(Default)]
+struct CallSinks {
+    in_flight: Vec<(u64, Arc<dyn OutputSink>)>,
+    latest: Option<Arc<dyn OutputSink>>,
+}
+
+impl CallsOutput {
+    fn sinks(&self) -> std::sync::MutexGuard<'_, CallSinks> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Call `key` is in flight; its output goes to `sink`.
+    pub(crate) fn enter(&self, key: u64, sink: Arc<dyn OutputSink>) {
+        let mut sinks = self.sinks();
+        sinks.latest = Some(sink.clone());
+        sinks.in_flight.push((key, sink));
+    }
+
+    /// Call `key` finished.
+    pub(crate) fn leave(&self, key: u64) {
+        self.sinks().in_flight.retain(|(k, _)| *k != key);
+    }
+
+    fn targets(&self) -> Vec<Arc<dyn OutputSink>> {
+        let sinks = self.sinks();
+        match sinks.in_flight.is_empty() {
+            true => sinks.latest.iter().cloned().collect(),
+            false => sinks.in_flight.iter().map(|(_, s)| s.clone()).collect(),
+        }
+    }
+}
+
+impl OutputSink for CallsOutput {
+    fn output(&self, function: &str, stream: OutputStream, text: &str) -> String {
+        // Every call of one function has the same secrets: any call's log redacts them
+        // for the host's log alike.
+        let mut shown = None;
+        for sink in self.targets() {
+            let text = sink.output(function, stream, text);
+            shown.get_or_insert(text);
+        }
+        shown.unwrap_or_else(|| text.to_owned())
+    }
+
+    fn failed(&self, function: &str, error: &str) {
+        for sink in self.targets() {
+            sink.failed(function, error);
+        }
+    }
+}
+
 /// A shared, bounded buffer of what a guest printed.
 #[derive(Clone)]
 pub(crate) struct CapturedOutput {

@@ -450,6 +450,7 @@ impl Engine {
     pub async fn retire(&self, component: &LoadedComponent) {
         component.services.close_all();
         component.typed.close_all();
+        component.functions.close_all();
         let idle: Vec<(String, Vec<Live>)> = {
             let mut idle = component.warm.lists();
             idle.drain()

@@ -497,7 +497,7 @@ impl Functions {
         Ok(ctx)
     }
 
-    fn engine(&self) -> &Engine {
+    fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 }
