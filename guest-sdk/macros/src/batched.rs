@@ -21,11 +21,7 @@ pub(crate) fn parse_batched(meta: &ParseNestedMeta) -> syn::Result<(u32, u64)> {
     }
     let (mut size, mut wait) = (None, None);
     meta.parse_nested_meta(|inner| {
-        let key = inner
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key_name(&inner);
         let duplicate = || inner.error(format!("`{key}` is given twice"));
         match key.as_str() {
             "max_batch_size" => {

@@ -42,11 +42,7 @@ pub(crate) struct FunctionConfig {
 impl FunctionConfig {
     /// Parses one `key = value` or `retries(...)`.
     pub(crate) fn parse(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key_name(meta);
         let duplicate = || meta.error(format!("`{key}` is given twice"));
         match key.as_str() {
             "retries" => {
@@ -140,11 +136,7 @@ fn parse_retries(meta: &ParseNestedMeta) -> syn::Result<Retries> {
     }
     let (mut max, mut backoff, mut initial, mut max_delay) = (None, None, None, None);
     meta.parse_nested_meta(|inner| {
-        let key = inner
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key_name(&inner);
         let duplicate = || inner.error(format!("`{key}` is given twice"));
         match key.as_str() {
             "max" => {

@@ -35,11 +35,7 @@ pub(crate) struct Config {
 impl Config {
     /// Parses one `key = value` (or a bare boolean flag).
     pub(crate) fn parse(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
-        let key = meta
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = key_name(meta);
         let duplicate = || meta.error(format!("`{key}` is given twice"));
         match key.as_str() {
             "method" => {
@@ -207,6 +203,15 @@ pub(crate) fn string_list(meta: &ParseNestedMeta) -> syn::Result<Punctuated<LitS
     let content;
     bracketed!(content in value);
     Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+}
+
+/// The key's name (`retries` in `retries = 3`); empty for a path such as `a::b`, which no
+/// key matches.
+pub(crate) fn key_name(meta: &ParseNestedMeta) -> String {
+    meta.path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// Stores a key's value, refusing a second one.

@@ -51,10 +51,7 @@ impl ArtifactCache {
         // configuration (the key includes its compatibility hash), in a directory the
         // host owns; wasmtime still checks the header and refuses a mismatch.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => {
-                prefault(&c);
-                Some(c)
-            }
+            Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}");
                 None
@@ -121,19 +118,4 @@ impl ArtifactCache {
 /// Hex sha256 of a component's bytes.
 pub(crate) fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// Maps a cached component's code into this process now, while it loads, instead of a
-/// page fault per 4 KiB page on its first call: a Python guest's first request took about
-/// 1,100 of them (several milliseconds), every later instance none.
-fn prefault(component: &Component) {
-    let range = component.image_range();
-    // SAFETY: sysconf only reads a constant of the system.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let start = range.start as usize & !(page - 1);
-    let len = range.end as usize - start;
-    // SAFETY: the range is the component's own live mapping (it outlives this call), and
-    // MADV_POPULATE_READ only reads it in; it changes no contents. Kernels before 5.14
-    // refuse the advice, which only costs the faults back.
-    let _ = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_READ) };
 }
