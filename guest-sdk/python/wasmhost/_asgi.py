@@ -37,10 +37,16 @@ def app_for(name):
     return app
 
 
-def _types():
-    from wit_world.imports import asgi_types
+_asgi_types = None
 
-    return asgi_types
+
+def _types():
+    global _asgi_types
+    if _asgi_types is None:
+        from wit_world.imports import asgi_types
+
+        _asgi_types = asgi_types
+    return _asgi_types
 
 
 class _Connection:

@@ -77,6 +77,17 @@ def before_import(default_app_name):
     _loop.install()
 
 
+def warm_up_apps():
+    """Sends each ASGI/WSGI app one request no route matches (no handler runs)."""
+    from . import _asgi, _wsgi
+
+    for name, endpoint in registry.endpoints.items():
+        if endpoint.kind == "wsgi":
+            _wsgi.warm_up(name)
+        elif endpoint.kind == "asgi":
+            _asgi.warm_up(name)
+
+
 def after_import(extra_modules=()):
     """Builds the apps, runs ``@enter(snap=True)`` hooks and warm-up requests, freezes the
     manifest, and makes later imports fail with a message that says what to do."""
@@ -87,11 +98,7 @@ def after_import(extra_modules=()):
     _fastapi.preload()
     _asgi.patch_threads()
     registry.run_snap_hooks()
-    for name, endpoint in registry.endpoints.items():
-        if endpoint.kind == "wsgi":
-            _wsgi.warm_up(name)
-        elif endpoint.kind == "asgi":
-            _asgi.warm_up(name)
+    warm_up_apps()
     _exports.freeze()
     sys.meta_path.append(_LateImport())
     # Everything alive now is in the snapshot every instance starts from. Moving it to the

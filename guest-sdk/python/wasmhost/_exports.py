@@ -127,6 +127,16 @@ _MANIFEST = None
 
 class Describe(exports.Describe):
     def describe(self):
+        # The host calls this in a throwaway instance when it deploys a component whose
+        # manifest it has cached, to prime the slot the first request's instance gets:
+        # the warm-up request dirties the pages a request touches, and the slot keeps them.
+        if _MANIFEST is not None:
+            try:
+                from . import _boot
+
+                _boot.warm_up_apps()
+            except Exception:  # noqa: BLE001 - priming must never fail describe
+                pass
         return _MANIFEST if _MANIFEST is not None else manifest()
 
 

@@ -375,6 +375,7 @@ impl ControlPlane {
                     .map_err(|e| ApiError::unprocessable(format!("function {:?}: {e}", f.name)))?;
             }
         }
+        self.engine.prime(&loaded).await;
         let digest = loaded.digest.clone();
         let target = self.component_path(&digest);
         let existed = target.exists();

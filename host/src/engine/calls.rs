@@ -108,6 +108,7 @@ impl Engine {
             _counted: self
                 .metrics
                 .function_instance(&component.manifest.app, function),
+            out: None,
         };
         if let (super::PreInit::EachInstance, Ok(exports)) =
             (component.pre_init, self.guest(component))

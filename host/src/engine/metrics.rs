@@ -54,6 +54,9 @@ pub struct Metrics {
     pub instantiate_seconds: Histogram,
     /// Instances alive now (running or idle warm).
     pub instances_live: Gauge,
+    /// Warm instances computing for a call now (handed out, not waiting in a host call),
+    /// those being started included: what the pools compare with the host's cores.
+    pub instances_computing: Gauge,
     /// Instances alive now, per function (busy or idle).
     pub function_instances_live: Family<FunctionLabels, Gauge>,
     /// Warm instances waiting idle, per function.
@@ -129,6 +132,7 @@ impl Metrics {
             instances_created: Counter::default(),
             instantiate_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
             instances_live: Gauge::default(),
+            instances_computing: Gauge::default(),
             function_instances_live: Family::default(),
             function_instances_idle: Family::default(),
             compiles: Counter::default(),
@@ -173,6 +177,11 @@ impl Metrics {
                 "instances_live",
                 "Instances alive now",
                 m.instances_live.clone(),
+            );
+            r.register(
+                "instances_computing",
+                "Warm instances computing for a call now (not waiting in a host call), or being started for one",
+                m.instances_computing.clone(),
             );
             r.register(
                 "function_instances_live",

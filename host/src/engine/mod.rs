@@ -16,6 +16,8 @@ mod calls;
 mod channel;
 mod concurrent;
 mod context;
+mod cpu;
+mod demand;
 mod error;
 #[cfg(fuzzing)]
 mod fuzz;
@@ -24,6 +26,7 @@ mod manifest;
 mod metrics;
 mod output;
 mod pool;
+mod prime;
 mod runtime;
 mod service;
 mod snapshot;
@@ -161,6 +164,8 @@ pub struct Engine {
     /// The warm pools of every loaded component, for evicting idle instances when the
     /// pooling allocator is full.
     pools: pool::PoolRegistry,
+    /// Instances computing for a call now, so pools scale out only when that helps.
+    cpu: Arc<cpu::GuestCpu>,
 }
 
 /// A validated, compiled component ready to instantiate.
@@ -253,6 +258,7 @@ impl Engine {
         let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
         let gpu = Gpu::new(capabilities.gpu);
         let metrics = Arc::new(Metrics::new());
+        let cpu = cpu::GuestCpu::for_this_machine(metrics.instances_computing.clone());
         let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {
             runtime,
@@ -264,6 +270,7 @@ impl Engine {
             metrics,
             ticker_stop,
             pools: pool::PoolRegistry::default(),
+            cpu,
         })
     }
 
@@ -444,10 +451,15 @@ impl Engine {
             outbound,
         )
         .map_err(|e| CallError::Instantiate(e.to_string()))?
-        .counted(metrics::LiveInstance::new(&self.metrics.instances_live));
+        .counted(metrics::LiveInstance::new(&self.metrics.instances_live))
+        .on_cpu(cpu::GuestRunning::new(&self.cpu));
         self.metrics.instances_created.inc();
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().on_transition(hook);
+            Ok(())
+        });
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
         // requests, and trap once the current call's deadline has passed.

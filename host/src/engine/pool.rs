@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
+use super::demand::{Demand, HandedOut, PATIENCE};
 use super::metrics::Metrics;
 use super::state::InstanceState;
 use super::workers::{Evict, Workers};
@@ -25,6 +26,8 @@ pub(crate) struct Live {
     pub(super) idle_since: Instant,
     /// Counts it in its function's live gauge.
     pub(super) _counted: super::metrics::LiveInstance,
+    /// Counts it as handed out by its endpoint's pool, while it is.
+    pub(super) out: Option<HandedOut>,
 }
 
 /// The idle instances of one endpoint, the most recently used last, with its idle gauge
@@ -32,6 +35,8 @@ pub(crate) struct Live {
 struct IdleList {
     lives: Vec<Live>,
     gauge: Gauge,
+    /// The endpoint's calls in flight.
+    demand: Arc<Demand>,
 }
 
 impl IdleList {
@@ -156,6 +161,7 @@ impl WarmInstances {
             let list = IdleList {
                 lives: Vec::new(),
                 gauge: self.metrics.idle_gauge(&self.app, endpoint),
+                demand: Arc::default(),
             };
             lists.insert(endpoint.to_owned(), list);
         }
@@ -172,25 +178,48 @@ impl WarmInstances {
         let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
         refilling.remove(endpoint);
     }
+
+    /// An idle instance of `endpoint`, if one waits, handed out.
+    fn pop(&self, endpoint: &str) -> Option<Live> {
+        let mut lists = self.lists();
+        let list = lists.get_mut(endpoint)?;
+        let mut live = list.pop()?;
+        live.out = Some(list.demand.hand_out());
+        live.store.data_mut().claim(true);
+        Some(live)
+    }
+
+    /// The calls in flight on `endpoint`.
+    fn demand(&self, endpoint: &str) -> Arc<Demand> {
+        let mut lists = self.lists();
+        self.list_in(&mut lists, endpoint).demand.clone()
+    }
 }
 
 impl Engine {
-    /// An idle instance of `spec`, or a new one.
+    /// An idle instance of `spec`, or a new one. While every core computes for a call
+    /// and instances of `spec` are out, a request first waits for one to come back: a new
+    /// instance would only share the cores, at the price of its first-request faults and
+    /// its memory (see [`super::cpu`] and [`Demand::wait_for_idle`]).
     pub(super) async fn checkout(
         &self,
         component: &LoadedComponent,
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
-        let idle = component
-            .warm
-            .lists()
-            .get_mut(&spec.name)
-            .and_then(IdleList::pop);
-        match idle {
-            Some(live) => Ok(live),
-            None => self.new_warm(component, spec, limits).await,
+        let warm = &component.warm;
+        let demand = warm.demand(&spec.name);
+        let pop = || warm.pop(&spec.name);
+        if let Some(live) = demand.wait_for_idle(&self.cpu, PATIENCE, pop).await {
+            return Ok(live);
         }
+        let handed = demand.hand_out();
+        let starting = (demand.start(), self.cpu.starting());
+        let mut live = self.new_warm(component, spec, limits).await?;
+        live.store.data_mut().claim(true);
+        drop(starting);
+        live.out = Some(handed);
+        Ok(live)
     }
 
     /// A new instance of `spec` ready to serve (ASGI apps run lifespan startup).
@@ -416,12 +445,15 @@ impl Engine {
         mut live: Live,
     ) {
         live.idle_since = Instant::now();
+        live.out = None;
+        live.store.data_mut().claim(false);
         {
             let mut lists = component.warm.lists();
             let list = component.warm.list_in(&mut lists, &spec.name);
             if list.lives.len() < self.idle_cap(spec) {
                 list.lives.push(live);
                 list.sync();
+                list.demand.came_back();
                 return;
             }
         }

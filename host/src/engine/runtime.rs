@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, PoolingAllocationConfig};
 
 use super::state::InstanceState;
 use super::{EngineConfig, LoadError, TICK, bindings, cache, web_server};
@@ -29,30 +29,18 @@ impl Runtime {
         concurrent: bool,
         stop: &Arc<AtomicBool>,
     ) -> Result<Self, LoadError> {
-        let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
-        let mut pool = PoolingAllocationConfig::new();
-        let n = config.max_instances;
-        pool.total_component_instances(n)
-            // A componentize-py component instantiates some 20 core modules (libc, libpython,
-            // each native extension, glue); this count only bounds metadata allocated on
-            // demand, so it is sized for them rather than failing Python guests at ~50 live
-            // instances.
-            .total_core_instances(n * 32)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
-            // A store keeps its fiber stack while it lives, so every live instance needs one.
-            .total_stacks(n)
-            .max_memory_size(max_memory);
-        let mut wasm = Config::new();
-        wasm.epoch_interruption(true)
-            .memory_init_cow(true)
-            .concurrency_support(concurrent)
-            .max_wasm_stack(1 << 20)
-            .allocation_strategy(pool);
-        if concurrent {
-            wasm.wasm_component_model_async(true);
-        }
-        let engine = wasmtime::Engine::new(&wasm).map_err(LoadError::Compile)?;
+        // Where the kernel can report which pages an instance dirtied (Linux 6.7+), a slot
+        // keeps them resident when its instance ends, restored by a copy instead of dropped:
+        // the next instance in the slot (the pooling allocator prefers the slot the same
+        // component last used) does not fault them in again. A Python guest dirties a few
+        // MiB of its heap on its first request; faulting those in was most of a cold
+        // instance's first byte. Without that report, keeping pages resident would mean
+        // copying the first bytes of every memory whether used or not, so it stays off.
+        let engine = match wasmtime::Engine::new(&wasm_config(config, concurrent, true)) {
+            Ok(engine) => engine,
+            Err(_) => wasmtime::Engine::new(&wasm_config(config, concurrent, false))
+                .map_err(LoadError::Compile)?,
+        };
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
         spawn_ticker(engine.clone(), stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -62,6 +50,42 @@ impl Runtime {
             cache,
         })
     }
+}
+
+/// What a slot may keep resident of an instance's memory when it ends (see [`Runtime::new`]).
+const KEEP_RESIDENT: usize = 16 << 20;
+
+/// The engine's settings; `keep_dirty_pages` asks the kernel which pages instances dirty
+/// (failing where it cannot say) and keeps up to [`KEEP_RESIDENT`] of them per slot.
+fn wasm_config(config: &EngineConfig, concurrent: bool, keep_dirty_pages: bool) -> Config {
+    let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
+    let mut pool = PoolingAllocationConfig::new();
+    let n = config.max_instances;
+    pool.total_component_instances(n)
+        // A componentize-py component instantiates some 20 core modules (libc, libpython,
+        // each native extension, glue); this count only bounds metadata allocated on
+        // demand, so it is sized for them rather than failing Python guests at ~50 live
+        // instances.
+        .total_core_instances(n * 32)
+        .total_memories(n * 2)
+        .total_tables(n * 4)
+        // A store keeps its fiber stack while it lives, so every live instance needs one.
+        .total_stacks(n)
+        .max_memory_size(max_memory);
+    if keep_dirty_pages {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT);
+    }
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .memory_init_cow(true)
+        .concurrency_support(concurrent)
+        .max_wasm_stack(1 << 20)
+        .allocation_strategy(pool);
+    if concurrent {
+        wasm.wasm_component_model_async(true);
+    }
+    wasm
 }
 
 fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<InstanceState>> {

@@ -39,6 +39,8 @@ pub struct InstanceState {
     pub(crate) output: Option<std::sync::Arc<dyn super::output::OutputSink>>,
     gpu: GpuCtx,
     _live: Option<super::metrics::LiveInstance>,
+    /// This instance's part in the host-wide count of instances computing for a call.
+    cpu: Option<super::cpu::GuestRunning>,
 }
 
 impl InstanceState {
@@ -77,6 +79,7 @@ impl InstanceState {
             output: ctx.output.clone(),
             gpu,
             _live: None,
+            cpu: None,
         })
     }
 
@@ -84,6 +87,26 @@ impl InstanceState {
     pub(crate) fn counted(mut self, live: super::metrics::LiveInstance) -> Self {
         self._live = Some(live);
         self
+    }
+
+    /// Counts this instance in the host-wide count of instances computing for a call.
+    pub(crate) fn on_cpu(mut self, running: super::cpu::GuestRunning) -> Self {
+        self.cpu = Some(running);
+        self
+    }
+
+    /// Follows a transition between the guest's WebAssembly and the host.
+    pub(crate) fn on_transition(&mut self, hook: wasmtime::CallHook) {
+        if let Some(cpu) = &mut self.cpu {
+            cpu.transition(hook);
+        }
+    }
+
+    /// Marks the instance handed out by its pool for a call (`true`) or back in it.
+    pub(crate) fn claim(&mut self, claimed: bool) {
+        if let Some(cpu) = &mut self.cpu {
+            cpu.claim(claimed);
+        }
     }
 }
 
