@@ -184,7 +184,7 @@ pub struct EngineArgs {
 
 /// One `--allow-outbound` entry, checked as a deploy would.
 fn parse_outbound_host(text: &str) -> Result<String, String> {
-    crate::capabilities::outbound::Outbound::configure(&[text])
+    crate::capabilities::outbound::Outbound::check(&[text])
         .map(|_| text.to_owned())
         .map_err(|e| e.to_string())
 }

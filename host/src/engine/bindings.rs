@@ -17,11 +17,12 @@ wasmtime::component::bindgen!({
         "wasmhost:guest/wsgi-io.input": super::channel::InputEntry,
         "wasmhost:guest/wsgi-io.output": super::channel::OutputEntry,
         "wasmhost:gpu": crate::capabilities::gpu::bindings::wasmhost::gpu,
+        "wasmhost:guest/host": crate::capabilities::broker::bindings::host,
     },
 });
 
 pub use self::wasmhost::guest::asgi_types;
-pub use self::wasmhost::guest::types::{EndpointKind, Manifest, Request, Response};
+pub use self::wasmhost::guest::types::{Request, Response};
 pub use self::wasmhost::guest::wsgi_types::Environ;
 pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
 pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;

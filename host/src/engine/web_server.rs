@@ -14,6 +14,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::{self, IpSocketAddress, Netwo
 use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
 use wasmtime_wasi::sockets::WasiSocketsView;
 
+use super::error::InstantiateError;
 use super::state::InstanceState;
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, Limits, LoadedComponent, classify, forward_output};
@@ -65,7 +66,8 @@ impl Engine {
             return Ok(server.clone());
         }
         let inner_port = self.config.web_server_port;
-        let port = free_port().map_err(|e| CallError::Instantiate(format!("no free port: {e}")))?;
+        let port =
+            free_port().map_err(|e| CallError::from(InstantiateError::NoPort(Arc::new(e))))?;
         let limits = Limits {
             timeout: LIFETIME,
             memory_mib: self.limits_for(spec).memory_mib,
