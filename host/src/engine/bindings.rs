@@ -12,6 +12,8 @@ wasmtime::component::bindgen!({
     world: "wasmhost:guest/sdk-async",
     imports: { default: async | trappable },
     exports: { default: async },
+    // The fuzzer feeds `describe`'s records as JSON; a unit test keeps that path honest.
+    additional_derives: [serde::Deserialize],
     with: {
         "wasmhost:guest/asgi-channel.channel": super::channel::ChannelEntry,
         "wasmhost:guest/wsgi-io.input": super::channel::InputEntry,

@@ -205,6 +205,26 @@ impl TryFrom<wit::Manifest> for AppManifest {
     }
 }
 
+/// Why a manifest given as JSON cannot be served.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FromJsonError {
+    /// Not JSON of the WIT `manifest` record.
+    #[error("not a manifest: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A manifest the host refuses.
+    #[error(transparent)]
+    Refused(#[from] ManifestError),
+}
+
+/// Decodes the WIT `manifest` record written as JSON (the fuzzer's input), as if
+/// `describe` had returned it.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
+pub(super) fn from_json(data: &[u8]) -> Result<AppManifest, FromJsonError> {
+    let raw: wit::Manifest = serde_json::from_slice(data)?;
+    Ok(AppManifest::try_from(raw)?)
+}
+
 /// One endpoint of a manifest, checked on its own.
 fn endpoint_spec(e: wit::EndpointInfo) -> Result<EndpointSpec, ManifestError> {
     let wit::EndpointInfo {
@@ -374,6 +394,32 @@ fn function_spec(f: wit::FunctionInfo) -> Result<FunctionSpec, ManifestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzzer's seed: every record and field of the WIT manifest.
+    const SEED: &str = include_str!("../../../fuzz/seeds/manifest/full.json");
+
+    #[test]
+    fn a_manifest_as_json_decodes_like_describes_answer() {
+        let manifest = from_json(SEED.as_bytes()).expect("the seed is a valid manifest");
+        assert_eq!(manifest.app, "seed");
+        assert_eq!(manifest.endpoints[0].kind, EndpointKind::Function);
+        assert_eq!(manifest.endpoints[0].method, "POST");
+        let f = manifest.function("work").expect("function");
+        assert_eq!(f.volumes[0].path, "/data");
+        assert_eq!(f.retries.expect("retries").max_retries, 3);
+        assert_eq!(f.batching.expect("batched").max_batch_size, 8);
+        // A record missing a field (here misnamed) is not a manifest.
+        let extra = SEED.replacen("\"pre_init\"", "\"pre_init_typo\"", 1);
+        assert!(matches!(
+            from_json(extra.as_bytes()),
+            Err(FromJsonError::Json(_))
+        ));
+        let bad = SEED.replacen("\"app\": \"seed\"", "\"app\": \"Not DNS\"", 1);
+        assert!(matches!(
+            from_json(bad.as_bytes()),
+            Err(FromJsonError::Refused(ManifestError::AppName(_)))
+        ));
+    }
 
     #[test]
     fn batching_is_checked_and_bounded() {
