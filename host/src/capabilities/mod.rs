@@ -37,6 +37,7 @@ pub trait CapabilityViews:
     + wasmtime_wasi_http::WasiHttpView
     + broker::BrokerView
     + gpu::GpuView
+    + outbound::sockets::PortMapView
     + Send
     + 'static
 {
@@ -47,6 +48,7 @@ impl<T> CapabilityViews for T where
         + wasmtime_wasi_http::WasiHttpView
         + broker::BrokerView
         + gpu::GpuView
+        + outbound::sockets::PortMapView
         + Send
         + 'static
 {

@@ -330,23 +330,12 @@ impl Engine {
     }
 
     fn gpu_if(&self, declared: bool, what: &str, name: &str) -> GpuGrant {
-        GpuGrant {
-            gpu: self.gpu.clone(),
-            denied: (!declared).then(|| {
-                format!(
-                    "{what} {name:?} does not declare a GPU; add `gpu = \"any\"` to its \
-                     #[wasmhost::{what}] attribute"
-                )
-            }),
-        }
+        GpuGrant::if_declared(&self.gpu, declared, what, name)
     }
 
     /// A GPU session that refuses every use, saying why.
     fn no_gpu(&self, why: &str) -> GpuGrant {
-        GpuGrant {
-            gpu: self.gpu.clone(),
-            denied: Some(why.to_owned()),
-        }
+        GpuGrant::denied(&self.gpu, why)
     }
 
     /// The outgoing-request hook of an instance of `component` serving `function`.

@@ -11,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, PoolingAllocationConfig};
 
 use super::state::InstanceState;
-use super::{EngineConfig, LoadError, TICK, bindings, cache, web_server};
+use super::{EngineConfig, LoadError, TICK, bindings, cache};
 use crate::capabilities::Capability;
 use crate::capabilities::broker::Broker;
 use crate::capabilities::env::Env;
@@ -80,7 +80,6 @@ fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<
     use bindings::wasmhost::guest::{asgi_channel, wsgi_io};
     asgi_channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     wsgi_io::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    web_server::add_bind_rewrite(&mut linker)?;
     Env::link(&mut linker, concurrent)?;
     Volumes::link(&mut linker, concurrent)?;
     Outbound::link(&mut linker, concurrent)?;

@@ -17,6 +17,7 @@ use crate::capabilities::Capability;
 use crate::capabilities::broker::{Broker, BrokerCtx, BrokerView};
 use crate::capabilities::env::Env;
 use crate::capabilities::gpu::{Gpu, GpuCtx, GpuCtxView, GpuGrant, GpuView};
+use crate::capabilities::outbound::sockets::PortMapView;
 use crate::capabilities::outbound::{Outbound, OutboundGrant, OutboundHooks};
 use crate::capabilities::volumes::Volumes;
 
@@ -90,6 +91,12 @@ impl InstanceState {
 }
 
 impl types::Host for InstanceState {}
+
+impl PortMapView for InstanceState {
+    fn port_map(&self) -> Option<(u16, u16)> {
+        self.port_map
+    }
+}
 
 impl BrokerView for InstanceState {
     fn broker(&mut self) -> &mut BrokerCtx {

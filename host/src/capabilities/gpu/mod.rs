@@ -239,6 +239,30 @@ pub struct GpuGrant {
     pub denied: Option<String>,
 }
 
+impl GpuGrant {
+    /// The GPU for an instance of the endpoint or function `name` (`what` is
+    /// `"endpoint"` or `"function"`), which may use it only when it declared one.
+    pub fn if_declared(gpu: &Gpu, declared: bool, what: &str, name: &str) -> Self {
+        Self {
+            gpu: gpu.clone(),
+            denied: (!declared).then(|| {
+                format!(
+                    "{what} {name:?} does not declare a GPU; add `gpu = \"any\"` to its \
+                     #[wasmhost::{what}] attribute"
+                )
+            }),
+        }
+    }
+
+    /// No GPU for this instance, for `why`.
+    pub fn denied(gpu: &Gpu, why: &str) -> Self {
+        Self {
+            gpu: gpu.clone(),
+            denied: Some(why.to_owned()),
+        }
+    }
+}
+
 impl Capability for Gpu {
     /// The requirement, if any: this host's adapter is checked against it at load
     /// ([`Gpu::check`], which opens the device).

@@ -111,9 +111,11 @@ impl Capability for Outbound {
     type Grant<'a> = OutboundGrant;
     type Instance = OutboundHooks;
 
-    /// `wasi:http`'s outgoing handler (its sockets are WASI's, linked with the rest).
+    /// `wasi:http`'s outgoing handler, and web servers' bind of their inner port
+    /// rewritten to their outer one (over WASI's sockets, linked before).
     fn link<T: CapabilityViews>(linker: &mut Linker<T>, p3: bool) -> wasmtime::Result<()> {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        sockets::add_bind_rewrite(linker)?;
         if p3 {
             wasmtime_wasi_http::p3::add_to_linker(linker)?;
         }
