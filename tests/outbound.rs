@@ -352,4 +352,12 @@ async fn a_python_guest_fetches_only_what_its_function_declares() {
         );
     }
     assert_eq!(target.hits(), 2);
+
+    // Allowed but nobody listens: the network's error code, not a refusal.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let failed = fetch(format!("http://localhost:{closed_port}/"), "fetch").await;
+    assert_eq!(failed["denied"], false, "{failed}");
+    assert_eq!(failed["code"], "ConnectionRefused", "{failed}");
 }

@@ -77,3 +77,5 @@ def fetch(url: str, via: str = "fetch") -> dict:
         return {"status": answer.status, "body": answer.text()}
     except http.OutboundDenied as e:
         return {"denied": True, "error": str(e)}
+    except http.OutboundError as e:
+        return {"denied": False, "error": str(e), "code": e.code}
