@@ -73,7 +73,8 @@ def fetch(url: str, via: str = "fetch") -> dict:
         if via == "urllib":
             with urllib.request.urlopen(url) as answer:
                 return {"status": answer.status, "body": answer.read().decode()}
-        answer = http.fetch(url, headers={"x-from": "python"})
+        # A Host header is the host's to set: dropped, the URL decides where it goes.
+        answer = http.fetch(url, headers={"x-from": "python", "Host": "elsewhere.example"})
         return {"status": answer.status, "body": answer.text()}
     except http.OutboundDenied as e:
         return {"denied": True, "error": str(e)}

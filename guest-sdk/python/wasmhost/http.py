@@ -27,6 +27,11 @@ __all__ = ["OutboundDenied", "OutboundError", "Response", "fetch"]
 _WRITE_CHUNK = 4096
 _READ_CHUNK = 64 * 1024
 
+# Headers wasi:http lets only the host set (it refuses a request that carries them).
+_HOST_SET = frozenset(
+    ("host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings")
+)
+
 _METHODS = {
     "GET": wasi.Method_Get,
     "HEAD": wasi.Method_Head,
@@ -109,9 +114,13 @@ def _request(url, method, headers):
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
+    pairs = headers.items() if hasattr(headers, "items") else headers
     fields = wasi.Fields.from_list(
-        [(name.lower(), value.encode("latin-1") if isinstance(value, str) else bytes(value))
-         for name, value in (headers.items() if hasattr(headers, "items") else headers)]
+        [
+            (name.lower(), value.encode("latin-1") if isinstance(value, str) else bytes(value))
+            for name, value in pairs
+            if name.lower() not in _HOST_SET
+        ]
     )
     request = wasi.OutgoingRequest(fields)
     upper = method.upper()
