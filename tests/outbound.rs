@@ -309,3 +309,55 @@ async fn a_server_operator_grants_a_plain_component_in_the_config_file() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("missing `://`"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_guest_fetches_only_what_its_function_declares() {
+    if !common::python::python_available("python_outbound") {
+        return;
+    }
+    let target = Target::start().await;
+    let port = target.port;
+    let host = Host::run(&common::python::python_example("hello"), &[]);
+    let fetch = async |url: String, via: &str| -> Value {
+        let response = client()
+            .get(host.url("/"))
+            .header("host", "hello-py-fetch.localhost")
+            .query(&[("url", url.as_str()), ("via", via)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    };
+
+    // Declared (`http://localhost:*`): through `wasmhost.http.fetch` and through urllib.
+    for via in ["fetch", "urllib"] {
+        let ok = fetch(format!("http://localhost:{port}/hello"), via).await;
+        assert_eq!(ok["status"], 200, "{via}: {ok}");
+        assert_eq!(ok["body"], "hello from the target", "{via}");
+    }
+    assert_eq!(target.hits(), 2);
+
+    // Another name of the same server: a clear refusal, before any connection.
+    for via in ["fetch", "urllib"] {
+        let url = format!("http://127.0.0.1:{port}/hello");
+        let refused = fetch(url.clone(), via).await;
+        assert_eq!(refused["denied"], true, "{via}: {refused}");
+        assert_eq!(
+            refused["error"],
+            format!(
+                "the host refused the request to {url}: http://127.0.0.1:{port} is not in \
+                 this function's allowed_outbound_hosts"
+            )
+        );
+    }
+    assert_eq!(target.hits(), 2);
+
+    // Allowed but nobody listens: the network's error code, not a refusal.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let failed = fetch(format!("http://localhost:{closed_port}/"), "fetch").await;
+    assert_eq!(failed["denied"], false, "{failed}");
+    assert_eq!(failed["code"], "ConnectionRefused", "{failed}");
+}

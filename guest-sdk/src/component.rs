@@ -10,8 +10,12 @@
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk",
-    // The GPU import is another package of ours; its bindings live here too.
-    with: { "wasmhost:gpu/compute@0.1.0": generate },
+    // The GPU import is another package of ours; its bindings live here too. The
+    // records are generated once, for every target, in `crate::wit`.
+    with: {
+        "wasmhost:gpu/compute@0.1.0": generate,
+        "wasmhost:guest/types@0.1.0": crate::wit::types,
+    },
 });
 
 // With async handlers the component also exports their component-model-async interfaces,
@@ -20,14 +24,18 @@ wit_bindgen::generate!({
 wit_bindgen::generate!({
     path: "../wit",
     world: "wasmhost:guest/sdk-async",
-    with: { "wasmhost:gpu/compute@0.1.0": generate },
+    with: {
+        "wasmhost:gpu/compute@0.1.0": generate,
+        "wasmhost:guest/types@0.1.0": crate::wit::types,
+    },
 });
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use self::wasmhost::guest::{asgi_channel, asgi_types, types, wsgi_io};
+use self::wasmhost::guest::{asgi_channel, asgi_types, wsgi_io};
+use crate::wit::types;
 use exports::wasmhost::guest::{
     asgi_app, describe, endpoint_handler, function_handler, init, lifecycle, wsgi_app,
 };
@@ -41,86 +49,7 @@ struct Component;
 
 impl describe::Guest for Component {
     fn describe() -> types::Manifest {
-        let manifest = registry::manifest();
-        types::Manifest {
-            app: manifest.app,
-            sdk_version: manifest.sdk_version,
-            endpoints: manifest
-                .endpoints
-                .into_iter()
-                .map(|e| types::EndpointInfo {
-                    kind: match e.kind {
-                        "method" => types::EndpointKind::Method,
-                        "asgi" => types::EndpointKind::Asgi,
-                        "wsgi" => types::EndpointKind::Wsgi,
-                        _ => types::EndpointKind::Function,
-                    },
-                    name: e.name,
-                    method: e.method,
-                    label: e.label,
-                    docs: e.docs,
-                    requires_proxy_auth: e.requires_proxy_auth,
-                    custom_domains: e.custom_domains,
-                    summary: e.summary,
-                    args_schema: e.args_schema,
-                    result_schema: e.result_schema,
-                    timeout_ms: e.timeout_ms,
-                    memory_mib: e.memory_mib,
-                    gpu: e.gpu,
-                    allowed_outbound_hosts: e.allowed_outbound_hosts,
-                    scaling: types::Scaling {
-                        max_inputs: e.scaling.max_inputs,
-                        min_containers: e.scaling.min_containers,
-                        max_containers: e.scaling.max_containers,
-                        buffer_containers: e.scaling.buffer_containers,
-                        scaledown_window_ms: e.scaling.scaledown_window_ms,
-                        per_request: e.scaling.per_request,
-                    },
-                    batching: e.batching.map(batching),
-                })
-                .collect(),
-            functions: manifest
-                .functions
-                .into_iter()
-                .map(|f| types::FunctionInfo {
-                    name: f.name,
-                    summary: f.summary,
-                    args_schema: f.args_schema,
-                    params: f.params,
-                    result_schema: f.result_schema,
-                    retries: f.retries.map(|r| types::RetryPolicy {
-                        max_retries: r.max_retries,
-                        backoff_coefficient: r.backoff_coefficient,
-                        initial_delay_ms: r.initial_delay_ms,
-                        max_delay_ms: r.max_delay_ms,
-                    }),
-                    timeout_ms: f.timeout_ms,
-                    memory_mib: f.memory_mib,
-                    schedule: f.schedule,
-                    secrets: f.secrets,
-                    volumes: f
-                        .volumes
-                        .into_iter()
-                        .map(|v| types::VolumeMount {
-                            volume: v.volume,
-                            path: v.path,
-                        })
-                        .collect(),
-                    gpu: f.gpu,
-                    allowed_outbound_hosts: f.allowed_outbound_hosts,
-                    batching: f.batching.map(batching),
-                })
-                .collect(),
-            pre_init: manifest.pre_init,
-        }
-    }
-}
-
-/// The WIT record of a batching setting.
-fn batching(b: registry::Batching) -> types::Batching {
-    types::Batching {
-        max_batch_size: b.max_batch_size,
-        wait_ms: b.wait_ms,
+        registry::manifest()
     }
 }
 

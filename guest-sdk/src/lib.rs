@@ -203,15 +203,13 @@ mod respond;
 mod router;
 mod schema;
 mod task;
+mod wit;
 pub mod wsgi;
 
 pub use http::{Headers, Request, Response};
 pub use invoke::CallError;
 pub use json::Json;
-pub use registry::{
-    Batching, EndpointInfo, FunctionInfo, Manifest, RetryPolicy, VolumeMount, enter, exit, handle,
-    handle_async, initialize, invoke, invoke_async, manifest,
-};
+pub use registry::{enter, exit, handle, handle_async, initialize, invoke, invoke_async, manifest};
 pub use respond::IntoResponse;
 pub use router::Pattern;
 pub use schema::BODY_KEY;
@@ -232,6 +230,9 @@ pub use wasmhost_macros::function;
 pub use wasmhost_macros::init;
 /// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App` (see [`wsgi`]).
 pub use wasmhost_macros::wsgi_app;
+pub use wit::types::{
+    Batching, EndpointInfo, EndpointKind, FunctionInfo, Manifest, RetryPolicy, Scaling, VolumeMount,
+};
 
 /// What the attribute macro's expansion refers to; not public API.
 #[doc(hidden)]
@@ -243,9 +244,10 @@ pub mod __private {
         Input, ResultOk, invalid_input, output_result, output_schema, output_value,
         rejected as input_rejected,
     };
-    pub use crate::registry::{Batching, ClassHooks, Endpoint, Function, InitHook, Kind, Scaling};
+    pub use crate::registry::{ClassHooks, Endpoint, Function, InitHook, Kind};
     pub use crate::schema::{ArgsSchema, result_schema};
     pub use crate::task::BoxFuture;
+    pub use crate::wit::types::{Batching, Scaling};
     pub use inventory;
 
     /// The response of a call whose arguments could not all be extracted.

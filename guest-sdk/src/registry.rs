@@ -8,6 +8,9 @@ use serde_json::Value;
 use crate::invoke::CallError;
 use crate::schema::ArgsSchema;
 use crate::task::BoxFuture;
+use crate::wit::types::{
+    Batching, EndpointInfo, EndpointKind, FunctionInfo, Manifest, RetryPolicy, Scaling, VolumeMount,
+};
 use crate::{Request, Response};
 
 /// How an endpoint is served.
@@ -24,13 +27,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Its name in the manifest.
-    pub fn name(&self) -> &'static str {
+    /// Its kind in the manifest.
+    pub fn wit(&self) -> EndpointKind {
         match self {
-            Kind::Function => "function",
-            Kind::Method => "method",
-            Kind::Asgi(_) => "asgi",
-            Kind::Wsgi(_) => "wsgi",
+            Kind::Function => EndpointKind::Function,
+            Kind::Method => EndpointKind::Method,
+            Kind::Asgi(_) => EndpointKind::Asgi,
+            Kind::Wsgi(_) => EndpointKind::Wsgi,
         }
     }
 }
@@ -127,23 +130,6 @@ pub fn find(name: &str) -> Option<&'static Endpoint> {
         .find(|e| e.name == name)
 }
 
-/// How an endpoint's instances scale (Modal's names); `None` leaves it to the host.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scaling {
-    /// Calls one instance takes at once.
-    pub max_inputs: Option<u32>,
-    /// Instances kept warm even without traffic.
-    pub min_containers: Option<u32>,
-    /// Instances at most.
-    pub max_containers: Option<u32>,
-    /// Extra idle instances kept ready while the endpoint takes traffic.
-    pub buffer_containers: Option<u32>,
-    /// Idle time in milliseconds after which a warm instance is retired.
-    pub scaledown_window_ms: Option<u64>,
-    /// A fresh instance for every request.
-    pub per_request: bool,
-}
-
 /// One endpoint as the attribute macros register it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -232,29 +218,7 @@ pub struct Function {
 /// An `async fn` function's handler: the input JSON in, its result as JSON out.
 pub type AsyncCall = fn(String) -> BoxFuture<Result<String, CallError>>;
 
-/// How the host collects calls of a batched function (Modal's `@batched`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batching {
-    /// Calls in one batch at most.
-    pub max_batch_size: u32,
-    /// How long the first call of a batch waits for others, in milliseconds.
-    pub wait_ms: u64,
-}
-
 inventory::collect!(Function);
-
-/// How failed attempts of a function are retried (mirrors the WIT `retry-policy` record).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub max_retries: u32,
-    /// Each delay is the previous one times this.
-    pub backoff_coefficient: f64,
-    /// Delay before the first retry in milliseconds.
-    pub initial_delay_ms: u64,
-    /// Upper bound of any delay in milliseconds.
-    pub max_delay_ms: u64,
-}
 
 impl RetryPolicy {
     /// `max_retries` with Modal's defaults: backoff 2.0, first delay 1 s, at most 60 s.
@@ -266,100 +230,6 @@ impl RetryPolicy {
             max_delay_ms: 60_000,
         }
     }
-}
-
-/// What a component states about itself (mirrors the WIT `manifest` record).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Manifest {
-    /// The app's name, DNS-safe.
-    pub app: String,
-    /// Version of this SDK.
-    pub sdk_version: String,
-    /// The endpoints, sorted by name.
-    pub endpoints: Vec<EndpointInfo>,
-    /// The functions, sorted by name.
-    pub functions: Vec<FunctionInfo>,
-    /// It has `#[wasmhost::init]` work for the host to snapshot.
-    pub pre_init: bool,
-}
-
-/// One endpoint in the manifest (mirrors the WIT `endpoint-info` record).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointInfo {
-    /// The function's name.
-    pub name: String,
-    /// `function`, `method`, `asgi` or `wsgi`.
-    pub kind: &'static str,
-    /// The one HTTP method it accepts, upper-case.
-    pub method: String,
-    /// A custom label for its URL.
-    pub label: Option<String>,
-    /// Serve `/openapi.json` and `/docs` for it.
-    pub docs: bool,
-    /// Callers must send proxy-auth token headers.
-    pub requires_proxy_auth: bool,
-    /// Host names that route to it besides the generated URL.
-    pub custom_domains: Vec<String>,
-    /// The function's doc comment.
-    pub summary: Option<String>,
-    /// JSON Schema of the arguments (see [`ArgsSchema`]).
-    pub args_schema: String,
-    /// JSON Schema of a JSON result.
-    pub result_schema: Option<String>,
-    /// Per-call time limit in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// Linear-memory cap in MiB.
-    pub memory_mib: Option<u32>,
-    /// The GPU it needs: `"any"` or an adapter name.
-    pub gpu: Option<String>,
-    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
-    pub allowed_outbound_hosts: Vec<String>,
-    /// How its instances scale.
-    pub scaling: Scaling,
-    /// Dynamic batching of its requests.
-    pub batching: Option<Batching>,
-}
-
-/// One function in the manifest (mirrors the WIT `function-info` record).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunctionInfo {
-    /// The function's name.
-    pub name: String,
-    /// The function's doc comment.
-    pub summary: Option<String>,
-    /// JSON Schema of the arguments (see [`ArgsSchema`]).
-    pub args_schema: String,
-    /// Parameter names in declaration order, which positional `args` fill.
-    pub params: Vec<String>,
-    /// JSON Schema of the result.
-    pub result_schema: Option<String>,
-    /// Retries of failed or timed-out attempts.
-    pub retries: Option<RetryPolicy>,
-    /// Time limit of one attempt in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// Linear-memory cap in MiB.
-    pub memory_mib: Option<u32>,
-    /// `cron(<expr>)`, `cron(<expr>, <time zone>)` or `period(<duration>)`.
-    pub schedule: Option<String>,
-    /// Secrets whose keys become environment variables.
-    pub secrets: Vec<String>,
-    /// Volumes mounted as preopened directories.
-    pub volumes: Vec<VolumeMount>,
-    /// The GPU it needs: `"any"` or an adapter name.
-    pub gpu: Option<String>,
-    /// Where it may send outgoing HTTP requests (`scheme://host[:port]`).
-    pub allowed_outbound_hosts: Vec<String>,
-    /// Dynamic batching.
-    pub batching: Option<Batching>,
-}
-
-/// A named volume mounted at `path` (mirrors the WIT `volume-mount` record).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeMount {
-    /// The volume's name.
-    pub volume: String,
-    /// Where the function sees it, absolute.
-    pub path: String,
 }
 
 /// The registered endpoints, sorted by name.
@@ -408,7 +278,7 @@ fn info(endpoint: &Endpoint) -> EndpointInfo {
     (endpoint.args_schema)(&mut args);
     EndpointInfo {
         name: endpoint.name.to_owned(),
-        kind: endpoint.kind.name(),
+        kind: endpoint.kind.wit(),
         method: endpoint.method.to_owned(),
         label: endpoint.label.map(str::to_owned),
         docs: endpoint.docs,

@@ -18,12 +18,14 @@
 //! - [`functions`] ([`functions::Functions`]): remote/spawn/map, retries, schedules.
 //! - [`engine`] ([`engine::Engine`]): wasmtime, validation, the code cache, snapshots,
 //!   instance pools, limits; `InstanceState` bundles the capabilities' contexts.
-//! - [`capabilities`]: what guests may use, one folder each with one lifecycle: [`env`]
-//!   (environment and secrets), [`volumes`], [`outbound`] (HTTP allow-list, web server
-//!   sockets), [`broker`] (calls to the app's functions), [`gpu`].
+//! - [`capabilities`]: what guests may use, one folder each implementing
+//!   [`capabilities::Capability`] (link once, configure per app at deploy, build
+//!   per-instance state): [`env`] (environment and secrets), [`volumes`], [`outbound`]
+//!   (HTTP allow-list, web server sockets), [`broker`] (calls to the app's functions),
+//!   [`gpu`].
 //! - [`store`] ([`store::Store`]): redb tables; secrets sealed at rest.
-//! - Leaves: [`manifest`] (what a component describes, plain data), [`http`] (response
-//!   helpers), [`ids`].
+//! - Leaves: [`manifest`] (what a component describes, checked, as plain data; the guest
+//!   states it as the WIT `manifest` record), [`http`] (response helpers), [`ids`].
 //!
 //! [`env`]: mod@capabilities::env
 //! [`volumes`]: capabilities::volumes

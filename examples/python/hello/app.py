@@ -1,8 +1,10 @@
 # Typed web endpoints, as in Modal's docs: only the import line differs.
 import dataclasses
+import urllib.request
 from typing import Optional, TypedDict
 
 import wasmhost as modal
+from wasmhost import http
 
 app = modal.App("hello-py")
 
@@ -61,3 +63,20 @@ def late_import():
     import this_module_is_not_bundled  # noqa: F401
 
     return "unreachable"
+
+
+@app.function(allowed_outbound_hosts=["http://localhost:*"])
+@modal.fastapi_endpoint()
+def fetch(url: str, via: str = "fetch") -> dict:
+    """Fetches `url` (allowed: http://localhost:*) with `wasmhost.http` or urllib."""
+    try:
+        if via == "urllib":
+            with urllib.request.urlopen(url) as answer:
+                return {"status": answer.status, "body": answer.read().decode()}
+        # A Host header is the host's to set: dropped, the URL decides where it goes.
+        answer = http.fetch(url, headers={"x-from": "python", "Host": "elsewhere.example"})
+        return {"status": answer.status, "body": answer.text()}
+    except http.OutboundDenied as e:
+        return {"denied": True, "error": str(e)}
+    except http.OutboundError as e:
+        return {"denied": False, "error": str(e), "code": e.code}

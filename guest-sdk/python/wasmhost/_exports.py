@@ -11,7 +11,7 @@ import traceback
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import types
+from wit_world.imports import wasmhost_guest_types as types
 
 # Every binding the SDK uses lazily is imported now, at build: nothing can be imported at
 # request time.

@@ -40,7 +40,7 @@ class FunctionCall:
         """Its result; raises ``TimeoutError`` if not finished within ``timeout`` seconds
         (``None`` waits for ever, ``0`` only looks), ``FunctionError`` if it failed."""
         from componentize_py_types import Err
-        from wit_world.imports import types
+        from wit_world.imports import wasmhost_guest_types as types
 
         host = _host()
         while True:

@@ -183,10 +183,10 @@ pub struct EngineArgs {
 }
 
 /// One `--allow-outbound` entry, checked as a deploy would.
-fn parse_outbound_host(text: &str) -> Result<String, String> {
-    crate::capabilities::outbound::Outbound::configure(&[text])
-        .map(|_| text.to_owned())
-        .map_err(|e| e.to_string())
+fn parse_outbound_host(
+    text: &str,
+) -> Result<String, crate::capabilities::outbound::HostPatternError> {
+    crate::capabilities::outbound::Outbound::check(&[text]).map(|_| text.to_owned())
 }
 
 /// Front-end limits shared by the commands that serve HTTP.

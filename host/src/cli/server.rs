@@ -142,7 +142,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     for (key, over) in &file.functions {
         if let Some(hosts) = &over.allowed_outbound_hosts {
-            crate::capabilities::outbound::Outbound::configure(hosts)
+            crate::capabilities::outbound::Outbound::check(hosts)
                 .with_context(|| format!("[functions.{key:?}] in the config file"))?;
         }
     }

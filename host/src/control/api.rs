@@ -107,6 +107,7 @@ impl From<LoadError> for ApiError {
             LoadError::NotWasm { .. }
             | LoadError::CoreModule
             | LoadError::Invalid(_)
+            | LoadError::UnknownLayer
             | LoadError::UnknownWorld { .. }
             | LoadError::MissingImport(_)
             | LoadError::Describe(_)

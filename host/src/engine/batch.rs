@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::error::{BatchError, NoResponse};
 use super::{
     Batching, CallContext, CallError, EndpointSpec, Engine, FunctionError, FunctionSpec,
     LoadedComponent, Request, Response,
@@ -170,14 +171,14 @@ impl Engine {
         let (inputs, answers) = match component.batches.join(&spec.name, batching, own).await {
             Joined::Done(outcome) => return outcome,
             Joined::Lead(inputs, answers) => (inputs, answers),
-            Joined::Lost => return Err(FunctionError::Failed(LOST.into())),
+            Joined::Lost => return Err(FunctionError::Failed(BatchError::Lost.to_string())),
         };
         self.observe_batch(component, &spec.name, inputs.len());
         let size = inputs.len();
         let batch = json!({ "batch": inputs }).to_string();
         let ran = self.call_function_once(component, spec, &batch, ctx).await;
         hand_out(answers, split(ran, size), || {
-            Err(FunctionError::Failed(MISSING.into()))
+            Err(FunctionError::Failed(BatchError::Missing.to_string()))
         })
     }
 
@@ -198,7 +199,7 @@ impl Engine {
         let (requests, answers) = match joined {
             Joined::Done(answer) => return answer,
             Joined::Lead(requests, answers) => (requests, answers),
-            Joined::Lost => return Err(CallError::NoResponse(LOST.into())),
+            Joined::Lost => return Err(NoResponse::from(BatchError::Lost).into()),
         };
         self.observe_batch(component, &spec.name, requests.len());
         let size = requests.len();
@@ -212,7 +213,7 @@ impl Engine {
         };
         let ran = self.handle_once(component, spec, batch).await;
         hand_out(answers, split_responses(ran, size), || {
-            Err(CallError::NoResponse(MISSING.into()))
+            Err(NoResponse::from(BatchError::Missing).into())
         })
     }
 
@@ -228,9 +229,6 @@ impl Engine {
     }
 }
 
-const LOST: &str = "the call that ran this input's batch was stopped before it finished";
-const MISSING: &str = "the batch lost this call's outcome";
-
 /// A request as one item of an endpoint's batch.
 fn request_json(request: Request) -> Value {
     json!({
@@ -243,7 +241,7 @@ fn request_json(request: Request) -> Value {
 }
 
 /// A response from one item of an endpoint's batch answer.
-fn response_of(item: Value) -> Result<Response, String> {
+fn response_of(item: Value) -> Result<Response, BatchError> {
     #[derive(serde::Deserialize)]
     struct Item {
         status: u16,
@@ -252,7 +250,7 @@ fn response_of(item: Value) -> Result<Response, String> {
         #[serde(default)]
         body: Vec<u8>,
     }
-    let item: Item = serde_json::from_value(item).map_err(|e| format!("an answer item: {e}"))?;
+    let item: Item = serde_json::from_value(item).map_err(|e| BatchError::Item(Arc::new(e)))?;
     Ok(Response {
         status: item.status,
         headers: item.headers,
@@ -261,54 +259,43 @@ fn response_of(item: Value) -> Result<Response, String> {
 }
 
 /// The items of a `{"batch": [...]}` answer.
-fn batch_items(text: &[u8]) -> Result<Vec<Value>, String> {
+fn batch_items(text: &[u8]) -> Result<Vec<Value>, BatchError> {
     match serde_json::from_slice::<Value>(text) {
         Ok(Value::Object(mut map)) => match map.remove("batch") {
             Some(Value::Array(items)) => Ok(items),
-            _ => Err("its answer is not {\"batch\": [...]}".to_owned()),
+            _ => Err(BatchError::NotABatch),
         },
-        _ => Err("its answer is not {\"batch\": [...]}".to_owned()),
+        _ => Err(BatchError::NotABatch),
     }
 }
 
 /// Each request's response of a batch of `size` requests, in batch order.
 fn split_responses(ran: Answer, size: usize) -> Vec<Answer> {
-    let all = |why: String| vec![Err(CallError::NoResponse(why)); size];
+    let all = |why: BatchError| vec![Err(CallError::NoResponse(why.into())); size];
     let response = match ran {
         Ok(response) => response,
         Err(e) => return vec![Err(e); size],
     };
     if response.status != 200 {
         let body = String::from_utf8_lossy(&response.body);
-        return all(format!(
-            "the batched endpoint's guest answered status {} instead of its batch: {body}",
-            response.status
-        ));
+        return all(BatchError::Status {
+            status: response.status,
+            body: body.into_owned(),
+        });
     }
     let items = match batch_items(&response.body) {
         Ok(items) if items.len() == size => items,
         Ok(items) => {
-            return all(format!(
-                "the batched endpoint returned {} responses for {size} requests; it must \
-                 return one result per request, in order",
-                items.len()
-            ));
+            return all(BatchError::Count {
+                got: items.len(),
+                expected: size,
+            });
         }
-        Err(why) => {
-            return all(format!(
-                "the batched endpoint's guest broke the batch protocol: {why}"
-            ));
-        }
+        Err(why) => return all(why),
     };
     items
         .into_iter()
-        .map(|item| {
-            response_of(item).map_err(|why| {
-                CallError::NoResponse(format!(
-                    "the batched endpoint's guest broke the batch protocol: {why}"
-                ))
-            })
-        })
+        .map(|item| response_of(item).map_err(|why| CallError::NoResponse(why.into())))
         .collect()
 }
 
@@ -414,7 +401,7 @@ mod tests {
                 }),
                 "status 500 instead of its batch: oops",
             ),
-            (Err(CallError::Trap("boom".into())), "boom"),
+            (Err(CallError::Trap(super::super::Trap::Ended)), "ended"),
         ];
         for (ran, why) in cases {
             let outcomes = split_responses(ran, 3);

@@ -12,16 +12,19 @@ wasmtime::component::bindgen!({
     world: "wasmhost:guest/sdk-async",
     imports: { default: async | trappable },
     exports: { default: async },
+    // The fuzzer feeds `describe`'s records as JSON; a unit test keeps that path honest.
+    additional_derives: [serde::Deserialize],
     with: {
         "wasmhost:guest/asgi-channel.channel": super::channel::ChannelEntry,
         "wasmhost:guest/wsgi-io.input": super::channel::InputEntry,
         "wasmhost:guest/wsgi-io.output": super::channel::OutputEntry,
         "wasmhost:gpu": crate::capabilities::gpu::bindings::wasmhost::gpu,
+        "wasmhost:guest/host": crate::capabilities::broker::bindings::host,
     },
 });
 
 pub use self::wasmhost::guest::asgi_types;
-pub use self::wasmhost::guest::types::{EndpointKind, Manifest, Request, Response};
+pub use self::wasmhost::guest::types::{Request, Response};
 pub use self::wasmhost::guest::wsgi_types::Environ;
 pub use exports::wasmhost::guest::asgi_app::GuestIndices as AsgiIndices;
 pub use exports::wasmhost::guest::describe::GuestIndices as DescribeIndices;

@@ -61,7 +61,7 @@ impl ArtifactCache {
 
     /// Compiles a component with Cranelift.
     pub(crate) fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component, LoadError> {
-        Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+        Component::new(engine, bytes).map_err(LoadError::Invalid)
     }
 
     /// Stores compiled code under `digest`; a failure only costs a recompile later.

@@ -20,6 +20,7 @@ use super::bindings::{Environ, GuestCallError, Request, Response};
 use super::channel::{
     self, AsgiConnection, ChannelEntry, InputEntry, OutputEntry, WsgiInput, WsgiOutput,
 };
+use super::error::{InstantiateError, NoResponse, Trap};
 use super::pool::Live;
 use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
@@ -63,9 +64,7 @@ impl Engine {
             Prepared::Guest(g) => Ok(&g.pre),
             Prepared::Proxy(p) => Ok(&p.pre),
             Prepared::Service(s) => Ok(&s.pre),
-            Prepared::Command(_) => Err(CallError::Instantiate(
-                "a web server's instance is not called per request".into(),
-            )),
+            Prepared::Command(_) => Err(InstantiateError::WebServer.into()),
         }
     }
 
@@ -77,7 +76,7 @@ impl Engine {
         function: &str,
         limits: Limits,
         ctx: &CallContext,
-        gpu: crate::capabilities::gpu::GpuCtx,
+        gpu: crate::capabilities::gpu::GpuGrant,
     ) -> Result<Live, CallError> {
         let pre = self.instance_pre(component)?;
         let outbound = self.outbound_for(component, function);
@@ -92,11 +91,11 @@ impl Engine {
                     && self.make_room().await =>
             {
                 // Nothing was allocated in the store: the failed attempt left it usable.
-                pre.instantiate_async(&mut store).await.map_err(|e| {
-                    CallError::Instantiate(format!("the host is at capacity: {e:#}"))
-                })?
+                pre.instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| InstantiateError::AtCapacity(e.into()))?
             }
-            Err(e) => return Err(CallError::Instantiate(format!("{e:#}"))),
+            Err(e) => return Err(InstantiateError::from(e).into()),
         };
         self.metrics
             .instantiate_seconds
@@ -121,7 +120,7 @@ impl Engine {
                     .await
             })
             .await
-            .map_err(|e| CallError::Trap(format!("its init work failed: {e}")))?;
+            .map_err(|e| Trap::Init(Box::new(e)))?;
         }
         Ok(live)
     }
@@ -291,7 +290,7 @@ impl Engine {
         limits: Limits,
         names: (&str, &str),
         ctx: &CallContext,
-        gpu: crate::capabilities::gpu::GpuCtx,
+        gpu: crate::capabilities::gpu::GpuGrant,
     ) -> Result<Live, CallError> {
         let lifecycle = exports
             .lifecycle
@@ -306,7 +305,10 @@ impl Engine {
                     .await
             })
             .await?;
-        entered.map_err(|e| CallError::Trap(format!("its `enter` hook failed: {e}")))?;
+        entered.map_err(|message| Trap::Hook {
+            hook: "`enter` hook",
+            message,
+        })?;
         Ok(live)
     }
 
@@ -331,7 +333,7 @@ impl Engine {
             .data_mut()
             .table
             .push(ChannelEntry(connection))
-            .map_err(|e| CallError::Instantiate(format!("{e}")))?;
+            .map_err(InstantiateError::from)?;
         let rep = channel.rep();
         let result = self
             .run(&mut live, limits, names, async |store, instance| {
@@ -365,8 +367,7 @@ impl Engine {
         let mut live = self.checkout(component, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let table = &mut live.store.data_mut().table;
-        let push_error =
-            |e: wasmtime::component::ResourceTableError| CallError::Instantiate(format!("{e}"));
+        let push_error = InstantiateError::from;
         let input: Resource<InputEntry> = table.push(InputEntry(input)).map_err(push_error)?;
         let output: Resource<OutputEntry> = table.push(OutputEntry(output)).map_err(push_error)?;
         let reps = (input.rep(), output.rep());
@@ -424,7 +425,7 @@ impl Engine {
         let setup = http
             .new_incoming_request(Scheme::Http, request)
             .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
-        let (req, out) = setup.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        let (req, out) = setup.map_err(InstantiateError::from)?;
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         let task = tokio::spawn(async move {
             let Prepared::Proxy(exports) = &component.prepared else {
@@ -457,16 +458,12 @@ impl Engine {
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(CallError::NoResponse(format!(
-                "the guest answered with an error: {code:?}"
-            ))),
+            Ok(Err(code)) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
             // The guest finished (or failed) without setting the response.
             Err(_) => match task.await {
-                Ok(Ok(())) => Err(CallError::NoResponse(
-                    "the guest returned without setting a response".into(),
-                )),
+                Ok(Ok(())) => Err(NoResponse::NotSet.into()),
                 Ok(Err(e)) => Err(e),
-                Err(e) => Err(CallError::Trap(format!("the guest's task failed: {e}"))),
+                Err(e) => Err(Trap::Task(Arc::new(e)).into()),
             },
         }
     }

@@ -21,6 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::{GuestCallError, Request, Response};
+use super::error::{InstantiateError, NoResponse, Trap};
 use super::output::{CallsOutput, OutputSink};
 use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
@@ -225,7 +226,7 @@ impl Engine {
             .await?
         {
             Reply::Response(response) => Ok(response),
-            Reply::Value(_) => Err(CallError::NoResponse("the guest answered a call".into())),
+            Reply::Value(_) => Err(NoResponse::WrongReply("call").into()),
         }
     }
 
@@ -256,7 +257,7 @@ impl Engine {
             .await?
         {
             Reply::Value(value) => Ok(value),
-            Reply::Response(_) => Err(CallError::NoResponse("the guest answered a request".into())),
+            Reply::Response(_) => Err(NoResponse::WrongReply("request").into()),
         }
     }
 
@@ -301,9 +302,7 @@ impl Engine {
                 }
             };
         }
-        Err(CallError::Instantiate(format!(
-            "{ATTEMPTS} instances in a row stopped before taking the request"
-        )))
+        Err(InstantiateError::Restarts(ATTEMPTS).into())
     }
 
     /// Starts the task of a new instance of an async typed endpoint.
@@ -349,7 +348,7 @@ impl Engine {
         // Its store is gone: waiters (eviction) learn that its slot is free.
         let reason = match &ended {
             Err(e) => e.clone(),
-            Ok(()) => CallError::Trap("the instance ended before it answered".into()),
+            Ok(()) => CallError::Trap(Trap::Ended),
         };
         instance.worker.ended.send_replace(Some(reason));
         jobs.close();
@@ -480,10 +479,11 @@ impl Engine {
         // The component is held only while its instance starts, so an app replaced or
         // stopped meanwhile is freed and tells its workers to end.
         let Some(component) = instance.component.upgrade() else {
-            return Err(CallError::Instantiate("the app was stopped".into()));
+            return Err(InstantiateError::Stopped.into());
         };
         let exports = self.guest(&component)?;
-        let missing = |what| CallError::Instantiate(format!("no {what} export"));
+        // A component without the export this call needs is a permanent error.
+        let missing = CallError::MissingExport;
         let gpu = self.gpu_if(settings.gpu, settings.what, &settings.name);
         let mut context = settings.context.clone();
         if let (Some(ctx), Some(outputs)) = (&mut context, &instance.outputs) {
@@ -493,7 +493,7 @@ impl Engine {
         let mut live = self
             .start(&component, &settings.name, settings.limits, ctx, gpu)
             .await?;
-        let load = |e: wasmtime::Error| CallError::Instantiate(format!("{e:#}"));
+        let load = |e: wasmtime::Error| CallError::from(InstantiateError::from(e));
         let handler = match &settings.context {
             None => {
                 let indices = exports

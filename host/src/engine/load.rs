@@ -10,11 +10,12 @@ use bytes::Bytes;
 use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
+use super::error::DescribeError;
 use super::runtime::{self, Runtime};
 use super::world::{self, Prepared};
 use super::{
-    CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK,
-    describe_failure, validate, web_server, workers,
+    CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK, trapped,
+    validate, web_server, workers,
 };
 use crate::manifest::{AppManifest, EndpointKind, app_name_from_stem};
 
@@ -280,7 +281,7 @@ impl Engine {
                 self.no_gpu("`describe` cannot use the GPU"),
                 self.outbound.deny_all("deploy"),
             )
-            .map_err(|e| LoadError::Describe(e.to_string()))?;
+            .map_err(DescribeError::Store)?;
         let run = async {
             let instance = exports.pre.instantiate_async(&mut store).await?;
             exports
@@ -290,14 +291,9 @@ impl Engine {
                 .await
         };
         let raw = match tokio::time::timeout(limits.timeout + TICK * 10, run).await {
-            Ok(result) => result.map_err(|e| LoadError::Describe(describe_failure(&e, &store)))?,
-            Err(_) => {
-                return Err(LoadError::Describe(format!(
-                    "`describe` did not finish within {:?}",
-                    limits.timeout
-                )));
-            }
+            Ok(result) => result.map_err(|e| DescribeError::Failed(trapped(e, store.data())))?,
+            Err(_) => return Err(DescribeError::Timeout(limits.timeout).into()),
         };
-        raw.try_into()
+        Ok(AppManifest::try_from(raw).map_err(DescribeError::from)?)
     }
 }

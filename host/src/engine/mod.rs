@@ -45,7 +45,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::capabilities::CapabilitiesConfig;
 pub use crate::capabilities::broker::{BrokerError, BrokerFuture, CallBroker, GuestCallState};
-use crate::capabilities::gpu::{Gpu, GpuCtx};
+use crate::capabilities::gpu::{Gpu, GpuGrant};
 use crate::capabilities::outbound::{Outbound, OutboundHooks};
 pub use crate::capabilities::volumes::Mount;
 pub use crate::manifest::{
@@ -58,10 +58,14 @@ pub use cache::CacheOutcome;
 pub use calls::ProxyBody;
 pub use channel::{AsgiConnection, BoxFuture, ChannelError, WsgiInput, WsgiOutput};
 pub use context::CallContext;
-pub use error::{CallError, FunctionError, LoadError};
+pub use error::{
+    BatchError, CallError, DescribeError, FunctionError, InstantiateError, LoadError, NoResponse,
+    PreInitError, Shared, Trap,
+};
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
+pub use manifest::ManifestError;
 pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
@@ -323,32 +327,22 @@ impl Engine {
     }
 
     /// The GPU session of a call to `spec`: granted when it declares a GPU.
-    fn gpu_for(&self, spec: &EndpointSpec) -> GpuCtx {
+    fn gpu_for(&self, spec: &EndpointSpec) -> GpuGrant {
         self.gpu_if(spec.gpu.is_some(), "endpoint", &spec.name)
     }
 
     /// The GPU session of an attempt of function `spec`: granted when it declares a GPU.
-    fn function_gpu(&self, spec: &FunctionSpec) -> GpuCtx {
+    fn function_gpu(&self, spec: &FunctionSpec) -> GpuGrant {
         self.gpu_if(spec.gpu.is_some(), "function", &spec.name)
     }
 
-    fn gpu_if(&self, declared: bool, what: &str, name: &str) -> GpuCtx {
-        if declared {
-            GpuCtx::granted(&self.gpu)
-        } else {
-            GpuCtx::denied(
-                &self.gpu,
-                format!(
-                    "{what} {name:?} does not declare a GPU; add `gpu = \"any\"` to its \
-                     #[wasmhost::{what}] attribute"
-                ),
-            )
-        }
+    fn gpu_if(&self, declared: bool, what: &str, name: &str) -> GpuGrant {
+        GpuGrant::if_declared(&self.gpu, declared, what, name)
     }
 
     /// A GPU session that refuses every use, saying why.
-    fn no_gpu(&self, why: &str) -> GpuCtx {
-        GpuCtx::denied(&self.gpu, why)
+    fn no_gpu(&self, why: &str) -> GpuGrant {
+        GpuGrant::denied(&self.gpu, why)
     }
 
     /// The outgoing-request hook of an instance of `component` serving `function`.
@@ -405,7 +399,7 @@ impl Engine {
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Command(pre) => pre.instantiate_async(&mut store).await.map(drop),
         };
-        instantiated.map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        instantiated.map_err(InstantiateError::from)?;
         Ok((started.elapsed(), Box::new(store)))
     }
 
@@ -414,7 +408,7 @@ impl Engine {
         &self,
         limits: Limits,
         ctx: &CallContext,
-        gpu: GpuCtx,
+        gpu: GpuGrant,
     ) -> Result<Store<InstanceState>, CallError> {
         let outbound = self.outbound.deny_all("deploy");
         self.new_store_with(&self.runtime.engine, limits, None, ctx, gpu, outbound)
@@ -426,7 +420,7 @@ impl Engine {
         component: &LoadedComponent,
         limits: Limits,
         ctx: &CallContext,
-        gpu: GpuCtx,
+        gpu: GpuGrant,
         outbound: OutboundHooks,
     ) -> Result<Store<InstanceState>, CallError> {
         self.new_store_with(&component.wasm_engine, limits, None, ctx, gpu, outbound)
@@ -438,7 +432,7 @@ impl Engine {
         limits: Limits,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
-        gpu: GpuCtx,
+        gpu: GpuGrant,
         outbound: OutboundHooks,
     ) -> Result<Store<InstanceState>, CallError> {
         let deadline = Instant::now() + limits.timeout;
@@ -450,7 +444,7 @@ impl Engine {
             gpu,
             outbound,
         )
-        .map_err(|e| CallError::Instantiate(e.to_string()))?
+        .map_err(|e| InstantiateError::Sandbox(Arc::new(e)))?
         .counted(metrics::LiveInstance::new(&self.metrics.instances_live))
         .on_cpu(cpu::GuestRunning::new(&self.cpu));
         self.metrics.instances_created.inc();
@@ -486,30 +480,24 @@ fn classify(e: wasmtime::Error, state: &InstanceState, limits: Limits) -> CallEr
         return CallError::Timeout(limits.timeout);
     }
     // Every pool slot is taken: the host is at capacity, the guest did nothing wrong.
-    if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-        return CallError::Instantiate(format!("the host is at capacity: {full}"));
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return InstantiateError::AtCapacity(e.into()).into();
     }
     if state.limiter.refused {
         return CallError::OutOfMemory {
             mib: limits.memory_mib as u64,
         };
     }
-    // The outermost message is only "error while executing at wasm backtrace"; the
-    // reason (a trap code, an unknown handle) is at the root of the chain.
-    let trap = match e.downcast_ref::<wasmtime::Trap>() {
-        Some(t) => t.to_string(),
-        None => e.root_cause().to_string(),
-    };
-    match panic_message(&state.stderr.peek()) {
-        Some(panic) => CallError::Trap(format!("{panic} ({trap})")),
-        None => CallError::Trap(trap),
-    }
+    trapped(e, state).into()
 }
 
-fn describe_failure(e: &wasmtime::Error, store: &Store<InstanceState>) -> String {
-    match panic_message(&store.data().stderr.peek()) {
-        Some(panic) => format!("{panic} ({e})"),
-        None => format!("{e:#}"),
+/// A trap with the panic message the guest printed before it, if any.
+fn trapped(e: wasmtime::Error, state: &InstanceState) -> error::Trap {
+    error::Trap::Wasm {
+        panic: panic_message(&state.stderr.peek()),
+        source: e.into(),
     }
 }
 

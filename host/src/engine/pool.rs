@@ -249,7 +249,10 @@ impl Engine {
                         .await
                 })
                 .await?;
-            started.map_err(|e| CallError::Trap(format!("lifespan startup failed: {e}")))?;
+            started.map_err(|message| super::error::Trap::Hook {
+                hook: "lifespan startup",
+                message,
+            })?;
         }
         Ok(live)
     }

@@ -11,7 +11,13 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, PoolingAllocationConfig};
 
 use super::state::InstanceState;
-use super::{EngineConfig, LoadError, TICK, bindings, cache, web_server};
+use super::{EngineConfig, LoadError, TICK, bindings, cache};
+use crate::capabilities::Capability;
+use crate::capabilities::broker::Broker;
+use crate::capabilities::env::Env;
+use crate::capabilities::gpu::Gpu;
+use crate::capabilities::outbound::Outbound;
+use crate::capabilities::volumes::Volumes;
 
 /// One wasmtime engine with what is built on it.
 pub(crate) struct Runtime {
@@ -90,18 +96,19 @@ fn wasm_config(config: &EngineConfig, concurrent: bool, keep_dirty_pages: bool) 
 
 fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
+    // WASI is the base every capability's WASI part (environment, volumes, sockets) is in.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     if concurrent {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     }
-    use bindings::wasmhost::guest::{asgi_channel, host, wsgi_io};
+    use bindings::wasmhost::guest::{asgi_channel, wsgi_io};
     asgi_channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     wsgi_io::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-    web_server::add_bind_rewrite(&mut linker)?;
-    crate::capabilities::gpu::add_to_linker(&mut linker)?;
+    Env::link(&mut linker, concurrent)?;
+    Volumes::link(&mut linker, concurrent)?;
+    Outbound::link(&mut linker, concurrent)?;
+    Broker::link(&mut linker, concurrent)?;
+    Gpu::link(&mut linker, concurrent)?;
     Ok(linker)
 }
 

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::calls::ProxyBody;
+use super::error::{InstantiateError, NoResponse, Trap};
 use super::state::InstanceState;
 use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
@@ -133,9 +134,7 @@ impl Engine {
                 })),
             };
         }
-        Err(CallError::Instantiate(format!(
-            "{ATTEMPTS} instances in a row stopped before taking the request"
-        )))
+        Err(InstantiateError::Restarts(ATTEMPTS).into())
     }
 
     /// Starts the task of a new service instance.
@@ -162,7 +161,7 @@ impl Engine {
         let names = (instance.app.as_str(), instance.spec.name.as_str());
         let worker = &instance.worker;
         let ended = match self.run_worker(&instance, &mut jobs).await {
-            Ok(()) => CallError::Trap("the instance ended before it answered".into()),
+            Ok(()) => CallError::Trap(Trap::Ended),
             Err(e) => {
                 tracing::warn!(
                     app = names.0,
@@ -199,10 +198,10 @@ impl Engine {
         // stopped meanwhile is freed and tells its workers to end.
         let (mut live, proxy) = {
             let Some(component) = instance.component.upgrade() else {
-                return Err(CallError::Instantiate("the app was stopped".into()));
+                return Err(InstantiateError::Stopped.into());
             };
             let Prepared::Service(exports) = &component.prepared else {
-                return Err(CallError::Instantiate("not a wasi:http@0.3 service".into()));
+                return Err(CallError::MissingExport("wasi:http@0.3 handler"));
             };
             let gpu = self.gpu_for(spec);
             let mut live = self
@@ -211,7 +210,7 @@ impl Engine {
             let service = exports
                 .indices
                 .load(&mut live.store, &live.instance)
-                .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+                .map_err(InstantiateError::from)?;
             (live, Proxy::P3(service))
         };
         let window = spec
@@ -315,9 +314,8 @@ fn start_call<'a>(
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
-            let _ = answer.send(Err(Unanswered::Failed(CallError::Instantiate(format!(
-                "{e:#}"
-            )))));
+            let failed = CallError::from(InstantiateError::from(e));
+            let _ = answer.send(Err(Unanswered::Failed(failed)));
             return None;
         }
     };
@@ -326,7 +324,7 @@ fn start_call<'a>(
         let ran = prepared.run(accessor, expiry).await;
         let result = match rx.await {
             Ok(result) => result,
-            Err(_) => Err(wasmtime::format_err!("the call ended without an answer")),
+            Err(_) => Err(wasmtime::Error::new(NoResponse::Unanswered)),
         };
         (ran, result, answer)
     })
@@ -339,7 +337,10 @@ fn answer_error(e: wasmtime::Error, state: &InstanceState, limits: super::Limits
         return CallError::Timeout(limits.timeout);
     }
     if let Some(code) = e.downcast_ref::<ErrorCode>() {
-        return CallError::NoResponse(format!("the guest answered with an error: {code:?}"));
+        return NoResponse::ErrorCodeP3(Box::new(code.clone())).into();
+    }
+    if let Some(unanswered) = e.downcast_ref::<NoResponse>() {
+        return unanswered.clone().into();
     }
     classify(e, state, limits)
 }

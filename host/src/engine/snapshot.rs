@@ -12,6 +12,7 @@ use wasmtime::component::{Instance, Lift, WasmList};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::bindings::InitIndices;
+use super::error::PreInitError;
 use super::state::InstanceState;
 use super::{CallContext, Engine, Limits, LoadError, TICK, classify, forward_output};
 
@@ -24,7 +25,7 @@ impl Engine {
         bytes: &[u8],
         app: &str,
     ) -> Result<Vec<u8>, LoadError> {
-        let failed = |what: &str, e: wasmtime::Error| LoadError::PreInit(format!("{what}: {e:#}"));
+        let failed = |step, source| LoadError::from(PreInitError::Snapshot { step, source });
         let mut wizer = Wizer::new();
         // Dropping the export made an invalid component in our measurements (FACTS.md);
         // instances of the snapshot simply never call it.
@@ -46,7 +47,7 @@ impl Engine {
         let gpu = self.no_gpu("init work cannot use the GPU");
         let mut store = self
             .new_store(limits, &CallContext::default(), gpu)
-            .map_err(|e| LoadError::PreInit(e.to_string()))?;
+            .map_err(PreInitError::Call)?;
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             init.load(&mut store, &instance)?
@@ -58,13 +59,8 @@ impl Engine {
         // Classified before the output is forwarded: a panic's message is read from stderr.
         let instance = match outcome {
             Ok(Ok(instance)) => Ok(instance),
-            Ok(Err(e)) => Err(LoadError::PreInit(
-                classify(e, store.data(), limits).to_string(),
-            )),
-            Err(_) => Err(LoadError::PreInit(format!(
-                "it did not finish within the startup timeout of {:?}",
-                limits.timeout
-            ))),
+            Ok(Err(e)) => Err(PreInitError::Call(classify(e, store.data(), limits))),
+            Err(_) => Err(PreInitError::Timeout(limits.timeout)),
         };
         forward_output(app, "init", store.data());
         let instance = instance?;

@@ -9,14 +9,17 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::wasmhost::guest::{host, types};
+use super::bindings::wasmhost::guest::types;
 use super::context::CallContext;
 use super::output::CapturedOutput;
 
-use crate::capabilities::broker::{BrokerCtx, GuestCallState};
-use crate::capabilities::gpu::{GpuCtx, GpuCtxView, GpuView};
-use crate::capabilities::outbound::{OutboundHooks, sockets};
-use crate::capabilities::volumes;
+use crate::capabilities::Capability;
+use crate::capabilities::broker::{Broker, BrokerCtx, BrokerView};
+use crate::capabilities::env::Env;
+use crate::capabilities::gpu::{Gpu, GpuCtx, GpuCtxView, GpuGrant, GpuView};
+use crate::capabilities::outbound::sockets::PortMapView;
+use crate::capabilities::outbound::{Outbound, OutboundGrant, OutboundHooks};
+use crate::capabilities::volumes::Volumes;
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -51,19 +54,19 @@ impl InstanceState {
         deadline: Instant,
         port_map: Option<(u16, u16)>,
         ctx: &CallContext,
-        gpu: GpuCtx,
+        gpu: GpuGrant,
         hooks: OutboundHooks,
     ) -> std::io::Result<Self> {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
-        // No preopens, no network, no inherited env: a guest holds no ambient authority.
+        // Only what each capability grants: no ambient authority.
         let mut builder = WasiCtx::builder();
-        builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .envs(&ctx.env);
-        sockets::confine(&mut builder, port_map);
-        volumes::preopen(&mut builder, &ctx.mounts)?;
+        builder.stdout(stdout.clone()).stderr(stderr.clone());
+        Env::instance(&ctx.env, &mut builder)?;
+        Volumes::instance(&ctx.mounts, &mut builder)?;
+        let hooks = Outbound::instance(OutboundGrant { hooks, port_map }, &mut builder)?;
+        let broker = Broker::instance(ctx.broker.clone(), &mut builder)?;
+        let gpu = Gpu::instance(gpu, &mut builder)?;
         let wasi = builder.build();
         Ok(Self {
             wasi,
@@ -75,7 +78,7 @@ impl InstanceState {
             stderr,
             deadline,
             port_map,
-            broker: BrokerCtx::new(ctx.broker.clone()),
+            broker,
             output: ctx.output.clone(),
             gpu,
             _live: None,
@@ -112,32 +115,15 @@ impl InstanceState {
 
 impl types::Host for InstanceState {}
 
-impl host::Host for InstanceState {
-    async fn spawn(
-        &mut self,
-        name: String,
-        input: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(self
-            .broker
-            .spawn(name, input)
-            .await
-            .map_err(|e| e.to_string()))
+impl PortMapView for InstanceState {
+    fn port_map(&self) -> Option<(u16, u16)> {
+        self.port_map
     }
+}
 
-    async fn poll(
-        &mut self,
-        call_id: String,
-        timeout_ms: u64,
-    ) -> wasmtime::Result<Result<types::CallState, String>> {
-        let state = self.broker.poll(call_id, timeout_ms).await;
-        Ok(state
-            .map(|state| match state {
-                GuestCallState::Pending => types::CallState::Pending,
-                GuestCallState::Success(r) => types::CallState::Success(r),
-                GuestCallState::Failure(m) => types::CallState::Failure(m),
-            })
-            .map_err(|e| e.to_string()))
+impl BrokerView for InstanceState {
+    fn broker(&mut self) -> &mut BrokerCtx {
+        &mut self.broker
     }
 }
 

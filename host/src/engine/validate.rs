@@ -16,9 +16,7 @@ pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
         return Err(LoadError::CoreModule);
     }
     if bytes.starts_with(b"\0asm") {
-        return Err(LoadError::Invalid(
-            "unknown WebAssembly binary version or layer".into(),
-        ));
+        return Err(LoadError::UnknownLayer);
     }
     let start: String = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).into_owned();
     Err(LoadError::NotWasm { start })
@@ -40,7 +38,7 @@ mod tests {
         ));
         assert!(matches!(
             check_header(b"\0asm\x07\0\0\0"),
-            Err(LoadError::Invalid(_))
+            Err(LoadError::UnknownLayer)
         ));
         assert!(matches!(check_header(b""), Err(LoadError::NotWasm { .. })));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());

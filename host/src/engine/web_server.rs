@@ -7,17 +7,9 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource};
-use wasmtime_wasi::p2::TcpSocket;
-use wasmtime_wasi::p2::bindings::sockets::network::{self, IpSocketAddress, Network};
-use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
-use wasmtime_wasi::sockets::WasiSocketsView;
-
-use super::state::InstanceState;
+use super::error::InstantiateError;
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, Limits, LoadedComponent, classify, forward_output};
-use crate::capabilities::outbound::sockets;
 
 /// A running web server: the host port it listens on and, once it stopped, why.
 #[derive(Clone)]
@@ -65,7 +57,8 @@ impl Engine {
             return Ok(server.clone());
         }
         let inner_port = self.config.web_server_port;
-        let port = free_port().map_err(|e| CallError::Instantiate(format!("no free port: {e}")))?;
+        let port =
+            free_port().map_err(|e| CallError::from(InstantiateError::NoPort(Arc::new(e))))?;
         let limits = Limits {
             timeout: LIFETIME,
             memory_mib: self.limits_for(spec).memory_mib,
@@ -109,29 +102,4 @@ impl Engine {
 fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Replaces `wasi:sockets/tcp`'s `start-bind` with one that applies the instance's port
-/// mapping, then defers to wasmtime-wasi.
-pub(crate) fn add_bind_rewrite(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let mut tcp = linker.instance("wasi:sockets/tcp@0.2.12")?;
-    tcp.func_wrap_async(
-        "[method]tcp-socket.start-bind",
-        |mut store: StoreContextMut<'_, InstanceState>,
-         (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
-            Box::new(async move {
-                let address = sockets::rewrite(address, store.data().port_map);
-                let state = store.data_mut();
-                let mut view = WasiSocketsView::sockets(state);
-                let outcome = HostTcpSocket::start_bind(&mut view, this, network, address).await;
-                Ok((match outcome {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(network::Host::convert_error_code(&mut view, e)?),
-                },))
-            })
-        },
-    )?;
-    linker.allow_shadowing(false);
-    Ok(())
 }

@@ -49,7 +49,7 @@ impl<J> Worker<J> {
             .await
             .ok()
             .and_then(|r| r.ok().and_then(|v| v.clone()));
-        reason.unwrap_or_else(|| CallError::Trap("the instance ended before it answered".into()))
+        reason.unwrap_or_else(|| CallError::Trap(super::error::Trap::Ended))
     }
 
     fn open(&self) -> bool {

@@ -188,20 +188,22 @@ fn clone_err(e: &wasmtime::Error) -> wasmtime::Error {
     wasmtime::format_err!("{e:#}")
 }
 
+/// A manifest that states something the component cannot serve.
+fn missing(what: String, export: &'static str) -> LoadError {
+    super::DescribeError::MissingExport { what, export }.into()
+}
+
 impl GuestExports {
     /// Checks that every endpoint of `manifest` has the export that serves its kind.
     pub(crate) fn check(&self, manifest: &AppManifest) -> Result<(), LoadError> {
         if manifest.pre_init && self.init.is_none() {
-            return Err(LoadError::Describe(format!(
-                "the component has init work but does not export {}",
-                bindings::INIT
-            )));
+            return Err(missing("it has init work".into(), bindings::INIT));
         }
         if !manifest.functions.is_empty() && self.function.is_none() {
-            return Err(LoadError::Describe(format!(
-                "the component describes functions but does not export {}",
-                bindings::FUNCTION_HANDLER
-            )));
+            return Err(missing(
+                "it describes functions".into(),
+                bindings::FUNCTION_HANDLER,
+            ));
         }
         for spec in &manifest.endpoints {
             let (present, needed) = match spec.kind {
@@ -217,10 +219,8 @@ impl GuestExports {
                 }
             };
             if !present {
-                return Err(LoadError::Describe(format!(
-                    "endpoint {:?} is {:?} but the component does not export {needed}",
-                    spec.name, spec.kind
-                )));
+                let what = format!("endpoint {:?} is {:?}", spec.name, spec.kind);
+                return Err(missing(what, needed));
             }
         }
         Ok(())

@@ -3,12 +3,13 @@
 //! Knows the engine and the store; which component serves a function comes from a
 //! [`Resolver`] the control plane provides.
 
+mod grants;
 pub mod input;
 mod logs;
 mod runner;
 pub mod schedule;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -17,12 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::capabilities::env::{CallIdentity, Env, SecretSource};
+use crate::capabilities::env::{CallIdentity, Env};
 use crate::capabilities::volumes::Volumes;
-use crate::engine::{
-    BrokerError, BrokerFuture, CallBroker, CallContext, Engine, FunctionError, FunctionSpec,
-    GuestCallState, LoadedComponent,
-};
+use crate::engine::{CallContext, Engine, FunctionError, FunctionSpec, LoadedComponent};
 use crate::store::{CallRecord, CallStatus, Store, StoreError, new_id, now};
 
 pub use logs::{CALL_LOG_BYTES, CallLog, Logs, REDACTED};
@@ -167,7 +165,7 @@ impl Functions {
         CallContext {
             env: Vec::new(),
             mounts: Vec::new(),
-            broker: Some(Arc::new(GuestBroker {
+            broker: Some(Arc::new(grants::GuestBroker {
                 functions: Arc::downgrade(self),
                 app_id: app_id.to_owned(),
             })),
@@ -499,71 +497,6 @@ impl Functions {
 
     fn engine(&self) -> &Arc<Engine> {
         &self.engine
-    }
-}
-
-/// A guest's `spawn`/`poll`, confined to its own app.
-struct GuestBroker {
-    functions: Weak<Functions>,
-    app_id: String,
-}
-
-impl CallBroker for GuestBroker {
-    fn spawn(&self, function: String, input: String) -> BrokerFuture<Result<String, BrokerError>> {
-        let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
-        Box::pin(async move {
-            let f = functions.upgrade().ok_or(BrokerError::ShuttingDown)?;
-            let target = f
-                .resolver()
-                .and_then(|r| r.resolve_by_name(&app_id, &function))
-                .ok_or(BrokerError::NoSuchFunction(function))?;
-            let input: Value = serde_json::from_str(&input)?;
-            match f.spawn_resolved(&target, input, "guest") {
-                Ok(r) => Ok(r.call_id),
-                Err(FunctionsError::InvalidInput(d)) => Err(BrokerError::InvalidInput(d)),
-                Err(e) => Err(BrokerError::Functions(Box::new(e))),
-            }
-        })
-    }
-
-    fn poll(
-        &self,
-        call_id: String,
-        timeout: Duration,
-    ) -> BrokerFuture<Result<GuestCallState, BrokerError>> {
-        let (functions, app_id) = (self.functions.clone(), self.app_id.clone());
-        Box::pin(async move {
-            let f = functions.upgrade().ok_or(BrokerError::ShuttingDown)?;
-            let record = f
-                .wait(&call_id, timeout)
-                .await
-                .map_err(|e| BrokerError::Functions(Box::new(e)))?;
-            let record = record
-                .filter(|r| r.app_id == app_id)
-                .ok_or(BrokerError::NoSuchCall(call_id))?;
-            Ok(match record.status {
-                CallStatus::Success => {
-                    GuestCallState::Success(record.result.unwrap_or(Value::Null).to_string())
-                }
-                CallStatus::Failure | CallStatus::Terminated => GuestCallState::Failure(
-                    record
-                        .error
-                        .and_then(|e| e.get("message").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_else(|| "failed".into()),
-                ),
-                CallStatus::Pending | CallStatus::Running => GuestCallState::Pending,
-            })
-        })
-    }
-}
-
-/// Secrets come from the store, where they are sealed.
-impl SecretSource for Store {
-    fn secret(
-        &self,
-        name: &str,
-    ) -> Result<Option<BTreeMap<String, String>>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.get_secret(name)?.map(|s| s.values))
     }
 }
 

@@ -219,3 +219,25 @@ fn request_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{InstantiateError, Trap};
+
+    #[test]
+    fn only_a_host_at_capacity_asks_the_client_to_retry() {
+        let spec = EndpointSpec::defaults("e", EndpointKind::Function);
+        let answer = |err| failure("app", &spec, err);
+        let missing = answer(CallError::MissingExport("endpoint-handler"));
+        assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(missing.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(
+            answer(CallError::Trap(Trap::Ended)).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let stopped = answer(InstantiateError::Stopped.into());
+        assert_eq!(stopped.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(stopped.headers()[RETRY_AFTER], "1");
+    }
+}

@@ -1,11 +1,20 @@
 //! The call broker: a guest's `spawn`/`poll` imports (`wasmhost:guest/host`), carried to
 //! whoever runs calls (the functions layer implements [`CallBroker`]) and confined to the
-//! guest's own app. Linked with the engine's own bindings; configured per app when the
-//! functions layer binds a broker to a loaded component; per instance a [`BrokerCtx`].
+//! guest's own app. Linked from its own bindings ([`bindings`]); nothing to check at
+//! deploy (a guest may only reach its own app's functions); per instance a [`BrokerCtx`]
+//! around the broker the functions layer grants the call.
+
+pub(crate) mod bindings;
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{Capability, CapabilityViews, Declared};
+use bindings::{host, types};
 
 /// A boxed, sendable future that owns its data.
 pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -93,6 +102,75 @@ impl BrokerCtx {
         };
         b.poll(call_id, Duration::from_millis(timeout_ms).min(MAX_POLL))
             .await
+    }
+}
+
+/// Store data that carries a [`BrokerCtx`].
+pub trait BrokerView: Send {
+    /// The store's broker context.
+    fn broker(&mut self) -> &mut BrokerCtx;
+}
+
+struct HasBroker;
+
+impl HasData for HasBroker {
+    type Data<'a> = &'a mut BrokerCtx;
+}
+
+impl types::Host for BrokerCtx {}
+
+impl host::Host for BrokerCtx {
+    async fn spawn(
+        &mut self,
+        name: String,
+        input: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        // The guest reads the reason; nothing of the host's error types crosses.
+        Ok(BrokerCtx::spawn(self, name, input)
+            .await
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn poll(
+        &mut self,
+        call_id: String,
+        timeout_ms: u64,
+    ) -> wasmtime::Result<Result<types::CallState, String>> {
+        let state = BrokerCtx::poll(self, call_id, timeout_ms).await;
+        Ok(state
+            .map(|state| match state {
+                GuestCallState::Pending => types::CallState::Pending,
+                GuestCallState::Success(r) => types::CallState::Success(r),
+                GuestCallState::Failure(m) => types::CallState::Failure(m),
+            })
+            .map_err(|e| e.to_string()))
+    }
+}
+
+/// The broker capability.
+pub struct Broker;
+
+impl Capability for Broker {
+    type Config = ();
+    type ConfigError = std::convert::Infallible;
+    /// Where the call's `spawn`/`poll` go; none refuses them with a reason.
+    type Grant<'a> = Option<Arc<dyn CallBroker>>;
+    type Instance = BrokerCtx;
+
+    fn link<T: CapabilityViews>(linker: &mut Linker<T>, _p3: bool) -> wasmtime::Result<()> {
+        host::add_to_linker::<T, HasBroker>(linker, T::broker)
+    }
+
+    /// A guest may only reach its own app's functions: nothing to declare.
+    fn configure(_: &Declared<'_>) -> Result<(), std::convert::Infallible> {
+        Ok(())
+    }
+
+    fn instance(
+        broker: Option<Arc<dyn CallBroker>>,
+        _: &mut WasiCtxBuilder,
+    ) -> std::io::Result<BrokerCtx> {
+        Ok(BrokerCtx::new(broker))
     }
 }
 

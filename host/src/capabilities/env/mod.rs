@@ -6,6 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{Capability, CapabilityViews, Declared};
+use crate::manifest::is_dns_label;
+
 /// Where secrets' values come from.
 pub trait SecretSource {
     /// The values of secret `name`; `None` when there is no such secret.
@@ -30,6 +36,11 @@ pub enum EnvError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
+
+/// Why a function's secrets are refused at deploy.
+#[derive(Debug, thiserror::Error)]
+#[error("secret name {0:?} is not a name a secret can have (1-63 of a-z, 0-9 and '-')")]
+pub struct SecretNameError(pub String);
 
 /// Who a call is, as its environment tells it.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +82,33 @@ impl Env {
     }
 }
 
+impl Capability for Env {
+    type Config = ();
+    type ConfigError = SecretNameError;
+    /// The call's variables ([`Env::prepare`]).
+    type Grant<'a> = &'a [(String, String)];
+    type Instance = ();
+
+    /// `wasi:cli/environment` is linked with the rest of WASI.
+    fn link<T: CapabilityViews>(_: &mut Linker<T>, _p3: bool) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// A secret the store could never hold would fail every call: refused at deploy.
+    fn configure(declared: &Declared<'_>) -> Result<(), SecretNameError> {
+        match declared.secrets.iter().find(|s| !is_dns_label(s)) {
+            Some(bad) => Err(SecretNameError(bad.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The variables, and nothing of the host's own environment.
+    fn instance(vars: Self::Grant<'_>, wasi: &mut WasiCtxBuilder) -> std::io::Result<()> {
+        wasi.envs(vars);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +143,23 @@ mod tests {
         assert_eq!(vars[0], ("PASSWORD".into(), "pw".into()));
         assert!(vars.contains(&("WASMHOST_ATTEMPT".into(), "2".into())));
         assert_eq!(vars.last().unwrap().1, "f");
+    }
+
+    #[test]
+    fn secret_names_are_checked_at_deploy() {
+        let secrets = ["db".to_owned(), "Not_A_Name".to_owned()];
+        let mut declared = Declared {
+            what: "function",
+            name: "f",
+            secrets: &secrets[..1],
+            volumes: &[],
+            allowed_outbound_hosts: &[],
+            gpu: None,
+        };
+        assert!(Env::configure(&declared).is_ok());
+        declared.secrets = &secrets;
+        let err = Env::configure(&declared).unwrap_err().to_string();
+        assert!(err.contains("\"Not_A_Name\""), "{err}");
     }
 
     #[test]

@@ -25,9 +25,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OnceCell, oneshot};
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{Capability, CapabilityViews, Declared};
 
 pub use error::{CompileMessage, GpuError, Unavailable};
-pub use host::{GpuCtx, GpuCtxView, GpuView, add_to_linker};
+pub use host::{GpuCtx, GpuCtxView, GpuView};
 use protocol::{Message, ObjectId, Reply, Request};
 
 /// Whether a software adapter (lavapipe, llvmpipe) may stand in for a GPU.
@@ -221,6 +225,73 @@ fn matches_requirement(name: &str, requirement: &str) -> bool {
             .contains(&requirement.to_ascii_lowercase())
 }
 
+/// Why a GPU declaration is refused at deploy (before the adapter is asked).
+#[derive(Debug, thiserror::Error)]
+#[error("declares gpu = {0:?}: use \"any\" or an adapter name")]
+pub struct GpuDeclarationError(pub String);
+
+/// What one instance is granted of the GPU.
+pub struct GpuGrant {
+    /// The host's GPU.
+    pub gpu: Gpu,
+    /// Why the instance may not use it (its endpoint or function declares no GPU, or it
+    /// runs deploy-time work); every use then fails with this reason. None: granted.
+    pub denied: Option<String>,
+}
+
+impl GpuGrant {
+    /// The GPU for an instance of the endpoint or function `name` (`what` is
+    /// `"endpoint"` or `"function"`), which may use it only when it declared one.
+    pub fn if_declared(gpu: &Gpu, declared: bool, what: &str, name: &str) -> Self {
+        Self {
+            gpu: gpu.clone(),
+            denied: (!declared).then(|| {
+                format!(
+                    "{what} {name:?} does not declare a GPU; add `gpu = \"any\"` to its \
+                     #[wasmhost::{what}] attribute"
+                )
+            }),
+        }
+    }
+
+    /// No GPU for this instance, for `why`.
+    pub fn denied(gpu: &Gpu, why: &str) -> Self {
+        Self {
+            gpu: gpu.clone(),
+            denied: Some(why.to_owned()),
+        }
+    }
+}
+
+impl Capability for Gpu {
+    /// The requirement, if any: this host's adapter is checked against it at load
+    /// ([`Gpu::check`], which opens the device).
+    type Config = Option<String>;
+    type ConfigError = GpuDeclarationError;
+    type Grant<'a> = GpuGrant;
+    type Instance = GpuCtx;
+
+    fn link<T: CapabilityViews>(linker: &mut Linker<T>, _p3: bool) -> wasmtime::Result<()> {
+        host::add_to_linker(linker)
+    }
+
+    fn configure(declared: &Declared<'_>) -> Result<Option<String>, GpuDeclarationError> {
+        match declared.gpu {
+            Some(gpu) if gpu.trim().is_empty() || gpu.len() > 100 => {
+                Err(GpuDeclarationError(gpu.to_owned()))
+            }
+            gpu => Ok(gpu.map(str::to_owned)),
+        }
+    }
+
+    fn instance(grant: GpuGrant, _: &mut WasiCtxBuilder) -> std::io::Result<GpuCtx> {
+        Ok(match grant.denied {
+            None => GpuCtx::granted(&grant.gpu),
+            Some(reason) => GpuCtx::denied(&grant.gpu, reason),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +304,28 @@ mod tests {
         assert!(matches_requirement(name, "h100"));
         assert!(!matches_requirement(name, "A100"));
         assert!(matches_requirement("llvmpipe (LLVM 15)", "llvmpipe"));
+    }
+
+    #[test]
+    fn declarations_are_checked_at_deploy() {
+        let declared = |gpu| Declared {
+            what: "function",
+            name: "f",
+            secrets: &[],
+            volumes: &[],
+            allowed_outbound_hosts: &[],
+            gpu,
+        };
+        assert_eq!(Gpu::configure(&declared(None)).unwrap(), None);
+        assert_eq!(
+            Gpu::configure(&declared(Some("H100"))).unwrap().as_deref(),
+            Some("H100")
+        );
+        let long = "x".repeat(101);
+        for bad in [" ", long.as_str()] {
+            let err = Gpu::configure(&declared(Some(bad))).unwrap_err();
+            assert!(err.to_string().contains("use \"any\""), "{err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Outbound HTTP: where a guest's `wasi:http` requests may go. Each function or endpoint
 //! declares an allow-list in Spin's form (`allowed_outbound_hosts`, see [`AllowedHosts`]);
-//! it is checked at deploy ([`Outbound::configure`]) and enforced per instance by the
+//! it is checked at deploy ([`Outbound::check`]) and enforced per instance by the
 //! send hook [`OutboundHooks`], which also bounds timeouts and response sizes and counts
 //! every decision. The decision reads only the manifest's list and the request's own
 //! URI, never the inbound request (so a forged `Host` cannot widen it, the Spin
@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{Capability, CapabilityViews, Declared};
 
 pub use allow::{AllowedHosts, HostPatternError, Target};
 pub use hooks::OutboundHooks;
@@ -67,7 +71,7 @@ impl Outbound {
     }
 
     /// Checks a declared allow-list at deploy; a bad entry is refused with its reason.
-    pub fn configure<S: AsRef<str>>(entries: &[S]) -> Result<AllowedHosts, HostPatternError> {
+    pub fn check<S: AsRef<str>>(entries: &[S]) -> Result<AllowedHosts, HostPatternError> {
         AllowedHosts::parse(entries)
     }
 
@@ -89,5 +93,66 @@ impl Outbound {
     /// A send hook that refuses everything (deploy-time work: `describe`, init snapshots).
     pub fn deny_all(&self, who: &str) -> OutboundHooks {
         self.prepare::<&str>(who, &[])
+    }
+}
+
+/// What one instance is granted of the network.
+pub struct OutboundGrant {
+    /// Its send hook ([`Outbound::prepare`] or [`Outbound::deny_all`]).
+    pub hooks: OutboundHooks,
+    /// A web server's port mapping (inner, outer): its one loopback port; none for
+    /// every other guest, which gets no socket at all.
+    pub port_map: Option<(u16, u16)>,
+}
+
+impl Capability for Outbound {
+    type Config = AllowedHosts;
+    type ConfigError = HostPatternError;
+    type Grant<'a> = OutboundGrant;
+    type Instance = OutboundHooks;
+
+    /// `wasi:http`'s outgoing handler, and web servers' bind of their inner port
+    /// rewritten to their outer one (over WASI's sockets, linked before).
+    fn link<T: CapabilityViews>(linker: &mut Linker<T>, p3: bool) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        sockets::add_bind_rewrite(linker)?;
+        if p3 {
+            wasmtime_wasi_http::p3::add_to_linker(linker)?;
+        }
+        Ok(())
+    }
+
+    fn configure(declared: &Declared<'_>) -> Result<AllowedHosts, HostPatternError> {
+        Self::check(declared.allowed_outbound_hosts)
+    }
+
+    fn instance(grant: OutboundGrant, wasi: &mut WasiCtxBuilder) -> std::io::Result<OutboundHooks> {
+        sockets::confine(wasi, grant.port_map);
+        Ok(grant.hooks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_are_checked_at_deploy() {
+        let hosts = [
+            "https://api.example.com".to_owned(),
+            "example.com".to_owned(),
+        ];
+        let mut declared = Declared {
+            what: "endpoint",
+            name: "e",
+            secrets: &[],
+            volumes: &[],
+            allowed_outbound_hosts: &hosts[..1],
+            gpu: None,
+        };
+        assert!(Outbound::configure(&declared).is_ok());
+        declared.allowed_outbound_hosts = &hosts;
+        let err = Outbound::configure(&declared).unwrap_err().to_string();
+        assert!(err.contains("example.com"), "{err}");
     }
 }

@@ -5,11 +5,49 @@
 
 use std::net::SocketAddr;
 
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::TcpSocket;
 use wasmtime_wasi::p2::bindings::sockets::network::{
-    IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+    self, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, Network,
 };
-use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
+
+use crate::capabilities::CapabilityViews;
+
+/// Store data that knows its instance's port mapping (a web server's inner and outer
+/// port; none for every other guest).
+pub trait PortMapView {
+    /// The mapping `(inner, outer)`, if any.
+    fn port_map(&self) -> Option<(u16, u16)>;
+}
+
+/// Replaces `wasi:sockets/tcp`'s `start-bind` with one that applies the instance's port
+/// mapping, then defers to wasmtime-wasi.
+pub(super) fn add_bind_rewrite<T: CapabilityViews>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut tcp = linker.instance("wasi:sockets/tcp@0.2.12")?;
+    tcp.func_wrap_async(
+        "[method]tcp-socket.start-bind",
+        |mut store: StoreContextMut<'_, T>,
+         (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let address = rewrite(address, store.data().port_map());
+                let state = store.data_mut();
+                let mut view = WasiSocketsView::sockets(state);
+                let outcome = HostTcpSocket::start_bind(&mut view, this, network, address).await;
+                Ok((match outcome {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(network::Host::convert_error_code(&mut view, e)?),
+                },))
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
 
 /// Sets an instance's socket policy: none, or for a web server mapped
 /// `(inner, outer)`, its one loopback port.

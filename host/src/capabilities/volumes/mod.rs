@@ -1,13 +1,15 @@
 //! Volumes: named directories of the data directory (`volumes/<name>`) mounted into a
 //! function's sandbox as preopened directories; cap-std confines the guest to them.
-//! Checked at deploy ([`Volumes::configure`]: DNS-safe names, absolute mount paths, one
+//! Checked at deploy ([`Volumes::check`]: DNS-safe names, absolute mount paths, one
 //! volume per path), resolved per call ([`Volumes::prepare`]) and preopened per instance
-//! ([`preopen`]).
+//! ([`Capability::instance`]).
 
 use std::path::{Path, PathBuf};
 
+use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::{Capability, CapabilityViews, Declared};
 use crate::manifest::is_dns_label;
 
 /// A host directory mounted into the guest.
@@ -56,7 +58,7 @@ impl Volumes {
     }
 
     /// Checks a function's `(volume, path)` mounts at deploy.
-    pub fn configure<'a>(
+    pub fn check<'a>(
         mounts: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), VolumeError> {
         let mut paths = Vec::new();
@@ -102,8 +104,34 @@ impl Volumes {
     }
 }
 
+impl Capability for Volumes {
+    type Config = ();
+    type ConfigError = VolumeError;
+    /// The call's mounts, resolved on the host ([`Volumes::prepare`]).
+    type Grant<'a> = &'a [Mount];
+    type Instance = ();
+
+    /// `wasi:filesystem` is linked with the rest of WASI.
+    fn link<T: CapabilityViews>(_: &mut Linker<T>, _p3: bool) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    fn configure(declared: &Declared<'_>) -> Result<(), VolumeError> {
+        Self::check(
+            declared
+                .volumes
+                .iter()
+                .map(|v| (v.volume.as_str(), v.path.as_str())),
+        )
+    }
+
+    fn instance(mounts: &[Mount], wasi: &mut WasiCtxBuilder) -> std::io::Result<()> {
+        preopen(wasi, mounts)
+    }
+}
+
 /// Preopens `mounts` read-write; they are the only directories the guest sees.
-pub fn preopen(builder: &mut WasiCtxBuilder, mounts: &[Mount]) -> std::io::Result<()> {
+fn preopen(builder: &mut WasiCtxBuilder, mounts: &[Mount]) -> std::io::Result<()> {
     for mount in mounts {
         builder
             .preopened_dir(&mount.host, &mount.guest, FsPerms::ReadWrite)
@@ -120,12 +148,28 @@ mod tests {
 
     #[test]
     fn mounts_are_checked_at_deploy() {
-        assert!(Volumes::configure([("notes", "/data"), ("cache", "/cache")]).is_ok());
-        let bad = Volumes::configure([("Notes", "/data")]).unwrap_err();
+        assert!(Volumes::check([("notes", "/data"), ("cache", "/cache")]).is_ok());
+        let bad = Volumes::check([("Notes", "/data")]).unwrap_err();
         assert!(bad.to_string().contains("DNS-safe"), "{bad}");
-        assert!(Volumes::configure([("notes", "data")]).is_err());
-        let twice = Volumes::configure([("a", "/d"), ("b", "/d")]).unwrap_err();
+        assert!(Volumes::check([("notes", "data")]).is_err());
+        let twice = Volumes::check([("a", "/d"), ("b", "/d")]).unwrap_err();
         assert!(matches!(twice, VolumeError::SamePath(_)));
+        let mounts = [crate::manifest::VolumeMount {
+            volume: "notes".into(),
+            path: "relative".into(),
+        }];
+        let declared = Declared {
+            what: "function",
+            name: "f",
+            secrets: &[],
+            volumes: &mounts,
+            allowed_outbound_hosts: &[],
+            gpu: None,
+        };
+        assert!(matches!(
+            Volumes::configure(&declared),
+            Err(VolumeError::Invalid { .. })
+        ));
     }
 
     #[test]
@@ -136,7 +180,7 @@ mod tests {
         assert_eq!(mounts[0].host, dir.path().join("volumes/notes"));
         assert!(mounts[0].host.is_dir());
         let mut builder = wasmtime_wasi::WasiCtx::builder();
-        preopen(&mut builder, &mounts).unwrap();
+        Volumes::instance(&mounts, &mut builder).unwrap();
         let missing = [Mount {
             host: dir.path().join("absent"),
             guest: "/x".into(),

@@ -33,6 +33,7 @@ const SDK: &[File] = embed_files!["../../../../guest-sdk/";
     "src/router.rs",
     "src/schema.rs",
     "src/task.rs",
+    "src/wit.rs",
     "src/wsgi.rs",
     "macros/src/apps.rs",
     "macros/src/batched.rs",

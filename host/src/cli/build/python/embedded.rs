@@ -28,6 +28,7 @@ const SDK: &[File] = embed_files!["../../../../../guest-sdk/python/";
     "wasmhost/_types.py",
     "wasmhost/_wsgi.py",
     "wasmhost/exception.py",
+    "wasmhost/http.py",
     "wasmhost/responses.py",
 ];
 
