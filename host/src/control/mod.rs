@@ -197,7 +197,8 @@ impl ControlPlane {
                         continue;
                     };
                     let path = self.component_path(&version.digest);
-                    match self.engine.load_file(&path).await {
+                    // The code is mapped on the app's first call, not now.
+                    match self.engine.load_deployed(&path, &version.digest).await {
                         Ok(mut loaded) => {
                             loaded.manifest.name_plain_component(&app.name);
                             let overrides = &self.engine.config().scaling_overrides;
@@ -382,6 +383,8 @@ impl ControlPlane {
             copy_atomically(path, &target, options.ephemeral)
                 .map_err(|e| ApiError::internal(format!("cannot keep the component: {e}")))?;
         }
+        // The upload goes; should the cached code go too, this copy compiles again.
+        loaded.keep_source(target.clone());
         let _guard = self.changes.lock().await;
         let request = DeployRequest {
             workspace: &self.config.workspace,

@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::bindings::{GuestCallError, Request, Response};
 use super::output::{CallsOutput, OutputSink};
 use super::workers::{Fresh, Input, Worker, Workers};
-use super::world::Prepared;
 use super::{
     CallContext, CallError, EndpointSpec, Engine, FunctionSpec, LoadedComponent, classify,
     follow_output, forward_output,
@@ -140,11 +139,6 @@ struct Instance {
 }
 
 impl Engine {
-    /// Whether `component`'s typed endpoints are served by its async handler export.
-    pub(super) fn serves_async(&self, component: &LoadedComponent) -> bool {
-        matches!(&component.prepared, Prepared::Guest(g) if g.handler_async.is_some())
-    }
-
     fn endpoint_settings(&self, spec: &EndpointSpec) -> Settings {
         Settings {
             name: spec.name.clone(),
@@ -482,7 +476,8 @@ impl Engine {
         let Some(component) = instance.component.upgrade() else {
             return Err(CallError::Instantiate("the app was stopped".into()));
         };
-        let exports = self.guest(&component)?;
+        let code = self.code(&component).await?;
+        let exports = self.guest(&code)?;
         let missing = |what| CallError::Instantiate(format!("no {what} export"));
         let gpu = self.gpu_if(settings.gpu, settings.what, &settings.name);
         let mut context = settings.context.clone();
@@ -491,7 +486,7 @@ impl Engine {
         }
         let ctx = context.as_ref().unwrap_or_else(|| component.context());
         let mut live = self
-            .start(&component, &settings.name, settings.limits, ctx, gpu)
+            .start(&component, &code, &settings.name, settings.limits, ctx, gpu)
             .await?;
         let load = |e: wasmtime::Error| CallError::Instantiate(format!("{e:#}"));
         let handler = match &settings.context {

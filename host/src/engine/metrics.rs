@@ -64,6 +64,16 @@ pub struct Metrics {
     pub compile_seconds: Histogram,
     /// Components mapped from the native-code cache.
     pub cache_hits: Counter,
+    /// Loads of a component's code on a call (not loaded since the start, or evicted).
+    pub code_loads: Counter,
+    /// Time such a load took (mapping the cached code, linking).
+    pub code_load_seconds: Histogram,
+    /// Components whose code was evicted to keep within the budget.
+    pub code_evictions: Counter,
+    /// Components with their code loaded now (those that can be evicted).
+    pub code_loaded: Gauge,
+    /// Their estimated resident size in bytes.
+    pub code_loaded_bytes: Gauge,
     /// Pre-initialisation snapshots made (init work run and baked in).
     pub snapshots: Counter,
     /// Time to make one: init work, snapshot and compile.
@@ -134,6 +144,11 @@ impl Metrics {
             compiles: Counter::default(),
             compile_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             cache_hits: Counter::default(),
+            code_loads: Counter::default(),
+            code_load_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            code_evictions: Counter::default(),
+            code_loaded: Gauge::default(),
+            code_loaded_bytes: Gauge::default(),
             snapshots: Counter::default(),
             snapshot_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             queue_depth: Family::default(),
@@ -198,6 +213,31 @@ impl Metrics {
                 "cache_hits",
                 "Components loaded from the native-code cache",
                 m.cache_hits.clone(),
+            );
+            r.register(
+                "code_loads",
+                "Loads of a component's code on a call (first call since the start, or evicted)",
+                m.code_loads.clone(),
+            );
+            r.register(
+                "code_load_seconds",
+                "Time to load a component's code on a call",
+                m.code_load_seconds.clone(),
+            );
+            r.register(
+                "code_evictions",
+                "Components whose code was evicted to stay within the loaded-code budget",
+                m.code_evictions.clone(),
+            );
+            r.register(
+                "code_loaded",
+                "Components with their code loaded",
+                m.code_loaded.clone(),
+            );
+            r.register(
+                "code_loaded_bytes",
+                "Estimated resident size of the loaded code",
+                m.code_loaded_bytes.clone(),
             );
             r.register(
                 "snapshots",

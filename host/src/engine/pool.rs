@@ -13,6 +13,7 @@ use wasmtime::component::Instance;
 use super::metrics::Metrics;
 use super::state::InstanceState;
 use super::workers::{Evict, Workers};
+use super::world::Prepared;
 use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
 };
@@ -21,6 +22,8 @@ use super::{
 pub(crate) struct Live {
     pub(super) store: Store<InstanceState>,
     pub(super) instance: Instance,
+    /// The code it was made from: calls into it use this code's export indices.
+    pub(super) code: Arc<Prepared>,
     /// When it last went idle.
     pub(super) idle_since: Instant,
     /// Counts it in its function's live gauge.
@@ -162,6 +165,20 @@ impl WarmInstances {
         lists.get_mut(endpoint).expect("inserted above")
     }
 
+    /// Takes every idle instance out (their code is being evicted; the capacity path:
+    /// no ASGI lifespan shutdown).
+    pub(super) fn take_idle(&self) -> Vec<Live> {
+        let mut lists = self.lists();
+        lists
+            .values_mut()
+            .flat_map(|list| {
+                let lives = std::mem::take(&mut list.lives);
+                list.sync();
+                lives
+            })
+            .collect()
+    }
+
     /// Claims the refill of `endpoint`; false when one is already running.
     fn start_refill(&self, endpoint: &str) -> bool {
         let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
@@ -175,10 +192,11 @@ impl WarmInstances {
 }
 
 impl Engine {
-    /// An idle instance of `spec`, or a new one.
+    /// An idle instance of `spec` made from `code`, or a new one.
     pub(super) async fn checkout(
         &self,
         component: &LoadedComponent,
+        code: &Arc<Prepared>,
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
@@ -188,8 +206,9 @@ impl Engine {
             .get_mut(&spec.name)
             .and_then(IdleList::pop);
         match idle {
-            Some(live) => Ok(live),
-            None => self.new_warm(component, spec, limits).await,
+            Some(live) if Arc::ptr_eq(&live.code, code) => Ok(live),
+            // Made from code since evicted and loaded again: its export indices differ.
+            _ => self.new_warm(component, code, spec, limits).await,
         }
     }
 
@@ -197,19 +216,22 @@ impl Engine {
     pub(super) async fn new_warm(
         &self,
         component: &LoadedComponent,
+        code: &Arc<Prepared>,
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
         let mut live = self
             .start(
                 component,
+                code,
                 &spec.name,
                 limits,
                 component.context(),
                 self.gpu_for(spec),
             )
             .await?;
-        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+        let code = live.code.clone();
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(&code))
             && let Some(asgi) = &exports.asgi
         {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -324,7 +346,7 @@ impl Engine {
                     self.start_service(component, spec, fresh);
                 }
             }
-            EndpointKind::Function if self.serves_async(component) => {
+            EndpointKind::Function if component.serves_async => {
                 for fresh in component.typed.top_up(&spec.name, wanted) {
                     self.start_typed(component, spec, fresh);
                 }
@@ -338,7 +360,11 @@ impl Engine {
     async fn fill(&self, component: &LoadedComponent, spec: &EndpointSpec, wanted: usize) {
         let limits = self.limits_for(spec);
         while component.warm.idle_count(&spec.name) < wanted.min(self.idle_cap(spec)) {
-            match self.new_warm(component, spec, limits).await {
+            let started = match self.code(component).await {
+                Ok(code) => self.new_warm(component, &code, spec, limits).await,
+                Err(e) => Err(e),
+            };
+            match started {
                 Ok(live) => self.checkin(component, spec, live).await,
                 Err(e) => {
                     tracing::warn!(app = %component.manifest.app, endpoint = %spec.name, "cannot start a warm instance: {e}");
@@ -416,6 +442,10 @@ impl Engine {
         mut live: Live,
     ) {
         live.idle_since = Instant::now();
+        // Its code was evicted while it ran: it would only keep that code resident.
+        if !component.code_is(&live.code) {
+            return;
+        }
         {
             let mut lists = component.warm.lists();
             let list = component.warm.list_in(&mut lists, &spec.name);
@@ -430,7 +460,8 @@ impl Engine {
 
     /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
     async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
-        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+        let code = live.code.clone();
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(&code))
             && let Some(asgi) = &exports.asgi
         {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -474,7 +505,9 @@ impl Engine {
             .endpoints
             .iter()
             .find(|e| e.kind == EndpointKind::Method);
-        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
+        let code = class.as_ref().map(|live| live.code.clone());
+        let exports = code.as_deref().map(|code| self.guest(code));
+        if let (Some(mut live), Some(spec), Some(Ok(exports))) = (class, spec, exports)
             && let Some(lifecycle) = &exports.lifecycle
         {
             let names = (component.manifest.app.as_str(), "exit");

@@ -201,12 +201,20 @@ impl Engine {
             let Some(component) = instance.component.upgrade() else {
                 return Err(CallError::Instantiate("the app was stopped".into()));
             };
-            let Prepared::Service(exports) = &component.prepared else {
+            let code = self.code(&component).await?;
+            let Prepared::Service(exports) = &*code else {
                 return Err(CallError::Instantiate("not a wasi:http@0.3 service".into()));
             };
             let gpu = self.gpu_for(spec);
             let mut live = self
-                .start(&component, &spec.name, limits, component.context(), gpu)
+                .start(
+                    &component,
+                    &code,
+                    &spec.name,
+                    limits,
+                    component.context(),
+                    gpu,
+                )
                 .await?;
             let service = exports
                 .indices
