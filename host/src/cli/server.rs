@@ -147,6 +147,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(256 << 20),
+        ephemeral_state: false,
     };
     let mut engine_config = args.engine.engine_config();
     if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub map_concurrency: usize,
     /// How long finished call records are kept.
     pub result_retention: Duration,
+    /// Keep the state in memory (the data directory ends with the process).
+    pub ephemeral_state: bool,
 }
 
 /// Options of one deploy.
@@ -122,8 +124,13 @@ impl ControlPlane {
         leftovers::remove_partial_uploads(&config.data_dir.join("uploads"));
         leftovers::remove_temp_files(&config.data_dir.join("cache"));
         let state = config.data_dir.join("state.redb");
-        let store = Arc::new(Store::open(&state)?);
-        restrict_mode(&state, 0o600)?;
+        let store = if config.ephemeral_state {
+            Arc::new(Store::open_in_memory(&state)?)
+        } else {
+            let store = Store::open(&state)?;
+            restrict_mode(&state, 0o600)?;
+            Arc::new(store)
+        };
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None

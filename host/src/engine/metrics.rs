@@ -296,6 +296,17 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// The request series of `function` of `app`, each resolved on its first use rather
+    /// than looked up (labels built, family locked) on every request.
+    pub fn endpoint_requests(&self, app: &str, function: &str) -> EndpointRequests {
+        EndpointRequests {
+            app: app.to_owned(),
+            function: function.to_owned(),
+            by_class: Default::default(),
+            latency: Default::default(),
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -324,6 +335,44 @@ impl Metrics {
             function: function.to_owned(),
         };
         self.function_instances_idle.get_or_create(&labels).clone()
+    }
+}
+
+/// One endpoint's request counters (by status class) and latency histogram.
+pub struct EndpointRequests {
+    app: String,
+    function: String,
+    /// By status / 100 (a status code has three digits).
+    by_class: [std::sync::OnceLock<Counter>; 10],
+    latency: std::sync::OnceLock<Histogram>,
+}
+
+impl EndpointRequests {
+    /// Records one request into `metrics` (the registry these series belong to).
+    pub fn record(&self, metrics: &Metrics, status: u16, took: Duration) {
+        let class = usize::from(status / 100).min(9);
+        self.by_class[class].get_or_init(|| {
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    app: self.app.clone(),
+                    function: self.function.clone(),
+                    status: format!("{}xx", status / 100),
+                })
+                .clone()
+        })
+        .inc();
+        self.latency
+            .get_or_init(|| {
+                metrics
+                    .request_seconds
+                    .get_or_create(&FunctionLabels {
+                        app: self.app.clone(),
+                        function: self.function.clone(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
     }
 }
 

@@ -61,7 +61,7 @@ pub use error::{CallError, FunctionError, LoadError};
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
-pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
+pub use metrics::{CallLabels, EndpointRequests, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
 pub use validate::{HEADER_LEN, check_header};

@@ -178,6 +178,20 @@ impl Store {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)?;
+        Self::with_db(db, path)
+    }
+
+    /// A store held in memory only, for a host whose state ends with the process
+    /// (`wasmhost run`, local `serve`): nothing is written or synced to disk, which was
+    /// half of such a host's start. Its secrets' key is still the file beside `path`.
+    pub fn open_in_memory(path: &Path) -> Result<Self> {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::with_db(db, path)
+    }
+
+    fn with_db(db: redb::Database, path: &Path) -> Result<Self> {
         let txn = db.begin_write()?;
         {
             // Create every table up front so readers never meet a missing one.
