@@ -281,18 +281,28 @@ impl ControlPlane {
     /// Builds the route table from the store and the live apps.
     fn route_table(&self) -> RouteTable {
         let mut table = RouteTable::new();
-        let apps = match self.store.list_apps() {
-            Ok(apps) => apps,
+        let listed = self.store.list_apps().and_then(|apps| {
+            let functions = self.store.all_functions()?;
+            Ok((apps, functions))
+        });
+        let (apps, functions) = match listed {
+            Ok(listed) => listed,
             Err(e) => {
                 tracing::error!("cannot list apps for routing: {e}");
                 return table;
             }
         };
+        // One pass over the functions, not one per app: a host with thousands of apps
+        // rebuilds this table on every deploy.
+        let mut by_app: HashMap<&str, Vec<&crate::store::FunctionRecord>> = HashMap::new();
+        for f in functions.iter().filter(|f| f.active) {
+            by_app.entry(f.app_id.as_str()).or_default().push(f);
+        }
         for app in apps {
             let Some(web) = self.live(&app.app_id) else {
                 continue;
             };
-            let functions = self.store.list_functions(&app.app_id).unwrap_or_default();
+            let functions = by_app.remove(app.app_id.as_str()).unwrap_or_default();
             for (index, spec) in web.manifest().endpoints.iter().enumerate() {
                 let Some(function) = functions.iter().find(|f| f.name == spec.name) else {
                     continue;

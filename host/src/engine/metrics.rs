@@ -351,17 +351,18 @@ impl EndpointRequests {
     /// Records one request into `metrics` (the registry these series belong to).
     pub fn record(&self, metrics: &Metrics, status: u16, took: Duration) {
         let class = usize::from(status / 100).min(9);
-        self.by_class[class].get_or_init(|| {
-            metrics
-                .requests
-                .get_or_create(&RequestLabels {
-                    app: self.app.clone(),
-                    function: self.function.clone(),
-                    status: format!("{}xx", status / 100),
-                })
-                .clone()
-        })
-        .inc();
+        self.by_class[class]
+            .get_or_init(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        app: self.app.clone(),
+                        function: self.function.clone(),
+                        status: format!("{}xx", status / 100),
+                    })
+                    .clone()
+            })
+            .inc();
         self.latency
             .get_or_init(|| {
                 metrics
