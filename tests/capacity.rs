@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Api, Host, admin_token, client, example, server, visit};
+use common::{Api, Host, admin_token, client, example, metric, server, visit};
 
 async fn burst(host: &Host, n: usize) -> Vec<(u16, bool)> {
     let requests = (0..n).map(|_| {
@@ -435,4 +435,60 @@ async fn a_full_pool_evicts_the_longest_idle_instance_to_serve_another_endpoint(
         (200, "1".into()),
         "the evicted instance's state is gone"
     );
+}
+
+/// More deployed apps than `--max-loaded-components` allows: a call loads its app's code
+/// (evicting the one used least recently), every answer is right, the docs of an evicted
+/// app come from its manifest without loading it, and after a restart no code is loaded
+/// until an app is called.
+#[tokio::test]
+async fn more_apps_than_the_code_budget_all_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cache = common::shared_cache().display().to_string();
+    let args = [
+        "--max-loaded-components",
+        "2",
+        "--public-metrics",
+        "--cache-dir",
+        &cache,
+    ];
+    let mut srv = server(&data, &args);
+    let hello = std::fs::read(example("hello")).unwrap();
+    let names = ["dense-0", "dense-1", "dense-2", "dense-3"];
+    {
+        let api = Api {
+            host: &srv,
+            token: admin_token(&data),
+        };
+        for name in names {
+            let (status, body) = api.upload(hello.clone(), &format!("name={name}")).await;
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let call_all = async |srv: &Host, round: usize| {
+        for name in names {
+            let host = format!("main--{name}-hello.localhost");
+            let (status, body) = visit(srv, &host, &format!("/?name={name}.{round}"), &[]).await;
+            assert_eq!(status, 200, "{name}: {body}\n{}", srv.log());
+            assert!(body.contains(&format!("Hello, {name}.{round}!")), "{body}");
+        }
+    };
+    call_all(&srv, 0).await;
+    call_all(&srv, 1).await;
+    // Four apps through two slots, in turn: every call after the first two evicted one.
+    assert!(metric(&srv, "wasmhost_code_evictions_total").await >= 6.0);
+    assert_eq!(metric(&srv, "wasmhost_code_loaded").await, 2.0);
+    let loads = metric(&srv, "wasmhost_code_loads_total").await;
+    let (status, docs) = visit(&srv, "main--dense-0-hello.localhost", "/openapi.json", &[]).await;
+    assert_eq!(status, 200, "{docs}");
+    assert!(docs.contains("Greets"), "{docs}");
+    assert_eq!(metric(&srv, "wasmhost_code_loads_total").await, loads);
+
+    srv.terminate();
+    let srv = server(&data, &args);
+    assert_eq!(metric(&srv, "wasmhost_code_loaded").await, 0.0);
+    call_all(&srv, 2).await;
+    assert_eq!(metric(&srv, "wasmhost_code_loads_total").await, 4.0);
+    assert_eq!(metric(&srv, "wasmhost_compiles_total").await, 0.0);
 }

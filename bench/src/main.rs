@@ -21,8 +21,9 @@ use crate::cold::{ColdStart, PreInitStart};
 use crate::load::LoadResult;
 use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
-/// Where `bench/python.py`'s section of `RESULTS.md` starts; a run keeps it.
-const PYTHON_MARK: &str = "<!-- python rows: written by bench/python.py -->";
+/// Where the sections of `RESULTS.md` written by the scripts run on their own start
+/// (`bench/density.py`, `bench/peers.py`, `bench/python.py`); a run keeps them.
+const SECTION_MARK: &str = "<!-- ";
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks wasmhost against `wasmtime serve` and a bare hyper server")]
@@ -396,9 +397,9 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
     results.machine.busy_after = report::cpu_busy();
     let mut markdown = report::render(&results);
     println!("{markdown}");
-    // The Python rows come from `bench/python.py`, run on its own; keep them.
+    // The rows of the scripts run on their own come after the first marker; keep them.
     if let Ok(old) = std::fs::read_to_string(&out)
-        && let Some(at) = old.find(PYTHON_MARK)
+        && let Some(at) = old.find(SECTION_MARK)
     {
         markdown.push('\n');
         markdown.push_str(&old[at..]);

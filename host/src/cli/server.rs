@@ -17,7 +17,8 @@ use crate::gateway::{Gateway, GatewayConfig, RouteTable};
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
-    /// request_timeout, map_concurrency, result_retention, and per-function scaling tables
+    /// request_timeout, map_concurrency, result_retention, max_loaded_components,
+    /// max_loaded_mib, and per-function scaling tables
     /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
     /// buffer_containers, scaledown_window, isolation, allowed_outbound_hosts) over the
     /// guest's attributes.
@@ -53,6 +54,15 @@ pub struct ServerArgs {
     /// How long finished call records are kept [default: 7d].
     #[arg(long, value_parser = super::parse_duration)]
     result_retention: Option<std::time::Duration>,
+    /// Deployed components whose compiled code stays loaded at once; the least recently
+    /// called is evicted past it and loaded again (a mapping of its cached native code) on
+    /// its next call [default: unbounded].
+    #[arg(long, env = "WASMHOST_MAX_LOADED_COMPONENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_loaded_components: Option<u64>,
+    /// Estimated MiB of loaded compiled code (mapped native code plus 128 KiB each) kept
+    /// at once, evicted like --max-loaded-components [default: unbounded].
+    #[arg(long, env = "WASMHOST_MAX_LOADED_MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_loaded_mib: Option<u64>,
     /// Serve `/metrics` without a token (by default it needs any valid bearer token).
     #[arg(long, env = "WASMHOST_PUBLIC_METRICS")]
     public_metrics: bool,
@@ -78,6 +88,8 @@ struct FileConfig {
     map_concurrency: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     result_retention: Option<std::time::Duration>,
+    max_loaded_components: Option<u64>,
+    max_loaded_mib: Option<u64>,
     #[serde(default)]
     functions: std::collections::BTreeMap<String, crate::engine::ScalingOverride>,
 }
@@ -135,6 +147,7 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(256 << 20),
+        ephemeral_state: false,
     };
     let mut engine_config = args.engine.engine_config();
     if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
@@ -147,6 +160,15 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     engine_config.scaling_overrides = file.functions;
+    let max_components = args.max_loaded_components.or(file.max_loaded_components);
+    let max_mib = args.max_loaded_mib.or(file.max_loaded_mib);
+    if max_components == Some(0) || max_mib == Some(0) {
+        anyhow::bail!("max_loaded_components and max_loaded_mib must be at least 1");
+    }
+    engine_config.code_budget = crate::engine::CodeBudget {
+        max_components: max_components.map(|n| n as usize),
+        max_bytes: max_mib.map(|mib| mib << 20),
+    };
     if args.engine.cache_dir.is_none() {
         engine_config.cache_dir = data_dir.join("cache");
     }

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub map_concurrency: usize,
     /// How long finished call records are kept.
     pub result_retention: Duration,
+    /// Keep the state in memory (the data directory ends with the process).
+    pub ephemeral_state: bool,
 }
 
 /// Options of one deploy.
@@ -122,8 +124,13 @@ impl ControlPlane {
         leftovers::remove_partial_uploads(&config.data_dir.join("uploads"));
         leftovers::remove_temp_files(&config.data_dir.join("cache"));
         let state = config.data_dir.join("state.redb");
-        let store = Arc::new(Store::open(&state)?);
-        restrict_mode(&state, 0o600)?;
+        let store = if config.ephemeral_state {
+            Arc::new(Store::open_in_memory(&state)?)
+        } else {
+            let store = Store::open(&state)?;
+            restrict_mode(&state, 0o600)?;
+            Arc::new(store)
+        };
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None
@@ -197,7 +204,8 @@ impl ControlPlane {
                         continue;
                     };
                     let path = self.component_path(&version.digest);
-                    match self.engine.load_file(&path).await {
+                    // The code is mapped on the app's first call, not now.
+                    match self.engine.load_deployed(&path, &version.digest).await {
                         Ok(mut loaded) => {
                             loaded.manifest.name_plain_component(&app.name);
                             let overrides = &self.engine.config().scaling_overrides;
@@ -273,18 +281,28 @@ impl ControlPlane {
     /// Builds the route table from the store and the live apps.
     fn route_table(&self) -> RouteTable {
         let mut table = RouteTable::new();
-        let apps = match self.store.list_apps() {
-            Ok(apps) => apps,
+        let listed = self.store.list_apps().and_then(|apps| {
+            let functions = self.store.all_functions()?;
+            Ok((apps, functions))
+        });
+        let (apps, functions) = match listed {
+            Ok(listed) => listed,
             Err(e) => {
                 tracing::error!("cannot list apps for routing: {e}");
                 return table;
             }
         };
+        // One pass over the functions, not one per app: a host with thousands of apps
+        // rebuilds this table on every deploy.
+        let mut by_app: HashMap<&str, Vec<&crate::store::FunctionRecord>> = HashMap::new();
+        for f in functions.iter().filter(|f| f.active) {
+            by_app.entry(f.app_id.as_str()).or_default().push(f);
+        }
         for app in apps {
             let Some(web) = self.live(&app.app_id) else {
                 continue;
             };
-            let functions = self.store.list_functions(&app.app_id).unwrap_or_default();
+            let functions = by_app.remove(app.app_id.as_str()).unwrap_or_default();
             for (index, spec) in web.manifest().endpoints.iter().enumerate() {
                 let Some(function) = functions.iter().find(|f| f.name == spec.name) else {
                     continue;
@@ -383,6 +401,8 @@ impl ControlPlane {
             copy_atomically(path, &target, options.ephemeral)
                 .map_err(|e| ApiError::internal(format!("cannot keep the component: {e}")))?;
         }
+        // The upload goes; should the cached code go too, this copy compiles again.
+        loaded.keep_source(target.clone());
         let _guard = self.changes.lock().await;
         let request = DeployRequest {
             workspace: &self.config.workspace,

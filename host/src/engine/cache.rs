@@ -1,5 +1,7 @@
 //! On-disk cache of compiled native code, keyed by the component's hash and the engine's
-//! configuration, so a second load of the same file skips Cranelift.
+//! configuration, so a second load of the same file skips Cranelift; beside it what
+//! `describe` said and what loading found out, so a restart needs neither the code nor
+//! the component's bytes until the first call.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::LoadError;
+use super::code::CodeFacts;
 use crate::manifest::AppManifest;
 
 /// Where compiled artifacts live.
@@ -79,29 +82,56 @@ impl ArtifactCache {
         self.write(path, &code)
     }
 
-    fn manifest_path(&self, digest: &str) -> PathBuf {
+    /// Whether compiled code is cached under `key`.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.path_for(key).exists()
+    }
+
+    fn entry_path(&self, digest: &str, what: &str) -> PathBuf {
         self.dir
-            .join(format!("{digest}-{}.manifest.json", self.engine_key))
+            .join(format!("{digest}-{}.{what}.json", self.engine_key))
     }
 
     /// What the component with sha256 `digest` said in `describe`, if cached; an
     /// unreadable entry is ignored (the caller describes again).
     pub(crate) fn lookup_manifest(&self, digest: &str) -> Option<AppManifest> {
-        let text = std::fs::read(self.manifest_path(digest)).ok()?;
-        serde_json::from_slice(&text)
-            .inspect_err(|e| tracing::warn!(digest, "ignoring unusable cached manifest: {e}"))
-            .ok()
+        self.lookup_entry(digest, "manifest")
     }
 
     /// Stores what `describe` said next to the native code; a failure only costs a
     /// `describe` call later.
     pub(crate) fn save_manifest(&self, digest: &str, manifest: &AppManifest) {
-        let path = self.manifest_path(digest);
-        let written = serde_json::to_vec(manifest)
+        self.save_entry(digest, "manifest", manifest);
+    }
+
+    /// What loading the component with sha256 `digest` found out without its code, if
+    /// cached (an unreadable entry is ignored: the caller loads the component).
+    pub(crate) fn lookup_facts(&self, digest: &str) -> Option<CodeFacts> {
+        self.lookup_entry(digest, "facts")
+    }
+
+    /// Stores what loading found out unless it is stored already; a failure only costs
+    /// a full load at the next restart.
+    pub(crate) fn save_facts(&self, digest: &str, facts: &CodeFacts) {
+        if !self.entry_path(digest, "facts").exists() {
+            self.save_entry(digest, "facts", facts);
+        }
+    }
+
+    fn lookup_entry<T: serde::de::DeserializeOwned>(&self, digest: &str, what: &str) -> Option<T> {
+        let text = std::fs::read(self.entry_path(digest, what)).ok()?;
+        serde_json::from_slice(&text)
+            .inspect_err(|e| tracing::warn!(digest, "ignoring unusable cached {what}: {e}"))
+            .ok()
+    }
+
+    fn save_entry<T: serde::Serialize>(&self, digest: &str, what: &str, value: &T) {
+        let path = self.entry_path(digest, what);
+        let written = serde_json::to_vec(value)
             .map_err(std::io::Error::other)
             .and_then(|json| self.write(&path, &json));
         if let Err(e) = written {
-            tracing::warn!(path = %path.display(), "could not cache the manifest: {e}");
+            tracing::warn!(path = %path.display(), "could not cache the {what}: {e}");
         }
     }
 

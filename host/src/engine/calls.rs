@@ -43,11 +43,8 @@ fn guest_error(e: GuestCallError) -> FunctionError {
 pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 impl Engine {
-    pub(super) fn guest<'a>(
-        &self,
-        component: &'a LoadedComponent,
-    ) -> Result<&'a GuestExports, CallError> {
-        match &component.prepared {
+    pub(super) fn guest<'a>(&self, code: &'a Prepared) -> Result<&'a GuestExports, CallError> {
+        match code {
             Prepared::Guest(g) => Ok(g),
             Prepared::Proxy(_) | Prepared::Service(_) | Prepared::Command(_) => {
                 Err(CallError::MissingExport("wasmhost guest"))
@@ -58,9 +55,9 @@ impl Engine {
     /// The pre-linked instance of a component whose instances may be kept warm.
     fn instance_pre<'a>(
         &self,
-        component: &'a LoadedComponent,
+        code: &'a Prepared,
     ) -> Result<&'a InstancePre<InstanceState>, CallError> {
-        match &component.prepared {
+        match code {
             Prepared::Guest(g) => Ok(&g.pre),
             Prepared::Proxy(p) => Ok(&p.pre),
             Prepared::Service(s) => Ok(&s.pre),
@@ -68,17 +65,18 @@ impl Engine {
         }
     }
 
-    /// A new instance of `component`; its init work runs first when it is not baked
-    /// into a snapshot.
+    /// A new instance of `component` from `code`, its code loaded now; its init work runs
+    /// first when it is not baked into a snapshot.
     pub(super) async fn start(
         &self,
         component: &LoadedComponent,
+        code: &Arc<Prepared>,
         function: &str,
         limits: Limits,
         ctx: &CallContext,
         gpu: crate::capabilities::gpu::GpuGrant,
     ) -> Result<Live, CallError> {
-        let pre = self.instance_pre(component)?;
+        let pre = self.instance_pre(code)?;
         let outbound = self.outbound_for(component, function);
         let mut store = self.store_for(component, limits, ctx, gpu, outbound)?;
         let started = Instant::now();
@@ -103,14 +101,14 @@ impl Engine {
         let mut live = Live {
             store,
             instance,
+            code: code.clone(),
             idle_since: Instant::now(),
             _counted: self
                 .metrics
                 .function_instance(&component.manifest.app, function),
             out: None,
         };
-        if let (super::PreInit::EachInstance, Ok(exports)) =
-            (component.pre_init, self.guest(component))
+        if let (super::PreInit::EachInstance, Ok(exports)) = (component.pre_init, self.guest(code))
             && let Some(init) = &exports.init
         {
             let names = (component.manifest.app.as_str(), "init");
@@ -181,9 +179,10 @@ impl Engine {
         spec: &EndpointSpec,
         request: Request,
     ) -> Result<Response, CallError> {
-        let exports = self.guest(component)?;
+        let code = self.code(component).await?;
+        let exports = self.guest(&code)?;
         // A guest with async handlers takes several requests per instance.
-        if spec.kind == super::EndpointKind::Function && self.serves_async(component) {
+        if spec.kind == super::EndpointKind::Function && component.serves_async {
             return self.handle_concurrently(component, spec, request).await;
         }
         let handler = exports
@@ -201,10 +200,10 @@ impl Engine {
         if spec.kind != super::EndpointKind::Method {
             // Like a container, a warm instance serves request after request.
             if !self.reusable(spec) {
-                let mut live = self.new_warm(component, spec, limits).await?;
+                let mut live = self.new_warm(component, &code, spec, limits).await?;
                 return self.run(&mut live, limits, names, call).await;
             }
-            let mut live = self.checkout(component, spec, limits).await?;
+            let mut live = self.checkout(component, &code, spec, limits).await?;
             let result = self.run(&mut live, limits, names, call).await;
             // An instance that failed (trapped, timed out) is never reused.
             if result.is_ok() {
@@ -213,11 +212,12 @@ impl Engine {
             return result;
         }
         let mut slot = component.warm.class.lock().await;
-        let mut live = match slot.take() {
+        // An instance of code since evicted and loaded again cannot take this code's calls.
+        let mut live = match slot.take().filter(|live| Arc::ptr_eq(&live.code, &code)) {
             Some(live) => live,
             None => {
                 let gpu = self.gpu_for(spec);
-                self.enter(component, exports, limits, names, component.context(), gpu)
+                self.enter(component, &code, limits, names, component.context(), gpu)
                     .await?
             }
         };
@@ -257,7 +257,8 @@ impl Engine {
         input: &str,
         ctx: &CallContext,
     ) -> Result<String, FunctionError> {
-        let exports = self.guest(component)?;
+        let code = self.code(component).await?;
+        let exports = self.guest(&code)?;
         if exports.function_async.is_some() {
             let outcome = self
                 .call_function_concurrently(component, spec, input, ctx)
@@ -271,7 +272,9 @@ impl Engine {
         let limits = self.function_limits(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let gpu = self.function_gpu(spec);
-        let mut live = self.start(component, &spec.name, limits, ctx, gpu).await?;
+        let mut live = self
+            .start(component, &code, &spec.name, limits, ctx, gpu)
+            .await?;
         let outcome = self
             .run(&mut live, limits, names, async |store, instance| {
                 function
@@ -286,17 +289,20 @@ impl Engine {
     async fn enter(
         &self,
         component: &LoadedComponent,
-        exports: &GuestExports,
+        code: &Arc<Prepared>,
         limits: Limits,
         names: (&str, &str),
         ctx: &CallContext,
         gpu: crate::capabilities::gpu::GpuGrant,
     ) -> Result<Live, CallError> {
-        let lifecycle = exports
+        let lifecycle = self
+            .guest(code)?
             .lifecycle
             .as_ref()
             .ok_or(CallError::MissingExport("lifecycle"))?;
-        let mut live = self.start(component, names.1, limits, ctx, gpu).await?;
+        let mut live = self
+            .start(component, code, names.1, limits, ctx, gpu)
+            .await?;
         let entered = self
             .run(&mut live, limits, names, async |store, instance| {
                 lifecycle
@@ -320,13 +326,14 @@ impl Engine {
         scope: Scope,
         connection: Box<dyn AsgiConnection>,
     ) -> Result<(), CallError> {
-        let exports = self.guest(component)?;
-        let asgi = exports
+        let code = self.code(component).await?;
+        let asgi = self
+            .guest(&code)?
             .asgi
             .as_ref()
             .ok_or(CallError::MissingExport("asgi-app"))?;
         let limits = self.limits_for(spec);
-        let mut live = self.checkout(component, spec, limits).await?;
+        let mut live = self.checkout(component, &code, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let channel = live
             .store
@@ -358,13 +365,14 @@ impl Engine {
         input: Box<dyn WsgiInput>,
         output: Box<dyn WsgiOutput>,
     ) -> Result<(), CallError> {
-        let exports = self.guest(component)?;
-        let wsgi = exports
+        let code = self.code(component).await?;
+        let wsgi = self
+            .guest(&code)?
             .wsgi
             .as_ref()
             .ok_or(CallError::MissingExport("wsgi-app"))?;
         let limits = self.limits_for(spec);
-        let mut live = self.checkout(component, spec, limits).await?;
+        let mut live = self.checkout(component, &code, spec, limits).await?;
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let table = &mut live.store.data_mut().table;
         let push_error = InstantiateError::from;
@@ -401,18 +409,19 @@ impl Engine {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        if matches!(component.prepared, Prepared::Service(_)) {
+        if component.world == super::World::Service {
             let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
             return self.service(component, spec, request).await;
         }
-        if !matches!(component.prepared, Prepared::Proxy(_)) {
+        let code = self.code(component).await?;
+        if !matches!(*code, Prepared::Proxy(_)) {
             return Err(CallError::MissingExport("wasi:http incoming-handler"));
         }
         let limits = self.limits_for(spec);
         let reuse = self.reusable(spec);
         let mut live = match reuse {
-            true => self.checkout(component, spec, limits).await?,
-            false => self.new_warm(component, spec, limits).await?,
+            true => self.checkout(component, &code, spec, limits).await?,
+            false => self.new_warm(component, &code, spec, limits).await?,
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
@@ -428,7 +437,8 @@ impl Engine {
         let (req, out) = setup.map_err(InstantiateError::from)?;
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         let task = tokio::spawn(async move {
-            let Prepared::Proxy(exports) = &component.prepared else {
+            let code = live.code.clone();
+            let Prepared::Proxy(exports) = &*code else {
                 return Err(CallError::MissingExport("wasi:http incoming-handler"));
             };
             let names = (component.manifest.app.as_str(), spec.name.as_str());

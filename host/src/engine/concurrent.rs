@@ -24,7 +24,6 @@ use super::bindings::{GuestCallError, Request, Response};
 use super::error::{InstantiateError, NoResponse, Trap};
 use super::output::{CallsOutput, OutputSink};
 use super::workers::{Fresh, Input, Worker, Workers};
-use super::world::Prepared;
 use super::{
     CallContext, CallError, EndpointSpec, Engine, FunctionSpec, LoadedComponent, classify,
     follow_output, forward_output,
@@ -141,11 +140,6 @@ struct Instance {
 }
 
 impl Engine {
-    /// Whether `component`'s typed endpoints are served by its async handler export.
-    pub(super) fn serves_async(&self, component: &LoadedComponent) -> bool {
-        matches!(&component.prepared, Prepared::Guest(g) if g.handler_async.is_some())
-    }
-
     fn endpoint_settings(&self, spec: &EndpointSpec) -> Settings {
         Settings {
             name: spec.name.clone(),
@@ -481,7 +475,8 @@ impl Engine {
         let Some(component) = instance.component.upgrade() else {
             return Err(InstantiateError::Stopped.into());
         };
-        let exports = self.guest(&component)?;
+        let code = self.code(&component).await?;
+        let exports = self.guest(&code)?;
         // A component without the export this call needs is a permanent error.
         let missing = CallError::MissingExport;
         let gpu = self.gpu_if(settings.gpu, settings.what, &settings.name);
@@ -491,7 +486,7 @@ impl Engine {
         }
         let ctx = context.as_ref().unwrap_or_else(|| component.context());
         let mut live = self
-            .start(&component, &settings.name, settings.limits, ctx, gpu)
+            .start(&component, &code, &settings.name, settings.limits, ctx, gpu)
             .await?;
         let load = |e: wasmtime::Error| CallError::from(InstantiateError::from(e));
         let handler = match &settings.context {

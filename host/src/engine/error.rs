@@ -312,6 +312,9 @@ pub enum InstantiateError {
     /// A web server's instance runs on its own, not per request.
     #[error("a web server's instance is not called per request")]
     WebServer,
+    /// Its evicted code could not be loaded again.
+    #[error("cannot load the component: {0}")]
+    Load(#[source] Arc<LoadError>),
 }
 
 impl From<wasmtime::Error> for InstantiateError {

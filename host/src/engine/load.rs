@@ -10,9 +10,10 @@ use bytes::Bytes;
 use wasmtime::component::Component;
 
 use super::cache::{self, ArtifactCache, CacheOutcome};
+use super::code::{CodeFacts, CodeSource};
 use super::error::DescribeError;
 use super::runtime::{self, Runtime};
-use super::world::{self, Prepared};
+use super::world::{self, Prepared, World};
 use super::{
     CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadError, LoadedComponent, TICK, trapped,
     validate, web_server, workers,
@@ -43,13 +44,70 @@ impl Engine {
                 path: path.to_owned(),
                 source,
             })?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         // One copy of the file in memory, shared with the compiler thread.
-        self.load_shared(bytes.into(), &app_name_from_stem(&stem))
-            .await
+        let loaded = self
+            .load_shared(bytes.into(), &app_name_from_stem(&file_stem(path)))
+            .await?;
+        loaded.keep_source(path.to_owned());
+        Ok(loaded)
+    }
+
+    /// A component deployed earlier, whose sha256 is `digest`, without loading its code:
+    /// what its first load found out is read from the cache and the code is mapped on
+    /// the first call. Loads it fully when the cache lacks any of it.
+    pub async fn load_deployed(
+        &self,
+        path: &Path,
+        digest: &str,
+    ) -> Result<LoadedComponent, LoadError> {
+        match self.load_lazily(path, digest).await? {
+            Some(loaded) => Ok(loaded),
+            None => self.load_file(path).await,
+        }
+    }
+
+    async fn load_lazily(
+        &self,
+        path: &Path,
+        digest: &str,
+    ) -> Result<Option<LoadedComponent>, LoadError> {
+        let started = Instant::now();
+        let Some(facts) = self.runtime.cache.lookup_facts(digest) else {
+            return Ok(None);
+        };
+        let runtime = match facts.concurrent {
+            true => self.concurrent_runtime()?,
+            false => &self.runtime,
+        };
+        let app_name = app_name_from_stem(&file_stem(path));
+        let mut manifest = match facts.world {
+            World::Guest => match runtime.cache.lookup_manifest(digest) {
+                Some(manifest) => manifest,
+                None => return Ok(None),
+            },
+            world => synthesised(world, &app_name, facts.declares_reuse),
+        };
+        manifest.allow_plain_outbound(&self.plain_allowed_outbound_hosts);
+        self.check_gpu(&manifest).await?;
+        let (pre_init, key) = self.pre_init_of(runtime, &manifest, digest);
+        if !runtime.cache.contains(&key) {
+            return Ok(None);
+        }
+        let source = CodeSource {
+            concurrent: facts.concurrent,
+            snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
+            key,
+        };
+        let loaded = self.assemble(
+            runtime,
+            manifest,
+            (digest.to_owned(), CacheOutcome::Hit, started),
+            pre_init,
+            facts,
+            source,
+        );
+        loaded.keep_source(path.to_owned());
+        Ok(Some(loaded))
     }
 
     /// Validates and compiles (or maps from the cache) a component's bytes; a component
@@ -79,18 +137,14 @@ impl Engine {
         let runtime = self.runtime_for(&bytes)?;
         let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
         let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
+        let facts = CodeFacts {
+            concurrent: !std::ptr::eq(runtime, &self.runtime),
+            world: prepared.world(),
+            serves_async: prepared.serves_async(),
+            declares_reuse: world::declares_reuse(&bytes),
+        };
         let mut described = false;
         let mut manifest = match &prepared {
-            Prepared::Proxy(_) => {
-                let mut manifest = AppManifest::synthesised(app_name, EndpointKind::Proxy);
-                let declared = world::declares_reuse(&bytes);
-                for spec in &mut manifest.endpoints {
-                    spec.scaling.reuse = declared;
-                }
-                manifest
-            }
-            Prepared::Service(_) => AppManifest::synthesised(app_name, EndpointKind::Service),
-            Prepared::Command(_) => AppManifest::synthesised(app_name, EndpointKind::WebServer),
             Prepared::Guest(exports) => {
                 // What `describe` said is cached with the native code (same key), so a
                 // restart maps the code and serves without instantiating the guest first.
@@ -108,28 +162,22 @@ impl Engine {
                 exports.check(&manifest)?;
                 manifest
             }
+            _ => synthesised(facts.world, app_name, facts.declares_reuse),
         };
         manifest.allow_plain_outbound(&self.plain_allowed_outbound_hosts);
         self.check_gpu(&manifest).await?;
-        let mut pre_init = PreInit::None;
         let mut snapshot = None;
-        if manifest.pre_init {
-            // The snapshotter runs on the engine without component-model async, so a
-            // guest with async handlers runs its init work in each instance instead.
-            let plain_engine = std::ptr::eq(runtime, &self.runtime);
-            if self.config.pre_init_snapshots && plain_engine {
-                let key = format!("{digest}-init");
-                let (component, cached) = match runtime.cache.lookup(&runtime.engine, &key) {
-                    Some(c) => (c, true),
-                    None => (self.snapshot(&bytes, &manifest.app).await?, false),
-                };
-                prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
-                pre_init = PreInit::Snapshot { cached };
-                if !cached {
-                    snapshot = Some((key, component));
-                }
-            } else {
-                pre_init = PreInit::EachInstance;
+        let (mut pre_init, key) = self.pre_init_of(runtime, &manifest, &digest);
+        if let PreInit::Snapshot { cached } = &mut pre_init {
+            let found = runtime.cache.lookup(&runtime.engine, &key);
+            *cached = found.is_some();
+            let component = match found {
+                Some(component) => component,
+                None => self.snapshot(&bytes, &manifest.app).await?,
+            };
+            prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
+            if !*cached {
+                snapshot = Some((key.clone(), component));
             }
         }
         // Only components that passed every check leave a trace on disk.
@@ -144,20 +192,74 @@ impl Engine {
             let cache = runtime.cache.clone();
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
+        self.runtime.cache.save_facts(&digest, &facts);
+        let source = CodeSource {
+            concurrent: facts.concurrent,
+            snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
+            key,
+        };
+        let loaded = self.assemble(
+            runtime,
+            manifest,
+            (digest, outcome, started),
+            pre_init,
+            facts,
+            source,
+        );
+        self.resident.fill(&loaded.code, prepared);
+        Ok(loaded)
+    }
+
+    /// How `manifest`'s init work reaches its instances (a snapshot as if cached), and
+    /// the cache key of the code they run.
+    fn pre_init_of(
+        &self,
+        runtime: &Runtime,
+        manifest: &AppManifest,
+        digest: &str,
+    ) -> (PreInit, String) {
+        if !manifest.pre_init {
+            return (PreInit::None, digest.to_owned());
+        }
+        // The snapshotter runs on the engine without component-model async, so a guest
+        // with async handlers runs its init work in each instance instead.
+        let plain_engine = std::ptr::eq(runtime, &self.runtime);
+        if self.config.pre_init_snapshots && plain_engine {
+            (PreInit::Snapshot { cached: true }, format!("{digest}-init"))
+        } else {
+            (PreInit::EachInstance, digest.to_owned())
+        }
+    }
+
+    /// A component with its pools registered and an empty code slot; `origin` is its
+    /// digest, where its code came from and when loading started.
+    fn assemble(
+        &self,
+        runtime: &Runtime,
+        manifest: AppManifest,
+        origin: (String, CacheOutcome, Instant),
+        pre_init: PreInit,
+        facts: CodeFacts,
+        source: CodeSource,
+    ) -> LoadedComponent {
+        let (digest, cache, started) = origin;
         let warm = self.pools.register(&manifest.app, &self.metrics);
+        let code = self.resident.slot(source, &warm);
         let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         self.pools.register_concurrent(&services);
         self.pools.register_concurrent(&typed);
         let functions = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         self.pools.register_concurrent(&functions);
-        Ok(LoadedComponent {
+        LoadedComponent {
             manifest,
             digest,
-            cache: outcome,
+            cache,
             pre_init,
             load_time: started.elapsed(),
-            prepared,
+            code,
+            world: facts.world,
+            serves_async: facts.serves_async,
             wasm_engine: runtime.engine.clone(),
             warm,
             services,
@@ -167,7 +269,7 @@ impl Engine {
             endpoint_batches: Default::default(),
             web_server: web_server::WebServerSlot::default(),
             context: std::sync::OnceLock::new(),
-        })
+        }
     }
 
     /// The native code of `bytes`: mapped from the cache, or compiled now.
@@ -213,7 +315,7 @@ impl Engine {
     }
 
     /// Runs the init work of `bytes` once and compiles the snapshot of its result.
-    async fn snapshot(&self, bytes: &[u8], app: &str) -> Result<Component, LoadError> {
+    pub(super) async fn snapshot(&self, bytes: &[u8], app: &str) -> Result<Component, LoadError> {
         let started = Instant::now();
         let snapshot = self.pre_initialise(bytes, app).await?;
         let component = self.compile(&self.runtime, snapshot).await?;
@@ -228,9 +330,15 @@ impl Engine {
     /// The engine `bytes` runs on: the concurrent one for a WASIp3 service or a guest with
     /// async handlers (made now if this is the first), else the one of WASIp2 components and wasmhost guests.
     fn runtime_for(&self, bytes: &[u8]) -> Result<&Runtime, LoadError> {
-        if !runtime::needs_concurrency(bytes) {
-            return Ok(&self.runtime);
+        match runtime::needs_concurrency(bytes) {
+            true => self.concurrent_runtime(),
+            false => Ok(&self.runtime),
         }
+    }
+
+    /// The engine of WASIp3 services and guests with async handlers, made now if this is
+    /// the first such component.
+    pub(super) fn concurrent_runtime(&self) -> Result<&Runtime, LoadError> {
         if let Some(concurrent) = self.concurrent.get() {
             return Ok(concurrent);
         }
@@ -296,4 +404,29 @@ impl Engine {
         };
         Ok(AppManifest::try_from(raw).map_err(DescribeError::from)?)
     }
+}
+
+/// A file's name without its extension ("" when it has none).
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The manifest of a component that does not describe itself: one endpoint of the kind
+/// its world serves, reused where the component declares it may be. (A guest describes
+/// itself; it is never synthesised.)
+fn synthesised(world: World, app_name: &str, declares_reuse: bool) -> AppManifest {
+    let kind = match world {
+        World::Proxy => EndpointKind::Proxy,
+        World::Service => EndpointKind::Service,
+        World::Command | World::Guest => EndpointKind::WebServer,
+    };
+    let mut manifest = AppManifest::synthesised(app_name, kind);
+    if world == World::Proxy {
+        for spec in &mut manifest.endpoints {
+            spec.scaling.reuse = declares_reuse;
+        }
+    }
+    manifest
 }

@@ -67,6 +67,16 @@ pub struct Metrics {
     pub compile_seconds: Histogram,
     /// Components mapped from the native-code cache.
     pub cache_hits: Counter,
+    /// Loads of a component's code on a call (not loaded since the start, or evicted).
+    pub code_loads: Counter,
+    /// Time such a load took (mapping the cached code, linking).
+    pub code_load_seconds: Histogram,
+    /// Components whose code was evicted to keep within the budget.
+    pub code_evictions: Counter,
+    /// Components with their code loaded now (those that can be evicted).
+    pub code_loaded: Gauge,
+    /// Their estimated resident size in bytes.
+    pub code_loaded_bytes: Gauge,
     /// Pre-initialisation snapshots made (init work run and baked in).
     pub snapshots: Counter,
     /// Time to make one: init work, snapshot and compile.
@@ -138,6 +148,11 @@ impl Metrics {
             compiles: Counter::default(),
             compile_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             cache_hits: Counter::default(),
+            code_loads: Counter::default(),
+            code_load_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            code_evictions: Counter::default(),
+            code_loaded: Gauge::default(),
+            code_loaded_bytes: Gauge::default(),
             snapshots: Counter::default(),
             snapshot_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             queue_depth: Family::default(),
@@ -209,6 +224,31 @@ impl Metrics {
                 m.cache_hits.clone(),
             );
             r.register(
+                "code_loads",
+                "Loads of a component's code on a call (first call since the start, or evicted)",
+                m.code_loads.clone(),
+            );
+            r.register(
+                "code_load_seconds",
+                "Time to load a component's code on a call",
+                m.code_load_seconds.clone(),
+            );
+            r.register(
+                "code_evictions",
+                "Components whose code was evicted to stay within the loaded-code budget",
+                m.code_evictions.clone(),
+            );
+            r.register(
+                "code_loaded",
+                "Components with their code loaded",
+                m.code_loaded.clone(),
+            );
+            r.register(
+                "code_loaded_bytes",
+                "Estimated resident size of the loaded code",
+                m.code_loaded_bytes.clone(),
+            );
+            r.register(
                 "snapshots",
                 "Pre-initialisation snapshots made",
                 m.snapshots.clone(),
@@ -265,6 +305,17 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// The request series of `function` of `app`, each resolved on its first use rather
+    /// than looked up (labels built, family locked) on every request.
+    pub fn endpoint_requests(&self, app: &str, function: &str) -> EndpointRequests {
+        EndpointRequests {
+            app: app.to_owned(),
+            function: function.to_owned(),
+            by_class: Default::default(),
+            latency: Default::default(),
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -293,6 +344,45 @@ impl Metrics {
             function: function.to_owned(),
         };
         self.function_instances_idle.get_or_create(&labels).clone()
+    }
+}
+
+/// One endpoint's request counters (by status class) and latency histogram.
+pub struct EndpointRequests {
+    app: String,
+    function: String,
+    /// By status / 100 (a status code has three digits).
+    by_class: [std::sync::OnceLock<Counter>; 10],
+    latency: std::sync::OnceLock<Histogram>,
+}
+
+impl EndpointRequests {
+    /// Records one request into `metrics` (the registry these series belong to).
+    pub fn record(&self, metrics: &Metrics, status: u16, took: Duration) {
+        let class = usize::from(status / 100).min(9);
+        self.by_class[class]
+            .get_or_init(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        app: self.app.clone(),
+                        function: self.function.clone(),
+                        status: format!("{}xx", status / 100),
+                    })
+                    .clone()
+            })
+            .inc();
+        self.latency
+            .get_or_init(|| {
+                metrics
+                    .request_seconds
+                    .get_or_create(&FunctionLabels {
+                        app: self.app.clone(),
+                        function: self.function.clone(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
     }
 }
 

@@ -14,6 +14,7 @@ mod bindings;
 mod cache;
 mod calls;
 mod channel;
+mod code;
 mod concurrent;
 mod context;
 mod cpu;
@@ -57,6 +58,7 @@ pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;
 pub use calls::ProxyBody;
 pub use channel::{AsgiConnection, BoxFuture, ChannelError, WsgiInput, WsgiOutput};
+pub use code::CodeBudget;
 pub use context::CallContext;
 pub use error::{
     BatchError, CallError, DescribeError, FunctionError, InstantiateError, LoadError, NoResponse,
@@ -66,12 +68,12 @@ pub use error::{
 pub use fuzz::fuzz_manifest;
 pub use load::PreInit;
 pub use manifest::ManifestError;
-pub use metrics::{CallLabels, FunctionLabels, Metrics, RequestLabels};
+pub use metrics::{CallLabels, EndpointRequests, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
 use state::InstanceState;
 pub use validate::{HEADER_LEN, check_header};
 pub use web_server::WebServer;
-use world::Prepared;
+use world::{Prepared, World};
 
 /// The most a component's `describe` may take.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,6 +128,8 @@ pub struct EngineConfig {
     /// Requests one instance takes at once where the component can take several
     /// (WASIp3 `wasi:http` services) and the app does not say; `None`: 16.
     pub max_inputs: Option<usize>,
+    /// How much compiled code stays loaded; the least recently used goes first.
+    pub code_budget: CodeBudget,
 }
 
 impl EngineConfig {
@@ -148,6 +152,7 @@ impl EngineConfig {
             queue_depth: 1024,
             queue_timeout: Duration::from_secs(30),
             max_inputs: None,
+            code_budget: CodeBudget::default(),
         }
     }
 }
@@ -170,6 +175,8 @@ pub struct Engine {
     pools: pool::PoolRegistry,
     /// Instances computing for a call now, so pools scale out only when that helps.
     cpu: Arc<cpu::GuestCpu>,
+    /// The components whose code is loaded, evicted past `config.code_budget`.
+    resident: Arc<code::Resident>,
 }
 
 /// A validated, compiled component ready to instantiate.
@@ -184,7 +191,12 @@ pub struct LoadedComponent {
     pub pre_init: PreInit,
     /// How long loading took (read, validate, compile or map, describe).
     pub load_time: Duration,
-    prepared: Prepared,
+    /// Its code, loaded on first use and evicted when others were used more recently.
+    code: Arc<code::CodeSlot>,
+    /// The world it targets (known without its code).
+    world: World,
+    /// Whether its typed endpoints are served by an async handler (known without its code).
+    serves_async: bool,
     /// The wasmtime engine it was compiled for, which its stores must use.
     wasm_engine: wasmtime::Engine,
     warm: Arc<pool::WarmInstances>,
@@ -267,14 +279,15 @@ impl Engine {
         Ok(Self {
             runtime,
             concurrent: std::sync::OnceLock::new(),
-            config,
             gpu,
             outbound,
             plain_allowed_outbound_hosts: capabilities.plain_allowed_outbound_hosts,
+            resident: code::Resident::new(config.code_budget, metrics.clone()),
             metrics,
             ticker_stop,
             pools: pool::PoolRegistry::default(),
             cpu,
+            config,
         })
     }
 
@@ -319,7 +332,7 @@ impl Engine {
     /// async handlers take `max_inputs` per instance like WASIp3 services.
     pub fn max_concurrency_in(&self, component: &LoadedComponent, spec: &EndpointSpec) -> usize {
         match (spec.kind, spec.scaling.max_containers) {
-            (EndpointKind::Function, Some(c)) if self.serves_async(component) => {
+            (EndpointKind::Function, Some(c)) if component.serves_async => {
                 (c as usize) * self.max_inputs(spec)
             }
             _ => self.max_concurrency(spec),
@@ -383,6 +396,7 @@ impl Engine {
         &self,
         component: &LoadedComponent,
     ) -> Result<(Duration, Box<dyn std::any::Any + Send>), CallError> {
+        let code = self.code(component).await?;
         let started = Instant::now();
         let gpu = self.no_gpu("benchmark instances cannot use the GPU");
         let outbound = self.outbound.deny_all("benchmark");
@@ -393,7 +407,7 @@ impl Engine {
             gpu,
             outbound,
         )?;
-        let instantiated = match &component.prepared {
+        let instantiated = match &*code {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),

@@ -14,6 +14,7 @@ use super::demand::{Demand, HandedOut, PATIENCE};
 use super::metrics::Metrics;
 use super::state::InstanceState;
 use super::workers::{Evict, Workers};
+use super::world::Prepared;
 use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
 };
@@ -22,6 +23,8 @@ use super::{
 pub(crate) struct Live {
     pub(super) store: Store<InstanceState>,
     pub(super) instance: Instance,
+    /// The code it was made from: calls into it use this code's export indices.
+    pub(super) code: Arc<Prepared>,
     /// When it last went idle.
     pub(super) idle_since: Instant,
     /// Counts it in its function's live gauge.
@@ -168,6 +171,20 @@ impl WarmInstances {
         lists.get_mut(endpoint).expect("inserted above")
     }
 
+    /// Takes every idle instance out (their code is being evicted; the capacity path:
+    /// no ASGI lifespan shutdown).
+    pub(super) fn take_idle(&self) -> Vec<Live> {
+        let mut lists = self.lists();
+        lists
+            .values_mut()
+            .flat_map(|list| {
+                let lives = std::mem::take(&mut list.lives);
+                list.sync();
+                lives
+            })
+            .collect()
+    }
+
     /// Claims the refill of `endpoint`; false when one is already running.
     fn start_refill(&self, endpoint: &str) -> bool {
         let mut refilling = self.refilling.lock().unwrap_or_else(|p| p.into_inner());
@@ -197,25 +214,30 @@ impl WarmInstances {
 }
 
 impl Engine {
-    /// An idle instance of `spec`, or a new one. While every core computes for a call
-    /// and instances of `spec` are out, a request first waits for one to come back: a new
-    /// instance would only share the cores, at the price of its first-request faults and
-    /// its memory (see [`super::cpu`] and [`Demand::wait_for_idle`]).
+    /// An idle instance of `spec` made from `code`, or a new one. While every core
+    /// computes for a call and instances of `spec` are out, a request first waits for one
+    /// to come back: a new instance would only share the cores, at the price of its
+    /// first-request faults and its memory (see [`super::cpu`] and
+    /// [`Demand::wait_for_idle`]).
     pub(super) async fn checkout(
         &self,
         component: &LoadedComponent,
+        code: &Arc<Prepared>,
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
         let warm = &component.warm;
         let demand = warm.demand(&spec.name);
-        let pop = || warm.pop(&spec.name);
+        // An instance made from code since evicted and loaded again is dropped: its export
+        // indices differ.
+        let pop =
+            || std::iter::from_fn(|| warm.pop(&spec.name)).find(|l| Arc::ptr_eq(&l.code, code));
         if let Some(live) = demand.wait_for_idle(&self.cpu, PATIENCE, pop).await {
             return Ok(live);
         }
         let handed = demand.hand_out();
         let starting = (demand.start(), self.cpu.starting());
-        let mut live = self.new_warm(component, spec, limits).await?;
+        let mut live = self.new_warm(component, code, spec, limits).await?;
         live.store.data_mut().claim(true);
         drop(starting);
         live.out = Some(handed);
@@ -226,19 +248,22 @@ impl Engine {
     pub(super) async fn new_warm(
         &self,
         component: &LoadedComponent,
+        code: &Arc<Prepared>,
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
         let mut live = self
             .start(
                 component,
+                code,
                 &spec.name,
                 limits,
                 component.context(),
                 self.gpu_for(spec),
             )
             .await?;
-        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+        let code = live.code.clone();
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(&code))
             && let Some(asgi) = &exports.asgi
         {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -356,7 +381,7 @@ impl Engine {
                     self.start_service(component, spec, fresh);
                 }
             }
-            EndpointKind::Function if self.serves_async(component) => {
+            EndpointKind::Function if component.serves_async => {
                 for fresh in component.typed.top_up(&spec.name, wanted) {
                     self.start_typed(component, spec, fresh);
                 }
@@ -370,7 +395,11 @@ impl Engine {
     async fn fill(&self, component: &LoadedComponent, spec: &EndpointSpec, wanted: usize) {
         let limits = self.limits_for(spec);
         while component.warm.idle_count(&spec.name) < wanted.min(self.idle_cap(spec)) {
-            match self.new_warm(component, spec, limits).await {
+            let started = match self.code(component).await {
+                Ok(code) => self.new_warm(component, &code, spec, limits).await,
+                Err(e) => Err(e),
+            };
+            match started {
                 Ok(live) => self.checkin(component, spec, live).await,
                 Err(e) => {
                     tracing::warn!(app = %component.manifest.app, endpoint = %spec.name, "cannot start a warm instance: {e}");
@@ -450,6 +479,10 @@ impl Engine {
         live.idle_since = Instant::now();
         live.out = None;
         live.store.data_mut().claim(false);
+        // Its code was evicted while it ran: it would only keep that code resident.
+        if !component.code_is(&live.code) {
+            return;
+        }
         {
             let mut lists = component.warm.lists();
             let list = component.warm.list_in(&mut lists, &spec.name);
@@ -465,7 +498,8 @@ impl Engine {
 
     /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
     async fn retire_app(&self, component: &LoadedComponent, spec: &EndpointSpec, mut live: Live) {
-        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(component))
+        let code = live.code.clone();
+        if let (EndpointKind::Asgi, Ok(exports)) = (spec.kind, self.guest(&code))
             && let Some(asgi) = &exports.asgi
         {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
@@ -509,7 +543,9 @@ impl Engine {
             .endpoints
             .iter()
             .find(|e| e.kind == EndpointKind::Method);
-        if let (Some(mut live), Some(spec), Ok(exports)) = (class, spec, self.guest(component))
+        let code = class.as_ref().map(|live| live.code.clone());
+        let exports = code.as_deref().map(|code| self.guest(code));
+        if let (Some(mut live), Some(spec), Some(Ok(exports))) = (class, spec, exports)
             && let Some(lifecycle) = &exports.lifecycle
         {
             let names = (component.manifest.app.as_str(), "exit");

@@ -18,7 +18,10 @@ impl Engine {
     /// its first request finds a slot with its image and code mapped. A failure only
     /// costs the first request that time; it is logged and otherwise ignored.
     pub async fn prime(&self, component: &LoadedComponent) {
-        let Prepared::Guest(exports) = &component.prepared else {
+        let Ok(code) = self.code(component).await else {
+            return;
+        };
+        let Prepared::Guest(exports) = &*code else {
             return;
         };
         // A compiled component ran `describe` at load already.

@@ -200,12 +200,20 @@ impl Engine {
             let Some(component) = instance.component.upgrade() else {
                 return Err(InstantiateError::Stopped.into());
             };
-            let Prepared::Service(exports) = &component.prepared else {
+            let code = self.code(&component).await?;
+            let Prepared::Service(exports) = &*code else {
                 return Err(CallError::MissingExport("wasi:http@0.3 handler"));
             };
             let gpu = self.gpu_for(spec);
             let mut live = self
-                .start(&component, &spec.name, limits, component.context(), gpu)
+                .start(
+                    &component,
+                    &code,
+                    &spec.name,
+                    limits,
+                    component.context(),
+                    gpu,
+                )
                 .await?;
             let service = exports
                 .indices

@@ -47,7 +47,8 @@ impl Engine {
         component: &LoadedComponent,
         spec: &EndpointSpec,
     ) -> Result<WebServer, CallError> {
-        let Prepared::Command(pre) = &component.prepared else {
+        let code = self.code(component).await?;
+        let Prepared::Command(pre) = &*code else {
             return Err(CallError::MissingExport("wasi:cli run"));
         };
         let mut slot = component.web_server.running.lock().await;

@@ -26,6 +26,43 @@ pub(crate) enum Prepared {
     Command(CommandPre<InstanceState>),
 }
 
+/// Which world a component targets, kept while its code is not loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum World {
+    Proxy,
+    Service,
+    Guest,
+    Command,
+}
+
+impl Prepared {
+    /// The world it targets.
+    pub(crate) fn world(&self) -> World {
+        match self {
+            Prepared::Proxy(_) => World::Proxy,
+            Prepared::Service(_) => World::Service,
+            Prepared::Guest(_) => World::Guest,
+            Prepared::Command(_) => World::Command,
+        }
+    }
+
+    /// Whether its typed endpoints are served by an async handler export.
+    pub(crate) fn serves_async(&self) -> bool {
+        matches!(self, Prepared::Guest(g) if g.handler_async.is_some())
+    }
+
+    /// The compiled component it instantiates.
+    pub(crate) fn component(&self) -> &Component {
+        match self {
+            Prepared::Proxy(p) => p.pre.component(),
+            Prepared::Service(s) => s.pre.component(),
+            Prepared::Guest(g) => g.pre.component(),
+            Prepared::Command(c) => c.instance_pre().component(),
+        }
+    }
+}
+
 /// The `wasi:http/incoming-handler` export of a proxy component, looked up once so a
 /// warm instance can be called again.
 pub(crate) struct ProxyExports {

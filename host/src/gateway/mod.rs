@@ -154,14 +154,11 @@ impl Gateway {
         }
         let took = started.elapsed();
         if let Some(engine) = self.engine.get() {
-            let routes = self.routes();
-            let (app, function) = match routes.lookup(&host) {
-                Some(r) => (r.app.manifest().app.clone(), r.function_name()),
-                None => (String::new(), String::new()),
-            };
-            engine
-                .metrics()
-                .request(&app, &function, response.status().as_u16(), took);
+            let status = response.status().as_u16();
+            match self.routes().lookup(&host) {
+                Some(r) => r.app.record_request(r.endpoint, status, took),
+                None => engine.metrics().request("", "", status, took),
+            }
         }
         // Per request, so DEBUG: at INFO a busy host wrote hundreds of MB a minute.
         tracing::debug!(

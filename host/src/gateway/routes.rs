@@ -16,16 +16,6 @@ pub struct Route {
 }
 
 impl Route {
-    /// The name of the endpoint's function.
-    pub fn function_name(&self) -> String {
-        self.app
-            .manifest()
-            .endpoints
-            .get(self.endpoint)
-            .map(|e| e.name.clone())
-            .unwrap_or_default()
-    }
-
     /// Whether the endpoint answers with a whole response (typed functions and class
     /// methods), so a long call can be answered 303 and collected later.
     pub fn buffered(&self) -> bool {

@@ -22,7 +22,9 @@ pub use crate::http::{Body, full, json_error, json_response};
 pub use asgi::ClientAddr;
 pub use body::{BodyError, BodyLimits, RequestBody, limit_body};
 
-use crate::engine::{AppManifest, CallError, EndpointKind, EndpointSpec, Engine, LoadedComponent};
+use crate::engine::{
+    AppManifest, CallError, EndpointKind, EndpointRequests, EndpointSpec, Engine, LoadedComponent,
+};
 
 /// A request handed to a shape: its body is streamed, bounded by the gateway's limit.
 pub type Request = hyper::Request<RequestBody>;
@@ -33,6 +35,8 @@ pub struct WebApp {
     component: Arc<LoadedComponent>,
     /// One admission gate per endpoint, in manifest order.
     gates: Vec<admission::Admission>,
+    /// The request series of each endpoint, in manifest order.
+    requests: Vec<EndpointRequests>,
     /// Retires idle warm instances past the scale-down window while the app lives.
     sweeper: Option<tokio::task::AbortHandle>,
 }
@@ -61,6 +65,16 @@ impl WebApp {
                 )
             })
             .collect();
+        let requests = component
+            .manifest
+            .endpoints
+            .iter()
+            .map(|spec| {
+                engine
+                    .metrics()
+                    .endpoint_requests(&component.manifest.app, &spec.name)
+            })
+            .collect();
         let sweeper = tokio::runtime::Handle::try_current().ok().map(|rt| {
             let (engine, weak) = (engine.clone(), Arc::downgrade(&component));
             let every = (engine.config().scaledown_window / 4).clamp(
@@ -87,7 +101,15 @@ impl WebApp {
             engine,
             component,
             gates,
+            requests,
             sweeper,
+        }
+    }
+
+    /// Counts one request of the endpoint at `index` in `/metrics`.
+    pub fn record_request(&self, index: usize, status: u16, took: std::time::Duration) {
+        if let Some(series) = self.requests.get(index) {
+            series.record(self.engine.metrics(), status, took);
         }
     }
 

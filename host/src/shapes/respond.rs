@@ -27,6 +27,9 @@ pub(super) async fn from_task(
     head: oneshot::Receiver<hyper::Response<Body>>,
     call: impl Future<Output = Result<(), hyper::Response<Body>>> + Send + 'static,
 ) -> hyper::Response<Body> {
+    // Boxed once: the task spawned per request then moves a pointer, not the large
+    // future of the app's call.
+    let call = Box::pin(call);
     tokio::spawn(async move {
         let error = call.await.err();
         responder.lock().await.finish(error);

@@ -178,6 +178,29 @@ impl Store {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(path)?;
+        Self::with_db(db, path)
+    }
+
+    /// A store held in memory only, for a host whose state ends with the process
+    /// (`wasmhost run`, local `serve`): nothing is written or synced to disk (ten
+    /// `fdatasync`s were half of such a host's start), and its secrets' key is never
+    /// written either.
+    pub fn open_in_memory(path: &Path) -> Result<Self> {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::create_tables(&db)?;
+        let key = seal::SecretKey::ephemeral(path);
+        Ok(Self { db, key })
+    }
+
+    fn with_db(db: redb::Database, path: &Path) -> Result<Self> {
+        Self::create_tables(&db)?;
+        let key = secrets::open_key(&db, path)?;
+        Ok(Self { db, key })
+    }
+
+    fn create_tables(db: &redb::Database) -> Result<()> {
         let txn = db.begin_write()?;
         {
             // Create every table up front so readers never meet a missing one.
@@ -198,8 +221,7 @@ impl Store {
             txn.open_table(logs::CALL_LOGS)?;
         }
         txn.commit()?;
-        let key = secrets::open_key(&db, path)?;
-        Ok(Self { db, key })
+        Ok(())
     }
 
     fn read(&self) -> Result<ReadTransaction> {

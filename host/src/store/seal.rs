@@ -99,6 +99,11 @@ impl SecretKey {
         Ok(Self::from_bytes(key, path))
     }
 
+    /// A new random key that is never written: for a store that ends with the process.
+    pub(super) fn ephemeral(state: &Path) -> Self {
+        Self::from_bytes(rand::random(), &Self::path_for(state))
+    }
+
     fn from_bytes(key: [u8; 32], path: &Path) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new(&key.into()),
