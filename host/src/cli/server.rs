@@ -16,7 +16,7 @@ use crate::gateway::{Gateway, GatewayConfig, RouteTable};
 /// Arguments of `wasmhost server`; each may also come from the TOML file given by `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
+    /// TOML file with any of: data_dir, database, port, host, base_domain, workspace, environment, max_upload_bytes,
     /// request_timeout, map_concurrency, result_retention, and per-function scaling tables
     /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
     /// buffer_containers, scaledown_window, isolation, allowed_outbound_hosts) over the
@@ -53,6 +53,11 @@ pub struct ServerArgs {
     /// How long finished call records are kept [default: 7d].
     #[arg(long, value_parser = super::parse_duration)]
     result_retention: Option<std::time::Duration>,
+    /// Keep the state in PostgreSQL (`postgres://user@host:port/db`), shared by every host
+    /// started with the same URL (cluster mode); each host needs the same secrets.key in
+    /// its data directory [default: state.redb in the data directory].
+    #[arg(long, env = "WASMHOST_DATABASE")]
+    database: Option<String>,
     /// Serve `/metrics` without a token (by default it needs any valid bearer token).
     #[arg(long, env = "WASMHOST_PUBLIC_METRICS")]
     public_metrics: bool,
@@ -67,6 +72,7 @@ pub struct ServerArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    database: Option<String>,
     port: Option<u16>,
     host: Option<std::net::IpAddr>,
     base_domain: Option<String>,
@@ -111,8 +117,10 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .environment
         .or(file.environment)
         .unwrap_or_else(|| "main".into());
+    let database = crate::store::Database::parse(args.database.or(file.database).as_deref())?;
     let config = ServerConfig {
         data_dir: data_dir.clone(),
+        database,
         workspace: args
             .workspace
             .or(file.workspace)

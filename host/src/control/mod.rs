@@ -35,8 +35,12 @@ use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule}
 use crate::gateway::{Gateway, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::{
-    AppRecord, AppState, DeployRequest, Deployer, FunctionKind, NewToken, Store, StoreError,
+    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, NewToken, Store,
+    StoreError,
 };
+
+/// How often a host looks for changes other hosts made (deploys, stops, labels).
+const CHANGE_POLL: Duration = Duration::from_millis(250);
 
 /// Settings of `wasmhost server`.
 #[derive(Debug, Clone)]
@@ -55,6 +59,9 @@ pub struct ServerConfig {
     pub map_concurrency: usize,
     /// How long finished call records are kept.
     pub result_retention: Duration,
+    /// Where the state lives: `state.redb` in the data directory, or PostgreSQL shared
+    /// with other hosts.
+    pub database: Database,
 }
 
 /// Options of one deploy.
@@ -122,8 +129,10 @@ impl ControlPlane {
         leftovers::remove_partial_uploads(&config.data_dir.join("uploads"));
         leftovers::remove_temp_files(&config.data_dir.join("cache"));
         let state = config.data_dir.join("state.redb");
-        let store = Arc::new(Store::open(&state)?);
-        restrict_mode(&state, 0o600)?;
+        let store = Arc::new(Store::open_database(&config.database, &state)?);
+        if state.exists() {
+            restrict_mode(&state, 0o600)?;
+        }
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None
@@ -152,6 +161,8 @@ impl ControlPlane {
             changes: tokio::sync::Mutex::new(()),
             sessions: dashboard::Sessions::default(),
         });
+        // Read before restoring, so a change another host makes meanwhile is followed.
+        let seen = control.store.change_seq()?;
         let restored = control.restore().await?;
         // After restore, so the components of ephemeral apps it removed go too.
         leftovers::remove_orphan_components(
@@ -160,6 +171,7 @@ impl ControlPlane {
         );
         let resolver: Weak<dyn Resolver> = Arc::downgrade(&(control.clone() as Arc<dyn Resolver>));
         let resumed_calls = control.functions.attach(resolver)?;
+        tokio::spawn(follow_changes(Arc::downgrade(&control), seen));
         Ok((
             control,
             Startup {
@@ -184,41 +196,72 @@ impl ControlPlane {
 
     /// Loads every deployed app's current version; ephemeral apps of a dead session go.
     async fn restore(&self) -> anyhow::Result<usize> {
-        let mut restored = 0;
         for app in self.store.list_apps()? {
-            match app.state {
-                AppState::Ephemeral => {
-                    tracing::info!(app = %app.name, "removing ephemeral app left by an earlier session");
-                    self.store.delete_app(&app.app_id)?;
-                }
-                AppState::Stopped => {}
-                AppState::Deployed => {
-                    let Some(version) = self.store.current_version(&app)? else {
-                        continue;
-                    };
-                    let path = self.component_path(&version.digest);
-                    match self.engine.load_file(&path).await {
-                        Ok(mut loaded) => {
-                            loaded.manifest.name_plain_component(&app.name);
-                            let overrides = &self.engine.config().scaling_overrides;
-                            loaded.manifest.apply_overrides(&app.name, overrides);
-                            tracing::info!(
-                                app = %app.name,
-                                version = version.version,
-                                "restored in {:.1} ms ({:?})",
-                                loaded.load_time.as_secs_f64() * 1e3,
-                                loaded.cache
-                            );
-                            let live = self.make_live(&app.app_id, app.version, loaded);
-                            self.live_mut().insert(app.app_id.clone(), live);
-                            restored += 1;
-                        }
-                        Err(e) => tracing::error!(app = %app.name, "cannot restore: {e}"),
-                    }
-                }
+            if app.state == AppState::Ephemeral {
+                tracing::info!(app = %app.name, "removing ephemeral app left by an earlier session");
+                self.store.delete_app(&app.app_id)?;
             }
         }
-        Ok(restored)
+        let _guard = self.changes.lock().await;
+        Ok(self.sync_with_store().await?)
+    }
+
+    /// Serves what the store says (other hosts change it in cluster mode): each deployed
+    /// app at its current version, nothing of a stopped or deleted one, the labels and
+    /// domains of now. Returns how many apps it loaded. Callers hold `changes`.
+    async fn sync_with_store(&self) -> Result<usize, StoreError> {
+        let apps = self.store.list_apps()?;
+        let mut loaded = 0;
+        for app in &apps {
+            let current = self.live_entry(&app.app_id).map(|l| l.version);
+            if app.state != AppState::Deployed || current == Some(app.version) {
+                continue;
+            }
+            let Some(version) = self.store.current_version(app)? else {
+                continue;
+            };
+            let path = self.component_path(&version.digest);
+            if let Err(e) = self.store.fetch_component(&version.digest, &path) {
+                tracing::error!(app = %app.name, "cannot fetch the component: {e}");
+                continue;
+            }
+            match self.engine.load_file(&path).await {
+                Ok(mut component) => {
+                    component.manifest.name_plain_component(&app.name);
+                    let overrides = &self.engine.config().scaling_overrides;
+                    component.manifest.apply_overrides(&app.name, overrides);
+                    tracing::info!(
+                        app = %app.name,
+                        version = version.version,
+                        "loaded in {:.1} ms ({:?})",
+                        component.load_time.as_secs_f64() * 1e3,
+                        component.cache
+                    );
+                    let live = self.make_live(&app.app_id, app.version, component);
+                    self.live_mut().insert(app.app_id.clone(), live);
+                    loaded += 1;
+                }
+                Err(e) => tracing::error!(app = %app.name, "cannot load: {e}"),
+            }
+        }
+        let gone: Vec<String> = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|id| {
+                !apps
+                    .iter()
+                    .any(|a| &a.app_id == *id && a.state != AppState::Stopped)
+            })
+            .cloned()
+            .collect();
+        for app_id in gone {
+            tracing::info!(%app_id, "no longer served (stopped or removed on another host)");
+            self.live_mut().remove(&app_id);
+        }
+        self.publish_routes();
+        Ok(loaded)
     }
 
     fn component_path(&self, digest: &str) -> PathBuf {
@@ -393,7 +436,8 @@ impl ControlPlane {
             deployed_by: options.deployed_by.clone(),
             rollback_of: options.rollback_of,
         };
-        let deployed = match self.store.deploy(&request) {
+        let shared = self.store.put_component(&digest, &target);
+        let deployed = match shared.and_then(|()| self.store.deploy(&request)) {
             Ok(d) => d,
             Err(e) => {
                 if !existed {
@@ -509,6 +553,32 @@ impl Resolver for ControlPlane {
             }
         }
         out
+    }
+}
+
+/// Follows changes other hosts make to the store, so every host serves the same apps.
+async fn follow_changes(control: Weak<ControlPlane>, mut seen: u64) {
+    let mut tick = tokio::time::interval(CHANGE_POLL);
+    loop {
+        tick.tick().await;
+        let Some(control) = control.upgrade() else {
+            break;
+        };
+        let seq = match control.store.change_seq() {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!("cannot look for changes: {e}");
+                continue;
+            }
+        };
+        if seq == seen {
+            continue;
+        }
+        seen = seq;
+        let _guard = control.changes.lock().await;
+        if let Err(e) = control.sync_with_store().await {
+            tracing::error!("cannot follow changes: {e}");
+        }
     }
 }
 

@@ -135,15 +135,23 @@ impl Functions {
         functions
     }
 
-    /// Connects the resolver and resumes every call left unfinished by a previous process.
-    pub fn attach(&self, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
+    /// Connects the resolver and resumes every call left unfinished by a host that is
+    /// gone (a previous process, or in cluster mode another host), now and whenever one
+    /// dies later; keeps the leases on this host's calls. Returns how many it resumed now.
+    pub fn attach(self: &Arc<Self>, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
         *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = Some(resolver);
-        let unfinished = self.store.unfinished_calls()?;
-        for call in &unfinished {
+        let resumed = self.resume_orphans()?;
+        tokio::spawn(lease_loop(Arc::downgrade(self)));
+        Ok(resumed)
+    }
+
+    fn resume_orphans(&self) -> Result<usize, StoreError> {
+        let orphans = self.store.claim_orphaned_calls()?;
+        for call in &orphans {
             tracing::info!(call_id = %call.call_id, function = %call.function_name, "resuming call");
             let _ = self.queue.send(call.call_id.clone());
         }
-        Ok(unfinished.len())
+        Ok(orphans.len())
     }
 
     fn resolver(&self) -> Option<Arc<dyn Resolver>> {
@@ -261,9 +269,12 @@ impl Functions {
                 Some(r) if !r.status.is_final() => {}
                 _ => return Ok(record),
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(record);
             }
+            // Another host may finish the call (cluster mode): look again now and then.
+            let _ = tokio::time::timeout_at(deadline.min(now + FOREIGN_POLL), notified).await;
         }
     }
 
@@ -567,7 +578,30 @@ impl SecretSource for Store {
     }
 }
 
-/// Runs due schedules: a run is queued and the next one moved on in one transaction.
+/// How often a waiter looks for an outcome written by another host.
+const FOREIGN_POLL: Duration = Duration::from_millis(200);
+
+/// How often leases are renewed and dead hosts' calls looked for: well inside the lease.
+const LEASE_TICK: Duration = Duration::from_secs(1);
+
+/// Keeps this host's calls leased to it, and runs the calls of hosts that died.
+async fn lease_loop(functions: Weak<Functions>) {
+    let mut tick = tokio::time::interval(LEASE_TICK);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(f) = functions.upgrade() else { break };
+        if let Err(e) = f.store.renew_leases() {
+            tracing::error!("cannot renew the leases of this host's calls: {e}");
+        }
+        if let Err(e) = f.resume_orphans() {
+            tracing::error!("cannot look for calls of hosts that died: {e}");
+        }
+    }
+}
+
+/// Runs due schedules: a run is queued and the next one moved on in one transaction, by
+/// one host of a cluster (the leader).
 async fn schedule_loop(functions: Weak<Functions>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -576,6 +610,14 @@ async fn schedule_loop(functions: Weak<Functions>) {
         let Some(resolver) = f.resolver() else {
             continue;
         };
+        match f.store.schedule_leader() {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!("schedule: cannot tell which host leads: {e}");
+                continue;
+            }
+        }
         for target in resolver.scheduled() {
             if let Err(e) = runner::schedule_tick(&f, &target) {
                 tracing::error!(function = %target.spec.name, "schedule: {e}");

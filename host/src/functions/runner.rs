@@ -223,9 +223,11 @@ pub(super) fn schedule_tick(f: &Functions, target: &Resolved) -> Result<(), Stor
                 last_run_ms: Some(now_ms),
                 ..s
             };
-            f.store.record_scheduled_run(&record, &next)?;
-            tracing::info!(function = %target.spec.name, call_id = %record.call_id, "scheduled run");
-            let _ = f.queue.send(record.call_id);
+            // False when another host recorded this run already.
+            if f.store.record_scheduled_run(&record, &next)? {
+                tracing::info!(function = %target.spec.name, call_id = %record.call_id, "scheduled run");
+                let _ = f.queue.send(record.call_id);
+            }
         }
         previous => {
             f.store.put_schedule(&ScheduleState {
