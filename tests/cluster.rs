@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmhost::manifest::{AppManifest, EndpointKind, EndpointSpec};
 use wasmhost::store::{
     AppState, CallRecord, CallStatus, Database, DeployRequest, LogEntry, LogQuery, LogStream,
