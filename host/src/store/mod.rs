@@ -157,7 +157,8 @@ pub struct Store {
 
 enum Backend {
     Redb(Redb),
-    Postgres(Postgres),
+    // Boxed: a pool, a runtime and a leader session are much larger than a redb handle.
+    Postgres(Box<Postgres>),
 }
 
 /// Defines each store method once for both backends.
@@ -297,10 +298,10 @@ impl Store {
         match database {
             Database::Embedded => Self::open(path),
             Database::Postgres(url) => Ok(Self {
-                backend: Backend::Postgres(Postgres::connect(
+                backend: Backend::Postgres(Box::new(Postgres::connect(
                     url,
                     &seal::SecretKey::path_for(path),
-                )?),
+                )?)),
             }),
         }
     }
