@@ -9,8 +9,9 @@ use redb::{
 use serde::de::DeserializeOwned;
 
 use super::{
-    AppRecord, AppState, DeployRequest, Deployed, FunctionKind, FunctionRecord, Result, StoreError,
-    VersionRecord, calls, check_name, decode, encode, extras, logs, new_id, now, seal, secrets,
+    AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
+    VersionRecord, calls, check_name, decode, deploy, encode, extras, logs, new_id, now, seal,
+    secrets,
 };
 
 pub(super) const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
@@ -401,7 +402,6 @@ fn reserve(
 }
 
 fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed> {
-    let now = now();
     let mut apps = txn.open_table(APPS)?;
     let mut app_names = txn.open_table(APP_NAMES)?;
     let mut versions = txn.open_table(VERSIONS)?;
@@ -415,134 +415,50 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         Some(id) => get(&apps, "apps", id.value())?,
         None => None,
     };
-    let wanted_state = if req.ephemeral {
-        AppState::Ephemeral
-    } else {
-        AppState::Deployed
+    let previous: Vec<FunctionRecord> = match &existing {
+        Some(app) => all::<FunctionRecord>(&functions, "functions")?
+            .into_iter()
+            .filter(|f| f.app_id == app.app_id)
+            .collect(),
+        None => Vec::new(),
     };
     if let Some(app) = &existing
-        && app.state == wanted_state
-        && app.version > 0
         && let Some(raw) = versions.get((app.app_id.as_str(), app.version))?
     {
         let current: VersionRecord = decode("versions", raw.value())?;
-        if current.digest == req.digest {
-            let functions = all::<FunctionRecord>(&functions, "functions")?
-                .into_iter()
-                .filter(|f| f.app_id == app.app_id && f.active)
-                .collect();
+        if deploy::unchanged(app, &current, req) {
             return Ok(Deployed {
                 app: app.clone(),
                 version: current,
                 changed: false,
-                functions,
+                functions: previous.into_iter().filter(|f| f.active).collect(),
             });
         }
     }
-    let mut app = existing.unwrap_or_else(|| AppRecord {
-        app_id: new_id("ap"),
-        name: req.name.to_owned(),
-        workspace: req.workspace.to_owned(),
-        environment: req.environment.to_owned(),
-        state: wanted_state,
-        version: 0,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    });
-    app.version += 1;
-    app.state = wanted_state;
-    app.updated_at = now.clone();
-    let version = VersionRecord {
-        version: app.version,
-        digest: req.digest.to_owned(),
-        manifest: req.manifest.clone(),
-        created_at: now.clone(),
-        deployed_by: req.deployed_by.clone(),
-        rollback_of: req.rollback_of,
-    };
+    let plan = deploy::plan(req, existing, previous);
+    let app = &plan.app;
     versions.insert(
         (app.app_id.as_str(), app.version),
-        encode(&version).as_str(),
+        encode(&plan.version).as_str(),
     )?;
     app_names.insert(name_key.as_str(), app.app_id.as_str())?;
-    apps.insert(app.app_id.as_str(), encode(&app).as_str())?;
-
-    // Functions keep their ids across versions; those the new version lacks go inactive
-    // and give up their labels and domains.
-    let previous: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
-        .into_iter()
-        .filter(|f| f.app_id == app.app_id)
-        .collect();
-    let mut active = Vec::new();
-    let names = req
-        .manifest
-        .endpoints
-        .iter()
-        .map(|e| (e.name.as_str(), FunctionKind::Web))
-        .chain(
-            req.manifest
-                .functions
-                .iter()
-                .map(|f| (f.name.as_str(), FunctionKind::Function)),
-        );
-    for (name, kind) in names {
-        let key = format!("{}/{name}", app.app_id);
-        let mut record = match function_names.get(key.as_str())? {
-            Some(id) => get::<FunctionRecord>(&functions, "functions", id.value())?,
-            None => None,
-        }
-        .unwrap_or_else(|| FunctionRecord {
-            kind,
-            function_id: new_id("fu"),
-            app_id: app.app_id.clone(),
-            name: name.to_owned(),
-            custom_label: None,
-            active: true,
-            created_at: now.clone(),
-        });
-        record.active = true;
-        record.kind = kind;
-        function_names.insert(key.as_str(), record.function_id.as_str())?;
-        functions.insert(record.function_id.as_str(), encode(&record).as_str())?;
-        active.push(record);
+    apps.insert(app.app_id.as_str(), encode(app).as_str())?;
+    for f in plan.active.iter().chain(&plan.gone) {
+        let key = format!("{}/{}", app.app_id, f.name);
+        function_names.insert(key.as_str(), f.function_id.as_str())?;
+        functions.insert(f.function_id.as_str(), encode(f).as_str())?;
     }
-    let gone: Vec<String> = previous
-        .iter()
-        .filter(|p| !active.iter().any(|a| a.function_id == p.function_id))
-        .map(|p| p.function_id.clone())
-        .collect();
-    for id in &gone {
-        if let Some(mut f) = get::<FunctionRecord>(&functions, "functions", id)? {
-            f.active = false;
-            functions.insert(id.as_str(), encode(&f).as_str())?;
-        }
-    }
-    release_where(&mut labels, |id| gone.iter().any(|g| g == id))?;
-    release_where(&mut domains, |id| gone.iter().any(|g| g == id))?;
-    for (spec, record) in req.manifest.endpoints.iter().zip(&active) {
-        for label in spec.label.iter().chain(record.custom_label.iter()) {
-            let key = format!("{}/{label}", req.workspace);
-            reserve(
-                &mut labels,
-                &key,
-                &record.function_id,
-                &format!("the label {label:?}"),
-            )?;
-        }
-        for domain in &spec.custom_domains {
-            let domain = domain.to_ascii_lowercase();
-            reserve(
-                &mut domains,
-                &domain,
-                &record.function_id,
-                &format!("the domain {domain:?}"),
-            )?;
-        }
+    let gone = |id: &str| plan.gone.iter().any(|g| g.function_id == id);
+    release_where(&mut labels, gone)?;
+    release_where(&mut domains, gone)?;
+    for r in &plan.reservations {
+        let table = if r.domain { &mut domains } else { &mut labels };
+        reserve(table, &r.key, &r.function_id, &r.what)?;
     }
     Ok(Deployed {
-        app,
-        version,
+        app: plan.app,
+        version: plan.version,
         changed: true,
-        functions: active,
+        functions: plan.active,
     })
 }

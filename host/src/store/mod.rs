@@ -5,6 +5,7 @@
 //! Nothing outside this module knows which backend holds the state.
 
 mod calls;
+mod deploy;
 mod embedded;
 mod extras;
 mod history;

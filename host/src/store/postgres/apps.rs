@@ -9,8 +9,8 @@ use tokio_postgres::Row;
 
 use super::{CATALOG_LOCK, Postgres};
 use crate::store::{
-    AppRecord, AppState, DeployRequest, Deployed, FunctionKind, FunctionRecord, Result, StoreError,
-    VersionRecord, check_name, decode, encode, new_id, now,
+    AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
+    VersionRecord, check_name, decode, deploy, encode, new_id, now,
 };
 
 fn records<T: serde::de::DeserializeOwned>(table: &'static str, rows: &[Row]) -> Result<Vec<T>> {
@@ -368,29 +368,26 @@ impl Postgres {
     }
 }
 
-/// The deploy of the embedded store (see `embedded::deploy_in`), in one transaction.
+/// A deploy (see `store::deploy`) in one transaction.
 async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Deployed> {
-    let now = now();
     let key = name_key(req.workspace, req.environment, req.name);
     let row = txn
         .query_opt("SELECT body FROM apps WHERE name_key = $1", &[&key])
         .await?;
     let existing: Option<AppRecord> = record("apps", row)?;
-    let wanted_state = if req.ephemeral {
-        AppState::Ephemeral
-    } else {
-        AppState::Deployed
+    let previous: Vec<FunctionRecord> = match &existing {
+        Some(app) => {
+            let rows = txn
+                .query(
+                    "SELECT body FROM functions WHERE app_id = $1",
+                    &[&app.app_id],
+                )
+                .await?;
+            records("functions", &rows)?
+        }
+        None => Vec::new(),
     };
-    let functions_of = async |app_id: &str| -> Result<Vec<FunctionRecord>> {
-        let rows = txn
-            .query("SELECT body FROM functions WHERE app_id = $1", &[&app_id])
-            .await?;
-        records("functions", &rows)
-    };
-    if let Some(app) = &existing
-        && app.state == wanted_state
-        && app.version > 0
-    {
+    if let Some(app) = &existing {
         let row = txn
             .query_opt(
                 "SELECT body FROM versions WHERE app_id = $1 AND version = $2",
@@ -398,92 +395,32 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
             )
             .await?;
         if let Some(current) = record::<VersionRecord>("versions", row)?
-            && current.digest == req.digest
+            && deploy::unchanged(app, &current, req)
         {
-            let functions = functions_of(&app.app_id)
-                .await?
-                .into_iter()
-                .filter(|f| f.active)
-                .collect();
             return Ok(Deployed {
                 app: app.clone(),
                 version: current,
                 changed: false,
-                functions,
+                functions: previous.into_iter().filter(|f| f.active).collect(),
             });
         }
     }
-    let mut app = existing.unwrap_or_else(|| AppRecord {
-        app_id: new_id("ap"),
-        name: req.name.to_owned(),
-        workspace: req.workspace.to_owned(),
-        environment: req.environment.to_owned(),
-        state: wanted_state,
-        version: 0,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    });
-    app.version += 1;
-    app.state = wanted_state;
-    app.updated_at = now.clone();
-    let version = VersionRecord {
-        version: app.version,
-        digest: req.digest.to_owned(),
-        manifest: req.manifest.clone(),
-        created_at: now.clone(),
-        deployed_by: req.deployed_by.clone(),
-        rollback_of: req.rollback_of,
-    };
+    let plan = deploy::plan(req, existing, previous);
     txn.execute(
         "INSERT INTO versions (app_id, version, digest, body) VALUES ($1, $2, $3, $4)",
         &[
-            &app.app_id,
-            &i64::from(app.version),
-            &version.digest,
-            &encode(&version),
+            &plan.app.app_id,
+            &i64::from(plan.app.version),
+            &plan.version.digest,
+            &encode(&plan.version),
         ],
     )
     .await?;
-    put_app(txn, &app).await?;
-
-    // Functions keep their ids across versions; those the new version lacks go inactive
-    // and give up their labels and domains.
-    let previous = functions_of(&app.app_id).await?;
-    let names = req
-        .manifest
-        .endpoints
-        .iter()
-        .map(|e| (e.name.as_str(), FunctionKind::Web))
-        .chain(
-            req.manifest
-                .functions
-                .iter()
-                .map(|f| (f.name.as_str(), FunctionKind::Function)),
-        );
-    let mut active = Vec::new();
-    for (name, kind) in names {
-        let mut record = previous
-            .iter()
-            .find(|f| f.name == name)
-            .cloned()
-            .unwrap_or_else(|| FunctionRecord {
-                kind,
-                function_id: new_id("fu"),
-                app_id: app.app_id.clone(),
-                name: name.to_owned(),
-                custom_label: None,
-                active: true,
-                created_at: now.clone(),
-            });
-        record.active = true;
-        record.kind = kind;
-        put_function(txn, &record).await?;
-        active.push(record);
+    put_app(txn, &plan.app).await?;
+    for f in plan.active.iter().chain(&plan.gone) {
+        put_function(txn, f).await?;
     }
-    for mut gone in previous
-        .into_iter()
-        .filter(|p| !active.iter().any(|a| a.function_id == p.function_id))
-    {
+    for gone in &plan.gone {
         for table in ["labels", "domains"] {
             txn.execute(
                 &format!("DELETE FROM {table} WHERE function_id = $1"),
@@ -491,25 +428,15 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
             )
             .await?;
         }
-        gone.active = false;
-        put_function(txn, &gone).await?;
     }
-    for (spec, record) in req.manifest.endpoints.iter().zip(&active) {
-        for label in spec.label.iter().chain(record.custom_label.iter()) {
-            let key = format!("{}/{label}", req.workspace);
-            let what = format!("the label {label:?}");
-            reserve(txn, "labels", &key, &record.function_id, &what).await?;
-        }
-        for domain in &spec.custom_domains {
-            let domain = domain.to_ascii_lowercase();
-            let what = format!("the domain {domain:?}");
-            reserve(txn, "domains", &domain, &record.function_id, &what).await?;
-        }
+    for r in &plan.reservations {
+        let table = if r.domain { "domains" } else { "labels" };
+        reserve(txn, table, &r.key, &r.function_id, &r.what).await?;
     }
     Ok(Deployed {
-        app,
-        version,
+        app: plan.app,
+        version: plan.version,
         changed: true,
-        functions: active,
+        functions: plan.active,
     })
 }
