@@ -712,6 +712,43 @@ mod hosts {
         let (status, square) = api(&three, &token).invoke(&fns["square"], json!([7])).await;
         assert_eq!((status, &square["result"]), (200, &json!(49)), "{square}");
 
+        // A cancel through host 1 stops the attempt host 2 runs (its log says so).
+        let long = {
+            let (status, s) = api(&two, &token)
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/functions/{}/spawn", fns["attempt_number"]),
+                    Some(json!({ "args": [60.0, 99] })),
+                )
+                .await;
+            assert_eq!(status, 202, "{s}");
+            s["call_id"].as_str().unwrap().to_owned()
+        };
+        let first = api(&one, &token);
+        until("the long call running", async || {
+            let c = first.get(&format!("/function-calls/{long}")).await;
+            (c["status"] == "running").then_some(())
+        })
+        .await;
+        let (status, c) = first
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/function-calls/{long}"),
+                None,
+            )
+            .await;
+        assert_eq!((status, &c["status"]), (200, &json!("terminated")), "{c}");
+        until("host 2 stopping the cancelled attempt", async || {
+            let logs = first.get(&format!("/function-calls/{long}/logs")).await;
+            logs["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["text"] == "cancelled")
+                .then_some(())
+        })
+        .await;
+
         // Spawn through host 3, which runs them; kill -9 it while they run.
         let calls: Vec<String> = {
             let api = api(&three, &token);

@@ -145,6 +145,22 @@ impl Functions {
         Ok(resumed)
     }
 
+    /// Stops the attempts of calls cancelled through another host (cluster mode).
+    fn stop_cancelled_elsewhere(&self) {
+        let running: Vec<(String, CancellationToken)> = self
+            .running_mut()
+            .iter()
+            .map(|(id, token)| (id.clone(), token.clone()))
+            .collect();
+        for (id, token) in running {
+            if let Ok(Some(call)) = self.store.get_call(&id)
+                && call.status == CallStatus::Terminated
+            {
+                token.cancel();
+            }
+        }
+    }
+
     fn resume_orphans(&self) -> Result<usize, StoreError> {
         let orphans = self.store.claim_orphaned_calls()?;
         for call in &orphans {
@@ -597,6 +613,7 @@ async fn lease_loop(functions: Weak<Functions>) {
         if let Err(e) = f.resume_orphans() {
             tracing::error!("cannot look for calls of hosts that died: {e}");
         }
+        f.stop_cancelled_elsewhere();
     }
 }
 
