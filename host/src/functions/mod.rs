@@ -4,6 +4,7 @@
 //! [`Resolver`] the control plane provides.
 
 pub mod input;
+mod leases;
 mod logs;
 mod runner;
 pub mod schedule;
@@ -130,7 +131,7 @@ impl Functions {
                 });
             }
         });
-        tokio::spawn(schedule_loop(Arc::downgrade(&functions)));
+        tokio::spawn(runner::schedule_loop(Arc::downgrade(&functions)));
         tokio::spawn(retention_loop(Arc::downgrade(&functions)));
         functions
     }
@@ -141,33 +142,8 @@ impl Functions {
     pub fn attach(self: &Arc<Self>, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
         *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = Some(resolver);
         let resumed = self.resume_orphans()?;
-        tokio::spawn(lease_loop(Arc::downgrade(self)));
+        tokio::spawn(leases::lease_loop(Arc::downgrade(self)));
         Ok(resumed)
-    }
-
-    /// Stops the attempts of calls cancelled through another host (cluster mode).
-    fn stop_cancelled_elsewhere(&self) {
-        let running: Vec<(String, CancellationToken)> = self
-            .running_mut()
-            .iter()
-            .map(|(id, token)| (id.clone(), token.clone()))
-            .collect();
-        for (id, token) in running {
-            if let Ok(Some(call)) = self.store.get_call(&id)
-                && call.status == CallStatus::Terminated
-            {
-                token.cancel();
-            }
-        }
-    }
-
-    fn resume_orphans(&self) -> Result<usize, StoreError> {
-        let orphans = self.store.claim_orphaned_calls()?;
-        for call in &orphans {
-            tracing::info!(call_id = %call.call_id, function = %call.function_name, "resuming call");
-            let _ = self.queue.send(call.call_id.clone());
-        }
-        Ok(orphans.len())
     }
 
     fn resolver(&self) -> Option<Arc<dyn Resolver>> {
@@ -596,52 +572,6 @@ impl SecretSource for Store {
 
 /// How often a waiter looks for an outcome written by another host.
 const FOREIGN_POLL: Duration = Duration::from_millis(200);
-
-/// How often leases are renewed and dead hosts' calls looked for: well inside the lease.
-const LEASE_TICK: Duration = Duration::from_secs(1);
-
-/// Keeps this host's calls leased to it, and runs the calls of hosts that died.
-async fn lease_loop(functions: Weak<Functions>) {
-    let mut tick = tokio::time::interval(LEASE_TICK);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let Some(f) = functions.upgrade() else { break };
-        if let Err(e) = f.store.renew_leases() {
-            tracing::error!("cannot renew the leases of this host's calls: {e}");
-        }
-        if let Err(e) = f.resume_orphans() {
-            tracing::error!("cannot look for calls of hosts that died: {e}");
-        }
-        f.stop_cancelled_elsewhere();
-    }
-}
-
-/// Runs due schedules: a run is queued and the next one moved on in one transaction, by
-/// one host of a cluster (the leader).
-async fn schedule_loop(functions: Weak<Functions>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let Some(f) = functions.upgrade() else { break };
-        let Some(resolver) = f.resolver() else {
-            continue;
-        };
-        match f.store.schedule_leader() {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::error!("schedule: cannot tell which host leads: {e}");
-                continue;
-            }
-        }
-        for target in resolver.scheduled() {
-            if let Err(e) = runner::schedule_tick(&f, &target) {
-                tracing::error!(function = %target.spec.name, "schedule: {e}");
-            }
-        }
-    }
-}
 
 /// Deletes finished calls past the retention period, hourly.
 async fn retention_loop(functions: Weak<Functions>) {
