@@ -340,19 +340,7 @@ mod hosts {
             .await;
         }
         eprintln!("deploy served by every host after {:?}", deployed.elapsed());
-        let api = api(others[0], token);
-        let app_id = api.app_id("fn-app").await;
-        api.get(&format!("/apps/{app_id}/functions")).await["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["name"].as_str().unwrap().to_owned(),
-                    f["function_id"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
+        api(others[0], token).function_ids("fn-app").await
     }
 
     /// A cancel through `one` stops the attempt `runner` runs (its log says so).

@@ -2,7 +2,9 @@
 //! a new version, function ids kept across versions (those the new version lacks go
 //! inactive and give up their labels and domains), labels and domains to reserve.
 
-use super::{AppRecord, AppState, DeployRequest, FunctionKind, FunctionRecord, VersionRecord};
+use super::{
+    AppRecord, AppState, DeployRequest, FunctionKind, FunctionRecord, StoreError, VersionRecord,
+};
 use super::{new_id, now};
 
 /// A label or domain the deploy reserves for a function.
@@ -32,11 +34,42 @@ pub(super) struct Plan {
 }
 
 fn wanted_state(req: &DeployRequest<'_>) -> AppState {
-    if req.ephemeral {
+    state_for(req.ephemeral)
+}
+
+fn state_for(ephemeral: bool) -> AppState {
+    if ephemeral {
         AppState::Ephemeral
     } else {
         AppState::Deployed
     }
+}
+
+/// A new app, with no version yet.
+pub(super) fn new_app(
+    workspace: &str,
+    environment: &str,
+    name: &str,
+    ephemeral: bool,
+) -> AppRecord {
+    let now = now();
+    AppRecord {
+        app_id: new_id("ap"),
+        name: name.to_owned(),
+        workspace: workspace.to_owned(),
+        environment: environment.to_owned(),
+        state: state_for(ephemeral),
+        version: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+/// The error of creating an app whose name is taken.
+pub(super) fn name_taken(workspace: &str, environment: &str, name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "an app named {name:?} already exists in {workspace}/{environment}"
+    ))
 }
 
 /// Whether the deploy changes nothing: the same component in the same state.
@@ -52,16 +85,8 @@ pub(super) fn plan(
     previous: Vec<FunctionRecord>,
 ) -> Plan {
     let now = now();
-    let mut app = existing.unwrap_or_else(|| AppRecord {
-        app_id: new_id("ap"),
-        name: req.name.to_owned(),
-        workspace: req.workspace.to_owned(),
-        environment: req.environment.to_owned(),
-        state: wanted_state(req),
-        version: 0,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    });
+    let mut app = existing
+        .unwrap_or_else(|| new_app(req.workspace, req.environment, req.name, req.ephemeral));
     app.version += 1;
     app.state = wanted_state(req);
     app.updated_at = now.clone();

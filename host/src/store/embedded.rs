@@ -10,8 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
-    VersionRecord, calls, check_name, decode, deploy, encode, extras, logs, new_id, now, seal,
-    secrets,
+    VersionRecord, calls, check_name, decode, deploy, encode, extras, logs, now, seal, secrets,
 };
 
 pub(super) const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
@@ -232,25 +231,9 @@ impl Redb {
             let mut names = txn.open_table(APP_NAMES)?;
             let key = format!("{workspace}/{environment}/{name}");
             if names.get(key.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "an app named {name:?} already exists in {workspace}/{environment}"
-                )));
+                return Err(deploy::name_taken(workspace, environment, name));
             }
-            let now = now();
-            let app = AppRecord {
-                app_id: new_id("ap"),
-                name: name.to_owned(),
-                workspace: workspace.to_owned(),
-                environment: environment.to_owned(),
-                state: if ephemeral {
-                    AppState::Ephemeral
-                } else {
-                    AppState::Deployed
-                },
-                version: 0,
-                created_at: now.clone(),
-                updated_at: now,
-            };
+            let app = deploy::new_app(workspace, environment, name, ephemeral);
             names.insert(key.as_str(), app.app_id.as_str())?;
             txn.open_table(APPS)?
                 .insert(app.app_id.as_str(), encode(&app).as_str())?;

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use super::{CATALOG_LOCK, Postgres};
 use crate::store::{
     AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
-    VersionRecord, check_name, decode, deploy, encode, new_id, now,
+    VersionRecord, check_name, decode, deploy, encode, now,
 };
 
 fn records<T: serde::de::DeserializeOwned>(table: &'static str, rows: &[Row]) -> Result<Vec<T>> {
@@ -229,25 +229,9 @@ impl Postgres {
                 .await?
                 .is_some()
             {
-                return Err(StoreError::Conflict(format!(
-                    "an app named {name:?} already exists in {workspace}/{environment}"
-                )));
+                return Err(deploy::name_taken(workspace, environment, name));
             }
-            let now = now();
-            let app = AppRecord {
-                app_id: new_id("ap"),
-                name: name.to_owned(),
-                workspace: workspace.to_owned(),
-                environment: environment.to_owned(),
-                state: if ephemeral {
-                    AppState::Ephemeral
-                } else {
-                    AppState::Deployed
-                },
-                version: 0,
-                created_at: now.clone(),
-                updated_at: now,
-            };
+            let app = deploy::new_app(workspace, environment, name, ephemeral);
             put_app(&txn, &app).await?;
             txn.commit().await?;
             Ok(app)
