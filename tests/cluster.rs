@@ -412,6 +412,31 @@ mod hosts {
         );
     }
 
+    /// Three hosts serve `jobs-app`; its `tick` (every second) ran once per period.
+    async fn schedule_fired_once_per_tick(api: &Api<'_>) {
+        let tick = api.function_ids("jobs-app").await["tick"].clone();
+        let runs = until("three scheduled runs", async || {
+            let runs = api
+                .get(&format!("/functions/{tick}/invocations?limit=1000"))
+                .await;
+            let runs = runs["data"].as_array().unwrap().clone();
+            (runs.len() >= 3).then_some(runs)
+        })
+        .await;
+        let mut times: Vec<std::time::SystemTime> = runs
+            .iter()
+            .map(|c| humantime::parse_rfc3339(c["created_at"].as_str().unwrap()).unwrap())
+            .collect();
+        times.sort();
+        for pair in times.windows(2) {
+            let gap = pair[1].duration_since(pair[0]).unwrap();
+            assert!(
+                gap >= Duration::from_millis(900),
+                "two runs of one tick {gap:?} apart: {runs:?}"
+            );
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn any_host_serves_and_no_call_is_lost_when_one_dies() {
         let Some(pg) = postgres::server() else {
@@ -437,6 +462,10 @@ mod hosts {
         );
 
         let fns = deploy_everywhere(&one, [&two, &three], &token).await;
+        // examples/jobs has `tick`, scheduled every second: every host serves it, one fires it.
+        let jobs = example("jobs").display().to_string();
+        let (code, out) = wasmhost_remote(&two, &token, &["deploy", &jobs, "--name", "jobs-app"]);
+        assert_eq!(code, 0, "{out}");
         let (status, square) = api(&three, &token).invoke(&fns["square"], json!([7])).await;
         assert_eq!((status, &square["result"]), (200, &json!(49)), "{square}");
         let first = api(&one, &token);
@@ -464,6 +493,8 @@ mod hosts {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+
+        schedule_fired_once_per_tick(&first).await;
 
         // Stop through host 1: host 2 stops serving it.
         let app_id = first.app_id("fn-app").await;

@@ -32,6 +32,13 @@ const SCHEDULE_LOCK: i64 = 0x7761_736d_0002;
 /// Serialises changes to apps, functions, labels and domains across hosts.
 pub(super) const CATALOG_LOCK: i64 = 0x7761_736d_0003;
 
+/// The session that holds, or keeps asking for, the schedule lock.
+struct LeaderSession {
+    client: tokio_postgres::Client,
+    /// Whether it holds the lock (for as long as the session lives).
+    holds: bool,
+}
+
 /// The PostgreSQL store.
 pub(super) struct Postgres {
     runtime: Option<tokio::runtime::Runtime>,
@@ -41,7 +48,7 @@ pub(super) struct Postgres {
     /// This process's name in `claimed_by`.
     host_id: String,
     /// The session holding the schedule lock, once taken (the lock ends with it).
-    leader: Mutex<Option<tokio_postgres::Client>>,
+    leader: Mutex<Option<LeaderSession>>,
 }
 
 impl Drop for Postgres {
@@ -108,27 +115,41 @@ impl Postgres {
     /// of its own, so it passes to another host as soon as this one's session ends.
     pub(super) fn schedule_leader(&self) -> Result<bool> {
         let mut leader = self.leader.lock().unwrap_or_else(|p| p.into_inner());
-        if leader.as_ref().is_some_and(|c| !c.is_closed()) {
+        if leader.as_ref().is_some_and(|s| s.client.is_closed()) {
+            // The session broke (a restarted database): whatever it held is gone.
+            *leader = None;
+        }
+        if let Some(session) = leader.as_ref()
+            && session.holds
+        {
             return Ok(true);
         }
-        *leader = None;
         let config = self.config.clone();
         self.block(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("schedule leader session ended: {e}");
-                }
-            });
-            let held: bool = client
+            if leader.is_none() {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!("schedule leader session ended: {e}");
+                    }
+                });
+                *leader = Some(LeaderSession {
+                    client,
+                    holds: false,
+                });
+            }
+            let Some(session) = leader.as_mut() else {
+                return Ok(false);
+            };
+            session.holds = session
+                .client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEDULE_LOCK])
                 .await?
                 .get(0);
-            if held {
+            if session.holds {
                 tracing::info!("this host fires the cluster's schedules");
-                *leader = Some(client);
             }
-            Ok(held)
+            Ok(session.holds)
         })
     }
 
