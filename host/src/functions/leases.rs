@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Functions;
+use super::{FOREIGN_POLL, Functions, FunctionsError, Resolved};
 use crate::store::{CallStatus, StoreError};
+
+/// How long a queued call waits for its function's app to load on this host.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// How often leases are renewed and dead hosts' calls looked for: well inside the lease.
 const LEASE_TICK: Duration = Duration::from_secs(1);
@@ -32,6 +35,21 @@ pub(super) async fn lease_loop(functions: Weak<Functions>) {
 }
 
 impl Functions {
+    /// Resolves a function the store knows as active, waiting a few seconds for its app to
+    /// load here (in cluster mode a host may take over a call of an app deployed through
+    /// another host a moment ago).
+    pub(super) async fn resolve_soon(&self, function_id: &str) -> Result<Resolved, FunctionsError> {
+        let deadline = tokio::time::Instant::now() + LOAD_WAIT;
+        loop {
+            let resolved = self.resolve(function_id);
+            let active = || matches!(self.store.get_function(function_id), Ok(Some(f)) if f.active);
+            if resolved.is_ok() || tokio::time::Instant::now() >= deadline || !active() {
+                return resolved;
+            }
+            tokio::time::sleep(FOREIGN_POLL).await;
+        }
+    }
+
     /// Stops the attempts of calls cancelled through another host (cluster mode).
     fn stop_cancelled_elsewhere(&self) {
         let running: Vec<(String, CancellationToken)> = self

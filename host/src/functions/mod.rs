@@ -378,7 +378,7 @@ impl Functions {
             }
         };
         let mut record = record;
-        match self.resolve(&record.function_id) {
+        match self.resolve_soon(&record.function_id).await {
             Ok(target) => self.execute(&target, &mut record).await,
             Err(e) => {
                 record.status = CallStatus::Failure;
