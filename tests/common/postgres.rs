@@ -69,6 +69,30 @@ fn pg_command(bin: &Path, program: &str) -> Command {
     }
 }
 
+/// The temporary directories' prefix; the test process's id follows.
+const PREFIX: &str = "wasmhost-pg-";
+
+/// Removes the directories of servers whose test process is gone: the shared server lives
+/// in a static, which is never dropped, so its directory outlives the process.
+fn remove_stale_servers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Whether the tests run as root (`/proc/self` belongs to the process's user).
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -76,8 +100,9 @@ fn running_as_root() -> bool {
 }
 
 fn start(bin: &Path) -> Postgres {
+    remove_stale_servers();
     let dir = tempfile::Builder::new()
-        .prefix("wasmhost-pg")
+        .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .tempdir()
         .expect("temp dir");
     if running_as_root() {
