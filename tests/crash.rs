@@ -23,18 +23,7 @@ async fn deploy(api: &Api<'_>, example_name: &str, app: &str) -> HashMap<String,
 }
 
 async fn functions_of(api: &Api<'_>, app: &str) -> HashMap<String, String> {
-    let app_id = api.app_id(app).await;
-    api.get(&format!("/apps/{app_id}/functions")).await["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_owned(),
-                f["function_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    api.function_ids(app).await
 }
 
 fn api<'a>(srv: &'a Host, token: &str) -> Api<'a> {

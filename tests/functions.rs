@@ -15,18 +15,7 @@ async fn deploy(api: &Api<'_>, example_name: &str, app: &str) -> HashMap<String,
     let wasm = example(example_name).display().to_string();
     let (code, out) = wasmhost_remote(api.host, &api.token, &["deploy", &wasm, "--name", app]);
     assert_eq!(code, 0, "{out}");
-    let app_id = api.app_id(app).await;
-    api.get(&format!("/apps/{app_id}/functions")).await["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["name"].as_str().unwrap().to_owned(),
-                f["function_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    api.function_ids(app).await
 }
 
 async fn wait_final(api: &Api<'_>, call_id: &str) -> Value {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod python;
 
 use std::io::{BufRead, BufReader};
@@ -364,6 +365,22 @@ impl Api<'_> {
             Some(serde_json::json!({ "args": args })),
         )
         .await
+    }
+
+    /// The ids of app `app`'s functions, by name.
+    pub async fn function_ids(&self, app: &str) -> std::collections::HashMap<String, String> {
+        let app_id = self.app_id(app).await;
+        self.get(&format!("/apps/{app_id}/functions")).await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_owned(),
+                    f["function_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 
     pub async fn app_id(&self, name: &str) -> String {

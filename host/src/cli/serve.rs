@@ -105,7 +105,7 @@ pub(super) fn ephemeral_config(data: &Path, port: u16) -> ServerConfig {
         map_concurrency: 16,
         result_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         max_upload_bytes: 256 << 20,
-        ephemeral_state: true,
+        database: crate::store::Database::InMemory,
     }
 }
 

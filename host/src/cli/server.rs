@@ -16,7 +16,7 @@ use crate::gateway::{Gateway, GatewayConfig, RouteTable};
 /// Arguments of `wasmhost server`; each may also come from the TOML file given by `--config`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// TOML file with any of: data_dir, port, host, base_domain, workspace, environment, max_upload_bytes,
+    /// TOML file with any of: data_dir, database, port, host, base_domain, workspace, environment, max_upload_bytes,
     /// request_timeout, map_concurrency, result_retention, max_loaded_components,
     /// max_loaded_mib, and per-function scaling tables
     /// `[functions."<app>.<function>"]` (max_inputs, min_containers, max_containers,
@@ -63,6 +63,11 @@ pub struct ServerArgs {
     /// at once, evicted like --max-loaded-components [default: unbounded].
     #[arg(long, env = "WASMHOST_MAX_LOADED_MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_loaded_mib: Option<u64>,
+    /// Keep the state in PostgreSQL (`postgres://user@host:port/db`), shared by every host
+    /// started with the same URL (cluster mode); each host needs the same secrets.key in
+    /// its data directory [default: state.redb in the data directory].
+    #[arg(long, env = "WASMHOST_DATABASE")]
+    database: Option<String>,
     /// Serve `/metrics` without a token (by default it needs any valid bearer token).
     #[arg(long, env = "WASMHOST_PUBLIC_METRICS")]
     public_metrics: bool,
@@ -77,6 +82,7 @@ pub struct ServerArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    database: Option<String>,
     port: Option<u16>,
     host: Option<std::net::IpAddr>,
     base_domain: Option<String>,
@@ -123,8 +129,10 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .environment
         .or(file.environment)
         .unwrap_or_else(|| "main".into());
+    let database = crate::store::Database::parse(args.database.or(file.database).as_deref())?;
     let config = ServerConfig {
         data_dir: data_dir.clone(),
+        database,
         workspace: args
             .workspace
             .or(file.workspace)
@@ -147,7 +155,6 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(256 << 20),
-        ephemeral_state: false,
     };
     let mut engine_config = args.engine.engine_config();
     if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {

@@ -78,9 +78,13 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-            StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Key(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            // The shared database cannot be reached: another host, or a retry, may succeed.
+            StoreError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Db(_)
+            | StoreError::Postgres(_)
+            | StoreError::Io(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Key(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.to_string())
     }

@@ -16,8 +16,9 @@ use tokio::sync::broadcast;
 
 use super::ControlPlane;
 use super::api::{ApiError, ApiResult, bool_param, number_param, ok, query_param};
+use crate::functions::Logs;
 use crate::http::Body;
-use crate::store::{LogEntry, LogQuery};
+use crate::store::{LogEntry, LogQuery, Store};
 
 /// A comment line this often keeps proxies and browsers from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -64,38 +65,56 @@ fn since_param(text: &str) -> Result<String, ApiError> {
     Ok(humantime::format_rfc3339_millis(time).to_string())
 }
 
-/// What a follower wants and where it is.
+/// How long a follower waits for a line of this host before it looks for other hosts'
+/// lines in the store (cluster mode).
+const FOREIGN_LINES: Duration = Duration::from_millis(250);
+
+/// What a follower wants and where it is. Lines come from the store, in its order (one
+/// numbering for every host of a cluster); a line written on this host wakes it at once.
 struct Follow {
     backlog: VecDeque<LogEntry>,
     live: broadcast::Receiver<Arc<LogEntry>>,
+    logs: Arc<Logs>,
+    store: Arc<Store>,
     app_id: String,
     function: Option<String>,
     last_seq: u64,
+    quiet_since: tokio::time::Instant,
 }
 
 impl Follow {
-    /// The next event: a stored line, a new line, a keep-alive, or `None` once the host
-    /// stops.
+    /// The next event: a line, a keep-alive, or `None` once the host stops or the store
+    /// cannot be read.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(entry) = self.backlog.pop_front() {
-            return Some(event("log", &entry));
-        }
         loop {
-            match tokio::time::timeout(KEEP_ALIVE, self.live.recv()).await {
-                Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
-                Ok(Ok(entry)) => {
-                    let ours = entry.app_id == self.app_id
-                        && entry.seq > self.last_seq
-                        && self.function.as_ref().is_none_or(|f| &entry.function == f);
-                    if ours {
-                        self.last_seq = entry.seq;
-                        return Some(event("log", &*entry));
-                    }
+            if let Some(entry) = self.backlog.pop_front() {
+                self.last_seq = self.last_seq.max(entry.seq);
+                self.quiet_since = tokio::time::Instant::now();
+                return Some(event("log", &entry));
+            }
+            if self.quiet_since.elapsed() >= KEEP_ALIVE {
+                self.quiet_since = tokio::time::Instant::now();
+                return Some(Bytes::from_static(b": keep-alive\n\n"));
+            }
+            // Lines missed by a lagging receiver are read from the store below all the same.
+            if let Ok(Err(broadcast::error::RecvError::Closed)) =
+                tokio::time::timeout(FOREIGN_LINES, self.live.recv()).await
+            {
+                return None;
+            }
+            self.logs.flush().await;
+            let query = LogQuery {
+                function: self.function.as_deref(),
+                since: None,
+                after_seq: Some(self.last_seq),
+                limit: DEFAULT_LINES,
+            };
+            match self.store.app_logs(&self.app_id, &query) {
+                Ok(lines) => self.backlog.extend(lines),
+                Err(e) => {
+                    tracing::error!("cannot read the log lines a follower waits for: {e}");
+                    return None;
                 }
-                Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
-                    return Some(event("lagged", &json!({ "missed": missed })));
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
             }
         }
     }
@@ -133,6 +152,12 @@ impl ControlPlane {
         // Subscribed before reading the store, so no line falls between the two.
         let live = follow.then(|| self.functions.logs().subscribe());
         self.functions.logs().flush().await;
+        // Where following starts when no line matches yet: after every line there is now.
+        let newest = if follow {
+            self.store.last_log_seq()?
+        } else {
+            0
+        };
         let query = LogQuery {
             function: function.as_deref(),
             since: since.as_deref(),
@@ -144,11 +169,14 @@ impl ControlPlane {
             return ok(StatusCode::OK, &json!({ "data": lines }));
         };
         let follow = Follow {
-            last_seq: lines.last().map_or(0, |l| l.seq),
+            last_seq: lines.last().map_or(newest, |l| l.seq.max(newest)),
             backlog: lines.into(),
             live,
+            logs: self.functions.logs().clone(),
+            store: self.store.clone(),
             app_id: app.app_id,
             function,
+            quiet_since: tokio::time::Instant::now(),
         };
         let events = futures_util::stream::unfold(follow, |mut f| async move {
             let next = f.next().await?;

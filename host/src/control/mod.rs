@@ -11,6 +11,7 @@ mod logs;
 mod openapi;
 mod resources;
 mod routes;
+mod sync;
 #[cfg(fuzzing)]
 pub use routes::fuzz_route;
 #[cfg(fuzzing)]
@@ -35,7 +36,8 @@ use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule}
 use crate::gateway::{Gateway, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::{
-    AppRecord, AppState, DeployRequest, Deployer, FunctionKind, NewToken, Store, StoreError,
+    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, NewToken, Store,
+    StoreError,
 };
 
 /// Settings of `wasmhost server`.
@@ -55,8 +57,9 @@ pub struct ServerConfig {
     pub map_concurrency: usize,
     /// How long finished call records are kept.
     pub result_retention: Duration,
-    /// Keep the state in memory (the data directory ends with the process).
-    pub ephemeral_state: bool,
+    /// Where the state lives: `state.redb` in the data directory, in memory (it ends with
+    /// the process), or PostgreSQL shared with other hosts.
+    pub database: Database,
 }
 
 /// Options of one deploy.
@@ -124,13 +127,10 @@ impl ControlPlane {
         leftovers::remove_partial_uploads(&config.data_dir.join("uploads"));
         leftovers::remove_temp_files(&config.data_dir.join("cache"));
         let state = config.data_dir.join("state.redb");
-        let store = if config.ephemeral_state {
-            Arc::new(Store::open_in_memory(&state)?)
-        } else {
-            let store = Store::open(&state)?;
+        let store = Arc::new(Store::open_database(&config.database, &state)?);
+        if state.exists() {
             restrict_mode(&state, 0o600)?;
-            Arc::new(store)
-        };
+        }
         let admin_token_path = config.data_dir.join("admin-token");
         let admin_token = if store.has_tokens()? {
             None
@@ -159,6 +159,8 @@ impl ControlPlane {
             changes: tokio::sync::Mutex::new(()),
             sessions: dashboard::Sessions::default(),
         });
+        // Read before restoring, so a change another host makes meanwhile is followed.
+        let seen = control.store.change_seq()?;
         let restored = control.restore().await?;
         // After restore, so the components of ephemeral apps it removed go too.
         leftovers::remove_orphan_components(
@@ -167,6 +169,7 @@ impl ControlPlane {
         );
         let resolver: Weak<dyn Resolver> = Arc::downgrade(&(control.clone() as Arc<dyn Resolver>));
         let resumed_calls = control.functions.attach(resolver)?;
+        tokio::spawn(sync::follow_changes(Arc::downgrade(&control), seen));
         Ok((
             control,
             Startup {
@@ -191,42 +194,14 @@ impl ControlPlane {
 
     /// Loads every deployed app's current version; ephemeral apps of a dead session go.
     async fn restore(&self) -> anyhow::Result<usize> {
-        let mut restored = 0;
         for app in self.store.list_apps()? {
-            match app.state {
-                AppState::Ephemeral => {
-                    tracing::info!(app = %app.name, "removing ephemeral app left by an earlier session");
-                    self.store.delete_app(&app.app_id)?;
-                }
-                AppState::Stopped => {}
-                AppState::Deployed => {
-                    let Some(version) = self.store.current_version(&app)? else {
-                        continue;
-                    };
-                    let path = self.component_path(&version.digest);
-                    // The code is mapped on the app's first call, not now.
-                    match self.engine.load_deployed(&path, &version.digest).await {
-                        Ok(mut loaded) => {
-                            loaded.manifest.name_plain_component(&app.name);
-                            let overrides = &self.engine.config().scaling_overrides;
-                            loaded.manifest.apply_overrides(&app.name, overrides);
-                            tracing::info!(
-                                app = %app.name,
-                                version = version.version,
-                                "restored in {:.1} ms ({:?})",
-                                loaded.load_time.as_secs_f64() * 1e3,
-                                loaded.cache
-                            );
-                            let live = self.make_live(&app.app_id, app.version, loaded);
-                            self.live_mut().insert(app.app_id.clone(), live);
-                            restored += 1;
-                        }
-                        Err(e) => tracing::error!(app = %app.name, "cannot restore: {e}"),
-                    }
-                }
+            if app.state == AppState::Ephemeral {
+                tracing::info!(app = %app.name, "removing ephemeral app left by an earlier session");
+                self.store.delete_app(&app.app_id)?;
             }
         }
-        Ok(restored)
+        let _guard = self.changes.lock().await;
+        Ok(self.sync_with_store().await?)
     }
 
     fn component_path(&self, digest: &str) -> PathBuf {
@@ -414,7 +389,8 @@ impl ControlPlane {
             deployed_by: options.deployed_by.clone(),
             rollback_of: options.rollback_of,
         };
-        let deployed = match self.store.deploy(&request) {
+        let shared = self.store.put_component(&digest, &target);
+        let deployed = match shared.and_then(|()| self.store.deploy(&request)) {
             Ok(d) => d,
             Err(e) => {
                 if !existed {

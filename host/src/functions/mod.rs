@@ -5,6 +5,7 @@
 
 mod grants;
 pub mod input;
+mod leases;
 mod logs;
 mod runner;
 pub mod schedule;
@@ -128,20 +129,19 @@ impl Functions {
                 });
             }
         });
-        tokio::spawn(schedule_loop(Arc::downgrade(&functions)));
+        tokio::spawn(runner::schedule_loop(Arc::downgrade(&functions)));
         tokio::spawn(retention_loop(Arc::downgrade(&functions)));
         functions
     }
 
-    /// Connects the resolver and resumes every call left unfinished by a previous process.
-    pub fn attach(&self, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
+    /// Connects the resolver and resumes every call left unfinished by a host that is
+    /// gone (a previous process, or in cluster mode another host), now and whenever one
+    /// dies later; keeps the leases on this host's calls. Returns how many it resumed now.
+    pub fn attach(self: &Arc<Self>, resolver: Weak<dyn Resolver>) -> Result<usize, StoreError> {
         *self.resolver.write().unwrap_or_else(|p| p.into_inner()) = Some(resolver);
-        let unfinished = self.store.unfinished_calls()?;
-        for call in &unfinished {
-            tracing::info!(call_id = %call.call_id, function = %call.function_name, "resuming call");
-            let _ = self.queue.send(call.call_id.clone());
-        }
-        Ok(unfinished.len())
+        let resumed = self.resume_orphans()?;
+        tokio::spawn(leases::lease_loop(Arc::downgrade(self)));
+        Ok(resumed)
     }
 
     fn resolver(&self) -> Option<Arc<dyn Resolver>> {
@@ -259,9 +259,12 @@ impl Functions {
                 Some(r) if !r.status.is_final() => {}
                 _ => return Ok(record),
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Ok(record);
             }
+            // Another host may finish the call (cluster mode): look again now and then.
+            let _ = tokio::time::timeout_at(deadline.min(now + FOREIGN_POLL), notified).await;
         }
     }
 
@@ -373,7 +376,7 @@ impl Functions {
             }
         };
         let mut record = record;
-        match self.resolve(&record.function_id) {
+        match self.resolve_soon(&record.function_id).await {
             Ok(target) => self.execute(&target, &mut record).await,
             Err(e) => {
                 record.status = CallStatus::Failure;
@@ -500,22 +503,8 @@ impl Functions {
     }
 }
 
-/// Runs due schedules: a run is queued and the next one moved on in one transaction.
-async fn schedule_loop(functions: Weak<Functions>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let Some(f) = functions.upgrade() else { break };
-        let Some(resolver) = f.resolver() else {
-            continue;
-        };
-        for target in resolver.scheduled() {
-            if let Err(e) = runner::schedule_tick(&f, &target) {
-                tracing::error!(function = %target.spec.name, "schedule: {e}");
-            }
-        }
-    }
-}
+/// How often a waiter looks for an outcome written by another host.
+const FOREIGN_POLL: Duration = Duration::from_millis(200);
 
 /// Deletes finished calls past the retention period, hourly.
 async fn retention_loop(functions: Weak<Functions>) {

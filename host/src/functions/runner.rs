@@ -1,8 +1,8 @@
 //! The attempt loop (retries with backoff, per-attempt timeouts, cancellation) and the
-//! scheduler's tick.
+//! scheduler (its loop fires on one host of a cluster, the leader).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -223,9 +223,11 @@ pub(super) fn schedule_tick(f: &Functions, target: &Resolved) -> Result<(), Stor
                 last_run_ms: Some(now_ms),
                 ..s
             };
-            f.store.record_scheduled_run(&record, &next)?;
-            tracing::info!(function = %target.spec.name, call_id = %record.call_id, "scheduled run");
-            let _ = f.queue.send(record.call_id);
+            // False when another host recorded this run already.
+            if f.store.record_scheduled_run(&record, &next)? {
+                tracing::info!(function = %target.spec.name, call_id = %record.call_id, "scheduled run");
+                let _ = f.queue.send(record.call_id);
+            }
         }
         previous => {
             f.store.put_schedule(&ScheduleState {
@@ -238,4 +240,30 @@ pub(super) fn schedule_tick(f: &Functions, target: &Resolved) -> Result<(), Stor
         }
     }
     Ok(())
+}
+
+/// Runs due schedules: a run is queued and the next one moved on in one transaction, by
+/// one host of a cluster (the leader).
+pub(super) async fn schedule_loop(functions: Weak<Functions>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(f) = functions.upgrade() else { break };
+        let Some(resolver) = f.resolver() else {
+            continue;
+        };
+        match f.store.schedule_leader() {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!("schedule: cannot tell which host leads: {e}");
+                continue;
+            }
+        }
+        for target in resolver.scheduled() {
+            if let Err(e) = schedule_tick(&f, &target) {
+                tracing::error!(function = %target.spec.name, "schedule: {e}");
+            }
+        }
+    }
 }

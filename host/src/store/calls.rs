@@ -5,7 +5,8 @@ use redb::{ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Result, Store, all, encode, get};
+use super::embedded::{Redb, all, get};
+use super::{Result, encode};
 
 pub(super) const CALLS: TableDefinition<&str, &str> = TableDefinition::new("calls");
 
@@ -85,9 +86,9 @@ pub struct CallRecord {
     pub finished_at: Option<String>,
 }
 
-impl Store {
+impl Redb {
     /// Writes a call record (new or updated) durably.
-    pub fn put_call(&self, call: &CallRecord) -> Result<()> {
+    pub(super) fn put_call(&self, call: &CallRecord) -> Result<()> {
         let txn = self.write()?;
         txn.open_table(CALLS)?
             .insert(call.call_id.as_str(), encode(call).as_str())?;
@@ -97,7 +98,7 @@ impl Store {
 
     /// Changes a call in one transaction (no other write comes between reading and
     /// writing it); `change` returns whether to write. Returns whether it wrote.
-    pub fn update_call(
+    pub(super) fn update_call(
         &self,
         call_id: &str,
         change: impl FnOnce(&mut CallRecord) -> bool,
@@ -126,12 +127,12 @@ impl Store {
     }
 
     /// One call.
-    pub fn get_call(&self, call_id: &str) -> Result<Option<CallRecord>> {
+    pub(super) fn get_call(&self, call_id: &str) -> Result<Option<CallRecord>> {
         get(&self.db.begin_read()?.open_table(CALLS)?, "calls", call_id)
     }
 
     /// The most recent calls of a function, newest first.
-    pub fn list_calls(&self, function_id: &str, limit: usize) -> Result<Vec<CallRecord>> {
+    pub(super) fn list_calls(&self, function_id: &str, limit: usize) -> Result<Vec<CallRecord>> {
         let mut calls: Vec<CallRecord> =
             all::<CallRecord>(&self.db.begin_read()?.open_table(CALLS)?, "calls")?
                 .into_iter()
@@ -143,7 +144,7 @@ impl Store {
     }
 
     /// Calls that are not over (to resume after a restart), oldest first.
-    pub fn unfinished_calls(&self) -> Result<Vec<CallRecord>> {
+    pub(super) fn unfinished_calls(&self) -> Result<Vec<CallRecord>> {
         let mut calls: Vec<CallRecord> =
             all::<CallRecord>(&self.db.begin_read()?.open_table(CALLS)?, "calls")?
                 .into_iter()
@@ -154,7 +155,7 @@ impl Store {
     }
 
     /// Deletes final calls that finished before `cutoff` (RFC 3339); returns how many.
-    pub fn purge_calls(&self, cutoff: &str) -> Result<usize> {
+    pub(super) fn purge_calls(&self, cutoff: &str) -> Result<usize> {
         let txn = self.write()?;
         let n = {
             let mut table = txn.open_table(CALLS)?;

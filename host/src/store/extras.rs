@@ -3,7 +3,8 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, Store, StoreError, all, check_name, encode, get, now};
+use super::embedded::{Redb, all, get};
+use super::{Result, StoreError, check_name, encode, now};
 
 pub(super) const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
 pub(super) const SCHEDULES: TableDefinition<&str, &str> = TableDefinition::new("schedules");
@@ -32,9 +33,9 @@ pub struct ScheduleState {
     pub last_run_ms: Option<i64>,
 }
 
-impl Store {
+impl Redb {
     /// Records a volume; a name in use is a conflict.
-    pub fn create_volume(&self, name: &str) -> Result<VolumeRecord> {
+    pub(super) fn create_volume(&self, name: &str) -> Result<VolumeRecord> {
         check_name("volume name", name)?;
         let txn = self.write()?;
         let record = {
@@ -56,17 +57,17 @@ impl Store {
     }
 
     /// One volume.
-    pub fn get_volume(&self, name: &str) -> Result<Option<VolumeRecord>> {
+    pub(super) fn get_volume(&self, name: &str) -> Result<Option<VolumeRecord>> {
         get(&self.db.begin_read()?.open_table(VOLUMES)?, "volumes", name)
     }
 
     /// Every volume.
-    pub fn list_volumes(&self) -> Result<Vec<VolumeRecord>> {
+    pub(super) fn list_volumes(&self) -> Result<Vec<VolumeRecord>> {
         all(&self.db.begin_read()?.open_table(VOLUMES)?, "volumes")
     }
 
     /// The schedule state of a function.
-    pub fn get_schedule(&self, function_id: &str) -> Result<Option<ScheduleState>> {
+    pub(super) fn get_schedule(&self, function_id: &str) -> Result<Option<ScheduleState>> {
         get(
             &self.db.begin_read()?.open_table(SCHEDULES)?,
             "schedules",
@@ -75,7 +76,7 @@ impl Store {
     }
 
     /// Writes a schedule state.
-    pub fn put_schedule(&self, state: &ScheduleState) -> Result<()> {
+    pub(super) fn put_schedule(&self, state: &ScheduleState) -> Result<()> {
         let txn = self.write()?;
         txn.open_table(SCHEDULES)?
             .insert(state.function_id.as_str(), encode(state).as_str())?;
@@ -83,19 +84,28 @@ impl Store {
         Ok(())
     }
 
-    /// Records a scheduled run atomically: the call is queued and the next run moved on
-    /// in one transaction, so a crash can neither lose nor repeat the run.
-    pub fn record_scheduled_run(
+    pub(super) fn record_scheduled_run(
         &self,
         call: &super::CallRecord,
         state: &ScheduleState,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let txn = self.write()?;
-        txn.open_table(super::calls::CALLS)?
-            .insert(call.call_id.as_str(), encode(call).as_str())?;
-        txn.open_table(SCHEDULES)?
-            .insert(state.function_id.as_str(), encode(state).as_str())?;
+        {
+            let mut schedules = txn.open_table(SCHEDULES)?;
+            let stored: Option<ScheduleState> = get(&schedules, "schedules", &state.function_id)?;
+            if !run_is_due(stored.as_ref(), state) {
+                return Ok(false);
+            }
+            schedules.insert(state.function_id.as_str(), encode(state).as_str())?;
+            txn.open_table(super::calls::CALLS)?
+                .insert(call.call_id.as_str(), encode(call).as_str())?;
+        }
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
+}
+
+/// Whether the run `next` records is still due: no one moved the schedule past it since.
+pub(super) fn run_is_due(stored: Option<&ScheduleState>, next: &ScheduleState) -> bool {
+    stored.is_none_or(|s| next.last_run_ms.is_none_or(|ran| s.next_run_ms <= ran))
 }

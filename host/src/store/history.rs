@@ -1,10 +1,11 @@
 //! An app's deployed versions, for its history and rollbacks.
 
-use super::{Result, Store, VERSIONS, VersionRecord, decode};
+use super::embedded::{Redb, VERSIONS};
+use super::{Result, VersionRecord, decode};
 
-impl Store {
+impl Redb {
     /// Every version of an app, newest first.
-    pub fn list_versions(&self, app_id: &str) -> Result<Vec<VersionRecord>> {
+    pub(super) fn list_versions(&self, app_id: &str) -> Result<Vec<VersionRecord>> {
         let txn = self.read()?;
         let versions = txn.open_table(VERSIONS)?;
         let mut out = Vec::new();
@@ -16,7 +17,7 @@ impl Store {
     }
 
     /// One version of an app.
-    pub fn get_version(&self, app_id: &str, version: u32) -> Result<Option<VersionRecord>> {
+    pub(super) fn get_version(&self, app_id: &str, version: u32) -> Result<Option<VersionRecord>> {
         let txn = self.read()?;
         let versions = txn.open_table(VERSIONS)?;
         match versions.get((app_id, version))? {

@@ -4,7 +4,8 @@
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, Store, decode, encode};
+use super::embedded::Redb;
+use super::{Result, decode, encode};
 
 /// seq → entry; seq grows with time, so the oldest entries come first.
 pub(super) const LOGS: TableDefinition<u64, &str> = TableDefinition::new("logs");
@@ -64,9 +65,9 @@ impl LogQuery<'_> {
     }
 }
 
-impl Store {
+impl Redb {
     /// Appends log lines in one transaction.
-    pub fn append_logs(&self, entries: &[LogEntry]) -> Result<()> {
+    pub(super) fn append_logs(&self, entries: &[LogEntry]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -88,14 +89,14 @@ impl Store {
     }
 
     /// The position of the newest line (0 when there is none).
-    pub fn last_log_seq(&self) -> Result<u64> {
+    pub(super) fn last_log_seq(&self) -> Result<u64> {
         let txn = self.read()?;
         let logs = txn.open_table(LOGS)?;
         Ok(logs.last()?.map_or(0, |(k, _)| k.value()))
     }
 
     /// Every line of one call, oldest first.
-    pub fn call_logs(&self, call_id: &str) -> Result<Vec<LogEntry>> {
+    pub(super) fn call_logs(&self, call_id: &str) -> Result<Vec<LogEntry>> {
         let txn = self.read()?;
         let index = txn.open_table(CALL_LOGS)?;
         let logs = txn.open_table(LOGS)?;
@@ -110,7 +111,7 @@ impl Store {
     }
 
     /// An app's newest lines that match `query`, oldest first.
-    pub fn app_logs(&self, app_id: &str, query: &LogQuery<'_>) -> Result<Vec<LogEntry>> {
+    pub(super) fn app_logs(&self, app_id: &str, query: &LogQuery<'_>) -> Result<Vec<LogEntry>> {
         let txn = self.read()?;
         let index = txn.open_table(APP_LOGS)?;
         let logs = txn.open_table(LOGS)?;
@@ -137,7 +138,7 @@ impl Store {
     }
 
     /// Deletes lines written before `cutoff` (RFC 3339); returns how many.
-    pub fn purge_logs(&self, cutoff: &str) -> Result<usize> {
+    pub(super) fn purge_logs(&self, cutoff: &str) -> Result<usize> {
         let txn = self.write()?;
         let n = {
             let mut logs = txn.open_table(LOGS)?;
@@ -173,6 +174,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn entry(seq: u64, time: &str, app: &str, function: &str, call: Option<&str>) -> LogEntry {
         LogEntry {

@@ -1,21 +1,24 @@
-//! Durable state in one redb file: apps, versions, functions, labels, domains, tokens.
-//! Nothing else touches redb; every change is one transaction, so a crash at any
-//! point leaves the file consistent.
+//! Durable state: apps, versions, functions, labels, domains, tokens, sealed secrets,
+//! volumes, calls, schedules and logs, behind one interface with two backends: one redb
+//! file (the embedded default; every change is one transaction, so a crash at any point
+//! leaves the file consistent) or PostgreSQL, which many hosts share (cluster mode).
+//! Nothing outside this module knows which backend holds the state.
 
 mod calls;
+mod deploy;
+mod embedded;
 mod extras;
 mod history;
 mod logs;
+mod postgres;
 mod records;
 mod seal;
 mod secrets;
 mod tokens;
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -31,19 +34,8 @@ pub use seal::{KEY_FILE, KeyError};
 pub use secrets::SecretRecord;
 
 use crate::manifest::{AppManifest, is_dns_label};
-
-const APPS: TableDefinition<&str, &str> = TableDefinition::new("apps");
-/// `workspace/environment/name` → app id.
-const APP_NAMES: TableDefinition<&str, &str> = TableDefinition::new("app_names");
-const VERSIONS: TableDefinition<(&str, u32), &str> = TableDefinition::new("versions");
-const FUNCTIONS: TableDefinition<&str, &str> = TableDefinition::new("functions");
-/// `app_id/name` → function id.
-const FUNCTION_NAMES: TableDefinition<&str, &str> = TableDefinition::new("function_names");
-/// `workspace/label` → function id.
-const LABELS: TableDefinition<&str, &str> = TableDefinition::new("labels");
-/// custom domain → function id.
-const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains");
-const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
+use embedded::Redb;
+use postgres::Postgres;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +43,15 @@ pub enum StoreError {
     /// redb failed (I/O, corruption, a lock held by another process).
     #[error("state store: {0}")]
     Db(#[from] redb::Error),
+    /// PostgreSQL failed or could not be reached.
+    #[error("state store (PostgreSQL): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("state store (PostgreSQL): {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A component file could not be read or written.
+    #[error("state store: {0}")]
+    Io(#[from] std::io::Error),
     /// A record did not decode.
     #[error("state store: corrupt record in table {table}: {source}")]
     Corrupt {
@@ -92,6 +93,32 @@ from_redb!(
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// One redb file (`state.redb` in the data directory).
+    Embedded,
+    /// redb in memory: the state ends with the process (`wasmhost run`, local `serve`).
+    InMemory,
+    /// A PostgreSQL database shared by every host (`postgres://…`).
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads `--database`: a `postgres://` or `postgresql://` URL; none means embedded.
+    pub fn parse(value: Option<&str>) -> Result<Self> {
+        match value {
+            None => Ok(Database::Embedded),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_owned()))
+            }
+            Some(other) => Err(StoreError::Invalid(format!(
+                "--database {other:?} is not a postgres:// URL (leave it out for the embedded redb store)"
+            ))),
+        }
+    }
+}
+
 /// What to deploy.
 #[derive(Debug, Clone)]
 pub struct DeployRequest<'a> {
@@ -126,59 +153,145 @@ pub struct Deployed {
     pub functions: Vec<FunctionRecord>,
 }
 
-/// The state store (one redb file).
+/// The state store.
 pub struct Store {
-    db: Database,
-    key: seal::SecretKey,
+    backend: Backend,
 }
 
-fn encode<T: Serialize>(value: &T) -> String {
-    // Our records are plain data: serialising them cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
+enum Backend {
+    Redb(Redb),
+    // Boxed: a pool, a runtime and a leader session are much larger than a redb handle.
+    Postgres(Box<Postgres>),
 }
 
-fn decode<T: DeserializeOwned>(table: &'static str, raw: &str) -> Result<T> {
-    serde_json::from_str(raw).map_err(|source| StoreError::Corrupt { table, source })
+/// Defines each store method once for both backends.
+macro_rules! dispatch {
+    ($($(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl Store {$(
+            $(#[$doc])*
+            pub fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
+                match &self.backend {
+                    Backend::Redb(b) => b.$name($($arg),*),
+                    Backend::Postgres(b) => b.$name($($arg),*),
+                }
+            }
+        )*}
+    };
 }
 
-fn get<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static str>,
-    name: &'static str,
-    key: &str,
-) -> Result<Option<T>> {
-    match table.get(key)? {
-        Some(raw) => Ok(Some(decode(name, raw.value())?)),
-        None => Ok(None),
-    }
+dispatch! {
+    /// The digests of every stored version's component (what `components/` must keep).
+    fn component_digests(&self) -> HashSet<String>;
+    /// Every app.
+    fn list_apps(&self) -> Vec<AppRecord>;
+    /// One app by id.
+    fn get_app(&self, app_id: &str) -> Option<AppRecord>;
+    /// One app by workspace, environment and name.
+    fn find_app(&self, workspace: &str, environment: &str, name: &str) -> Option<AppRecord>;
+    /// The version an app serves now.
+    fn current_version(&self, app: &AppRecord) -> Option<VersionRecord>;
+    /// Every function record, active or not.
+    fn all_functions(&self) -> Vec<FunctionRecord>;
+    /// One function by id.
+    fn get_function(&self, function_id: &str) -> Option<FunctionRecord>;
+    /// Creates an app with no version yet (the API's `POST /apps`).
+    fn create_app(&self, workspace: &str, environment: &str, name: &str, ephemeral: bool) -> AppRecord;
+    /// Records a deploy atomically: a new version (unless the component is unchanged),
+    /// function ids kept across versions, labels and domains reserved.
+    fn deploy(&self, req: &DeployRequest<'_>) -> Deployed;
+    /// Sets an app's state (e.g. stops it).
+    fn set_app_state(&self, app_id: &str, state: AppState) -> AppRecord;
+    /// Removes an app and everything it owns (used for ephemeral apps).
+    fn delete_app(&self, app_id: &str) -> ();
+    /// Gives a function's web endpoint a custom label; a label held by another is a conflict.
+    fn set_label(&self, function_id: &str, label: &str) -> FunctionRecord;
+    /// Every version of an app, newest first.
+    fn list_versions(&self, app_id: &str) -> Vec<VersionRecord>;
+    /// One version of an app.
+    fn get_version(&self, app_id: &str, version: u32) -> Option<VersionRecord>;
+    /// Creates a token; its secret is returned now and never again.
+    fn create_token(&self, name: &str, scope: Scope) -> NewToken;
+    /// Checks a token id and secret; the comparison takes the same time whatever matches.
+    fn verify_token(&self, token_id: &str, secret: &str) -> Option<TokenRecord>;
+    /// Every token (without secrets).
+    fn list_tokens(&self) -> Vec<TokenRecord>;
+    /// Deletes a token so it stops working at once; false if there was none. The last
+    /// admin token is kept (a conflict): without it no one could make tokens again.
+    fn revoke_token(&self, token_id: &str) -> bool;
+    /// Whether any token exists yet.
+    fn has_tokens(&self) -> bool;
+    /// Creates or replaces a secret.
+    fn put_secret(&self, name: &str, values: std::collections::BTreeMap<String, String>) -> SecretRecord;
+    /// One secret with its values.
+    fn get_secret(&self, name: &str) -> Option<SecretRecord>;
+    /// Every secret (callers must not show values).
+    fn list_secrets(&self) -> Vec<SecretRecord>;
+    /// Deletes a secret.
+    fn delete_secret(&self, name: &str) -> ();
+    /// Writes a call record (new or updated) durably; a call not over is this host's
+    /// to run (in cluster mode, under a lease it renews).
+    fn put_call(&self, call: &CallRecord) -> ();
+    /// Changes a call in one transaction (no other write comes between reading and
+    /// writing it); `change` returns whether to write. Returns whether it wrote.
+    fn update_call(&self, call_id: &str, change: impl FnOnce(&mut CallRecord) -> bool) -> bool;
+    /// One call.
+    fn get_call(&self, call_id: &str) -> Option<CallRecord>;
+    /// The most recent calls of a function, newest first.
+    fn list_calls(&self, function_id: &str, limit: usize) -> Vec<CallRecord>;
+    /// Calls that are not over and that no live host runs, oldest first; they become this
+    /// host's to run. At the start of an embedded store that is every unfinished call (the
+    /// process that ran them is gone), later none; in cluster mode, calls whose host's
+    /// lease ran out (it died).
+    fn claim_orphaned_calls(&self) -> Vec<CallRecord>;
+    /// Extends the leases on the calls this host runs (nothing to do for one process).
+    fn renew_leases(&self) -> ();
+    /// Deletes final calls that finished before `cutoff` (RFC 3339); returns how many.
+    fn purge_calls(&self, cutoff: &str) -> usize;
+    /// Records a volume; a name in use is a conflict.
+    fn create_volume(&self, name: &str) -> VolumeRecord;
+    /// One volume.
+    fn get_volume(&self, name: &str) -> Option<VolumeRecord>;
+    /// Every volume.
+    fn list_volumes(&self) -> Vec<VolumeRecord>;
+    /// The schedule state of a function.
+    fn get_schedule(&self, function_id: &str) -> Option<ScheduleState>;
+    /// Writes a schedule state.
+    fn put_schedule(&self, state: &ScheduleState) -> ();
+    /// Records a scheduled run atomically: the call is queued and the next run moved on in
+    /// one transaction, so a crash can neither lose nor repeat the run. False (nothing
+    /// written) when the run was already recorded, by this host or another.
+    fn record_scheduled_run(&self, call: &CallRecord, state: &ScheduleState) -> bool;
+    /// Whether this host fires schedules: always for one process; in cluster mode, the
+    /// one host holding an advisory lock, taken over when its session ends.
+    fn schedule_leader(&self) -> bool;
+    /// Appends log lines in one transaction.
+    fn append_logs(&self, entries: &[LogEntry]) -> ();
+    /// The position of the newest line (0 when there is none).
+    fn last_log_seq(&self) -> u64;
+    /// Every line of one call, oldest first.
+    fn call_logs(&self, call_id: &str) -> Vec<LogEntry>;
+    /// An app's newest lines that match `query`, oldest first.
+    fn app_logs(&self, app_id: &str, query: &LogQuery<'_>) -> Vec<LogEntry>;
+    /// Deletes lines written before `cutoff` (RFC 3339); returns how many.
+    fn purge_logs(&self, cutoff: &str) -> usize;
+    /// Keeps a component's bytes where every host can fetch them (the embedded store's
+    /// `components/` directory already is that place).
+    fn put_component(&self, digest: &str, file: &Path) -> ();
+    /// Writes a component's bytes to `file` unless it exists (from the shared store).
+    fn fetch_component(&self, digest: &str, file: &Path) -> ();
+    /// A number that changes whenever apps, versions, labels or domains change, on any
+    /// host: a host whose number differs refreshes what it serves.
+    fn change_seq(&self) -> u64;
 }
-
-fn all<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static str>,
-    name: &'static str,
-) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for entry in table.iter()? {
-        let (_, v) = entry?;
-        out.push(decode(name, v.value())?);
-    }
-    Ok(out)
-}
-
-/// Page cache of the redb file: enough for the hot tables (apps, functions, tokens) and the
-/// recent calls a server reads back.
-const CACHE_BYTES: usize = 32 << 20;
 
 impl Store {
-    /// Opens (or creates) the store at `path`, with the key that seals its secrets in
-    /// [`KEY_FILE`] beside it (made on first open; a missing or wrong key for existing
-    /// sealed secrets is an error).
+    /// Opens (or creates) the embedded store at `path`, with the key that seals its
+    /// secrets in [`KEY_FILE`] beside it (made on first open; a missing or wrong key for
+    /// existing sealed secrets is an error).
     pub fn open(path: &Path) -> Result<Self> {
-        // redb caches up to 1 GiB of pages by default, which a busy host fills with call
-        // records it rarely reads again: resident memory then grows with every call.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
-        Self::with_db(db, path)
+        Ok(Self {
+            backend: Backend::Redb(Redb::open(path)?),
+        })
     }
 
     /// A store held in memory only, for a host whose state ends with the process
@@ -186,96 +299,24 @@ impl Store {
     /// `fdatasync`s were half of such a host's start), and its secrets' key is never
     /// written either.
     pub fn open_in_memory(path: &Path) -> Result<Self> {
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::create_tables(&db)?;
-        let key = seal::SecretKey::ephemeral(path);
-        Ok(Self { db, key })
+        Ok(Self {
+            backend: Backend::Redb(Redb::open_in_memory(path)?),
+        })
     }
 
-    fn with_db(db: redb::Database, path: &Path) -> Result<Self> {
-        Self::create_tables(&db)?;
-        let key = secrets::open_key(&db, path)?;
-        Ok(Self { db, key })
-    }
-
-    fn create_tables(db: &redb::Database) -> Result<()> {
-        let txn = db.begin_write()?;
-        {
-            // Create every table up front so readers never meet a missing one.
-            txn.open_table(APPS)?;
-            txn.open_table(APP_NAMES)?;
-            txn.open_table(VERSIONS)?;
-            txn.open_table(FUNCTIONS)?;
-            txn.open_table(FUNCTION_NAMES)?;
-            txn.open_table(LABELS)?;
-            txn.open_table(DOMAINS)?;
-            txn.open_table(TOKENS)?;
-            txn.open_table(calls::CALLS)?;
-            txn.open_table(secrets::SECRETS)?;
-            txn.open_table(extras::VOLUMES)?;
-            txn.open_table(extras::SCHEDULES)?;
-            txn.open_table(logs::LOGS)?;
-            txn.open_table(logs::APP_LOGS)?;
-            txn.open_table(logs::CALL_LOGS)?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn read(&self) -> Result<ReadTransaction> {
-        Ok(self.db.begin_read()?)
-    }
-
-    fn write(&self) -> Result<WriteTransaction> {
-        Ok(self.db.begin_write()?)
-    }
-
-    /// The digests of every stored version's component (what `components/` must keep).
-    pub fn component_digests(&self) -> Result<std::collections::HashSet<String>> {
-        let txn = self.read()?;
-        let versions = txn.open_table(VERSIONS)?;
-        let mut digests = std::collections::HashSet::new();
-        for entry in versions.iter()? {
-            let (_, raw) = entry?;
-            digests.insert(decode::<VersionRecord>("versions", raw.value())?.digest);
-        }
-        Ok(digests)
-    }
-
-    /// Every app.
-    pub fn list_apps(&self) -> Result<Vec<AppRecord>> {
-        all(&self.read()?.open_table(APPS)?, "apps")
-    }
-
-    /// One app by id.
-    pub fn get_app(&self, app_id: &str) -> Result<Option<AppRecord>> {
-        get(&self.read()?.open_table(APPS)?, "apps", app_id)
-    }
-
-    /// One app by workspace, environment and name.
-    pub fn find_app(
-        &self,
-        workspace: &str,
-        environment: &str,
-        name: &str,
-    ) -> Result<Option<AppRecord>> {
-        let txn = self.read()?;
-        let names = txn.open_table(APP_NAMES)?;
-        let Some(id) = names.get(format!("{workspace}/{environment}/{name}").as_str())? else {
-            return Ok(None);
-        };
-        get(&txn.open_table(APPS)?, "apps", id.value())
-    }
-
-    /// The version an app serves now.
-    pub fn current_version(&self, app: &AppRecord) -> Result<Option<VersionRecord>> {
-        let txn = self.read()?;
-        let versions = txn.open_table(VERSIONS)?;
-        match versions.get((app.app_id.as_str(), app.version))? {
-            Some(raw) => Ok(Some(decode("versions", raw.value())?)),
-            None => Ok(None),
+    /// Opens the store `database` names: the embedded one at `path`, or PostgreSQL with
+    /// its schema brought up to date and secrets sealed with the key file beside `path`
+    /// (every host of a cluster needs the same key file).
+    pub fn open_database(database: &Database, path: &Path) -> Result<Self> {
+        match database {
+            Database::Embedded => Self::open(path),
+            Database::InMemory => Self::open_in_memory(path),
+            Database::Postgres(url) => Ok(Self {
+                backend: Backend::Postgres(Box::new(Postgres::connect(
+                    url,
+                    &seal::SecretKey::path_for(path),
+                )?)),
+            }),
         }
     }
 
@@ -288,162 +329,22 @@ impl Store {
             .collect())
     }
 
-    /// Every function record, active or not.
-    pub fn all_functions(&self) -> Result<Vec<FunctionRecord>> {
-        all(&self.read()?.open_table(FUNCTIONS)?, "functions")
-    }
-
-    /// One function by id.
-    pub fn get_function(&self, function_id: &str) -> Result<Option<FunctionRecord>> {
-        get(
-            &self.read()?.open_table(FUNCTIONS)?,
-            "functions",
-            function_id,
-        )
-    }
-
-    /// Creates an app with no version yet (the API's `POST /apps`).
-    pub fn create_app(
-        &self,
-        workspace: &str,
-        environment: &str,
-        name: &str,
-        ephemeral: bool,
-    ) -> Result<AppRecord> {
-        check_name("app name", name)?;
-        let txn = self.write()?;
-        let app = {
-            let mut names = txn.open_table(APP_NAMES)?;
-            let key = format!("{workspace}/{environment}/{name}");
-            if names.get(key.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "an app named {name:?} already exists in {workspace}/{environment}"
-                )));
-            }
-            let now = now();
-            let app = AppRecord {
-                app_id: new_id("ap"),
-                name: name.to_owned(),
-                workspace: workspace.to_owned(),
-                environment: environment.to_owned(),
-                state: if ephemeral {
-                    AppState::Ephemeral
-                } else {
-                    AppState::Deployed
-                },
-                version: 0,
-                created_at: now.clone(),
-                updated_at: now,
-            };
-            names.insert(key.as_str(), app.app_id.as_str())?;
-            txn.open_table(APPS)?
-                .insert(app.app_id.as_str(), encode(&app).as_str())?;
-            app
-        };
-        txn.commit()?;
-        Ok(app)
-    }
-
-    /// Records a deploy atomically: a new version (unless the component is unchanged),
-    /// function ids kept across versions, labels and domains reserved.
-    pub fn deploy(&self, req: &DeployRequest<'_>) -> Result<Deployed> {
-        check_name("app name", req.name)?;
-        let txn = self.write()?;
-        let deployed = deploy_in(&txn, req)?;
-        if deployed.changed {
-            txn.commit()?;
-        } else {
-            txn.abort()?;
+    /// Checks a bearer value `<token_id>:<token_secret>`.
+    pub fn verify_bearer(&self, bearer: &str) -> Result<Option<TokenRecord>> {
+        match bearer.split_once(':') {
+            Some((id, secret)) => self.verify_token(id, secret),
+            None => Ok(None),
         }
-        Ok(deployed)
     }
+}
 
-    /// Sets an app's state (e.g. stops it).
-    pub fn set_app_state(&self, app_id: &str, state: AppState) -> Result<AppRecord> {
-        let txn = self.write()?;
-        let app = {
-            let mut apps = txn.open_table(APPS)?;
-            let mut app: AppRecord = get(&apps, "apps", app_id)?
-                .ok_or_else(|| StoreError::NotFound(format!("no app with id {app_id}")))?;
-            app.state = state;
-            app.updated_at = now();
-            apps.insert(app_id, encode(&app).as_str())?;
-            app
-        };
-        txn.commit()?;
-        Ok(app)
-    }
+fn encode<T: Serialize>(value: &T) -> String {
+    // Our records are plain data: serialising them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
 
-    /// Removes an app and everything it owns (used for ephemeral apps).
-    pub fn delete_app(&self, app_id: &str) -> Result<()> {
-        let txn = self.write()?;
-        {
-            let mut apps = txn.open_table(APPS)?;
-            let Some(app) = get::<AppRecord>(&apps, "apps", app_id)? else {
-                return Err(StoreError::NotFound(format!("no app with id {app_id}")));
-            };
-            apps.remove(app_id)?;
-            txn.open_table(APP_NAMES)?
-                .remove(format!("{}/{}/{}", app.workspace, app.environment, app.name).as_str())?;
-            let mut versions = txn.open_table(VERSIONS)?;
-            for v in 1..=app.version {
-                versions.remove((app_id, v))?;
-            }
-            let mut functions = txn.open_table(FUNCTIONS)?;
-            let mut names = txn.open_table(FUNCTION_NAMES)?;
-            let ours: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
-                .into_iter()
-                .filter(|f| f.app_id == app_id)
-                .collect();
-            for f in &ours {
-                functions.remove(f.function_id.as_str())?;
-                names.remove(format!("{app_id}/{}", f.name).as_str())?;
-            }
-            let ids: Vec<&str> = ours.iter().map(|f| f.function_id.as_str()).collect();
-            release_where(&mut txn.open_table(LABELS)?, |id| ids.contains(&id))?;
-            release_where(&mut txn.open_table(DOMAINS)?, |id| ids.contains(&id))?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Gives a function's web endpoint a custom label; a label held by another is a conflict.
-    pub fn set_label(&self, function_id: &str, label: &str) -> Result<FunctionRecord> {
-        check_name("label", label)?;
-        let txn = self.write()?;
-        let function = {
-            let mut functions = txn.open_table(FUNCTIONS)?;
-            let mut function: FunctionRecord = get(&functions, "functions", function_id)?
-                .ok_or_else(|| {
-                    StoreError::NotFound(format!("no web endpoint with id {function_id}"))
-                })?;
-            let workspace = {
-                let apps = txn.open_table(APPS)?;
-                let app: AppRecord = get(&apps, "apps", &function.app_id)?.ok_or_else(|| {
-                    StoreError::NotFound(format!("app {} is gone", function.app_id))
-                })?;
-                app.workspace
-            };
-            let mut labels = txn.open_table(LABELS)?;
-            let key = format!("{workspace}/{label}");
-            if let Some(holder) = labels.get(key.as_str())?
-                && holder.value() != function_id
-            {
-                return Err(StoreError::Conflict(format!(
-                    "the label {label:?} is already used by another endpoint in workspace {workspace:?}"
-                )));
-            }
-            if let Some(old) = &function.custom_label {
-                labels.remove(format!("{workspace}/{old}").as_str())?;
-            }
-            labels.insert(key.as_str(), function_id)?;
-            function.custom_label = Some(label.to_owned());
-            functions.insert(function_id, encode(&function).as_str())?;
-            function
-        };
-        txn.commit()?;
-        Ok(function)
-    }
+fn decode<T: DeserializeOwned>(table: &'static str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|source| StoreError::Corrupt { table, source })
 }
 
 fn check_name(what: &str, name: &str) -> Result<()> {
@@ -455,188 +356,3 @@ fn check_name(what: &str, name: &str) -> Result<()> {
         )))
     }
 }
-
-/// Drops every entry of a name table whose function id matches.
-fn release_where(
-    table: &mut redb::Table<&str, &str>,
-    matches: impl Fn(&str) -> bool,
-) -> Result<()> {
-    let keys: Vec<String> = table
-        .iter()?
-        .filter_map(|e| e.ok())
-        .filter(|(_, v)| matches(v.value()))
-        .map(|(k, _)| k.value().to_owned())
-        .collect();
-    for k in keys {
-        table.remove(k.as_str())?;
-    }
-    Ok(())
-}
-
-/// Reserves `key` in a name table for `function_id`, failing if someone else holds it.
-fn reserve(
-    table: &mut redb::Table<&str, &str>,
-    key: &str,
-    function_id: &str,
-    what: &str,
-) -> Result<()> {
-    if let Some(holder) = table.get(key)?
-        && holder.value() != function_id
-    {
-        return Err(StoreError::Conflict(format!(
-            "{what} is already used by another endpoint"
-        )));
-    }
-    table.insert(key, function_id)?;
-    Ok(())
-}
-
-fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed> {
-    let now = now();
-    let mut apps = txn.open_table(APPS)?;
-    let mut app_names = txn.open_table(APP_NAMES)?;
-    let mut versions = txn.open_table(VERSIONS)?;
-    let mut functions = txn.open_table(FUNCTIONS)?;
-    let mut function_names = txn.open_table(FUNCTION_NAMES)?;
-    let mut labels = txn.open_table(LABELS)?;
-    let mut domains = txn.open_table(DOMAINS)?;
-
-    let name_key = format!("{}/{}/{}", req.workspace, req.environment, req.name);
-    let existing: Option<AppRecord> = match app_names.get(name_key.as_str())? {
-        Some(id) => get(&apps, "apps", id.value())?,
-        None => None,
-    };
-    let wanted_state = if req.ephemeral {
-        AppState::Ephemeral
-    } else {
-        AppState::Deployed
-    };
-    if let Some(app) = &existing
-        && app.state == wanted_state
-        && app.version > 0
-        && let Some(raw) = versions.get((app.app_id.as_str(), app.version))?
-    {
-        let current: VersionRecord = decode("versions", raw.value())?;
-        if current.digest == req.digest {
-            let functions = all::<FunctionRecord>(&functions, "functions")?
-                .into_iter()
-                .filter(|f| f.app_id == app.app_id && f.active)
-                .collect();
-            return Ok(Deployed {
-                app: app.clone(),
-                version: current,
-                changed: false,
-                functions,
-            });
-        }
-    }
-    let mut app = existing.unwrap_or_else(|| AppRecord {
-        app_id: new_id("ap"),
-        name: req.name.to_owned(),
-        workspace: req.workspace.to_owned(),
-        environment: req.environment.to_owned(),
-        state: wanted_state,
-        version: 0,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    });
-    app.version += 1;
-    app.state = wanted_state;
-    app.updated_at = now.clone();
-    let version = VersionRecord {
-        version: app.version,
-        digest: req.digest.to_owned(),
-        manifest: req.manifest.clone(),
-        created_at: now.clone(),
-        deployed_by: req.deployed_by.clone(),
-        rollback_of: req.rollback_of,
-    };
-    versions.insert(
-        (app.app_id.as_str(), app.version),
-        encode(&version).as_str(),
-    )?;
-    app_names.insert(name_key.as_str(), app.app_id.as_str())?;
-    apps.insert(app.app_id.as_str(), encode(&app).as_str())?;
-
-    // Functions keep their ids across versions; those the new version lacks go inactive
-    // and give up their labels and domains.
-    let previous: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
-        .into_iter()
-        .filter(|f| f.app_id == app.app_id)
-        .collect();
-    let mut active = Vec::new();
-    let names = req
-        .manifest
-        .endpoints
-        .iter()
-        .map(|e| (e.name.as_str(), FunctionKind::Web))
-        .chain(
-            req.manifest
-                .functions
-                .iter()
-                .map(|f| (f.name.as_str(), FunctionKind::Function)),
-        );
-    for (name, kind) in names {
-        let key = format!("{}/{name}", app.app_id);
-        let mut record = match function_names.get(key.as_str())? {
-            Some(id) => get::<FunctionRecord>(&functions, "functions", id.value())?,
-            None => None,
-        }
-        .unwrap_or_else(|| FunctionRecord {
-            kind,
-            function_id: new_id("fu"),
-            app_id: app.app_id.clone(),
-            name: name.to_owned(),
-            custom_label: None,
-            active: true,
-            created_at: now.clone(),
-        });
-        record.active = true;
-        record.kind = kind;
-        function_names.insert(key.as_str(), record.function_id.as_str())?;
-        functions.insert(record.function_id.as_str(), encode(&record).as_str())?;
-        active.push(record);
-    }
-    let gone: Vec<String> = previous
-        .iter()
-        .filter(|p| !active.iter().any(|a| a.function_id == p.function_id))
-        .map(|p| p.function_id.clone())
-        .collect();
-    for id in &gone {
-        if let Some(mut f) = get::<FunctionRecord>(&functions, "functions", id)? {
-            f.active = false;
-            functions.insert(id.as_str(), encode(&f).as_str())?;
-        }
-    }
-    release_where(&mut labels, |id| gone.iter().any(|g| g == id))?;
-    release_where(&mut domains, |id| gone.iter().any(|g| g == id))?;
-    for (spec, record) in req.manifest.endpoints.iter().zip(&active) {
-        for label in spec.label.iter().chain(record.custom_label.iter()) {
-            let key = format!("{}/{label}", req.workspace);
-            reserve(
-                &mut labels,
-                &key,
-                &record.function_id,
-                &format!("the label {label:?}"),
-            )?;
-        }
-        for domain in &spec.custom_domains {
-            let domain = domain.to_ascii_lowercase();
-            reserve(
-                &mut domains,
-                &domain,
-                &record.function_id,
-                &format!("the domain {domain:?}"),
-            )?;
-        }
-    }
-    Ok(Deployed {
-        app,
-        version,
-        changed: true,
-        functions: active,
-    })
-}
-
-#[cfg(test)]
-mod tests;

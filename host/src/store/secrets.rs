@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::embedded::Redb;
 use super::seal::{KeyError, SecretKey};
-use super::{Result, Store, StoreError, check_name, decode, encode, now};
+use super::{Result, StoreError, check_name, decode, encode, now};
 
 pub(super) const SECRETS: TableDefinition<&str, &str> = TableDefinition::new("secrets");
 
@@ -25,7 +26,7 @@ pub struct SecretRecord {
 
 /// A secret as redb holds it.
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredSecret {
+pub(super) struct StoredSecret {
     name: String,
     created_at: String,
     /// The JSON of the values, sealed (see `seal`).
@@ -80,7 +81,7 @@ pub(super) fn open_key(db: &redb::Database, path: &std::path::Path) -> Result<Se
     Ok(key)
 }
 
-fn seal_record(
+pub(super) fn seal_record(
     key: &SecretKey,
     name: &str,
     values: &BTreeMap<String, String>,
@@ -94,78 +95,96 @@ fn seal_record(
     }
 }
 
-impl Store {
-    /// Creates or replaces a secret.
-    pub fn put_secret(&self, name: &str, values: BTreeMap<String, String>) -> Result<SecretRecord> {
-        check_name("secret name", name)?;
-        if let Some(bad) = values.keys().find(|k| !valid_env_key(k)) {
-            return Err(StoreError::Invalid(format!(
-                "secret key {bad:?} is not a valid environment variable name (A-Z, a-z, 0-9, _)"
-            )));
+/// Checks a secret's name and keys and seals its values: what to store, what to return.
+pub(super) fn sealed_secret(
+    key: &SecretKey,
+    name: &str,
+    values: BTreeMap<String, String>,
+) -> Result<(StoredSecret, SecretRecord)> {
+    check_name("secret name", name)?;
+    if let Some(bad) = values.keys().find(|k| !valid_env_key(k)) {
+        return Err(StoreError::Invalid(format!(
+            "secret key {bad:?} is not a valid environment variable name (A-Z, a-z, 0-9, _)"
+        )));
+    }
+    let created_at = now();
+    let stored = seal_record(key, name, &values, created_at.clone());
+    Ok((
+        stored,
+        SecretRecord {
+            name: name.to_owned(),
+            values,
+            created_at,
+        },
+    ))
+}
+
+/// Opens a stored secret's values.
+pub(super) fn unseal(key: &SecretKey, stored: StoredSecret) -> Result<SecretRecord> {
+    let values = match (&stored.sealed, stored.values) {
+        (Some(sealed), _) => {
+            let plain = key.open(&stored.name, sealed)?;
+            serde_json::from_slice(&plain).map_err(|source| StoreError::Corrupt {
+                table: "secrets",
+                source,
+            })?
         }
-        let created_at = now();
-        let stored = seal_record(&self.key, name, &values, created_at.clone());
+        // Only a record written after open by an older binary could get here.
+        (None, Some(values)) => values,
+        (None, None) => {
+            return Err(KeyError::Wrong {
+                name: stored.name,
+                path: key.path().to_owned(),
+            }
+            .into());
+        }
+    };
+    Ok(SecretRecord {
+        name: stored.name,
+        values,
+        created_at: stored.created_at,
+    })
+}
+
+impl Redb {
+    /// Creates or replaces a secret.
+    pub(super) fn put_secret(
+        &self,
+        name: &str,
+        values: BTreeMap<String, String>,
+    ) -> Result<SecretRecord> {
+        let (stored, record) = sealed_secret(&self.key, name, values)?;
         let txn = self.write()?;
         txn.open_table(SECRETS)?
             .insert(name, encode(&stored).as_str())?;
         txn.commit()?;
-        Ok(SecretRecord {
-            name: name.to_owned(),
-            values,
-            created_at,
-        })
+        Ok(record)
     }
 
     /// One secret with its values.
-    pub fn get_secret(&self, name: &str) -> Result<Option<SecretRecord>> {
+    pub(super) fn get_secret(&self, name: &str) -> Result<Option<SecretRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SECRETS)?;
         match table.get(name)? {
-            Some(raw) => Ok(Some(self.unseal(decode("secrets", raw.value())?)?)),
+            Some(raw) => Ok(Some(unseal(&self.key, decode("secrets", raw.value())?)?)),
             None => Ok(None),
         }
     }
 
     /// Every secret (callers must not show values).
-    pub fn list_secrets(&self) -> Result<Vec<SecretRecord>> {
+    pub(super) fn list_secrets(&self) -> Result<Vec<SecretRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SECRETS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (_, raw) = entry?;
-            out.push(self.unseal(decode("secrets", raw.value())?)?);
+            out.push(unseal(&self.key, decode("secrets", raw.value())?)?);
         }
         Ok(out)
     }
 
-    fn unseal(&self, stored: StoredSecret) -> Result<SecretRecord> {
-        let values = match (&stored.sealed, stored.values) {
-            (Some(sealed), _) => {
-                let plain = self.key.open(&stored.name, sealed)?;
-                serde_json::from_slice(&plain).map_err(|source| StoreError::Corrupt {
-                    table: "secrets",
-                    source,
-                })?
-            }
-            // Only a record written after open by an older binary could get here.
-            (None, Some(values)) => values,
-            (None, None) => {
-                return Err(KeyError::Wrong {
-                    name: stored.name,
-                    path: self.key.path().to_owned(),
-                }
-                .into());
-            }
-        };
-        Ok(SecretRecord {
-            name: stored.name,
-            values,
-            created_at: stored.created_at,
-        })
-    }
-
     /// Deletes a secret.
-    pub fn delete_secret(&self, name: &str) -> Result<()> {
+    pub(super) fn delete_secret(&self, name: &str) -> Result<()> {
         let txn = self.write()?;
         let removed = txn.open_table(SECRETS)?.remove(name)?.is_some();
         txn.commit()?;
@@ -180,6 +199,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -259,7 +279,7 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
         }
-        let store = Store::open(&path).unwrap();
+        let store = Redb::open(&path).unwrap();
         let raw = {
             let txn = store.db.begin_read().unwrap();
             let table = txn.open_table(SECRETS).unwrap();

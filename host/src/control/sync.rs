@@ -1,0 +1,99 @@
+//! Keeping a host in step with the store: each deployed app served at its current version,
+//! nothing of a stopped or removed one. In cluster mode other hosts change the store; each
+//! host polls the store's change count and follows.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::ControlPlane;
+use crate::store::{AppState, StoreError};
+
+/// How often a host looks for changes other hosts made (deploys, stops, labels).
+const CHANGE_POLL: Duration = Duration::from_millis(250);
+
+/// Follows changes other hosts make to the store, so every host serves the same apps.
+pub(super) async fn follow_changes(control: Weak<ControlPlane>, mut seen: u64) {
+    let mut tick = tokio::time::interval(CHANGE_POLL);
+    loop {
+        tick.tick().await;
+        let Some(control) = control.upgrade() else {
+            break;
+        };
+        let seq = match control.store.change_seq() {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!("cannot look for changes: {e}");
+                continue;
+            }
+        };
+        if seq == seen {
+            continue;
+        }
+        seen = seq;
+        let _guard = control.changes.lock().await;
+        if let Err(e) = control.sync_with_store().await {
+            tracing::error!("cannot follow changes: {e}");
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Serves what the store says (other hosts change it in cluster mode): each deployed
+    /// app at its current version, nothing of a stopped or deleted one, the labels and
+    /// domains of now. Returns how many apps it loaded. Callers hold `changes`.
+    pub(super) async fn sync_with_store(&self) -> Result<usize, StoreError> {
+        let apps = self.store.list_apps()?;
+        let mut loaded = 0;
+        for app in &apps {
+            let current = self.live_entry(&app.app_id).map(|l| l.version);
+            if app.state != AppState::Deployed || current == Some(app.version) {
+                continue;
+            }
+            let Some(version) = self.store.current_version(app)? else {
+                continue;
+            };
+            let path = self.component_path(&version.digest);
+            if let Err(e) = self.store.fetch_component(&version.digest, &path) {
+                tracing::error!(app = %app.name, "cannot fetch the component: {e}");
+                continue;
+            }
+            // The code is mapped on the app's first call, not now.
+            match self.engine.load_deployed(&path, &version.digest).await {
+                Ok(mut component) => {
+                    component.manifest.name_plain_component(&app.name);
+                    let overrides = &self.engine.config().scaling_overrides;
+                    component.manifest.apply_overrides(&app.name, overrides);
+                    tracing::info!(
+                        app = %app.name,
+                        version = version.version,
+                        "loaded in {:.1} ms ({:?})",
+                        component.load_time.as_secs_f64() * 1e3,
+                        component.cache
+                    );
+                    let live = self.make_live(&app.app_id, app.version, component);
+                    self.live_mut().insert(app.app_id.clone(), live);
+                    loaded += 1;
+                }
+                Err(e) => tracing::error!(app = %app.name, "cannot load: {e}"),
+            }
+        }
+        let gone: Vec<String> = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|id| {
+                !apps
+                    .iter()
+                    .any(|a| &a.app_id == *id && a.state != AppState::Stopped)
+            })
+            .cloned()
+            .collect();
+        for app_id in gone {
+            tracing::info!(%app_id, "no longer served (stopped or removed on another host)");
+            self.live_mut().remove(&app_id);
+        }
+        self.publish_routes();
+        Ok(loaded)
+    }
+}
