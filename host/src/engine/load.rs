@@ -156,7 +156,7 @@ impl Engine {
                     Some(manifest) => manifest,
                     None => {
                         described = true;
-                        self.describe(runtime, exports).await?
+                        self.describe(&runtime.engine, exports).await?
                     }
                 };
                 exports.check(&manifest)?;
@@ -369,9 +369,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn describe(
+    /// Runs `describe` in a new instance on `engine`.
+    pub(super) async fn describe(
         &self,
-        runtime: &Runtime,
+        engine: &wasmtime::Engine,
         exports: &world::GuestExports,
     ) -> Result<AppManifest, LoadError> {
         // A guest that never finishes describing itself must not hold a deploy for the
@@ -382,7 +383,7 @@ impl Engine {
         };
         let mut store = self
             .new_store_with(
-                &runtime.engine,
+                engine,
                 limits,
                 None,
                 &CallContext::default(),

@@ -6,12 +6,14 @@
 //! the image and 6 MiB of code) and most of the first request's time, while every later
 //! instance, placed in the same pool slot by the pooling allocator's module affinity,
 //! finds the pages mapped. When the manifest comes from the cache, no instance ran at
-//! load; priming gives the first request the slot a later one would get.
+//! load; priming gives the first request the slot a later one would get. (wasmtime keeps
+//! its free slots in one shard per thread: a first request served on another worker
+//! thread than the priming one misses the primed slot and still pays.)
 
 use std::time::Instant;
 
 use super::world::Prepared;
-use super::{CacheOutcome, CallContext, DESCRIBE_TIMEOUT, Engine, Limits, LoadedComponent};
+use super::{CacheOutcome, Engine, LoadedComponent};
 
 impl Engine {
     /// Instantiates `component` once and runs its `describe` (which has no effects), so
@@ -29,37 +31,13 @@ impl Engine {
             return;
         }
         let started = Instant::now();
-        let limits = Limits {
-            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
-            ..self.default_limits()
-        };
-        let store = self.new_store_with(
-            &component.wasm_engine,
-            limits,
-            None,
-            &CallContext::default(),
-            self.no_gpu("priming cannot use the GPU"),
-            self.outbound.deny_all("priming"),
-        );
-        let Ok(mut store) = store else {
-            return;
-        };
-        let run = async {
-            let instance = exports.pre.instantiate_async(&mut store).await?;
-            exports
-                .describe
-                .load(&mut store, &instance)?
-                .call_describe(&mut store)
-                .await
-        };
-        match tokio::time::timeout(limits.timeout, run).await {
-            Ok(Ok(_)) => tracing::debug!(
+        match self.describe(&component.wasm_engine, exports).await {
+            Ok(_) => tracing::debug!(
                 app = %component.manifest.app,
                 "primed in {:.2} ms",
                 started.elapsed().as_secs_f64() * 1e3
             ),
-            Ok(Err(e)) => tracing::debug!(app = %component.manifest.app, "priming failed: {e:#}"),
-            Err(_) => tracing::debug!(app = %component.manifest.app, "priming timed out"),
+            Err(e) => tracing::debug!(app = %component.manifest.app, "priming failed: {e}"),
         }
     }
 }
