@@ -128,8 +128,8 @@ _MANIFEST = None
 class Describe(exports.Describe):
     def describe(self):
         # The host calls this in a throwaway instance when it deploys a component whose
-        # manifest it has cached, to prime the slot the first request's instance gets:
-        # the warm-up request dirties the pages a request touches, and the slot keeps them.
+        # manifest it has cached: the warm-up request runs the request path once, so the
+        # native code a first request runs is already mapped.
         if _MANIFEST is not None:
             try:
                 from . import _boot

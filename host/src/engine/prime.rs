@@ -1,14 +1,11 @@
 //! Priming a deployed guest: one throwaway instance runs `describe` before the first
 //! request arrives.
 //!
-//! The first instance of a component in a process pays for mapping its memory image and
-//! its code, page by page: on the Starlette example that is ~1,500 page faults (17 MiB of
-//! the image and 6 MiB of code) and most of the first request's time, while every later
-//! instance, placed in the same pool slot by the pooling allocator's module affinity,
-//! finds the pages mapped. When the manifest comes from the cache, no instance ran at
-//! load; priming gives the first request the slot a later one would get. (wasmtime keeps
-//! its free slots in one shard per thread: a first request served on another worker
-//! thread than the priming one misses the primed slot and still pays.)
+//! The first request of a component in a process pays for mapping the native code it
+//! runs, page by page (on the Starlette example ~6 MiB of code, besides the ~17 MiB of its
+//! heap image every new instance maps). When the manifest comes from the cache, no
+//! instance ran at load; priming runs the guest once (a Python app's `describe` also sends
+//! its warm-up request through the app), so that code is mapped before the first request.
 
 use std::time::Instant;
 
@@ -17,7 +14,7 @@ use super::{CacheOutcome, Engine, LoadedComponent};
 
 impl Engine {
     /// Instantiates `component` once and runs its `describe` (which has no effects), so
-    /// its first request finds a slot with its image and code mapped. A failure only
+    /// its first request finds its code mapped. A failure only
     /// costs the first request that time; it is logged and otherwise ignored.
     pub async fn prime(&self, component: &LoadedComponent) {
         let Ok(code) = self.code(component).await else {

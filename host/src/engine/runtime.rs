@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Enabled, PoolingAllocationConfig};
+use wasmtime::{Config, PoolingAllocationConfig};
 
 use super::state::InstanceState;
 use super::{EngineConfig, LoadError, TICK, bindings, cache};
@@ -35,18 +35,8 @@ impl Runtime {
         concurrent: bool,
         stop: &Arc<AtomicBool>,
     ) -> Result<Self, LoadError> {
-        // Where the kernel can report which pages an instance dirtied (Linux 6.7+), a slot
-        // keeps them resident when its instance ends, restored by a copy instead of dropped:
-        // the next instance in the slot (the pooling allocator prefers the slot the same
-        // component last used) does not fault them in again. A Python guest dirties a few
-        // MiB of its heap on its first request; faulting those in was most of a cold
-        // instance's first byte. Without that report, keeping pages resident would mean
-        // copying the first bytes of every memory whether used or not, so it stays off.
-        let engine = match wasmtime::Engine::new(&wasm_config(config, concurrent, true)) {
-            Ok(engine) => engine,
-            Err(_) => wasmtime::Engine::new(&wasm_config(config, concurrent, false))
-                .map_err(LoadError::Compile)?,
-        };
+        let engine =
+            wasmtime::Engine::new(&wasm_config(config, concurrent)).map_err(LoadError::Compile)?;
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
         spawn_ticker(engine.clone(), stop.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
@@ -58,12 +48,12 @@ impl Runtime {
     }
 }
 
-/// What a slot may keep resident of an instance's memory when it ends (see [`Runtime::new`]).
-const KEEP_RESIDENT: usize = 16 << 20;
-
-/// The engine's settings; `keep_dirty_pages` asks the kernel which pages instances dirty
-/// (failing where it cannot say) and keeps up to [`KEEP_RESIDENT`] of them per slot.
-fn wasm_config(config: &EngineConfig, concurrent: bool, keep_dirty_pages: bool) -> Config {
+/// The engine's settings. Slots do not keep an ended instance's dirtied pages resident
+/// (`linear_memory_keep_resident` with the kernel's dirty-page report): that saved the
+/// next instance in the slot its page faults, but kept up to that much memory per warm
+/// slot after large bodies, and memory must be given back
+/// (`tests/hostile.rs::memory_is_given_back_after_large_bodies`).
+fn wasm_config(config: &EngineConfig, concurrent: bool) -> Config {
     let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
     let mut pool = PoolingAllocationConfig::new();
     let n = config.max_instances;
@@ -78,10 +68,6 @@ fn wasm_config(config: &EngineConfig, concurrent: bool, keep_dirty_pages: bool) 
         // A store keeps its fiber stack while it lives, so every live instance needs one.
         .total_stacks(n)
         .max_memory_size(max_memory);
-    if keep_dirty_pages {
-        pool.pagemap_scan(Enabled::Yes)
-            .linear_memory_keep_resident(KEEP_RESIDENT);
-    }
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
         .memory_init_cow(true)
