@@ -93,18 +93,13 @@ impl Engine {
         if !runtime.cache.contains(&key) {
             return Ok(None);
         }
-        let source = CodeSource {
-            concurrent: facts.concurrent,
-            snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
-            key,
-        };
         let loaded = self.assemble(
             runtime,
             manifest,
             (digest.to_owned(), CacheOutcome::Hit, started),
             pre_init,
             facts,
-            source,
+            key,
         );
         loaded.keep_source(path.to_owned());
         Ok(Some(loaded))
@@ -193,18 +188,13 @@ impl Engine {
             let _ = tokio::task::spawn_blocking(move || cache.save(&key, &component)).await;
         }
         self.runtime.cache.save_facts(&digest, &facts);
-        let source = CodeSource {
-            concurrent: facts.concurrent,
-            snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
-            key,
-        };
         let loaded = self.assemble(
             runtime,
             manifest,
             (digest, outcome, started),
             pre_init,
             facts,
-            source,
+            key,
         );
         self.resident.fill(&loaded.code, prepared);
         Ok(loaded)
@@ -232,7 +222,8 @@ impl Engine {
     }
 
     /// A component with its pools registered and an empty code slot; `origin` is its
-    /// digest, where its code came from and when loading started.
+    /// digest, where its code came from and when loading started; `key` its native code's
+    /// cache key.
     fn assemble(
         &self,
         runtime: &Runtime,
@@ -240,9 +231,14 @@ impl Engine {
         origin: (String, CacheOutcome, Instant),
         pre_init: PreInit,
         facts: CodeFacts,
-        source: CodeSource,
+        key: String,
     ) -> LoadedComponent {
         let (digest, cache, started) = origin;
+        let source = CodeSource {
+            concurrent: facts.concurrent,
+            snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
+            key,
+        };
         let warm = self.pools.register(&manifest.app, &self.metrics);
         let code = self.resident.slot(source, &warm);
         let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
