@@ -149,6 +149,50 @@ async fn per_request_isolation_gives_every_request_a_fresh_instance() {
     }
 }
 
+/// `wasmhost_instances_created_total` from the host's /metrics.
+async fn instances_created(host: &Host) -> i64 {
+    gauge(host, "wasmhost_instances_created_total")
+        .await
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn per_request_isolation_holds_for_wsgi_and_asgi_apps() {
+    for app in ["wsgi-app", "asgi-app"] {
+        let host = Host::run(&example(app), &["--isolation", "per-request"]);
+        let before = instances_created(&host).await;
+        for _ in 0..3 {
+            let r = client().get(host.url("/")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{app}");
+        }
+        assert_eq!(
+            instances_created(&host).await - before,
+            3,
+            "{app}: one fresh instance per request"
+        );
+        assert_eq!(live_instances(&host).await, 0, "{app}: none kept");
+    }
+}
+
+#[tokio::test]
+async fn a_web_apps_first_instance_is_started_and_warmed_at_deploy() {
+    for app in ["wsgi-app", "asgi-app"] {
+        let host = Host::run(&example(app), &[]);
+        assert_eq!(
+            live_instances(&host).await,
+            1,
+            "{app}: primed before traffic"
+        );
+        let r = client().get(host.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{app}");
+        assert_eq!(
+            instances_created(&host).await,
+            1,
+            "{app}: the first request found the primed instance"
+        );
+    }
+}
+
 #[tokio::test]
 async fn idle_instances_scale_to_zero_after_the_window() {
     let host = Host::run(&example("misbehave"), &["--scaledown-window", "0.3s"]);

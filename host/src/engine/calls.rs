@@ -198,11 +198,8 @@ impl Engine {
                 .await
         };
         if spec.kind != super::EndpointKind::Method {
-            // Like a container, a warm instance serves request after request.
-            if !self.reusable(spec) {
-                let mut live = self.new_warm(component, &code, spec, limits).await?;
-                return self.run(&mut live, limits, names, call).await;
-            }
+            // Like a container, a warm instance serves request after request (a fresh one
+            // each with per-request isolation).
             let mut live = self.checkout(component, &code, spec, limits).await?;
             let result = self.run(&mut live, limits, names, call).await;
             // An instance that failed (trapped, timed out) is never reused.
@@ -418,11 +415,7 @@ impl Engine {
             return Err(CallError::MissingExport("wasi:http incoming-handler"));
         }
         let limits = self.limits_for(spec);
-        let reuse = self.reusable(spec);
-        let mut live = match reuse {
-            true => self.checkout(component, &code, spec, limits).await?,
-            false => self.new_warm(component, &code, spec, limits).await?,
-        };
+        let mut live = self.checkout(component, &code, spec, limits).await?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
         let set = answered.clone();
@@ -458,8 +451,7 @@ impl Engine {
                 Ok(()) if !answered.load(Ordering::Acquire) => {
                     tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest returned without setting a response; its instance is retired")
                 }
-                Ok(()) if reuse => engine.checkin(&component, &spec, live).await,
-                Ok(()) => {}
+                Ok(()) => engine.checkin(&component, &spec, live).await,
                 Err(e) => {
                     tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}")
                 }

@@ -150,7 +150,7 @@ impl WarmInstances {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn idle_count(&self, endpoint: &str) -> usize {
+    pub(super) fn idle_count(&self, endpoint: &str) -> usize {
         self.lists().get(endpoint).map_or(0, |l| l.lives.len())
     }
 
@@ -226,6 +226,10 @@ impl Engine {
         spec: &EndpointSpec,
         limits: Limits,
     ) -> Result<Live, CallError> {
+        // Per-request isolation (or a shape that cannot be entered twice): a fresh one.
+        if !self.reusable(spec) {
+            return self.new_warm(component, code, spec, limits).await;
+        }
         let warm = &component.warm;
         let demand = warm.demand(&spec.name);
         // An instance made from code since evicted and loaded again is dropped: its export
@@ -468,14 +472,17 @@ impl Engine {
             .map_or(usize::MAX, |max| max as usize)
     }
 
-    /// Returns an instance after a successful call; past `max_containers` it is retired
-    /// (ASGI apps run lifespan shutdown).
+    /// Returns an instance after a successful call; past `max_containers`, or when `spec`
+    /// is not reusable, it is retired (ASGI apps run lifespan shutdown).
     pub(super) async fn checkin(
         &self,
         component: &LoadedComponent,
         spec: &EndpointSpec,
         mut live: Live,
     ) {
+        if !self.reusable(spec) {
+            return self.retire_app(component, spec, live).await;
+        }
         live.idle_since = Instant::now();
         live.out = None;
         live.store.data_mut().claim(false);
