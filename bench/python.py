@@ -279,7 +279,11 @@ def render(results, args):
         "load generator `wasmhost-bench load` on the same cores. Native servers run the "
         f"same app object with {args.workers} worker processes. First byte: a new "
         f"connection's GET to the first response byte, median of {args.cold_runs} fresh "
-        "hosts (compiled code cached, nothing served before).",
+        "hosts (compiled code cached, nothing served before). The deploy starts the web "
+        "app's first instance and warms it up (one request no route matches, so no handler "
+        "runs); the first byte is that instance's first real request. What a never-warmed "
+        "instance costs shows in the per-request rows below: every request a fresh instance, "
+        "which touches ~1,000 pages of its heap image (page faults) as it runs.",
         "",
         "| app | server | build s | component MiB | first byte ms | c=1 req/s | c=1 p50/p99 µs "
         "| c=64 req/s | c=64 p50/p99 µs | RSS MiB | MiB per instance | × native (c=64) |",

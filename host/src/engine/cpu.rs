@@ -37,6 +37,8 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// The count of instances computing for a call, and the cores they share.
 #[derive(Debug)]
 pub(crate) struct GuestCpu {
+    /// Stores out of their pools: while there are none, the sampler naps.
+    pub(crate) activity: Arc<super::activity::Activity>,
     /// The machine's busy share over the last sample, per mille (0 where unknown).
     busy: AtomicU32,
     /// Both kinds, as `/metrics` shows them.
@@ -54,6 +56,7 @@ impl GuestCpu {
     pub(crate) fn new(cores: usize, count: Gauge, hold: Duration) -> Arc<Self> {
         let cores = cores.max(1);
         Arc::new(Self {
+            activity: Arc::default(),
             busy: AtomicU32::new(0),
             count,
             cores,
@@ -126,8 +129,19 @@ fn read_cpu_times() -> Option<(u64, u64)> {
 
 /// Keeps `cpu`'s busy share current until it is dropped.
 fn sample(cpu: &std::sync::Weak<GuestCpu>) {
+    let Some(activity) = cpu.upgrade().map(|c| c.activity.clone()) else {
+        return;
+    };
+    activity.register_sleeper();
     let mut last = read_cpu_times();
     loop {
+        if activity.nap_while_quiet() {
+            let Some(cpu) = cpu.upgrade() else { return };
+            // Nothing ran meanwhile: the next request must not be judged by old figures.
+            cpu.busy.store(0, Ordering::Relaxed);
+            last = read_cpu_times();
+            continue;
+        }
         std::thread::sleep(SAMPLE_EVERY);
         let Some(cpu) = cpu.upgrade() else { return };
         let now = read_cpu_times();
@@ -157,6 +171,8 @@ impl Drop for Starting {
 #[derive(Debug)]
 pub(crate) struct GuestRunning {
     cpu: Arc<GuestCpu>,
+    /// Its part of the count of stores out of their pools.
+    active: super::activity::ActiveStore,
     /// Handed out by a pool for a call (or being started for one).
     claimed: bool,
     /// Its guest is waiting in a host call.
@@ -169,6 +185,7 @@ impl GuestRunning {
     pub(crate) fn new(cpu: &Arc<GuestCpu>) -> Self {
         Self {
             cpu: cpu.clone(),
+            active: super::activity::ActiveStore::new(&cpu.activity),
             claimed: false,
             in_host: false,
             counted: false,
@@ -177,6 +194,7 @@ impl GuestRunning {
 
     /// Marks the instance handed out for a call (`true`) or back in its pool.
     pub(crate) fn claim(&mut self, claimed: bool) {
+        self.active.idle(!claimed);
         self.claimed = claimed;
         self.update();
     }

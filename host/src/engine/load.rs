@@ -338,7 +338,7 @@ impl Engine {
         if let Some(concurrent) = self.concurrent.get() {
             return Ok(concurrent);
         }
-        let built = Runtime::new(&self.config, true, &self.ticker_stop)?;
+        let built = Runtime::new(&self.config, true, &self.ticker_stop, &self.cpu.activity)?;
         // Two first loads at once may both build one; the other is dropped.
         Ok(self.concurrent.get_or_init(|| built))
     }

@@ -9,6 +9,7 @@
 //! ASGI channel and WSGI streams are traits the shapes implement. WASIp3 services
 //! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
+mod activity;
 mod batch;
 mod bindings;
 mod cache;
@@ -271,10 +272,10 @@ impl Engine {
         capabilities: CapabilitiesConfig,
     ) -> Result<Self, LoadError> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        let runtime = runtime::Runtime::new(&config, false, &ticker_stop)?;
-        let gpu = Gpu::new(capabilities.gpu);
         let metrics = Arc::new(Metrics::new());
         let cpu = cpu::GuestCpu::for_this_machine(metrics.instances_computing.clone());
+        let runtime = runtime::Runtime::new(&config, false, &ticker_stop, &cpu.activity)?;
+        let gpu = Gpu::new(capabilities.gpu);
         let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {
             runtime,

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, PoolingAllocationConfig};
 
+use super::activity::Activity;
 use super::state::InstanceState;
 use super::{EngineConfig, LoadError, TICK, bindings, cache};
 use crate::capabilities::Capability;
@@ -34,11 +35,12 @@ impl Runtime {
         config: &EngineConfig,
         concurrent: bool,
         stop: &Arc<AtomicBool>,
+        activity: &Arc<Activity>,
     ) -> Result<Self, LoadError> {
         let engine =
             wasmtime::Engine::new(&wasm_config(config, concurrent)).map_err(LoadError::Compile)?;
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
-        spawn_ticker(engine.clone(), stop.clone());
+        spawn_ticker(engine.clone(), stop.clone(), activity.clone());
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
         Ok(Self {
             engine,
@@ -98,11 +100,16 @@ fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<
     Ok(linker)
 }
 
-fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>) {
+fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>, activity: Arc<Activity>) {
     std::thread::Builder::new()
         .name("wasmhost-epoch".into())
         .spawn(move || {
+            activity.register_sleeper();
             while !stop.load(Ordering::Relaxed) {
+                // Only a store out of its pool can be running a guest.
+                if activity.nap_while_quiet() {
+                    continue;
+                }
                 std::thread::sleep(TICK);
                 engine.increment_epoch();
             }
