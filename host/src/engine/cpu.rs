@@ -71,12 +71,12 @@ impl GuestCpu {
     pub(crate) fn for_this_machine(count: Gauge) -> Arc<Self> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let cpu = Self::new(cores, count, HOLD);
-        if read_cpu_times().is_some() {
-            let weak = Arc::downgrade(&cpu);
-            let _ = std::thread::Builder::new()
-                .name("wasmhost-cpu".into())
-                .spawn(move || sample(&weak));
-        }
+        // The thread reads `/proc/stat` first (a slow file: the kernel formats every
+        // interrupt's count), so start-up does not wait for it.
+        let weak = Arc::downgrade(&cpu);
+        let _ = std::thread::Builder::new()
+            .name("wasmhost-cpu".into())
+            .spawn(move || sample(&weak));
         cpu
     }
 
@@ -134,6 +134,10 @@ fn sample(cpu: &std::sync::Weak<GuestCpu>) {
     };
     activity.register_sleeper();
     let mut last = read_cpu_times();
+    if last.is_none() {
+        // No `/proc/stat` here: the count of instances computing is the only signal.
+        return;
+    }
     loop {
         if activity.nap_while_quiet() {
             let Some(cpu) = cpu.upgrade() else { return };
