@@ -3,7 +3,8 @@
 //! inactive and give up their labels and domains), labels and domains to reserve.
 
 use super::{
-    AppRecord, AppState, DeployRequest, FunctionKind, FunctionRecord, StoreError, VersionRecord,
+    AppRecord, AppState, DeployRequest, Deployed, FunctionKind, FunctionRecord, StoreError,
+    VersionRecord,
 };
 use super::{new_id, now};
 
@@ -75,6 +76,21 @@ pub(super) fn name_taken(workspace: &str, environment: &str, name: &str) -> Stor
 /// Whether the deploy changes nothing: the same component in the same state.
 pub(super) fn unchanged(app: &AppRecord, current: &VersionRecord, req: &DeployRequest<'_>) -> bool {
     app.state == wanted_state(req) && app.version > 0 && current.digest == req.digest
+}
+
+/// The answer to a deploy that [`unchanged`] found to change nothing: `app` as it is, its
+/// `current` version and its active functions among `previous`.
+pub(super) fn as_before(
+    app: &AppRecord,
+    current: VersionRecord,
+    previous: Vec<FunctionRecord>,
+) -> Deployed {
+    Deployed {
+        app: app.clone(),
+        version: current,
+        changed: false,
+        functions: previous.into_iter().filter(|f| f.active).collect(),
+    }
 }
 
 /// Plans a deploy onto `existing` (the app of that name, if any), whose functions so far

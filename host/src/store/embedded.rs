@@ -428,12 +428,7 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
     {
         let current: VersionRecord = decode("versions", raw.value())?;
         if deploy::unchanged(app, &current, req) {
-            return Ok(Deployed {
-                app: app.clone(),
-                version: current,
-                changed: false,
-                functions: previous.into_iter().filter(|f| f.active).collect(),
-            });
+            return Ok(deploy::as_before(app, current, previous));
         }
     }
     let plan = deploy::plan(req, existing, previous);

@@ -381,12 +381,7 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
         if let Some(current) = record::<VersionRecord>("versions", row)?
             && deploy::unchanged(app, &current, req)
         {
-            return Ok(Deployed {
-                app: app.clone(),
-                version: current,
-                changed: false,
-                functions: previous.into_iter().filter(|f| f.active).collect(),
-            });
+            return Ok(deploy::as_before(app, current, previous));
         }
     }
     let plan = deploy::plan(req, existing, previous);
