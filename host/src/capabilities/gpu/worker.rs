@@ -30,9 +30,15 @@ const SLICE: Duration = Duration::from_millis(2);
 /// Stack of the GPU thread: WGSL parsing recurses, and guests control the source.
 const STACK_BYTES: usize = 32 << 20;
 
+/// How long dropping the handle waits for the GPU thread to close the device: work the GPU
+/// has started cannot be cancelled, so a runaway dispatch must not hold the exit forever.
+const TEARDOWN: Duration = Duration::from_secs(5);
+
 /// The handle stores use to reach the GPU thread.
 pub(super) struct Worker {
     tx: Sender<Message>,
+    /// Disconnects once the GPU thread has dropped the device and the wgpu instance.
+    closed: Mutex<Receiver<()>>,
     /// The adapter the device runs on.
     pub(super) adapter: AdapterSummary,
     /// The limits the device was created with.
@@ -53,19 +59,23 @@ impl Worker {
         let (ready_tx, ready) = oneshot::channel();
         let stats = Arc::new(Counters::default());
         let counters = stats.clone();
+        let (closing, closed) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("wasmhost-gpu".into())
             .stack_size(STACK_BYTES)
-            .spawn(move || match open(&config) {
-                Ok((ctx, adapter)) => {
-                    let limits = ctx.limits.clone();
-                    if ready_tx.send(Ok((adapter, limits))).is_ok() {
-                        Thread::new(ctx, counters).serve(rx);
+            .spawn(move || {
+                match open(&config) {
+                    Ok((ctx, adapter)) => {
+                        let limits = ctx.limits.clone();
+                        if ready_tx.send(Ok((adapter, limits))).is_ok() {
+                            Thread::new(ctx, counters).serve(rx);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
                     }
                 }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
+                drop(closing);
             })
             .map_err(|e| Unavailable(format!("cannot start the GPU thread: {e}")))?;
         let (adapter, limits) = ready
@@ -74,6 +84,7 @@ impl Worker {
         tracing::info!("GPU: {adapter}");
         Ok(Worker {
             tx,
+            closed: Mutex::new(closed),
             adapter,
             limits,
             stats,
@@ -92,6 +103,21 @@ impl Worker {
         GpuStats {
             submits: self.stats.submits.load(Ordering::Relaxed),
             gpu_time: Duration::from_nanos(self.stats.gpu_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// Closes the queue and waits (bounded) for the GPU thread to close the device.
+    ///
+    /// Destroying the wgpu instance unloads the Vulkan driver, whose exit handlers then
+    /// go with it; were the process exiting meanwhile, `exit` could call a handler of a
+    /// driver half unloaded (a segfault after a successful `wasmhost run`).
+    fn drop(&mut self) {
+        let (orphan, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, orphan));
+        if let Ok(closed) = self.closed.get_mut() {
+            let _ = closed.recv_timeout(TEARDOWN);
         }
     }
 }
