@@ -380,7 +380,7 @@ pub fn main() -> ExitCode {
         Command::Build { dir } => {
             build::build_guest(&dir).map(|wasm| println!("{}", wasm.display()))
         }
-        Command::Run(args) => run_async(run::run(args)),
+        Command::Run(args) => run::main(args),
         Command::New(args) => new::new(args),
         Command::Server(args) => run_async(server::server(args)),
         Command::Deploy(args) => run_async(remote::deploy(args)),
@@ -408,10 +408,14 @@ pub fn main() -> ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    runtime()?.block_on(fut)
+}
+
+/// The runtime every command's async work runs on.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(fut)
+        .build()
 }
 
 fn init_logging(format: LogFormat) {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use super::EngineArgs;
 use crate::control::{ControlPlane, DeployOptions, DeployResult};
-use crate::engine::{CacheOutcome, LoadedComponent, PreInit};
+use crate::engine::{CacheOutcome, Engine, LoadError, LoadedComponent, PreInit};
 use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::CallStatus;
@@ -43,12 +44,64 @@ pub struct RunArgs {
     gateway: super::GatewayArgs,
 }
 
-pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let target = args.target.clone();
-    let wasm = tokio::task::spawn_blocking(move || super::build_guest(&target)).await??;
-    let engine = Arc::new(args.engine.engine()?);
+/// Runs `wasmhost run`. The engine (the pooling allocator's reservations and the linker,
+/// a quarter of the time to the first answer) is built on a thread of its own meanwhile
+/// the component is built or read, the runtime starts and the port is bound.
+pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
+    let (config, capabilities) = (
+        args.engine.engine_config(),
+        args.engine.capabilities_config(),
+    );
+    // Threads first: starting them while the engine thread reserves its pools would wait
+    // on the same address-space lock.
+    let runtime = super::runtime()?;
+    let (built, engine) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("wasmhost-engine".into())
+        .spawn(move || {
+            let _ = built.send(Engine::with_capabilities(config, capabilities));
+        })?;
+    let wasm = super::build_guest(&args.target)?;
+    let bytes = std::fs::read(&wasm)
+        .map_err(|source| LoadError::Read {
+            path: wasm.clone(),
+            source,
+        })
+        .with_context(|| format!("cannot serve {}", wasm.display()))?;
+    runtime.block_on(run(args, wasm, bytes, engine))
+}
+
+/// What `run` does with the component.
+enum Mode {
+    /// Runs this function once and prints its result.
+    Function(String),
+    /// Serves its endpoints on this listener.
+    Serve(TcpListener),
+}
+
+async fn run(
+    args: RunArgs,
+    wasm: PathBuf,
+    bytes: Vec<u8>,
+    engine: oneshot::Receiver<Result<Engine, LoadError>>,
+) -> anyhow::Result<()> {
+    // Functions, retries, volumes and calls between functions work as on a server: the app
+    // is deployed into an ephemeral control plane whose state is gone when `run` ends.
+    let data = tempfile::tempdir()?;
+    // A function runs once; an app is served on a port bound while the engine is built.
+    let mode = match &args.function {
+        Some(name) => Mode::Function(name.clone()),
+        None => {
+            let addr = SocketAddr::new(args.host, args.port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            Mode::Serve(listener)
+        }
+    };
+    let engine = Arc::new(engine.await.context("the engine thread failed")??);
     let component = engine
-        .load_file(&wasm)
+        .load_read(&wasm, bytes)
         .await
         .with_context(|| format!("cannot serve {}", wasm.display()))?;
     let how = match component.cache {
@@ -67,31 +120,27 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );
-    // Functions, retries, volumes and calls between functions work as on a server: the app
-    // is deployed into an ephemeral control plane whose state is gone when `run` ends.
-    let data = tempfile::tempdir()?;
-    if let Some(name) = &args.function {
-        let input = function_input(
-            &component,
-            name,
-            args.args.as_deref(),
-            args.kwargs.as_deref(),
-        )?;
-        let (control, _) =
-            ControlPlane::open(super::serve::ephemeral_config(data.path(), 0), engine).await?;
-        let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
-        return run_function(&control, &deployed, name, input).await;
-    }
+    let listener = match mode {
+        Mode::Serve(listener) => listener,
+        Mode::Function(name) => {
+            let input = function_input(
+                &component,
+                &name,
+                args.args.as_deref(),
+                args.kwargs.as_deref(),
+            )?;
+            let (control, _) =
+                ControlPlane::open(super::serve::ephemeral_config(data.path(), 0), engine).await?;
+            let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
+            return run_function(&control, &deployed, &name, input).await;
+        }
+    };
     if component.manifest.endpoints.is_empty() {
         anyhow::bail!(
             "{} describes no web endpoints: nothing to serve",
             wasm.display()
         );
     }
-    let addr = SocketAddr::new(args.host, args.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
     let port = listener.local_addr()?.port();
     let (control, _) =
         ControlPlane::open(super::serve::ephemeral_config(data.path(), port), engine).await?;

@@ -44,6 +44,15 @@ impl Engine {
                 path: path.to_owned(),
                 source,
             })?;
+        self.load_read(path, bytes).await
+    }
+
+    /// [`load_file`](Self::load_file) for a file whose bytes were read already.
+    pub async fn load_read(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedComponent, LoadError> {
         // One copy of the file in memory, shared with the compiler thread.
         let loaded = self
             .load_shared(bytes.into(), &app_name_from_stem(&file_stem(path)))

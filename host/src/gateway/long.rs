@@ -97,20 +97,17 @@ impl LongRequests {
     where
         F: Future<Output = hyper::Response<Body>> + Send + 'static,
     {
-        let (tx, mut rx) = watch::channel(None);
-        // The call's future (a guest call's whole state) is large: boxed once here, the
-        // task spawned per request moves a pointer instead of copying it again
-        // (`memmove` under tokio's `bind_new_task` was ~4 % of a typed request).
-        let call = Box::pin(call);
-        tokio::spawn(async move {
-            let buffered = buffer(call.await).await;
-            let _ = tx.send(Some(buffered));
-        });
-        if let Ok(Ok(())) = tokio::time::timeout(cap, rx.changed()).await
-            && let Some(done) = rx.borrow().clone()
-        {
+        // Runs in this request's task: a spawned task and a channel per request cost more
+        // than the call itself for a small endpoint. The call's future is boxed so that,
+        // should it outlive the cap, it moves into a task of its own still running.
+        let mut work = Box::pin(async move { buffer(call.await).await });
+        if let Ok(done) = tokio::time::timeout(cap, &mut work).await {
             return done.into_response();
         }
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let _ = tx.send(Some(work.await));
+        });
         let id = crate::ids::new_id("wc");
         let location = {
             let sep = if uri.query().is_some() { "&" } else { "?" };

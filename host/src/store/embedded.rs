@@ -64,6 +64,23 @@ pub(super) fn all<T: DeserializeOwned>(
 /// recent calls a server reads back.
 const CACHE_BYTES: usize = 32 << 20;
 
+/// Storage for a store in memory: an anonymous in-memory file, which grows sparsely.
+///
+/// redb's own `InMemoryBackend` zero-fills every byte the database reserves as it grows,
+/// 1 MiB before the first table: 0.8 ms of page faults, a tenth of `wasmhost run`'s time
+/// to its first answer.
+#[cfg(target_os = "linux")]
+fn memory_backend() -> Result<redb::backends::FileBackend> {
+    use rustix::fs::{MemfdFlags, memfd_create};
+    let fd = memfd_create("wasmhost-state", MemfdFlags::CLOEXEC).map_err(std::io::Error::from)?;
+    Ok(redb::backends::FileBackend::new(std::fs::File::from(fd))?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn memory_backend() -> Result<redb::backends::InMemoryBackend> {
+    Ok(redb::backends::InMemoryBackend::new())
+}
+
 impl Redb {
     /// Opens (or creates) the store at `path`, with the key that seals its secrets in
     /// [`KEY_FILE`] beside it (made on first open; a missing or wrong key for existing
@@ -83,7 +100,7 @@ impl Redb {
     pub(super) fn open_in_memory(path: &Path) -> Result<Self> {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .create_with_backend(redb::backends::InMemoryBackend::new())?;
+            .create_with_backend(memory_backend()?)?;
         Self::create_tables(&db)?;
         Ok(Self::with(db, seal::SecretKey::ephemeral(path)))
     }
