@@ -45,8 +45,8 @@ pub struct RunArgs {
 }
 
 /// Runs `wasmhost run`. The engine (the pooling allocator's reservations and the linker,
-/// a quarter of the time to the first answer) is built on a thread of its own meanwhile
-/// the component is built or read, the runtime starts and the port is bound.
+/// a quarter of the time to the first answer) is built on a thread of its own while the
+/// component is built or read and the port is bound.
 pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
     let (config, capabilities) = (
         args.engine.engine_config(),
