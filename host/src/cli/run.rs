@@ -63,10 +63,7 @@ pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
         })?;
     let wasm = super::build_guest(&args.target)?;
     let bytes = std::fs::read(&wasm)
-        .map_err(|source| LoadError::Read {
-            path: wasm.clone(),
-            source,
-        })
+        .map_err(LoadError::reading(&wasm))
         .with_context(|| format!("cannot serve {}", wasm.display()))?;
     runtime.block_on(run(args, wasm, bytes, engine))
 }

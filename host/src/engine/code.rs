@@ -320,7 +320,7 @@ impl Engine {
                 };
                 let bytes = tokio::fs::read(&file)
                     .await
-                    .map_err(|source| LoadError::Read { path: file, source })?;
+                    .map_err(LoadError::reading(&file))?;
                 let component = match source.snapshot {
                     true => self.snapshot(&bytes, app).await?,
                     false => self.compile(runtime, bytes).await?,

@@ -76,6 +76,16 @@ pub enum LoadError {
     CompileTask(#[from] tokio::task::JoinError),
 }
 
+impl LoadError {
+    /// Turns the error of reading the component file `path` into [`LoadError::Read`].
+    pub fn reading(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Why `describe` gave no manifest the host can serve.
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {

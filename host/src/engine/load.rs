@@ -40,10 +40,7 @@ impl Engine {
     pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(LoadError::reading(path))?;
         self.load_read(path, bytes).await
     }
 
