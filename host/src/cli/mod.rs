@@ -216,10 +216,10 @@ pub struct GatewayArgs {
     /// Most bytes of request headers; more get 431.
     #[arg(long, default_value_t = 128 << 10)]
     pub max_header_bytes: usize,
-    /// Threads that accept connections and parse HTTP, apart from the threads that run
-    /// guests [default: a quarter of the cores, 1 to 4].
+    /// Threads that serve connections: a connection's HTTP and its requests' guests run on
+    /// one of them [default: one per core].
     #[arg(long)]
-    pub front_threads: Option<usize>,
+    pub serve_threads: Option<usize>,
 }
 
 impl GatewayArgs {
@@ -240,8 +240,8 @@ impl GatewayArgs {
         if let Some(n) = self.max_connections {
             c.max_connections = n.max(1);
         }
-        if let Some(n) = self.front_threads {
-            c.front_threads = n.max(1);
+        if let Some(n) = self.serve_threads {
+            c.serve_threads = n.max(1);
         }
         config
     }

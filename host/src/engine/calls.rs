@@ -192,10 +192,8 @@ impl Engine {
         let limits = self.limits_for(spec);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let call = async |store: &mut Store<InstanceState>, instance: &Instance| {
-            handler
-                .load(&mut *store, instance)?
-                .call_handle(&mut *store, &spec.name, &request)
-                .await
+            let guest = super::cached(store, |c| &mut c.handler, |s| handler.load(s, instance))?;
+            guest.call_handle(&mut *store, &spec.name, &request).await
         };
         if spec.kind != super::EndpointKind::Method {
             // Like a container, a warm instance serves request after request (a fresh one
@@ -437,10 +435,11 @@ impl Engine {
             let names = (component.manifest.app.as_str(), spec.name.as_str());
             let result = engine
                 .run(&mut live, limits, names, async |store, instance| {
-                    exports
-                        .indices
-                        .load(&mut *store, instance)?
-                        .wasi_http_incoming_handler()
+                    let load = |s: &mut Store<InstanceState>| {
+                        let proxy = exports.indices.load(s, instance)?;
+                        Ok(proxy.wasi_http_incoming_handler().clone())
+                    };
+                    super::cached(store, |c| &mut c.proxy, load)?
                         .call_handle(&mut *store, req, out)
                         .await
                 })

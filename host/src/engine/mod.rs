@@ -570,6 +570,21 @@ fn follow_output(names: Option<(&str, &str)>, data: &InstanceState) {
     data.stderr.follow(live(OutputStream::Stderr));
 }
 
+/// The typed exports in `store`'s slot of its [`state::ExportCache`], looked up with
+/// `load` on the instance's first call.
+fn cached<T: Clone>(
+    store: &mut Store<InstanceState>,
+    slot: impl Fn(&mut state::ExportCache) -> &mut Option<T>,
+    load: impl FnOnce(&mut Store<InstanceState>) -> wasmtime::Result<T>,
+) -> wasmtime::Result<T> {
+    if let Some(found) = slot(&mut store.data_mut().exports) {
+        return Ok(found.clone());
+    }
+    let loaded = load(store)?;
+    *slot(&mut store.data_mut().exports) = Some(loaded.clone());
+    Ok(loaded)
+}
+
 /// Tells the call's log why a call failed.
 fn report_failure(function: &str, data: &InstanceState, error: &CallError) {
     if let Some(sink) = &data.output {

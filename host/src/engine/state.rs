@@ -44,6 +44,17 @@ pub struct InstanceState {
     _live: Option<super::metrics::LiveInstance>,
     /// This instance's part in the host-wide count of instances computing for a call.
     cpu: Option<super::cpu::GuestRunning>,
+    /// Its request handlers, looked up and type-checked on its first request and kept for
+    /// the next ones (the lookup cost more than a small handler's whole call).
+    pub(crate) exports: ExportCache,
+}
+
+/// An instance's typed exports, once looked up.
+#[derive(Default)]
+pub(crate) struct ExportCache {
+    pub(crate) handler: Option<super::bindings::exports::wasmhost::guest::endpoint_handler::Guest>,
+    pub(crate) proxy:
+        Option<wasmtime_wasi_http::p2::bindings::exports::wasi::http::incoming_handler::Guest>,
 }
 
 impl InstanceState {
@@ -83,6 +94,7 @@ impl InstanceState {
             gpu,
             _live: None,
             cpu: None,
+            exports: ExportCache::default(),
         })
     }
 

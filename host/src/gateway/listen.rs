@@ -1,14 +1,21 @@
 //! The accept loop and connection limits: request heads must arrive in time (which also
 //! closes idle keep-alive connections), the number of open connections is capped with a
-//! 503 past it, and running out of file descriptors backs off instead of failing. It runs
-//! on threads of its own, so guests busy on the host's workers cannot delay accepting and
-//! reading requests.
+//! 503 past it, and running out of file descriptors backs off instead of failing.
+//!
+//! Accepting runs on a thread of its own, so busy guests cannot delay it. Each accepted
+//! connection is then served whole on one of the serving threads (one per core, each a
+//! single-threaded runtime): its HTTP and its requests' guests run on the same thread, so
+//! a request crosses no thread on its way in or out. A spinning guest yields every epoch
+//! tick, so the other connections on its thread keep being served.
 
 use std::convert::Infallible;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,7 +24,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, oneshot};
-use tokio_util::task::AbortOnDropHandle;
 
 use super::Gateway;
 use super::strict::{HeadChecker, StrictHeads};
@@ -35,8 +41,8 @@ pub struct ConnectionLimits {
     pub max_url_bytes: usize,
     /// Most bytes of request headers accepted; more get 431.
     pub max_header_bytes: usize,
-    /// Threads that accept connections and parse HTTP, apart from those that run guests.
-    pub front_threads: usize,
+    /// Threads that serve connections, each its connections' HTTP and requests.
+    pub serve_threads: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -46,9 +52,7 @@ impl Default for ConnectionLimits {
             max_connections: default_max_connections(),
             max_url_bytes: 16 << 10,
             max_header_bytes: 128 << 10,
-            front_threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get() / 4)
-                .clamp(1, 4),
+            serve_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -76,23 +80,22 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Serves `listener` on a runtime of its own until `shutdown`; requests are handled on
-/// the calling runtime.
+/// Serves `listener` until `shutdown`: accepting on a thread of its own, connections on
+/// the serving threads.
 pub(super) async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let limits = gateway.config.connections.clone();
+    let cores = Arc::new(Cores::start(gateway.config.connections.serve_threads)?);
     let front = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(limits.front_threads.max(1))
-        .thread_name("wasmhost-front")
+        .worker_threads(1)
+        .thread_name("wasmhost-accept")
         .enable_all()
         .build()?;
     let listener = listener.into_std()?;
     let (stop, stopped) = oneshot::channel();
-    let work = Handle::current();
-    let accepting = front.spawn(accept_loop(gateway, listener, work, stopped));
+    let accepting = front.spawn(accept_loop(gateway, listener, cores.clone(), stopped));
     shutdown.await;
     let _ = stop.send(());
     let result = match accepting.await {
@@ -100,7 +103,49 @@ pub(super) async fn serve(
         Err(e) => Err(io::Error::other(e)),
     };
     front.shutdown_background();
+    drop(cores);
     result
+}
+
+/// The serving threads: a single-threaded runtime each, given connections in turn.
+struct Cores {
+    handles: Vec<Handle>,
+    next: AtomicUsize,
+    /// Dropped to stop the threads; their runtimes drop what still runs on them.
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Cores {
+    fn start(n: usize) -> io::Result<Self> {
+        let (mut handles, mut stops) = (Vec::new(), Vec::new());
+        for i in 0..n.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("wasmhost-http-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = stopped.await;
+                    });
+                    runtime.shutdown_background();
+                })?;
+        }
+        Ok(Self {
+            handles,
+            next: AtomicUsize::new(0),
+            _stop: stops,
+        })
+    }
+
+    /// The thread to serve the next connection on.
+    fn next(&self) -> &Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.handles[i % self.handles.len()]
+    }
 }
 
 /// The HTTP/1 and HTTP/2 settings every connection gets.
@@ -124,7 +169,7 @@ fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
 async fn accept_loop(
     gateway: Arc<Gateway>,
     listener: std::net::TcpListener,
-    work: Handle,
+    cores: Arc<Cores>,
     mut stop: oneshot::Receiver<()>,
 ) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
@@ -168,12 +213,20 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (gateway, work, builder) = (gateway.clone(), work.clone(), builder.clone());
+        // Registered again on the serving thread's own reactor: left on this one, every
+        // readiness event would cross threads to reach the connection.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let (gateway, builder) = (gateway.clone(), builder.clone());
         let header_timeout = limits.header_timeout;
         let max_head = limits.max_url_bytes + limits.max_header_bytes + 1024;
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        cores.next().spawn(async move {
             let _slot = slot;
+            let Ok(stream) = TcpStream::from_std(stream) else {
+                return;
+            };
             let Some(http2) = speaks_first(&stream, header_timeout).await else {
                 return;
             };
@@ -184,23 +237,18 @@ async fn accept_loop(
             };
             let stream = StrictHeads::new(stream, checker);
             let service = service_fn(move |req| {
-                let (gateway, work) = (gateway.clone(), work.clone());
+                let gateway = gateway.clone();
                 async move {
-                    // Guests run on the host's workers; dropping the handle (the client
-                    // went away) cancels the request there as it did in place.
-                    let task = AbortOnDropHandle::new(
-                        work.spawn(async move { gateway.handle(req, peer).await }),
-                    );
-                    let response = match task.await {
-                        Ok(response) => response,
-                        Err(e) => {
-                            tracing::error!(%peer, "request handler failed: {e}");
-                            json_error(
-                                hyper::StatusCode::INTERNAL_SERVER_ERROR,
-                                "the host failed while handling this request",
-                            )
-                        }
-                    };
+                    // In place: dropping this future (the client went away) cancels the
+                    // request. A panic is caught here so the connection gets a 500.
+                    let handled = AssertUnwindSafe(gateway.handle(req, peer)).catch_unwind();
+                    let response = handled.await.unwrap_or_else(|_| {
+                        tracing::error!(%peer, "request handler panicked");
+                        json_error(
+                            hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                            "the host failed while handling this request",
+                        )
+                    });
                     Ok::<_, Infallible>(response)
                 }
             });
