@@ -556,13 +556,25 @@ fn forward_output(app: &str, function: &str, data: &InstanceState) {
 }
 
 /// Hands the current call's complete lines to its log as they are written (`None`: stop).
-fn follow_output(names: Option<(&str, &str)>, data: &InstanceState) {
+fn follow_output(names: Option<(&str, &str)>, data: &mut InstanceState) {
+    let names = match (names, &data.output) {
+        (Some((app, function)), Some(_)) => {
+            // A warm instance serves one endpoint: its names are made once, not per call.
+            let same = data
+                .followed
+                .as_ref()
+                .is_some_and(|n| n.0 == app && n.1 == function);
+            if !same {
+                data.followed = Some(Arc::new((app.to_owned(), function.to_owned())));
+            }
+            data.followed.clone()
+        }
+        _ => None,
+    };
     let live = |stream| {
-        let sink = data.output.clone()?;
-        let (app, function) = names?;
         Some(output::Live {
-            sink,
-            names: (app.to_owned(), function.to_owned()),
+            sink: data.output.clone()?,
+            names: names.clone()?,
             stream,
         })
     };

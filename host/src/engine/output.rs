@@ -123,7 +123,7 @@ pub(crate) struct Live {
     /// The call's log.
     pub(crate) sink: Arc<dyn OutputSink>,
     /// App and function, for the host's log.
-    pub(crate) names: (String, String),
+    pub(crate) names: Arc<(String, String)>,
     /// Which stream this is.
     pub(crate) stream: OutputStream,
 }

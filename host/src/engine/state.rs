@@ -47,6 +47,8 @@ pub struct InstanceState {
     /// Its request handlers, looked up and type-checked on its first request and kept for
     /// the next ones (the lookup cost more than a small handler's whole call).
     pub(crate) exports: ExportCache,
+    /// The app and function names its output was last followed under.
+    pub(crate) followed: Option<std::sync::Arc<(String, String)>>,
 }
 
 /// An instance's typed exports, once looked up.
@@ -95,6 +97,7 @@ impl InstanceState {
             _live: None,
             cpu: None,
             exports: ExportCache::default(),
+            followed: None,
         })
     }
 

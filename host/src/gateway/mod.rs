@@ -138,12 +138,15 @@ impl Gateway {
         peer: SocketAddr,
     ) -> hyper::Response<Body> {
         let started = Instant::now();
-        let method = req.method().clone();
         let host = host_of(&req);
-        let path = req.uri().path().to_owned();
+        // Only for the access log, which is off unless asked for.
+        let logged = tracing::enabled!(target: "wasmhost::access", tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        let routes = self.routes();
+        let found = routes.lookup(&host);
         let mut response = match self.oversized(&req) {
             Some(refusal) => refusal,
-            None => self.route(req, &host, peer).await,
+            None => self.route(req, &host, peer, &routes, found).await,
         };
         let headers = response.headers_mut();
         if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
@@ -155,19 +158,21 @@ impl Gateway {
         let took = started.elapsed();
         if let Some(engine) = self.engine.get() {
             let status = response.status().as_u16();
-            match self.routes().lookup(&host) {
+            match found {
                 Some(r) => r.app.record_request(r.endpoint, status, took),
                 None => engine.metrics().request("", "", status, took),
             }
         }
-        // Per request, so DEBUG: at INFO a busy host wrote hundreds of MB a minute.
-        tracing::debug!(
-            target: "wasmhost::access",
-            %peer,
-            "{method} {host}{path} -> {} in {:.1} ms",
-            response.status().as_u16(),
-            took.as_secs_f64() * 1e3
-        );
+        if let Some((method, path)) = logged {
+            // Per request, so DEBUG: at INFO a busy host wrote hundreds of MB a minute.
+            tracing::debug!(
+                target: "wasmhost::access",
+                %peer,
+                "{method} {host}{path} -> {} in {:.1} ms",
+                response.status().as_u16(),
+                took.as_secs_f64() * 1e3
+            );
+        }
         response
     }
 
@@ -176,8 +181,9 @@ impl Gateway {
         req: hyper::Request<Incoming>,
         host: &str,
         peer: SocketAddr,
+        routes: &RouteTable,
+        found: Option<&Route>,
     ) -> hyper::Response<Body> {
-        let routes = self.routes();
         // `/metrics` on the bare address (or any host that names no endpoint) is the
         // host's own; an app reached by its name keeps its `/metrics` path.
         if let Some(engine) = self.engine.get()
@@ -203,7 +209,7 @@ impl Gateway {
             );
             return r;
         }
-        let Some(route) = routes.lookup(host) else {
+        let Some(route) = found else {
             let path = req.uri().path();
             if let Some(api) = &self.api
                 && (path == "/v1"
