@@ -5,7 +5,9 @@ Runs, one server at a time on a free loopback port and all in one run: wasmhost 
 the wasi:http hello proxy (warm instances reused) and the typed hello endpoint,
 `wasmtime serve` 49 on the same proxy component with its defaults (a fresh instance per
 request) and with `--max-instance-reuse-count` (its best configuration for a WASIp2
-component), and a bare hyper hello server. Each is loaded with `wrk -t1 -c64` and with
+component), and a bare hyper hello server; then wasmhost and `wasmtime serve` (its default
+for WASIp3: instances reused, 16 requests at once in each) on the same WASIp3 wasi:http
+service. Each is loaded with `wrk -t1 -c64` and with
 the benchmark's own client (`wasmhost-bench load`, c=64), ROUNDS times in turn; the rows
 show the median round. Writes its section of bench/RESULTS.md.
 
@@ -94,19 +96,28 @@ def own_client(bench, port, duration):
     return {"rps": r["rps"], "p50": r["p50_us"], "p99": r["p99_us"], "errors": r["errors"]}
 
 
+PROXY_PEER = "wasmtime serve · wasi:http proxy · --max-instance-reuse-count 1000000"
+P3_PEER = "wasmtime serve · WASIp3 wasi:http service (defaults: concurrent reuse)"
+HYPER = "bare hyper hello"
+
+
 def servers(wasmhost, peer, bench, examples):
+    """(name, command line, the peer row it is compared with)."""
     proxy = str(examples / "wasi_http_proxy.wasm")
     hello = str(examples / "hello.wasm")
+    p3 = str(examples / "wasi_http_p3.wasm")
     run = lambda wasm: [str(wasmhost), "run", wasm, "--host", "127.0.0.1", "--port", "{port}",
                         "--isolation", "reuse"]
     serve = [str(peer), "serve", "-Scli", "--addr", "127.0.0.1:{port}"]
     return [
-        ("wasmhost · wasi:http proxy · reuse", run(proxy)),
-        ("wasmtime serve · wasi:http proxy (defaults)", serve + [proxy]),
-        ("wasmtime serve · wasi:http proxy · --max-instance-reuse-count 1000000",
-         serve[:2] + ["--max-instance-reuse-count", "1000000"] + serve[2:] + [proxy]),
-        ("wasmhost · typed endpoint (hello) · reuse", run(hello)),
-        ("bare hyper hello", [str(bench), "hyper-server", "--port", "{port}"]),
+        ("wasmhost · wasi:http proxy · reuse", run(proxy), PROXY_PEER),
+        ("wasmtime serve · wasi:http proxy (defaults)", serve + [proxy], PROXY_PEER),
+        (PROXY_PEER, serve[:2] + ["--max-instance-reuse-count", "1000000"] + serve[2:] + [proxy],
+         PROXY_PEER),
+        ("wasmhost · typed endpoint (hello) · reuse", run(hello), PROXY_PEER),
+        (HYPER, [str(bench), "hyper-server", "--port", "{port}"], PROXY_PEER),
+        ("wasmhost · WASIp3 wasi:http service", run(p3)[:-2], P3_PEER),
+        (P3_PEER, serve[:3] + ["-Sp3", "-Wcomponent-model-async"] + serve[3:] + [p3], P3_PEER),
     ]
 
 
@@ -129,7 +140,7 @@ def build():
     subprocess.run(["cargo", "build", "--release", "-p", "wasmhost", "--bin", "wasmhost"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "-p", "wasmhost-bench"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2",
-                    "-p", "hello", "-p", "wasi-http-proxy"], cwd=ROOT / "examples", check=True)
+                    "-p", "hello", "-p", "wasi-http-proxy", "-p", "wasi-http-p3"], cwd=ROOT / "examples", check=True)
 
 
 def main():
@@ -157,7 +168,7 @@ def main():
     rounds = []
     for r in range(args.rounds):
         results = {}
-        for name, command in specs:
+        for name, command, _ in specs:
             print(f"round {r + 1}: {name}", file=sys.stderr)
             results[name] = measure(name, command, bench, args.duration)
         rounds.append(results)
@@ -173,8 +184,6 @@ def render(specs, rounds, args, version):
         runs = sorted((rd[name][client] for rd in rounds), key=lambda x: x["rps"])
         return runs[len(runs) // 2], [x["rps"] for x in runs]
 
-    best_peer = specs[2][0]
-    hyper = specs[4][0]
     lines = [
         "## The peer's best configuration, two load generators (bench/peers.py)",
         "",
@@ -186,13 +195,17 @@ def render(specs, rounds, args, version):
         f"Load average {args.load_before} before the run and {load_average()} after it "
         "(other work on the machine makes the rounds differ).",
         "",
+        "\"× peer's best\" compares a row with `wasmtime serve` in its best configuration on the same "
+        "component: `--max-instance-reuse-count` for the WASIp2 proxy (the typed endpoint and bare "
+        "hyper are compared with it too), its default concurrent reuse for the WASIp3 service.",
+        "",
         "| server | client | req/s | rounds | p50 µs | p99 µs | errors | × peer's best | × bare hyper |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for client in ("wrk", "own"):
-        base_peer, _ = median_round(best_peer, client)
-        base_hyper, _ = median_round(hyper, client)
-        for name, _ in specs:
+        base_hyper, _ = median_round(HYPER, client)
+        for name, _, versus in specs:
+            base_peer, _ = median_round(versus, client)
             r, all_rps = median_round(name, client)
             lines.append(
                 f"| {name} | {'wrk' if client == 'wrk' else 'wasmhost-bench'} | {r['rps']:.0f} | "
@@ -200,7 +213,7 @@ def render(specs, rounds, args, version):
                 f"{r['rps'] / base_peer['rps']:.2f}× | {r['rps'] / base_hyper['rps']:.2f}× |")
     lines += ["", "Command lines (`{port}` is a free port):", ""]
     lines += [f"- {name}: `{' '.join(Path(a).name if a.startswith('/') and not a.endswith('.wasm') else a for a in cmd)}`"
-              for name, cmd in specs]
+              for name, cmd, _ in specs]
     return "\n".join(lines)
 
 
