@@ -107,12 +107,25 @@ pub(super) async fn serve(
     result
 }
 
-/// The serving threads: a single-threaded runtime each, given connections in turn.
+/// The serving threads: a single-threaded runtime each; a new connection goes to the one
+/// with the fewest open.
 struct Cores {
     handles: Vec<Handle>,
-    next: AtomicUsize,
+    open: Arc<[AtomicUsize]>,
     /// Dropped to stop the threads; their runtimes drop what still runs on them.
     _stop: Vec<oneshot::Sender<()>>,
+}
+
+/// Counts a connection on its serving thread while it is open.
+struct Seat {
+    open: Arc<[AtomicUsize]>,
+    index: usize,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.open[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Cores {
@@ -135,17 +148,30 @@ impl Cores {
                 })?;
         }
         Ok(Self {
+            open: (0..handles.len()).map(|_| AtomicUsize::new(0)).collect(),
             handles,
-            next: AtomicUsize::new(0),
             _stop: stops,
         })
     }
 
-    /// The thread to serve the next connection on.
-    fn next(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.handles[i % self.handles.len()]
+    /// The thread to serve a new connection on, and its seat there.
+    fn next(&self) -> (&Handle, Seat) {
+        let index = least_loaded(&self.open);
+        self.open[index].fetch_add(1, Ordering::Relaxed);
+        let seat = Seat {
+            open: self.open.clone(),
+            index,
+        };
+        (&self.handles[index], seat)
     }
+}
+
+/// The index of the smallest count (the first of equals). Only the accepting thread adds,
+/// so a count read here can only have dropped since.
+fn least_loaded(open: &[AtomicUsize]) -> usize {
+    (0..open.len())
+        .min_by_key(|&i| open[i].load(Ordering::Relaxed))
+        .unwrap_or(0)
 }
 
 /// The HTTP/1 and HTTP/2 settings every connection gets.
@@ -222,8 +248,9 @@ async fn accept_loop(
         let header_timeout = limits.header_timeout;
         let max_head = limits.max_url_bytes + limits.max_header_bytes + 1024;
         let watcher = graceful.watcher();
-        cores.next().spawn(async move {
-            let _slot = slot;
+        let (core, seat) = cores.next();
+        core.spawn(async move {
+            let _slot = (slot, seat);
             let Ok(stream) = TcpStream::from_std(stream) else {
                 return;
             };
@@ -325,6 +352,27 @@ fn refuse_now(stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_goes_to_the_thread_with_the_fewest_open() {
+        let open: Vec<AtomicUsize> = [3, 1, 1, 2].into_iter().map(AtomicUsize::new).collect();
+        assert_eq!(least_loaded(&open), 1);
+        open[1].store(5, Ordering::Relaxed);
+        assert_eq!(least_loaded(&open), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_gives_its_seat_back() {
+        let cores = Cores::start(2).unwrap();
+        let (_, first) = cores.next();
+        let (_, second) = cores.next();
+        assert_eq!((first.index, second.index), (0, 1));
+        drop(first);
+        let (_, third) = cores.next();
+        assert_eq!(third.index, 0);
+        let served = cores.handles[third.index].spawn(async { 7 }).await.unwrap();
+        assert_eq!(served, 7);
+    }
 
     #[test]
     fn refusal_declares_its_length() {
