@@ -215,10 +215,12 @@ impl WarmInstances {
 
 impl Engine {
     /// An idle instance of `spec` made from `code`, or a new one. While every core
-    /// computes for a call and instances of `spec` are out, a request first waits for one
-    /// to come back: a new instance would only share the cores, at the price of its
-    /// first-request faults and its memory (see [`super::cpu`] and
-    /// [`Demand::wait_for_idle`]).
+    /// computes for a call and instances of `spec` are out, a request for a costly
+    /// instance first waits for one to come back: a new one would only share the cores,
+    /// at the price of its first-request faults and its memory (see [`super::cpu`] and
+    /// [`Demand::wait_for_idle`]). A cheap one ([`Prepared::starts_cheaply`]) is started
+    /// at once: waiting costs more than it (the hand-over wakes a task, and requests queue
+    /// behind a few instances).
     pub(super) async fn checkout(
         &self,
         component: &LoadedComponent,
@@ -236,7 +238,12 @@ impl Engine {
         // indices differ.
         let pop =
             || std::iter::from_fn(|| warm.pop(&spec.name)).find(|l| Arc::ptr_eq(&l.code, code));
-        if let Some(live) = demand.wait_for_idle(&self.cpu, PATIENCE, pop).await {
+        let found = match pop() {
+            Some(live) => Some(live),
+            None if code.starts_cheaply() => None,
+            None => demand.wait_for_idle(&self.cpu, PATIENCE, pop).await,
+        };
+        if let Some(live) = found {
             return Ok(live);
         }
         let handed = demand.hand_out();

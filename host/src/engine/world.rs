@@ -36,6 +36,16 @@ pub(crate) enum World {
     Command,
 }
 
+/// Bytes of initial linear memory below which a component's instances count as cheap to
+/// start ([`Prepared::starts_cheaply`]).
+pub(crate) const SMALL_INSTANCE: u64 = 4 << 20;
+
+/// Whether the largest initial memory, in wasm pages, is under [`SMALL_INSTANCE`]; unknown
+/// (the component imports modules) counts as large.
+fn small_memory(pages: Option<u64>) -> bool {
+    pages.is_some_and(|pages| pages.saturating_mul(64 << 10) < SMALL_INSTANCE)
+}
+
 impl Prepared {
     /// The world it targets.
     pub(crate) fn world(&self) -> World {
@@ -50,6 +60,16 @@ impl Prepared {
     /// Whether its typed endpoints are served by an async handler export.
     pub(crate) fn serves_async(&self) -> bool {
         matches!(self, Prepared::Guest(g) if g.handler_async.is_some())
+    }
+
+    /// Whether a new instance costs little next to waiting for a busy one: every memory
+    /// it starts with is under [`SMALL_INSTANCE`]. Such an instance (a Rust guest, a plain
+    /// wasi:http component: ~1 MiB, ~10 µs to start, tens of KiB resident) is started
+    /// rather than waited for; a Python or JavaScript guest (9–25 MiB images whose first
+    /// request faults in ~1,000 pages) is worth waiting for while the cores are busy.
+    pub(crate) fn starts_cheaply(&self) -> bool {
+        let required = self.component().resources_required();
+        small_memory(required.and_then(|r| r.max_initial_memory_size))
     }
 
     /// The compiled component it instantiates.
@@ -267,6 +287,16 @@ impl GuestExports {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_small_images_count_as_cheap_to_start() {
+        // A Rust guest (17 pages), a componentize-py app (~21 MiB), a StarlingMonkey one.
+        assert!(small_memory(Some(17)));
+        assert!(!small_memory(Some(21 << 4)));
+        assert!(!small_memory(Some(9 << 4)));
+        assert!(!small_memory(Some(u64::MAX)));
+        assert!(!small_memory(None));
+    }
 
     fn section(id: u8, body: &[u8]) -> Vec<u8> {
         assert!(body.len() < 128, "one-byte LEB sizes only");
