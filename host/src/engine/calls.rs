@@ -135,9 +135,10 @@ impl Engine {
         live.store.data_mut().deadline = Instant::now() + limits.timeout;
         live.store.data_mut().limiter.refused = false;
         follow_output(Some(names), live.store.data_mut());
+        let waits = live.store.data().for_call();
         let outcome = tokio::time::timeout(
             limits.timeout + TICK * 10,
-            call(&mut live.store, &live.instance),
+            super::cpu::computing(waits, call(&mut live.store, &live.instance)),
         )
         .await;
         follow_output(None, live.store.data_mut());
@@ -164,9 +165,10 @@ impl Engine {
         request: Request,
     ) -> Result<Response, CallError> {
         match spec.batching {
+            // Boxed, as are the other uncommon paths below: an inline future is as large
+            // as its largest path, and every request's future is moved a few times.
             Some(batching) if spec.kind == super::EndpointKind::Function => {
-                self.handle_batched(component, spec, batching, request)
-                    .await
+                Box::pin(self.handle_batched(component, spec, batching, request)).await
             }
             _ => self.handle_once(component, spec, request).await,
         }
@@ -183,7 +185,7 @@ impl Engine {
         let exports = self.guest(&code)?;
         // A guest with async handlers takes several requests per instance.
         if spec.kind == super::EndpointKind::Function && component.serves_async {
-            return self.handle_concurrently(component, spec, request).await;
+            return Box::pin(self.handle_concurrently(component, spec, request)).await;
         }
         let handler = exports
             .handler
@@ -212,7 +214,7 @@ impl Engine {
             Some(live) => live,
             None => {
                 let gpu = self.gpu_for(spec);
-                self.enter(component, &code, limits, names, component.context(), gpu)
+                Box::pin(self.enter(component, &code, limits, names, component.context(), gpu))
                     .await?
             }
         };
@@ -406,7 +408,7 @@ impl Engine {
     {
         if component.world == super::World::Service {
             let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-            return self.service(component, spec, request).await;
+            return Box::pin(self.service(component, spec, request)).await;
         }
         let code = self.code(component).await?;
         if !matches!(*code, Prepared::Proxy(_)) {
@@ -427,7 +429,9 @@ impl Engine {
             .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
         let (req, out) = setup.map_err(InstantiateError::from)?;
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
-        let task = tokio::spawn(async move {
+        // Boxed before it is spawned: the task's cell, and dropping its join handle, would
+        // each move the whole call state (several KiB) otherwise.
+        let task = tokio::spawn(Box::pin(async move {
             let code = live.code.clone();
             let Prepared::Proxy(exports) = &*code else {
                 return Err(CallError::MissingExport("wasi:http incoming-handler"));
@@ -456,7 +460,7 @@ impl Engine {
                 }
             }
             result
-        });
+        }));
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(NoResponse::ErrorCode(Box::new(code)).into()),

@@ -281,8 +281,8 @@ impl Engine {
             return Ok(code);
         }
         let started = Instant::now();
-        let prepared = self
-            .reload(&component.manifest.app, slot)
+        // Boxed: loading is rare, and inline its state would size every call's future.
+        let prepared = Box::pin(self.reload(&component.manifest.app, slot))
             .await
             .map_err(|e| CallError::Instantiate(InstantiateError::Load(Arc::new(e))))?;
         let code = self.resident.fill(slot, prepared);

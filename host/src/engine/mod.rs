@@ -465,10 +465,6 @@ impl Engine {
         self.metrics.instances_created.inc();
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.call_hook(|mut ctx, hook| {
-            ctx.data_mut().on_transition(hook);
-            Ok(())
-        });
         store.set_epoch_deadline(1);
         // Yield to the executor every tick so a spinning guest cannot starve other
         // requests, and trap once the current call's deadline has passed.
@@ -476,6 +472,7 @@ impl Engine {
             if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
             } else {
+                ctx.data().yielding();
                 Ok(UpdateDeadline::Yield(1))
             }
         });

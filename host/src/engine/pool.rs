@@ -229,8 +229,10 @@ impl Engine {
         limits: Limits,
     ) -> Result<Live, CallError> {
         // Per-request isolation (or a shape that cannot be entered twice): a fresh one.
+        // Starting an instance is boxed: inline, its state would size every call's
+        // future, which is moved a few times a request.
         if !self.reusable(spec) {
-            return self.new_warm(component, code, spec, limits).await;
+            return Box::pin(self.new_warm(component, code, spec, limits)).await;
         }
         let warm = &component.warm;
         let demand = warm.demand(&spec.name);
@@ -248,7 +250,7 @@ impl Engine {
         }
         let handed = demand.hand_out();
         let starting = (demand.start(), self.cpu.starting());
-        let mut live = self.new_warm(component, code, spec, limits).await?;
+        let mut live = Box::pin(self.new_warm(component, code, spec, limits)).await?;
         live.store.data_mut().claim(true);
         drop(starting);
         live.out = Some(handed);
@@ -487,8 +489,9 @@ impl Engine {
         spec: &EndpointSpec,
         mut live: Live,
     ) {
+        // Retiring (a guest call for ASGI apps) is boxed, as starting is in `checkout`.
         if !self.reusable(spec) {
-            return self.retire_app(component, spec, live).await;
+            return Box::pin(self.retire_app(component, spec, live)).await;
         }
         live.idle_since = Instant::now();
         live.out = None;
@@ -507,7 +510,7 @@ impl Engine {
                 return;
             }
         }
-        self.retire_app(component, spec, live).await;
+        Box::pin(self.retire_app(component, spec, live)).await;
     }
 
     /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.

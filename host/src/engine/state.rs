@@ -113,11 +113,17 @@ impl InstanceState {
         self
     }
 
-    /// Follows a transition between the guest's WebAssembly and the host.
-    pub(crate) fn on_transition(&mut self, hook: wasmtime::CallHook) {
-        if let Some(cpu) = &mut self.cpu {
-            cpu.transition(hook);
+    /// Notes that the guest is about to yield to the executor on an epoch tick.
+    pub(crate) fn yielding(&self) {
+        if let Some(cpu) = &self.cpu {
+            cpu.yielding();
         }
+    }
+
+    /// What a call on this instance needs to leave the count of instances computing
+    /// while it waits (`None` where the instance is not counted).
+    pub(crate) fn for_call(&self) -> Option<super::cpu::Waits> {
+        self.cpu.as_ref().and_then(|cpu| cpu.for_call())
     }
 
     /// Marks the instance handed out by its pool for a call (`true`) or back in it.

@@ -217,7 +217,8 @@ impl Gateway {
                     || path == "/dashboard"
                     || path.starts_with("/dashboard/"))
             {
-                return api.handle(req).await;
+                // Boxed so that the API's large future does not size every request's.
+                return Box::pin(api.handle(req)).await;
             }
             return json_error(
                 StatusCode::NOT_FOUND,
@@ -245,7 +246,7 @@ impl Gateway {
             return route.app.serve(route.endpoint, request).await;
         };
         if let Some(id) = long::call_id_of(request.uri()) {
-            return self.long.follow(host, &id, request.uri(), cap).await;
+            return Box::pin(self.long.follow(host, &id, request.uri(), cap)).await;
         }
         let uri = request.uri().clone();
         let (app, index) = (route.app.clone(), route.endpoint);

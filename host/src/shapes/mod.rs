@@ -29,6 +29,9 @@ use crate::engine::{
 /// A request handed to a shape: its body is streamed, bounded by the gateway's limit.
 pub type Request = hyper::Request<RequestBody>;
 
+/// A shape serving one request.
+type ShapeFuture<'a> = std::pin::Pin<Box<dyn Future<Output = hyper::Response<Body>> + Send + 'a>>;
+
 /// A loaded component together with the engine that runs it: the unit the gateway routes to.
 pub struct WebApp {
     engine: Arc<Engine>,
@@ -167,23 +170,35 @@ impl WebApp {
             }
         };
         self.engine.ensure_buffer(&self.component, spec);
-        match spec.kind {
+        // Boxed: a shape's future holds a guest call's whole state (several KiB), and
+        // every layer above (the long-request runner, the gateway, hyper) moves its own
+        // future before first polling it; kept inline, that state was copied half a dozen
+        // times a request (`memmove` was the top user-space symbol under load).
+        let (engine, component) = (&self.engine, &self.component);
+        let shape: ShapeFuture<'_> = match spec.kind {
             EndpointKind::Function | EndpointKind::Method => {
-                endpoint::serve(&self.engine, &self.component, spec, request).await
+                Box::pin(endpoint::serve(engine, component, spec, request))
             }
             EndpointKind::Proxy | EndpointKind::Service => {
-                proxy::serve(&self.engine, &self.component, spec, request).await
+                Box::pin(proxy::serve(engine, component, spec, request))
             }
             EndpointKind::WebServer => {
-                web_server::serve(&self.engine, &self.component, spec, request).await
+                Box::pin(web_server::serve(engine, component, spec, request))
             }
-            EndpointKind::Asgi => {
-                asgi::serve(self.engine.clone(), self.component.clone(), index, request).await
-            }
-            EndpointKind::Wsgi => {
-                wsgi::serve(self.engine.clone(), self.component.clone(), index, request).await
-            }
-        }
+            EndpointKind::Asgi => Box::pin(asgi::serve(
+                engine.clone(),
+                component.clone(),
+                index,
+                request,
+            )),
+            EndpointKind::Wsgi => Box::pin(wsgi::serve(
+                engine.clone(),
+                component.clone(),
+                index,
+                request,
+            )),
+        };
+        shape.await
     }
 
     /// Retires the app's warm instances (lifespan shutdown, class `exit`); call it once
