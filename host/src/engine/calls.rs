@@ -134,14 +134,13 @@ impl Engine {
     ) -> Result<T, CallError> {
         live.store.data_mut().deadline = Instant::now() + limits.timeout;
         live.store.data_mut().limiter.refused = false;
-        follow_output(Some(names), live.store.data_mut());
+        follow_output(names, live.store.data_mut());
         let waits = live.store.data().for_call();
         let outcome = tokio::time::timeout(
             limits.timeout + TICK * 10,
             super::cpu::computing(waits, call(&mut live.store, &live.instance)),
         )
         .await;
-        follow_output(None, live.store.data_mut());
         let result = match outcome {
             Err(_) => Err(CallError::Timeout(limits.timeout)),
             Ok(Ok(value)) => Ok(value),

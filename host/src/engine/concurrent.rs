@@ -508,7 +508,7 @@ impl Engine {
                     .ok_or_else(|| missing("function-handler-async"))?;
                 // A function's lines reach its calls' logs as they are written.
                 let names = (instance.app.as_str(), settings.name.as_str());
-                follow_output(Some(names), live.store.data_mut());
+                follow_output(names, live.store.data_mut());
                 Handler::Function(
                     indices
                         .load(&mut live.store, &live.instance)

@@ -12,7 +12,8 @@
 //! (measured on the wasi:http proxy under `wrk -c64`: p99 6.4 → 4.0 ms).
 //!
 //! Two signals say the cores are taken. The machine's own: the share of CPU time spent
-//! busy over the last few milliseconds, read from `/proc/stat` (it sees the host's own work
+//! busy over the last few milliseconds, read from `/proc/stat` while pools of costly
+//! instances are asking (it sees the host's own work
 //! around each call, which is most of a short call's cost, as well as the guests'). And the
 //! count of instances computing for a call: an instance counts from the moment a pool hands
 //! it out (or starts it) until it is back, except while its guest waits in a host call
@@ -35,6 +36,9 @@ const HOLD: Duration = Duration::from_millis(2);
 const BUSY_PER_MILLE: u32 = 900;
 /// How often the machine's CPU time is read.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+/// The machine's CPU time is read only while a pool asked this recently whether the cores
+/// are taken.
+const ASKED_WITHIN: Duration = Duration::from_secs(1);
 
 /// The count of instances computing for a call, and the cores they share.
 #[derive(Debug)]
@@ -50,6 +54,8 @@ pub(crate) struct GuestCpu {
     start: Instant,
     /// When the count last dropped below `cores`, in nanoseconds since `start`.
     left_full: AtomicU64,
+    /// When a pool last asked whether the cores are taken, in nanoseconds since `start`.
+    asked: AtomicU64,
 }
 
 impl GuestCpu {
@@ -65,6 +71,7 @@ impl GuestCpu {
             hold,
             start: Instant::now(),
             left_full: AtomicU64::new(0),
+            asked: AtomicU64::new(0),
         })
     }
 
@@ -104,9 +111,16 @@ impl GuestCpu {
         Starting(self.clone())
     }
 
+    /// Whether a pool asked [`Self::saturated`] within the last second.
+    fn asked_lately(&self) -> bool {
+        let asked = self.asked.load(Ordering::Relaxed);
+        asked != 0 && self.nanos().saturating_sub(asked) < ASKED_WITHIN.as_nanos() as u64
+    }
+
     /// Whether there is an instance computing for every core (or was, a moment ago):
     /// another would only share them.
     pub(crate) fn saturated(&self) -> bool {
+        self.asked.store(self.nanos(), Ordering::Relaxed);
         if self.running() >= self.cores || self.busy.load(Ordering::Relaxed) >= BUSY_PER_MILLE {
             return true;
         }
@@ -150,6 +164,18 @@ fn sample(cpu: &std::sync::Weak<GuestCpu>) {
         }
         std::thread::sleep(SAMPLE_EVERY);
         let Some(cpu) = cpu.upgrade() else { return };
+        if !cpu.asked_lately() {
+            // Only a pool of costly instances asks (cheap ones start at once): on a host
+            // serving none, reading `/proc/stat` 100 times a second was ~1 % of its CPU
+            // under load. The next question after a pause is judged by the count alone.
+            cpu.busy.store(0, Ordering::Relaxed);
+            last = None;
+            continue;
+        }
+        if last.is_none() {
+            last = read_cpu_times();
+            continue;
+        }
         let now = read_cpu_times();
         if let (Some((busy0, total0)), Some((busy1, total1))) = (last, now)
             && total1 > total0

@@ -552,31 +552,33 @@ fn forward_output(app: &str, function: &str, data: &InstanceState) {
     }
 }
 
-/// Hands the current call's complete lines to its log as they are written (`None`: stop).
-fn follow_output(names: Option<(&str, &str)>, data: &mut InstanceState) {
-    let names = match (names, &data.output) {
-        (Some((app, function)), Some(_)) => {
-            // A warm instance serves one endpoint: its names are made once, not per call.
-            let same = data
-                .followed
-                .as_ref()
-                .is_some_and(|n| n.0 == app && n.1 == function);
-            if !same {
-                data.followed = Some(Arc::new((app.to_owned(), function.to_owned())));
-            }
-            data.followed.clone()
-        }
-        _ => None,
+/// Hands the current call's complete lines to its log as they are written. An instance's
+/// sink is fixed, and a warm one serves one endpoint: it follows under names made once and
+/// keeps following between calls (it prints nothing while idle), so a call on it costs a
+/// comparison, not four locks and two sinks handed over.
+fn follow_output((app, function): (&str, &str), data: &mut InstanceState) {
+    let Some(sink) = &data.output else {
+        return;
     };
-    let live = |stream| {
-        Some(output::Live {
-            sink: data.output.clone()?,
-            names: names.clone()?,
+    if data
+        .followed
+        .as_ref()
+        .is_some_and(|n| n.0 == app && n.1 == function)
+    {
+        return;
+    }
+    let names = Arc::new((app.to_owned(), function.to_owned()));
+    data.followed = Some(names.clone());
+    for (captured, stream) in [
+        (&data.stdout, OutputStream::Stdout),
+        (&data.stderr, OutputStream::Stderr),
+    ] {
+        captured.follow(output::Live {
+            sink: sink.clone(),
+            names: names.clone(),
             stream,
-        })
-    };
-    data.stdout.follow(live(OutputStream::Stdout));
-    data.stderr.follow(live(OutputStream::Stderr));
+        });
+    }
 }
 
 /// The typed exports in `store`'s slot of its [`state::ExportCache`], looked up with

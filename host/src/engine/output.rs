@@ -141,9 +141,9 @@ impl CapturedOutput {
         }
     }
 
-    /// Hands complete lines to `live` as they are written, until called with `None`.
-    pub(crate) fn follow(&self, live: Option<Live>) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).live = live;
+    /// Hands complete lines to `live` as they are written from now on.
+    pub(crate) fn follow(&self, live: Live) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).live = Some(live);
     }
 
     /// Everything printed since the last `take` and not yet handed on, plus a note of
