@@ -316,6 +316,15 @@ pub(crate) async fn computing<F: Future>(waits: Option<Waits>, call: F) -> F::Ou
     .await
 }
 
+/// A host with one core and a counted instance busy on it (for tests here and in the pools').
+#[cfg(test)]
+pub(crate) fn busy_single_core() -> (Arc<GuestCpu>, GuestRunning) {
+    let cpu = GuestCpu::new(1, Gauge::default(), Duration::ZERO);
+    let mut busy = GuestRunning::new(&cpu);
+    busy.claim(true);
+    (cpu, busy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,9 +368,7 @@ mod tests {
 
     #[test]
     fn a_guest_yielding_on_a_tick_still_computes() {
-        let cpu = GuestCpu::new(1, Gauge::default(), Duration::ZERO);
-        let mut a = GuestRunning::new(&cpu);
-        a.claim(true);
+        let (cpu, a) = busy_single_core();
         let running = &a;
         let mut ticks = 2;
         let spinning = std::future::poll_fn(|_| {
@@ -384,9 +391,7 @@ mod tests {
 
     #[test]
     fn a_call_dropped_while_waiting_leaves_the_count_right() {
-        let cpu = GuestCpu::new(1, Gauge::default(), Duration::ZERO);
-        let mut a = GuestRunning::new(&cpu);
-        a.claim(true);
+        let (cpu, a) = busy_single_core();
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
         {
             let mut call = std::pin::pin!(computing(a.for_call(), rx));
@@ -401,9 +406,7 @@ mod tests {
 
     #[test]
     fn repeated_marks_count_once_and_a_dropped_store_gives_its_part_back() {
-        let cpu = GuestCpu::new(1, Gauge::default(), Duration::ZERO);
-        let mut a = GuestRunning::new(&cpu);
-        a.claim(true);
+        let (cpu, mut a) = busy_single_core();
         a.claim(true);
         assert_eq!(cpu.running(), 1);
         drop(a);

@@ -123,16 +123,10 @@ impl Drop for Starting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cpu::GuestRunning;
     use std::sync::Mutex;
 
-    /// A host with one core that an instance of the endpoint is busy on.
-    fn saturated() -> (Arc<GuestCpu>, GuestRunning) {
-        let cpu = GuestCpu::new(1, Default::default(), Duration::ZERO);
-        let mut busy = GuestRunning::new(&cpu);
-        busy.claim(true);
-        (cpu, busy)
-    }
+    // A host with one core that an instance of the endpoint is busy on.
+    use crate::engine::cpu::busy_single_core as saturated;
 
     #[tokio::test]
     async fn starts_at_once_while_a_core_is_free_or_nothing_would_come_back() {
