@@ -299,6 +299,16 @@ async fn a_wasi_http_component_that_declares_reuse_keeps_warm_instances() {
 }
 
 #[tokio::test]
+async fn a_client_sending_requests_one_after_another_meets_the_same_warm_instance() {
+    // Each call returns 3 ms after its response: the next request arrives while it is
+    // still returning, and waits for it rather than start a fresh instance.
+    let host = Host::run(&example("wasi-http-proxy"), &["--isolation", "reuse"]);
+    for n in 1..=5 {
+        assert_eq!(get(&host, "/linger").await, (200, n.to_string()));
+    }
+}
+
+#[tokio::test]
 async fn a_guest_that_keeps_its_response_unset_gets_500_at_once_and_is_retired() {
     let host = Host::run(&example("wasi-http-proxy"), &["--isolation", "reuse"]);
     assert_eq!(visits(&host).await, (200, "1".into()));

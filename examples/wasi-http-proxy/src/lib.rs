@@ -7,7 +7,8 @@
 //! `GET /fetch?url=<url>` fetches `url` (absolute, or a bare path with no host) and
 //! answers `<status> <body>` or `refused: <wasi:http error code>`;
 //! `GET /visits` counts the requests this instance served (state that lives as long as a
-//! warm instance); `GET /trap` panics; anything else → 404.
+//! warm instance); `GET /linger` answers like `/visits`, then waits 3 ms before it returns
+//! (work after the response); `GET /trap` panics; anything else → 404.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
             (Method::Get, "/visits") => {
                 let n = VISITS.fetch_add(1, Ordering::Relaxed) + 1;
                 reply(out, 200, n.to_string().as_bytes());
+            }
+            (Method::Get, "/linger") => {
+                let n = VISITS.fetch_add(1, Ordering::Relaxed) + 1;
+                reply(out, 200, n.to_string().as_bytes());
+                wasip2::clocks::monotonic_clock::subscribe_duration(3_000_000).block();
             }
             (Method::Get, "/trap") => {
                 VISITS.fetch_add(1, Ordering::Relaxed);

@@ -22,6 +22,7 @@ use super::channel::{
 };
 use super::error::{InstantiateError, NoResponse, Trap};
 use super::pool::Live;
+use super::reply::ProxyBody;
 use super::state::InstanceState;
 use super::world::{GuestExports, Prepared};
 use super::{
@@ -38,9 +39,6 @@ fn guest_error(e: GuestCallError) -> FunctionError {
         ),
     }
 }
-
-/// The body of a response from a `wasi:http` proxy component, streamed as the guest writes it.
-pub type ProxyBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 impl Engine {
     pub(super) fn guest<'a>(&self, code: &'a Prepared) -> Result<&'a GuestExports, CallError> {
@@ -330,6 +328,7 @@ impl Engine {
             .ok_or(CallError::MissingExport("asgi-app"))?;
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, &code, spec, limits).await?;
+        live.store.data_mut().replying(live.out.as_ref());
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let channel = live
             .store
@@ -415,6 +414,7 @@ impl Engine {
         }
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, &code, spec, limits).await?;
+        let reply = live.store.data_mut().replying(live.out.as_ref());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
         let set = answered.clone();
@@ -461,7 +461,7 @@ impl Engine {
             result
         }));
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(response.map(|body| ProxyBody::new(body, reply))),
             Ok(Err(code)) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
             // The guest finished (or failed) without setting the response.
             Err(_) => match task.await {

@@ -89,7 +89,12 @@ impl asgi_channel::HostChannel for InstanceState {
         event: Event,
     ) -> wasmtime::Result<Result<(), String>> {
         let entry = self.table.get_mut(&channel)?;
-        Ok(entry.0.send(event).await.map_err(|e| e.to_string()))
+        let last = matches!(&event, Event::HttpResponseBody(chunk) if !chunk.more_body);
+        let sent = entry.0.send(event).await;
+        if last && sent.is_ok() {
+            self.delivered();
+        }
+        Ok(sent.map_err(|e| e.to_string()))
     }
 
     async fn drop(&mut self, channel: Resource<ChannelEntry>) -> wasmtime::Result<()> {

@@ -1,9 +1,10 @@
 //! What one endpoint's warm pool knows of the calls it serves: how many of its instances
 //! are handed out, how many are being started, and a signal when one comes back. With the
 //! host-wide count in [`super::cpu`], it decides whether a request that finds no idle
-//! instance waits for a busy one or starts another.
+//! instance waits for a busy one or starts another. A [`Reply`] tells it when an instance
+//! has delivered its response and is about to come back.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,12 +20,24 @@ use super::cpu::GuestCpu;
 /// request's wait is its place in the queue.
 pub(crate) const PATIENCE: Duration = Duration::from_millis(100);
 
+/// How long a request that finds no idle instance waits for one whose response is out
+/// and whose call is returning, before it starts another: the return takes microseconds,
+/// this bounds a guest that works on after its response without computing (a background
+/// task waiting on I/O), and an instance whose thread the OS holds up for a while.
+pub(crate) const RETURN_PATIENCE: Duration = Duration::from_millis(10);
+
+/// Epoch ticks a guest may compute after its response was delivered before requests stop
+/// waiting for it: past that it is working on (a background task), not returning.
+const TICKS_PAST_REPLY: u8 = 2;
+
 /// The calls in flight on one endpoint's pool.
 #[derive(Debug, Default)]
 pub(crate) struct Demand {
     out: AtomicUsize,
     starting: AtomicUsize,
     returned: Notify,
+    /// Instances whose response was delivered while their call has not returned yet.
+    finishing: AtomicUsize,
     /// When an instance last came back, in nanoseconds since [`base`].
     last_return: AtomicU64,
 }
@@ -63,14 +76,18 @@ impl Demand {
     }
 
     /// Looks for an idle instance with `pop` until one is found or starting another is
-    /// worth it: at once while a core is free (per `cpu`) or none of this endpoint's
-    /// instances is out (nothing would come back); otherwise after each return, and once
-    /// nothing came back for `patience`, as soon as no other request of this endpoint is
-    /// starting one. `None`: start one.
+    /// worth it. While an instance that delivered its response is returning, it waits
+    /// for it (up to [`RETURN_PATIENCE`]): a client sending requests one after another
+    /// would otherwise race that return and meet a fresh instance, without the state the
+    /// last request left. Beyond that a `cheap` instance is started at once; a costly one
+    /// at once while a core is free (per `cpu`) or none of this endpoint's instances is
+    /// out (nothing would come back), otherwise after each return, and once nothing came
+    /// back for `patience`, as soon as no other request of this endpoint is starting one.
+    /// `None`: start one.
     pub(crate) async fn wait_for_idle<T>(
         &self,
         cpu: &GuestCpu,
-        patience: Duration,
+        (patience, cheap): (Duration, bool),
         mut pop: impl FnMut() -> Option<T>,
     ) -> Option<T> {
         let arrival = Instant::now();
@@ -80,7 +97,14 @@ impl Demand {
             if let Some(found) = pop() {
                 return Some(found);
             }
-            if !cpu.saturated() || self.out.load(Ordering::Relaxed) == 0 {
+            if self.finishing.load(Ordering::Acquire) > 0 {
+                let returning = arrival + RETURN_PATIENCE;
+                if Instant::now() < returning {
+                    let _ = tokio::time::timeout_at(returning, back).await;
+                    continue;
+                }
+            }
+            if cheap || !cpu.saturated() || self.out.load(Ordering::Relaxed) == 0 {
                 return None;
             }
             let late = Instant::now() >= until;
@@ -100,6 +124,83 @@ impl Demand {
 /// or dropped after a failed call).
 #[derive(Debug)]
 pub(crate) struct HandedOut(Arc<Demand>);
+
+impl HandedOut {
+    /// The reply of the call this instance serves, to mark when it is delivered.
+    pub(crate) fn reply(&self) -> Arc<Reply> {
+        Arc::new(Reply {
+            state: AtomicU8::new(STREAMING),
+            ticks: AtomicU8::new(0),
+            demand: self.0.clone(),
+        })
+    }
+}
+
+const STREAMING: u8 = 0;
+const FINISHING: u8 = 1;
+const SETTLED: u8 = 2;
+
+/// A call's response as its endpoint's pool sees it. Once delivered (the client has all
+/// of it) the instance is about to come back, and requests that find no idle instance
+/// wait for it ([`Demand::wait_for_idle`]) until it settles: it came back or was retired
+/// ([`Settles`]), or it computed on for [`TICKS_PAST_REPLY`] ticks.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    state: AtomicU8,
+    /// Epoch ticks on which the guest computed since its response was delivered.
+    ticks: AtomicU8,
+    demand: Arc<Demand>,
+}
+
+impl Reply {
+    /// The client has the whole response (or went away): the call is returning.
+    pub(crate) fn delivered(&self) {
+        // Counted before the state says so: whoever settles it then finds the count up.
+        self.demand.finishing.fetch_add(1, Ordering::AcqRel);
+        let marked =
+            self.state
+                .compare_exchange(STREAMING, FINISHING, Ordering::AcqRel, Ordering::Acquire);
+        if marked.is_err() {
+            // Settled (or delivered) already: a waiter that saw the count looks again.
+            self.demand.finishing.fetch_sub(1, Ordering::AcqRel);
+            self.demand.returned.notify_waiters();
+        }
+    }
+
+    /// The guest yields on an epoch tick: past [`TICKS_PAST_REPLY`] after delivery it is
+    /// working on rather than returning.
+    pub(crate) fn ticked(&self) {
+        if self.state.load(Ordering::Acquire) == FINISHING
+            && self.ticks.fetch_add(1, Ordering::Relaxed) + 1 >= TICKS_PAST_REPLY
+        {
+            self.settle();
+        }
+    }
+
+    fn settle(&self) {
+        if self.state.swap(SETTLED, Ordering::AcqRel) == FINISHING {
+            self.demand.finishing.fetch_sub(1, Ordering::AcqRel);
+            self.demand.returned.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// Settles a [`Reply`] when dropped: its instance's call is over, the instance checked
+/// back in or gone.
+#[derive(Debug)]
+pub(crate) struct Settles(pub(crate) Arc<Reply>);
+
+impl Drop for Settles {
+    fn drop(&mut self) {
+        self.0.settle();
+    }
+}
 
 impl Drop for HandedOut {
     fn drop(&mut self) {
@@ -134,7 +235,9 @@ mod tests {
         let idle = GuestCpu::new(1, Default::default(), Duration::ZERO);
         let _out = demand.hand_out();
         assert_eq!(
-            demand.wait_for_idle(&idle, PATIENCE, || None::<u8>).await,
+            demand
+                .wait_for_idle(&idle, (PATIENCE, false), || None::<u8>)
+                .await,
             None
         );
         let fresh = Arc::new(Demand::default());
@@ -142,7 +245,9 @@ mod tests {
         // Saturated, but none of this endpoint's instances is out: waiting gains nothing.
         let started = Instant::now();
         assert_eq!(
-            fresh.wait_for_idle(&cpu, PATIENCE, || None::<u8>).await,
+            fresh
+                .wait_for_idle(&cpu, (PATIENCE, false), || None::<u8>)
+                .await,
             None
         );
         assert!(started.elapsed() < PATIENCE);
@@ -164,7 +269,10 @@ mod tests {
             })
         };
         let pop = || idle.lock().unwrap().pop();
-        assert_eq!(demand.wait_for_idle(&cpu, PATIENCE, pop).await, Some(7));
+        assert_eq!(
+            demand.wait_for_idle(&cpu, (PATIENCE, false), pop).await,
+            Some(7)
+        );
         back.await.unwrap();
     }
 
@@ -176,7 +284,11 @@ mod tests {
         let starting = demand.start();
         let waiter = {
             let (demand, cpu) = (demand.clone(), cpu.clone());
-            tokio::spawn(async move { demand.wait_for_idle(&cpu, PATIENCE, || None::<u8>).await })
+            tokio::spawn(async move {
+                demand
+                    .wait_for_idle(&cpu, (PATIENCE, false), || None::<u8>)
+                    .await
+            })
         };
         tokio::time::sleep(PATIENCE * 3).await;
         assert!(
@@ -185,5 +297,67 @@ mod tests {
         );
         drop(starting);
         assert_eq!(waiter.await.unwrap(), None, "then it starts its own");
+    }
+
+    #[tokio::test]
+    async fn waits_for_an_instance_returning_after_its_reply_even_a_cheap_one() {
+        let demand = Arc::new(Demand::default());
+        let free = GuestCpu::new(1, Default::default(), Duration::ZERO);
+        let out = demand.hand_out();
+        let reply = out.reply();
+        let settles = Settles(reply.clone());
+        reply.delivered();
+        let idle = Arc::new(Mutex::new(Vec::new()));
+        let back = {
+            let (demand, idle) = (demand.clone(), idle.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                drop(out);
+                idle.lock().unwrap().push(7u8);
+                demand.came_back();
+                drop(settles);
+            })
+        };
+        let pop = || idle.lock().unwrap().pop();
+        let found = demand.wait_for_idle(&free, (PATIENCE, true), pop).await;
+        assert_eq!(found, Some(7));
+        back.await.unwrap();
+        assert_eq!(demand.finishing.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_computes_on_or_never_returns_holds_requests_briefly() {
+        let demand = Arc::new(Demand::default());
+        let free = GuestCpu::new(1, Default::default(), Duration::ZERO);
+        let none = || None::<u8>;
+        // Computing on past its response (a background task): not waited for.
+        let out = demand.hand_out();
+        let reply = out.reply();
+        let _settles = Settles(reply.clone());
+        reply.delivered();
+        for _ in 0..TICKS_PAST_REPLY {
+            reply.ticked();
+        }
+        let started = Instant::now();
+        assert_eq!(
+            demand.wait_for_idle(&free, (PATIENCE, true), none).await,
+            None
+        );
+        assert!(started.elapsed() < RETURN_PATIENCE);
+        // Waiting without computing, or held up: waited for up to RETURN_PATIENCE.
+        let other = demand.hand_out().reply();
+        other.delivered();
+        let started = Instant::now();
+        assert_eq!(
+            demand.wait_for_idle(&free, (PATIENCE, true), none).await,
+            None
+        );
+        assert!(started.elapsed() >= RETURN_PATIENCE);
+        // A reply delivered after its call settled counts for nothing.
+        drop(other);
+        let late = demand.hand_out().reply();
+        drop(Settles(late.clone()));
+        late.delivered();
+        assert_eq!(demand.finishing.load(Ordering::Acquire), 0);
     }
 }

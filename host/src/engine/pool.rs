@@ -242,8 +242,10 @@ impl Engine {
             || std::iter::from_fn(|| warm.pop(&spec.name)).find(|l| Arc::ptr_eq(&l.code, code));
         let found = match pop() {
             Some(live) => Some(live),
-            None if code.starts_cheaply() => None,
-            None => demand.wait_for_idle(&self.cpu, PATIENCE, pop).await,
+            None => {
+                let patience = (PATIENCE, code.starts_cheaply());
+                demand.wait_for_idle(&self.cpu, patience, pop).await
+            }
         };
         if let Some(live) = found {
             return Ok(live);
@@ -489,6 +491,8 @@ impl Engine {
         spec: &EndpointSpec,
         mut live: Live,
     ) {
+        // Requests waiting for this instance to return look again once it is back (or gone).
+        let _settles = live.store.data_mut().settles.take();
         // Retiring (a guest call for ASGI apps) is boxed, as starting is in `checkout`.
         if !self.reusable(spec) {
             return Box::pin(self.retire_app(component, spec, live)).await;

@@ -23,8 +23,8 @@ use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use super::calls::ProxyBody;
 use super::error::{InstantiateError, NoResponse, Trap};
+use super::reply::ProxyBody;
 use super::state::InstanceState;
 use super::workers::{Fresh, Input, Worker, Workers};
 use super::world::Prepared;
@@ -126,11 +126,11 @@ impl Engine {
                     continue;
                 }
                 Ok(Ok(Ok(response))) => Ok(response.map(|body| {
-                    Counted {
+                    let body = Counted {
                         body,
                         _input: input,
-                    }
-                    .boxed_unsync()
+                    };
+                    ProxyBody::new(body.boxed_unsync(), None)
                 })),
             };
         }

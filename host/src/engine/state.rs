@@ -49,6 +49,8 @@ pub struct InstanceState {
     pub(crate) exports: ExportCache,
     /// The app and function names its output was last followed under.
     pub(crate) followed: Option<std::sync::Arc<(String, String)>>,
+    /// The reply of the web call it serves, where its pool waits for it to return.
+    pub(crate) settles: Option<super::demand::Settles>,
 }
 
 /// An instance's typed exports, once looked up.
@@ -98,6 +100,7 @@ impl InstanceState {
             cpu: None,
             exports: ExportCache::default(),
             followed: None,
+            settles: None,
         })
     }
 
@@ -117,6 +120,27 @@ impl InstanceState {
     pub(crate) fn yielding(&self) {
         if let Some(cpu) = &self.cpu {
             cpu.yielding();
+        }
+        if let Some(settles) = &self.settles {
+            settles.0.ticked();
+        }
+    }
+
+    /// Watches the reply of the web call this instance starts serving, if its pool
+    /// waits for it ([`super::demand::Reply`]); returns that reply.
+    pub(crate) fn replying(
+        &mut self,
+        out: Option<&super::demand::HandedOut>,
+    ) -> Option<std::sync::Arc<super::demand::Reply>> {
+        let reply = out?.reply();
+        self.settles = Some(super::demand::Settles(reply.clone()));
+        Some(reply)
+    }
+
+    /// The web call's response was delivered: the call is returning.
+    pub(crate) fn delivered(&self) {
+        if let Some(settles) = &self.settles {
+            settles.0.delivered();
         }
     }
 
