@@ -337,7 +337,9 @@ async fn functions_retry_spawn_map_and_schedule() {
     }
     let wasm = python_example("functions");
     let dir = tempfile::tempdir().unwrap();
-    let srv = server(dir.path(), &[]);
+    // The run's shared cache: the component compiles once for both tests that deploy it.
+    let cache = common::shared_cache().display().to_string();
+    let srv = server(dir.path(), &["--cache-dir", &cache]);
     let api = Api {
         host: &srv,
         token: admin_token(dir.path()),
@@ -467,7 +469,9 @@ async fn a_batched_python_function_and_endpoint_answer_each_caller_from_its_batc
     }
     let wasm = python_example("functions");
     let dir = tempfile::tempdir().unwrap();
-    let srv = server(dir.path(), &[]);
+    // The run's shared cache: the component compiles once for both tests that deploy it.
+    let cache = common::shared_cache().display().to_string();
+    let srv = server(dir.path(), &["--cache-dir", &cache]);
     let api = Api {
         host: &srv,
         token: admin_token(dir.path()),

@@ -23,6 +23,7 @@ mod demand;
 mod error;
 #[cfg(fuzzing)]
 mod fuzz;
+mod incremental;
 mod load;
 mod manifest;
 mod metrics;

@@ -12,7 +12,7 @@ use wasmtime::{Config, PoolingAllocationConfig};
 
 use super::activity::Activity;
 use super::state::InstanceState;
-use super::{EngineConfig, LoadError, TICK, bindings, cache};
+use super::{EngineConfig, LoadError, TICK, bindings, cache, incremental};
 use crate::capabilities::Capability;
 use crate::capabilities::broker::Broker;
 use crate::capabilities::env::Env;
@@ -79,6 +79,12 @@ fn wasm_config(config: &EngineConfig, concurrent: bool) -> Config {
     if concurrent {
         wasm.wasm_component_model_async(true);
     }
+    // Cranelift's cache keys carry its version and the target's flags: one directory
+    // serves every engine and every wasmhost build.
+    let functions = config.cache_dir.join("functions");
+    let store = Arc::new(incremental::FunctionCache::new(functions));
+    wasm.enable_incremental_compilation(store)
+        .expect("the compiler is enabled");
     wasm
 }
 
