@@ -1,5 +1,6 @@
 //! `wasmhost new`: every template builds and serves as it is, with `wasmhost run`.
-//! Rust templates share one target directory (the SDK compiles once); Python templates
+//! Rust templates build in the examples' target directory (their dependencies are already
+//! compiled there, the same versions in the same release profile); Python templates
 //! use the tests' shared componentize-py tools directory.
 
 mod common;
@@ -15,12 +16,11 @@ use serde_json::{Value, json};
 fn env() -> Vec<(&'static str, String)> {
     vec![
         ("XDG_CACHE_HOME", tools_home().display().to_string()),
+        // The examples' target directory: the templates' dependencies (same versions,
+        // same release profile) are compiled there already.
         (
             "CARGO_TARGET_DIR",
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .join("templates-target")
-                .display()
-                .to_string(),
+            common::root().join("examples/target").display().to_string(),
         ),
     ]
 }
@@ -135,7 +135,7 @@ async fn every_rust_template_builds_and_serves() {
     );
     drop(host);
 
-    let host = run(&new("class", dir.path(), "counter"), &[]);
+    let host = run(&new("class", dir.path(), "counter-demo"), &[]);
     get(&host, "/").await;
     let (status, body) = get(&host, "/").await;
     assert_eq!(
