@@ -291,6 +291,40 @@ fn a_second_run_skips_compilation() {
     assert!(second.log().contains("from the cache"), "{}", second.log());
 }
 
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_damaged_compile_cache_costs_a_compile_and_nothing_else() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().display().to_string();
+    let first = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
+    wait_for(&first, "loaded");
+    drop(first);
+    // The native code and every compiled function: garbage, as a full disk could leave.
+    let functions = files_under(&cache.path().join("functions"));
+    assert!(!functions.is_empty(), "the function cache was written");
+    for file in files_under(cache.path()) {
+        std::fs::write(&file, b"not what was written").unwrap();
+    }
+    let second = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
+    wait_for(&second, "loaded");
+    assert!(second.log().contains("compiled now"), "{}", second.log());
+    let (status, body) = get_json(&second.url("/?name=Ada"), None).await;
+    assert_eq!((status, body), (200, json!({"message": "Hello, Ada!"})));
+}
+
 #[test]
 fn build_prints_the_component_path() {
     let dir = common::root().join("examples/hello");
