@@ -24,11 +24,11 @@ pub(crate) const PATIENCE: Duration = Duration::from_millis(100);
 /// and whose call is returning, before it starts another: the return takes microseconds,
 /// this bounds a guest that works on after its response without computing (a background
 /// task waiting on I/O), and an instance whose thread the OS holds up for a while.
-pub(crate) const RETURN_PATIENCE: Duration = Duration::from_millis(10);
+pub(crate) const RETURN_PATIENCE: Duration = Duration::from_millis(50);
 
 /// Epoch ticks a guest may compute after its response was delivered before requests stop
 /// waiting for it: past that it is working on (a background task), not returning.
-const TICKS_PAST_REPLY: u8 = 2;
+const TICKS_PAST_REPLY: u8 = 5;
 
 /// The calls in flight on one endpoint's pool.
 #[derive(Debug, Default)]
@@ -155,6 +155,10 @@ pub(crate) struct Reply {
 impl Reply {
     /// The client has the whole response (or went away): the call is returning.
     pub(crate) fn delivered(&self) {
+        // Most calls have returned by the time hyper is done with their body.
+        if self.state.load(Ordering::Acquire) != STREAMING {
+            return;
+        }
         // Counted before the state says so: whoever settles it then finds the count up.
         self.demand.finishing.fetch_add(1, Ordering::AcqRel);
         let marked =
