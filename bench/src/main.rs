@@ -42,6 +42,16 @@ enum Command {
         #[arg(long)]
         port: u16,
     },
+    /// Instantiate one component from the cache in a loop and print the mean (for
+    /// profiling the instantiation path with `perf record`).
+    #[command(hide = true)]
+    Instantiate {
+        /// The component (`.wasm`).
+        component: PathBuf,
+        /// Instantiations.
+        #[arg(long, default_value_t = 200_000)]
+        count: u32,
+    },
     /// Load one server already running and print one JSON line of what it measured
     /// (used by `bench/python.py` for the Python rows).
     Load {
@@ -274,6 +284,9 @@ fn main() -> anyhow::Result<()> {
                 r.errors
             );
             Ok(())
+        }
+        Some(Command::Instantiate { component, count }) => {
+            runtime.block_on(instantiate_loop(&component, count))
         }
         None => runtime.block_on(bench(cli.options)),
     }
@@ -548,6 +561,27 @@ async fn measure_server(
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// `count` instantiations of `file` from the cache, each dropped at once.
+async fn instantiate_loop(file: &Path, count: u32) -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let engine = Engine::new(EngineConfig::new(cache.path().to_path_buf()))?;
+    engine.load_file(file).await?;
+    let component = engine.load_file(file).await?;
+    let mut total = Duration::ZERO;
+    let started = Instant::now();
+    for _ in 0..count {
+        total += engine.instantiate_once(&component).await?.0;
+    }
+    let n = count.max(1);
+    println!(
+        "{} instantiations: mean {:.2} µs, with drop {:.2} µs",
+        count,
+        micros(total / n),
+        micros(started.elapsed() / n)
+    );
+    Ok(())
 }
 
 /// Instantiation times and per-instance / per-component memory, in this process.

@@ -5,12 +5,14 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::LoadError;
 use super::code::CodeFacts;
+use super::incremental::FunctionCache;
 use crate::manifest::AppManifest;
 
 /// Where compiled artifacts live.
@@ -18,6 +20,8 @@ use crate::manifest::AppManifest;
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    /// Cranelift's functions compiled on this engine, kept with the code that uses them.
+    functions: Arc<FunctionCache>,
 }
 
 /// How a component was obtained from the cache.
@@ -30,13 +34,18 @@ pub enum CacheOutcome {
 }
 
 impl ArtifactCache {
-    pub(crate) fn new(dir: PathBuf, engine: &wasmtime::Engine) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        engine: &wasmtime::Engine,
+        functions: Arc<FunctionCache>,
+    ) -> Self {
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         Self {
             dir,
             engine_key: format!("{:016x}", hasher.finish()),
+            functions,
         }
     }
 
@@ -69,10 +78,16 @@ impl ArtifactCache {
 
     /// Stores compiled code under `digest`; a failure only costs a recompile later.
     pub(crate) fn save(&self, digest: &str, component: &Component) {
+        self.functions.keep();
         let path = self.path_for(digest);
         if let Err(e) = self.store(&path, component) {
             tracing::warn!(path = %path.display(), "could not cache compiled component: {e}");
         }
+    }
+
+    /// Drops what compiling a refused component left for the function cache.
+    pub(crate) fn refused(&self) {
+        self.functions.forget();
     }
 
     fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {

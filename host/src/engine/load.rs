@@ -134,8 +134,24 @@ impl Engine {
     ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
         validate::check_header(&bytes)?;
-        let digest = cache::digest(&bytes);
         let runtime = self.runtime_for(&bytes)?;
+        let loaded = self.load_checked(runtime, bytes, app_name, started).await;
+        if loaded.is_err() {
+            runtime.cache.refused();
+        }
+        loaded
+    }
+
+    /// The part of [`load_shared`](Self::load_shared) that may compile: every check a
+    /// component must pass before it leaves a trace in the cache.
+    async fn load_checked(
+        &self,
+        runtime: &Runtime,
+        bytes: Bytes,
+        app_name: &str,
+        started: Instant,
+    ) -> Result<LoadedComponent, LoadError> {
+        let digest = cache::digest(&bytes);
         let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
         let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
         let facts = CodeFacts {

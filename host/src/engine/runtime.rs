@@ -37,11 +37,16 @@ impl Runtime {
         stop: &Arc<AtomicBool>,
         activity: &Arc<Activity>,
     ) -> Result<Self, LoadError> {
-        let engine =
-            wasmtime::Engine::new(&wasm_config(config, concurrent)).map_err(LoadError::Compile)?;
+        // Cranelift's cache keys carry its version and the target's flags: one directory
+        // serves every engine and every wasmhost build.
+        let functions = Arc::new(incremental::FunctionCache::new(
+            config.cache_dir.join("functions"),
+        ));
+        let engine = wasmtime::Engine::new(&wasm_config(config, concurrent, functions.clone()))
+            .map_err(LoadError::Compile)?;
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
         spawn_ticker(engine.clone(), stop.clone(), activity.clone());
-        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine);
+        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine, functions);
         Ok(Self {
             engine,
             linker,
@@ -55,7 +60,11 @@ impl Runtime {
 /// next instance in the slot its page faults, but kept up to that much memory per warm
 /// slot after large bodies, and memory must be given back
 /// (`tests/hostile.rs::memory_is_given_back_after_large_bodies`).
-fn wasm_config(config: &EngineConfig, concurrent: bool) -> Config {
+fn wasm_config(
+    config: &EngineConfig,
+    concurrent: bool,
+    functions: Arc<incremental::FunctionCache>,
+) -> Config {
     let max_memory = (config.default_memory_mib.max(1024) as usize) << 20;
     let mut pool = PoolingAllocationConfig::new();
     let n = config.max_instances;
@@ -79,11 +88,7 @@ fn wasm_config(config: &EngineConfig, concurrent: bool) -> Config {
     if concurrent {
         wasm.wasm_component_model_async(true);
     }
-    // Cranelift's cache keys carry its version and the target's flags: one directory
-    // serves every engine and every wasmhost build.
-    let functions = config.cache_dir.join("functions");
-    let store = Arc::new(incremental::FunctionCache::new(functions));
-    wasm.enable_incremental_compilation(store)
+    wasm.enable_incremental_compilation(functions)
         .expect("the compiler is enabled");
     wasm
 }
