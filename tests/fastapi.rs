@@ -192,6 +192,34 @@ async fn pydantic_models_validation_dependencies_and_errors() {
 }
 
 #[tokio::test]
+// Each test has a runtime on a thread of its own: the guard only holds other tests' builds.
+#[allow(clippy::await_holding_lock)]
+async fn a_client_sending_requests_one_after_another_keeps_its_warm_instance() {
+    if !python_available("fastapi background tasks") {
+        return;
+    }
+    // A host of its own: one warm instance, started at deploy. `/visits` counts in that
+    // instance and leaves a background task that runs after the response is out, so the
+    // client's next request arrives while the call is still returning: it waits for that
+    // instance rather than start a new one (a Python instance costs milliseconds, and its
+    // state would be lost).
+    let host = Host::run(&python_example("fastapi"), &[]);
+    // No other test's build runs meanwhile: on two busy cores the guest could be held up
+    // past the wait's bound, and a new instance would then be right.
+    let _no_builds_meanwhile = common::python::build_lock();
+    let (status, body) = get_json(&host, SHOP, "/visits").await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["visits"].as_i64().expect("a count");
+    for n in 1..=4 {
+        assert_eq!(
+            get_json(&host, SHOP, "/visits").await,
+            (200, json!({"visits": first + n})),
+            "request {n} after the first met another instance"
+        );
+    }
+}
+
+#[tokio::test]
 async fn docs_streams_uploads_and_websockets() {
     if !python_available("fastapi docs") {
         return;

@@ -1,10 +1,11 @@
 # An unmodified FastAPI app served with @asgi_app(): pydantic models in and out, FastAPI's
 # 422s, HTTPException, Depends, Query/Path, a response model, /docs and /openapi.json,
-# middleware, sync and async routes, a streamed response, an upload and a WebSocket.
+# middleware, sync and async routes, a streamed response, an upload, a background task and a
+# WebSocket.
 import asyncio
 from typing import Annotated, Optional
 
-from fastapi import Depends, FastAPI, File, Header, HTTPException, Path, Query, Request, UploadFile, WebSocket
+from fastapi import BackgroundTasks, Depends, FastAPI, File, Header, HTTPException, Path, Query, Request, UploadFile, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -90,6 +91,18 @@ async def stream(n: int = 3):
             await asyncio.sleep(0.01)
 
     return StreamingResponse(events(), media_type="text/event-stream")
+
+
+visits = 0
+
+
+@web_app.get("/visits")
+async def visit(background: BackgroundTasks):
+    # This instance's count; the task runs after the response is sent, before the call ends.
+    global visits
+    visits += 1
+    background.add_task(asyncio.sleep, 0.003)
+    return {"visits": visits}
 
 
 @web_app.get("/fail")
