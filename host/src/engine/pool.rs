@@ -235,19 +235,16 @@ impl Engine {
             return Box::pin(self.new_warm(component, code, spec, limits)).await;
         }
         let warm = &component.warm;
-        let demand = warm.demand(&spec.name);
         // An instance made from code since evicted and loaded again is dropped: its export
         // indices differ.
         let pop =
             || std::iter::from_fn(|| warm.pop(&spec.name)).find(|l| Arc::ptr_eq(&l.code, code));
-        let found = match pop() {
-            Some(live) => Some(live),
-            None => {
-                let patience = (PATIENCE, code.starts_cheaply());
-                demand.wait_for_idle(&self.cpu, patience, pop).await
-            }
-        };
-        if let Some(live) = found {
+        if let Some(live) = pop() {
+            return Ok(live);
+        }
+        let demand = warm.demand(&spec.name);
+        let patience = (PATIENCE, code.starts_cheaply());
+        if let Some(live) = demand.wait_for_idle(&self.cpu, patience, pop).await {
             return Ok(live);
         }
         let handed = demand.hand_out();

@@ -25,6 +25,8 @@ pub(crate) struct Admission {
     waiting: AtomicUsize,
     queue_depth: usize,
     timeout: Duration,
+    /// The endpoint's queue-depth series, resolved once.
+    queue_gauge: Gauge,
 }
 
 /// Keeps the waiting count right even when a waiting request is dropped.
@@ -41,25 +43,33 @@ impl Drop for Waiting<'_> {
 }
 
 impl Admission {
-    pub(crate) fn new(max_concurrency: usize, queue_depth: usize, timeout: Duration) -> Self {
+    /// A gate letting `max_concurrency` calls in, queueing `queue_depth` more (counted
+    /// in `queue_gauge`) for up to `timeout`.
+    pub(crate) fn new(
+        max_concurrency: usize,
+        queue_depth: usize,
+        timeout: Duration,
+        queue_gauge: Gauge,
+    ) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
             waiting: AtomicUsize::new(0),
             queue_depth,
             timeout,
+            queue_gauge,
         }
     }
 
     /// Waits for a slot; the permit frees it when dropped.
-    pub(crate) async fn admit(&self, queue_gauge: &Gauge) -> Result<OwnedSemaphorePermit, Refused> {
+    pub(crate) async fn admit(&self) -> Result<OwnedSemaphorePermit, Refused> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
         let before = self.waiting.fetch_add(1, Ordering::Relaxed);
-        queue_gauge.inc();
+        self.queue_gauge.inc();
         let _waiting = Waiting {
             count: &self.waiting,
-            gauge: queue_gauge.clone(),
+            gauge: self.queue_gauge.clone(),
         };
         if before >= self.queue_depth {
             return Err(Refused::QueueFull(before));
@@ -77,25 +87,28 @@ mod tests {
 
     #[tokio::test]
     async fn queues_then_refuses_past_the_bound() {
-        let gate = Arc::new(Admission::new(1, 1, Duration::from_millis(200)));
         let gauge = Gauge::default();
-        let first = gate.admit(&gauge).await.unwrap();
+        let gate = Arc::new(Admission::new(
+            1,
+            1,
+            Duration::from_millis(200),
+            gauge.clone(),
+        ));
+        let first = gate.admit().await.unwrap();
         let queued = {
-            let (gate, gauge) = (gate.clone(), gauge.clone());
-            tokio::spawn(async move { gate.admit(&gauge).await.map(drop) })
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.admit().await.map(drop) })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(matches!(
-            gate.admit(&gauge).await,
-            Err(Refused::QueueFull(1))
-        ));
+        assert_eq!(gauge.get(), 1, "one request waits");
+        assert!(matches!(gate.admit().await, Err(Refused::QueueFull(1))));
         drop(first);
         assert!(
             queued.await.unwrap().is_ok(),
             "the queued request got the freed slot"
         );
-        let _held = gate.admit(&gauge).await.unwrap();
-        assert!(matches!(gate.admit(&gauge).await, Err(Refused::Timeout(_))));
+        let _held = gate.admit().await.unwrap();
+        assert!(matches!(gate.admit().await, Err(Refused::Timeout(_))));
         assert_eq!(gauge.get(), 0);
     }
 }

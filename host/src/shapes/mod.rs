@@ -61,10 +61,15 @@ impl WebApp {
             .endpoints
             .iter()
             .map(|spec| {
+                let labels = crate::engine::FunctionLabels {
+                    app: component.manifest.app.clone(),
+                    function: spec.name.clone(),
+                };
                 admission::Admission::new(
                     engine.max_concurrency_in(&component, spec),
                     c.queue_depth,
                     c.queue_timeout,
+                    engine.metrics().queue_depth.get_or_create(&labels).clone(),
                 )
             })
             .collect();
@@ -139,10 +144,6 @@ impl WebApp {
         ) else {
             return json_error(StatusCode::NOT_FOUND, "no such endpoint");
         };
-        let labels = crate::engine::FunctionLabels {
-            app: self.component.manifest.app.clone(),
-            function: spec.name.clone(),
-        };
         // Shapes that take the body whole read it before taking a slot, so clients that
         // send slowly (or never) wait on their own connection, not on the endpoint's slots.
         let request = if matches!(
@@ -157,12 +158,14 @@ impl WebApp {
         } else {
             request
         };
-        let metrics = self.engine.metrics();
-        let queue = metrics.queue_depth.get_or_create(&labels).clone();
-        let _permit = match gate.admit(&queue).await {
+        let _permit = match gate.admit().await {
             Ok(permit) => permit,
             Err(refused) => {
-                metrics.rejected.get_or_create(&labels).inc();
+                let labels = crate::engine::FunctionLabels {
+                    app: self.component.manifest.app.clone(),
+                    function: spec.name.clone(),
+                };
+                self.engine.metrics().rejected.get_or_create(&labels).inc();
                 let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, &refused.to_string());
                 r.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
