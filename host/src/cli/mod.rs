@@ -414,6 +414,7 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyh
 /// The runtime every command's async work runs on.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::engine::cores())
         .enable_all()
         .build()
 }

@@ -26,6 +26,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 
+/// The cores this process may use, read once: the standard library reads the cgroup's
+/// files on every call, and start-up would ask three times.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// How long the cores count as all taken after the count last dropped from there. Under
 /// load an instance leaves the count for a moment at the end of every call (sending its
 /// response, going back to its pool), and a request arriving in that moment must not take
@@ -78,8 +85,7 @@ impl GuestCpu {
     /// A count kept in `count` for this machine's cores, with a thread that samples the
     /// machine's CPU time for as long as the count is in use.
     pub(crate) fn for_this_machine(count: Gauge) -> Arc<Self> {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let cpu = Self::new(cores, count, HOLD);
+        let cpu = Self::new(cores(), count, HOLD);
         // The thread reads `/proc/stat` first (a slow file: the kernel formats every
         // interrupt's count), so start-up does not wait for it.
         let weak = Arc::downgrade(&cpu);

@@ -62,6 +62,7 @@ pub use cache::CacheOutcome;
 pub use channel::{AsgiConnection, BoxFuture, ChannelError, WsgiInput, WsgiOutput};
 pub use code::CodeBudget;
 pub use context::CallContext;
+pub use cpu::cores;
 pub use error::{
     BatchError, CallError, DescribeError, FunctionError, InstantiateError, LoadError, NoResponse,
     PreInitError, Shared, Trap,

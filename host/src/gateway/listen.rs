@@ -52,7 +52,7 @@ impl Default for ConnectionLimits {
             max_connections: default_max_connections(),
             max_url_bytes: 16 << 10,
             max_header_bytes: 128 << 10,
-            serve_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            serve_threads: crate::engine::cores(),
         }
     }
 }
