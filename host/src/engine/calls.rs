@@ -4,8 +4,10 @@
 //! classes keep one serialised instance; functions get a fresh instance per attempt, but
 //! async ones share instances like async typed endpoints (`concurrent`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -428,9 +430,8 @@ impl Engine {
             .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
         let (req, out) = setup.map_err(InstantiateError::from)?;
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
-        // Boxed before it is spawned: the task's cell, and dropping its join handle, would
-        // each move the whole call state (several KiB) otherwise.
-        let task = tokio::spawn(Box::pin(async move {
+        // Boxed: it may move into a task of its own, and the call state is several KiB.
+        let mut guest = Box::pin(async move {
             let code = live.code.clone();
             let Prepared::Proxy(exports) = &*code else {
                 return Err(CallError::MissingExport("wasi:http incoming-handler"));
@@ -459,16 +460,36 @@ impl Engine {
                 }
             }
             result
-        }));
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response.map(|body| ProxyBody::new(body, reply))),
-            Ok(Err(code)) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
-            // The guest finished (or failed) without setting the response.
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(NoResponse::NotSet.into()),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(Trap::Task(Arc::new(e)).into()),
+        });
+        // The guest runs in this request's task until it has set the response. Most
+        // guests have written their whole body and returned by then (it waits in the
+        // body's buffer): no task, no hand-over between tasks. One still running (a body
+        // that streams, work after the response) goes on in a task of its own.
+        let mut receiver = receiver;
+        let step = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = guest.as_mut().poll(cx) {
+                return Poll::Ready(Err(result));
+            }
+            Pin::new(&mut receiver).poll(cx).map(Ok)
+        })
+        .await;
+        let set = match step {
+            Ok(Ok(set)) => {
+                tokio::spawn(guest);
+                set
+            }
+            // The outparam went without a response: how the guest ends tells why.
+            Ok(Err(_)) => return Err(guest.await.err().unwrap_or(NoResponse::NotSet.into())),
+            // Done: a response it set waits in the channel.
+            Err(result) => match (receiver.try_recv(), result) {
+                (Ok(set), _) => set,
+                (Err(_), Ok(())) => return Err(NoResponse::NotSet.into()),
+                (Err(_), Err(e)) => return Err(e),
             },
+        };
+        match set {
+            Ok(response) => Ok(response.map(|body| ProxyBody::new(body, reply))),
+            Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
         }
     }
 }
