@@ -215,6 +215,9 @@ pub enum Trap {
     /// The instance ended before it answered.
     #[error("the instance ended before it answered")]
     Ended,
+    /// The host task running the guest panicked or was cancelled.
+    #[error("the guest's task failed: {0}")]
+    Task(#[source] Arc<tokio::task::JoinError>),
 }
 
 /// A trap as a user should read it: the trap code (or the root of the chain: the
