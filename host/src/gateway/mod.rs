@@ -320,17 +320,20 @@ pub fn fuzz_host(uri: &[u8], host: &[u8]) {
 }
 
 fn host_of<B>(req: &hyper::Request<B>) -> String {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_owned())
-        .or_else(|| {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            let authority: hyper::http::uri::Authority = h.parse().ok()?;
-            Some(authority.host().to_owned())
-        })
-        .unwrap_or_default();
-    raw.trim_end_matches('.').to_ascii_lowercase()
+    let parsed: hyper::http::uri::Authority;
+    let host = match req.uri().authority() {
+        Some(authority) => authority.host(),
+        None => match req.headers().get(header::HOST).map(|h| h.to_str()) {
+            Some(Ok(h)) if let Ok(authority) = h.parse() => {
+                parsed = authority;
+                parsed.host()
+            }
+            _ => "",
+        },
+    };
+    let mut host = host.trim_end_matches('.').to_owned();
+    host.make_ascii_lowercase();
+    host
 }
 
 fn is_preflight<B>(req: &hyper::Request<B>) -> bool {

@@ -27,12 +27,25 @@ enum State {
     Off,
 }
 
-/// Follows HTTP/1 request heads in a byte stream (see the module's documentation).
+/// What a head's lines so far say about the body after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` framed (or no body), with the length named so far.
+    Length(Option<u64>),
+    /// Chunked, an upgrade, `CONNECT`, or a head too odd to follow past.
+    Unknown,
+}
+
+/// Follows HTTP/1 request heads in a byte stream (see the module's documentation). Works a
+/// line at a time on the bytes as read; only a line cut by the end of a read is copied.
 #[derive(Debug)]
 pub(super) struct HeadChecker {
     state: State,
-    /// The current head so far.
-    head: Vec<u8>,
+    /// Bytes of the current head so far.
+    len: usize,
+    /// The current line's start, when a read ended inside it.
+    partial: Vec<u8>,
+    framing: Framing,
     /// Largest head worth checking; hyper itself refuses larger ones (431).
     max_head: usize,
 }
@@ -42,7 +55,9 @@ impl HeadChecker {
     pub(super) fn new(max_head: usize) -> Self {
         Self {
             state: State::Head,
-            head: Vec::new(),
+            len: 0,
+            partial: Vec::new(),
+            framing: Framing::Length(None),
             max_head,
         }
     }
@@ -51,8 +66,7 @@ impl HeadChecker {
     pub(super) fn off() -> Self {
         Self {
             state: State::Off,
-            head: Vec::new(),
-            max_head: 0,
+            ..Self::new(0)
         }
     }
 
@@ -76,77 +90,108 @@ impl HeadChecker {
                     };
                 }
                 State::Head => {
-                    if self.head_byte(&mut bytes[i]) {
-                        return Some(i);
+                    let rest = &bytes[i..];
+                    let Some(lf) = memchr::memchr(b'\n', rest) else {
+                        // A line cut by the end of the read: kept for the next one.
+                        if self.len + rest.len() > self.max_head {
+                            self.stand_aside();
+                            return None;
+                        }
+                        self.len += rest.len();
+                        self.partial.extend_from_slice(rest);
+                        return None;
+                    };
+                    // In the order a byte-by-byte reader meets them: the line's other
+                    // bytes overflowing the limit, then a bare LF, then the LF overflowing.
+                    if self.len + lf > self.max_head {
+                        self.stand_aside();
+                        return None;
                     }
-                    i += 1;
+                    let before = if lf > 0 {
+                        rest.get(lf - 1)
+                    } else {
+                        self.partial.last()
+                    };
+                    if before != Some(&b'\r') {
+                        bytes[i + lf] = 0;
+                        self.stand_aside();
+                        return Some(i + lf);
+                    }
+                    if self.len + lf >= self.max_head {
+                        self.stand_aside();
+                        return None;
+                    }
+                    let first = self.len == self.partial.len();
+                    self.len += lf + 1;
+                    if self.partial.is_empty() {
+                        self.line(&bytes[i..=i + lf], first);
+                    } else {
+                        let mut line = std::mem::take(&mut self.partial);
+                        line.extend_from_slice(&bytes[i..=i + lf]);
+                        self.line(&line, first);
+                        line.clear();
+                        self.partial = line;
+                    }
+                    i += lf + 1;
                 }
             }
         }
         None
     }
 
-    /// Takes one byte of a head; true if it was a bare LF (now NUL).
-    fn head_byte(&mut self, b: &mut u8) -> bool {
-        if *b == b'\n' && self.head.last() != Some(&b'\r') {
-            *b = 0;
-            self.stand_aside();
-            return true;
+    /// Takes one whole line of a head, CRLF included; `first` when it opens the head.
+    fn line(&mut self, line: &[u8], first: bool) {
+        if line == b"\r\n" {
+            // Empty lines before the request line are allowed (RFC 9112 §2.2); after it,
+            // one ends the head.
+            if !first {
+                self.state = match self.framing {
+                    Framing::Length(n) => match n.unwrap_or(0) {
+                        0 => State::Head,
+                        n => State::Body(n),
+                    },
+                    Framing::Unknown => State::Off,
+                };
+                self.framing = Framing::Length(None);
+            }
+            self.len = 0;
+            return;
         }
-        if self.head.len() >= self.max_head {
-            self.stand_aside();
-            return false;
-        }
-        self.head.push(*b);
-        if *b != b'\n' {
-            return false;
-        }
-        // Empty lines before the request line are allowed (RFC 9112 §2.2).
-        if self.head == b"\r\n" {
-            self.head.clear();
-        } else if self.head.ends_with(b"\r\n\r\n") {
-            self.state = match framing(&self.head) {
-                Some(0) => State::Head,
-                Some(n) => State::Body(n),
-                None => State::Off,
-            };
-            self.head.clear();
-        }
-        false
+        let Framing::Length(length) = self.framing else {
+            return;
+        };
+        self.framing = match std::str::from_utf8(&line[..line.len() - 2]) {
+            Ok(request_line) if first => match request_line.starts_with("CONNECT ") {
+                true => Framing::Unknown,
+                false => Framing::Length(length),
+            },
+            Ok(field) => header_framing(field, length),
+            Err(_) => Framing::Unknown,
+        };
     }
 
     fn stand_aside(&mut self) {
         self.state = State::Off;
-        self.head = Vec::new();
+        self.partial = Vec::new();
     }
 }
 
-/// The length of the body that follows `head`, when it is framed by `Content-Length` (or
-/// has none); `None` when the connection may not go on as plain HTTP/1 heads and bodies.
-fn framing(head: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next()?;
-    if request_line.starts_with("CONNECT ") {
-        return None;
+/// The framing after one header field line, given the length named before it.
+fn header_framing(field: &str, length: Option<u64>) -> Framing {
+    let Some((name, value)) = field.split_once(':') else {
+        return Framing::Unknown;
+    };
+    let name = name.trim();
+    if name.eq_ignore_ascii_case("transfer-encoding") || name.eq_ignore_ascii_case("upgrade") {
+        return Framing::Unknown;
     }
-    let mut length = None;
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':')?;
-        let name = name.trim().to_ascii_lowercase();
-        match name.as_str() {
-            "transfer-encoding" | "upgrade" => return None,
-            "content-length" => {
-                let n: u64 = value.trim().parse().ok()?;
-                if length.is_some_and(|l| l != n) {
-                    return None;
-                }
-                length = Some(n);
-            }
-            _ => {}
-        }
+    if !name.eq_ignore_ascii_case("content-length") {
+        return Framing::Length(length);
     }
-    Some(length.unwrap_or(0))
+    match value.trim().parse::<u64>() {
+        Ok(n) if length.is_none_or(|l| l == n) => Framing::Length(Some(n)),
+        _ => Framing::Unknown,
+    }
 }
 
 /// A connection whose incoming bytes pass through a [`HeadChecker`].
@@ -279,6 +324,155 @@ mod tests {
             String::from_utf8_lossy(&out)
         );
         assert_eq!(feed(b"\nGET / HTTP/1.1\r\n\r\n", 1)[0], 0);
+    }
+
+    /// The checker as it was first written, a byte at a time with the whole head kept:
+    /// the line-at-a-time one must read every stream exactly as it did.
+    struct ByteAtATime {
+        state: State,
+        head: Vec<u8>,
+        max_head: usize,
+    }
+
+    impl ByteAtATime {
+        fn scan(&mut self, bytes: &mut [u8]) -> Option<usize> {
+            let mut i = 0;
+            while i < bytes.len() {
+                match self.state {
+                    State::Off => return None,
+                    State::Body(remaining) => {
+                        let skip = usize::try_from(remaining).unwrap().min(bytes.len() - i);
+                        i += skip;
+                        let left = remaining - skip as u64;
+                        self.state = if left == 0 {
+                            State::Head
+                        } else {
+                            State::Body(left)
+                        };
+                    }
+                    State::Head => {
+                        if self.byte(&mut bytes[i]) {
+                            return Some(i);
+                        }
+                        i += 1;
+                    }
+                }
+            }
+            None
+        }
+
+        fn byte(&mut self, b: &mut u8) -> bool {
+            if *b == b'\n' && self.head.last() != Some(&b'\r') {
+                *b = 0;
+                self.state = State::Off;
+                return true;
+            }
+            if self.head.len() >= self.max_head {
+                self.state = State::Off;
+                return false;
+            }
+            self.head.push(*b);
+            if *b != b'\n' {
+                return false;
+            }
+            if self.head == b"\r\n" {
+                self.head.clear();
+            } else if self.head.ends_with(b"\r\n\r\n") {
+                self.state = match framing(&self.head) {
+                    Some(0) => State::Head,
+                    Some(n) => State::Body(n),
+                    None => State::Off,
+                };
+                self.head.clear();
+            }
+            false
+        }
+    }
+
+    fn framing(head: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(head).ok()?;
+        let mut lines = text.split("\r\n");
+        if lines.next()?.starts_with("CONNECT ") {
+            return None;
+        }
+        let mut length = None;
+        for line in lines.filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(':')?;
+            match name.trim().to_ascii_lowercase().as_str() {
+                "transfer-encoding" | "upgrade" => return None,
+                "content-length" => {
+                    let n: u64 = value.trim().parse().ok()?;
+                    if length.is_some_and(|l| l != n) {
+                        return None;
+                    }
+                    length = Some(n);
+                }
+                _ => {}
+            }
+        }
+        Some(length.unwrap_or(0))
+    }
+
+    #[test]
+    fn reads_every_stream_as_the_byte_at_a_time_checker_did() {
+        const PIECES: &[&[u8]] = &[
+            b"GET / HTTP/1.1",
+            b"POST /x HTTP/1.1",
+            b"CONNECT a:1 HTTP/1.1",
+            b"\r\n",
+            b"\r\n",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"Host: a",
+            b"Content-Length: 3",
+            b"content-length:2 ",
+            b"Content-Length: 0",
+            b"Transfer-Encoding: chunked",
+            b"Upgrade: x",
+            b"abc",
+            b":",
+            b"\xff",
+            b" ",
+            b"X-A: b\rc",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let input: Vec<u8> = (0..1 + next(24))
+                .flat_map(|_| PIECES[next(PIECES.len())].iter().copied())
+                .collect();
+            let max_head = [6, 20, 48, 1 << 16][next(4)];
+            let (mut old, mut new) = (input.clone(), input.clone());
+            let mut reference = ByteAtATime {
+                state: State::Head,
+                head: Vec::new(),
+                max_head,
+            };
+            let mut checker = HeadChecker::new(max_head);
+            let mut start = 0;
+            while start < input.len() {
+                let end = (start + 1 + next(12)).min(input.len());
+                let found = (
+                    reference.scan(&mut old[start..end]),
+                    checker.scan(&mut new[start..end]),
+                );
+                assert_eq!(found.0, found.1, "{:?}", String::from_utf8_lossy(&input));
+                assert_eq!(
+                    reference.state,
+                    checker.state,
+                    "{:?}",
+                    String::from_utf8_lossy(&input)
+                );
+                start = end;
+            }
+            assert_eq!(old, new, "{:?}", String::from_utf8_lossy(&input));
+        }
     }
 
     #[test]
