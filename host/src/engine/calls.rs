@@ -132,12 +132,14 @@ impl Engine {
         names: (&str, &str),
         call: impl AsyncFnOnce(&mut Store<InstanceState>, &Instance) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        live.store.data_mut().deadline = Instant::now() + limits.timeout;
+        let deadline = Instant::now() + limits.timeout;
+        live.store.data_mut().deadline = deadline;
         live.store.data_mut().limiter.refused = false;
         follow_output(names, live.store.data_mut());
         let waits = live.store.data().for_call();
-        let outcome = tokio::time::timeout(
-            limits.timeout + TICK * 10,
+        // From the guest's own deadline: one clock read a call, not two.
+        let outcome = tokio::time::timeout_at(
+            (deadline + TICK * 10).into(),
             super::cpu::computing(waits, call(&mut live.store, &live.instance)),
         )
         .await;
