@@ -78,16 +78,9 @@ impl HeadChecker {
             match self.state {
                 State::Off => return None,
                 State::Body(remaining) => {
-                    let skip = usize::try_from(remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(bytes.len() - i);
+                    let skip;
+                    (skip, self.state) = skip_body(remaining, bytes.len() - i);
                     i += skip;
-                    let left = remaining - skip as u64;
-                    self.state = if left == 0 {
-                        State::Head
-                    } else {
-                        State::Body(left)
-                    };
                 }
                 State::Head => {
                     let rest = &bytes[i..];
@@ -173,6 +166,18 @@ impl HeadChecker {
     fn stand_aside(&mut self) {
         self.state = State::Off;
         self.partial = Vec::new();
+    }
+}
+
+/// Steps over at most `available` bytes of a body with `remaining` still to come: how many
+/// bytes, and where the reader is after them.
+fn skip_body(remaining: u64, available: usize) -> (usize, State) {
+    let skip = usize::try_from(remaining)
+        .unwrap_or(usize::MAX)
+        .min(available);
+    match remaining - skip as u64 {
+        0 => (skip, State::Head),
+        left => (skip, State::Body(left)),
     }
 }
 
@@ -336,25 +341,15 @@ mod tests {
 
     impl ByteAtATime {
         fn scan(&mut self, bytes: &mut [u8]) -> Option<usize> {
-            let mut i = 0;
-            while i < bytes.len() {
+            for (i, b) in bytes.iter_mut().enumerate() {
                 match self.state {
                     State::Off => return None,
-                    State::Body(remaining) => {
-                        let skip = usize::try_from(remaining).unwrap().min(bytes.len() - i);
-                        i += skip;
-                        let left = remaining - skip as u64;
-                        self.state = if left == 0 {
-                            State::Head
-                        } else {
-                            State::Body(left)
-                        };
-                    }
+                    State::Body(1) => self.state = State::Head,
+                    State::Body(n) => self.state = State::Body(n - 1),
                     State::Head => {
-                        if self.byte(&mut bytes[i]) {
+                        if self.byte(b) {
                             return Some(i);
                         }
-                        i += 1;
                     }
                 }
             }
