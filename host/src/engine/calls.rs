@@ -432,6 +432,13 @@ impl Engine {
             .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
         let (req, out) = setup.map_err(InstantiateError::from)?;
         let reusable = self.reusable(spec);
+        // What the guest set: its response, or the error code it chose.
+        let answer = |set: Result<_, _>| match set {
+            Ok(response) => Ok(hyper::Response::map(response, |body| {
+                ProxyBody::new(body, reply)
+            })),
+            Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
+        };
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         // Boxed: it may move into a task of its own, and the call state is several KiB.
         let mut guest = Box::pin(async move {
@@ -469,8 +476,7 @@ impl Engine {
         if !reusable {
             let task = tokio::spawn(guest);
             return match receiver.await {
-                Ok(Ok(response)) => Ok(response.map(|body| ProxyBody::new(body, reply))),
-                Ok(Err(code)) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
+                Ok(set) => answer(set),
                 // The guest finished (or failed) without setting the response.
                 Err(_) => match task.await {
                     Ok(Ok(())) => Err(NoResponse::NotSet.into()),
@@ -505,9 +511,6 @@ impl Engine {
                 (Err(_), Err(e)) => return Err(e),
             },
         };
-        match set {
-            Ok(response) => Ok(response.map(|body| ProxyBody::new(body, reply))),
-            Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
-        }
+        answer(set)
     }
 }
