@@ -439,6 +439,9 @@ impl Engine {
             })),
             Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
         };
+        // The guest ended without setting a response: its error, or "not set".
+        let unanswered =
+            |ended: Result<(), CallError>| ended.err().unwrap_or_else(|| NoResponse::NotSet.into());
         let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
         // Boxed: it may move into a task of its own, and the call state is several KiB.
         let mut guest = Box::pin(async move {
@@ -479,8 +482,7 @@ impl Engine {
                 Ok(set) => answer(set),
                 // The guest finished (or failed) without setting the response.
                 Err(_) => match task.await {
-                    Ok(Ok(())) => Err(NoResponse::NotSet.into()),
-                    Ok(Err(e)) => Err(e),
+                    Ok(ended) => Err(unanswered(ended)),
                     Err(e) => Err(Trap::Task(Arc::new(e)).into()),
                 },
             };
@@ -503,12 +505,11 @@ impl Engine {
                 set
             }
             // The outparam went without a response: how the guest ends tells why.
-            Ok(Err(_)) => return Err(guest.await.err().unwrap_or(NoResponse::NotSet.into())),
+            Ok(Err(_)) => return Err(unanswered(guest.await)),
             // Done: a response it set waits in the channel.
-            Err(result) => match (receiver.try_recv(), result) {
-                (Ok(set), _) => set,
-                (Err(_), Ok(())) => return Err(NoResponse::NotSet.into()),
-                (Err(_), Err(e)) => return Err(e),
+            Err(ended) => match receiver.try_recv() {
+                Ok(set) => set,
+                Err(_) => return Err(unanswered(ended)),
             },
         };
         answer(set)

@@ -154,10 +154,8 @@ impl HeadChecker {
             return;
         };
         self.framing = match std::str::from_utf8(&line[..line.len() - 2]) {
-            Ok(request_line) if first => match request_line.starts_with("CONNECT ") {
-                true => Framing::Unknown,
-                false => Framing::Length(length),
-            },
+            Ok(request_line) if first && request_line.starts_with("CONNECT ") => Framing::Unknown,
+            Ok(_) if first => Framing::Length(length),
             Ok(field) => header_framing(field, length),
             Err(_) => Framing::Unknown,
         };
