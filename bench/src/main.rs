@@ -18,6 +18,11 @@ use clap::Parser;
 use wasmhost::engine::{CacheOutcome, Engine, EngineConfig};
 
 use crate::cold::{ColdStart, PreInitStart};
+
+/// The allocator `wasmhost` runs with, so that instantiation here measures what the host
+/// does and the bare hyper server differs from wasmhost in its design, not its allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::load::LoadResult;
 use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
