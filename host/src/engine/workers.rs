@@ -102,12 +102,19 @@ impl<J> Workers<J> {
 
     /// Sets `endpoint`'s idle gauge to its open workers with nothing in flight.
     fn sync(&self, endpoint: &str) {
-        let idle = self.idle_count(endpoint);
+        let idle = self.idle_count(endpoint) as i64;
         let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        let gauge = gauges
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| self.metrics.idle_gauge(&self.app, endpoint));
-        gauge.set(idle as i64);
+        // Looked up by `&str` first: this runs twice a request, and `entry` wants an owned key.
+        match gauges.get(endpoint) {
+            Some(gauge) => {
+                gauge.set(idle);
+            }
+            None => {
+                let gauge = self.metrics.idle_gauge(&self.app, endpoint);
+                gauge.set(idle);
+                gauges.insert(endpoint.to_owned(), gauge);
+            }
+        }
     }
 
     /// Open workers of `endpoint` with nothing in flight.

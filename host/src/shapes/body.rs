@@ -70,7 +70,7 @@ where
     let timed = Timed {
         inner: body,
         started: Instant::now(),
-        deadline: Box::pin(tokio::time::sleep(limits.timeout)),
+        timer: None,
         received: 0,
         limits,
     };
@@ -101,9 +101,22 @@ struct Late;
 struct Timed<B> {
     inner: B,
     started: Instant,
-    deadline: Pin<Box<Sleep>>,
+    /// Made the first time a frame is not there yet: most bodies (none, or one frame that
+    /// came with the head) are read without waiting, and a timer per request is not free.
+    timer: Option<Pin<Box<Sleep>>>,
     received: u64,
     limits: BodyLimits,
+}
+
+impl<B> Timed<B> {
+    /// The base allowance from the start, plus what the bytes received so far earned.
+    fn deadline(&self) -> Instant {
+        let earned = match self.limits.min_rate {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs_f64(self.received as f64 / rate as f64),
+        };
+        self.started + self.limits.timeout + earned
+    }
 }
 
 impl<B> hyper::body::Body for Timed<B>
@@ -125,19 +138,25 @@ where
                     && this.limits.min_rate > 0
                 {
                     this.received += data.len() as u64;
-                    let earned =
-                        Duration::from_secs_f64(this.received as f64 / this.limits.min_rate as f64);
-                    let deadline = this.started + this.limits.timeout + earned;
-                    this.deadline.as_mut().reset(deadline);
+                    let deadline = this.deadline();
+                    if let Some(timer) = &mut this.timer {
+                        timer.as_mut().reset(deadline);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Late)))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = this.deadline();
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Late)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -203,5 +222,105 @@ impl From<BodyError> for wasmtime_wasi_http::Error {
 impl From<BodyError> for std::io::Error {
     fn from(e: BodyError) -> Self {
         std::io::Error::other(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::Full;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A body whose frames come when the test sends them; it ends when the sender drops.
+    struct Trickle(mpsc::UnboundedReceiver<Bytes>);
+
+    impl hyper::body::Body for Trickle {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    fn limits(timeout: Duration, min_rate: u64) -> BodyLimits {
+        BodyLimits {
+            max_bytes: 1 << 20,
+            timeout,
+            min_rate,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_once_its_deadline_passes() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Bytes::from_static(b"a few bytes, then nothing"))
+            .unwrap();
+        let started = Instant::now();
+        let body = limit_body(Trickle(rx), limits(Duration::from_millis(50), 0));
+        let err = collect(body).await.unwrap_err();
+        assert!(matches!(err, BodyError::TimedOut { .. }), "{err:?}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        drop(tx);
+    }
+
+    #[tokio::test]
+    async fn bytes_received_extend_the_deadline() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // 100 bytes at one byte a second earn 100 s past the 20 ms allowance.
+        tx.send(Bytes::from(vec![b'x'; 100])).unwrap();
+        let reading = tokio::spawn(collect(limit_body(
+            Trickle(rx),
+            limits(Duration::from_millis(20), 1),
+        )));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !reading.is_finished(),
+            "the body failed inside its allowance"
+        );
+        tx.send(Bytes::from_static(b"end")).unwrap();
+        drop(tx);
+        let whole = reading.await.unwrap().unwrap();
+        assert_eq!(whole.len(), 103);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_without_waiting_sets_no_timer() {
+        let mut timed = Timed {
+            inner: Full::new(Bytes::from_static(b"whole")),
+            started: Instant::now(),
+            timer: None,
+            received: 0,
+            limits: limits(Duration::from_secs(5), 1),
+        };
+        let frame = timed.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "whole");
+        assert!(timed.frame().await.is_none());
+        assert!(timed.timer.is_none());
+        assert_eq!(timed.received, 5);
+
+        // One that has to wait gets its timer, due at the allowance plus what it earned.
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Bytes::from_static(b"12345")).unwrap();
+        let started = Instant::now();
+        let mut timed = Timed {
+            inner: Trickle(rx),
+            started,
+            timer: None,
+            received: 0,
+            limits: limits(Duration::from_secs(5), 1),
+        };
+        timed.frame().await.unwrap().unwrap();
+        let pending = futures_util::poll!(timed.frame());
+        assert!(pending.is_pending());
+        let timer = timed.timer.as_ref().expect("a timer once it waits");
+        assert_eq!(timer.deadline(), started + Duration::from_secs(10));
+        drop(tx);
     }
 }
