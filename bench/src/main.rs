@@ -18,13 +18,13 @@ use clap::Parser;
 use wasmhost::engine::{CacheOutcome, Engine, EngineConfig};
 
 use crate::cold::{ColdStart, PreInitStart};
+use crate::load::LoadResult;
+use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
 /// The allocator `wasmhost` runs with, so that instantiation here measures what the host
 /// does and the bare hyper server differs from wasmhost in its design, not its allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use crate::load::LoadResult;
-use crate::server::{InstanceMetrics, Running, ServerSpec, own_rss_kib, own_status_kib};
 
 /// Where the sections of `RESULTS.md` written by the scripts run on their own start
 /// (`bench/density.py`, `bench/peers.py`, `bench/python.py`); a run keeps them.
