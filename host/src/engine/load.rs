@@ -34,6 +34,24 @@ pub enum PreInit {
     EachInstance,
 }
 
+/// A component's bytes and their sha256, which names it in the cache: hashed where it
+/// was read, which need not wait for the engine.
+pub struct ComponentBytes {
+    /// One copy of the file in memory, shared with the compiler thread.
+    bytes: Bytes,
+    /// Hex sha256 of `bytes`.
+    digest: String,
+}
+
+impl ComponentBytes {
+    /// Takes and hashes a component's bytes.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        let digest = cache::digest(&bytes);
+        Self { bytes, digest }
+    }
+}
+
 impl Engine {
     /// Reads, validates and compiles (or maps from the cache) a component file; a
     /// component without `describe` is named after the file's stem.
@@ -41,18 +59,17 @@ impl Engine {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(LoadError::reading(path))?;
-        self.load_read(path, bytes).await
+        self.load_read(path, ComponentBytes::new(bytes)).await
     }
 
     /// [`load_file`](Self::load_file) for a file whose bytes were read already.
     pub async fn load_read(
         &self,
         path: &Path,
-        bytes: Vec<u8>,
+        component: ComponentBytes,
     ) -> Result<LoadedComponent, LoadError> {
-        // One copy of the file in memory, shared with the compiler thread.
         let loaded = self
-            .load_shared(bytes.into(), &app_name_from_stem(&file_stem(path)))
+            .load_shared(component, &app_name_from_stem(&file_stem(path)))
             .await?;
         loaded.keep_source(path.to_owned());
         Ok(loaded)
@@ -123,19 +140,21 @@ impl Engine {
         bytes: &[u8],
         app_name: &str,
     ) -> Result<LoadedComponent, LoadError> {
-        self.load_shared(Bytes::copy_from_slice(bytes), app_name)
+        self.load_shared(ComponentBytes::new(Bytes::copy_from_slice(bytes)), app_name)
             .await
     }
 
     async fn load_shared(
         &self,
-        bytes: Bytes,
+        component: ComponentBytes,
         app_name: &str,
     ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
-        validate::check_header(&bytes)?;
-        let runtime = self.runtime_for(&bytes)?;
-        let loaded = self.load_checked(runtime, bytes, app_name, started).await;
+        validate::check_header(&component.bytes)?;
+        let runtime = self.runtime_for(&component.bytes)?;
+        let loaded = self
+            .load_checked(runtime, component, app_name, started)
+            .await;
         if loaded.is_err() {
             runtime.cache.refused();
         }
@@ -147,11 +166,10 @@ impl Engine {
     async fn load_checked(
         &self,
         runtime: &Runtime,
-        bytes: Bytes,
+        ComponentBytes { bytes, digest }: ComponentBytes,
         app_name: &str,
         started: Instant,
     ) -> Result<LoadedComponent, LoadError> {
-        let digest = cache::digest(&bytes);
         let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
         let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
         let facts = CodeFacts {

@@ -69,7 +69,7 @@ pub use error::{
 };
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
-pub use load::PreInit;
+pub use load::{ComponentBytes, PreInit};
 pub use manifest::ManifestError;
 pub use metrics::{CallLabels, EndpointRequests, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
