@@ -34,21 +34,30 @@ pub enum PreInit {
     EachInstance,
 }
 
-/// A component's bytes and their sha256, which names it in the cache: hashed where it
-/// was read, which need not wait for the engine.
+/// A component's bytes with what is learnt from the bytes alone (their sha256, which
+/// names it in the cache, and two scans of its sections): found where it was read, which
+/// need not wait for the engine.
 pub struct ComponentBytes {
     /// One copy of the file in memory, shared with the compiler thread.
     bytes: Bytes,
     /// Hex sha256 of `bytes`.
     digest: String,
+    /// It needs the concurrent engine (a WASIp3 service, async handlers).
+    concurrent: bool,
+    /// It declares that its instances may be reused.
+    declares_reuse: bool,
 }
 
 impl ComponentBytes {
-    /// Takes and hashes a component's bytes.
+    /// Takes, hashes and scans a component's bytes.
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        let digest = cache::digest(&bytes);
-        Self { bytes, digest }
+        Self {
+            digest: cache::digest(&bytes),
+            concurrent: runtime::needs_concurrency(&bytes),
+            declares_reuse: world::declares_reuse(&bytes),
+            bytes,
+        }
     }
 }
 
@@ -151,7 +160,10 @@ impl Engine {
     ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
         validate::check_header(&component.bytes)?;
-        let runtime = self.runtime_for(&component.bytes)?;
+        let runtime = match component.concurrent {
+            true => self.concurrent_runtime()?,
+            false => &self.runtime,
+        };
         let loaded = self
             .load_checked(runtime, component, app_name, started)
             .await;
@@ -166,7 +178,12 @@ impl Engine {
     async fn load_checked(
         &self,
         runtime: &Runtime,
-        ComponentBytes { bytes, digest }: ComponentBytes,
+        ComponentBytes {
+            bytes,
+            digest,
+            declares_reuse,
+            ..
+        }: ComponentBytes,
         app_name: &str,
         started: Instant,
     ) -> Result<LoadedComponent, LoadError> {
@@ -176,7 +193,7 @@ impl Engine {
             concurrent: !std::ptr::eq(runtime, &self.runtime),
             world: prepared.world(),
             serves_async: prepared.serves_async(),
-            declares_reuse: world::declares_reuse(&bytes),
+            declares_reuse,
         };
         let mut described = false;
         let mut manifest = match &prepared {
@@ -365,13 +382,6 @@ impl Engine {
 
     /// The engine `bytes` runs on: the concurrent one for a WASIp3 service or a guest with
     /// async handlers (made now if this is the first), else the one of WASIp2 components and wasmhost guests.
-    fn runtime_for(&self, bytes: &[u8]) -> Result<&Runtime, LoadError> {
-        match runtime::needs_concurrency(bytes) {
-            true => self.concurrent_runtime(),
-            false => Ok(&self.runtime),
-        }
-    }
-
     /// The engine of WASIp3 services and guests with async handlers, made now if this is
     /// the first such component.
     pub(super) fn concurrent_runtime(&self) -> Result<&Runtime, LoadError> {
