@@ -421,22 +421,7 @@ impl Engine {
         engine: &wasmtime::Engine,
         exports: &world::GuestExports,
     ) -> Result<AppManifest, LoadError> {
-        // A guest that never finishes describing itself must not hold a deploy for the
-        // whole call timeout.
-        let limits = Limits {
-            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
-            ..self.default_limits()
-        };
-        let mut store = self
-            .new_store_with(
-                engine,
-                limits,
-                None,
-                &CallContext::default(),
-                self.no_gpu("`describe` cannot use the GPU"),
-                self.outbound.deny_all("deploy"),
-            )
-            .map_err(DescribeError::Store)?;
+        let (mut store, limits) = self.deploy_store(engine)?;
         let run = async {
             let instance = exports.pre.instantiate_async(&mut store).await?;
             exports
@@ -450,6 +435,46 @@ impl Engine {
             Err(_) => return Err(DescribeError::Timeout(limits.timeout).into()),
         };
         Ok(AppManifest::try_from(raw).map_err(DescribeError::from)?)
+    }
+
+    /// Starts and drops one instance on `engine`, which maps what an instance of it
+    /// touches (its code, its memory image in a pool slot) before a request waits on it.
+    pub(super) async fn warm_up(
+        &self,
+        engine: &wasmtime::Engine,
+        exports: &world::GuestExports,
+    ) -> Result<(), LoadError> {
+        let (mut store, limits) = self.deploy_store(engine)?;
+        let run = exports.pre.instantiate_async(&mut store);
+        match tokio::time::timeout(limits.timeout + TICK * 10, run).await {
+            Ok(result) => result
+                .map(drop)
+                .map_err(|e| DescribeError::Failed(trapped(e, store.data())).into()),
+            Err(_) => Err(DescribeError::Timeout(limits.timeout).into()),
+        }
+    }
+
+    /// A store for work at deploy (`describe`, a warm-up): no GPU, no outbound requests,
+    /// and a timeout that a guest which never finishes cannot stretch to a call's.
+    fn deploy_store(
+        &self,
+        engine: &wasmtime::Engine,
+    ) -> Result<(wasmtime::Store<super::state::InstanceState>, Limits), LoadError> {
+        let limits = Limits {
+            timeout: self.config.default_timeout.min(DESCRIBE_TIMEOUT),
+            ..self.default_limits()
+        };
+        let store = self
+            .new_store_with(
+                engine,
+                limits,
+                None,
+                &CallContext::default(),
+                self.no_gpu("`describe` cannot use the GPU"),
+                self.outbound.deny_all("deploy"),
+            )
+            .map_err(DescribeError::Store)?;
+        Ok((store, limits))
     }
 }
 

@@ -8,7 +8,8 @@
 //! runs in it, which in a Python guest sends one request no route matches through each
 //! app, so no handler runs — and that instance waits in the pool for the first request,
 //! as a Modal container started at deploy would, until the scale-down window retires it.
-//! Other guests run `describe` in a throwaway instance, which maps their code.
+//! Other guests get one throwaway instance started (not called: instantiating maps their
+//! code and memory image, which is what the first request would wait on).
 
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use super::{CacheOutcome, DESCRIBE_TIMEOUT, EndpointKind, Engine, LoadedComponen
 
 impl Engine {
     /// Warms `component` up before its first request: its first web app's first instance,
-    /// kept idle, or else one throwaway `describe` (which has no effects). A failure only
+    /// kept idle, or else one throwaway instance (which has no effects). A failure only
     /// costs the first request that time; it is logged and otherwise ignored.
     pub async fn prime(&self, component: &LoadedComponent) {
         let Ok(code) = self.code(component).await else {
@@ -59,11 +60,11 @@ impl Engine {
             }
             return;
         }
-        // A compiled component ran `describe` at load already.
+        // A compiled component was instantiated for `describe` at load already.
         if component.cache != CacheOutcome::Hit {
             return;
         }
-        match self.describe(&component.wasm_engine, exports).await {
+        match self.warm_up(&component.wasm_engine, exports).await {
             Ok(_) => {
                 tracing::debug!(%app, "primed in {:.2} ms", started.elapsed().as_secs_f64() * 1e3)
             }
