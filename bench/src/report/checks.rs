@@ -101,12 +101,14 @@ fn why_restart(results: &Results) -> String {
     };
     format!(
         "Nearly all of it is spent before the host listens (the \"start, warm cache\" column): \
-         {exec}then the engine is built — the pooling allocator reserves its address space and \
-         protects a guard page on each of its fiber stacks (one `mprotect` per instance slot, \
-         256 by default, `--max-instances`), the linker gets WASI, wasi:http and the host \
-         interfaces — the cached native code is mapped (its manifest comes from the cache \
-         too, so the guest is not instantiated), and tokio starts. What remains is mostly \
-         page faults on a 45 MB binary and kernel work on the pool's mappings."
+         {exec}then the engine is built on a thread of its own while the component is read and \
+         hashed — the pooling allocator reserves its address space and protects a guard page \
+         on each of its fiber stacks (one `mprotect` per instance slot, 256 by default, \
+         `--max-instances`), the linker gets WASI, wasi:http and the host interfaces — then \
+         the cached native code is mapped while the control plane opens, and one instance is \
+         started to prime it (its manifest comes from the cache). The guard pages hold the \
+         address-space lock that the other threads' page faults wait on, so the two cores \
+         seldom work in parallel (see \"Restart, third pass\" below)."
     )
 }
 
