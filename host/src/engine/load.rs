@@ -380,8 +380,6 @@ impl Engine {
         Ok(component)
     }
 
-    /// The engine `bytes` runs on: the concurrent one for a WASIp3 service or a guest with
-    /// async handlers (made now if this is the first), else the one of WASIp2 components and wasmhost guests.
     /// The engine of WASIp3 services and guests with async handlers, made now if this is
     /// the first such component.
     pub(super) fn concurrent_runtime(&self) -> Result<&Runtime, LoadError> {
