@@ -325,6 +325,33 @@ async fn a_damaged_compile_cache_costs_a_compile_and_nothing_else() {
     assert_eq!((status, body), (200, json!({"message": "Hello, Ada!"})));
 }
 
+#[tokio::test]
+async fn a_restart_serves_the_cached_code_without_compiling() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().display().to_string();
+    let first = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
+    wait_for(&first, "loaded");
+    drop(first);
+    // The restart maps the code (and reads the manifest) while its engine is built.
+    let second = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
+    wait_for(&second, "loaded");
+    assert!(
+        second.log().contains("native code from the cache"),
+        "{}",
+        second.log()
+    );
+    let (status, body) = get_json(&second.url("/?name=Ada"), None).await;
+    assert_eq!((status, body), (200, json!({"message": "Hello, Ada!"})));
+    assert_eq!(
+        common::try_metric(&second, "wasmhost_cache_hits_total").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        common::try_metric(&second, "wasmhost_compiles_total").await,
+        Some(0.0)
+    );
+}
+
 #[test]
 fn build_prints_the_component_path() {
     let dir = common::root().join("examples/hello");
