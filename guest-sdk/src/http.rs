@@ -93,8 +93,9 @@ impl Response {
     /// Adds a header field; the name is lower-cased.
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers
-            .push((name.into().to_ascii_lowercase(), value.into()));
+        let mut name = name.into();
+        name.make_ascii_lowercase();
+        self.headers.push((name, value.into()));
         self
     }
 

@@ -71,7 +71,7 @@ impl Args {
         if !self.from_query
             && let Some(value) = self.body_field(name)
         {
-            return match serde_json::from_value::<T>(value.clone()) {
+            return match T::deserialize(&value) {
                 Ok(v) => Some(v),
                 Err(err) => {
                     self.reject(&err, vec!["body".into(), name.into()], value);
@@ -99,7 +99,7 @@ impl Args {
     pub fn body<T: DeserializeOwned>(&mut self) -> Option<T> {
         self.parse_body();
         match &self.body {
-            Body::Json(value) => match serde_json::from_value::<T>(value.clone()) {
+            Body::Json(value) => match T::deserialize(value) {
                 Ok(v) => Some(v),
                 Err(err) => {
                     let value = value.clone();
@@ -270,28 +270,30 @@ pub fn parse_query(query: &str) -> Map<String, Value> {
 /// The error reported is the one of the reading as JSON when that differs from the plain
 /// text, else the plain text's.
 pub fn coerce_query<T: DeserializeOwned>(raw: &Value) -> Result<T, serde_json::Error> {
-    let lenient = lenient(raw);
-    let first = match serde_json::from_value::<T>(raw.clone()) {
+    // Read from the value in place: most arguments are taken as they came, and then no
+    // copy is made and no JSON reading of the text is tried.
+    let first = match T::deserialize(raw) {
         Ok(v) => return Ok(v),
         Err(err) => err,
     };
+    let lenient = lenient(raw);
     let best = if lenient == *raw {
         first
     } else {
-        match serde_json::from_value::<T>(lenient.clone()) {
+        match T::deserialize(&lenient) {
             Ok(v) => return Ok(v),
             Err(err) => err,
         }
     };
     if !raw.is_array() {
         for candidate in [raw, &lenient] {
-            if let Ok(v) = serde_json::from_value::<T>(Value::Array(vec![candidate.clone()])) {
+            if let Ok(v) = T::deserialize(&Value::Array(vec![candidate.clone()])) {
                 return Ok(v);
             }
         }
     }
     if let Some(flag) = bool_alias(raw)
-        && let Ok(v) = serde_json::from_value::<T>(flag)
+        && let Ok(v) = T::deserialize(&flag)
     {
         return Ok(v);
     }
