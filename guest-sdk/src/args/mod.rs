@@ -99,7 +99,7 @@ impl Args {
     pub fn body<T: DeserializeOwned>(&mut self) -> Option<T> {
         self.parse_body();
         match &self.body {
-            Body::Json(value) => match T::deserialize(value) {
+            Body::Json(value) => match serde_json::from_value::<T>(value.clone()) {
                 Ok(v) => Some(v),
                 Err(err) => {
                     let value = value.clone();
