@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 
 use super::EngineArgs;
 use crate::control::{ControlPlane, DeployOptions, DeployResult};
-use crate::engine::{CacheOutcome, ComponentBytes, Engine, LoadError, LoadedComponent, PreInit};
+use crate::engine::{
+    CacheOutcome, ComponentBytes, EarlyEngine, Engine, LoadError, LoadedComponent, PreInit,
+};
 use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::CallStatus;
@@ -62,13 +64,17 @@ pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
         .map_err(LoadError::reading(&wasm))
         .with_context(|| format!("cannot serve {}", wasm.display()))?;
     let (built, engine) = oneshot::channel();
+    let (early_tx, early) = oneshot::channel();
     std::thread::Builder::new()
         .name("wasmhost-engine".into())
         .spawn(move || {
-            let _ = built.send(Engine::with_capabilities(config, capabilities));
+            let engine = Engine::with_capabilities_early(config, capabilities, |early| {
+                let _ = early_tx.send(early);
+            });
+            let _ = built.send(engine);
         })?;
     let bytes = ComponentBytes::new(bytes);
-    runtime.block_on(run(args, wasm, bytes, engine))
+    runtime.block_on(run(args, wasm, bytes, (early, engine)))
 }
 
 /// What `run` does with the component.
@@ -82,8 +88,11 @@ enum Mode {
 async fn run(
     args: RunArgs,
     wasm: PathBuf,
-    bytes: ComponentBytes,
-    engine: oneshot::Receiver<Result<Engine, LoadError>>,
+    mut bytes: ComponentBytes,
+    (early, engine): (
+        oneshot::Receiver<EarlyEngine>,
+        oneshot::Receiver<Result<Engine, LoadError>>,
+    ),
 ) -> anyhow::Result<()> {
     // Functions, retries, volumes and calls between functions work as on a server: the app
     // is deployed into an ephemeral control plane whose state is gone when `run` ends.
@@ -103,6 +112,12 @@ async fn run(
         Mode::Serve(listener) => listener.local_addr()?.port(),
         Mode::Function(_) => 0,
     };
+    // The cached native code is mapped here while the engine thread builds the linker.
+    // Blocking is fine: this thread runs nothing else yet (the runtime's workers are
+    // other threads).
+    if let Ok(early) = early.await {
+        early.map_cached(&mut bytes);
+    }
     let engine = Arc::new(engine.await.context("the engine thread failed")??);
     // The control plane (directories, in-memory store, function workers) opens on a
     // worker thread while the component's code is mapped here: a third of the time from

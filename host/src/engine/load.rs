@@ -46,6 +46,14 @@ pub struct ComponentBytes {
     concurrent: bool,
     /// It declares that its instances may be reused.
     declares_reuse: bool,
+    /// Its native code and cached manifest, read while the engine's linker was built.
+    mapped: Option<Mapped>,
+}
+
+/// What [`EarlyEngine::map_cached`] found in the cache.
+struct Mapped {
+    component: Component,
+    manifest: Option<AppManifest>,
 }
 
 impl ComponentBytes {
@@ -57,7 +65,40 @@ impl ComponentBytes {
             concurrent: runtime::needs_concurrency(&bytes),
             declares_reuse: world::declares_reuse(&bytes),
             bytes,
+            mapped: None,
         }
+    }
+}
+
+/// The wasmtime engine of an [`Engine`] still being built (its linker is not ready): it
+/// can already map cached native code, so a start does that while the linker is built.
+pub struct EarlyEngine {
+    engine: wasmtime::Engine,
+    cache: ArtifactCache,
+}
+
+impl EarlyEngine {
+    pub(super) fn new(engine: &wasmtime::Engine, cache: &ArtifactCache) -> Self {
+        Self {
+            engine: engine.clone(),
+            cache: cache.clone(),
+        }
+    }
+
+    /// Maps `component`'s native code from the cache, if it is there, for the load to use.
+    /// A component for the concurrent engine (made later, on its first load) is left as
+    /// it is.
+    pub fn map_cached(&self, component: &mut ComponentBytes) {
+        if component.concurrent {
+            return;
+        }
+        component.mapped = self
+            .cache
+            .lookup(&self.engine, &component.digest)
+            .map(|code| Mapped {
+                component: code,
+                manifest: self.cache.lookup_manifest(&component.digest),
+            });
     }
 }
 
@@ -182,12 +223,24 @@ impl Engine {
             bytes,
             digest,
             declares_reuse,
+            mapped,
             ..
         }: ComponentBytes,
         app_name: &str,
         started: Instant,
     ) -> Result<LoadedComponent, LoadError> {
-        let (component, outcome) = self.compiled(runtime, &digest, bytes.clone()).await?;
+        let mut early_manifest = None;
+        let (component, outcome) = match mapped {
+            Some(Mapped {
+                component,
+                manifest,
+            }) if wasmtime::Engine::same(component.engine(), &runtime.engine) => {
+                self.metrics.cache_hits.inc();
+                early_manifest = manifest;
+                (component, CacheOutcome::Hit)
+            }
+            _ => self.compiled(runtime, &digest, bytes.clone()).await?,
+        };
         let mut prepared = world::prepare(&runtime.engine, &runtime.linker, &component)?;
         let facts = CodeFacts {
             concurrent: !std::ptr::eq(runtime, &self.runtime),
@@ -201,7 +254,9 @@ impl Engine {
                 // What `describe` said is cached with the native code (same key), so a
                 // restart maps the code and serves without instantiating the guest first.
                 let cached = match outcome {
-                    CacheOutcome::Hit => runtime.cache.lookup_manifest(&digest),
+                    CacheOutcome::Hit => {
+                        early_manifest.or_else(|| runtime.cache.lookup_manifest(&digest))
+                    }
                     CacheOutcome::Compiled => None,
                 };
                 let manifest = match cached {

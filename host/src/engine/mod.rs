@@ -69,7 +69,7 @@ pub use error::{
 };
 #[cfg(fuzzing)]
 pub use fuzz::fuzz_manifest;
-pub use load::{ComponentBytes, PreInit};
+pub use load::{ComponentBytes, EarlyEngine, PreInit};
 pub use manifest::ManifestError;
 pub use metrics::{CallLabels, EndpointRequests, FunctionLabels, Metrics, RequestLabels};
 pub use output::{OutputSink, OutputStream};
@@ -274,10 +274,21 @@ impl Engine {
         config: EngineConfig,
         capabilities: CapabilitiesConfig,
     ) -> Result<Self, LoadError> {
+        Self::with_capabilities_early(config, capabilities, |_| {})
+    }
+
+    /// [`Engine::with_capabilities`], handing `early` what can map cached native code
+    /// as soon as the wasmtime engine exists, while the linker is still being built.
+    pub fn with_capabilities_early(
+        config: EngineConfig,
+        capabilities: CapabilitiesConfig,
+        early: impl FnOnce(EarlyEngine),
+    ) -> Result<Self, LoadError> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new());
         let cpu = cpu::GuestCpu::for_this_machine(metrics.instances_computing.clone());
-        let runtime = runtime::Runtime::new(&config, false, &ticker_stop, &cpu.activity)?;
+        let runtime =
+            runtime::Runtime::with_early(&config, false, &ticker_stop, &cpu.activity, early)?;
         let gpu = Gpu::new(capabilities.gpu);
         let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {

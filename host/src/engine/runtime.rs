@@ -12,7 +12,7 @@ use wasmtime::{Config, PoolingAllocationConfig};
 
 use super::activity::Activity;
 use super::state::InstanceState;
-use super::{EngineConfig, LoadError, TICK, bindings, cache, incremental};
+use super::{EarlyEngine, EngineConfig, LoadError, TICK, bindings, cache, incremental};
 use crate::capabilities::Capability;
 use crate::capabilities::broker::Broker;
 use crate::capabilities::env::Env;
@@ -37,6 +37,18 @@ impl Runtime {
         stop: &Arc<AtomicBool>,
         activity: &Arc<Activity>,
     ) -> Result<Self, LoadError> {
+        Self::with_early(config, concurrent, stop, activity, |_| {})
+    }
+
+    /// [`Runtime::new`], handing `early` the engine and its cache before the linker is
+    /// built (a third of the time the engine takes).
+    pub(crate) fn with_early(
+        config: &EngineConfig,
+        concurrent: bool,
+        stop: &Arc<AtomicBool>,
+        activity: &Arc<Activity>,
+        early: impl FnOnce(EarlyEngine),
+    ) -> Result<Self, LoadError> {
         // Cranelift's cache keys carry its version and the target's flags: one directory
         // serves every engine and every wasmhost build.
         let functions = Arc::new(incremental::FunctionCache::new(
@@ -44,9 +56,10 @@ impl Runtime {
         ));
         let engine = wasmtime::Engine::new(&wasm_config(config, concurrent, functions.clone()))
             .map_err(LoadError::Compile)?;
+        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine, functions);
+        early(EarlyEngine::new(&engine, &cache));
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
         spawn_ticker(engine.clone(), stop.clone(), activity.clone());
-        let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine, functions);
         Ok(Self {
             engine,
             linker,
