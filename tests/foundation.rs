@@ -305,13 +305,19 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-#[tokio::test]
-async fn a_damaged_compile_cache_costs_a_compile_and_nothing_else() {
+/// A compile cache (and its `--cache-dir` argument) that one run of `hello` has filled.
+fn hello_cached() -> (tempfile::TempDir, String) {
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().display().to_string();
     let first = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
     wait_for(&first, "loaded");
     drop(first);
+    (cache, cache_arg)
+}
+
+#[tokio::test]
+async fn a_damaged_compile_cache_costs_a_compile_and_nothing_else() {
+    let (cache, cache_arg) = hello_cached();
     // The native code and every compiled function: garbage, as a full disk could leave.
     let functions = files_under(&cache.path().join("functions"));
     assert!(!functions.is_empty(), "the function cache was written");
@@ -327,11 +333,7 @@ async fn a_damaged_compile_cache_costs_a_compile_and_nothing_else() {
 
 #[tokio::test]
 async fn a_restart_serves_the_cached_code_without_compiling() {
-    let cache = tempfile::tempdir().unwrap();
-    let cache_arg = cache.path().display().to_string();
-    let first = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
-    wait_for(&first, "loaded");
-    drop(first);
+    let (_cache, cache_arg) = hello_cached();
     // The restart maps the code (and reads the manifest) while its engine is built.
     let second = Host::run(&example("hello"), &["--cache-dir", &cache_arg]);
     wait_for(&second, "loaded");
