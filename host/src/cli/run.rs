@@ -120,8 +120,7 @@ async fn run(
     }
     let engine = Arc::new(engine.await.context("the engine thread failed")??);
     // The control plane (directories, in-memory store, function workers) opens on a
-    // worker thread while the component's code is mapped here: a third of the time from
-    // the engine to serving.
+    // worker thread while the component is prepared here (its code was mapped above).
     let control = tokio::spawn(ControlPlane::open(
         super::serve::ephemeral_config(data.path(), port),
         engine.clone(),
