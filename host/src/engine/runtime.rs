@@ -68,10 +68,14 @@ impl Runtime {
     }
 }
 
-/// The engine's settings. Slots do not keep an ended instance's dirtied pages resident
-/// (`linear_memory_keep_resident` with the kernel's dirty-page report): that saved the
-/// next instance in the slot its page faults, but kept up to that much memory per warm
-/// slot after large bodies, and memory must be given back
+/// Bytes of each table slot zeroed in place when its instance ends; the rest of a larger
+/// table is decommitted.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
+/// The engine's settings. Slots do not keep an ended instance's dirtied memory pages
+/// resident (`linear_memory_keep_resident` with the kernel's dirty-page report): that
+/// saved the next instance in the slot its page faults, but kept up to that much memory
+/// per warm slot after large bodies, and memory must be given back
 /// (`tests/hostile.rs::memory_is_given_back_after_large_bodies`).
 fn wasm_config(
     config: &EngineConfig,
@@ -91,6 +95,10 @@ fn wasm_config(
         .total_tables(n * 4)
         // A store keeps its fiber stack while it lives, so every live instance needs one.
         .total_stacks(n)
+        // An ended instance's tables are zeroed where they are rather than given back to
+        // the kernel: the next instance in the slot would fault their pages in again
+        // (~2 µs of an instantiation's ~8), and a table is a few KiB.
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
         .max_memory_size(max_memory);
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
