@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, PoolingAllocationConfig};
 
 use super::activity::Activity;
 use super::state::InstanceState;
@@ -72,11 +72,23 @@ impl Runtime {
 /// table is decommitted.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
-/// The engine's settings. Slots do not keep an ended instance's dirtied memory pages
-/// resident (`linear_memory_keep_resident` with the kernel's dirty-page report): that
-/// saved the next instance in the slot its page faults, but kept up to that much memory
-/// per warm slot after large bodies, and memory must be given back
-/// (`tests/hostile.rs::memory_is_given_back_after_large_bodies`).
+/// Bytes of an ended instance's dirtied linear memory reset in place when the kernel
+/// reports which pages were written (`PAGEMAP_SCAN`, Linux 6.7+); dirtied pages past
+/// that are decommitted.
+const MEMORY_KEEP_RESIDENT: usize = 256 << 10;
+
+/// The engine's settings.
+///
+/// An ended instance's slot is reset for the next one. Giving its pages back to the
+/// kernel (`madvise`) makes the kernel flush every other core's TLB for this process —
+/// an interrupt to each core running a serving thread, costly on a VM — and the next
+/// instance fault the pages in again: ~110 µs of a per-request call's ~140 µs, on a
+/// small guest. So the few pages a call dirtied are reset in place: tables always (a
+/// few KiB), memory where the kernel can say which pages were written (zeroing blind
+/// would make pages resident that the guest never touched). Bounded, because memory
+/// must be given back after large bodies
+/// (`tests/hostile.rs::memory_is_given_back_after_large_bodies`): a slot keeps at most
+/// `MEMORY_KEEP_RESIDENT` + `TABLE_KEEP_RESIDENT` per table.
 fn wasm_config(
     config: &EngineConfig,
     concurrent: bool,
@@ -95,11 +107,12 @@ fn wasm_config(
         .total_tables(n * 4)
         // A store keeps its fiber stack while it lives, so every live instance needs one.
         .total_stacks(n)
-        // An ended instance's tables are zeroed where they are rather than given back to
-        // the kernel: the next instance in the slot would fault their pages in again
-        // (~2 µs of an instantiation's ~8), and a table is a few KiB.
         .table_keep_resident(TABLE_KEEP_RESIDENT)
         .max_memory_size(max_memory);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT);
+    }
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
         .memory_init_cow(true)
