@@ -175,6 +175,34 @@ async fn every_rust_template_builds_and_serves() {
     assert_eq!((status, json(&body)), (200, json!({"sum": [11.0, 22.0]})));
 }
 
+/// The endpoint template leaves out the SDK's `apps` feature (its instances start faster);
+/// a class written into it fails to build with a message that says what to add, and builds
+/// and serves once it is added.
+#[tokio::test]
+async fn a_class_without_the_sdks_apps_feature_is_a_clear_build_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = new("endpoint", dir.path(), "classless");
+    let class = include_str!("../host/templates/rust/class.rs").replace("{{name}}", "classless");
+    std::fs::write(krate.join("src/lib.rs"), class).unwrap();
+    let (code, out) = cli(&["build", &krate.display().to_string()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("`#[wasmhost::cls]` needs the SDK's `apps` feature"),
+        "{out}"
+    );
+    let manifest = krate.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains(", default-features = false"), "{text}");
+    std::fs::write(&manifest, text.replace(", default-features = false", "")).unwrap();
+    let host = run(&krate, &[]);
+    get(&host, "/").await;
+    let (status, body) = get(&host, "/").await;
+    assert_eq!(
+        (status, json(&body)),
+        (200, json!({"count": 2, "started": true}))
+    );
+}
+
 #[tokio::test]
 async fn every_python_template_builds_and_serves() {
     if !python_available("every_python_template_builds_and_serves") {

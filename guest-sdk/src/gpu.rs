@@ -324,7 +324,7 @@ mod imp {
         ) -> Result<Buffer, Error> {
             let buffer =
                 self.create_buffer(padded(data.len()), usage | wit::BufferUsage::COPY_DST)?;
-            if data.len() % 4 == 0 {
+            if data.len().is_multiple_of(4) {
                 self.write_buffer(&buffer, 0, data)?;
             } else {
                 let mut bytes = data.to_vec();

@@ -186,6 +186,28 @@ async fn slow(ms: u64) -> String {
 // Lets the macro's `::wasmhost::` paths resolve inside this crate's own tests.
 extern crate self as wasmhost;
 
+/// Checks that the `apps` feature is on; the app and class macros expand to it.
+#[doc(hidden)]
+#[cfg(feature = "apps")]
+#[macro_export]
+macro_rules! __requires_apps {
+    ($what:literal) => {};
+}
+
+/// Checks that the `apps` feature is on; the app and class macros expand to it.
+#[doc(hidden)]
+#[cfg(not(feature = "apps"))]
+#[macro_export]
+macro_rules! __requires_apps {
+    ($what:literal) => {
+        compile_error!(concat!(
+            "`#[wasmhost::",
+            $what,
+            "]` needs the SDK's `apps` feature (on by default): add `features = [\"apps\"]` to the `wasmhost` dependency"
+        ));
+    };
+}
+
 mod args;
 pub mod asgi;
 mod batch;

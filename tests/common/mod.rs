@@ -28,12 +28,17 @@ pub fn examples() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let examples = root().join("examples");
-        // `concurrent` enables the SDK's `async` feature; built with the others, feature
-        // unification would give every example async handlers (and the concurrent engine).
-        let builds: [&[&str]; 2] = [
-            &["--workspace", "--exclude", "concurrent"],
-            &["-p", "concurrent"],
-        ];
+        // `concurrent` enables the SDK's `async` feature and the app and class examples
+        // its `apps` feature; built with the others, feature unification would give every
+        // example async handlers (and the concurrent engine) and the apps' exports.
+        const APPS: [&str; 3] = ["asgi-app", "wsgi-app", "counter-cls"];
+        let mut plain = vec!["--workspace", "--exclude", "concurrent"];
+        let mut apps = Vec::new();
+        for app in APPS {
+            plain.extend(["--exclude", app]);
+            apps.extend(["-p", app]);
+        }
+        let builds: [&[&str]; 3] = [&plain, &apps, &["-p", "concurrent"]];
         for packages in builds {
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "--release", "--target", "wasm32-wasip2"])

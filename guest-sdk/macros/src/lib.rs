@@ -99,7 +99,10 @@ pub fn function(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Keys: `label`, `requires_proxy_auth`, `custom_domains`, `timeout`, `memory`.
 #[proc_macro_attribute]
 pub fn asgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
-    apps::app_macro(attr, item, "Asgi", quote!(::wasmhost::asgi::App))
+    needs_apps(
+        apps::app_macro(attr, item, "Asgi", quote!(::wasmhost::asgi::App)),
+        "asgi_app",
+    )
 }
 
 /// Declares a WSGI-like app: `fn name() -> wasmhost::wsgi::App`, built once per instance.
@@ -107,7 +110,10 @@ pub fn asgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Keys: `label`, `requires_proxy_auth`, `custom_domains`, `timeout`, `memory`.
 #[proc_macro_attribute]
 pub fn wsgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
-    apps::app_macro(attr, item, "Wsgi", quote!(::wasmhost::wsgi::App))
+    needs_apps(
+        apps::app_macro(attr, item, "Wsgi", quote!(::wasmhost::wsgi::App)),
+        "wsgi_app",
+    )
 }
 
 /// Turns an `impl` block of a `Default` type into class endpoints: each `#[method(...)]`
@@ -116,7 +122,19 @@ pub fn wsgi_app(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cls(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = TokenStream2::from(item);
-    emit(apps::expand_cls(attr.into(), item.clone()), item)
+    needs_apps(
+        emit(apps::expand_cls(attr.into(), item.clone()), item),
+        "cls",
+    )
+}
+
+/// Appends the check that the SDK was built with its `apps` feature, whose exports serve
+/// apps and class endpoints; without it the crate fails to compile with a clear message
+/// instead of deploying a component that cannot serve them.
+fn needs_apps(expanded: TokenStream, what: &str) -> TokenStream {
+    let mut expanded = TokenStream2::from(expanded);
+    expanded.extend(quote!(::wasmhost::__requires_apps!(#what);));
+    expanded.into()
 }
 
 /// Marks pre-initialisation work: `fn name()` or `fn name() -> Result<(), E>` with

@@ -128,7 +128,7 @@ pub(super) fn new(args: NewArgs) -> anyhow::Result<()> {
                 .context("cannot write the guest SDK to the tools directory")?;
             let sdk = sdk.to_string_lossy().replace('\\', "/");
             vec![
-                ("Cargo.toml", render(CARGO_TOML, &name, &sdk)),
+                ("Cargo.toml", cargo_toml(template, &name, &sdk)),
                 ("Cargo.lock", super::build::EXAMPLES_LOCK.to_owned()),
                 (".gitignore", GITIGNORE.to_owned()),
                 ("src/lib.rs", render(template.source, &name, &sdk)),
@@ -179,6 +179,23 @@ fn app_name(dir: &Path) -> anyhow::Result<String> {
         .to_owned())
 }
 
+/// The crate's manifest. Only the app and class templates keep the SDK's `apps` feature:
+/// without it the component exports typed endpoints and functions only, and its
+/// instances start faster.
+fn cargo_toml(template: &Template, name: &str, sdk: &str) -> String {
+    let (options, note) = match template.name {
+        "asgi" | "wsgi" | "class" => ("", ""),
+        _ => (
+            ", default-features = false",
+            "\n# `#[wasmhost::asgi_app]`, `wsgi_app` and `cls` need its `apps` feature: \
+             `features = [\"apps\"]`.",
+        ),
+    };
+    render(CARGO_TOML, name, sdk)
+        .replace("{{sdk_options}}", options)
+        .replace("{{sdk_note}}", note)
+}
+
 fn render(text: &str, name: &str, sdk: &str) -> String {
     text.replace("{{name}}", name).replace("{{sdk}}", sdk)
 }
@@ -201,11 +218,16 @@ mod tests {
             let text = render(t.source, "demo", "/sdk");
             assert!(!text.contains("{{"), "{}", t.name);
         }
-        let cargo: toml::Table = toml::from_str(&render(CARGO_TOML, "demo", "/sdk")).unwrap();
-        assert_eq!(cargo["package"]["name"].as_str(), Some("demo"));
-        assert_eq!(
-            cargo["dependencies"]["wasmhost"]["path"].as_str(),
-            Some("/sdk")
-        );
+        for t in TEMPLATES.iter().filter(|t| t.language == Language::Rust) {
+            let text = cargo_toml(t, "demo", "/sdk");
+            assert!(!text.contains("{{"), "{}", t.name);
+            let cargo: toml::Table = toml::from_str(&text).unwrap();
+            assert_eq!(cargo["package"]["name"].as_str(), Some("demo"));
+            let sdk = &cargo["dependencies"]["wasmhost"];
+            assert_eq!(sdk["path"].as_str(), Some("/sdk"));
+            // The app and class templates need the SDK's `apps` feature (a default one).
+            let apps = ["asgi", "wsgi", "class"].contains(&t.name);
+            assert_eq!(sdk.get("default-features").is_none(), apps, "{}", t.name);
+        }
     }
 }

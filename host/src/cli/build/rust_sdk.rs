@@ -21,6 +21,7 @@ const SDK: &[File] = embed_files!["../../../../guest-sdk/";
     "src/batch.rs",
     "src/cls.rs",
     "src/component.rs",
+    "src/component/apps.rs",
     "src/functions.rs",
     "src/gpu.rs",
     "src/http.rs",
