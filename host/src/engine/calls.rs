@@ -134,6 +134,10 @@ impl Engine {
     ) -> Result<T, CallError> {
         let deadline = Instant::now() + limits.timeout;
         live.store.data_mut().deadline = deadline;
+        // The epoch deadline counts from now: a warm instance's deadline left from its
+        // last call has passed, and every call would start with a yield to the executor
+        // (a fiber switch, a timer registered, the task polled again) for nothing.
+        live.store.set_epoch_deadline(1);
         live.store.data_mut().limiter.refused = false;
         follow_output(names, live.store.data_mut());
         let waits = live.store.data().for_call();
