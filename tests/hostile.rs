@@ -9,7 +9,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Host, admin_token, client, example, run_args, server, visit, wasmhost_remote};
+use common::{
+    Host, admin_token, client, example, metric, run_args, server, visit, wasmhost_remote,
+};
 
 /// How long a client waits for an answer that must come.
 const SANITY: Duration = Duration::from_secs(20);
@@ -359,6 +361,36 @@ fn spinning_guests_do_not_starve_a_healthy_endpoint() {
     for s in spinners {
         s.join().expect("spinner");
     }
+}
+
+#[tokio::test]
+async fn guests_yield_at_ticks_only_while_they_compute() {
+    let host = Host::run(&example("misbehave"), &[]);
+    let yields = "wasmhost_guest_yields_total";
+    assert_eq!(
+        visit(&host, "misbehave-ok.localhost", "/", &[]).await.0,
+        200
+    );
+    let before = metric(&host, yields).await;
+    // A warm instance called after some ticks have passed: its call starts with a fresh
+    // epoch deadline, so it runs through without a yield (unless a tick falls inside
+    // the call itself). A deadline left from the previous call made every one yield.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            visit(&host, "misbehave-ok.localhost", "/", &[]).await.0,
+            200
+        );
+    }
+    let quick = metric(&host, yields).await - before;
+    assert!(quick <= 10.0, "20 short calls yielded {quick} times");
+    // A guest spinning until its 1 s limit yields at every tick and is then stopped.
+    assert_eq!(
+        visit(&host, "misbehave-spin.localhost", "/", &[]).await.0,
+        504
+    );
+    let spun = metric(&host, yields).await - before - quick;
+    assert!(spun >= 100.0, "a second of spinning yielded {spun} times");
 }
 
 fn mode(path: &std::path::Path) -> u32 {

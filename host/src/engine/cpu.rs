@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// The cores this process may use, read once: the standard library reads the cgroup's
@@ -56,6 +57,8 @@ pub(crate) struct GuestCpu {
     busy: AtomicU32,
     /// Both kinds, as `/metrics` shows them.
     count: Gauge,
+    /// Yields to the executor at epoch ticks, as `/metrics` shows them.
+    yields: Counter,
     cores: usize,
     hold: Duration,
     start: Instant,
@@ -68,12 +71,18 @@ pub(crate) struct GuestCpu {
 impl GuestCpu {
     /// A count kept in `count` for a host with `cores` cores to run guests on, which
     /// counts as saturated for `hold` after it last was.
+    #[cfg(test)]
     pub(crate) fn new(cores: usize, count: Gauge, hold: Duration) -> Arc<Self> {
+        Self::counting(cores, count, Counter::default(), hold)
+    }
+
+    fn counting(cores: usize, count: Gauge, yields: Counter, hold: Duration) -> Arc<Self> {
         let cores = cores.max(1);
         Arc::new(Self {
             activity: Arc::default(),
             busy: AtomicU32::new(0),
             count,
+            yields,
             cores,
             hold,
             start: Instant::now(),
@@ -82,10 +91,11 @@ impl GuestCpu {
         })
     }
 
-    /// A count kept in `count` for this machine's cores, with a thread that samples the
-    /// machine's CPU time for as long as the count is in use.
-    pub(crate) fn for_this_machine(count: Gauge) -> Arc<Self> {
-        let cpu = Self::new(cores(), count, HOLD);
+    /// A count kept in `count` for this machine's cores (and the guests' yields in
+    /// `yields`), with a thread that samples the machine's CPU time for as long as the
+    /// count is in use.
+    pub(crate) fn for_this_machine(count: Gauge, yields: Counter) -> Arc<Self> {
+        let cpu = Self::counting(cores(), count, yields, HOLD);
         // The thread reads `/proc/stat` first (a slow file: the kernel formats every
         // interrupt's count), so start-up does not wait for it.
         let weak = Arc::downgrade(&cpu);
@@ -247,6 +257,7 @@ impl GuestRunning {
     /// Notes that the guest is about to yield to the executor on an epoch tick.
     pub(crate) fn yielding(&self) {
         self.yielded.store(true, Ordering::Relaxed);
+        self.cpu.yields.inc();
     }
 
     /// What a call on this store needs to take it out of the count while it waits; `None`

@@ -57,6 +57,8 @@ pub struct Metrics {
     /// Warm instances computing for a call now (handed out, not waiting in a host call),
     /// those being started included: what the pools compare with the host's cores.
     pub instances_computing: Gauge,
+    /// Times a guest computing across an epoch tick yielded to the executor (preempted).
+    pub guest_yields: Counter,
     /// Instances alive now, per function (busy or idle).
     pub function_instances_live: Family<FunctionLabels, Gauge>,
     /// Warm instances waiting idle, per function.
@@ -143,6 +145,7 @@ impl Metrics {
             instantiate_seconds: Histogram::new(exponential_buckets(0.000_005, 2.0, 16)),
             instances_live: Gauge::default(),
             instances_computing: Gauge::default(),
+            guest_yields: Counter::default(),
             function_instances_live: Family::default(),
             function_instances_idle: Family::default(),
             compiles: Counter::default(),
@@ -197,6 +200,11 @@ impl Metrics {
                 "instances_computing",
                 "Warm instances computing for a call now (not waiting in a host call), or being started for one",
                 m.instances_computing.clone(),
+            );
+            r.register(
+                "guest_yields",
+                "Times a guest still computing at an epoch tick (every millisecond) yielded to the executor so other requests could run",
+                m.guest_yields.clone(),
             );
             r.register(
                 "function_instances_live",

@@ -286,7 +286,10 @@ impl Engine {
     ) -> Result<Self, LoadError> {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new());
-        let cpu = cpu::GuestCpu::for_this_machine(metrics.instances_computing.clone());
+        let cpu = cpu::GuestCpu::for_this_machine(
+            metrics.instances_computing.clone(),
+            metrics.guest_yields.clone(),
+        );
         let runtime =
             runtime::Runtime::with_early(&config, false, &ticker_stop, &cpu.activity, early)?;
         let gpu = Gpu::new(capabilities.gpu);
