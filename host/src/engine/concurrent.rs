@@ -19,6 +19,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::AsContextMut;
 
 use super::bindings::{GuestCallError, Request, Response};
 use super::error::{InstantiateError, NoResponse, Trap};
@@ -413,6 +414,8 @@ impl Engine {
                                 let state = store.data_mut();
                                 state.deadline = state.deadline.max(Instant::now() + limits.timeout);
                                 state.limiter.refused = false;
+                                // Counts from now (see `Engine::run`).
+                                store.as_context_mut().set_epoch_deadline(1);
                             });
                             let Job { work, answer, _input } = job;
                             numbered += 1;

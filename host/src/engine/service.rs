@@ -311,6 +311,8 @@ fn start_call<'a>(
         // there is stopped even if the event loop never gets to the per-request timer.
         let state = store.data_mut();
         state.deadline = state.deadline.max(deadline);
+        // A new task's epoch deadline counts from now (see `Engine::run`).
+        store.as_context_mut().set_epoch_deadline(1);
         handler::Prepared::new(
             store.as_context_mut(),
             proxy,
