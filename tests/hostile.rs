@@ -375,7 +375,9 @@ async fn guests_yield_at_ticks_only_while_they_compute() {
     // A warm instance called after some ticks have passed: its call starts with a fresh
     // epoch deadline, so it runs through without a yield (unless a tick falls inside
     // the call itself). A deadline left from the previous call made every one yield.
-    for _ in 0..20 {
+    // On a loaded machine a call's thread may be descheduled across a tick, hence the
+    // margin; with the old deadline every one of the 40 yielded.
+    for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(
             visit(&host, "misbehave-ok.localhost", "/", &[]).await.0,
@@ -383,7 +385,7 @@ async fn guests_yield_at_ticks_only_while_they_compute() {
         );
     }
     let quick = metric(&host, yields).await - before;
-    assert!(quick <= 10.0, "20 short calls yielded {quick} times");
+    assert!(quick < 30.0, "40 short calls yielded {quick} times");
     // A guest spinning until its 1 s limit yields at every tick and is then stopped.
     assert_eq!(
         visit(&host, "misbehave-spin.localhost", "/", &[]).await.0,
