@@ -376,7 +376,7 @@ async fn guests_yield_at_ticks_only_while_they_compute() {
     // epoch deadline, so it runs through without a yield (unless a tick falls inside
     // the call itself). A deadline left from the previous call made every one yield.
     // On a loaded machine a call's thread may be descheduled across a tick, hence the
-    // margin; with the old deadline every one of the 40 yielded.
+    // margin; with the old deadline every one of the 40 yielded (41 yields).
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(
