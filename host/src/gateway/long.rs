@@ -3,7 +3,9 @@
 //! following it waits another period, until the result is there.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -86,12 +88,13 @@ impl LongRequests {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `call`; if it is not done within `cap`, parks it and answers 303.
+    /// Runs `call`, which started at `started`; if it is not done within `cap` of that,
+    /// parks it and answers 303.
     pub(crate) async fn run<F>(
         &self,
         host: &str,
         uri: &Uri,
-        cap: Duration,
+        (started, cap): (Instant, Duration),
         call: F,
     ) -> hyper::Response<Body>
     where
@@ -100,10 +103,17 @@ impl LongRequests {
         // Runs in this request's task: a spawned task and a channel per request cost more
         // than the call itself for a small endpoint. The call's future is boxed so that,
         // should it outlive the cap, it moves into a task of its own still running.
-        let mut work = Box::pin(async move { buffer(call.await).await });
-        if let Ok(done) = tokio::time::timeout(cap, &mut work).await {
-            return done.into_response();
+        let mut work = Box::pin(call);
+        // Most calls finish at their first poll; they need no timer. A response is held
+        // whole only when it is parked, for the requests that collect it.
+        if let Poll::Ready(done) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+            return done;
         }
+        let deadline = tokio::time::Instant::from_std(started) + cap;
+        if let Ok(done) = tokio::time::timeout_at(deadline, &mut work).await {
+            return done;
+        }
+        let work = async move { buffer(work.await).await };
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
             let _ = tx.send(Some(work.await));

@@ -146,7 +146,10 @@ impl Gateway {
         let found = routes.lookup(&host);
         let mut response = match self.oversized(&req) {
             Some(refusal) => refusal,
-            None => self.route(req, &host, peer, &routes, found).await,
+            None => {
+                self.route(req, (&host, started), peer, &routes, found)
+                    .await
+            }
         };
         let headers = response.headers_mut();
         if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
@@ -179,7 +182,7 @@ impl Gateway {
     async fn route(
         &self,
         req: hyper::Request<Incoming>,
-        host: &str,
+        (host, started): (&str, Instant),
         peer: SocketAddr,
         routes: &RouteTable,
         found: Option<&Route>,
@@ -251,12 +254,9 @@ impl Gateway {
         let uri = request.uri().clone();
         let (app, index) = (route.app.clone(), route.endpoint);
         self.long
-            .run(
-                host,
-                &uri,
-                cap,
-                async move { app.serve(index, request).await },
-            )
+            .run(host, &uri, (started, cap), async move {
+                app.serve(index, request).await
+            })
             .await
     }
 }
