@@ -107,6 +107,7 @@ impl Engine {
                 .metrics
                 .function_instance(&component.manifest.app, function),
             out: None,
+            ran_on: 0,
         };
         if let (super::PreInit::EachInstance, Ok(exports)) = (component.pre_init, self.guest(code))
             && let Some(init) = &exports.init

@@ -31,6 +31,33 @@ pub(crate) struct Live {
     pub(super) _counted: super::metrics::LiveInstance,
     /// Counts it as handed out by its endpoint's pool, while it is.
     pub(super) out: Option<HandedOut>,
+    /// The thread it last ran on ([`this_thread`]), 0 before its first call.
+    pub(super) ran_on: usize,
+}
+
+/// How far back from the most recently used an idle list looks for an instance that last
+/// ran on the asking thread.
+const SAME_THREAD_SCAN: usize = 8;
+
+/// This thread's number, from 1.
+pub(super) fn this_thread() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    thread_local! {
+        static THIS: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    THIS.with(|n| *n)
+}
+
+/// Which of `len` idle instances (the most recently used last; `ran_on(i)`: where the
+/// `i`th last ran) to hand out on thread `here`: the most recent of the last
+/// [`SAME_THREAD_SCAN`] that ran on it, else the most recent of all.
+fn pick(len: usize, here: usize, ran_on: impl Fn(usize) -> usize) -> Option<usize> {
+    let tail = len.saturating_sub(SAME_THREAD_SCAN);
+    (tail..len)
+        .rev()
+        .find(|&i| ran_on(i) == here)
+        .or(len.checked_sub(1))
 }
 
 /// The idle instances of one endpoint, the most recently used last, with its idle gauge
@@ -43,8 +70,13 @@ struct IdleList {
 }
 
 impl IdleList {
+    /// An idle instance, preferably one that last ran on this thread: a warm instance
+    /// moving between the serving threads brings its store, its guest's memory and its
+    /// capture buffers over from the other core's cache (~5 % of a small typed request's
+    /// CPU).
     fn pop(&mut self) -> Option<Live> {
-        let live = self.lives.pop();
+        let lives = &mut self.lives;
+        let live = pick(lives.len(), this_thread(), |i| lives[i].ran_on).map(|i| lives.remove(i));
         self.sync();
         live
     }
@@ -495,6 +527,7 @@ impl Engine {
             return Box::pin(self.retire_app(component, spec, live)).await;
         }
         live.idle_since = Instant::now();
+        live.ran_on = this_thread();
         live.out = None;
         live.store.data_mut().claim(false);
         // Its code was evicted while it ran: it would only keep that code resident.
@@ -577,5 +610,32 @@ impl Engine {
                 })
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_that_last_ran_on_this_thread_is_handed_out_first() {
+        let ran_on = |tags: &'static [usize]| move |i: usize| tags[i];
+        // The most recent of this thread's, not the most recent of all.
+        assert_eq!(pick(4, 1, ran_on(&[1, 2, 1, 2])), Some(2));
+        // None of this thread's: the most recently used.
+        assert_eq!(pick(3, 7, ran_on(&[1, 2, 0])), Some(2));
+        // Only the last few are looked at: past them, the most recently used.
+        let many: &'static [usize] = &[3, 2, 2, 2, 2, 2, 2, 2, 2, 2];
+        assert_eq!(pick(many.len(), 3, ran_on(many)), Some(many.len() - 1));
+        assert_eq!(pick(0, 1, ran_on(&[])), None);
+    }
+
+    #[test]
+    fn threads_have_their_own_numbers() {
+        let here = this_thread();
+        assert_eq!(here, this_thread());
+        let there = std::thread::spawn(this_thread).join().unwrap();
+        assert_ne!(here, there);
+        assert!(here > 0 && there > 0);
     }
 }
