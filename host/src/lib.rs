@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+mod anchor;
 pub mod capabilities;
 pub mod cli;
 pub mod control;

@@ -104,6 +104,7 @@ impl LongRequests {
         // than the call itself for a small endpoint. The call's future is boxed so that,
         // should it outlive the cap, it moves into a task of its own still running.
         let mut work = Box::pin(call);
+        crate::anchor::keep_warm(std::mem::size_of_val(&*work));
         // Most calls finish at their first poll; they need no timer. A response is held
         // whole only when it is parked, for the requests that collect it.
         if let Poll::Ready(done) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
