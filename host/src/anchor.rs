@@ -5,7 +5,7 @@
 //! that allocates one block of a size per request (a boxed call's state, a few KiB) and
 //! frees it before the next therefore took a fresh page from the arena and gave it back
 //! for about every other request (the wasi:http proxy's 4 KiB call state: 0.47 fresh pages
-//! a request, ~6 % of its CPU). One block of that size held on the thread for good keeps
+//! a request, ~5 % of its CPU). One block of that size held on the thread for good keeps
 //! the page in use, and the request's block comes from its free list.
 
 use std::cell::RefCell;
