@@ -472,3 +472,55 @@ async fn a_prewarmed_wasip3_instance_never_used_gives_its_slot_up() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(wait_gauge(&srv, live, 1.0).await, 1.0);
 }
+
+#[tokio::test]
+async fn a_stop_lets_in_flight_requests_finish_and_closes_idle_connections() {
+    use std::io::{Read, Write};
+    let mut host = Host::run(&example("concurrent"), &[]);
+    // A keep-alive connection left idle: unless the stop closes it, the host waits its
+    // whole grace period (10 s) for it.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", host.port)).unwrap();
+    idle.write_all(b"GET /?name=idle HTTP/1.1\r\nHost: concurrent-hello.localhost\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 512];
+    let n = idle.read(&mut head).unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    // A request in flight when the stop comes.
+    let url = host.url("/?ms=1500");
+    let slow = tokio::spawn(async move {
+        let r = common::client()
+            .get(url)
+            .header("host", SLEEPY)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    let live = r#"wasmhost_function_instances_live{app="concurrent",function="sleepy"}"#;
+    assert_eq!(
+        wait_gauge(&host, live, 1.0).await,
+        1.0,
+        "the slow request is running"
+    );
+    let stopping = Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || host.terminate());
+    let (status, text) = slow.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["slept_ms"], 1500, "{answer}");
+    let exit = stopped.await.unwrap().expect("the host stops");
+    assert!(exit.success(), "{exit:?}");
+    // Well inside the grace period: the idle connection was closed, not waited for.
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        idle.read(&mut head).unwrap(),
+        0,
+        "the idle connection is closed"
+    );
+}

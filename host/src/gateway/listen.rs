@@ -16,16 +16,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::Gateway;
+use super::drain::{Drained, drain_this_thread};
 use super::strict::{HeadChecker, StrictHeads};
 use crate::http::json_error;
 
@@ -174,22 +174,30 @@ fn least_loaded(open: &[AtomicUsize]) -> usize {
         .unwrap_or(0)
 }
 
-/// The HTTP/1 and HTTP/2 settings every connection gets.
-fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        // The head must fit in the read buffer: past it hyper answers 431 itself.
-        .max_buf_size((limits.max_url_bytes + limits.max_header_bytes + 1024).max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(limits.header_timeout)
-        .keep_alive_timeout(limits.header_timeout);
-    builder
+/// The HTTP/1 and HTTP/2 settings every connection gets. The protocol is known before
+/// hyper sees a byte ([`speaks_first`]), so each connection gets its own protocol's
+/// connection directly, without hyper-util's auto-detecting wrapper around every read.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &ConnectionLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            // The head must fit in the read buffer: past it hyper answers 431 itself.
+            .max_buf_size((limits.max_url_bytes + limits.max_header_bytes + 1024).max(8192));
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(limits.header_timeout)
+            .keep_alive_timeout(limits.header_timeout);
+        Self { http1, http2 }
+    }
 }
 
 async fn accept_loop(
@@ -200,8 +208,7 @@ async fn accept_loop(
 ) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let limits = gateway.config.connections.clone();
-    let builder = Arc::new(builder(&limits));
-    let graceful = GracefulShutdown::new();
+    let builders = Arc::new(Builders::new(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // One descriptor held back so that, out of descriptors, a connection can still be
     // accepted and told to come back later instead of waiting in the backlog.
@@ -244,10 +251,9 @@ async fn accept_loop(
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        let (gateway, builder) = (gateway.clone(), builder.clone());
+        let (gateway, builders) = (gateway.clone(), builders.clone());
         let header_timeout = limits.header_timeout;
         let max_head = limits.max_url_bytes + limits.max_header_bytes + 1024;
-        let watcher = graceful.watcher();
         let (core, seat) = cores.next();
         core.spawn(async move {
             let _slot = (slot, seat);
@@ -279,15 +285,27 @@ async fn accept_loop(
                     Ok::<_, Infallible>(response)
                 }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let io = TokioIo::new(stream);
+            let ended = if http2 {
+                Drained::new(builders.http2.serve_connection(io, service)).await
+            } else {
+                let conn = builders.http1.serve_connection(io, service);
+                Drained::new(conn.with_upgrades()).await
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
     }
     drop(listener);
+    // Each serving thread drains its own connections; a connection's slot is given back
+    // when it has closed, so all slots free means all connections are done.
+    for core in &cores.handles {
+        core.spawn(async { drain_this_thread() });
+    }
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = slots.acquire_many(all) => {}
         () = tokio::time::sleep(gateway.config.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; dropping open connections");
         }

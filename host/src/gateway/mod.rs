@@ -1,6 +1,7 @@
 //! The hyper front end: routes each request by its Host to an endpoint, answers CORS,
 //! bounds request bodies, logs every request, and shuts down gracefully.
 
+mod drain;
 mod listen;
 mod long;
 mod routes;
