@@ -16,6 +16,27 @@ async fn get_json(url: &str, host: Option<&str>) -> (u16, Value) {
 }
 
 #[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
+    use http_body_util::BodyExt;
+    let host = Host::run(&example("hello"), &[]);
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    for name in ["first", "second"] {
+        let uri = host.url(&format!("/?name={name}")).parse().unwrap();
+        let response = h2.get(uri).await.expect("an HTTP/2 answer");
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, json!({"message": format!("Hello, {name}!")}));
+    }
+    // HTTP/1.1 on the same port.
+    let (status, body) = get_json(&host.url("/?name=h1"), None).await;
+    assert_eq!((status, body), (200, json!({"message": "Hello, h1!"})));
+}
+
+#[tokio::test]
 async fn hello_greets_by_name_and_defaults_to_world() {
     let host = Host::run(&example("hello"), &[]);
     let (status, body) = get_json(&host.url("/?name=Ada"), None).await;
