@@ -2,6 +2,7 @@
 //! bounds request bodies, logs every request, and shuts down gracefully.
 
 mod drain;
+mod host;
 mod listen;
 mod long;
 mod routes;
@@ -22,8 +23,9 @@ use tokio::net::TcpListener;
 pub use listen::{ConnectionLimits, raise_fd_limit};
 pub use routes::{Route, RouteTable};
 
+use self::host::host_of;
 use crate::http::{Body, full, json_error};
-use crate::shapes::{BodyLimits, ClientAddr, limit_body};
+use crate::shapes::{BodyLimits, ClientAddr, RequestBody, limit_body};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -148,7 +150,7 @@ impl Gateway {
         let mut response = match self.oversized(&req) {
             Some(refusal) => refusal,
             None => {
-                self.route(req, (&host, started), peer, &routes, found)
+                self.route(req, (&*host, started), peer, &routes, found)
                     .await
             }
         };
@@ -239,9 +241,16 @@ impl Gateway {
             );
         }
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(ClientAddr(peer));
+        if route.wants_client_addr() {
+            parts.extensions.insert(ClientAddr(peer));
+        }
         // Bodies stream through to the shape, bounded; upgrades stay in the extensions.
-        let body = limit_body(body, self.config.body);
+        // A request without a body (most GETs) gets the empty body, which costs nothing.
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            RequestBody::default()
+        } else {
+            limit_body(body, self.config.body)
+        };
         let request = hyper::Request::from_parts(parts, body);
         // Only whole-response shapes can be parked and collected later; streams and
         // WebSockets stay on their connection.
@@ -300,7 +309,6 @@ impl Gateway {
     }
 }
 
-/// The host name a request was sent to, lower-cased and without the port.
 /// Fuzzing entry: the host name of a request with this URI and `Host` header (each used
 /// when it parses), and how the route table answers it.
 #[cfg(fuzzing)]
@@ -313,28 +321,13 @@ pub fn fuzz_host(uri: &[u8], host: &[u8]) {
         req.headers_mut().insert(header::HOST, value);
     }
     let name = host_of(&req);
+    let name: &str = &name;
+    assert_eq!(name, host::parsed_host(&req));
     assert_eq!(name, name.to_ascii_lowercase());
     assert!(!name.ends_with('.'), "{name:?}");
     let table = RouteTable::new();
     assert!(table.lookup(&name).is_none());
     let _ = table.not_found_message(&name, true);
-}
-
-fn host_of<B>(req: &hyper::Request<B>) -> String {
-    let parsed: hyper::http::uri::Authority;
-    let host = match req.uri().authority() {
-        Some(authority) => authority.host(),
-        None => match req.headers().get(header::HOST).map(|h| h.to_str()) {
-            Some(Ok(h)) if let Ok(authority) = h.parse() => {
-                parsed = authority;
-                parsed.host()
-            }
-            _ => "",
-        },
-    };
-    let mut host = host.trim_end_matches('.').to_owned();
-    host.make_ascii_lowercase();
-    host
 }
 
 fn is_preflight<B>(req: &hyper::Request<B>) -> bool {
@@ -372,21 +365,6 @@ fn preflight<B>(req: &hyper::Request<B>) -> hyper::Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_without_port_and_case() {
-        let req = hyper::Request::builder()
-            .uri("/x")
-            .header("host", "Hello-Hello.LOCALHOST:8000")
-            .body(())
-            .unwrap();
-        assert_eq!(host_of(&req), "hello-hello.localhost");
-        let req = hyper::Request::builder()
-            .uri("http://127.0.0.1:9/")
-            .body(())
-            .unwrap();
-        assert_eq!(host_of(&req), "127.0.0.1");
-    }
 
     #[test]
     fn preflight_needs_origin_and_method() {

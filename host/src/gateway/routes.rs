@@ -31,6 +31,21 @@ impl Route {
             })
     }
 
+    /// Whether the endpoint's shape hands the client's address to the guest (ASGI's
+    /// `client`, WSGI's `REMOTE_ADDR`); only those requests carry it.
+    pub fn wants_client_addr(&self) -> bool {
+        self.app
+            .manifest()
+            .endpoints
+            .get(self.endpoint)
+            .is_some_and(|e| {
+                matches!(
+                    e.kind,
+                    crate::engine::EndpointKind::Asgi | crate::engine::EndpointKind::Wsgi
+                )
+            })
+    }
+
     /// Whether callers must present a proxy-auth token.
     pub fn requires_proxy_auth(&self) -> bool {
         self.app

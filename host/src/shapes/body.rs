@@ -193,6 +193,10 @@ pub(super) async fn collect(mut body: RequestBody) -> Result<Bytes, BodyError> {
 
 /// A body already read whole.
 pub(super) fn buffered(bytes: Bytes) -> RequestBody {
+    if bytes.is_empty() {
+        // Zero-sized: boxing it allocates nothing.
+        return RequestBody::default();
+    }
     http_body_util::Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
