@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::engine::EndpointKind;
 use crate::shapes::WebApp;
 
 /// One routable endpoint: an app and the index of the endpoint in its manifest.
@@ -16,34 +17,25 @@ pub struct Route {
 }
 
 impl Route {
+    /// The endpoint's kind, from its app's manifest.
+    fn kind(&self) -> Option<EndpointKind> {
+        let endpoints = &self.app.manifest().endpoints;
+        endpoints.get(self.endpoint).map(|e| e.kind)
+    }
+
     /// Whether the endpoint answers with a whole response (typed functions and class
     /// methods), so a long call can be answered 303 and collected later.
     pub fn buffered(&self) -> bool {
-        self.app
-            .manifest()
-            .endpoints
-            .get(self.endpoint)
-            .is_some_and(|e| {
-                matches!(
-                    e.kind,
-                    crate::engine::EndpointKind::Function | crate::engine::EndpointKind::Method
-                )
-            })
+        matches!(
+            self.kind(),
+            Some(EndpointKind::Function | EndpointKind::Method)
+        )
     }
 
     /// Whether the endpoint's shape hands the client's address to the guest (ASGI's
     /// `client`, WSGI's `REMOTE_ADDR`); only those requests carry it.
     pub fn wants_client_addr(&self) -> bool {
-        self.app
-            .manifest()
-            .endpoints
-            .get(self.endpoint)
-            .is_some_and(|e| {
-                matches!(
-                    e.kind,
-                    crate::engine::EndpointKind::Asgi | crate::engine::EndpointKind::Wsgi
-                )
-            })
+        matches!(self.kind(), Some(EndpointKind::Asgi | EndpointKind::Wsgi))
     }
 
     /// Whether callers must present a proxy-auth token.
