@@ -107,7 +107,6 @@ impl Engine {
                 .metrics
                 .function_instance(&component.manifest.app, function),
             out: None,
-            ran_on: 0,
         };
         if let (super::PreInit::EachInstance, Ok(exports)) = (component.pre_init, self.guest(code))
             && let Some(init) = &exports.init
@@ -418,7 +417,7 @@ impl Engine {
             return Box::pin(self.service(component, spec, request)).await;
         }
         let code = self.code(component).await?;
-        if !matches!(*code, Prepared::Proxy(_)) {
+        if !matches!(**code, Prepared::Proxy(_)) {
             return Err(CallError::MissingExport("wasi:http incoming-handler"));
         }
         let limits = self.limits_for(spec);

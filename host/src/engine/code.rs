@@ -6,10 +6,13 @@
 //! call maps the cached `.cwasm` again.
 
 use std::hash::Hash;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
+
+use arc_swap::{ArcSwapOption, Guard};
 
 use super::metrics::Metrics;
 use super::pool::WarmInstances;
@@ -156,7 +159,7 @@ impl Resident {
             resident: Arc::downgrade(self),
             source,
             file: Mutex::new(None),
-            loaded: Mutex::new(None),
+            loaded: ArcSwapOption::empty(),
             loading: tokio::sync::Mutex::new(()),
             warm: Arc::downgrade(warm),
         })
@@ -165,7 +168,7 @@ impl Resident {
     /// Puts `code` in `slot` and counts it.
     pub(crate) fn fill(&self, slot: &Arc<CodeSlot>, code: Prepared) -> Arc<Prepared> {
         let code = Arc::new(code);
-        *slot.loaded() = Some(code.clone());
+        slot.loaded.store(Some(code.clone()));
         self.admit(slot);
         code
     }
@@ -206,6 +209,32 @@ pub(crate) struct CodeSource {
     pub(crate) snapshot: bool,
 }
 
+/// A component's code, held for one call: a read of its slot that takes no reference
+/// count (counting would write a line both serving threads share on every call), or
+/// the code just loaded.
+pub(crate) struct Code(Guard<Option<Arc<Prepared>>>);
+
+impl Code {
+    fn of(read: Guard<Option<Arc<Prepared>>>) -> Option<Self> {
+        read.is_some().then_some(Self(read))
+    }
+
+    fn loaded(code: Arc<Prepared>) -> Self {
+        Self(Guard::from_inner(Some(code)))
+    }
+}
+
+impl Deref for Code {
+    type Target = Arc<Prepared>;
+
+    fn deref(&self) -> &Arc<Prepared> {
+        match &*self.0 {
+            Some(code) => code,
+            None => unreachable!("a `Code` is only made of a slot holding code"),
+        }
+    }
+}
+
 /// One component's code: loaded, or not (yet, or again).
 pub(crate) struct CodeSlot {
     id: u64,
@@ -214,7 +243,9 @@ pub(crate) struct CodeSlot {
     /// The component file, compiled again should its cache entry be gone; only a
     /// component with one is ever evicted.
     file: Mutex<Option<PathBuf>>,
-    loaded: Mutex<Option<Arc<Prepared>>>,
+    /// Read on every call by both serving threads; swapped only when the code is loaded
+    /// or evicted, so a read shares no lock.
+    loaded: ArcSwapOption<Prepared>,
     /// Held while the code loads, so concurrent first calls load it once.
     loading: tokio::sync::Mutex<()>,
     /// Its idle warm instances go with the code.
@@ -222,21 +253,17 @@ pub(crate) struct CodeSlot {
 }
 
 impl CodeSlot {
-    fn loaded(&self) -> MutexGuard<'_, Option<Arc<Prepared>>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn file(&self) -> Option<PathBuf> {
         self.file.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn current(&self) -> Option<Arc<Prepared>> {
-        self.loaded().clone()
+    fn current(&self) -> Option<Code> {
+        Code::of(self.loaded.load())
     }
 
     /// Drops the code (calls in flight keep theirs) and the idle instances made from it.
     fn unload(&self) {
-        let code = self.loaded().take();
+        let code = self.loaded.swap(None);
         let idle = self.warm.upgrade().map(|w| w.take_idle());
         drop((code, idle));
     }
@@ -278,7 +305,8 @@ impl LoadedComponent {
     /// Whether `code` is the code loaded now.
     pub(super) fn code_is(&self, code: &Arc<Prepared>) -> bool {
         self.code
-            .loaded()
+            .loaded
+            .load()
             .as_ref()
             .is_some_and(|loaded| Arc::ptr_eq(loaded, code))
     }
@@ -287,10 +315,7 @@ impl LoadedComponent {
 impl Engine {
     /// `component`'s code, loaded now if it is not (from the cache: a mapping of its
     /// `.cwasm`), marked as just used.
-    pub(super) async fn code(
-        &self,
-        component: &LoadedComponent,
-    ) -> Result<Arc<Prepared>, CallError> {
+    pub(super) async fn code(&self, component: &LoadedComponent) -> Result<Code, CallError> {
         let slot = &component.code;
         if let Some(code) = slot.current() {
             self.resident.touch(slot);
@@ -310,7 +335,7 @@ impl Engine {
         self.metrics
             .code_load_seconds
             .observe(started.elapsed().as_secs_f64());
-        Ok(code)
+        Ok(Code::loaded(code))
     }
 
     /// Maps the slot's code from the cache, or compiles it from its file (snapshotting

@@ -38,8 +38,13 @@ pub(crate) struct Demand {
     returned: Notify,
     /// Instances whose response was delivered while their call has not returned yet.
     finishing: AtomicUsize,
-    /// When an instance last came back, in nanoseconds since [`base`].
+    /// When an instance last came back while a request waited, in nanoseconds since
+    /// [`base`].
     last_return: AtomicU64,
+    /// Requests in [`Demand::wait_for_idle`]. Only while there are any does a return
+    /// read the clock and signal: on every check-in those would write lines that both
+    /// serving threads share.
+    waiting: AtomicUsize,
 }
 
 /// The instant the return times count from.
@@ -61,8 +66,14 @@ impl Demand {
         Starting(self.clone())
     }
 
-    /// Wakes one request waiting for an instance: one came back.
+    /// Wakes one request waiting for an instance: one came back (it is in its list).
     pub(crate) fn came_back(&self) {
+        // Pairs with the waiter's count before it looks in the list: either it finds the
+        // instance, or the count is seen here.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let since = Instant::now().saturating_duration_since(base()).as_nanos();
         self.last_return
             .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -91,6 +102,8 @@ impl Demand {
         mut pop: impl FnMut() -> Option<T>,
     ) -> Option<T> {
         let arrival = Instant::now();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Waiting(self);
         loop {
             let until = self.progress_since(arrival) + patience;
             let back = self.returned.notified();
@@ -117,6 +130,15 @@ impl Demand {
                 let _ = tokio::time::timeout_at(until, back).await;
             }
         }
+    }
+}
+
+/// A request counted in [`Demand::waiting`] until dropped.
+struct Waiting<'a>(&'a Demand);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -351,7 +351,8 @@ impl Engine {
             snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
             key,
         };
-        let warm = self.pools.register(&manifest.app, &self.metrics);
+        let endpoints = manifest.endpoints.iter().map(|e| e.name.as_str());
+        let warm = self.pools.register(&manifest.app, endpoints);
         let code = self.resident.slot(source, &warm);
         let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));

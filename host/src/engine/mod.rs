@@ -23,6 +23,7 @@ mod demand;
 mod error;
 #[cfg(fuzzing)]
 mod fuzz;
+mod idle;
 mod incremental;
 mod load;
 mod manifest;
@@ -319,6 +320,7 @@ impl Engine {
         let gpu = self.gpu.stats();
         self.metrics.gpu_submits.set(gpu.submits as i64);
         self.metrics.gpu_seconds.set(gpu.gpu_time.as_secs_f64());
+        self.pools.refresh_gauges();
         self.metrics.encode()
     }
 
@@ -425,7 +427,7 @@ impl Engine {
             gpu,
             outbound,
         )?;
-        let instantiated = match &*code {
+        let instantiated = match &**code {
             Prepared::Proxy(proxy) => proxy.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Service(service) => service.pre.instantiate_async(&mut store).await.map(drop),
             Prepared::Guest(exports) => exports.pre.instantiate_async(&mut store).await.map(drop),

@@ -3,15 +3,14 @@
 //! scale-down window (scale to zero) or when the host stops.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
 use super::demand::{Demand, HandedOut, PATIENCE};
-use super::metrics::Metrics;
+use super::idle::{Idle, IdleList};
 use super::state::InstanceState;
 use super::workers::{Evict, Workers};
 use super::world::Prepared;
@@ -31,68 +30,27 @@ pub(crate) struct Live {
     pub(super) _counted: super::metrics::LiveInstance,
     /// Counts it as handed out by its endpoint's pool, while it is.
     pub(super) out: Option<HandedOut>,
-    /// The thread it last ran on ([`this_thread`]), 0 before its first call.
-    pub(super) ran_on: usize,
 }
 
-/// How far back from the most recently used an idle list looks for an instance that last
-/// ran on the asking thread.
-const SAME_THREAD_SCAN: usize = 8;
-
-/// This thread's number, from 1.
-pub(super) fn this_thread() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    thread_local! {
-        static THIS: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+impl Idle for Live {
+    fn idle_since(&self) -> Instant {
+        self.idle_since
     }
-    THIS.with(|n| *n)
 }
 
-/// Which of `len` idle instances (the most recently used last; `ran_on(i)`: where the
-/// `i`th last ran) to hand out on thread `here`: the most recent of the last
-/// [`SAME_THREAD_SCAN`] that ran on it, else the most recent of all.
-fn pick(len: usize, here: usize, ran_on: impl Fn(usize) -> usize) -> Option<usize> {
-    let tail = len.saturating_sub(SAME_THREAD_SCAN);
-    (tail..len)
-        .rev()
-        .find(|&i| ran_on(i) == here)
-        .or(len.checked_sub(1))
-}
-
-/// The idle instances of one endpoint, the most recently used last, with its idle gauge
-/// (resolved once, not per request).
-struct IdleList {
-    lives: Vec<Live>,
-    gauge: Gauge,
-    /// The endpoint's calls in flight.
+/// The idle instances of one endpoint and its calls in flight.
+struct EndpointPool {
+    idle: IdleList<Live>,
     demand: Arc<Demand>,
-}
-
-impl IdleList {
-    /// An idle instance, preferably one that last ran on this thread: a warm instance
-    /// moving between the serving threads brings its store, its guest's memory and its
-    /// capture buffers over from the other core's cache (~3 % of a typed request's CPU
-    /// and ~10 % of a wasi:http proxy's, measured under wrk on two cores).
-    fn pop(&mut self) -> Option<Live> {
-        let lives = &mut self.lives;
-        let live = pick(lives.len(), this_thread(), |i| lives[i].ran_on).map(|i| lives.remove(i));
-        self.sync();
-        live
-    }
-
-    fn sync(&self) {
-        self.gauge.set(self.lives.len() as i64);
-    }
 }
 
 /// The warm instances of one component.
 pub(crate) struct WarmInstances {
     /// The app's name, for the metrics.
     app: String,
-    metrics: Arc<Metrics>,
-    /// Idle instances by endpoint name.
-    idle: Mutex<HashMap<String, IdleList>>,
+    /// Each endpoint's pool, made with the component: the map is only read afterwards, so
+    /// requests on different threads share no lock to find it.
+    endpoints: HashMap<String, EndpointPool>,
     /// Endpoints whose buffer is being refilled.
     refilling: Mutex<HashSet<String>>,
     /// The instance that serves class methods; the lock serialises calls on it.
@@ -109,12 +67,25 @@ pub(crate) struct PoolRegistry {
 }
 
 impl PoolRegistry {
-    /// A new, registered pool for a component of `app`.
-    pub(super) fn register(&self, app: &str, metrics: &Arc<Metrics>) -> Arc<WarmInstances> {
+    /// A new, registered pool for a component of `app` with these endpoints.
+    pub(super) fn register<'a>(
+        &self,
+        app: &str,
+        endpoints: impl IntoIterator<Item = &'a str>,
+    ) -> Arc<WarmInstances> {
+        let endpoints = endpoints
+            .into_iter()
+            .map(|name| {
+                let pool = EndpointPool {
+                    idle: IdleList::new(),
+                    demand: Arc::default(),
+                };
+                (name.to_owned(), pool)
+            })
+            .collect();
         let warm = Arc::new(WarmInstances {
             app: app.to_owned(),
-            metrics: metrics.clone(),
-            idle: Mutex::default(),
+            endpoints,
             refilling: Mutex::default(),
             class: tokio::sync::Mutex::default(),
         });
@@ -150,70 +121,49 @@ impl PoolRegistry {
 
     /// Takes the instance idle the longest out of its pool, if any is idle.
     fn evict_oldest(&self) -> Option<(Arc<WarmInstances>, String, Live)> {
-        let pools: Vec<Arc<WarmInstances>> = {
-            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-            pools.iter().filter_map(Weak::upgrade).collect()
-        };
-        let oldest = pools
+        let pools: Vec<Arc<WarmInstances>> = self.live_pools();
+        let (warm, name, _) = pools
             .iter()
-            .filter_map(|warm| {
-                let lists = warm.lists();
-                let (name, since) = lists
+            .flat_map(|warm| {
+                warm.endpoints
                     .iter()
-                    .filter_map(|(name, list)| Some((name.clone(), list.lives.first()?.idle_since)))
-                    .min_by_key(|(_, since)| *since)?;
-                Some((warm.clone(), name, since))
+                    .filter_map(move |(name, pool)| Some((warm, name, pool.idle.oldest()?)))
             })
-            .min_by_key(|(_, _, since)| *since)?;
-        let (warm, name, _) = oldest;
-        let live = {
-            let mut lists = warm.lists();
-            let list = lists.get_mut(&name)?;
-            let live = (!list.lives.is_empty()).then(|| list.lives.remove(0))?;
-            list.sync();
-            live
-        };
-        Some((warm, name, live))
+            .min_by_key(|&(_, _, since)| since)?;
+        let live = warm.endpoints.get(name)?.idle.take_oldest()?;
+        Some((warm.clone(), name.clone(), live))
+    }
+
+    fn live_pools(&self) -> Vec<Arc<WarmInstances>> {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Sets every pool's idle gauges from its lists, for the metrics about to be read.
+    pub(super) fn refresh_gauges(&self) {
+        for warm in self.live_pools() {
+            for pool in warm.endpoints.values() {
+                pool.idle.refresh_gauge();
+            }
+        }
     }
 }
 
 impl WarmInstances {
-    fn lists(&self) -> MutexGuard<'_, HashMap<String, IdleList>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    fn pool(&self, endpoint: &str) -> Option<&EndpointPool> {
+        self.endpoints.get(endpoint)
     }
 
     pub(super) fn idle_count(&self, endpoint: &str) -> usize {
-        self.lists().get(endpoint).map_or(0, |l| l.lives.len())
-    }
-
-    /// `endpoint`'s list in `lists`, made with its gauge on first use.
-    fn list_in<'a>(
-        &self,
-        lists: &'a mut HashMap<String, IdleList>,
-        endpoint: &str,
-    ) -> &'a mut IdleList {
-        if !lists.contains_key(endpoint) {
-            let list = IdleList {
-                lives: Vec::new(),
-                gauge: self.metrics.idle_gauge(&self.app, endpoint),
-                demand: Arc::default(),
-            };
-            lists.insert(endpoint.to_owned(), list);
-        }
-        lists.get_mut(endpoint).expect("inserted above")
+        self.pool(endpoint).map_or(0, |p| p.idle.len())
     }
 
     /// Takes every idle instance out (their code is being evicted; the capacity path:
     /// no ASGI lifespan shutdown).
     pub(super) fn take_idle(&self) -> Vec<Live> {
-        let mut lists = self.lists();
-        lists
-            .values_mut()
-            .flat_map(|list| {
-                let lives = std::mem::take(&mut list.lives);
-                list.sync();
-                lives
-            })
+        self.endpoints
+            .values()
+            .flat_map(|pool| pool.idle.take_all())
             .collect()
     }
 
@@ -230,18 +180,18 @@ impl WarmInstances {
 
     /// An idle instance of `endpoint`, if one waits, handed out.
     fn pop(&self, endpoint: &str) -> Option<Live> {
-        let mut lists = self.lists();
-        let list = lists.get_mut(endpoint)?;
-        let mut live = list.pop()?;
-        live.out = Some(list.demand.hand_out());
+        let pool = self.pool(endpoint)?;
+        let mut live = pool.idle.pop()?;
+        live.out = Some(pool.demand.hand_out());
         live.store.data_mut().claim(true);
         Some(live)
     }
 
-    /// The calls in flight on `endpoint`.
+    /// The calls in flight on `endpoint` (a pool of its own for a name the component does
+    /// not declare).
     fn demand(&self, endpoint: &str) -> Arc<Demand> {
-        let mut lists = self.lists();
-        self.list_in(&mut lists, endpoint).demand.clone()
+        self.pool(endpoint)
+            .map_or_else(Arc::default, |p| p.demand.clone())
     }
 }
 
@@ -338,30 +288,24 @@ impl Engine {
                 spec.map_or(self.config.min_containers, |s| self.min_containers(s)),
             )
         };
-        let expired: Vec<(String, Vec<Live>)> = {
-            let mut idle = component.warm.lists();
-            idle.iter_mut()
-                .map(|(name, list)| {
-                    let (window, keep_warm) = window_of(name);
-                    // The most recently used come last; the oldest beyond `min_containers` go.
-                    let (mut old, mut keep): (Vec<Live>, Vec<Live>) = list
-                        .lives
-                        .drain(..)
-                        .partition(|l| l.idle_since.elapsed() >= window);
-                    while keep.len() < keep_warm
-                        && let Some(live) = old.pop()
-                    {
-                        keep.insert(0, live);
-                    }
-                    list.lives = keep;
-                    list.sync();
-                    (name.clone(), old)
-                })
-                .collect()
-        };
+        // The most recently used come last; the oldest beyond `min_containers` go.
+        let expired: Vec<(&String, Vec<Live>)> = component
+            .warm
+            .endpoints
+            .iter()
+            .map(|(name, pool)| {
+                let (window, keep_warm) = window_of(name);
+                (name, pool.idle.take_expired(window, keep_warm))
+            })
+            .collect();
         let mut retired = 0;
         for (name, lives) in expired {
-            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+            let Some(spec) = component
+                .manifest
+                .endpoints
+                .iter()
+                .find(|e| &e.name == name)
+            else {
                 continue;
             };
             for live in lives {
@@ -527,22 +471,21 @@ impl Engine {
             return Box::pin(self.retire_app(component, spec, live)).await;
         }
         live.idle_since = Instant::now();
-        live.ran_on = this_thread();
         live.out = None;
         live.store.data_mut().claim(false);
         // Its code was evicted while it ran: it would only keep that code resident.
         if !component.code_is(&live.code) {
             return;
         }
+        let warm = &component.warm;
+        let cap = self.idle_cap(spec);
+        if let Some(pool) = warm.pool(&spec.name)
+            && (cap == usize::MAX || pool.idle.len() < cap)
         {
-            let mut lists = component.warm.lists();
-            let list = component.warm.list_in(&mut lists, &spec.name);
-            if list.lives.len() < self.idle_cap(spec) {
-                list.lives.push(live);
-                list.sync();
-                list.demand.came_back();
-                return;
-            }
+            let gauge = || self.metrics.idle_gauge(&warm.app, &spec.name);
+            pool.idle.push(live, gauge);
+            pool.demand.came_back();
+            return;
         }
         Box::pin(self.retire_app(component, spec, live)).await;
     }
@@ -571,17 +514,23 @@ impl Engine {
         component.services.close_all();
         component.typed.close_all();
         component.functions.close_all();
-        let idle: Vec<(String, Vec<Live>)> = {
-            let mut idle = component.warm.lists();
-            idle.drain()
-                .map(|(name, list)| {
-                    list.gauge.set(0);
-                    (name, list.lives)
-                })
-                .collect()
-        };
+        let idle: Vec<(&String, Vec<Live>)> = component
+            .warm
+            .endpoints
+            .iter()
+            .map(|(name, pool)| {
+                let lives = pool.idle.take_all();
+                pool.idle.refresh_gauge();
+                (name, lives)
+            })
+            .collect();
         for (name, lives) in idle {
-            let Some(spec) = component.manifest.endpoints.iter().find(|e| e.name == name) else {
+            let Some(spec) = component
+                .manifest
+                .endpoints
+                .iter()
+                .find(|e| &e.name == name)
+            else {
                 continue;
             };
             for live in lives {
@@ -610,32 +559,5 @@ impl Engine {
                 })
                 .await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_instance_that_last_ran_on_this_thread_is_handed_out_first() {
-        let ran_on = |tags: &'static [usize]| move |i: usize| tags[i];
-        // The most recent of this thread's, not the most recent of all.
-        assert_eq!(pick(4, 1, ran_on(&[1, 2, 1, 2])), Some(2));
-        // None of this thread's: the most recently used.
-        assert_eq!(pick(3, 7, ran_on(&[1, 2, 0])), Some(2));
-        // Only the last few are looked at: past them, the most recently used.
-        let many: &'static [usize] = &[3, 2, 2, 2, 2, 2, 2, 2, 2, 2];
-        assert_eq!(pick(many.len(), 3, ran_on(many)), Some(many.len() - 1));
-        assert_eq!(pick(0, 1, ran_on(&[])), None);
-    }
-
-    #[test]
-    fn threads_have_their_own_numbers() {
-        let here = this_thread();
-        assert_eq!(here, this_thread());
-        let there = std::thread::spawn(this_thread).join().unwrap();
-        assert_ne!(here, there);
-        assert!(here > 0 && there > 0);
     }
 }

@@ -24,7 +24,7 @@ impl Engine {
         let Ok(code) = self.code(component).await else {
             return;
         };
-        let Prepared::Guest(exports) = &*code else {
+        let Prepared::Guest(exports) = &**code else {
             return;
         };
         let started = Instant::now();

@@ -201,7 +201,7 @@ impl Engine {
                 return Err(InstantiateError::Stopped.into());
             };
             let code = self.code(&component).await?;
-            let Prepared::Service(exports) = &*code else {
+            let Prepared::Service(exports) = &**code else {
                 return Err(CallError::MissingExport("wasi:http@0.3 handler"));
             };
             let gpu = self.gpu_for(spec);

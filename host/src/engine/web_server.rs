@@ -48,7 +48,7 @@ impl Engine {
         spec: &EndpointSpec,
     ) -> Result<WebServer, CallError> {
         let code = self.code(component).await?;
-        let Prepared::Command(pre) = &*code else {
+        let Prepared::Command(pre) = &**code else {
             return Err(CallError::MissingExport("wasi:cli run"));
         };
         let mut slot = component.web_server.running.lock().await;
