@@ -8,12 +8,14 @@
 //! copy-on-write fault of a starting instance needs a TLB-shootdown interrupt there. So the
 //! threads nap once nothing has been active for [`QUIET_BEFORE_NAP`], and the first store
 //! to become active again wakes them. Under any steady traffic they never nap, so the
-//! request path pays one atomic add per hand-out and nothing else.
+//! request path pays two additions to its own thread's counts per hand-out, nothing else.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+use super::shards::ThreadCount;
 
 /// How long nothing must have been active before the background threads nap.
 pub(crate) const QUIET_BEFORE_NAP: Duration = Duration::from_millis(100);
@@ -21,25 +23,29 @@ pub(crate) const QUIET_BEFORE_NAP: Duration = Duration::from_millis(100);
 const NAP: Duration = Duration::from_millis(250);
 
 /// The count of active stores: from creation until their pool takes them back idle, and
-/// again from each hand-out.
+/// again from each hand-out. Both counts are kept per thread ([`ThreadCount`]): the
+/// serving threads change them on every request, and only the napping threads sum them.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    active: AtomicUsize,
+    active: ThreadCount,
+    /// Stores made active so far: a napping thread that sees it move knows something was
+    /// active since it last looked, even when nothing is now.
+    entries: ThreadCount,
     nappers: AtomicUsize,
     sleepers: Mutex<Vec<Thread>>,
-    start: Instant,
-    /// When the count last dropped to zero, in nanoseconds since `start`.
-    went_quiet: AtomicU64,
+    /// What the napping threads saw last: the entries, and since when they have not moved
+    /// with nothing active.
+    quiet: Mutex<(usize, Instant)>,
 }
 
 impl Default for Activity {
     fn default() -> Self {
         Self {
-            active: AtomicUsize::new(0),
+            active: ThreadCount::default(),
+            entries: ThreadCount::default(),
             nappers: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::new()),
-            start: Instant::now(),
-            went_quiet: AtomicU64::new(0),
+            quiet: Mutex::new((0, Instant::now())),
         }
     }
 }
@@ -51,9 +57,11 @@ impl Activity {
         sleepers.push(std::thread::current());
     }
 
-    /// One more active store; the first after a quiet spell wakes the napping threads.
+    /// One more active store; while threads nap, it wakes them.
     pub(crate) fn enter(&self) {
-        if self.active.fetch_add(1, SeqCst) == 0 && self.nappers.load(SeqCst) > 0 {
+        self.active.add(1, SeqCst);
+        self.entries.add(1, Relaxed);
+        if self.nappers.load(SeqCst) > 0 {
             let sleepers = self.sleepers.lock().unwrap_or_else(|p| p.into_inner());
             for thread in sleepers.iter() {
                 thread.unpark();
@@ -63,18 +71,12 @@ impl Activity {
 
     /// One active store fewer.
     pub(crate) fn leave(&self) {
-        if self.active.fetch_sub(1, SeqCst) == 1 {
-            self.went_quiet.store(self.nanos(), SeqCst);
-        }
+        self.active.add(-1, SeqCst);
     }
 
     /// Stores active now.
     pub(crate) fn active(&self) -> usize {
-        self.active.load(SeqCst)
-    }
-
-    fn nanos(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.active.get(SeqCst)
     }
 
     /// Parks the calling (registered) thread while nothing has been active for
@@ -85,9 +87,16 @@ impl Activity {
     }
 
     fn nap_while_quiet_at_most(&self, nap: Duration) -> bool {
-        let quiet_for = self.nanos().saturating_sub(self.went_quiet.load(SeqCst));
-        if self.active() > 0 || quiet_for < QUIET_BEFORE_NAP.as_nanos() as u64 {
-            return false;
+        {
+            let entries = self.entries.get(Relaxed);
+            let mut quiet = self.quiet.lock().unwrap_or_else(|p| p.into_inner());
+            if self.active() > 0 || entries != quiet.0 {
+                *quiet = (entries, Instant::now());
+                return false;
+            }
+            if quiet.1.elapsed() < QUIET_BEFORE_NAP {
+                return false;
+            }
         }
         // Announced before the last look, so a store entering now either is seen here or
         // sees this thread napping and wakes it (both sides are sequentially consistent).

@@ -106,7 +106,7 @@ impl Engine {
             _counted: self
                 .metrics
                 .function_instance(&component.manifest.app, function),
-            out: None,
+            out: super::demand::HandedOut::default(),
         };
         if let (super::PreInit::EachInstance, Ok(exports)) = (component.pre_init, self.guest(code))
             && let Some(init) = &exports.init
@@ -140,7 +140,7 @@ impl Engine {
         live.store.set_epoch_deadline(1);
         live.store.data_mut().limiter.refused = false;
         follow_output(names, live.store.data_mut());
-        let waits = live.store.data().for_call();
+        let waits = live.store.data().for_call(&self.cpu);
         // From the guest's own deadline: one clock read a call, not two.
         let outcome = tokio::time::timeout_at(
             (deadline + TICK * 10).into(),
@@ -336,7 +336,7 @@ impl Engine {
             .ok_or(CallError::MissingExport("asgi-app"))?;
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, &code, spec, limits).await?;
-        live.store.data_mut().replying(live.out.as_ref());
+        live.store.data_mut().replying(&live.out);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let channel = live
             .store
@@ -422,7 +422,7 @@ impl Engine {
         }
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, &code, spec, limits).await?;
-        let reply = live.store.data_mut().replying(live.out.as_ref());
+        let reply = live.store.data_mut().replying(&live.out);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let answered = Arc::new(AtomicBool::new(false));
         let set = answered.clone();

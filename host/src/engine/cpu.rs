@@ -262,9 +262,10 @@ impl GuestRunning {
 
     /// What a call on this store needs to take it out of the count while it waits; `None`
     /// where the store is not counted (not handed out by a pool).
-    pub(crate) fn for_call(&self) -> Option<Waits> {
+    pub(crate) fn for_call<'a>(&self, cpu: &'a GuestCpu) -> Option<Waits<'a>> {
+        debug_assert!(std::ptr::eq(cpu, &*self.cpu), "the store's own count");
         self.claimed.then(|| Waits {
-            cpu: self.cpu.clone(),
+            cpu,
             yielded: self.yielded.clone(),
             lent: false,
         })
@@ -279,14 +280,16 @@ impl Drop for GuestRunning {
 
 /// A call's hold on its store's part of the count.
 #[derive(Debug)]
-pub(crate) struct Waits {
-    cpu: Arc<GuestCpu>,
+pub(crate) struct Waits<'a> {
+    /// The host's count, borrowed: a reference count of it would be taken and given back
+    /// on every call by both serving threads.
+    cpu: &'a GuestCpu,
     yielded: Arc<AtomicBool>,
     /// The part is given up while the call waits.
     lent: bool,
 }
 
-impl Waits {
+impl Waits<'_> {
     fn resume(&mut self) {
         self.yielded.store(false, Ordering::Relaxed);
         if std::mem::take(&mut self.lent) {
@@ -302,7 +305,7 @@ impl Waits {
     }
 }
 
-impl Drop for Waits {
+impl Drop for Waits<'_> {
     fn drop(&mut self) {
         // The store is still handed out: its part goes back to the count, which the
         // store's own `claim(false)` (or drop) then gives up.
@@ -317,7 +320,7 @@ impl Drop for Waits {
 /// This replaces a call hook that followed every switch between guest and host: two
 /// updates of the host-wide count for every host call, most of which never wait (a
 /// wasi:http request makes a dozen), cost ~3 % of a proxied request's CPU under load.
-pub(crate) async fn computing<F: Future>(waits: Option<Waits>, call: F) -> F::Output {
+pub(crate) async fn computing<F: Future>(waits: Option<Waits<'_>>, call: F) -> F::Output {
     let Some(mut waits) = waits else {
         return call.await;
     };
@@ -357,7 +360,7 @@ mod tests {
         let mut a = GuestRunning::new(&cpu);
         let mut b = GuestRunning::new(&cpu);
         // Not handed out: an idle instance, or one outside the pools, computes for no call.
-        assert!(a.for_call().is_none());
+        assert!(a.for_call(&cpu).is_none());
         assert_eq!(cpu.running(), 0);
         a.claim(true);
         assert_eq!(cpu.running(), 1);
@@ -366,7 +369,7 @@ mod tests {
         assert!(cpu.saturated());
         // A guest waiting in a host call (a body, a timer) frees its core...
         let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
-        let mut call = std::pin::pin!(computing(a.for_call(), rx));
+        let mut call = std::pin::pin!(computing(a.for_call(&cpu), rx));
         assert!(poll_once(call.as_mut()).is_pending());
         assert_eq!(cpu.running(), 1);
         assert!(poll_once(call.as_mut()).is_pending());
@@ -397,7 +400,7 @@ mod tests {
             running.yielding();
             std::task::Poll::Pending
         });
-        let mut call = std::pin::pin!(computing(running.for_call(), spinning));
+        let mut call = std::pin::pin!(computing(running.for_call(&cpu), spinning));
         for _ in 0..2 {
             assert!(poll_once(call.as_mut()).is_pending());
             assert_eq!(cpu.running(), 1);
@@ -411,7 +414,7 @@ mod tests {
         let (cpu, a) = busy_single_core();
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
         {
-            let mut call = std::pin::pin!(computing(a.for_call(), rx));
+            let mut call = std::pin::pin!(computing(a.for_call(&cpu), rx));
             assert!(poll_once(call.as_mut()).is_pending());
             assert_eq!(cpu.running(), 0);
         }

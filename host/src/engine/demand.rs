@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::cpu::GuestCpu;
+use super::shards::ThreadCount;
 
 /// How long a request waits while every core computes and none of the endpoint's busy
 /// instances comes back, before it may start one: long calls must not hold up short ones
@@ -33,7 +34,9 @@ const TICKS_PAST_REPLY: u8 = 5;
 /// The calls in flight on one endpoint's pool.
 #[derive(Debug, Default)]
 pub(crate) struct Demand {
-    out: AtomicUsize,
+    /// Instances handed out: added to and taken from on every request, by both serving
+    /// threads.
+    out: ThreadCount,
     starting: AtomicUsize,
     returned: Notify,
     /// Instances whose response was delivered while their call has not returned yet.
@@ -56,8 +59,9 @@ fn base() -> Instant {
 impl Demand {
     /// Counts an instance as handed out until the guard is dropped.
     pub(crate) fn hand_out(self: &Arc<Self>) -> HandedOut {
-        self.out.fetch_add(1, Ordering::Relaxed);
-        HandedOut(self.clone())
+        let mut out = HandedOut::default();
+        out.count_in(self);
+        out
     }
 
     /// Counts an instance as being started until the guard is dropped.
@@ -117,7 +121,7 @@ impl Demand {
                     continue;
                 }
             }
-            if cheap || !cpu.saturated() || self.out.load(Ordering::Relaxed) == 0 {
+            if cheap || !cpu.saturated() || self.out.get(Ordering::Relaxed) == 0 {
                 return None;
             }
             let late = Instant::now() >= until;
@@ -142,19 +146,47 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// An instance handed out by its endpoint's pool, counted until dropped (checked back in,
-/// or dropped after a failed call).
-#[derive(Debug)]
-pub(crate) struct HandedOut(Arc<Demand>);
+/// An instance's part in its endpoint's count of handed-out instances: counted while it
+/// is handed out, until checked back in or dropped (after a failed call). It keeps the
+/// endpoint's [`Demand`] across check-ins, so handing the instance out again takes no
+/// reference count.
+#[derive(Debug, Default)]
+pub(crate) struct HandedOut {
+    demand: Option<Arc<Demand>>,
+    counted: bool,
+}
 
 impl HandedOut {
-    /// The reply of the call this instance serves, to mark when it is delivered.
-    pub(crate) fn reply(&self) -> Arc<Reply> {
-        Arc::new(Reply {
+    /// Counts the instance as handed out by `demand`'s endpoint.
+    pub(crate) fn count_in(&mut self, demand: &Arc<Demand>) {
+        if !self.demand.as_ref().is_some_and(|d| Arc::ptr_eq(d, demand)) {
+            self.uncount();
+            self.demand = Some(demand.clone());
+        }
+        if !self.counted {
+            demand.out.add(1, Ordering::Relaxed);
+            self.counted = true;
+        }
+    }
+
+    /// The instance is back: no longer counted.
+    pub(crate) fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted)
+            && let Some(demand) = &self.demand
+        {
+            demand.out.add(-1, Ordering::Relaxed);
+        }
+    }
+
+    /// The reply of the call this handed-out instance serves, to mark when it is
+    /// delivered; `None` for an instance no pool handed out.
+    pub(crate) fn reply(&self) -> Option<Arc<Reply>> {
+        let demand = self.demand.as_ref().filter(|_| self.counted)?;
+        Some(Arc::new(Reply {
             state: AtomicU8::new(STREAMING),
             ticks: AtomicU8::new(0),
-            demand: self.0.clone(),
-        })
+            demand: demand.clone(),
+        }))
     }
 }
 
@@ -230,7 +262,7 @@ impl Drop for Settles {
 
 impl Drop for HandedOut {
     fn drop(&mut self) {
-        self.0.out.fetch_sub(1, Ordering::Relaxed);
+        self.uncount();
     }
 }
 
@@ -330,7 +362,7 @@ mod tests {
         let demand = Arc::new(Demand::default());
         let free = GuestCpu::new(1, Default::default(), Duration::ZERO);
         let out = demand.hand_out();
-        let reply = out.reply();
+        let reply = out.reply().unwrap();
         let settles = Settles(reply.clone());
         reply.delivered();
         let idle = Arc::new(Mutex::new(Vec::new()));
@@ -358,7 +390,7 @@ mod tests {
         let none = || None::<u8>;
         // Computing on past its response (a background task): not waited for.
         let out = demand.hand_out();
-        let reply = out.reply();
+        let reply = out.reply().unwrap();
         let _settles = Settles(reply.clone());
         reply.delivered();
         for _ in 0..TICKS_PAST_REPLY {
@@ -371,7 +403,7 @@ mod tests {
         );
         assert!(started.elapsed() < RETURN_PATIENCE);
         // Waiting without computing, or held up: waited for up to RETURN_PATIENCE.
-        let other = demand.hand_out().reply();
+        let other = demand.hand_out().reply().unwrap();
         other.delivered();
         let started = Instant::now();
         assert_eq!(
@@ -381,7 +413,7 @@ mod tests {
         assert!(started.elapsed() >= RETURN_PATIENCE);
         // A reply delivered after its call settled counts for nothing.
         drop(other);
-        let late = demand.hand_out().reply();
+        let late = demand.hand_out().reply().unwrap();
         drop(Settles(late.clone()));
         late.delivered();
         assert_eq!(demand.finishing.load(Ordering::Acquire), 0);

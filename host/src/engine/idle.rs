@@ -14,20 +14,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 
-/// Shards per endpoint. Threads take shards by their number (`this_thread() % SHARDS`):
-/// the serving threads start together and get consecutive numbers, so up to this many
-/// have a shard each.
-const SHARDS: usize = 16;
-
-/// This thread's number, from 1.
-pub(super) fn this_thread() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    thread_local! {
-        static THIS: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    THIS.with(|n| *n)
-}
+use super::shards::{SHARDS, home};
 
 /// One thread's idle instances, the most recently used last, on cache lines of their own.
 #[repr(align(128))]
@@ -67,13 +54,9 @@ impl<T: Idle> IdleList<T> {
         self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn home() -> usize {
-        this_thread() % SHARDS
-    }
-
     /// The most recently used instance this thread checked in, else another thread's.
     pub(super) fn pop(&self) -> Option<T> {
-        let home = Self::home();
+        let home = home();
         if let Some(live) = self.shard(home).pop() {
             return Some(live);
         }
@@ -84,7 +67,7 @@ impl<T: Idle> IdleList<T> {
     /// first time.
     pub(super) fn push(&self, live: T, gauge: impl FnOnce() -> Gauge) {
         self.gauge.get_or_init(gauge);
-        self.shard(Self::home()).push(live);
+        self.shard(home()).push(live);
     }
 
     /// How many wait.
@@ -169,23 +152,14 @@ mod tests {
     /// Runs `f` on a thread whose shard is not this thread's (thread numbers are handed
     /// out in order, so one of the next few has another shard).
     fn on_another_shard(f: impl Fn() + Sync) {
-        let here = IdleList::<Fake>::home();
+        let here = home();
         std::thread::scope(|s| {
             while !s
-                .spawn(|| (IdleList::<Fake>::home() != here).then(&f).is_some())
+                .spawn(|| (home() != here).then(&f).is_some())
                 .join()
                 .unwrap()
             {}
         });
-    }
-
-    #[test]
-    fn threads_have_their_own_numbers() {
-        let here = this_thread();
-        assert_eq!(here, this_thread());
-        let there = std::thread::spawn(this_thread).join().unwrap();
-        assert_ne!(here, there);
-        assert!(here > 0 && there > 0);
     }
 
     #[test]

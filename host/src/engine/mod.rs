@@ -34,6 +34,7 @@ mod prime;
 mod reply;
 mod runtime;
 mod service;
+mod shards;
 mod snapshot;
 mod state;
 mod validate;

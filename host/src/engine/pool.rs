@@ -29,7 +29,7 @@ pub(crate) struct Live {
     /// Counts it in its function's live gauge.
     pub(super) _counted: super::metrics::LiveInstance,
     /// Counts it as handed out by its endpoint's pool, while it is.
-    pub(super) out: Option<HandedOut>,
+    pub(super) out: HandedOut,
 }
 
 impl Idle for Live {
@@ -182,7 +182,7 @@ impl WarmInstances {
     fn pop(&self, endpoint: &str) -> Option<Live> {
         let pool = self.pool(endpoint)?;
         let mut live = pool.idle.pop()?;
-        live.out = Some(pool.demand.hand_out());
+        live.out.count_in(&pool.demand);
         live.store.data_mut().claim(true);
         Some(live)
     }
@@ -234,7 +234,7 @@ impl Engine {
         let mut live = Box::pin(self.new_warm(component, code, spec, limits)).await?;
         live.store.data_mut().claim(true);
         drop(starting);
-        live.out = Some(handed);
+        live.out = handed;
         Ok(live)
     }
 
@@ -471,7 +471,7 @@ impl Engine {
             return Box::pin(self.retire_app(component, spec, live)).await;
         }
         live.idle_since = Instant::now();
-        live.out = None;
+        live.out.uncount();
         live.store.data_mut().claim(false);
         // Its code was evicted while it ran: it would only keep that code resident.
         if !component.code_is(&live.code) {

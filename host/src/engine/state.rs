@@ -130,9 +130,9 @@ impl InstanceState {
     /// waits for it ([`super::demand::Reply`]); returns that reply.
     pub(crate) fn replying(
         &mut self,
-        out: Option<&super::demand::HandedOut>,
+        out: &super::demand::HandedOut,
     ) -> Option<std::sync::Arc<super::demand::Reply>> {
-        let reply = out?.reply();
+        let reply = out.reply()?;
         self.settles = Some(super::demand::Settles(reply.clone()));
         Some(reply)
     }
@@ -146,8 +146,11 @@ impl InstanceState {
 
     /// What a call on this instance needs to leave the count of instances computing
     /// while it waits (`None` where the instance is not counted).
-    pub(crate) fn for_call(&self) -> Option<super::cpu::Waits> {
-        self.cpu.as_ref().and_then(|cpu| cpu.for_call())
+    pub(crate) fn for_call<'a>(
+        &self,
+        host: &'a super::cpu::GuestCpu,
+    ) -> Option<super::cpu::Waits<'a>> {
+        self.cpu.as_ref().and_then(|cpu| cpu.for_call(host))
     }
 
     /// Marks the instance handed out by its pool for a call (`true`) or back in it.

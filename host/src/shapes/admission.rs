@@ -1,12 +1,11 @@
 //! Backpressure per endpoint: at most `max_concurrency` calls run at once; more wait in a
 //! fair (FIFO) queue with a deadline; only past the queue's bound are requests refused.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Why a request was not admitted.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +20,7 @@ pub enum Refused {
 
 /// The admission gate of one endpoint.
 pub(crate) struct Admission {
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
     waiting: AtomicUsize,
     queue_depth: usize,
     timeout: Duration,
@@ -52,7 +51,7 @@ impl Admission {
         queue_gauge: Gauge,
     ) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            permits: Semaphore::new(max_concurrency.max(1)),
             waiting: AtomicUsize::new(0),
             queue_depth,
             timeout,
@@ -60,9 +59,11 @@ impl Admission {
         }
     }
 
-    /// Waits for a slot; the permit frees it when dropped.
-    pub(crate) async fn admit(&self) -> Result<OwnedSemaphorePermit, Refused> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+    /// Waits for a slot; the permit frees it when dropped. It borrows the gate: an owned
+    /// permit would take and give back a reference count on the semaphore, a line both
+    /// serving threads write, on every request.
+    pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, Refused> {
+        if let Ok(permit) = self.permits.try_acquire() {
             return Ok(permit);
         }
         let before = self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -74,7 +75,7 @@ impl Admission {
         if before >= self.queue_depth {
             return Err(Refused::QueueFull(before));
         }
-        match tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned()).await {
+        match tokio::time::timeout(self.timeout, self.permits.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(Refused::Timeout(self.timeout)),
         }
@@ -83,6 +84,8 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[tokio::test]
