@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::thread_metrics::{ThreadCounter, ThreadHistogram};
+
 /// Labels of a request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -44,10 +46,10 @@ pub struct CallLabels {
 /// The host's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
-    /// HTTP requests served.
-    pub requests: Family<RequestLabels, Counter>,
-    /// Their latency.
-    pub request_seconds: Family<FunctionLabels, Histogram>,
+    /// HTTP requests served (kept per thread: recorded on every request).
+    pub requests: Family<RequestLabels, ThreadCounter>,
+    /// Their latency (kept per thread, likewise).
+    pub request_seconds: Family<FunctionLabels, ThreadHistogram>,
     /// Instances created (cold starts of an instance).
     pub instances_created: Counter,
     /// Time to create an instance.
@@ -136,7 +138,7 @@ impl Metrics {
 
     /// All metrics, registered.
     pub fn new() -> Self {
-        let latency = || Histogram::new(exponential_buckets(0.0001, 2.0, 20));
+        let latency = || ThreadHistogram::new(exponential_buckets(0.0001, 2.0, 20));
         let m = Self {
             registry: Mutex::new(Registry::with_prefix("wasmhost")),
             requests: Family::default(),
@@ -360,8 +362,8 @@ pub struct EndpointRequests {
     app: String,
     function: String,
     /// By status / 100 (a status code has three digits).
-    by_class: [std::sync::OnceLock<Counter>; 10],
-    latency: std::sync::OnceLock<Histogram>,
+    by_class: [std::sync::OnceLock<ThreadCounter>; 10],
+    latency: std::sync::OnceLock<ThreadHistogram>,
 }
 
 impl EndpointRequests {

@@ -37,6 +37,7 @@ mod service;
 mod shards;
 mod snapshot;
 mod state;
+mod thread_metrics;
 mod validate;
 mod web_server;
 mod workers;

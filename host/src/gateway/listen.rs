@@ -269,6 +269,10 @@ async fn accept_loop(
                 HeadChecker::new(max_head)
             };
             let stream = StrictHeads::new(stream, checker);
+            // Each request holds the gateway through a count of this connection's own: a
+            // count of the shared one would be written by both serving threads on every
+            // request.
+            let gateway = Arc::new(gateway);
             let service = service_fn(move |req| {
                 let gateway = gateway.clone();
                 async move {
