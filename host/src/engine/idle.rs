@@ -14,17 +14,10 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::shards::{SHARDS, home};
+use super::shards::{SHARDS, Slots, home};
 
-/// One thread's idle instances, the most recently used last, on cache lines of their own.
-#[repr(align(128))]
-struct Shard<T>(Mutex<Vec<T>>);
-
-impl<T> Default for Shard<T> {
-    fn default() -> Self {
-        Self(Mutex::new(Vec::new()))
-    }
-}
+/// One thread's idle instances, the most recently used last.
+type Shard<T> = Mutex<Vec<T>>;
 
 /// What the list needs to know of an idle instance.
 pub(super) trait Idle {
@@ -34,45 +27,45 @@ pub(super) trait Idle {
 
 /// The idle instances of one endpoint.
 pub(super) struct IdleList<T> {
-    shards: Box<[Shard<T>]>,
+    shards: Slots<Shard<T>>,
     /// The endpoint's idle gauge, made at its first check-in and set from the shards when
     /// the metrics are read (setting it on every check-out and check-in would write a line
     /// both threads share).
     gauge: OnceLock<Gauge>,
 }
 
+fn lock<T>(shard: &Shard<T>) -> MutexGuard<'_, Vec<T>> {
+    shard.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl<T: Idle> IdleList<T> {
     /// An empty list.
     pub(super) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: Slots::default(),
             gauge: OnceLock::new(),
         }
-    }
-
-    fn shard(&self, i: usize) -> MutexGuard<'_, Vec<T>> {
-        self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The most recently used instance this thread checked in, else another thread's.
     pub(super) fn pop(&self) -> Option<T> {
         let home = home();
-        if let Some(live) = self.shard(home).pop() {
+        if let Some(live) = self.shards.get(home).and_then(|s| lock(s).pop()) {
             return Some(live);
         }
-        (1..SHARDS).find_map(|k| self.shard((home + k) % SHARDS).pop())
+        (1..SHARDS).find_map(|k| lock(self.shards.get((home + k) % SHARDS)?).pop())
     }
 
     /// Checks `live` in on this thread's shard; `gauge` makes the endpoint's idle gauge the
     /// first time.
     pub(super) fn push(&self, live: T, gauge: impl FnOnce() -> Gauge) {
         self.gauge.get_or_init(gauge);
-        self.shard(home()).push(live);
+        lock(self.shards.mine()).push(live);
     }
 
     /// How many wait.
     pub(super) fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.shard(i).len()).sum()
+        self.shards.made().map(|(_, s)| lock(s).len()).sum()
     }
 
     /// Sets the idle gauge, if there is one, to how many wait.
@@ -84,8 +77,10 @@ impl<T: Idle> IdleList<T> {
 
     /// Takes every instance out, the longest idle first.
     pub(super) fn take_all(&self) -> Vec<T> {
-        let mut all: Vec<T> = (0..SHARDS)
-            .flat_map(|i| std::mem::take(&mut *self.shard(i)))
+        let mut all: Vec<T> = self
+            .shards
+            .made()
+            .flat_map(|(_, s)| std::mem::take(&mut *lock(s)))
             .collect();
         all.sort_by_key(Idle::idle_since);
         all
@@ -93,17 +88,20 @@ impl<T: Idle> IdleList<T> {
 
     /// When the instance idle the longest went idle.
     pub(super) fn oldest(&self) -> Option<Instant> {
-        (0..SHARDS)
-            .filter_map(|i| self.shard(i).first().map(Idle::idle_since))
+        self.shards
+            .made()
+            .filter_map(|(_, s)| lock(s).first().map(Idle::idle_since))
             .min()
     }
 
     /// Takes out the instance idle the longest.
     pub(super) fn take_oldest(&self) -> Option<T> {
-        let (i, _) = (0..SHARDS)
-            .filter_map(|i| Some((i, self.shard(i).first()?.idle_since())))
+        let (shard, _) = self
+            .shards
+            .made()
+            .filter_map(|(_, s)| Some((s, lock(s).first()?.idle_since())))
             .min_by_key(|&(_, since)| since)?;
-        let mut shard = self.shard(i);
+        let mut shard = lock(shard);
         (!shard.is_empty()).then(|| shard.remove(0))
     }
 
@@ -112,8 +110,8 @@ impl<T: Idle> IdleList<T> {
     pub(super) fn take_expired(&self, window: Duration, keep: usize) -> Vec<T> {
         let mut kept = 0;
         let mut old = Vec::new();
-        for i in 0..SHARDS {
-            let mut shard = self.shard(i);
+        for (i, shard) in self.shards.made() {
+            let mut shard = lock(shard);
             let (expired, fresh): (Vec<T>, Vec<T>) = std::mem::take(&mut *shard)
                 .into_iter()
                 .partition(|l| l.idle_since().elapsed() >= window);
@@ -125,8 +123,10 @@ impl<T: Idle> IdleList<T> {
         while kept < keep
             && let Some((i, live)) = old.pop()
         {
-            // Older than every instance left in its shard.
-            self.shard(i).insert(0, live);
+            // Back where it was, older than every instance left there.
+            if let Some(shard) = self.shards.get(i) {
+                lock(shard).insert(0, live);
+            }
             kept += 1;
         }
         old.into_iter().map(|(_, l)| l).collect()

@@ -6,30 +6,12 @@
 //! Here each thread records into a slot of its own, made the first time that thread
 //! records (most series are only ever touched by one or two threads).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use super::shards::{SHARDS, home};
-
-/// Per-thread slots, each made on its thread's first use.
-#[derive(Debug)]
-struct Slots<T>(Box<[OnceLock<Box<T>>]>);
-
-impl<T: Default> Slots<T> {
-    fn new() -> Self {
-        Self((0..SHARDS).map(|_| OnceLock::new()).collect())
-    }
-
-    fn mine(&self) -> &T {
-        self.0[home()].get_or_init(Box::default)
-    }
-
-    fn made(&self) -> impl Iterator<Item = &T> {
-        self.0.iter().filter_map(|slot| slot.get().map(|b| &**b))
-    }
-}
+use super::shards::Slots;
 
 /// A counter each thread adds to in a slot of its own.
 #[derive(Clone, Debug)]
@@ -37,7 +19,7 @@ pub struct ThreadCounter(Arc<Slots<std::sync::atomic::AtomicU64>>);
 
 impl Default for ThreadCounter {
     fn default() -> Self {
-        Self(Arc::new(Slots::new()))
+        Self(Arc::new(Slots::default()))
     }
 }
 
@@ -53,7 +35,7 @@ impl ThreadCounter {
     pub fn get(&self) -> u64 {
         self.0
             .made()
-            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(_, n)| n.load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
 }
@@ -94,7 +76,7 @@ impl ThreadHistogram {
     pub fn new(bounds: impl IntoIterator<Item = f64>) -> Self {
         Self {
             bounds: bounds.into_iter().chain([f64::INFINITY]).collect(),
-            slots: Arc::new(Slots::new()),
+            slots: Arc::new(Slots::default()),
         }
     }
 
@@ -118,7 +100,7 @@ impl ThreadHistogram {
     fn total(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut buckets: Vec<(f64, u64)> = self.bounds.iter().map(|b| (*b, 0)).collect();
         let (mut sum, mut count) = (0.0, 0);
-        for slot in self.slots.made() {
+        for (_, slot) in self.slots.made() {
             let tally = slot.lock().unwrap_or_else(|p| p.into_inner());
             sum += tally.sum;
             count += tally.count;
