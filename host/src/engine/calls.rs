@@ -259,7 +259,7 @@ impl Engine {
         input: &str,
         ctx: &CallContext,
     ) -> Result<String, FunctionError> {
-        let code = self.code(component).await?;
+        let code = self.code(component).await?.into_arc();
         let exports = self.guest(&code)?;
         if exports.function_async.is_some() {
             let outcome = self
@@ -328,7 +328,7 @@ impl Engine {
         scope: Scope,
         connection: Box<dyn AsgiConnection>,
     ) -> Result<(), CallError> {
-        let code = self.code(component).await?;
+        let code = self.code(component).await?.into_arc();
         let asgi = self
             .guest(&code)?
             .asgi

@@ -222,6 +222,12 @@ impl Code {
     fn loaded(code: Arc<Prepared>) -> Self {
         Self(Guard::from_inner(Some(code)))
     }
+
+    /// The code as a counted reference, for a call that may last (a WebSocket, a long
+    /// function): a thread has few slots for uncounted reads, and reads past them count.
+    pub(crate) fn into_arc(self) -> Arc<Prepared> {
+        Arc::clone(&self)
+    }
 }
 
 impl Deref for Code {

@@ -298,14 +298,19 @@ impl Engine {
                 (name, pool.idle.take_expired(window, keep_warm))
             })
             .collect();
+        self.retire_each(component, expired).await
+    }
+
+    /// Retires each endpoint's instances in `lives`; returns how many.
+    async fn retire_each(
+        &self,
+        component: &LoadedComponent,
+        lives: Vec<(&String, Vec<Live>)>,
+    ) -> usize {
         let mut retired = 0;
-        for (name, lives) in expired {
-            let Some(spec) = component
-                .manifest
-                .endpoints
-                .iter()
-                .find(|e| &e.name == name)
-            else {
+        for (name, lives) in lives {
+            let endpoints = &component.manifest.endpoints;
+            let Some(spec) = endpoints.iter().find(|e| &e.name == name) else {
                 continue;
             };
             for live in lives {
@@ -524,19 +529,7 @@ impl Engine {
                 (name, lives)
             })
             .collect();
-        for (name, lives) in idle {
-            let Some(spec) = component
-                .manifest
-                .endpoints
-                .iter()
-                .find(|e| &e.name == name)
-            else {
-                continue;
-            };
-            for live in lives {
-                self.retire_app(component, spec, live).await;
-            }
-        }
+        self.retire_each(component, idle).await;
         let class = component.warm.class.lock().await.take();
         let spec = component
             .manifest
