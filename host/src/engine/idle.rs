@@ -38,6 +38,12 @@ fn lock<T>(shard: &Shard<T>) -> MutexGuard<'_, Vec<T>> {
     shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl<T: Idle> Default for IdleList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T: Idle> IdleList<T> {
     /// An empty list.
     pub(super) fn new() -> Self {

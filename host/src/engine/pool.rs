@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
@@ -39,18 +40,24 @@ impl Idle for Live {
 }
 
 /// The idle instances of one endpoint and its calls in flight.
+#[derive(Default)]
 struct EndpointPool {
     idle: IdleList<Live>,
     demand: Arc<Demand>,
 }
 
+/// Each endpoint's pool by name.
+type Pools = HashMap<String, Arc<EndpointPool>>;
+
 /// The warm instances of one component.
 pub(crate) struct WarmInstances {
     /// The app's name, for the metrics.
     app: String,
-    /// Each endpoint's pool, made with the component: the map is only read afterwards, so
-    /// requests on different threads share no lock to find it.
-    endpoints: HashMap<String, EndpointPool>,
+    /// Each endpoint's pool: made with the component for the names it declares, and for
+    /// another name on its first use (an app deployed under a name of its own renames its
+    /// endpoints). Read without a lock or a count: requests on both serving threads find
+    /// their pool here.
+    endpoints: ArcSwap<Pools>,
     /// Endpoints whose buffer is being refilled.
     refilling: Mutex<HashSet<String>>,
     /// The instance that serves class methods; the lock serialises calls on it.
@@ -73,19 +80,13 @@ impl PoolRegistry {
         app: &str,
         endpoints: impl IntoIterator<Item = &'a str>,
     ) -> Arc<WarmInstances> {
-        let endpoints = endpoints
+        let endpoints: Pools = endpoints
             .into_iter()
-            .map(|name| {
-                let pool = EndpointPool {
-                    idle: IdleList::new(),
-                    demand: Arc::default(),
-                };
-                (name.to_owned(), pool)
-            })
+            .map(|name| (name.to_owned(), Arc::default()))
             .collect();
         let warm = Arc::new(WarmInstances {
             app: app.to_owned(),
-            endpoints,
+            endpoints: ArcSwap::from_pointee(endpoints),
             refilling: Mutex::default(),
             class: tokio::sync::Mutex::default(),
         });
@@ -121,16 +122,23 @@ impl PoolRegistry {
 
     /// Takes the instance idle the longest out of its pool, if any is idle.
     fn evict_oldest(&self) -> Option<(Arc<WarmInstances>, String, Live)> {
-        let pools: Vec<Arc<WarmInstances>> = self.live_pools();
-        let (warm, name, _) = pools
-            .iter()
-            .flat_map(|warm| {
-                warm.endpoints
-                    .iter()
-                    .filter_map(move |(name, pool)| Some((warm, name, pool.idle.oldest()?)))
+        let pools: Vec<(Arc<WarmInstances>, Arc<Pools>)> = self
+            .live_pools()
+            .into_iter()
+            .map(|warm| {
+                let endpoints = warm.endpoints.load_full();
+                (warm, endpoints)
             })
-            .min_by_key(|&(_, _, since)| since)?;
-        let live = warm.endpoints.get(name)?.idle.take_oldest()?;
+            .collect();
+        let (warm, name, pool, _) = pools
+            .iter()
+            .flat_map(|(warm, endpoints)| {
+                endpoints
+                    .iter()
+                    .filter_map(move |(name, pool)| Some((warm, name, pool, pool.idle.oldest()?)))
+            })
+            .min_by_key(|&(_, _, _, since)| since)?;
+        let live = pool.idle.take_oldest()?;
         Some((warm.clone(), name.clone(), live))
     }
 
@@ -142,7 +150,7 @@ impl PoolRegistry {
     /// Sets every pool's idle gauges from its lists, for the metrics about to be read.
     pub(super) fn refresh_gauges(&self) {
         for warm in self.live_pools() {
-            for pool in warm.endpoints.values() {
+            for pool in warm.endpoints.load().values() {
                 pool.idle.refresh_gauge();
             }
         }
@@ -150,18 +158,36 @@ impl PoolRegistry {
 }
 
 impl WarmInstances {
-    fn pool(&self, endpoint: &str) -> Option<&EndpointPool> {
-        self.endpoints.get(endpoint)
+    /// Runs `f` on `endpoint`'s pool, made now if it has none yet.
+    fn with_pool<R>(&self, endpoint: &str, f: impl FnOnce(&EndpointPool) -> R) -> R {
+        if !self.endpoints.load().contains_key(endpoint) {
+            self.endpoints.rcu(|pools| {
+                let mut pools = Pools::clone(pools);
+                pools.entry(endpoint.to_owned()).or_default();
+                pools
+            });
+        }
+        // Pools are never taken out, so it is there now.
+        match self.endpoints.load().get(endpoint) {
+            Some(pool) => f(pool),
+            None => f(&EndpointPool::default()),
+        }
+    }
+
+    /// Every endpoint's pool.
+    fn pools(&self) -> Arc<Pools> {
+        self.endpoints.load_full()
     }
 
     pub(super) fn idle_count(&self, endpoint: &str) -> usize {
-        self.pool(endpoint).map_or(0, |p| p.idle.len())
+        let pools = self.endpoints.load();
+        pools.get(endpoint).map_or(0, |p| p.idle.len())
     }
 
     /// Takes every idle instance out (their code is being evicted; the capacity path:
     /// no ASGI lifespan shutdown).
     pub(super) fn take_idle(&self) -> Vec<Live> {
-        self.endpoints
+        self.pools()
             .values()
             .flat_map(|pool| pool.idle.take_all())
             .collect()
@@ -180,18 +206,17 @@ impl WarmInstances {
 
     /// An idle instance of `endpoint`, if one waits, handed out.
     fn pop(&self, endpoint: &str) -> Option<Live> {
-        let pool = self.pool(endpoint)?;
+        let pools = self.endpoints.load();
+        let pool = pools.get(endpoint)?;
         let mut live = pool.idle.pop()?;
         live.out.count_in(&pool.demand);
         live.store.data_mut().claim(true);
         Some(live)
     }
 
-    /// The calls in flight on `endpoint` (a pool of its own for a name the component does
-    /// not declare).
+    /// The calls in flight on `endpoint`.
     fn demand(&self, endpoint: &str) -> Arc<Demand> {
-        self.pool(endpoint)
-            .map_or_else(Arc::default, |p| p.demand.clone())
+        self.with_pool(endpoint, |p| p.demand.clone())
     }
 }
 
@@ -289,9 +314,8 @@ impl Engine {
             )
         };
         // The most recently used come last; the oldest beyond `min_containers` go.
-        let expired: Vec<(&String, Vec<Live>)> = component
-            .warm
-            .endpoints
+        let pools = component.warm.pools();
+        let expired: Vec<(&String, Vec<Live>)> = pools
             .iter()
             .map(|(name, pool)| {
                 let (window, keep_warm) = window_of(name);
@@ -484,15 +508,18 @@ impl Engine {
         }
         let warm = &component.warm;
         let cap = self.idle_cap(spec);
-        if let Some(pool) = warm.pool(&spec.name)
-            && (cap == usize::MAX || pool.idle.len() < cap)
-        {
+        let over = warm.with_pool(&spec.name, |pool| {
+            if cap != usize::MAX && pool.idle.len() >= cap {
+                return Some(live);
+            }
             let gauge = || self.metrics.idle_gauge(&warm.app, &spec.name);
             pool.idle.push(live, gauge);
             pool.demand.came_back();
-            return;
+            None
+        });
+        if let Some(live) = over {
+            Box::pin(self.retire_app(component, spec, live)).await;
         }
-        Box::pin(self.retire_app(component, spec, live)).await;
     }
 
     /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
@@ -519,9 +546,8 @@ impl Engine {
         component.services.close_all();
         component.typed.close_all();
         component.functions.close_all();
-        let idle: Vec<(&String, Vec<Live>)> = component
-            .warm
-            .endpoints
+        let pools = component.warm.pools();
+        let idle: Vec<(&String, Vec<Live>)> = pools
             .iter()
             .map(|(name, pool)| {
                 let lives = pool.idle.take_all();
