@@ -351,8 +351,7 @@ impl Engine {
             snapshot: matches!(pre_init, PreInit::Snapshot { .. }),
             key,
         };
-        let endpoints = manifest.endpoints.iter().map(|e| e.name.as_str());
-        let warm = self.pools.register(&manifest.app, endpoints);
+        let warm = self.pools.register(&manifest.app, manifest.endpoints.len());
         let code = self.resident.slot(source, &warm);
         let services = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));
         let typed = Arc::new(workers::Workers::new(&manifest.app, &self.metrics));

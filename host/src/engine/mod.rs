@@ -219,6 +219,16 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
+    /// Where `spec` is in the manifest's endpoints: found by identity (specs are borrowed
+    /// from the manifest), else by name (a copy).
+    pub(crate) fn endpoint_index(&self, spec: &EndpointSpec) -> Option<usize> {
+        let endpoints = &self.manifest.endpoints;
+        endpoints
+            .iter()
+            .position(|e| std::ptr::eq(e, spec))
+            .or_else(|| endpoints.iter().position(|e| e.name == spec.name))
+    }
+
     /// Sets what every instance of this component runs with (e.g. the broker that lets
     /// its guests spawn calls); the first binding wins.
     pub fn bind_context(&self, context: CallContext) {

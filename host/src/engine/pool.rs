@@ -2,11 +2,10 @@
 //! after it, kept for `min_containers` and `buffer_containers`, retired after the
 //! scale-down window (scale to zero) or when the host stops.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
@@ -46,18 +45,14 @@ struct EndpointPool {
     demand: Arc<Demand>,
 }
 
-/// Each endpoint's pool by name.
-type Pools = HashMap<String, Arc<EndpointPool>>;
-
 /// The warm instances of one component.
 pub(crate) struct WarmInstances {
     /// The app's name, for the metrics.
     app: String,
-    /// Each endpoint's pool: made with the component for the names it declares, and for
-    /// another name on its first use (an app deployed under a name of its own renames its
-    /// endpoints). Read without a lock or a count: requests on both serving threads find
-    /// their pool here.
-    endpoints: ArcSwap<Pools>,
+    /// Each endpoint's pool, in the manifest's order (by index: an app deployed under a
+    /// name of its own renames its endpoints after this is made). Only read afterwards:
+    /// requests on both serving threads find their pool here without a lock.
+    endpoints: Box<[EndpointPool]>,
     /// Endpoints whose buffer is being refilled.
     refilling: Mutex<HashSet<String>>,
     /// The instance that serves class methods; the lock serialises calls on it.
@@ -74,19 +69,11 @@ pub(crate) struct PoolRegistry {
 }
 
 impl PoolRegistry {
-    /// A new, registered pool for a component of `app` with these endpoints.
-    pub(super) fn register<'a>(
-        &self,
-        app: &str,
-        endpoints: impl IntoIterator<Item = &'a str>,
-    ) -> Arc<WarmInstances> {
-        let endpoints: Pools = endpoints
-            .into_iter()
-            .map(|name| (name.to_owned(), Arc::default()))
-            .collect();
+    /// A new, registered pool for a component of `app` with `endpoints` endpoints.
+    pub(super) fn register(&self, app: &str, endpoints: usize) -> Arc<WarmInstances> {
         let warm = Arc::new(WarmInstances {
             app: app.to_owned(),
-            endpoints: ArcSwap::from_pointee(endpoints),
+            endpoints: (0..endpoints).map(|_| EndpointPool::default()).collect(),
             refilling: Mutex::default(),
             class: tokio::sync::Mutex::default(),
         });
@@ -121,25 +108,18 @@ impl PoolRegistry {
     }
 
     /// Takes the instance idle the longest out of its pool, if any is idle.
-    fn evict_oldest(&self) -> Option<(Arc<WarmInstances>, String, Live)> {
-        let pools: Vec<(Arc<WarmInstances>, Arc<Pools>)> = self
-            .live_pools()
-            .into_iter()
-            .map(|warm| {
-                let endpoints = warm.endpoints.load_full();
-                (warm, endpoints)
-            })
-            .collect();
-        let (warm, name, pool, _) = pools
+    fn evict_oldest(&self) -> Option<(Arc<WarmInstances>, Live)> {
+        let pools = self.live_pools();
+        let (warm, pool, _) = pools
             .iter()
-            .flat_map(|(warm, endpoints)| {
-                endpoints
+            .flat_map(|warm| {
+                warm.endpoints
                     .iter()
-                    .filter_map(move |(name, pool)| Some((warm, name, pool, pool.idle.oldest()?)))
+                    .filter_map(move |pool| Some((warm, pool, pool.idle.oldest()?)))
             })
-            .min_by_key(|&(_, _, _, since)| since)?;
+            .min_by_key(|&(_, _, since)| since)?;
         let live = pool.idle.take_oldest()?;
-        Some((warm.clone(), name.clone(), live))
+        Some((warm.clone(), live))
     }
 
     fn live_pools(&self) -> Vec<Arc<WarmInstances>> {
@@ -150,7 +130,7 @@ impl PoolRegistry {
     /// Sets every pool's idle gauges from its lists, for the metrics about to be read.
     pub(super) fn refresh_gauges(&self) {
         for warm in self.live_pools() {
-            for pool in warm.endpoints.load().values() {
+            for pool in &warm.endpoints {
                 pool.idle.refresh_gauge();
             }
         }
@@ -158,37 +138,20 @@ impl PoolRegistry {
 }
 
 impl WarmInstances {
-    /// Runs `f` on `endpoint`'s pool, made now if it has none yet.
-    fn with_pool<R>(&self, endpoint: &str, f: impl FnOnce(&EndpointPool) -> R) -> R {
-        if !self.endpoints.load().contains_key(endpoint) {
-            self.endpoints.rcu(|pools| {
-                let mut pools = Pools::clone(pools);
-                pools.entry(endpoint.to_owned()).or_default();
-                pools
-            });
-        }
-        // Pools are never taken out, so it is there now.
-        match self.endpoints.load().get(endpoint) {
-            Some(pool) => f(pool),
-            None => f(&EndpointPool::default()),
-        }
+    /// The pool of the endpoint at `index` in the manifest.
+    fn pool(&self, index: usize) -> Option<&EndpointPool> {
+        self.endpoints.get(index)
     }
 
-    /// Every endpoint's pool.
-    fn pools(&self) -> Arc<Pools> {
-        self.endpoints.load_full()
-    }
-
-    pub(super) fn idle_count(&self, endpoint: &str) -> usize {
-        let pools = self.endpoints.load();
-        pools.get(endpoint).map_or(0, |p| p.idle.len())
+    pub(super) fn idle_count(&self, index: usize) -> usize {
+        self.pool(index).map_or(0, |p| p.idle.len())
     }
 
     /// Takes every idle instance out (their code is being evicted; the capacity path:
     /// no ASGI lifespan shutdown).
     pub(super) fn take_idle(&self) -> Vec<Live> {
-        self.pools()
-            .values()
+        self.endpoints
+            .iter()
             .flat_map(|pool| pool.idle.take_all())
             .collect()
     }
@@ -205,18 +168,19 @@ impl WarmInstances {
     }
 
     /// An idle instance of `endpoint`, if one waits, handed out.
-    fn pop(&self, endpoint: &str) -> Option<Live> {
-        let pools = self.endpoints.load();
-        let pool = pools.get(endpoint)?;
+    fn pop(&self, index: usize) -> Option<Live> {
+        let pool = self.pool(index)?;
         let mut live = pool.idle.pop()?;
         live.out.count_in(&pool.demand);
         live.store.data_mut().claim(true);
         Some(live)
     }
 
-    /// The calls in flight on `endpoint`.
-    fn demand(&self, endpoint: &str) -> Arc<Demand> {
-        self.with_pool(endpoint, |p| p.demand.clone())
+    /// The calls in flight on the endpoint at `index` (a count of its own for an index
+    /// the manifest lacks).
+    fn demand(&self, index: usize) -> Arc<Demand> {
+        self.pool(index)
+            .map_or_else(Arc::default, |p| p.demand.clone())
     }
 }
 
@@ -244,12 +208,12 @@ impl Engine {
         let warm = &component.warm;
         // An instance made from code since evicted and loaded again is dropped: its export
         // indices differ.
-        let pop =
-            || std::iter::from_fn(|| warm.pop(&spec.name)).find(|l| Arc::ptr_eq(&l.code, code));
+        let index = component.endpoint_index(spec);
+        let pop = || std::iter::from_fn(|| warm.pop(index?)).find(|l| Arc::ptr_eq(&l.code, code));
         if let Some(live) = pop() {
             return Ok(live);
         }
-        let demand = warm.demand(&spec.name);
+        let demand = index.map_or_else(Arc::default, |i| warm.demand(i));
         let patience = (PATIENCE, code.starts_cheaply());
         if let Some(live) = demand.wait_for_idle(&self.cpu, patience, pop).await {
             return Ok(live);
@@ -305,8 +269,8 @@ impl Engine {
     /// longer than the scale-down window, so an app without traffic scales to zero.
     /// Class instances are left alone: their state is the point of them.
     pub async fn scale_down(&self, component: &LoadedComponent) -> usize {
-        let window_of = |name: &str| {
-            let spec = component.manifest.endpoints.iter().find(|e| e.name == name);
+        let window_of = |index: usize| {
+            let spec = component.manifest.endpoints.get(index);
             let window = spec.and_then(|s| s.scaling.scaledown_window);
             (
                 window.unwrap_or(self.config.scaledown_window),
@@ -314,27 +278,24 @@ impl Engine {
             )
         };
         // The most recently used come last; the oldest beyond `min_containers` go.
-        let pools = component.warm.pools();
-        let expired: Vec<(&String, Vec<Live>)> = pools
-            .iter()
-            .map(|(name, pool)| {
-                let (window, keep_warm) = window_of(name);
-                (name, pool.idle.take_expired(window, keep_warm))
+        let expired: Vec<(usize, Vec<Live>)> = (component.warm.endpoints.iter().enumerate())
+            .map(|(i, pool)| {
+                let (window, keep_warm) = window_of(i);
+                (i, pool.idle.take_expired(window, keep_warm))
             })
             .collect();
         self.retire_each(component, expired).await
     }
 
-    /// Retires each endpoint's instances in `lives`; returns how many.
+    /// Retires each endpoint's instances in `lives` (by index); returns how many.
     async fn retire_each(
         &self,
         component: &LoadedComponent,
-        lives: Vec<(&String, Vec<Live>)>,
+        lives: Vec<(usize, Vec<Live>)>,
     ) -> usize {
         let mut retired = 0;
-        for (name, lives) in lives {
-            let endpoints = &component.manifest.endpoints;
-            let Some(spec) = endpoints.iter().find(|e| &e.name == name) else {
+        for (index, lives) in lives {
+            let Some(spec) = component.manifest.endpoints.get(index) else {
                 continue;
             };
             for live in lives {
@@ -366,7 +327,12 @@ impl Engine {
         if self.fill_concurrent(component, spec, wanted) {
             return;
         }
-        if wanted == 0 || !self.reusable(spec) || component.warm.idle_count(&spec.name) >= wanted {
+        if wanted == 0
+            || !self.reusable(spec)
+            || component
+                .endpoint_index(spec)
+                .is_some_and(|i| component.warm.idle_count(i) >= wanted)
+        {
             return;
         }
         if !component.warm.start_refill(&spec.name) {
@@ -411,7 +377,8 @@ impl Engine {
     /// Starts idle instances of `spec` until `wanted` wait.
     async fn fill(&self, component: &LoadedComponent, spec: &EndpointSpec, wanted: usize) {
         let limits = self.limits_for(spec);
-        while component.warm.idle_count(&spec.name) < wanted.min(self.idle_cap(spec)) {
+        let index = component.endpoint_index(spec);
+        while index.map_or(0, |i| component.warm.idle_count(i)) < wanted.min(self.idle_cap(spec)) {
             let started = match self.code(component).await {
                 Ok(code) => self.new_warm(component, &code, spec, limits).await,
                 Err(e) => Err(e),
@@ -436,10 +403,10 @@ impl Engine {
     /// Retires the warm instance idle the longest, from any app (without its ASGI
     /// lifespan shutdown: this is the capacity path). Returns whether one was retired.
     fn evict_idle(&self) -> bool {
-        let Some((warm, name, live)) = self.pools.evict_oldest() else {
+        let Some((warm, live)) = self.pools.evict_oldest() else {
             return false;
         };
-        tracing::info!(app = %warm.app, endpoint = %name, "evicted an idle instance: the host is at --max-instances");
+        tracing::info!(app = %warm.app, "evicted an idle instance: the host is at --max-instances");
         drop(live);
         true
     }
@@ -508,18 +475,15 @@ impl Engine {
         }
         let warm = &component.warm;
         let cap = self.idle_cap(spec);
-        let over = warm.with_pool(&spec.name, |pool| {
-            if cap != usize::MAX && pool.idle.len() >= cap {
-                return Some(live);
-            }
-            let gauge = || self.metrics.idle_gauge(&warm.app, &spec.name);
+        if let Some(pool) = component.endpoint_index(spec).and_then(|i| warm.pool(i))
+            && (cap == usize::MAX || pool.idle.len() < cap)
+        {
+            let gauge = || self.metrics.idle_gauge(&component.manifest.app, &spec.name);
             pool.idle.push(live, gauge);
             pool.demand.came_back();
-            None
-        });
-        if let Some(live) = over {
-            Box::pin(self.retire_app(component, spec, live)).await;
+            return;
         }
+        Box::pin(self.retire_app(component, spec, live)).await;
     }
 
     /// Retires an idle instance of an ASGI/WSGI app: lifespan shutdown for ASGI apps.
@@ -546,13 +510,11 @@ impl Engine {
         component.services.close_all();
         component.typed.close_all();
         component.functions.close_all();
-        let pools = component.warm.pools();
-        let idle: Vec<(&String, Vec<Live>)> = pools
-            .iter()
-            .map(|(name, pool)| {
+        let idle: Vec<(usize, Vec<Live>)> = (component.warm.endpoints.iter().enumerate())
+            .map(|(i, pool)| {
                 let lives = pool.idle.take_all();
                 pool.idle.refresh_gauge();
-                (name, lives)
+                (i, lives)
             })
             .collect();
         self.retire_each(component, idle).await;

@@ -32,7 +32,9 @@ impl Engine {
         let web_app = component.manifest.endpoints.iter().find(|spec| {
             matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi)
                 && self.reusable(spec)
-                && component.warm.idle_count(&spec.name) == 0
+                && component
+                    .endpoint_index(spec)
+                    .is_some_and(|i| component.warm.idle_count(i) == 0)
         });
         if let Some(spec) = web_app {
             let mut limits = self.limits_for(spec);
