@@ -40,19 +40,14 @@ fn lock<T>(shard: &Shard<T>) -> MutexGuard<'_, Vec<T>> {
 
 impl<T: Idle> Default for IdleList<T> {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T: Idle> IdleList<T> {
-    /// An empty list.
-    pub(super) fn new() -> Self {
         Self {
             shards: Slots::default(),
             gauge: OnceLock::new(),
         }
     }
+}
 
+impl<T: Idle> IdleList<T> {
     /// The most recently used instance this thread checked in, else another thread's.
     pub(super) fn pop(&self) -> Option<T> {
         let home = home();
@@ -170,7 +165,7 @@ mod tests {
 
     #[test]
     fn a_thread_gets_back_its_own_instances_first_and_takes_others_when_it_has_none() {
-        let list = IdleList::new();
+        let list = IdleList::default();
         let now = Instant::now();
         list.push(Fake(1, now), gauge);
         on_another_shard(|| list.push(Fake(2, now), gauge));
@@ -184,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_longest_idle_goes_first_whichever_thread_holds_it() {
-        let list = IdleList::new();
+        let list = IdleList::default();
         let t0 = Instant::now();
         let later = |ms| t0 + Duration::from_millis(ms);
         list.push(Fake(1, later(20)), gauge);
@@ -198,7 +193,7 @@ mod tests {
 
     #[test]
     fn expired_instances_go_but_the_most_recent_are_kept_warm() {
-        let list = IdleList::new();
+        let list = IdleList::default();
         let long_ago = Instant::now() - Duration::from_secs(60);
         for (n, age) in [(1, 3), (2, 2), (3, 1)] {
             list.push(Fake(n, long_ago - Duration::from_secs(age)), gauge);
@@ -217,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_gauge_is_made_at_the_first_check_in_and_set_when_refreshed() {
-        let list = IdleList::new();
+        let list = IdleList::default();
         list.refresh_gauge();
         let made = Gauge::default();
         list.push(Fake(1, Instant::now()), || made.clone());

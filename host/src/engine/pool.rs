@@ -377,8 +377,11 @@ impl Engine {
     /// Starts idle instances of `spec` until `wanted` wait.
     async fn fill(&self, component: &LoadedComponent, spec: &EndpointSpec, wanted: usize) {
         let limits = self.limits_for(spec);
-        let index = component.endpoint_index(spec);
-        while index.map_or(0, |i| component.warm.idle_count(i)) < wanted.min(self.idle_cap(spec)) {
+        // A spec the manifest lacks has no pool to fill (its instances would be retired).
+        let Some(index) = component.endpoint_index(spec) else {
+            return;
+        };
+        while component.warm.idle_count(index) < wanted.min(self.idle_cap(spec)) {
             let started = match self.code(component).await {
                 Ok(code) => self.new_warm(component, &code, spec, limits).await,
                 Err(e) => Err(e),
