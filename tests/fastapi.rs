@@ -214,7 +214,8 @@ async fn a_client_sending_requests_one_after_another_keeps_its_warm_instance() {
         assert_eq!(
             get_json(&host, SHOP, "/visits").await,
             (200, json!({"visits": first + n})),
-            "request {n} after the first met another instance"
+            "request {n} after the first met another instance; the host's log:\n{}",
+            host.log()
         );
     }
 }

@@ -48,6 +48,12 @@ pub trait AsgiConnection: Send {
     fn receive(&mut self) -> BoxFuture<'_, Event>;
     /// Delivers an event from the app; `Err` tells the app to stop.
     fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), ChannelError>>;
+    /// Whether sending `event` hands over the response's last byte: once it is sent the
+    /// client can have the whole response (and send its next request) before `send`
+    /// returns.
+    fn completes(&self, event: &Event) -> bool {
+        matches!(event, Event::HttpResponseBody(chunk) if !chunk.more_body)
+    }
 }
 
 /// `wsgi.input`: the request body of one WSGI call.
@@ -88,12 +94,14 @@ impl asgi_channel::HostChannel for InstanceState {
         channel: Resource<ChannelEntry>,
         event: Event,
     ) -> wasmtime::Result<Result<(), String>> {
-        let entry = self.table.get_mut(&channel)?;
-        let last = matches!(&event, Event::HttpResponseBody(chunk) if !chunk.more_body);
-        let sent = entry.0.send(event).await;
-        if last && sent.is_ok() {
+        // Marked before the last byte is handed over, not after: once hyper has it the
+        // client can read the whole response and send its next request while this thread
+        // has not run on yet, and that request would not know this instance is returning.
+        if self.table.get(&channel)?.0.completes(&event) {
             self.delivered();
         }
+        let entry = self.table.get_mut(&channel)?;
+        let sent = entry.0.send(event).await;
         Ok(sent.map_err(|e| e.to_string()))
     }
 

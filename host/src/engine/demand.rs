@@ -111,10 +111,15 @@ impl Demand {
         loop {
             let until = self.progress_since(arrival) + patience;
             let back = self.returned.notified();
+            // Read before looking, not after: an instance is checked in before its reply
+            // settles, so a count of none read here means a returning instance is in the
+            // list by now. Read after a fruitless look, the instance could come back and
+            // settle in between, and this request would start another beside it.
+            let returning = self.finishing.load(Ordering::Acquire) > 0;
             if let Some(found) = pop() {
                 return Some(found);
             }
-            if self.finishing.load(Ordering::Acquire) > 0 {
+            if returning {
                 let returning = arrival + RETURN_PATIENCE;
                 if Instant::now() < returning {
                     let _ = tokio::time::timeout_at(returning, back).await;
@@ -381,6 +386,33 @@ mod tests {
         assert_eq!(found, Some(7));
         back.await.unwrap();
         assert_eq!(demand.finishing.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn an_instance_that_comes_back_between_a_look_and_the_count_is_found() {
+        let demand = Arc::new(Demand::default());
+        let free = GuestCpu::new(1, Default::default(), Duration::ZERO);
+        let out = demand.hand_out();
+        let reply = out.reply().unwrap();
+        let mut settles = Some(Settles(reply.clone()));
+        reply.delivered();
+        drop(reply);
+        let mut idle = Vec::new();
+        // The first look finds nothing; the instance is checked in and settles right after.
+        let mut looks = 0;
+        let pop = || {
+            looks += 1;
+            if looks == 1 {
+                idle.push(7u8);
+                demand.came_back();
+                drop(settles.take());
+                return None;
+            }
+            idle.pop()
+        };
+        let found = demand.wait_for_idle(&free, (PATIENCE, false), pop).await;
+        assert_eq!(found, Some(7), "it looks again instead of starting another");
+        drop(out);
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ pub(super) async fn serve(
     let connection = HttpConnection {
         body: Some(request.into_body()),
         responder: responder.clone(),
+        unsent: None,
     };
     respond::from_task(responder, head, async move {
         engine
@@ -96,6 +97,8 @@ struct HttpConnection {
     /// The request body until it has been read to its end.
     body: Option<RequestBody>,
     responder: Arc<Mutex<Responder>>,
+    /// Bytes of the response body still to send, where its head declared a length.
+    unsent: Option<u64>,
 }
 
 impl HttpConnection {
@@ -141,8 +144,15 @@ impl HttpConnection {
     async fn deliver(&mut self, event: Event) -> Result<(), ChannelError> {
         let mut responder = self.responder.lock().await;
         match event {
-            Event::HttpResponseStart(start) => responder.start(start.status, start.headers),
-            Event::HttpResponseBody(chunk) => responder.body(chunk.body, chunk.more_body).await,
+            Event::HttpResponseStart(start) => {
+                self.unsent = declared_length(&start.headers);
+                responder.start(start.status, start.headers)
+            }
+            Event::HttpResponseBody(chunk) => {
+                let len = chunk.body.len() as u64;
+                self.unsent = self.unsent.map(|n| n.saturating_sub(len));
+                responder.body(chunk.body, chunk.more_body).await
+            }
             other => Err(ChannelError::UnexpectedEvent {
                 event: event_name(&other),
                 on: "an HTTP connection",
@@ -159,6 +169,31 @@ impl AsgiConnection for HttpConnection {
     fn send(&mut self, event: Event) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(self.deliver(event))
     }
+
+    /// The last chunk, or the one that brings the body to the length its head declared:
+    /// hyper ends a body of known length with its last byte, and apps often send an empty
+    /// last chunk only after it (a streaming middleware, for one).
+    fn completes(&self, event: &Event) -> bool {
+        match event {
+            Event::HttpResponseBody(chunk) => {
+                !chunk.more_body || self.unsent.is_some_and(|n| chunk.body.len() as u64 >= n)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The body length a response head declares in `content-length`, if it is one number.
+fn declared_length(headers: &[(String, String)]) -> Option<u64> {
+    let mut values = headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+    let (_, value) = values.next()?;
+    // Several values (even equal ones) leave the length to hyper's own checks.
+    match values.next() {
+        Some(_) => None,
+        None => value.trim().parse().ok(),
+    }
 }
 
 /// The ASGI name of an event, for messages.
@@ -173,5 +208,54 @@ pub(super) fn event_name(event: &Event) -> &'static str {
         Event::WebsocketMessage(_) => "websocket.send",
         Event::WebsocketClose(_) => "websocket.close",
         Event::WebsocketDisconnect(_) => "websocket.disconnect",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::asgi::ResponseStart;
+
+    fn chunk(body: &[u8], more_body: bool) -> Event {
+        Event::HttpResponseBody(BodyChunk {
+            body: body.to_vec(),
+            more_body,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_chunk_that_fills_the_declared_length_completes_the_response() {
+        let (responder, _head) = Responder::new();
+        let mut connection = HttpConnection {
+            body: None,
+            responder: Arc::new(Mutex::new(responder)),
+            unsent: None,
+        };
+        let headers = vec![("Content-Length".to_owned(), " 5".to_owned())];
+        let start = Event::HttpResponseStart(ResponseStart {
+            status: 200,
+            headers,
+        });
+        assert!(!connection.completes(&start));
+        connection.send(start).await.unwrap();
+        assert!(!connection.completes(&chunk(b"he", true)));
+        connection.send(chunk(b"he", true)).await.unwrap();
+        assert!(connection.completes(&chunk(b"llo", true)));
+        // Without a declared length only the last chunk completes it.
+        let fresh = HttpConnection {
+            unsent: None,
+            ..connection
+        };
+        assert!(!fresh.completes(&chunk(b"hello", true)));
+        assert!(fresh.completes(&chunk(b"", false)));
+    }
+
+    #[test]
+    fn a_declared_length_is_one_number() {
+        let header = |v: &str| ("content-length".to_owned(), v.to_owned());
+        assert_eq!(declared_length(&[header("12")]), Some(12));
+        assert_eq!(declared_length(&[header("x")]), None);
+        assert_eq!(declared_length(&[header("3"), header("3")]), None);
+        assert_eq!(declared_length(&[]), None);
     }
 }
