@@ -208,6 +208,34 @@ async fn an_unmodified_flask_app_is_served() {
 }
 
 #[tokio::test]
+async fn a_flask_client_sending_requests_one_after_another_keeps_its_instance() {
+    if !python_available("flask") {
+        return;
+    }
+    // The notes live in the instance. Flask's response has a content length, so the
+    // client has all of it, and sends the next request on a new connection, while the
+    // call is still returning: that request waits for the instance instead of meeting a
+    // fresh one without the notes.
+    let host = Host::run(&python_example("flask"), &[]);
+    let name = "flask-py-flask-app.localhost";
+    let mut notes = Vec::new();
+    for n in 0..6 {
+        let text = format!("note {n}");
+        let r = post_json(&host, name, "/notes", json!({ "text": text })).await;
+        assert_eq!(r.status(), 201);
+        notes.push(text);
+        let (status, body) = get(&host, name, "/notes").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+            json!(notes),
+            "request {n} met another instance; the host's log:\n{}",
+            host.log()
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unmodified_starlette_app_is_served_with_sse_and_websockets() {
     if !python_available("starlette") {
         return;

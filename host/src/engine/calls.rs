@@ -376,6 +376,7 @@ impl Engine {
             .ok_or(CallError::MissingExport("wsgi-app"))?;
         let limits = self.limits_for(spec);
         let mut live = self.checkout(component, &code, spec, limits).await?;
+        live.store.data_mut().replying(&live.out);
         let names = (component.manifest.app.as_str(), spec.name.as_str());
         let table = &mut live.store.data_mut().table;
         let push_error = InstantiateError::from;

@@ -72,6 +72,12 @@ pub trait WsgiOutput: Send {
     ) -> BoxFuture<'_, Result<(), ChannelError>>;
     /// Sends one chunk of the body.
     fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>>;
+    /// Whether writing `chunk` hands over the response's last byte (a body of declared
+    /// length): the client can then have all of it before the call returns. Otherwise the
+    /// body ends when the call does.
+    fn completes(&self, _chunk: &[u8]) -> bool {
+        false
+    }
 }
 
 /// What an `asgi-channel.channel` resource holds.
@@ -146,6 +152,10 @@ impl wsgi_io::HostOutput for InstanceState {
         output: Resource<OutputEntry>,
         chunk: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
+        // Marked before the chunk is handed over, as for an ASGI channel's last chunk.
+        if self.table.get(&output)?.0.completes(&chunk) {
+            self.delivered();
+        }
         let entry = self.table.get_mut(&output)?;
         Ok(entry.0.write(chunk).await.map_err(|e| e.to_string()))
     }

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use tokio::sync::Mutex;
 
 use super::body::{BodyError, RequestBody};
-use super::respond::{self, Responder};
+use super::respond::{self, Declared, Responder};
 use super::{Body, Request, failure, json_error, request_headers, websocket};
 use crate::engine::asgi::{BodyChunk, Event, Scope, ScopeKind};
 use crate::engine::{AsgiConnection, BoxFuture, ChannelError, Engine, LoadedComponent};
@@ -37,7 +37,7 @@ pub(super) async fn serve(
     let connection = HttpConnection {
         body: Some(request.into_body()),
         responder: responder.clone(),
-        unsent: None,
+        unsent: Declared::default(),
     };
     respond::from_task(responder, head, async move {
         engine
@@ -97,8 +97,8 @@ struct HttpConnection {
     /// The request body until it has been read to its end.
     body: Option<RequestBody>,
     responder: Arc<Mutex<Responder>>,
-    /// Bytes of the response body still to send, where its head declared a length.
-    unsent: Option<u64>,
+    /// What is left of the response body, where its head declared a length.
+    unsent: Declared,
 }
 
 impl HttpConnection {
@@ -145,12 +145,11 @@ impl HttpConnection {
         let mut responder = self.responder.lock().await;
         match event {
             Event::HttpResponseStart(start) => {
-                self.unsent = declared_length(&start.headers);
+                self.unsent = Declared::from_headers(&start.headers);
                 responder.start(start.status, start.headers)
             }
             Event::HttpResponseBody(chunk) => {
-                let len = chunk.body.len() as u64;
-                self.unsent = self.unsent.map(|n| n.saturating_sub(len));
+                self.unsent.sent(chunk.body.len());
                 responder.body(chunk.body, chunk.more_body).await
             }
             other => Err(ChannelError::UnexpectedEvent {
@@ -176,23 +175,10 @@ impl AsgiConnection for HttpConnection {
     fn completes(&self, event: &Event) -> bool {
         match event {
             Event::HttpResponseBody(chunk) => {
-                !chunk.more_body || self.unsent.is_some_and(|n| chunk.body.len() as u64 >= n)
+                !chunk.more_body || self.unsent.filled_by(chunk.body.len())
             }
             _ => false,
         }
-    }
-}
-
-/// The body length a response head declares in `content-length`, if it is one number.
-fn declared_length(headers: &[(String, String)]) -> Option<u64> {
-    let mut values = headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"));
-    let (_, value) = values.next()?;
-    // Several values (even equal ones) leave the length to hyper's own checks.
-    match values.next() {
-        Some(_) => None,
-        None => value.trim().parse().ok(),
     }
 }
 
@@ -229,7 +215,7 @@ mod tests {
         let mut connection = HttpConnection {
             body: None,
             responder: Arc::new(Mutex::new(responder)),
-            unsent: None,
+            unsent: Declared::default(),
         };
         let headers = vec![("Content-Length".to_owned(), " 5".to_owned())];
         let start = Event::HttpResponseStart(ResponseStart {
@@ -243,19 +229,10 @@ mod tests {
         assert!(connection.completes(&chunk(b"llo", true)));
         // Without a declared length only the last chunk completes it.
         let fresh = HttpConnection {
-            unsent: None,
+            unsent: Declared::default(),
             ..connection
         };
         assert!(!fresh.completes(&chunk(b"hello", true)));
         assert!(fresh.completes(&chunk(b"", false)));
-    }
-
-    #[test]
-    fn a_declared_length_is_one_number() {
-        let header = |v: &str| ("content-length".to_owned(), v.to_owned());
-        assert_eq!(declared_length(&[header("12")]), Some(12));
-        assert_eq!(declared_length(&[header("x")]), None);
-        assert_eq!(declared_length(&[header("3"), header("3")]), None);
-        assert_eq!(declared_length(&[]), None);
     }
 }

@@ -42,6 +42,39 @@ pub(super) async fn from_task(
     })
 }
 
+/// What is left to send of a response body whose head declared its length. hyper ends
+/// such a body with its last byte, so the client can have the whole response (and send
+/// its next request) before the app's call returns or sends its closing event.
+#[derive(Debug, Default)]
+pub(super) struct Declared(Option<u64>);
+
+impl Declared {
+    /// The length `headers` declare in `content-length`, all of it unsent; several values
+    /// (even equal ones) or one that is not a number leave the length to hyper's checks.
+    pub(super) fn from_headers(headers: &[(String, String)]) -> Self {
+        let mut values = headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+        let first = values.next();
+        Self(match (first, values.next()) {
+            (Some((_, value)), None) => value.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    /// Whether sending `len` more bytes completes the declared body.
+    pub(super) fn filled_by(&self, len: usize) -> bool {
+        self.0.is_some_and(|unsent| len as u64 >= unsent)
+    }
+
+    /// `len` more bytes were sent.
+    pub(super) fn sent(&mut self, len: usize) {
+        if let Some(unsent) = &mut self.0 {
+            *unsent = unsent.saturating_sub(len as u64);
+        }
+    }
+}
+
 /// Where a streaming shape's response goes.
 pub(super) struct Responder {
     head: Option<oneshot::Sender<hyper::Response<Body>>>,
@@ -193,5 +226,22 @@ impl hyper::body::Body for ChannelBody {
         self.rx
             .poll_recv(cx)
             .map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Declared;
+
+    #[test]
+    fn a_declared_length_is_one_number_counted_down() {
+        let header = |v: &str| ("Content-Length".to_owned(), v.to_owned());
+        let mut declared = Declared::from_headers(&[header(" 12")]);
+        assert!(!declared.filled_by(11));
+        declared.sent(11);
+        assert!(declared.filled_by(1));
+        for unknown in [vec![header("x")], vec![header("3"), header("3")], vec![]] {
+            assert!(!Declared::from_headers(&unknown).filled_by(usize::MAX));
+        }
     }
 }

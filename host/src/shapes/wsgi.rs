@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::asgi::ClientAddr;
 use super::body::{BodyError, RequestBody};
-use super::respond::{self, Responder};
+use super::respond::{self, Declared, Responder};
 use super::{Body, Request, failure, json_error, request_headers};
 use crate::engine::{
     BoxFuture, ChannelError, Engine, Environ, LoadedComponent, WsgiInput, WsgiOutput,
@@ -35,6 +35,7 @@ pub(super) async fn serve(
     };
     let output = Output {
         responder: responder.clone(),
+        unsent: Declared::default(),
     };
     respond::from_task(responder, head, async move {
         let (input, output) = (Box::new(input), Box::new(output));
@@ -126,6 +127,8 @@ impl WsgiInput for Input {
 /// `start_response` and the body writer.
 struct Output {
     responder: Arc<Mutex<Responder>>,
+    /// What is left of the body, where the app declared its length.
+    unsent: Declared,
 }
 
 impl WsgiOutput for Output {
@@ -134,10 +137,12 @@ impl WsgiOutput for Output {
         status: u16,
         headers: Vec<(String, String)>,
     ) -> BoxFuture<'_, Result<(), ChannelError>> {
+        self.unsent = Declared::from_headers(&headers);
         Box::pin(async move { self.responder.lock().await.start(status, headers) })
     }
 
     fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>> {
+        self.unsent.sent(chunk.len());
         Box::pin(async move {
             let mut responder = self.responder.lock().await;
             if !responder.started() {
@@ -145,5 +150,9 @@ impl WsgiOutput for Output {
             }
             responder.body(chunk, true).await
         })
+    }
+
+    fn completes(&self, chunk: &[u8]) -> bool {
+        self.unsent.filled_by(chunk.len())
     }
 }
