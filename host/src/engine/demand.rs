@@ -120,9 +120,9 @@ impl Demand {
                 return Some(found);
             }
             if returning {
-                let returning = arrival + RETURN_PATIENCE;
-                if Instant::now() < returning {
-                    let _ = tokio::time::timeout_at(returning, back).await;
+                let bound = arrival + RETURN_PATIENCE;
+                if Instant::now() < bound {
+                    let _ = tokio::time::timeout_at(bound, back).await;
                     continue;
                 }
             }

@@ -176,10 +176,11 @@ impl WarmInstances {
         Some(live)
     }
 
-    /// The calls in flight on the endpoint at `index` (a count of its own for an index
-    /// the manifest lacks).
-    fn demand(&self, index: usize) -> Arc<Demand> {
-        self.pool(index)
+    /// The calls in flight on the endpoint at `index` (a count of its own for an
+    /// endpoint the manifest lacks).
+    fn demand(&self, index: Option<usize>) -> Arc<Demand> {
+        index
+            .and_then(|i| self.pool(i))
             .map_or_else(Arc::default, |p| p.demand.clone())
     }
 }
@@ -213,7 +214,7 @@ impl Engine {
         if let Some(live) = pop() {
             return Ok(live);
         }
-        let demand = index.map_or_else(Arc::default, |i| warm.demand(i));
+        let demand = warm.demand(index);
         let patience = (PATIENCE, code.starts_cheaply());
         if let Some(live) = demand.wait_for_idle(&self.cpu, patience, pop).await {
             return Ok(live);

@@ -29,12 +29,10 @@ impl Engine {
         };
         let started = Instant::now();
         let app = &component.manifest.app;
-        let web_app = component.manifest.endpoints.iter().find(|spec| {
-            matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi)
-                && self.reusable(spec)
-                && component
-                    .endpoint_index(spec)
-                    .is_some_and(|i| component.warm.idle_count(i) == 0)
+        let mut endpoints = component.manifest.endpoints.iter().enumerate();
+        let web_app = endpoints.find_map(|(i, spec)| {
+            let web = matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi);
+            (web && self.reusable(spec) && component.warm.idle_count(i) == 0).then_some(spec)
         });
         if let Some(spec) = web_app {
             let mut limits = self.limits_for(spec);

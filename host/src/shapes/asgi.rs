@@ -145,8 +145,10 @@ impl HttpConnection {
         let mut responder = self.responder.lock().await;
         match event {
             Event::HttpResponseStart(start) => {
-                self.unsent = Declared::from_headers(&start.headers);
-                responder.start(start.status, start.headers)
+                let declared = Declared::from_headers(&start.headers);
+                responder.start(start.status, start.headers)?;
+                self.unsent = declared;
+                Ok(())
             }
             Event::HttpResponseBody(chunk) => {
                 self.unsent.sent(chunk.body.len());

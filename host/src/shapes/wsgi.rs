@@ -137,8 +137,12 @@ impl WsgiOutput for Output {
         status: u16,
         headers: Vec<(String, String)>,
     ) -> BoxFuture<'_, Result<(), ChannelError>> {
-        self.unsent = Declared::from_headers(&headers);
-        Box::pin(async move { self.responder.lock().await.start(status, headers) })
+        let declared = Declared::from_headers(&headers);
+        Box::pin(async move {
+            self.responder.lock().await.start(status, headers)?;
+            self.unsent = declared;
+            Ok(())
+        })
     }
 
     fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>> {
