@@ -262,6 +262,10 @@ pub struct GatewayArgs {
     /// one of them [default: one per core].
     #[arg(long)]
     pub serve_threads: Option<usize>,
+    /// Keep each serving thread on a core of its own when there is one core for each in
+    /// the process's CPU set (steadier tail latency); `false` leaves placement to the OS.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "WASMHOST_PIN_SERVE_THREADS")]
+    pub pin_serve_threads: bool,
 }
 
 impl GatewayArgs {
@@ -285,6 +289,7 @@ impl GatewayArgs {
         if let Some(n) = self.serve_threads {
             c.serve_threads = n.max(1);
         }
+        c.pin_serve_threads = self.pin_serve_threads;
         config
     }
 }

@@ -43,6 +43,9 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Threads that serve connections, each its connections' HTTP and requests.
     pub serve_threads: usize,
+    /// Whether each serving thread is kept on a core of its own, when there is one core
+    /// for each in the process's CPU set.
+    pub pin_serve_threads: bool,
 }
 
 impl Default for ConnectionLimits {
@@ -53,6 +56,7 @@ impl Default for ConnectionLimits {
             max_url_bytes: 16 << 10,
             max_header_bytes: 128 << 10,
             serve_threads: crate::engine::cores(),
+            pin_serve_threads: true,
         }
     }
 }
@@ -87,7 +91,11 @@ pub(super) async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let cores = Arc::new(Cores::start(gateway.config.connections.serve_threads)?);
+    let limits = &gateway.config.connections;
+    let cores = Arc::new(Cores::start(
+        limits.serve_threads,
+        limits.pin_serve_threads,
+    )?);
     let front = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("wasmhost-accept")
@@ -129,18 +137,24 @@ impl Drop for Seat {
 }
 
 impl Cores {
-    fn start(n: usize) -> io::Result<Self> {
+    fn start(n: usize, pin: bool) -> io::Result<Self> {
+        let n = n.max(1);
+        let places = if pin { own_cores(n) } else { None };
         let (mut handles, mut stops) = (Vec::new(), Vec::new());
-        for i in 0..n.max(1) {
+        for i in 0..n {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             handles.push(runtime.handle().clone());
             stops.push(stop);
+            let place = places.as_ref().map(|cpus| cpus[i]);
             std::thread::Builder::new()
                 .name(format!("wasmhost-http-{i}"))
                 .spawn(move || {
+                    if let Some(cpu) = place {
+                        keep_on(cpu);
+                    }
                     runtime.block_on(async {
                         let _ = stopped.await;
                     });
@@ -163,6 +177,42 @@ impl Cores {
             index,
         };
         (&self.handles[index], seat)
+    }
+}
+
+/// The CPUs for `n` serving threads to keep to, one each: the process's CPU set, when it
+/// has exactly `n` CPUs. A serving thread's connections can only be served by it, so when
+/// the scheduler puts two serving threads on one core (the load balancer moving them
+/// around other busy threads), each waits out the other's time slices and its connections'
+/// latency jumps by milliseconds. With fewer serving threads than CPUs (a CPU quota, or
+/// `--serve-threads` set lower), or more, the scheduler's placement is left alone.
+fn own_cores(n: usize) -> Option<Vec<usize>> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    let cpus = pick_cores(n, |cpu| set.is_set(cpu));
+    if cpus.is_none() {
+        tracing::debug!(
+            "serving threads not pinned: {n} threads, CPU set of {}",
+            set.count()
+        );
+    }
+    cpus
+}
+
+/// The CPUs in a set (`has` of each index below [`rustix::thread::CpuSet::MAX_CPU`]) when
+/// there are exactly `n` of them.
+fn pick_cores(n: usize, has: impl Fn(usize) -> bool) -> Option<Vec<usize>> {
+    let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&cpu| has(cpu))
+        .collect();
+    (cpus.len() == n).then_some(cpus)
+}
+
+/// Keeps the calling thread on `cpu`; the scheduler's placement stays if it cannot.
+fn keep_on(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        tracing::debug!("cannot keep a serving thread on CPU {cpu}: {e}");
     }
 }
 
@@ -385,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_connection_gives_its_seat_back() {
-        let cores = Cores::start(2).unwrap();
+        let cores = Cores::start(2, false).unwrap();
         let (_, first) = cores.next();
         let (_, second) = cores.next();
         assert_eq!((first.index, second.index), (0, 1));
@@ -394,6 +444,47 @@ mod tests {
         assert_eq!(third.index, 0);
         let served = cores.handles[third.index].spawn(async { 7 }).await.unwrap();
         assert_eq!(served, 7);
+    }
+
+    #[test]
+    fn threads_are_pinned_only_with_one_cpu_each() {
+        let set = |cpus: &'static [usize]| move |cpu| cpus.contains(&cpu);
+        assert_eq!(pick_cores(2, set(&[0, 1])), Some(vec![0, 1]));
+        assert_eq!(pick_cores(2, set(&[2, 5])), Some(vec![2, 5]));
+        assert_eq!(pick_cores(2, set(&[0, 1, 2, 3])), None);
+        assert_eq!(pick_cores(3, set(&[0, 1])), None);
+    }
+
+    /// The CPUs the thread running a task on `handle` may use.
+    async fn cpus_of(handle: &Handle) -> Vec<usize> {
+        handle
+            .spawn(async {
+                let set = rustix::thread::sched_getaffinity(None).unwrap();
+                (0..rustix::thread::CpuSet::MAX_CPU)
+                    .filter(|&cpu| set.is_set(cpu))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_serving_thread_keeps_to_a_cpu_of_its_own() {
+        let set = rustix::thread::sched_getaffinity(None).unwrap();
+        let all: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&cpu| set.is_set(cpu))
+            .collect();
+        let cores = Cores::start(all.len(), true).unwrap();
+        for (i, handle) in cores.handles.iter().enumerate() {
+            assert_eq!(cpus_of(handle).await, vec![all[i]]);
+        }
+        // One thread more than CPUs: the scheduler places them.
+        let cores = Cores::start(all.len() + 1, true).unwrap();
+        for handle in &cores.handles {
+            assert_eq!(cpus_of(handle).await, all);
+        }
+        let cores = Cores::start(all.len(), false).unwrap();
+        assert_eq!(cpus_of(&cores.handles[0]).await, all);
     }
 
     #[test]
