@@ -39,6 +39,9 @@ pub(crate) struct Worker<J> {
     pub(crate) stop: tokio::sync::Notify,
     /// Why its instance ended, set when it did, for the requests it leaves unanswered.
     pub(crate) ended: watch::Sender<Option<CallError>>,
+    /// The thread that registered it, where its caller starts its task: on a serving
+    /// thread, the one whose requests reach it without crossing threads.
+    home: std::thread::ThreadId,
 }
 
 impl<J> Worker<J> {
@@ -135,8 +138,10 @@ impl<J> Workers<J> {
     ) -> (Input<J>, Option<mpsc::UnboundedReceiver<J>>) {
         let (worker, fresh) = {
             let mut list = self.list();
-            // The busiest open worker with room first, so idle ones stay idle and can be
-            // retired when traffic drops.
+            // A busy open worker with room first, so idle ones stay idle and can be retired
+            // when traffic drops; of those, one on this thread (a request handed to another
+            // thread's worker wakes that thread and waits for it), then the busiest.
+            let here = std::thread::current().id();
             let open = (!single_use)
                 .then(|| {
                     list.iter()
@@ -145,7 +150,10 @@ impl<J> Workers<J> {
                                 && w.open()
                                 && w.in_flight.load(Ordering::Acquire) < max_inputs
                         })
-                        .max_by_key(|w| w.in_flight.load(Ordering::Acquire))
+                        .max_by_key(|w| {
+                            let in_flight = w.in_flight.load(Ordering::Acquire);
+                            (in_flight > 0, w.home == here, in_flight)
+                        })
                         .cloned()
                 })
                 .flatten();
@@ -265,6 +273,7 @@ fn new_worker<J>(endpoint: &str, in_flight: usize, single_use: bool) -> Fresh<J>
         closed: AtomicBool::new(single_use),
         stop: tokio::sync::Notify::new(),
         ended: watch::Sender::new(None),
+        home: std::thread::current().id(),
     });
     (worker, receiver)
 }
@@ -291,6 +300,32 @@ mod tests {
         // A single-use reservation always gets a fresh, closed worker.
         let (d, fresh) = workers.reserve("f", 2, true);
         assert!(fresh.is_some() && !d.worker().open());
+    }
+
+    #[test]
+    fn a_busy_worker_of_this_thread_is_preferred_to_a_busier_one_elsewhere() {
+        let workers = workers();
+        let elsewhere = workers.clone();
+        let (away, away_2) = std::thread::spawn(move || {
+            let (a, _) = elsewhere.reserve("f", 4, false);
+            let (b, _) = elsewhere.reserve("f", 4, false);
+            (a, b)
+        })
+        .join()
+        .unwrap();
+        assert!(Arc::ptr_eq(away.worker(), away_2.worker()));
+        // Every worker is full: a new one starts here.
+        let (_full, _) = workers.reserve("f", 4, false);
+        let (_full_2, _) = workers.reserve("f", 4, false);
+        let (here, fresh) = workers.reserve("f", 2, false);
+        assert!(fresh.is_some() && !Arc::ptr_eq(here.worker(), away.worker()));
+        // Both have room (the other thread's is the busier): this thread's is taken.
+        let (next, fresh) = workers.reserve("f", 8, false);
+        assert!(fresh.is_none() && Arc::ptr_eq(next.worker(), here.worker()));
+        // An idle worker here is passed over for a busy one elsewhere.
+        drop((here, next));
+        let (busy, _) = workers.reserve("f", 8, false);
+        assert!(Arc::ptr_eq(busy.worker(), away.worker()));
     }
 
     #[test]
