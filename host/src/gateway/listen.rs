@@ -201,10 +201,15 @@ fn own_cores(n: usize) -> Option<Vec<usize>> {
 /// The CPUs in a set (`has` of each index below [`rustix::thread::CpuSet::MAX_CPU`]) when
 /// there are exactly `n` of them.
 fn pick_cores(n: usize, has: impl Fn(usize) -> bool) -> Option<Vec<usize>> {
-    let cpus: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
-        .filter(|&cpu| has(cpu))
-        .collect();
+    let cpus = cpus_where(has);
     (cpus.len() == n).then_some(cpus)
+}
+
+/// The CPU indices for which `has` holds.
+fn cpus_where(has: impl Fn(usize) -> bool) -> Vec<usize> {
+    (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&cpu| has(cpu))
+        .collect()
 }
 
 /// Keeps the calling thread on `cpu`; the scheduler's placement stays if it cannot.
@@ -460,9 +465,7 @@ mod tests {
         handle
             .spawn(async {
                 let set = rustix::thread::sched_getaffinity(None).unwrap();
-                (0..rustix::thread::CpuSet::MAX_CPU)
-                    .filter(|&cpu| set.is_set(cpu))
-                    .collect::<Vec<_>>()
+                cpus_where(|cpu| set.is_set(cpu))
             })
             .await
             .unwrap()
@@ -471,9 +474,7 @@ mod tests {
     #[tokio::test]
     async fn each_serving_thread_keeps_to_a_cpu_of_its_own() {
         let set = rustix::thread::sched_getaffinity(None).unwrap();
-        let all: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&cpu| set.is_set(cpu))
-            .collect();
+        let all = cpus_where(|cpu| set.is_set(cpu));
         let cores = Cores::start(all.len(), true).unwrap();
         for (i, handle) in cores.handles.iter().enumerate() {
             assert_eq!(cpus_of(handle).await, vec![all[i]]);
