@@ -8,8 +8,11 @@
 //! runs in it, which in a Python guest sends one request no route matches through each
 //! app, so no handler runs — and that instance waits in the pool for the first request,
 //! as a Modal container started at deploy would, until the scale-down window retires it.
-//! Other guests get one throwaway instance started (not called: instantiating maps their
-//! code and memory image, which is what the first request would wait on).
+//! A guest whose one endpoint reuses its instances (a typed function, a wasi:http handler
+//! that opted in) gets its first instance started and kept the same way, without a call:
+//! instantiating maps its code and memory image, which is what the first request would
+//! wait on, and the first request then starts none. Other guests get one throwaway
+//! instance started.
 
 use std::time::Instant;
 
@@ -17,9 +20,10 @@ use super::world::Prepared;
 use super::{CacheOutcome, DESCRIBE_TIMEOUT, EndpointKind, Engine, LoadedComponent};
 
 impl Engine {
-    /// Warms `component` up before its first request: its first web app's first instance,
-    /// kept idle, or else one throwaway instance (which has no effects). A failure only
-    /// costs the first request that time; it is logged and otherwise ignored.
+    /// Warms `component` up before its first request: the first instance of its first web
+    /// app, or else of its only endpoint where that reuses instances, kept idle; or else
+    /// one throwaway instance (which has no effects). A failure only costs the first
+    /// request that time; it is logged and otherwise ignored.
     pub async fn prime(&self, component: &LoadedComponent) {
         let Ok(code) = self.code(component).await else {
             return;
@@ -29,17 +33,27 @@ impl Engine {
         };
         let started = Instant::now();
         let app = &component.manifest.app;
-        let mut endpoints = component.manifest.endpoints.iter().enumerate();
-        let web_app = endpoints.find_map(|(i, spec)| {
-            let web = matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi);
-            (web && self.reusable(spec) && component.warm.idle_count(i) == 0).then_some(spec)
-        });
-        if let Some(spec) = web_app {
+        // A web app first: its warm-up runs its code, not only maps it.
+        let endpoints = &component.manifest.endpoints;
+        let first = |web: bool| {
+            endpoints.iter().enumerate().find_map(|(i, spec)| {
+                let is_web = matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi);
+                // Async typed endpoints keep their instances apart (several calls each).
+                let pooled = !(spec.kind == EndpointKind::Function && component.serves_async);
+                let none_idle = component.warm.idle_count(i) == 0;
+                (is_web == web && pooled && self.reusable(spec) && none_idle).then_some(spec)
+            })
+        };
+        // Another endpoint's instance is kept only where it is the only endpoint: with
+        // several, the first request could be for any of them.
+        let only = endpoints.len() == 1;
+        if let Some(spec) = first(true).or_else(|| first(false).filter(|_| only)) {
             let mut limits = self.limits_for(spec);
             limits.timeout = limits.timeout.min(DESCRIBE_TIMEOUT);
             let names = (app.as_str(), spec.name.as_str());
+            let web = matches!(spec.kind, EndpointKind::Asgi | EndpointKind::Wsgi);
             let warmed = match self.new_warm(component, &code, spec, limits).await {
-                Ok(mut live) => self
+                Ok(mut live) if web => self
                     .run(&mut live, limits, names, async |store, instance| {
                         exports
                             .describe
@@ -49,7 +63,7 @@ impl Engine {
                     })
                     .await
                     .map(|_| live),
-                Err(e) => Err(e),
+                other => other,
             };
             match warmed {
                 Ok(live) => {
