@@ -13,7 +13,7 @@ use crate::control::{ControlPlane, DeployOptions, DeployResult};
 use crate::engine::{
     CacheOutcome, ComponentBytes, EarlyEngine, Engine, LoadError, LoadedComponent, PreInit,
 };
-use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable};
+use crate::gateway::{Gateway, GatewayConfig, Route, RouteTable, ServingThreads};
 use crate::shapes::WebApp;
 use crate::store::CallStatus;
 
@@ -81,8 +81,8 @@ pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
 enum Mode {
     /// Runs this function once and prints its result.
     Function(String),
-    /// Serves its endpoints on this listener.
-    Serve(TcpListener),
+    /// Serves its endpoints on this listener, on these threads.
+    Serve(TcpListener, ServingThreads),
 }
 
 async fn run(
@@ -105,13 +105,18 @@ async fn run(
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
-            Mode::Serve(listener)
+            // Started while the engine is built; they wait for the app.
+            let threads = ServingThreads::start(&args.gateway.gateway_config().connections)?;
+            Mode::Serve(listener, threads)
         }
     };
     let port = match &mode {
-        Mode::Serve(listener) => listener.local_addr()?.port(),
+        Mode::Serve(listener, _) => listener.local_addr()?.port(),
         Mode::Function(_) => 0,
     };
+    // The data directory and the in-memory store open here while the engine thread builds
+    // the engine (on two cores, a worker thread would take the engine thread's core).
+    let opened = ControlPlane::open_data(super::serve::ephemeral_config(data.path(), port))?;
     // The cached native code is mapped here while the engine thread builds the linker.
     // Blocking is fine: this thread runs nothing else yet (the runtime's workers are
     // other threads).
@@ -119,12 +124,12 @@ async fn run(
         early.map_cached(&mut bytes);
     }
     let engine = Arc::new(engine.await.context("the engine thread failed")??);
-    // The control plane (directories, in-memory store, function workers) opens on a
-    // worker thread while the component is prepared here (its code was mapped above).
-    let control = tokio::spawn(ControlPlane::open(
-        super::serve::ephemeral_config(data.path(), port),
-        engine.clone(),
-    ));
+    // The control plane (function workers, nothing to restore) starts on a worker thread
+    // while the component is prepared here (its code was mapped above).
+    let control = tokio::spawn({
+        let engine = engine.clone();
+        async move { ControlPlane::start(opened, engine).await }
+    });
     let (component, control) = tokio::join!(engine.load_read(&wasm, bytes), control);
     let component = component.with_context(|| format!("cannot serve {}", wasm.display()))?;
     let (control, _) = control.context("opening the control plane panicked")??;
@@ -144,8 +149,8 @@ async fn run(
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );
-    let listener = match mode {
-        Mode::Serve(listener) => listener,
+    let (listener, threads) = match mode {
+        Mode::Serve(listener, threads) => (listener, threads),
         Mode::Function(name) => {
             let input = function_input(
                 &component,
@@ -182,7 +187,9 @@ async fn run(
     };
     let gateway = Gateway::new(routes, config);
     gateway.observe(app.engine().clone());
-    gateway.serve(listener, super::shutdown_signal()).await?;
+    gateway
+        .serve_on(threads, listener, super::shutdown_signal())
+        .await?;
     // Run the guests' shutdown hooks (bounded: a hook that hangs cannot hold the exit).
     if tokio::time::timeout(std::time::Duration::from_secs(10), app.retire())
         .await

@@ -179,11 +179,15 @@ pub(super) async fn server(args: ServerArgs) -> anyhow::Result<()> {
     if args.engine.cache_dir.is_none() {
         engine_config.cache_dir = data_dir.join("cache");
     }
-    let engine = Arc::new(Engine::with_capabilities(
-        engine_config,
-        args.engine.capabilities_config(),
-    )?);
-    let (control, startup) = ControlPlane::open(config, engine.clone())
+    // The engine (its pools, the linker) is built on a thread of its own while the data
+    // directory and the store open here.
+    let capabilities = args.engine.capabilities_config();
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::with_capabilities(engine_config, capabilities));
+    let opened = ControlPlane::open_data(config)
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let engine = Arc::new(engine.await.context("the engine thread panicked")??);
+    let (control, startup) = ControlPlane::start(opened, engine.clone())
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let gateway_config = GatewayConfig {

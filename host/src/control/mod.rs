@@ -32,7 +32,7 @@ pub use urls::UrlScheme;
 pub use views::DeployResult;
 
 use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
-use crate::functions::{Functions, FunctionsConfig, Resolved, Resolver, Schedule};
+use crate::functions::{Functions, FunctionsConfig, Logs, Resolved, Resolver, Schedule};
 use crate::gateway::{Gateway, Route, RouteTable};
 use crate::shapes::WebApp;
 use crate::store::{
@@ -110,12 +110,28 @@ pub struct Startup {
     pub resumed_calls: usize,
 }
 
+/// The data directory opened before the engine exists: its directories, the store and
+/// the first admin token. A restart opens these while the engine is built.
+pub struct OpenedData {
+    config: ServerConfig,
+    store: Arc<Store>,
+    logs: Arc<Logs>,
+    admin_token: Option<NewToken>,
+    admin_token_path: PathBuf,
+}
+
 impl ControlPlane {
     /// Opens the data directory: the store, a first admin token, and every deployed app.
     pub async fn open(
         config: ServerConfig,
         engine: Arc<Engine>,
     ) -> anyhow::Result<(Arc<Self>, Startup)> {
+        Self::start(Self::open_data(config)?, engine).await
+    }
+
+    /// The part of [`ControlPlane::open`] that needs no engine: the directories, the
+    /// store and a first admin token.
+    pub fn open_data(config: ServerConfig) -> anyhow::Result<OpenedData> {
         // Every directory exists from the start, so a refused upload leaves nothing new behind.
         // Tokens' hashes, secrets and call results are for the user running the server.
         for sub in ["components", "uploads", "cache", "volumes"] {
@@ -139,9 +155,33 @@ impl ControlPlane {
             write_secret_file(&admin_token_path, &format!("{}\n", token.bearer()))?;
             Some(token)
         };
+        // The call log's writer thread starts here, beside the engine's build.
+        let logs = Logs::start(store.clone());
+        Ok(OpenedData {
+            config,
+            store,
+            logs,
+            admin_token,
+            admin_token_path,
+        })
+    }
+
+    /// The rest of [`ControlPlane::open`]: the function workers on `engine`, and every
+    /// deployed app brought back.
+    pub async fn start(
+        data: OpenedData,
+        engine: Arc<Engine>,
+    ) -> anyhow::Result<(Arc<Self>, Startup)> {
+        let OpenedData {
+            config,
+            store,
+            logs,
+            admin_token,
+            admin_token_path,
+        } = data;
         let functions = Functions::start(
             engine.clone(),
-            store.clone(),
+            (store.clone(), logs),
             FunctionsConfig {
                 workers: 64,
                 map_concurrency: config.map_concurrency,

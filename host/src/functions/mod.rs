@@ -101,10 +101,14 @@ pub struct MapItem {
 }
 
 impl Functions {
-    /// Starts the runtime: its dispatcher, scheduler and retention sweeper.
-    pub fn start(engine: Arc<Engine>, store: Arc<Store>, config: FunctionsConfig) -> Arc<Self> {
+    /// Starts the runtime: its dispatcher, scheduler and retention sweeper. `logs` keeps
+    /// the calls' output in `store` (started apart: it needs no engine).
+    pub fn start(
+        engine: Arc<Engine>,
+        (store, logs): (Arc<Store>, Arc<Logs>),
+        config: FunctionsConfig,
+    ) -> Arc<Self> {
         let (queue, mut rx) = mpsc::unbounded_channel::<String>();
-        let logs = Logs::start(store.clone());
         let functions = Arc::new(Self {
             engine,
             store,

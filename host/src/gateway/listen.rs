@@ -84,34 +84,66 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Serves `listener` until `shutdown`: accepting on a thread of its own, connections on
-/// the serving threads.
+/// The accepting thread and the serving threads, started before there is anything to
+/// serve (a restart starts them while its engine is built) or by [`Gateway::serve`].
+pub struct ServingThreads {
+    cores: Arc<Cores>,
+    /// The accepting thread's runtime; always there until dropped.
+    front: Option<tokio::runtime::Runtime>,
+}
+
+impl ServingThreads {
+    /// Starts the threads `limits` asks for.
+    pub fn start(limits: &ConnectionLimits) -> io::Result<Self> {
+        let cores = Arc::new(Cores::start(
+            limits.serve_threads,
+            limits.pin_serve_threads,
+        )?);
+        let front = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasmhost-accept")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            cores,
+            front: Some(front),
+        })
+    }
+}
+
+impl Drop for ServingThreads {
+    fn drop(&mut self) {
+        // A runtime dropped plainly blocks on its threads, which tokio forbids (and
+        // panics on) inside async code: unused threads are dropped there on errors.
+        if let Some(front) = self.front.take() {
+            front.shutdown_background();
+        }
+    }
+}
+
+/// Serves `listener` on `threads` until `shutdown`: accepting on a thread of its own,
+/// connections on the serving threads.
 pub(super) async fn serve(
     gateway: Arc<Gateway>,
+    threads: ServingThreads,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let limits = &gateway.config.connections;
-    let cores = Arc::new(Cores::start(
-        limits.serve_threads,
-        limits.pin_serve_threads,
-    )?);
-    let front = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("wasmhost-accept")
-        .enable_all()
-        .build()?;
+    let Some(front) = threads.front.as_ref() else {
+        return Err(io::Error::other("the accepting thread is gone"));
+    };
     let listener = listener.into_std()?;
     let (stop, stopped) = oneshot::channel();
-    let accepting = front.spawn(accept_loop(gateway, listener, cores.clone(), stopped));
+    let cores = threads.cores.clone();
+    let accepting = front.spawn(accept_loop(gateway, listener, cores, stopped));
     shutdown.await;
     let _ = stop.send(());
     let result = match accepting.await {
         Ok(result) => result,
         Err(e) => Err(io::Error::other(e)),
     };
-    front.shutdown_background();
-    drop(cores);
+    // The accepting runtime is shut down, then the serving threads are stopped.
+    drop(threads);
     result
 }
 

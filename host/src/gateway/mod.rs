@@ -21,7 +21,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
 use tokio::net::TcpListener;
 
-pub use listen::{ConnectionLimits, raise_fd_limit};
+pub use listen::{ConnectionLimits, ServingThreads, raise_fd_limit};
 pub use routes::{Route, RouteTable};
 
 use self::host::host_of;
@@ -131,7 +131,19 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        listen::serve(self, listener, shutdown).await
+        let threads = ServingThreads::start(&self.config.connections)?;
+        self.serve_on(threads, listener, shutdown).await
+    }
+
+    /// [`Gateway::serve`] on threads started earlier (with this gateway's
+    /// [`ConnectionLimits`]).
+    pub async fn serve_on(
+        self: Arc<Self>,
+        threads: ServingThreads,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        listen::serve(self, threads, listener, shutdown).await
     }
 
     async fn handle(
