@@ -198,6 +198,26 @@ async fn a_web_apps_first_instance_is_started_and_warmed_at_deploy() {
 }
 
 #[tokio::test]
+async fn a_single_reused_endpoints_first_instance_is_started_at_deploy() {
+    let host = Host::run(&example("hello"), &[]);
+    assert_eq!(live_instances(&host).await, 1, "primed before traffic");
+    let before = instances_created(&host).await;
+    let r = client().get(host.url("/?name=Ada")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        instances_created(&host).await,
+        before,
+        "the first request found the primed instance"
+    );
+    // Per-request isolation: nothing is kept for it.
+    let isolated = Host::run(&example("hello"), &["--isolation", "per-request"]);
+    assert_eq!(live_instances(&isolated).await, 0);
+    // Several endpoints: the first request could be for any, so none is kept.
+    let several = Host::run(&example("misbehave"), &[]);
+    assert_eq!(live_instances(&several).await, 0);
+}
+
+#[tokio::test]
 async fn idle_instances_scale_to_zero_after_the_window() {
     let host = Host::run(&example("misbehave"), &["--scaledown-window", "0.3s"]);
     assert_eq!(visits(&host, "").await, (200, "1".into()));
