@@ -48,7 +48,7 @@ pub struct RunArgs {
 
 /// Runs `wasmhost run`. The engine (the pooling allocator's reservations and the linker,
 /// a quarter of the time to the first answer) is built on a thread of its own while the
-/// port is bound and the control plane waits for it.
+/// port is bound, the serving threads start and the data directory opens.
 pub(super) fn main(args: RunArgs) -> anyhow::Result<()> {
     let (config, capabilities) = (
         args.engine.engine_config(),
