@@ -110,8 +110,9 @@ pub struct Startup {
     pub resumed_calls: usize,
 }
 
-/// The data directory opened before the engine exists: its directories, the store and
-/// the first admin token. A restart opens these while the engine is built.
+/// The data directory opened before the engine exists: its directories, the store, the
+/// first admin token and the call-log writer. A restart opens these while the engine is
+/// built.
 pub struct OpenedData {
     config: ServerConfig,
     store: Arc<Store>,
@@ -130,7 +131,7 @@ impl ControlPlane {
     }
 
     /// The part of [`ControlPlane::open`] that needs no engine: the directories, the
-    /// store and a first admin token.
+    /// store, a first admin token and the call-log writer thread.
     pub fn open_data(config: ServerConfig) -> anyhow::Result<OpenedData> {
         // Every directory exists from the start, so a refused upload leaves nothing new behind.
         // Tokens' hashes, secrets and call results are for the user running the server.
