@@ -10,6 +10,7 @@
 //! (`service`) run on an engine of their own (`runtime`), several requests per instance.
 
 mod activity;
+mod ahead;
 mod batch;
 mod bindings;
 mod cache;

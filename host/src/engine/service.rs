@@ -23,6 +23,7 @@ use wasmtime_wasi_http::handler::{self, ExpirationError, Proxy};
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
+use super::ahead::ReadAhead;
 use super::error::{InstantiateError, NoResponse, Trap};
 use super::reply::ProxyBody;
 use super::state::InstanceState;
@@ -125,13 +126,15 @@ impl Engine {
                     request = *again;
                     continue;
                 }
-                Ok(Ok(Ok(response))) => Ok(response.map(|body| {
+                Ok(Ok(Ok(response))) => {
+                    let (head, body) = response.into_parts();
                     let body = Counted {
-                        body,
+                        body: ReadAhead::read(body).await,
                         _input: input,
                     };
-                    ProxyBody::new(body.boxed_unsync(), None)
-                })),
+                    let body = ProxyBody::new(body.boxed_unsync(), None);
+                    Ok(hyper::Response::from_parts(head, body))
+                }
             };
         }
         Err(InstantiateError::Restarts(ATTEMPTS).into())
@@ -357,7 +360,7 @@ fn answer_error(e: wasmtime::Error, state: &InstanceState, limits: super::Limits
 
 /// A response body that holds its request's input until it is sent or dropped.
 struct Counted {
-    body: WasiBody,
+    body: ReadAhead,
     _input: Input<Job>,
 }
 

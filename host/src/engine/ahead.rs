@@ -1,0 +1,185 @@
+//! A WASIp3 service's response body, read ahead before hyper sees it. A WASIp3 guest
+//! returns its response head before it writes the body (its own task writes the stream
+//! after `handle` returned), so hyper, finding no body yet, would send the head alone,
+//! then the body, then the chunked encoding's end: three writes, and three wake-ups of the
+//! client, for a short answer. Waiting a few scheduler turns for what the guest writes
+//! next lets a short body go out with its head in one write and a `content-length`; a body
+//! still coming after that streams as before.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use wasmtime_wasi_http::WasiBody;
+
+/// Scheduler turns given to the guest, in all, to produce more of its body.
+const TURNS: usize = 4;
+
+/// Bytes read ahead at most; past them the rest streams.
+const LIMIT: usize = 64 * 1024;
+
+/// A response body with the frames the guest had already produced read ahead.
+pub(super) struct ReadAhead {
+    frames: VecDeque<Frame<Bytes>>,
+    /// The error that ended the body while it was read ahead, sent after `frames`.
+    failed: Option<wasmtime_wasi_http::Error>,
+    /// What is still to come; `None` once the guest's body ended.
+    rest: Option<WasiBody>,
+    /// Bytes in `frames`.
+    len: u64,
+    /// Whether `frames` hold trailers (which a `content-length` response could not send).
+    trailers: bool,
+}
+
+impl ReadAhead {
+    /// Reads what of `body` the guest produces within a few scheduler turns.
+    pub(super) async fn read(mut body: WasiBody) -> Self {
+        let mut ahead = Self {
+            frames: VecDeque::new(),
+            failed: None,
+            rest: None,
+            len: 0,
+            trailers: false,
+        };
+        let mut turns = 0;
+        loop {
+            // Polled without a waker on purpose: hyper polls again with its own.
+            match body.frame().now_or_never() {
+                Some(Some(Ok(frame))) => {
+                    ahead.trailers |= frame.is_trailers();
+                    if let Some(data) = frame.data_ref() {
+                        ahead.len += data.len() as u64;
+                    }
+                    ahead.frames.push_back(frame);
+                    if ahead.len >= LIMIT as u64 {
+                        break;
+                    }
+                }
+                Some(Some(Err(e))) => {
+                    ahead.failed = Some(e);
+                    return ahead;
+                }
+                Some(None) => return ahead,
+                None if turns < TURNS => {
+                    turns += 1;
+                    tokio::task::yield_now().await;
+                }
+                None => break,
+            }
+        }
+        ahead.rest = Some(body);
+        ahead
+    }
+}
+
+impl Body for ReadAhead {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = self.frames.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+            && self.failed.is_none()
+            && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.rest {
+            Some(rest) => {
+                let mut hint = rest.size_hint();
+                hint.set_lower(hint.lower() + self.len);
+                if let Some(upper) = hint.upper() {
+                    hint.set_upper(upper + self.len);
+                }
+                hint
+            }
+            None if self.trailers || self.failed.is_some() => SizeHint::new(),
+            None => SizeHint::with_exact(self.len),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    fn boxed<B>(body: B) -> WasiBody
+    where
+        B: Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
+    {
+        body.boxed_unsync()
+    }
+
+    type Sent = Result<Frame<Bytes>, wasmtime_wasi_http::Error>;
+
+    fn frames(
+        rx: tokio::sync::mpsc::Receiver<Sent>,
+    ) -> impl futures_util::Stream<Item = Sent> + Send + 'static {
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) })
+    }
+
+    #[tokio::test]
+    async fn a_finished_body_is_read_whole_and_sized() {
+        let body = boxed(Full::new(Bytes::from_static(b"hello")).map_err(|e| match e {}));
+        let ahead = ReadAhead::read(body).await;
+        assert!(ahead.rest.is_none());
+        assert_eq!(ahead.size_hint().exact(), Some(5));
+        let bytes = ahead.collect().await.map(|c| c.to_bytes());
+        assert_eq!(bytes.ok().as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[tokio::test]
+    async fn frames_written_a_turn_later_are_read_ahead() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let writer = tokio::spawn(async move {
+            for part in [&b"a"[..], b"b"] {
+                let frame = Ok::<_, wasmtime_wasi_http::Error>(Frame::data(Bytes::from(part)));
+                let _ = tx.send(frame).await;
+                tokio::task::yield_now().await;
+            }
+        });
+        let body = boxed(StreamBody::new(frames(rx)));
+        let ahead = ReadAhead::read(body).await;
+        writer.await.ok();
+        assert_eq!(ahead.frames.len(), 2);
+        assert_eq!(ahead.size_hint().exact(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_body_still_streaming_is_handed_on_unsized() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let frame = Ok::<_, wasmtime_wasi_http::Error>(Frame::data(Bytes::from_static(b"x")));
+        tx.send(frame).await.ok();
+        let body = boxed(StreamBody::new(frames(rx)));
+        let mut ahead = ReadAhead::read(body).await;
+        assert!(ahead.rest.is_some() && !ahead.is_end_stream());
+        assert_eq!(ahead.size_hint().exact(), None);
+        let first = ahead.frame().await.and_then(|f| f.ok()?.into_data().ok());
+        assert_eq!(first.as_deref(), Some(&b"x"[..]));
+        let late = Ok(Frame::data(Bytes::from_static(b"y")));
+        tx.send(late).await.ok();
+        drop(tx);
+        let rest = ahead.collect().await.map(|c| c.to_bytes());
+        assert_eq!(rest.ok().as_deref(), Some(&b"y"[..]));
+    }
+}
