@@ -3,7 +3,8 @@
 //! Modal container with `@concurrent`, so a handler that awaits I/O leaves room for the
 //! others. Each instance is a worker task that owns its store and runs its event loop
 //! (`Store::run_concurrent`) while it lives; requests go to the first instance with a free
-//! input, and a new instance starts only when every one is full.
+//! input, and a new instance starts only when every one is full (or, under load, every one
+//! on the request's serving thread: see `workers`).
 //!
 //! Async functions run the same way, in instances of their own per function: a
 //! function's secrets and volumes are the same for all its calls, so its instances start

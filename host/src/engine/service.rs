@@ -3,7 +3,8 @@
 //! instance is a worker task that owns its store and runs its event loop
 //! (`Store::run_concurrent`) for as long as it lives, so the guest keeps streaming
 //! request and response bodies after `handle` returned. Requests go to the first
-//! instance with a free input; a new instance starts only when every one is full.
+//! instance with a free input; a new instance starts only when every one is full (or, under
+//! load, every one on the request's serving thread: see `workers`).
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
