@@ -22,8 +22,9 @@ const TURNS: usize = 4;
 /// Bytes read ahead at most; past them the rest streams.
 const LIMIT: usize = 64 * 1024;
 
-/// A response body with the frames the guest had already produced read ahead.
-pub(super) struct ReadAhead {
+/// A response body with the frames the guest had already produced read ahead; `H` is
+/// held until the body is sent or dropped (a service's input of its instance).
+pub(super) struct ReadAhead<H> {
     frames: VecDeque<Frame<Bytes>>,
     /// The error that ended the body while it was read ahead, sent after `frames`.
     failed: Option<wasmtime_wasi_http::Error>,
@@ -33,17 +34,19 @@ pub(super) struct ReadAhead {
     len: u64,
     /// Whether `frames` hold trailers (which a `content-length` response could not send).
     trailers: bool,
+    _held: H,
 }
 
-impl ReadAhead {
+impl<H> ReadAhead<H> {
     /// Reads what of `body` the guest produces within a few scheduler turns.
-    pub(super) async fn read(mut body: WasiBody) -> Self {
+    pub(super) async fn read(mut body: WasiBody, held: H) -> Self {
         let mut ahead = Self {
             frames: VecDeque::new(),
             failed: None,
             rest: None,
             len: 0,
             trailers: false,
+            _held: held,
         };
         let mut turns = 0;
         loop {
@@ -76,7 +79,7 @@ impl ReadAhead {
     }
 }
 
-impl Body for ReadAhead {
+impl<H: Unpin> Body for ReadAhead<H> {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
@@ -141,7 +144,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_body_is_read_whole_and_sized() {
         let body = boxed(Full::new(Bytes::from_static(b"hello")).map_err(|e| match e {}));
-        let ahead = ReadAhead::read(body).await;
+        let ahead = ReadAhead::read(body, ()).await;
         assert!(ahead.rest.is_none());
         assert_eq!(ahead.size_hint().exact(), Some(5));
         let bytes = ahead.collect().await.map(|c| c.to_bytes());
@@ -159,7 +162,7 @@ mod tests {
             }
         });
         let body = boxed(StreamBody::new(frames(rx)));
-        let ahead = ReadAhead::read(body).await;
+        let ahead = ReadAhead::read(body, ()).await;
         writer.await.ok();
         assert_eq!(ahead.frames.len(), 2);
         assert_eq!(ahead.size_hint().exact(), Some(2));
@@ -171,7 +174,7 @@ mod tests {
         let frame = Ok::<_, wasmtime_wasi_http::Error>(Frame::data(Bytes::from_static(b"x")));
         tx.send(frame).await.ok();
         let body = boxed(StreamBody::new(frames(rx)));
-        let mut ahead = ReadAhead::read(body).await;
+        let mut ahead = ReadAhead::read(body, ()).await;
         assert!(ahead.rest.is_some() && !ahead.is_end_stream());
         assert_eq!(ahead.size_hint().exact(), None);
         let first = ahead.frame().await.and_then(|f| f.ok()?.into_data().ok());

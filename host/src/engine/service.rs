@@ -6,17 +6,13 @@
 //! instance with a free input; a new instance starts only when every one is full (or, under
 //! load, every one on the request's serving thread: see `workers`).
 
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use http_body_util::BodyExt;
-use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::AsContextMut;
 use wasmtime::component::Accessor;
@@ -28,7 +24,7 @@ use super::ahead::ReadAhead;
 use super::error::{InstantiateError, NoResponse, Trap};
 use super::reply::ProxyBody;
 use super::state::InstanceState;
-use super::workers::{Fresh, Input, Worker, Workers};
+use super::workers::{Fresh, Worker, Workers};
 use super::world::Prepared;
 use super::{CallError, EndpointSpec, Engine, LoadedComponent, classify, forward_output};
 
@@ -129,10 +125,8 @@ impl Engine {
                 }
                 Ok(Ok(Ok(response))) => {
                     let (head, body) = response.into_parts();
-                    let body = Counted {
-                        body: ReadAhead::read(body).await,
-                        _input: input,
-                    };
+                    // The input is held until the body is sent.
+                    let body = ReadAhead::read(body, input).await;
                     let body = ProxyBody::new(body.boxed_unsync(), None);
                     Ok(hyper::Response::from_parts(head, body))
                 }
@@ -357,30 +351,4 @@ fn answer_error(e: wasmtime::Error, state: &InstanceState, limits: super::Limits
         return unanswered.clone().into();
     }
     classify(e, state, limits)
-}
-
-/// A response body that holds its request's input until it is sent or dropped.
-struct Counted {
-    body: ReadAhead,
-    _input: Input<Job>,
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
 }
