@@ -2,10 +2,11 @@
 //! services, typed endpoints with async handlers), like Modal containers with
 //! `@concurrent`: each instance is a worker task that owns its store; requests go to the
 //! first open instance with a free input, and a new instance starts only when every one is
-//! full. Once any serving thread holds two instances of an endpoint, each thread's
-//! requests stay on its own instances, and a thread whose instances are full starts
-//! another: a request handed to another thread's instance wakes that thread and waits for
-//! it (under load, ~12 % more requests a second and a shorter tail). Like the warm pool of
+//! full. Once an endpoint's instances outnumber the serving threads its requests come
+//! from, each thread's requests stay on the instances it started (and those started ahead
+//! of traffic), and a thread whose instances are full starts another: a request handed to
+//! another thread's instance wakes that thread and waits for it (under load, ~12 % more
+//! requests a second and a shorter tail). Like the warm pool of
 //! the other shapes, they are kept for `min_containers`, topped up to `buffer_containers`
 //! idle ones while traffic comes, counted in the idle gauge, and retired after the
 //! scale-down window.
@@ -21,10 +22,30 @@ use tokio::sync::{mpsc, watch};
 use super::CallError;
 use super::metrics::Metrics;
 
+/// The open workers, and the threads requests for them came from.
+struct Roster<J> {
+    workers: Vec<Arc<Worker<J>>>,
+    threads: Vec<std::thread::ThreadId>,
+}
+
+impl<J> std::ops::Deref for Roster<J> {
+    type Target = Vec<Arc<Worker<J>>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.workers
+    }
+}
+
+impl<J> std::ops::DerefMut for Roster<J> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.workers
+    }
+}
+
 /// The workers of every concurrent endpoint of one component; `J` is what a worker is
 /// handed per request.
 pub(crate) struct Workers<J> {
-    list: Mutex<Vec<Arc<Worker<J>>>>,
+    list: Mutex<Roster<J>>,
     app: String,
     metrics: Arc<Metrics>,
     /// The idle gauge of each endpoint, resolved once.
@@ -46,6 +67,9 @@ pub(crate) struct Worker<J> {
     /// The thread that registered it, where its caller starts its task: on a serving
     /// thread, the one whose requests reach it without crossing threads.
     home: std::thread::ThreadId,
+    /// Started ahead of traffic (`min_containers`, `buffer_containers`), wherever that
+    /// was: every thread's requests may use it.
+    ahead: bool,
 }
 
 impl<J> Worker<J> {
@@ -96,14 +120,17 @@ impl<J> Workers<J> {
     /// No workers yet, for a component of `app`.
     pub(crate) fn new(app: &str, metrics: &Arc<Metrics>) -> Self {
         Self {
-            list: Mutex::default(),
+            list: Mutex::new(Roster {
+                workers: Vec::new(),
+                threads: Vec::new(),
+            }),
             app: app.to_owned(),
             metrics: metrics.clone(),
             gauges: Mutex::default(),
         }
     }
 
-    fn list(&self) -> MutexGuard<'_, Vec<Arc<Worker<J>>>> {
+    fn list(&self) -> MutexGuard<'_, Roster<J>> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -144,19 +171,23 @@ impl<J> Workers<J> {
             let mut list = self.list();
             // A busy open worker with room first, so idle ones stay idle and can be retired
             // when traffic drops; of those, one on this thread (a request handed to another
-            // thread's worker wakes that thread and waits for it), then the busiest. Once any
-            // thread holds two of the endpoint's instances, traffic outgrew filling one
-            // instance before the next: each thread's requests then stay on its own
-            // instances, and a thread whose instances are full starts another.
+            // thread's worker wakes that thread and waits for it), then the busiest. Once
+            // the endpoint's instances outnumber the threads its requests come from,
+            // traffic outgrew filling one instance before the next: each thread's requests
+            // then stay on its own instances (and those started ahead of traffic), and a
+            // thread whose instances are full starts another.
             let here = std::thread::current().id();
-            let spread = one_per_thread(&list, endpoint);
+            if !list.threads.contains(&here) {
+                list.threads.push(here);
+            }
+            let spread = !outgrown(&list, endpoint);
             let open = (!single_use)
                 .then(|| {
                     list.iter()
                         .filter(|w| {
                             w.endpoint == endpoint
                                 && w.open()
-                                && (spread || w.home == here)
+                                && (spread || w.home == here || w.ahead)
                                 && w.in_flight.load(Ordering::Acquire) < max_inputs
                         })
                         .max_by_key(|w| {
@@ -172,7 +203,7 @@ impl<J> Workers<J> {
                     (worker, None)
                 }
                 None => {
-                    let (worker, jobs) = new_worker(endpoint, 1, single_use);
+                    let (worker, jobs) = new_worker(endpoint, 1, single_use, false);
                     list.push(worker.clone());
                     (worker, Some(jobs))
                 }
@@ -189,7 +220,7 @@ impl<J> Workers<J> {
     /// Registers a new idle worker of `endpoint` (for `min_containers` and
     /// `buffer_containers`), returned for the caller to start.
     pub(crate) fn spawn_idle(&self, endpoint: &str) -> Fresh<J> {
-        let (worker, jobs) = new_worker(endpoint, 0, false);
+        let (worker, jobs) = new_worker(endpoint, 0, false, true);
         self.list().push(worker.clone());
         self.sync(endpoint);
         (worker, jobs)
@@ -273,19 +304,18 @@ impl<J: Send> Evict for Workers<J> {
     }
 }
 
-/// Whether no thread holds more than one open worker of `endpoint`.
-fn one_per_thread<J>(list: &[Arc<Worker<J>>], endpoint: &str) -> bool {
-    let mut homes = Vec::with_capacity(list.len());
-    for w in list.iter().filter(|w| w.endpoint == endpoint && w.open()) {
-        if homes.contains(&w.home) {
-            return false;
-        }
-        homes.push(w.home);
-    }
-    true
+/// Whether `endpoint`'s instances started for requests outnumber the threads its
+/// component's requests came from: traffic outgrew one instance a thread.
+fn outgrown<J>(roster: &Roster<J>, endpoint: &str) -> bool {
+    let started = roster
+        .workers
+        .iter()
+        .filter(|w| w.endpoint == endpoint && w.open() && !w.ahead)
+        .count();
+    started > roster.threads.len()
 }
 
-fn new_worker<J>(endpoint: &str, in_flight: usize, single_use: bool) -> Fresh<J> {
+fn new_worker<J>(endpoint: &str, in_flight: usize, single_use: bool, ahead: bool) -> Fresh<J> {
     let (jobs, receiver) = mpsc::unbounded_channel();
     let worker = Arc::new(Worker {
         endpoint: endpoint.to_owned(),
@@ -295,6 +325,7 @@ fn new_worker<J>(endpoint: &str, in_flight: usize, single_use: bool) -> Fresh<J>
         stop: tokio::sync::Notify::new(),
         ended: watch::Sender::new(None),
         home: std::thread::current().id(),
+        ahead,
     });
     (worker, receiver)
 }
@@ -350,13 +381,13 @@ mod tests {
     }
 
     #[test]
-    fn past_one_instance_per_thread_a_threads_requests_stay_on_its_own() {
+    fn once_instances_outnumber_threads_each_threads_requests_stay_on_its_own() {
         let workers = workers();
         let elsewhere = workers.clone();
         let away = std::thread::spawn(move || elsewhere.reserve("f", 2, false).0)
             .join()
             .unwrap();
-        // One instance a thread at most: a request fills the other thread's first.
+        // No more instances than threads: a request fills the other thread's first.
         let (a, fresh) = workers.reserve("f", 2, false);
         assert!(fresh.is_none() && Arc::ptr_eq(a.worker(), away.worker()));
         let (b, fresh) = workers.reserve("f", 2, false);
@@ -365,12 +396,39 @@ mod tests {
         assert!(Arc::ptr_eq(b.worker(), c.worker()));
         let (d, fresh) = workers.reserve("f", 2, false);
         assert!(fresh.is_some(), "every one is full");
-        // This thread holds two now: the other thread's free input is left to its own.
+        // Three instances for two threads now: the other thread's free input is left to
+        // its own requests.
         drop(a);
         let (e, fresh) = workers.reserve("f", 2, false);
         assert!(fresh.is_none() && Arc::ptr_eq(e.worker(), d.worker()));
         let (f, fresh) = workers.reserve("f", 2, false);
         assert!(fresh.is_some() && !Arc::ptr_eq(f.worker(), away.worker()));
+    }
+
+    #[test]
+    fn instances_started_ahead_of_traffic_serve_every_thread() {
+        let workers = workers();
+        let elsewhere = workers.clone();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                drop(elsewhere.spawn_idle("f"));
+            }
+        })
+        .join()
+        .unwrap();
+        // One input an instance: the two started ahead take the first two requests...
+        let (first, fresh) = workers.reserve("f", 1, false);
+        assert!(fresh.is_none() && first.worker().ahead);
+        let (second, fresh) = workers.reserve("f", 1, false);
+        assert!(fresh.is_none() && second.worker().ahead);
+        // ...this thread then starts two of its own...
+        let own: Vec<_> = (0..2).map(|_| workers.reserve("f", 1, false)).collect();
+        assert!(own.iter().all(|(_, fresh)| fresh.is_some()));
+        assert!(outgrown(&workers.list(), "f"));
+        // ...and still takes one started ahead when it has room.
+        drop(first);
+        let (again, fresh) = workers.reserve("f", 1, false);
+        assert!(fresh.is_none() && again.worker().ahead);
     }
 
     #[test]
