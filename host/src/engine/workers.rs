@@ -6,10 +6,9 @@
 //! from, each thread's requests stay on the instances it started (and those started ahead
 //! of traffic), and a thread whose instances are full starts another: a request handed to
 //! another thread's instance wakes that thread and waits for it (under load, ~12 % more
-//! requests a second and a shorter tail). Like the warm pool of
-//! the other shapes, they are kept for `min_containers`, topped up to `buffer_containers`
-//! idle ones while traffic comes, counted in the idle gauge, and retired after the
-//! scale-down window.
+//! requests a second and a shorter tail). Like the warm pool of the other shapes, they are
+//! kept for `min_containers`, topped up to `buffer_containers` idle ones while traffic
+//! comes, counted in the idle gauge, and retired after the scale-down window.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
