@@ -32,8 +32,6 @@ pub(super) struct ReadAhead<H> {
     rest: Option<WasiBody>,
     /// Bytes in `frames`.
     len: u64,
-    /// Whether `frames` hold trailers (which a `content-length` response could not send).
-    trailers: bool,
     _held: H,
 }
 
@@ -45,7 +43,6 @@ impl<H> ReadAhead<H> {
             failed: None,
             rest: None,
             len: 0,
-            trailers: false,
             _held: held,
         };
         let mut turns = 0;
@@ -53,7 +50,6 @@ impl<H> ReadAhead<H> {
             // Polled without a waker on purpose: hyper polls again with its own.
             match body.frame().now_or_never() {
                 Some(Some(Ok(frame))) => {
-                    ahead.trailers |= frame.is_trailers();
                     if let Some(data) = frame.data_ref() {
                         ahead.len += data.len() as u64;
                     }
@@ -88,6 +84,9 @@ impl<H: Unpin> Body for ReadAhead<H> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Some(frame) = self.frames.pop_front() {
+            if let Some(data) = frame.data_ref() {
+                self.len -= data.len() as u64;
+            }
             return Poll::Ready(Some(Ok(frame)));
         }
         if let Some(e) = self.failed.take() {
@@ -115,7 +114,10 @@ impl<H: Unpin> Body for ReadAhead<H> {
                 }
                 hint
             }
-            None if self.trailers || self.failed.is_some() => SizeHint::new(),
+            // Trailers need chunked encoding, which a sized body would not get.
+            None if self.failed.is_some() || self.frames.iter().any(Frame::is_trailers) => {
+                SizeHint::new()
+            }
             None => SizeHint::with_exact(self.len),
         }
     }
@@ -165,7 +167,10 @@ mod tests {
         let ahead = ReadAhead::read(body, ()).await;
         writer.await.ok();
         assert_eq!(ahead.frames.len(), 2);
+        let mut ahead = ahead;
         assert_eq!(ahead.size_hint().exact(), Some(2));
+        ahead.frame().await;
+        assert_eq!(ahead.size_hint().exact(), Some(1), "what is left");
     }
 
     #[tokio::test]

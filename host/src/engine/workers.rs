@@ -27,20 +27,6 @@ struct Roster<J> {
     threads: Vec<std::thread::ThreadId>,
 }
 
-impl<J> std::ops::Deref for Roster<J> {
-    type Target = Vec<Arc<Worker<J>>>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.workers
-    }
-}
-
-impl<J> std::ops::DerefMut for Roster<J> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.workers
-    }
-}
-
 /// The workers of every concurrent endpoint of one component; `J` is what a worker is
 /// handed per request.
 pub(crate) struct Workers<J> {
@@ -153,6 +139,7 @@ impl<J> Workers<J> {
     /// Open workers of `endpoint` with nothing in flight.
     pub(crate) fn idle_count(&self, endpoint: &str) -> usize {
         self.list()
+            .workers
             .iter()
             .filter(|w| w.endpoint == endpoint && w.idle())
             .count()
@@ -182,7 +169,8 @@ impl<J> Workers<J> {
             let spread = !outgrown(&list, endpoint);
             let open = (!single_use)
                 .then(|| {
-                    list.iter()
+                    list.workers
+                        .iter()
                         .filter(|w| {
                             w.endpoint == endpoint
                                 && w.open()
@@ -203,7 +191,7 @@ impl<J> Workers<J> {
                 }
                 None => {
                     let (worker, jobs) = new_worker(endpoint, 1, single_use, false);
-                    list.push(worker.clone());
+                    list.workers.push(worker.clone());
                     (worker, Some(jobs))
                 }
             }
@@ -220,7 +208,7 @@ impl<J> Workers<J> {
     /// `buffer_containers`), returned for the caller to start.
     pub(crate) fn spawn_idle(&self, endpoint: &str) -> Fresh<J> {
         let (worker, jobs) = new_worker(endpoint, 0, false, true);
-        self.list().push(worker.clone());
+        self.list().workers.push(worker.clone());
         self.sync(endpoint);
         (worker, jobs)
     }
@@ -242,6 +230,7 @@ impl<J> Workers<J> {
                 return false;
             }
             let others = list
+                .workers
                 .iter()
                 .filter(|w| w.endpoint == worker.endpoint && w.open() && !Arc::ptr_eq(w, worker))
                 .count();
@@ -249,7 +238,7 @@ impl<J> Workers<J> {
                 return false;
             }
             worker.closed.store(true, Ordering::Release);
-            list.retain(|w| !Arc::ptr_eq(w, worker));
+            list.workers.retain(|w| !Arc::ptr_eq(w, worker));
         }
         self.sync(&worker.endpoint);
         true
@@ -258,13 +247,13 @@ impl<J> Workers<J> {
     /// Stops sending requests to `worker`.
     pub(crate) fn close(&self, worker: &Arc<Worker<J>>) {
         worker.closed.store(true, Ordering::Release);
-        self.list().retain(|w| !Arc::ptr_eq(w, worker));
+        self.list().workers.retain(|w| !Arc::ptr_eq(w, worker));
         self.sync(&worker.endpoint);
     }
 
     /// Closes every worker: each ends once the requests in it are done.
     pub(crate) fn close_all(&self) {
-        let closed: Vec<Arc<Worker<J>>> = self.list().drain(..).collect();
+        let closed: Vec<Arc<Worker<J>>> = self.list().workers.drain(..).collect();
         for worker in &closed {
             worker.closed.store(true, Ordering::Release);
             worker.stop.notify_one();
@@ -280,8 +269,8 @@ impl<J> Workers<J> {
     pub(crate) fn evict_one(&self) -> Option<Arc<Worker<J>>> {
         let worker = {
             let mut list = self.list();
-            let index = list.iter().position(|w| w.idle())?;
-            let worker = list.remove(index);
+            let index = list.workers.iter().position(|w| w.idle())?;
+            let worker = list.workers.remove(index);
             worker.closed.store(true, Ordering::Release);
             worker
         };
