@@ -12,7 +12,7 @@ use wasmtime::component::Instance;
 use super::demand::{Demand, HandedOut, PATIENCE};
 use super::idle::{Idle, IdleList};
 use super::state::InstanceState;
-use super::workers::{Evict, Workers};
+use super::workers::{WorkerPool, Workers};
 use super::world::Prepared;
 use super::{
     CallError, EndpointKind, EndpointSpec, Engine, IsolationSetting, Limits, LoadedComponent,
@@ -65,7 +65,7 @@ pub(crate) struct WarmInstances {
 pub(crate) struct PoolRegistry {
     pools: Mutex<Vec<Weak<WarmInstances>>>,
     /// The instances of concurrent endpoints (WASIp3 services, async typed endpoints).
-    concurrent: Mutex<Vec<Weak<dyn Evict>>>,
+    concurrent: Mutex<Vec<Weak<dyn WorkerPool>>>,
 }
 
 impl PoolRegistry {
@@ -87,17 +87,14 @@ impl PoolRegistry {
     pub(super) fn register_concurrent<J: Send + 'static>(&self, workers: &Arc<Workers<J>>) {
         let mut pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
         pools.retain(|p| p.strong_count() > 0);
-        let workers: Arc<dyn Evict> = workers.clone();
+        let workers: Arc<dyn WorkerPool> = workers.clone();
         pools.push(Arc::downgrade(&workers));
     }
 
     /// Asks an idle instance of a concurrent endpoint to end and waits (briefly) until it
     /// has; returns whether one did.
     async fn evict_concurrent(&self) -> bool {
-        let pools: Vec<Arc<dyn Evict>> = {
-            let pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
-            pools.iter().filter_map(Weak::upgrade).collect()
-        };
+        let pools = self.live_concurrent();
         let Some(mut ended) = pools.iter().find_map(|p| p.evict()) else {
             return false;
         };
@@ -122,6 +119,11 @@ impl PoolRegistry {
         Some((warm.clone(), live))
     }
 
+    fn live_concurrent(&self) -> Vec<Arc<dyn WorkerPool>> {
+        let pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
+        pools.iter().filter_map(Weak::upgrade).collect()
+    }
+
     fn live_pools(&self) -> Vec<Arc<WarmInstances>> {
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         pools.iter().filter_map(Weak::upgrade).collect()
@@ -133,6 +135,9 @@ impl PoolRegistry {
             for pool in &warm.endpoints {
                 pool.idle.refresh_gauge();
             }
+        }
+        for workers in self.live_concurrent() {
+            workers.refresh_gauges();
         }
     }
 }

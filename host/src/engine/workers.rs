@@ -81,7 +81,6 @@ impl<J> Worker<J> {
 /// `wasi:http` service, once its response body is sent).
 pub(crate) struct Input<J> {
     worker: Arc<Worker<J>>,
-    workers: Arc<Workers<J>>,
 }
 
 impl<J> Input<J> {
@@ -94,7 +93,6 @@ impl<J> Input<J> {
 impl<J> Drop for Input<J> {
     fn drop(&mut self) {
         self.worker.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.workers.sync(&self.worker.endpoint);
     }
 }
 
@@ -119,20 +117,22 @@ impl<J> Workers<J> {
         self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets `endpoint`'s idle gauge to its open workers with nothing in flight.
-    fn sync(&self, endpoint: &str) {
-        let idle = self.idle_count(endpoint) as i64;
+    /// Makes `endpoint`'s idle gauge, once: it is set when the metrics are read
+    /// ([`Workers::refresh_gauges`]), not on every reservation and release, which both
+    /// serving threads make.
+    fn gauge(&self, endpoint: &str) {
         let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        // Looked up by `&str` first: this runs twice a request, and `entry` wants an owned key.
-        match gauges.get(endpoint) {
-            Some(gauge) => {
-                gauge.set(idle);
-            }
-            None => {
-                let gauge = self.metrics.idle_gauge(&self.app, endpoint);
-                gauge.set(idle);
-                gauges.insert(endpoint.to_owned(), gauge);
-            }
+        if !gauges.contains_key(endpoint) {
+            let gauge = self.metrics.idle_gauge(&self.app, endpoint);
+            gauges.insert(endpoint.to_owned(), gauge);
+        }
+    }
+
+    /// Sets each endpoint's idle gauge to its open workers with nothing in flight.
+    pub(crate) fn refresh_gauges(&self) {
+        let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        for (endpoint, gauge) in gauges.iter() {
+            gauge.set(self.idle_count(endpoint) as i64);
         }
     }
 
@@ -148,7 +148,7 @@ impl<J> Workers<J> {
     /// Takes an input of an open worker of `endpoint` with room, else registers a new
     /// worker holding this first input (returned for the caller to start).
     pub(crate) fn reserve(
-        self: &Arc<Self>,
+        &self,
         endpoint: &str,
         max_inputs: usize,
         single_use: bool,
@@ -196,12 +196,10 @@ impl<J> Workers<J> {
                 }
             }
         };
-        self.sync(endpoint);
-        let input = Input {
-            worker,
-            workers: self.clone(),
-        };
-        (input, fresh)
+        if fresh.is_some() {
+            self.gauge(endpoint);
+        }
+        (Input { worker }, fresh)
     }
 
     /// Registers a new idle worker of `endpoint` (for `min_containers` and
@@ -209,7 +207,7 @@ impl<J> Workers<J> {
     pub(crate) fn spawn_idle(&self, endpoint: &str) -> Fresh<J> {
         let (worker, jobs) = new_worker(endpoint, 0, false, true);
         self.list().workers.push(worker.clone());
-        self.sync(endpoint);
+        self.gauge(endpoint);
         (worker, jobs)
     }
 
@@ -224,23 +222,20 @@ impl<J> Workers<J> {
     /// workers of its endpoint remain (`min_containers`); reservations take the same
     /// lock, so none can slip in afterwards. Returns whether it was closed.
     pub(crate) fn close_if_idle(&self, worker: &Arc<Worker<J>>, keep: usize) -> bool {
-        {
-            let mut list = self.list();
-            if worker.in_flight.load(Ordering::Acquire) != 0 {
-                return false;
-            }
-            let others = list
-                .workers
-                .iter()
-                .filter(|w| w.endpoint == worker.endpoint && w.open() && !Arc::ptr_eq(w, worker))
-                .count();
-            if others < keep {
-                return false;
-            }
-            worker.closed.store(true, Ordering::Release);
-            list.workers.retain(|w| !Arc::ptr_eq(w, worker));
+        let mut list = self.list();
+        if worker.in_flight.load(Ordering::Acquire) != 0 {
+            return false;
         }
-        self.sync(&worker.endpoint);
+        let others = list
+            .workers
+            .iter()
+            .filter(|w| w.endpoint == worker.endpoint && w.open() && !Arc::ptr_eq(w, worker))
+            .count();
+        if others < keep {
+            return false;
+        }
+        worker.closed.store(true, Ordering::Release);
+        list.workers.retain(|w| !Arc::ptr_eq(w, worker));
         true
     }
 
@@ -248,7 +243,6 @@ impl<J> Workers<J> {
     pub(crate) fn close(&self, worker: &Arc<Worker<J>>) {
         worker.closed.store(true, Ordering::Release);
         self.list().workers.retain(|w| !Arc::ptr_eq(w, worker));
-        self.sync(&worker.endpoint);
     }
 
     /// Closes every worker: each ends once the requests in it are done.
@@ -275,20 +269,27 @@ impl<J> Workers<J> {
             worker
         };
         worker.stop.notify_one();
-        self.sync(&worker.endpoint);
         Some(worker)
     }
 }
 
-/// A pool whose idle instances can be asked to end to make room in the pooling allocator.
-pub(crate) trait Evict: Send + Sync {
+/// The workers of one component, seen from the registry of every pool: its idle
+/// instances can be asked to end to make room in the pooling allocator, and its idle
+/// gauges set for the metrics about to be read.
+pub(crate) trait WorkerPool: Send + Sync {
     /// Asks one idle instance to end; the receiver says when it has.
     fn evict(&self) -> Option<watch::Receiver<Option<CallError>>>;
+    /// Sets each endpoint's idle gauge.
+    fn refresh_gauges(&self);
 }
 
-impl<J: Send> Evict for Workers<J> {
+impl<J: Send> WorkerPool for Workers<J> {
     fn evict(&self) -> Option<watch::Receiver<Option<CallError>>> {
         self.evict_one().map(|w| w.ended.subscribe())
+    }
+
+    fn refresh_gauges(&self) {
+        Workers::refresh_gauges(self);
     }
 }
 
@@ -324,6 +325,23 @@ mod tests {
 
     fn workers() -> Arc<Workers<()>> {
         Arc::new(Workers::new("app", &Arc::new(Metrics::new())))
+    }
+
+    #[test]
+    fn idle_gauges_are_set_when_the_metrics_are_read() {
+        let metrics = Arc::new(Metrics::new());
+        let workers = Arc::new(Workers::<()>::new("app", &metrics));
+        let gauge = metrics.idle_gauge("app", "f");
+        let (a, _) = workers.reserve("f", 1, false);
+        let (b, _) = workers.reserve("f", 1, false);
+        drop(a);
+        workers.refresh_gauges();
+        assert_eq!(gauge.get(), 1);
+        drop(b);
+        workers.refresh_gauges();
+        assert_eq!(gauge.get(), 2);
+        workers.close_all();
+        assert_eq!(gauge.get(), 0);
     }
 
     #[test]
