@@ -447,9 +447,19 @@ impl Engine {
         // The guest ended without setting a response: its error, or "not set".
         let unanswered =
             |ended: Result<(), CallError>| ended.err().unwrap_or_else(|| NoResponse::NotSet.into());
-        let (engine, component, spec) = (self.clone(), component.clone(), spec.clone());
+        // The guest's future owns what it uses, as it may move into a task of its own; the
+        // endpoint is found again in its component's manifest rather than cloned (its
+        // strings and schemas are several allocations a request).
+        let owned = match component.endpoint_index(spec) {
+            Some(index) if std::ptr::eq(&component.manifest.endpoints[index], spec) => {
+                SpecOf::Manifest(index)
+            }
+            _ => SpecOf::Owned(Box::new(spec.clone())),
+        };
+        let (engine, component) = (self.clone(), component.clone());
         // Boxed: it may move into a task of its own, and the call state is several KiB.
         let mut guest = Box::pin(async move {
+            let spec = owned.get(&component);
             let code = live.code.clone();
             let Prepared::Proxy(exports) = &*code else {
                 return Err(CallError::MissingExport("wasi:http incoming-handler"));
@@ -472,7 +482,7 @@ impl Engine {
                 Ok(()) if !answered.load(Ordering::Acquire) => {
                     tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest returned without setting a response; its instance is retired")
                 }
-                Ok(()) => engine.checkin(&component, &spec, live).await,
+                Ok(()) => engine.checkin(&component, spec, live).await,
                 Err(e) => {
                     tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}")
                 }
@@ -519,5 +529,21 @@ impl Engine {
             },
         };
         answer(set)
+    }
+}
+
+/// An endpoint a future that owns its component refers to: one of the component's own
+/// (found by index, so nothing is cloned), or a copy.
+enum SpecOf {
+    Manifest(usize),
+    Owned(Box<EndpointSpec>),
+}
+
+impl SpecOf {
+    fn get<'a>(&'a self, component: &'a LoadedComponent) -> &'a EndpointSpec {
+        match self {
+            SpecOf::Manifest(index) => &component.manifest.endpoints[*index],
+            SpecOf::Owned(spec) => spec,
+        }
     }
 }
