@@ -164,10 +164,9 @@ mod tests {
             }
         });
         let body = boxed(StreamBody::new(frames(rx)));
-        let ahead = ReadAhead::read(body, ()).await;
+        let mut ahead = ReadAhead::read(body, ()).await;
         writer.await.ok();
         assert_eq!(ahead.frames.len(), 2);
-        let mut ahead = ahead;
         assert_eq!(ahead.size_hint().exact(), Some(2));
         ahead.frame().await;
         assert_eq!(ahead.size_hint().exact(), Some(1), "what is left");

@@ -450,11 +450,10 @@ impl Engine {
         // The guest's future owns what it uses, as it may move into a task of its own; the
         // endpoint is found again in its component's manifest rather than cloned (its
         // strings and schemas are several allocations a request).
-        let owned = match component.endpoint_index(spec) {
-            Some(index) if std::ptr::eq(&component.manifest.endpoints[index], spec) => {
-                SpecOf::Manifest(index)
-            }
-            _ => SpecOf::Owned(Box::new(spec.clone())),
+        let endpoints = &component.manifest.endpoints;
+        let owned = match endpoints.iter().position(|e| std::ptr::eq(e, spec)) {
+            Some(index) => SpecOf::Manifest(index),
+            None => SpecOf::Owned(Box::new(spec.clone())),
         };
         let (engine, component) = (self.clone(), component.clone());
         // Boxed: it may move into a task of its own, and the call state is several KiB.
