@@ -193,6 +193,55 @@ async fn an_orderly_stop_does_not_count_against_the_retries() {
     assert_eq!(outcomes(&call), ["stopped", "success"], "{call}");
 }
 
+/// Whether opening the store at `data` needed redb's repair (a file the last process left
+/// open): the repair callback runs only then.
+fn store_needed_repair(data: &Path) -> bool {
+    let repaired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = repaired.clone();
+    let db = redb::Builder::new()
+        .set_repair_callback(move |_| seen.store(true, std::sync::atomic::Ordering::SeqCst))
+        .open(data.join("state.redb"))
+        .expect("the store opens");
+    drop(db);
+    repaired.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn an_orderly_stop_closes_the_store_so_the_next_start_needs_no_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = server(&data, &[]);
+    let token = admin_token(&data);
+    {
+        let api = api(&srv, &token);
+        let fns = deploy(&api, "functions", "fn-app").await;
+        // A call, so the store has call records and the call-log writer has lines to store
+        // right up to the stop.
+        let id = spawn(&api, &fns["square"], json!([7])).await;
+        wait_final(&api, &id).await;
+    }
+    assert_eq!(srv.terminate().map(|s| s.success()), Some(true), "{}", srv.log());
+    assert!(
+        !srv.log().contains("did not close"),
+        "the store did not close: {}",
+        srv.log()
+    );
+    assert!(
+        !store_needed_repair(&data),
+        "the server exited with its store still open: the next start repairs it"
+    );
+    // A kill -9 after a write leaves it open, which is what the check above tells apart.
+    let mut srv = server(&data, &[]);
+    {
+        let api = api(&srv, &token);
+        let fns = functions_of(&api, "fn-app").await;
+        let id = spawn(&api, &fns["square"], json!([8])).await;
+        wait_final(&api, &id).await;
+    }
+    srv.kill_hard();
+    assert!(store_needed_repair(&data), "a killed server's store needs repair");
+}
+
 async fn api_get_call(srv: &Host, token: &str, id: &str) -> Value {
     api(srv, token).get(&format!("/function-calls/{id}")).await
 }

@@ -429,7 +429,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run(args) => run::main(args),
         Command::New(args) => new::new(args),
-        Command::Server(args) => run_async(server::server(args)),
+        Command::Server(args) => server::main(args),
         Command::Deploy(args) => run_async(remote::deploy(args)),
         Command::Serve(args) => run_async(serve::serve(args)),
         Command::App(c) => run_async(remote::app(c)),

@@ -121,6 +121,13 @@ pub struct OpenedData {
     admin_token_path: PathBuf,
 }
 
+impl OpenedData {
+    /// Tells when the store has closed (see [`Store::close_watch`]).
+    pub fn close_watch(&self) -> Option<crate::store::CloseWatch> {
+        self.store.close_watch()
+    }
+}
+
 impl ControlPlane {
     /// Opens the data directory: the store, a first admin token, and every deployed app.
     pub async fn open(

@@ -1,10 +1,12 @@
 //! The embedded backend: every table in one redb file.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 
@@ -114,27 +116,42 @@ impl Redb {
         }
     }
 
+    /// Creates every table up front so readers never meet a missing one.
     fn create_tables(db: &redb::Database) -> Result<()> {
-        let txn = db.begin_write()?;
-        {
-            // Create every table up front so readers never meet a missing one.
-            txn.open_table(APPS)?;
-            txn.open_table(APP_NAMES)?;
-            txn.open_table(VERSIONS)?;
-            txn.open_table(FUNCTIONS)?;
-            txn.open_table(FUNCTION_NAMES)?;
-            txn.open_table(LABELS)?;
-            txn.open_table(DOMAINS)?;
-            txn.open_table(TOKENS)?;
-            txn.open_table(calls::CALLS)?;
-            txn.open_table(secrets::SECRETS)?;
-            txn.open_table(extras::VOLUMES)?;
-            txn.open_table(extras::SCHEDULES)?;
-            txn.open_table(logs::LOGS)?;
-            txn.open_table(logs::APP_LOGS)?;
-            txn.open_table(logs::CALL_LOGS)?;
+        // A write transaction is a durable commit (two `fdatasync`s on a file), which a
+        // store that has every table already (every open but the first) does without.
+        let present: HashSet<String> = db
+            .begin_read()?
+            .list_tables()?
+            .map(|table| table.name().to_owned())
+            .collect();
+        macro_rules! create {
+            ($($table:expr),* $(,)?) => {{
+                if [$($table.name()),*].iter().all(|name| present.contains(*name)) {
+                    return Ok(());
+                }
+                let txn = db.begin_write()?;
+                $(txn.open_table($table)?;)*
+                txn.commit()?;
+            }};
         }
-        txn.commit()?;
+        create!(
+            APPS,
+            APP_NAMES,
+            VERSIONS,
+            FUNCTIONS,
+            FUNCTION_NAMES,
+            LABELS,
+            DOMAINS,
+            TOKENS,
+            calls::CALLS,
+            secrets::SECRETS,
+            extras::VOLUMES,
+            extras::SCHEDULES,
+            logs::LOGS,
+            logs::APP_LOGS,
+            logs::CALL_LOGS,
+        );
         Ok(())
     }
 

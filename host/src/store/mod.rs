@@ -5,6 +5,7 @@
 //! Nothing outside this module knows which backend holds the state.
 
 mod calls;
+mod close;
 mod deploy;
 mod embedded;
 mod extras;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
+pub use close::CloseWatch;
 pub use extras::{ScheduleState, VolumeRecord};
 pub use logs::{LogEntry, LogQuery, LogStream};
 pub use records::{
@@ -156,6 +158,8 @@ pub struct Deployed {
 /// The state store.
 pub struct Store {
     backend: Backend,
+    /// After `backend`, so it is dropped once the backend has closed.
+    closed: close::CloseNotice,
 }
 
 enum Backend {
@@ -289,9 +293,7 @@ impl Store {
     /// secrets in [`KEY_FILE`] beside it (made on first open; a missing or wrong key for
     /// existing sealed secrets is an error).
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(Self {
-            backend: Backend::Redb(Redb::open(path)?),
-        })
+        Ok(Self::with(Backend::Redb(Redb::open(path)?)))
     }
 
     /// A store held in memory only, for a host whose state ends with the process
@@ -299,9 +301,7 @@ impl Store {
     /// `fdatasync`s were half of such a host's start), and its secrets' key is never
     /// written either.
     pub fn open_in_memory(path: &Path) -> Result<Self> {
-        Ok(Self {
-            backend: Backend::Redb(Redb::open_in_memory(path)?),
-        })
+        Ok(Self::with(Backend::Redb(Redb::open_in_memory(path)?)))
     }
 
     /// Opens the store `database` names: the embedded one at `path`, or PostgreSQL with
@@ -311,13 +311,24 @@ impl Store {
         match database {
             Database::Embedded => Self::open(path),
             Database::InMemory => Self::open_in_memory(path),
-            Database::Postgres(url) => Ok(Self {
-                backend: Backend::Postgres(Box::new(Postgres::connect(
-                    url,
-                    &seal::SecretKey::path_for(path),
-                )?)),
-            }),
+            Database::Postgres(url) => Ok(Self::with(Backend::Postgres(Box::new(
+                Postgres::connect(url, &seal::SecretKey::path_for(path))?,
+            )))),
         }
+    }
+
+    fn with(backend: Backend) -> Self {
+        Self {
+            backend,
+            closed: close::CloseNotice::new(),
+        }
+    }
+
+    /// Tells when this store has closed; `None` after the first call. A server waits for
+    /// it before exiting, because an embedded store left open is repaired at the next
+    /// start.
+    pub fn close_watch(&self) -> Option<CloseWatch> {
+        self.closed.take()
     }
 
     /// Every function of an app that its current version has.
