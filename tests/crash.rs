@@ -220,7 +220,12 @@ async fn an_orderly_stop_closes_the_store_so_the_next_start_needs_no_repair() {
         let id = spawn(&api, &fns["square"], json!([7])).await;
         wait_final(&api, &id).await;
     }
-    assert_eq!(srv.terminate().map(|s| s.success()), Some(true), "{}", srv.log());
+    assert_eq!(
+        srv.terminate().map(|s| s.success()),
+        Some(true),
+        "{}",
+        srv.log()
+    );
     assert!(
         !srv.log().contains("did not close"),
         "the store did not close: {}",
@@ -239,7 +244,10 @@ async fn an_orderly_stop_closes_the_store_so_the_next_start_needs_no_repair() {
         wait_final(&api, &id).await;
     }
     srv.kill_hard();
-    assert!(store_needed_repair(&data), "a killed server's store needs repair");
+    assert!(
+        store_needed_repair(&data),
+        "a killed server's store needs repair"
+    );
 }
 
 async fn api_get_call(srv: &Host, token: &str, id: &str) -> Value {

@@ -297,6 +297,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Measures every server, the engine API and the cold starts, and writes the report.
 async fn bench(opts: Options) -> anyhow::Result<()> {
     let root = root();
     let wasmhost = opts
@@ -323,32 +324,71 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
     }
     let mut results = Results {
         machine: report::Machine::collect(&root, &opts.wasmtime),
-        options: format!(
-            "{} rounds through all servers, each {} s measured after {} s warmup per server \
-             and concurrency (a row shows the median round); {} × {} instantiations; {} process \
-             starts per cold-start figure",
-            opts.rounds.max(1),
-            opts.duration.as_secs_f64(),
-            opts.warmup.as_secs_f64(),
-            opts.rounds.max(1),
-            opts.instantiations,
-            opts.cold_runs
-        ),
+        options: options_line(&opts),
         ..Results::default()
     };
     let cache = tempfile::tempdir()?;
     let cache_dir = cache.path().to_string_lossy().into_owned();
-    let help = std::process::Command::new(&wasmhost)
+    probe_flags(&wasmhost, &mut results)?;
+    let specs = selected_specs(&opts, &wasmhost, &examples, &cache_dir, &mut results);
+    // Rounds go through every server in turn, so drift on the machine hits all rows alike.
+    let rounds = opts.rounds.max(1);
+    results.servers = measure_rounds(&specs, &opts, rounds, &mut results.skipped).await;
+    for server in &mut results.servers {
+        server.summarise();
+    }
+
+    eprintln!("== instantiation and memory (engine API, in this process)");
+    let (instantiation, memory) =
+        engine_measurements(&proxy, &hello, opts.instantiations, rounds).await?;
+    results.instantiation = instantiation;
+    results.memory = Some(memory);
+
+    measure_starts(&wasmhost, &examples, (&proxy, &hello), &opts, &mut results).await?;
+
+    results.machine.busy_after = report::cpu_busy();
+    write_report(&results, &out)
+}
+
+/// How the run was made, for the report's header.
+fn options_line(opts: &Options) -> String {
+    format!(
+        "{} rounds through all servers, each {} s measured after {} s warmup per server \
+         and concurrency (a row shows the median round); {} × {} instantiations; {} process \
+         starts per cold-start figure",
+        opts.rounds.max(1),
+        opts.duration.as_secs_f64(),
+        opts.warmup.as_secs_f64(),
+        opts.rounds.max(1),
+        opts.instantiations,
+        opts.cold_runs
+    )
+}
+
+/// Asks the wasmhost binary which flags it has (older builds lack some).
+fn probe_flags(wasmhost: &Path, results: &mut Results) -> anyhow::Result<()> {
+    let help = std::process::Command::new(wasmhost)
         .args(["run", "--help"])
         .output()
         .context("cannot run wasmhost")?;
     let help = String::from_utf8_lossy(&help.stdout);
     results.has_isolation_flag = help.contains("--isolation");
     results.has_max_inputs_flag = help.contains("--max-inputs");
-    let wasmtime_version = results.machine.wasmtime.clone();
+    Ok(())
+}
 
+/// The rows to measure: those `--only` selects, less peers when wasmtime is missing
+/// (noted as skipped).
+fn selected_specs(
+    opts: &Options,
+    wasmhost: &Path,
+    examples: &Path,
+    cache_dir: &str,
+    results: &mut Results,
+) -> Vec<(ServerSpec, Role, &'static str)> {
+    let wasmtime_version = results.machine.wasmtime.clone();
     let mut specs = Vec::new();
-    for (spec, role, component) in server_specs(&opts, &wasmhost, &examples, &cache_dir, &results) {
+    for (spec, role, component) in server_specs(opts, wasmhost, examples, cache_dir, results) {
         if !opts.only.is_empty() && !opts.only.iter().any(|o| spec.label.contains(o.as_str())) {
             continue;
         }
@@ -361,8 +401,16 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         }
         specs.push((spec, role, component));
     }
-    // Rounds go through every server in turn, so drift on the machine hits all rows alike.
-    let rounds = opts.rounds.max(1);
+    specs
+}
+
+/// Measures each server once a round; one that fails is noted in `skipped` and dropped.
+async fn measure_rounds(
+    specs: &[(ServerSpec, Role, &'static str)],
+    opts: &Options,
+    rounds: usize,
+    skipped: &mut Vec<String>,
+) -> Vec<ServerResult> {
     let mut measured: Vec<Option<ServerResult>> = specs.iter().map(|_| None).collect();
     let mut failed = vec![false; specs.len()];
     for round in 0..rounds {
@@ -371,7 +419,7 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
                 continue;
             }
             eprintln!("== {} (round {}/{rounds})", spec.label, round + 1);
-            match measure_server(spec, *role, component, &opts, round == 0).await {
+            match measure_server(spec, *role, component, opts, round == 0).await {
                 Ok(r) => match &mut measured[i] {
                     Some(all) => all.add_round(r),
                     slot @ None => *slot = Some(r),
@@ -380,49 +428,52 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
                     failed[i] = true;
                     measured[i] = None;
                     let note = format!("`{}` failed: {e:#}", spec.display());
-                    results.skipped.push(note);
+                    skipped.push(note);
                 }
             }
         }
     }
-    results.servers = measured.into_iter().flatten().collect();
-    for server in &mut results.servers {
-        server.summarise();
-    }
+    measured.into_iter().flatten().collect()
+}
 
-    eprintln!("== instantiation and memory (engine API, in this process)");
-    let (instantiation, memory) =
-        engine_measurements(&proxy, &hello, opts.instantiations, rounds).await?;
-    results.instantiation = instantiation;
-    results.memory = Some(memory);
-
+/// Measures process starts: the exec floor, cold starts, and pre-initialisation.
+async fn measure_starts(
+    wasmhost: &Path,
+    examples: &Path,
+    (proxy, hello): (&Path, &Path),
+    opts: &Options,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     eprintln!("== cold start");
-    results.exec_floor = cold::exec_floor(&wasmhost, 20);
-    results.binary_bytes = std::fs::metadata(&wasmhost).map_or(0, |m| m.len());
-    for (name, file) in [(PROXY, &proxy), (HELLO, &hello)] {
-        let cold = cold::cold_start(name, &wasmhost, file, opts.cold_runs).await?;
+    results.exec_floor = cold::exec_floor(wasmhost, 20);
+    results.binary_bytes = std::fs::metadata(wasmhost).map_or(0, |m| m.len());
+    for (name, file) in [(PROXY, proxy), (HELLO, hello)] {
+        let cold = cold::cold_start(name, wasmhost, file, opts.cold_runs).await?;
         results.cold.push(cold);
     }
     eprintln!("== pre-initialisation");
     let preinit = examples.join("preinit.wasm");
-    match cold::pre_init(&wasmhost, &preinit, opts.cold_runs).await {
+    match cold::pre_init(wasmhost, &preinit, opts.cold_runs).await {
         Ok(p) => results.pre_init = Some(p),
         Err(e) => results
             .skipped
             .push(format!("pre-initialisation ({}): {e:#}", preinit.display())),
     }
+    Ok(())
+}
 
-    results.machine.busy_after = report::cpu_busy();
-    let mut markdown = report::render(&results);
+/// Prints the report and writes it to `out`, keeping the rows after [`SECTION_MARK`].
+fn write_report(results: &Results, out: &Path) -> anyhow::Result<()> {
+    let mut markdown = report::render(results);
     println!("{markdown}");
     // The rows of the scripts run on their own come after the first marker; keep them.
-    if let Ok(old) = std::fs::read_to_string(&out)
+    if let Ok(old) = std::fs::read_to_string(out)
         && let Some(at) = old.find(SECTION_MARK)
     {
         markdown.push('\n');
         markdown.push_str(&old[at..]);
     }
-    std::fs::write(&out, &markdown).with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, &markdown).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

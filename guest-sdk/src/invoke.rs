@@ -67,41 +67,58 @@ impl<'p> Input<'p> {
             broken: false,
             errors: Vec::new(),
         };
-        if input.trim().is_empty() {
+        let Some(envelope) = this.envelope(input) else {
             return this;
+        };
+        this.read_envelope(envelope);
+        this.check_positional();
+        this.check_keywords();
+        this
+    }
+
+    /// The input's top-level object; `None` when there is nothing more to read (no input,
+    /// `null`, or an error recorded).
+    fn envelope(&mut self, input: &str) -> Option<Map<String, Value>> {
+        if input.trim().is_empty() {
+            return None;
         }
-        let mut envelope = match serde_json::from_str::<Value>(input) {
-            Ok(Value::Object(map)) => map,
-            Ok(Value::Null) => return this,
+        match serde_json::from_str::<Value>(input) {
+            Ok(Value::Object(map)) => Some(map),
+            Ok(Value::Null) => None,
             Ok(other) => {
-                this.broken = true;
-                this.push(
+                self.broken = true;
+                self.push(
                     "model_type",
                     Vec::new(),
                     format!("Input should be an object {SHAPE}"),
                     other,
                 );
-                return this;
+                None
             }
             Err(err) => {
-                this.broken = true;
-                this.errors.push(FieldError {
+                self.broken = true;
+                self.errors.push(FieldError {
                     kind: "json_invalid",
                     loc: Vec::new(),
                     msg: "JSON decode error".into(),
                     input: Value::Null,
                     ctx: Some(serde_json::json!({ "error": err.to_string() })),
                 });
-                return this;
+                None
             }
-        };
+        }
+    }
+
+    /// Takes `args` and `kwargs` from the envelope, recording either of the wrong type and
+    /// any other key.
+    fn read_envelope(&mut self, mut envelope: Map<String, Value>) {
         let bare = !envelope.contains_key("args") && !envelope.contains_key("kwargs");
         match envelope.remove("args") {
             None | Some(Value::Null) => {}
-            Some(Value::Array(args)) => this.args = args,
+            Some(Value::Array(args)) => self.args = args,
             Some(other) => {
-                this.broken = true;
-                this.push(
+                self.broken = true;
+                self.push(
                     "list_type",
                     vec!["args".into()],
                     "Input should be a valid list".into(),
@@ -111,10 +128,10 @@ impl<'p> Input<'p> {
         }
         match envelope.remove("kwargs") {
             None | Some(Value::Null) => {}
-            Some(Value::Object(kwargs)) => this.kwargs = kwargs,
+            Some(Value::Object(kwargs)) => self.kwargs = kwargs,
             Some(other) => {
-                this.broken = true;
-                this.push(
+                self.broken = true;
+                self.push(
                     "dict_type",
                     vec!["kwargs".into()],
                     "Input should be a valid dictionary".into(),
@@ -124,23 +141,27 @@ impl<'p> Input<'p> {
         }
         for (key, value) in envelope {
             // A bare object of parameters: say where they belong, and report nothing missing.
-            this.broken |= bare;
+            self.broken |= bare;
             let msg = format!(
                 "Unexpected input key `{key}`: the input is {SHAPE}; \
                  pass parameters by position in \"args\" or by name in \"kwargs\""
             );
-            this.push("extra_forbidden", vec![key.into()], msg, value);
+            self.push("extra_forbidden", vec![key.into()], msg, value);
         }
-        let (given, takes) = (this.args.len(), params.len());
+    }
+
+    /// Records each positional argument past the last parameter.
+    fn check_positional(&mut self) {
+        let (given, takes) = (self.args.len(), self.params.len());
         if given > takes {
             let plural = if takes == 1 { "" } else { "s" };
             let msg = format!(
                 "Unexpected positional argument: takes {takes} positional argument{plural} \
                  but {given} were given"
             );
-            let extra: Vec<_> = this.args[takes..].to_vec();
+            let extra: Vec<_> = self.args[takes..].to_vec();
             for (i, value) in extra.into_iter().enumerate() {
-                this.push(
+                self.push(
                     "unexpected_positional_argument",
                     vec!["args".into(), (takes + i).into()],
                     msg.clone(),
@@ -148,7 +169,12 @@ impl<'p> Input<'p> {
                 );
             }
         }
-        let unknown: Vec<_> = this
+    }
+
+    /// Records each keyword argument that names no parameter.
+    fn check_keywords(&mut self) {
+        let params = self.params;
+        let unknown: Vec<_> = self
             .kwargs
             .iter()
             .filter(|(name, _)| !params.contains(&name.as_str()))
@@ -166,14 +192,13 @@ impl<'p> Input<'p> {
                         .join(", ")
                 ),
             };
-            this.push(
+            self.push(
                 "unexpected_keyword_argument",
                 vec!["kwargs".into(), name.into()],
                 msg,
                 value,
             );
         }
-        this
     }
 
     /// The parameter at `index` (declaration order), positionally or by name.

@@ -116,7 +116,19 @@ const WHY_MEMORY: &str = "Each warm instance keeps its linear memory's dirty pag
     guest's stack, heap and data it wrote), its tables and vmctx, the Store with the WASI \
     context and resource table, and its fiber stack's touched pages.";
 
+/// Every target, in the report's order.
 fn checks(results: &Results) -> Vec<Check> {
+    let mut out = Vec::new();
+    throughput_checks(results, &mut out);
+    instantiation_checks(results, &mut out);
+    cold_start_checks(results, &mut out);
+    memory_checks(results, &mut out);
+    out.push(pre_init_check(results));
+    out
+}
+
+/// The throughput targets: wasmhost's rows against the peer and the bare hyper ceiling.
+fn throughput_checks(results: &Results, out: &mut Vec<Check>) {
     let c = results
         .servers
         .iter()
@@ -125,50 +137,6 @@ fn checks(results: &Results) -> Vec<Check> {
         .unwrap_or(64);
     let peer = row(results, Role::Peer);
     let ceiling = row(results, Role::Ceiling);
-    let mut out = Vec::new();
-    let mut ratio_check = |target: &str,
-                           a: Option<&ServerResult>,
-                           b: Option<&ServerResult>,
-                           want: f64,
-                           why: String| {
-        let (measured, verdict, missed) = match (rps(a, c), rps(b, c)) {
-            (Some(x), Some(y)) if y > 0.0 => {
-                let (mut verdict, missed) = at_least(x / y, want, "×");
-                let low = match (rps(a, 1), rps(b, 1)) {
-                    (Some(x1), Some(y1)) if y1 > 0.0 && c != 1 => {
-                        format!("; c=1: {:.2}×", x1 / y1)
-                    }
-                    _ => String::new(),
-                };
-                let (ra, rb) = (a.map(|s| s.round_rps(c)), b.map(|s| s.round_rps(c)));
-                let per_round: Vec<f64> = match (ra, rb) {
-                    (Some(ra), Some(rb)) => ra.iter().zip(&rb).map(|(x, y)| x / y).collect(),
-                    _ => Vec::new(),
-                };
-                let (lo, hi) = per_round
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-                let mut range = String::new();
-                if per_round.len() > 1 {
-                    range = format!(" (rounds {lo:.2}–{hi:.2}×)");
-                    verdict = borderline(verdict, missed, lo >= want, hi >= want);
-                }
-                (
-                    format!("c={c}: {x:.0} / {y:.0} req/s = {:.2}×{range}{low}", x / y),
-                    verdict,
-                    missed,
-                )
-            }
-            _ => ("not measured (see Skipped)".into(), "n/a".into(), false),
-        };
-        out.push(Check {
-            target: target.into(),
-            measured,
-            verdict,
-            missed,
-            why,
-        });
-    };
     let reuse = row(results, Role::Reuse);
     let typed = row(results, Role::OtherReuse);
     let why_reuse_proxy = match reuse.and_then(instances_per_request) {
@@ -179,41 +147,92 @@ fn checks(results: &Results) -> Vec<Check> {
         ),
         _ => WHY_REUSE_PROXY.to_string(),
     };
-    ratio_check(
+    out.push(ratio_check(
         "warm reuse ≥ 3× `wasmtime serve` (same wasi:http component)",
-        reuse,
-        peer,
+        (reuse, peer),
+        c,
         3.0,
         why_reuse_proxy.clone(),
-    );
-    ratio_check(
+    ));
+    out.push(ratio_check(
         "warm reuse ≥ 60 % of bare hyper (same wasi:http component)",
-        reuse,
-        ceiling,
+        (reuse, ceiling),
+        c,
         0.6,
         why_reuse_proxy,
-    );
-    ratio_check(
+    ));
+    out.push(ratio_check(
         "warm reuse ≥ 3× `wasmtime serve` (typed hello endpoint vs the peer's proxy)",
-        typed,
-        peer,
+        (typed, peer),
+        c,
         3.0,
         WHY_REUSE_TYPED.into(),
-    );
-    ratio_check(
+    ));
+    out.push(ratio_check(
         "warm reuse ≥ 60 % of bare hyper (typed hello endpoint)",
-        typed,
-        ceiling,
+        (typed, ceiling),
+        c,
         0.6,
         WHY_REUSE_TYPED.into(),
-    );
-    ratio_check(
+    ));
+    out.push(ratio_check(
         "per-request isolation ≥ 1.2× `wasmtime serve` (same wasi:http component)",
-        row(results, Role::PerRequest),
-        peer,
+        (row(results, Role::PerRequest), peer),
+        c,
         1.2,
         WHY_PER_REQUEST.into(),
-    );
+    ));
+}
+
+/// One "`a` serves at least `want` times `b`'s requests/s at concurrency `c`" target.
+fn ratio_check(
+    target: &str,
+    (a, b): (Option<&ServerResult>, Option<&ServerResult>),
+    c: usize,
+    want: f64,
+    why: String,
+) -> Check {
+    let (measured, verdict, missed) = match (rps(a, c), rps(b, c)) {
+        (Some(x), Some(y)) if y > 0.0 => {
+            let (mut verdict, missed) = at_least(x / y, want, "×");
+            let low = match (rps(a, 1), rps(b, 1)) {
+                (Some(x1), Some(y1)) if y1 > 0.0 && c != 1 => {
+                    format!("; c=1: {:.2}×", x1 / y1)
+                }
+                _ => String::new(),
+            };
+            let (ra, rb) = (a.map(|s| s.round_rps(c)), b.map(|s| s.round_rps(c)));
+            let per_round: Vec<f64> = match (ra, rb) {
+                (Some(ra), Some(rb)) => ra.iter().zip(&rb).map(|(x, y)| x / y).collect(),
+                _ => Vec::new(),
+            };
+            let (lo, hi) = per_round
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+            let mut range = String::new();
+            if per_round.len() > 1 {
+                range = format!(" (rounds {lo:.2}–{hi:.2}×)");
+                verdict = borderline(verdict, missed, lo >= want, hi >= want);
+            }
+            (
+                format!("c={c}: {x:.0} / {y:.0} req/s = {:.2}×{range}{low}", x / y),
+                verdict,
+                missed,
+            )
+        }
+        _ => ("not measured (see Skipped)".into(), "n/a".into(), false),
+    };
+    Check {
+        target: target.into(),
+        measured,
+        verdict,
+        missed,
+        why,
+    }
+}
+
+/// The instantiation target, per component measured.
+fn instantiation_checks(results: &Results, out: &mut Vec<Check>) {
     for i in &results.instantiation {
         let (mut verdict, missed) = at_most(i.mean.as_secs_f64() * 1e6, 10.0, "µs");
         let (lo, hi) = i.mean_range;
@@ -235,6 +254,10 @@ fn checks(results: &Results) -> Vec<Check> {
             why: WHY_INSTANTIATION.into(),
         });
     }
+}
+
+/// The first-byte targets of a fresh process and of a restart, per component.
+fn cold_start_checks(results: &Results, out: &mut Vec<Check>) {
     for cold in &results.cold {
         let first = cold.first_byte_after_restart.as_secs_f64() * 1e3;
         let (verdict, missed) = at_most(first, 1.0, "ms");
@@ -266,6 +289,10 @@ fn checks(results: &Results) -> Vec<Check> {
             why: why_restart(results),
         });
     }
+}
+
+/// The idle-instance memory targets, from the servers' RSS and from the engine API.
+fn memory_checks(results: &Results, out: &mut Vec<Check>) {
     let mut memory_measured = false;
     for component in [crate::PROXY, crate::HELLO] {
         if let Some((kib, live, _)) = warm_instance_kib(results, component) {
@@ -311,11 +338,15 @@ fn checks(results: &Results) -> Vec<Check> {
             why: String::new(),
         });
     }
+}
+
+/// The pre-initialised guest's first-byte target.
+fn pre_init_check(results: &Results) -> Check {
     match &results.pre_init {
         Some(p) => {
             let first = p.first_byte_snapshot.as_secs_f64() * 1e3;
             let (verdict, missed) = at_most(first, 2.0, "ms");
-            out.push(Check {
+            Check {
                 target: "pre-initialised guest ≤ 2 ms (first byte, ~50 ms of init work)".into(),
                 measured: format!(
                     "{} ms from its snapshot, host up ({} ms after a restart); {} ms without the snapshot (median of {})",
@@ -327,17 +358,16 @@ fn checks(results: &Results) -> Vec<Check> {
                 verdict,
                 missed,
                 why: WHY_FIRST_BYTE.into(),
-            });
+            }
         }
-        None => out.push(Check {
+        None => Check {
             target: "pre-initialised guest ≤ 2 ms".into(),
             measured: "not measured (see Skipped)".into(),
             verdict: "n/a".into(),
             missed: false,
             why: String::new(),
-        }),
+        },
     }
-    out
 }
 
 pub(super) fn targets(w: &mut String, results: &Results) {

@@ -1,7 +1,7 @@
 //! `wasmhost run`: serve one component locally, Modal's `modal serve` without the cloud.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -85,6 +85,8 @@ enum Mode {
     Serve(TcpListener, ServingThreads),
 }
 
+/// Builds the app (its engine, control plane and component, each while the others are
+/// made), then runs its function once or serves it until a shutdown signal.
 async fn run(
     args: RunArgs,
     wasm: PathBuf,
@@ -97,19 +99,7 @@ async fn run(
     // Functions, retries, volumes and calls between functions work as on a server: the app
     // is deployed into an ephemeral control plane whose state is gone when `run` ends.
     let data = tempfile::tempdir()?;
-    // A function runs once; an app is served on a port bound while the engine is built.
-    let mode = match &args.function {
-        Some(name) => Mode::Function(name.clone()),
-        None => {
-            let addr = SocketAddr::new(args.host, args.port);
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            // Started while the engine is built; they wait for the app.
-            let threads = ServingThreads::start(&args.gateway.gateway_config().connections)?;
-            Mode::Serve(listener, threads)
-        }
-    };
+    let mode = mode(&args).await?;
     let port = match &mode {
         Mode::Serve(listener, _) => listener.local_addr()?.port(),
         Mode::Function(_) => 0,
@@ -133,6 +123,41 @@ async fn run(
     let (component, control) = tokio::join!(engine.load_read(&wasm, bytes), control);
     let component = component.with_context(|| format!("cannot serve {}", wasm.display()))?;
     let (control, _) = control.context("opening the control plane panicked")??;
+    log_loaded(&component, &wasm);
+    let (listener, threads) = match mode {
+        Mode::Serve(listener, threads) => (listener, threads),
+        Mode::Function(name) => {
+            let input = function_input(
+                &component,
+                &name,
+                args.args.as_deref(),
+                args.kwargs.as_deref(),
+            )?;
+            let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
+            return run_function(&control, &deployed, &name, input).await;
+        }
+    };
+    serve_app(&args, &control, &wasm, component, (listener, threads), port).await
+}
+
+/// A function runs once; an app is served on a port bound while the engine is built.
+async fn mode(args: &RunArgs) -> anyhow::Result<Mode> {
+    Ok(match &args.function {
+        Some(name) => Mode::Function(name.clone()),
+        None => {
+            let addr = SocketAddr::new(args.host, args.port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            // Started while the engine is built; they wait for the app.
+            let threads = ServingThreads::start(&args.gateway.gateway_config().connections)?;
+            Mode::Serve(listener, threads)
+        }
+    })
+}
+
+/// Logs how the component was loaded and how long it took.
+fn log_loaded(component: &LoadedComponent, wasm: &Path) {
     let how = match component.cache {
         CacheOutcome::Hit => "native code from the cache",
         CacheOutcome::Compiled => "compiled now, cached for next time",
@@ -149,26 +174,25 @@ async fn run(
         wasm.display(),
         component.load_time.as_secs_f64() * 1e3
     );
-    let (listener, threads) = match mode {
-        Mode::Serve(listener, threads) => (listener, threads),
-        Mode::Function(name) => {
-            let input = function_input(
-                &component,
-                &name,
-                args.args.as_deref(),
-                args.kwargs.as_deref(),
-            )?;
-            let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
-            return run_function(&control, &deployed, &name, input).await;
-        }
-    };
+}
+
+/// Deploys the app, prints its URLs and serves its endpoints until a shutdown signal,
+/// then runs its shutdown hooks.
+async fn serve_app(
+    args: &RunArgs,
+    control: &ControlPlane,
+    wasm: &Path,
+    component: LoadedComponent,
+    (listener, threads): (TcpListener, ServingThreads),
+    port: u16,
+) -> anyhow::Result<()> {
     if component.manifest.endpoints.is_empty() {
         anyhow::bail!(
             "{} describes no web endpoints: nothing to serve",
             wasm.display()
         );
     }
-    let deployed = control.deploy_loaded(&wasm, component, ephemeral()).await?;
+    let deployed = control.deploy_loaded(wasm, component, ephemeral()).await?;
     let app = control
         .web_app(deployed.app_id())
         .context("the app stopped right after its deploy")?;

@@ -1,7 +1,7 @@
 //! `wasmhost server`: the long-running host with the control API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -127,25 +127,18 @@ pub(super) fn main(args: ServerArgs) -> anyhow::Result<()> {
 
 /// The server; `closing` receives the watch of its store's close once the store is open.
 async fn server(
-    args: ServerArgs,
+    mut args: ServerArgs,
     closing: &mut Option<crate::store::CloseWatch>,
 ) -> anyhow::Result<()> {
     // Everything the server writes (state, components, volumes, cache) is private to the
     // user running it: 0600 files, 0700 directories.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let file: FileConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("invalid config file {}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
+    let mut file = read_config_file(args.config.as_deref())?;
     let data_dir = args
         .data_dir
-        .or(file.data_dir)
+        .take()
+        .or(file.data_dir.take())
         .unwrap_or_else(|| PathBuf::from("wasmhost-data"));
     let host = args.host.or(file.host).unwrap_or([127, 0, 0, 1].into());
     let port = args.port.or(file.port).unwrap_or(8000);
@@ -154,60 +147,8 @@ async fn server(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let port = listener.local_addr()?.port();
-    let environment = args
-        .environment
-        .or(file.environment)
-        .unwrap_or_else(|| "main".into());
-    let database = crate::store::Database::parse(args.database.or(file.database).as_deref())?;
-    let config = ServerConfig {
-        data_dir: data_dir.clone(),
-        database,
-        workspace: args
-            .workspace
-            .or(file.workspace)
-            .unwrap_or_else(|| "main".into()),
-        default_environment: environment.clone(),
-        urls: UrlScheme {
-            base_domain: args
-                .base_domain
-                .or(file.base_domain)
-                .unwrap_or_else(|| "localhost".into()),
-            port,
-            default_environment: environment,
-        },
-        map_concurrency: args.map_concurrency.or(file.map_concurrency).unwrap_or(16),
-        result_retention: args
-            .result_retention
-            .or(file.result_retention)
-            .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600)),
-        max_upload_bytes: args
-            .max_upload_bytes
-            .or(file.max_upload_bytes)
-            .unwrap_or(256 << 20),
-    };
-    let mut engine_config = args.engine.engine_config();
-    if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
-        anyhow::bail!("[functions.{key:?}] in the config file: name functions `<app>.<function>`");
-    }
-    for (key, over) in &file.functions {
-        if let Some(hosts) = &over.allowed_outbound_hosts {
-            crate::capabilities::outbound::Outbound::check(hosts)
-                .with_context(|| format!("[functions.{key:?}] in the config file"))?;
-        }
-    }
-    engine_config.scaling_overrides = file.functions;
-    let max_components = args.max_loaded_components.or(file.max_loaded_components);
-    let max_mib = args.max_loaded_mib.or(file.max_loaded_mib);
-    if max_components == Some(0) || max_mib == Some(0) {
-        anyhow::bail!("max_loaded_components and max_loaded_mib must be at least 1");
-    }
-    engine_config.code_budget = crate::engine::CodeBudget {
-        max_components: max_components.map(|n| n as usize),
-        max_bytes: max_mib.map(|mib| mib << 20),
-    };
-    if args.engine.cache_dir.is_none() {
-        engine_config.cache_dir = data_dir.join("cache");
-    }
+    let config = server_config(&mut args, &mut file, data_dir.clone(), port)?;
+    let engine_config = engine_config(&args, &mut file, &data_dir)?;
     // The engine (its pools, the linker) is built on a thread of its own while the data
     // directory and the store open here.
     let capabilities = args.engine.capabilities_config();
@@ -233,6 +174,107 @@ async fn server(
     control.attach(&gateway);
     gateway.observe(engine);
     let base = format!("http://{}", SocketAddr::new(host, port));
+    print_startup(&base, &data_dir, &startup);
+    gateway.serve(listener, super::shutdown_signal()).await?;
+    let stopped = control.functions().stop();
+    if stopped > 0 {
+        println!("{stopped} running call(s) will run again at the next start");
+    }
+    Ok(())
+}
+
+/// Reads the `--config` file, if one is given.
+fn read_config_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    Ok(match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    })
+}
+
+/// The control plane's settings: each flag, else the config file's value, else its default.
+fn server_config(
+    args: &mut ServerArgs,
+    file: &mut FileConfig,
+    data_dir: PathBuf,
+    port: u16,
+) -> anyhow::Result<ServerConfig> {
+    let environment = args
+        .environment
+        .take()
+        .or(file.environment.take())
+        .unwrap_or_else(|| "main".into());
+    let database =
+        crate::store::Database::parse(args.database.take().or(file.database.take()).as_deref())?;
+    Ok(ServerConfig {
+        data_dir,
+        database,
+        workspace: args
+            .workspace
+            .take()
+            .or(file.workspace.take())
+            .unwrap_or_else(|| "main".into()),
+        default_environment: environment.clone(),
+        urls: UrlScheme {
+            base_domain: args
+                .base_domain
+                .take()
+                .or(file.base_domain.take())
+                .unwrap_or_else(|| "localhost".into()),
+            port,
+            default_environment: environment,
+        },
+        map_concurrency: args.map_concurrency.or(file.map_concurrency).unwrap_or(16),
+        result_retention: args
+            .result_retention
+            .or(file.result_retention)
+            .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600)),
+        max_upload_bytes: args
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(256 << 20),
+    })
+}
+
+/// The engine's settings: the flags, the config file's per-function overrides (checked
+/// here) and the loaded-code budget.
+fn engine_config(
+    args: &ServerArgs,
+    file: &mut FileConfig,
+    data_dir: &Path,
+) -> anyhow::Result<crate::engine::EngineConfig> {
+    let mut engine_config = args.engine.engine_config();
+    if let Some(key) = file.functions.keys().find(|k| !k.contains('.')) {
+        anyhow::bail!("[functions.{key:?}] in the config file: name functions `<app>.<function>`");
+    }
+    for (key, over) in &file.functions {
+        if let Some(hosts) = &over.allowed_outbound_hosts {
+            crate::capabilities::outbound::Outbound::check(hosts)
+                .with_context(|| format!("[functions.{key:?}] in the config file"))?;
+        }
+    }
+    engine_config.scaling_overrides = std::mem::take(&mut file.functions);
+    let max_components = args.max_loaded_components.or(file.max_loaded_components);
+    let max_mib = args.max_loaded_mib.or(file.max_loaded_mib);
+    if max_components == Some(0) || max_mib == Some(0) {
+        anyhow::bail!("max_loaded_components and max_loaded_mib must be at least 1");
+    }
+    engine_config.code_budget = crate::engine::CodeBudget {
+        max_components: max_components.map(|n| n as usize),
+        max_bytes: max_mib.map(|mib| mib << 20),
+    };
+    if args.engine.cache_dir.is_none() {
+        engine_config.cache_dir = data_dir.join("cache");
+    }
+    Ok(engine_config)
+}
+
+/// Tells the operator where the server listens, where its data is and what it restored.
+fn print_startup(base: &str, data_dir: &Path, startup: &crate::control::Startup) {
     println!("wasmhost server listening on {base} (control API at {base}/v1)");
     println!("data directory: {}", data_dir.display());
     if startup.admin_token.is_some() {
@@ -252,10 +294,4 @@ async fn server(
     if startup.resumed_calls > 0 {
         println!("resumed {} unfinished call(s)", startup.resumed_calls);
     }
-    gateway.serve(listener, super::shutdown_signal()).await?;
-    let stopped = control.functions().stop();
-    if stopped > 0 {
-        println!("{stopped} running call(s) will run again at the next start");
-    }
-    Ok(())
 }

@@ -340,63 +340,13 @@ impl ControlPlane {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
         let Some(m) = super::routes::find(&method, &segments) else {
-            let allowed = super::routes::methods_for(&segments);
-            if allowed.is_empty() {
-                return Err(ApiError::not_found(format!(
-                    "no API route {method} /v1{path}"
-                )));
-            }
-            let allow = allowed.join(", ");
-            let mut r = json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("/v1{path} answers {allow}, not {method}"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&allow) {
-                r.headers_mut().insert(header::ALLOW, v);
-            }
-            return Ok(r);
+            return no_route(&method, &path, &segments);
         };
         let id = m.param(0);
         match m.route.id {
             R::OpenApi => ok(StatusCode::OK, &super::openapi::document()),
-            R::ListApps => {
-                let env = query_param(&req, "environment");
-                let state = query_param(&req, "state");
-                if let Some(s) = &state
-                    && !["ephemeral", "deployed", "stopped"].contains(&s.as_str())
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "state {s:?} is none of ephemeral, deployed, stopped"
-                    )));
-                }
-                let apps: Vec<AppView> = self
-                    .store
-                    .list_apps()?
-                    .iter()
-                    .filter(|a| env.as_ref().is_none_or(|e| &a.environment == e))
-                    .filter(|a| {
-                        state.as_ref().is_none_or(|s| {
-                            serde_json::to_value(a.state).is_ok_and(|v| v == s.as_str())
-                        })
-                    })
-                    .map(AppView::from)
-                    .collect();
-                ok(StatusCode::OK, &Page::from(apps))
-            }
-            R::CreateApp => {
-                let body: AppCreate = json_body(req.into_body()).await?;
-                let env = body
-                    .environment
-                    .unwrap_or_else(|| self.config.default_environment.clone());
-                super::check_dns("environment", &env)?;
-                let app = self.store.create_app(
-                    &self.config.workspace,
-                    &env,
-                    &body.name,
-                    body.ephemeral,
-                )?;
-                ok(StatusCode::CREATED, &AppView::from(&app))
-            }
+            R::ListApps => self.list_apps_api(&req),
+            R::CreateApp => self.create_app_api(req).await,
             R::GetApp => {
                 let app = self.app(id)?;
                 ok(StatusCode::OK, &AppView::from(&app))
@@ -407,14 +357,7 @@ impl ControlPlane {
             }
             R::AppLogs => self.app_logs(id, &req).await,
             R::AppVersions => self.app_versions(id),
-            R::Rollback => {
-                let id = id.to_string();
-                let body: RollbackRequest = optional_json_body(req.into_body()).await?;
-                let result = self
-                    .rollback(&id, body.version()?, Some(deployer(token)))
-                    .await?;
-                ok(StatusCode::OK, &result)
-            }
+            R::Rollback => self.rollback_api(id, req, token).await,
             R::ListFunctions => {
                 let app = self.app(id)?;
                 ok(StatusCode::OK, &Page::from(self.app_functions(&app)?))
@@ -422,56 +365,16 @@ impl ControlPlane {
             R::GetFunction => ok(StatusCode::OK, &self.function(id)?),
             R::ListWebEndpoints => ok(StatusCode::OK, &Page::from(self.web_endpoints()?)),
             R::GetWebEndpoint => ok(StatusCode::OK, &self.web_endpoint(id)?),
-            R::SetLabel => {
-                let id = id.to_string();
-                self.web_endpoint(&id)?;
-                let body: LabelSet = json_body(req.into_body()).await?;
-                self.set_label(&id, &body.label).await?;
-                no_content()
-            }
-            R::Deploy => {
-                let options = DeployOptions {
-                    name: query_param(&req, "name"),
-                    environment: query_param(&req, "environment"),
-                    ephemeral: query_param(&req, "ephemeral")
-                        .is_some_and(|v| v == "true" || v == "1"),
-                    deployed_by: Some(deployer(token)),
-                    rollback_of: None,
-                };
-                let declared = req
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok());
-                let result = self.deploy(req.into_body(), declared, options).await?;
-                let status = if result.changed {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                ok(status, &result)
-            }
+            R::SetLabel => self.set_label_api(id, req).await,
+            R::Deploy => self.deploy_api(req, token).await,
             R::Invoke => self.invoke(id, req.into_body()).await,
-            R::ListInvocations => {
-                let limit: Option<usize> = number_param(&req, "limit")?;
-                if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-                    return Err(ApiError::bad_request("limit is 1 to 1000"));
-                }
-                self.invocations(id, limit)
-            }
+            R::ListInvocations => self.list_invocations_api(id, &req),
             R::Spawn => self.spawn(id, req.into_body()).await,
             R::Map => {
                 let stream = bool_param(&req, "stream")?;
                 self.map(id, req.into_body(), stream).await
             }
-            R::GetCall => {
-                let wait: Option<f64> = number_param(&req, "wait")?;
-                if wait.is_some_and(|w| w.is_nan() || w < 0.0) {
-                    return Err(ApiError::bad_request(
-                        "wait is a number of seconds, 0 or more",
-                    ));
-                }
-                self.function_call(id, wait).await
-            }
+            R::GetCall => self.get_call_api(id, &req).await,
             R::CancelCall => self.cancel_call(id),
             R::CallLogs => self.call_logs(id).await,
             R::ListSecrets => self.list_secrets(),
@@ -487,35 +390,8 @@ impl ControlPlane {
                 let (name, path) = (id.to_string(), volume_path(m.rest)?);
                 self.volume_put(&name, &path, req.into_body()).await
             }
-            R::ListTokens => {
-                let tokens: Vec<serde_json::Value> = self
-                    .store
-                    .list_tokens()?
-                    .into_iter()
-                    .map(|t| serde_json::json!({"token_id": t.token_id, "name": t.name, "scope": t.scope, "created_at": t.created_at}))
-                    .collect();
-                ok(StatusCode::OK, &Page::from(tokens))
-            }
-            R::CreateToken => {
-                let body: TokenCreate = json_body(req.into_body()).await?;
-                let scope = match body.scope.as_deref() {
-                    Some(s) => s.parse().map_err(ApiError::bad_request)?,
-                    None => Scope::Admin,
-                };
-                let token = self
-                    .store
-                    .create_token(body.name.as_deref().unwrap_or("token"), scope)?;
-                ok(
-                    StatusCode::CREATED,
-                    &serde_json::json!({
-                        "token_id": token.token_id,
-                        "token_secret": token.token_secret,
-                        "name": token.name,
-                        "scope": token.scope,
-                        "bearer": token.bearer(),
-                    }),
-                )
-            }
+            R::ListTokens => self.list_tokens_api(),
+            R::CreateToken => self.create_token_api(req).await,
             R::RevokeToken => {
                 if !self.store.revoke_token(id)? {
                     return Err(ApiError::not_found(format!("no token with id {id}")));
@@ -525,11 +401,168 @@ impl ControlPlane {
         }
     }
 
+    /// `GET /v1/apps`: the apps, filtered by `environment` and `state`.
+    fn list_apps_api(&self, req: &hyper::Request<Incoming>) -> ApiResult {
+        let env = query_param(req, "environment");
+        let state = query_param(req, "state");
+        if let Some(s) = &state
+            && !["ephemeral", "deployed", "stopped"].contains(&s.as_str())
+        {
+            return Err(ApiError::bad_request(format!(
+                "state {s:?} is none of ephemeral, deployed, stopped"
+            )));
+        }
+        let apps: Vec<AppView> = self
+            .store
+            .list_apps()?
+            .iter()
+            .filter(|a| env.as_ref().is_none_or(|e| &a.environment == e))
+            .filter(|a| {
+                state
+                    .as_ref()
+                    .is_none_or(|s| serde_json::to_value(a.state).is_ok_and(|v| v == s.as_str()))
+            })
+            .map(AppView::from)
+            .collect();
+        ok(StatusCode::OK, &Page::from(apps))
+    }
+
+    /// `POST /v1/apps`: creates an app, in the default environment unless one is named.
+    async fn create_app_api(&self, req: hyper::Request<Incoming>) -> ApiResult {
+        let body: AppCreate = json_body(req.into_body()).await?;
+        let env = body
+            .environment
+            .unwrap_or_else(|| self.config.default_environment.clone());
+        super::check_dns("environment", &env)?;
+        let app =
+            self.store
+                .create_app(&self.config.workspace, &env, &body.name, body.ephemeral)?;
+        ok(StatusCode::CREATED, &AppView::from(&app))
+    }
+
+    /// `POST /v1/apps/{app_id}/rollback`: rolls the app back, to the version asked for if any.
+    async fn rollback_api(
+        &self,
+        id: &str,
+        req: hyper::Request<Incoming>,
+        token: &TokenRecord,
+    ) -> ApiResult {
+        let id = id.to_string();
+        let body: RollbackRequest = optional_json_body(req.into_body()).await?;
+        let result = self
+            .rollback(&id, body.version()?, Some(deployer(token)))
+            .await?;
+        ok(StatusCode::OK, &result)
+    }
+
+    /// `PUT /v1/web-endpoints/{endpoint_id}/labels`: the endpoint must exist before its body is read.
+    async fn set_label_api(&self, id: &str, req: hyper::Request<Incoming>) -> ApiResult {
+        let id = id.to_string();
+        self.web_endpoint(&id)?;
+        let body: LabelSet = json_body(req.into_body()).await?;
+        self.set_label(&id, &body.label).await?;
+        no_content()
+    }
+
+    /// `POST /v1/deployments`: deploys the uploaded component; 201 when something changed.
+    async fn deploy_api(&self, req: hyper::Request<Incoming>, token: &TokenRecord) -> ApiResult {
+        let options = DeployOptions {
+            name: query_param(&req, "name"),
+            environment: query_param(&req, "environment"),
+            ephemeral: query_param(&req, "ephemeral").is_some_and(|v| v == "true" || v == "1"),
+            deployed_by: Some(deployer(token)),
+            rollback_of: None,
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let result = self.deploy(req.into_body(), declared, options).await?;
+        let status = if result.changed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        ok(status, &result)
+    }
+
+    /// `GET /v1/functions/{function_id}/invocations`: recent calls, at most `limit`.
+    fn list_invocations_api(&self, id: &str, req: &hyper::Request<Incoming>) -> ApiResult {
+        let limit: Option<usize> = number_param(req, "limit")?;
+        if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+            return Err(ApiError::bad_request("limit is 1 to 1000"));
+        }
+        self.invocations(id, limit)
+    }
+
+    /// `GET /v1/function-calls/{call_id}`: a call, waiting up to `wait` seconds for its end.
+    async fn get_call_api(&self, id: &str, req: &hyper::Request<Incoming>) -> ApiResult {
+        let wait: Option<f64> = number_param(req, "wait")?;
+        if wait.is_some_and(|w| w.is_nan() || w < 0.0) {
+            return Err(ApiError::bad_request(
+                "wait is a number of seconds, 0 or more",
+            ));
+        }
+        self.function_call(id, wait).await
+    }
+
+    /// `GET /v1/tokens`: every token, without its secret.
+    fn list_tokens_api(&self) -> ApiResult {
+        let tokens: Vec<serde_json::Value> = self
+            .store
+            .list_tokens()?
+            .into_iter()
+            .map(|t| serde_json::json!({"token_id": t.token_id, "name": t.name, "scope": t.scope, "created_at": t.created_at}))
+            .collect();
+        ok(StatusCode::OK, &Page::from(tokens))
+    }
+
+    /// `POST /v1/tokens`: a new token (admin unless a scope is named), its secret shown once.
+    async fn create_token_api(&self, req: hyper::Request<Incoming>) -> ApiResult {
+        let body: TokenCreate = json_body(req.into_body()).await?;
+        let scope = match body.scope.as_deref() {
+            Some(s) => s.parse().map_err(ApiError::bad_request)?,
+            None => Scope::Admin,
+        };
+        let token = self
+            .store
+            .create_token(body.name.as_deref().unwrap_or("token"), scope)?;
+        ok(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "token_id": token.token_id,
+                "token_secret": token.token_secret,
+                "name": token.name,
+                "scope": token.scope,
+                "bearer": token.bearer(),
+            }),
+        )
+    }
+
     pub(super) fn app(&self, id: &str) -> Result<crate::store::AppRecord, ApiError> {
         self.store
             .get_app(id)?
             .ok_or_else(|| ApiError::not_found(format!("no app with id {id}")))
     }
+}
+
+/// The answer when no route matches: 405 with `Allow` if the path has other methods, else 404.
+fn no_route(method: &hyper::Method, path: &str, segments: &[&str]) -> ApiResult {
+    let allowed = super::routes::methods_for(segments);
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no API route {method} /v1{path}"
+        )));
+    }
+    let allow = allowed.join(", ");
+    let mut r = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("/v1{path} answers {allow}, not {method}"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    Ok(r)
 }
 
 /// A file path inside a volume from the URL's segments, each percent-decoded (the CLI

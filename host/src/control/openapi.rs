@@ -113,6 +113,23 @@ fn none(description: &str) -> Value {
 
 /// Every route of the router (a unit test in `routes.rs` holds the two together).
 fn paths() -> Value {
+    let mut paths = serde_json::Map::new();
+    for group in [
+        app_paths(),
+        call_paths(),
+        web_paths(),
+        storage_paths(),
+        token_paths(),
+    ] {
+        if let Value::Object(group) = group {
+            paths.extend(group);
+        }
+    }
+    Value::Object(paths)
+}
+
+/// The meta route and the routes of apps: create, list, logs, versions, rollback.
+fn app_paths() -> Value {
     let string = json!({ "type": "string" });
     let boolean = json!({ "type": "boolean" });
     json!({
@@ -135,8 +152,8 @@ fn paths() -> Value {
                         "application/json": { "schema": { "type": "object", "properties": { "data": { "type": "array", "items": schema("LogLine") } } } },
                         "text/event-stream": { "schema": { "type": "object", "properties": {
                             "event": { "type": "string", "enum": ["log", "lagged"] }, "data": { "type": "string", "description": "A LogLine as JSON." } } } } } }))), "app_id"),
-                &[("follow", boolean.clone(), "Stream server-sent events, new lines as they come."),
-                  ("function", string.clone(), "Only this function's or web endpoint's lines."),
+                &[("follow", boolean, "Stream server-sent events, new lines as they come."),
+                  ("function", string, "Only this function's or web endpoint's lines."),
                   ("since", json!({ "type": "string", "pattern": SINCE_PATTERN }), "Only lines since this time: RFC 3339 in UTC, or a duration back from now (`10m`, `1h 30m`, or seconds)."),
                   ("limit", json!({ "type": "integer", "minimum": 1, "maximum": 10000 }), "At most this many of the newest lines (default 1000).")])
         },
@@ -151,7 +168,14 @@ fn paths() -> Value {
         },
         "/apps/{app_id}/functions": {
             "get": with_param(op("Functions", "listFunctions", "List an app's functions", ("200", page("Function"))), "app_id")
-        },
+        }
+    })
+}
+
+/// The routes of functions and their calls: invoke, spawn, map, status, logs.
+fn call_paths() -> Value {
+    let boolean = json!({ "type": "boolean" });
+    json!({
         "/functions/{function_id}": {
             "get": with_param(op("Functions", "getFunction", "Get a function", ("200", body("Function"))), "function_id")
         },
@@ -171,7 +195,7 @@ fn paths() -> Value {
                         "application/json": { "schema": schema("MapResult") },
                         "text/event-stream": { "schema": { "type": "object", "properties": {
                             "event": { "type": "string", "enum": ["result", "done"] }, "data": { "type": "string" } } } } } }))), "function_id"), "MapRequest"),
-                &[("stream", boolean.clone(), "Answer with server-sent events.")])
+                &[("stream", boolean, "Answer with server-sent events.")])
         },
         "/function-calls/{call_id}": {
             "get": with_query(with_param(op("Calls", "getCall", "A call's status, result and attempts", ("200", body("FunctionCall"))), "call_id"),
@@ -180,7 +204,14 @@ fn paths() -> Value {
         },
         "/function-calls/{call_id}/logs": {
             "get": with_param(op("Logs", "getCallLogs", "A call's log lines, oldest first: what its guest printed and what the host did (start, attempts, retries, timeouts, traps)", ("200", page("LogLine"))), "call_id")
-        },
+        }
+    })
+}
+
+/// The routes of web endpoints and of deployments.
+fn web_paths() -> Value {
+    let boolean = json!({ "type": "boolean" });
+    json!({
         "/web-endpoints": {
             "get": op("WebEndpoints", "listWebEndpoints", "List web endpoints", ("200", page("WebEndpoint")))
         },
@@ -197,7 +228,13 @@ fn paths() -> Value {
                 ("name", dns(), "App name (default: the component's)."),
                 ("environment", dns(), "Environment (default: the server's)."),
                 ("ephemeral", boolean, "An ephemeral app (as `wasmhost serve` makes).")])
-        },
+        }
+    })
+}
+
+/// The routes of secrets and volumes.
+fn storage_paths() -> Value {
+    json!({
         "/secrets": {
             "get": op("Secrets", "listSecrets", "List secrets (names and keys, never values)", ("200", page("Secret"))),
             "post": with_json(op("Secrets", "createSecret", "Create or replace a secret", ("201", body("Secret"))), "SecretCreate")
@@ -222,7 +259,13 @@ fn paths() -> Value {
                     ("201", json!({ "description": "Written.", "content": { "application/json": { "schema": {
                         "type": "object", "properties": { "path": { "type": "string" }, "size": { "type": "integer" } } } } } }))),
                 &["name", "path"]), json!({ "type": "string", "format": "binary" }), "application/octet-stream"))
-        },
+        }
+    })
+}
+
+/// The routes of tokens.
+fn token_paths() -> Value {
+    json!({
         "/tokens": {
             "get": op("Tokens", "listTokens", "List tokens (no secrets)", ("200", page("Token"))),
             "post": with_body(op("Tokens", "createToken", "Create a token; its secret is shown once", ("201", body("Token"))),

@@ -16,6 +16,7 @@ use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre, Resource};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use super::bindings::asgi_types::Scope;
 use super::bindings::{Environ, GuestCallError, Request, Response};
@@ -435,100 +436,138 @@ impl Engine {
         let setup = http
             .new_incoming_request(Scheme::Http, request)
             .and_then(|req| Ok((req, http.new_response_outparam_from_callback(respond)?)));
-        let (req, out) = setup.map_err(InstantiateError::from)?;
+        let handles = setup.map_err(InstantiateError::from)?;
         let reusable = self.reusable(spec);
+        // The guest's future owns what it uses, as it may move into a task of its own.
+        let owned = SpecOf::of(component, spec);
+        let (engine, component) = (self.clone(), component.clone());
+        // Boxed: it may move into a task of its own, and the call state is several KiB.
+        let guest = Box::pin(run_proxy_guest(
+            engine, component, owned, live, limits, handles, answered,
+        ));
+        crate::anchor::keep_warm(std::mem::size_of_val(&*guest));
+        let set = if reusable {
+            // The guest runs in this request's task until it has set the response.
+            answer_in_this_task(guest, receiver).await?
+        } else {
+            // A fresh instance per request: its start and teardown overlap other requests
+            // best in a task of its own (in this request's task, requests/s fell ~10 %).
+            answer_from_task(guest, receiver).await?
+        };
         // What the guest set: its response, or the error code it chose.
-        let answer = |set: Result<_, _>| match set {
+        match set {
             Ok(response) => Ok(hyper::Response::map(response, |body| {
                 ProxyBody::new(body, reply)
             })),
             Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
-        };
-        // The guest ended without setting a response: its error, or "not set".
-        let unanswered =
-            |ended: Result<(), CallError>| ended.err().unwrap_or_else(|| NoResponse::NotSet.into());
-        // The guest's future owns what it uses, as it may move into a task of its own; the
-        // endpoint is found again in its component's manifest rather than cloned (its
-        // strings and schemas are several allocations a request).
-        let endpoints = &component.manifest.endpoints;
-        let owned = match endpoints.iter().position(|e| std::ptr::eq(e, spec)) {
-            Some(index) => SpecOf::Manifest(index),
-            None => SpecOf::Owned(Box::new(spec.clone())),
-        };
-        let (engine, component) = (self.clone(), component.clone());
-        // Boxed: it may move into a task of its own, and the call state is several KiB.
-        let mut guest = Box::pin(async move {
-            let spec = owned.get(&component);
-            let code = live.code.clone();
-            let Prepared::Proxy(exports) = &*code else {
-                return Err(CallError::MissingExport("wasi:http incoming-handler"));
-            };
-            let names = (component.manifest.app.as_str(), spec.name.as_str());
-            let result = engine
-                .run(&mut live, limits, names, async |store, instance| {
-                    let load = |s: &mut Store<InstanceState>| {
-                        let proxy = exports.indices.load(s, instance)?;
-                        Ok(proxy.wasi_http_incoming_handler().clone())
-                    };
-                    super::cached(store, |c| &mut c.proxy, load)?
-                        .call_handle(&mut *store, req, out)
-                        .await
-                })
-                .await;
-            match &result {
-                // The instance goes, and with its store the outparam the guest may still
-                // hold, which ends the wait for a response: no hang until the timeout.
-                Ok(()) if !answered.load(Ordering::Acquire) => {
-                    tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest returned without setting a response; its instance is retired")
-                }
-                Ok(()) => engine.checkin(&component, spec, live).await,
-                Err(e) => {
-                    tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}")
-                }
-            }
-            result
-        });
-        crate::anchor::keep_warm(std::mem::size_of_val(&*guest));
-        // A fresh instance per request: its start and teardown overlap other requests
-        // best in a task of its own (in this request's task, requests/s fell ~10 %).
-        if !reusable {
-            let task = tokio::spawn(guest);
-            return match receiver.await {
-                Ok(set) => answer(set),
-                // The guest finished (or failed) without setting the response.
-                Err(_) => match task.await {
-                    Ok(ended) => Err(unanswered(ended)),
-                    Err(e) => Err(Trap::Task(Arc::new(e)).into()),
-                },
-            };
         }
-        // The guest runs in this request's task until it has set the response. Most
-        // guests have written their whole body and returned by then (it waits in the
-        // body's buffer): no task, no hand-over between tasks. One still running (a body
-        // that streams, work after the response) goes on in a task of its own.
-        let mut receiver = receiver;
-        let step = std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = guest.as_mut().poll(cx) {
-                return Poll::Ready(Err(result));
-            }
-            Pin::new(&mut receiver).poll(cx).map(Ok)
+    }
+}
+
+/// Runs a `wasi:http` guest's `handle` to its end; its instance goes back to the pool
+/// only if it returned cleanly after setting the response.
+async fn run_proxy_guest(
+    engine: Arc<Engine>,
+    component: Arc<LoadedComponent>,
+    owned: SpecOf,
+    mut live: Live,
+    limits: Limits,
+    (req, out): (
+        Resource<HostIncomingRequest>,
+        Resource<HostResponseOutparam>,
+    ),
+    answered: Arc<AtomicBool>,
+) -> Result<(), CallError> {
+    let spec = owned.get(&component);
+    let code = live.code.clone();
+    let Prepared::Proxy(exports) = &*code else {
+        return Err(CallError::MissingExport("wasi:http incoming-handler"));
+    };
+    let names = (component.manifest.app.as_str(), spec.name.as_str());
+    let result = engine
+        .run(&mut live, limits, names, async |store, instance| {
+            let load = |s: &mut Store<InstanceState>| {
+                let proxy = exports.indices.load(s, instance)?;
+                Ok(proxy.wasi_http_incoming_handler().clone())
+            };
+            super::cached(store, |c| &mut c.proxy, load)?
+                .call_handle(&mut *store, req, out)
+                .await
         })
         .await;
-        let set = match step {
-            Ok(Ok(set)) => {
-                tokio::spawn(guest);
-                set
-            }
-            // The outparam went without a response: how the guest ends tells why.
-            Ok(Err(_)) => return Err(unanswered(guest.await)),
-            // Done: a response it set waits in the channel.
-            Err(ended) => match receiver.try_recv() {
-                Ok(set) => set,
-                Err(_) => return Err(unanswered(ended)),
-            },
-        };
-        answer(set)
+    match &result {
+        // The instance goes, and with its store the outparam the guest may still
+        // hold, which ends the wait for a response: no hang until the timeout.
+        Ok(()) if !answered.load(Ordering::Acquire) => {
+            tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest returned without setting a response; its instance is retired")
+        }
+        Ok(()) => engine.checkin(&component, spec, live).await,
+        Err(e) => {
+            tracing::warn!(app = %component.manifest.app, function = %spec.name, "wasi:http guest failed: {e}")
+        }
     }
+    result
+}
+
+/// Waits for what a guest set while it runs in a task of its own.
+#[inline]
+async fn answer_from_task<G, T>(
+    guest: Pin<Box<G>>,
+    receiver: tokio::sync::oneshot::Receiver<T>,
+) -> Result<T, CallError>
+where
+    G: Future<Output = Result<(), CallError>> + Send + 'static,
+{
+    let task = tokio::spawn(guest);
+    match receiver.await {
+        Ok(set) => Ok(set),
+        // The guest finished (or failed) without setting the response.
+        Err(_) => match task.await {
+            Ok(ended) => Err(unanswered(ended)),
+            Err(e) => Err(Trap::Task(Arc::new(e)).into()),
+        },
+    }
+}
+
+/// Runs a guest in this request's task until it has set the response, then moves what
+/// is left of it (if anything) into a task of its own.
+#[inline]
+async fn answer_in_this_task<G, T>(
+    mut guest: Pin<Box<G>>,
+    mut receiver: tokio::sync::oneshot::Receiver<T>,
+) -> Result<T, CallError>
+where
+    G: Future<Output = Result<(), CallError>> + Send + 'static,
+{
+    // Most guests have written their whole body and returned by then (it waits in the
+    // body's buffer): no task, no hand-over between tasks. One still running (a body
+    // that streams, work after the response) goes on in a task of its own.
+    let step = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = guest.as_mut().poll(cx) {
+            return Poll::Ready(Err(result));
+        }
+        Pin::new(&mut receiver).poll(cx).map(Ok)
+    })
+    .await;
+    match step {
+        Ok(Ok(set)) => {
+            tokio::spawn(guest);
+            Ok(set)
+        }
+        // The outparam went without a response: how the guest ends tells why.
+        Ok(Err(_)) => Err(unanswered(guest.await)),
+        // Done: a response it set waits in the channel.
+        Err(ended) => match receiver.try_recv() {
+            Ok(set) => Ok(set),
+            Err(_) => Err(unanswered(ended)),
+        },
+    }
+}
+
+/// The guest ended without setting a response: its error, or "not set".
+#[inline]
+fn unanswered(ended: Result<(), CallError>) -> CallError {
+    ended.err().unwrap_or_else(|| NoResponse::NotSet.into())
 }
 
 /// An endpoint a future that owns its component refers to: one of the component's own
@@ -539,6 +578,18 @@ enum SpecOf {
 }
 
 impl SpecOf {
+    /// The endpoint found again in its component's manifest rather than cloned (its
+    /// strings and schemas are several allocations a request); a copy if it is not there.
+    #[inline]
+    fn of(component: &LoadedComponent, spec: &EndpointSpec) -> Self {
+        let endpoints = &component.manifest.endpoints;
+        match endpoints.iter().position(|e| std::ptr::eq(e, spec)) {
+            Some(index) => SpecOf::Manifest(index),
+            None => SpecOf::Owned(Box::new(spec.clone())),
+        }
+    }
+
+    /// The endpoint, borrowed from the component or from the copy.
     fn get<'a>(&'a self, component: &'a LoadedComponent) -> &'a EndpointSpec {
         match self {
             SpecOf::Manifest(index) => &component.manifest.endpoints[*index],

@@ -172,130 +172,150 @@ impl Metrics {
         };
         {
             let mut r = m.registry.lock().unwrap_or_else(|p| p.into_inner());
-            r.register("requests", "HTTP requests served", m.requests.clone());
-            r.register(
-                "outbound_requests",
-                "Outgoing HTTP requests of guests, allowed or denied by their allow-list",
-                m.outbound_requests.clone(),
-            );
-            r.register(
-                "request_seconds",
-                "HTTP request latency",
-                m.request_seconds.clone(),
-            );
-            r.register(
-                "instances_created",
-                "Instances created (instance cold starts)",
-                m.instances_created.clone(),
-            );
-            r.register(
-                "instantiate_seconds",
-                "Time to create an instance",
-                m.instantiate_seconds.clone(),
-            );
-            r.register(
-                "instances_live",
-                "Instances alive now",
-                m.instances_live.clone(),
-            );
-            r.register(
-                "instances_computing",
-                "Warm instances computing for a call now (not waiting in a host call), or being started for one",
-                m.instances_computing.clone(),
-            );
-            r.register(
-                "guest_yields",
-                "Times a guest still computing at an epoch tick (every millisecond) yielded to the executor so other requests could run",
-                m.guest_yields.clone(),
-            );
-            r.register(
-                "function_instances_live",
-                "Instances alive now per function (busy or idle)",
-                m.function_instances_live.clone(),
-            );
-            r.register(
-                "function_instances_idle",
-                "Warm instances waiting idle per function",
-                m.function_instances_idle.clone(),
-            );
-            r.register(
-                "compiles",
-                "Cranelift compilations (components, pre-initialisation passes and snapshots)",
-                m.compiles.clone(),
-            );
-            r.register(
-                "compile_seconds",
-                "Compile time of a component",
-                m.compile_seconds.clone(),
-            );
-            r.register(
-                "cache_hits",
-                "Components loaded from the native-code cache",
-                m.cache_hits.clone(),
-            );
-            r.register(
-                "code_loads",
-                "Loads of a component's code on a call (first call since the start, or evicted)",
-                m.code_loads.clone(),
-            );
-            r.register(
-                "code_load_seconds",
-                "Time to load a component's code on a call",
-                m.code_load_seconds.clone(),
-            );
-            r.register(
-                "code_evictions",
-                "Components whose code was evicted to stay within the loaded-code budget",
-                m.code_evictions.clone(),
-            );
-            r.register(
-                "code_loaded",
-                "Components with their code loaded",
-                m.code_loaded.clone(),
-            );
-            r.register(
-                "code_loaded_bytes",
-                "Estimated resident size of the loaded code",
-                m.code_loaded_bytes.clone(),
-            );
-            r.register(
-                "snapshots",
-                "Pre-initialisation snapshots made",
-                m.snapshots.clone(),
-            );
-            r.register(
-                "snapshot_seconds",
-                "Time to run init work, snapshot and compile the result",
-                m.snapshot_seconds.clone(),
-            );
-            r.register(
-                "queue_depth",
-                "Requests waiting for capacity",
-                m.queue_depth.clone(),
-            );
-            r.register(
-                "rejected",
-                "Requests refused at capacity",
-                m.rejected.clone(),
-            );
-            r.register("calls", "Function calls finished", m.calls.clone());
-            r.register(
-                "batch_size",
-                "Calls per guest call of a batched function",
-                m.batch_size.clone(),
-            );
-            r.register(
-                "gpu_submits",
-                "GPU submissions completed",
-                m.gpu_submits.clone(),
-            );
-            r.register(
-                "gpu_seconds",
-                "GPU time summed over calls",
-                m.gpu_seconds.clone(),
-            );
+            m.register_request_metrics(&mut r);
+            m.register_instance_metrics(&mut r);
+            m.register_code_metrics(&mut r);
+            m.register_call_metrics(&mut r);
         }
         m
+    }
+
+    /// Registers the HTTP request series, inbound and outbound.
+    fn register_request_metrics(&self, r: &mut Registry) {
+        r.register("requests", "HTTP requests served", self.requests.clone());
+        r.register(
+            "outbound_requests",
+            "Outgoing HTTP requests of guests, allowed or denied by their allow-list",
+            self.outbound_requests.clone(),
+        );
+        r.register(
+            "request_seconds",
+            "HTTP request latency",
+            self.request_seconds.clone(),
+        );
+    }
+
+    /// Registers the instance series: creation, liveness, computing, yields.
+    fn register_instance_metrics(&self, r: &mut Registry) {
+        r.register(
+            "instances_created",
+            "Instances created (instance cold starts)",
+            self.instances_created.clone(),
+        );
+        r.register(
+            "instantiate_seconds",
+            "Time to create an instance",
+            self.instantiate_seconds.clone(),
+        );
+        r.register(
+            "instances_live",
+            "Instances alive now",
+            self.instances_live.clone(),
+        );
+        r.register(
+            "instances_computing",
+            "Warm instances computing for a call now (not waiting in a host call), or being started for one",
+            self.instances_computing.clone(),
+        );
+        r.register(
+            "guest_yields",
+            "Times a guest still computing at an epoch tick (every millisecond) yielded to the executor so other requests could run",
+            self.guest_yields.clone(),
+        );
+        r.register(
+            "function_instances_live",
+            "Instances alive now per function (busy or idle)",
+            self.function_instances_live.clone(),
+        );
+        r.register(
+            "function_instances_idle",
+            "Warm instances waiting idle per function",
+            self.function_instances_idle.clone(),
+        );
+    }
+
+    /// Registers the compiled-code series: compiles, cache, loads, evictions, snapshots.
+    fn register_code_metrics(&self, r: &mut Registry) {
+        r.register(
+            "compiles",
+            "Cranelift compilations (components, pre-initialisation passes and snapshots)",
+            self.compiles.clone(),
+        );
+        r.register(
+            "compile_seconds",
+            "Compile time of a component",
+            self.compile_seconds.clone(),
+        );
+        r.register(
+            "cache_hits",
+            "Components loaded from the native-code cache",
+            self.cache_hits.clone(),
+        );
+        r.register(
+            "code_loads",
+            "Loads of a component's code on a call (first call since the start, or evicted)",
+            self.code_loads.clone(),
+        );
+        r.register(
+            "code_load_seconds",
+            "Time to load a component's code on a call",
+            self.code_load_seconds.clone(),
+        );
+        r.register(
+            "code_evictions",
+            "Components whose code was evicted to stay within the loaded-code budget",
+            self.code_evictions.clone(),
+        );
+        r.register(
+            "code_loaded",
+            "Components with their code loaded",
+            self.code_loaded.clone(),
+        );
+        r.register(
+            "code_loaded_bytes",
+            "Estimated resident size of the loaded code",
+            self.code_loaded_bytes.clone(),
+        );
+        r.register(
+            "snapshots",
+            "Pre-initialisation snapshots made",
+            self.snapshots.clone(),
+        );
+        r.register(
+            "snapshot_seconds",
+            "Time to run init work, snapshot and compile the result",
+            self.snapshot_seconds.clone(),
+        );
+    }
+
+    /// Registers the capacity, call, batch and GPU series.
+    fn register_call_metrics(&self, r: &mut Registry) {
+        r.register(
+            "queue_depth",
+            "Requests waiting for capacity",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "rejected",
+            "Requests refused at capacity",
+            self.rejected.clone(),
+        );
+        r.register("calls", "Function calls finished", self.calls.clone());
+        r.register(
+            "batch_size",
+            "Calls per guest call of a batched function",
+            self.batch_size.clone(),
+        );
+        r.register(
+            "gpu_submits",
+            "GPU submissions completed",
+            self.gpu_submits.clone(),
+        );
+        r.register(
+            "gpu_seconds",
+            "GPU time summed over calls",
+            self.gpu_seconds.clone(),
+        );
     }
 
     /// Records one request.

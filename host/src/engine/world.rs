@@ -128,10 +128,7 @@ pub(crate) fn prepare(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    let unknown = |detail: String| LoadError::UnknownWorld {
-        exports: exports.join(", "),
-        expected: format!("{EXPECTED}{detail}"),
-    };
+    let unknown = |detail: String| unknown_world(&exports, detail);
     let has = |name: &str| exports.iter().any(|e| e == name);
     let is_proxy = exports
         .iter()
@@ -162,7 +159,25 @@ pub(crate) fn prepare(
         let command = CommandPre::new(pre).map_err(|e| unknown(format!(" ({e:#})")))?;
         return Ok(Prepared::Command(command));
     }
-    let describe = DescribeIndices::new(&pre).map_err(|e| unknown(format!(" ({e:#})")))?;
+    guest_exports(pre, &exports).map(Prepared::Guest)
+}
+
+/// The world a component does not target as it should: its exports and what was expected.
+fn unknown_world(exports: &[String], detail: String) -> LoadError {
+    LoadError::UnknownWorld {
+        exports: exports.join(", "),
+        expected: format!("{EXPECTED}{detail}"),
+    }
+}
+
+/// A wasmhost guest's `describe` and the handler interfaces it exports, each checked.
+fn guest_exports(
+    pre: InstancePre<InstanceState>,
+    exports: &[String],
+) -> Result<GuestExports, LoadError> {
+    let has = |name: &str| exports.iter().any(|e| e == name);
+    let describe =
+        DescribeIndices::new(&pre).map_err(|e| unknown_world(exports, format!(" ({e:#})")))?;
     // An export that is present must have the right types; an absent one is fine until
     // an endpoint needs it (checked against the manifest below).
     let optional = |name: &str, found: wasmtime::Result<()>| -> Result<(), LoadError> {
@@ -211,7 +226,7 @@ pub(crate) fn prepare(
         bindings::FUNCTION_HANDLER_ASYNC,
         function_async.as_ref().map(|_| ()).map_err(clone_err),
     )?;
-    Ok(Prepared::Guest(GuestExports {
+    Ok(GuestExports {
         pre,
         describe,
         handler: handler.ok(),
@@ -222,7 +237,7 @@ pub(crate) fn prepare(
         init: init.ok(),
         handler_async: handler_async.ok(),
         function_async: function_async.ok(),
-    }))
+    })
 }
 
 /// The custom section by which a component declares that one instance may serve request

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::logs::CallLog;
 use super::schedule::Schedule;
 use super::{Functions, Resolved};
 use crate::engine::{CallError, FunctionError};
@@ -71,6 +72,16 @@ fn close_interrupted(attempts: &mut [Attempt]) -> usize {
     n
 }
 
+/// Which attempts a call may still run, from those already recorded.
+struct Span {
+    /// The number of the next attempt.
+    first: u32,
+    /// The number of the last attempt allowed.
+    last: u32,
+    /// Attempts cut short by an orderly stop, which do not count against the retries.
+    stopped: u32,
+}
+
 /// Runs the attempts of one call after those already recorded (`prior`, from a process
 /// that stopped); `progress` sees the attempt list whenever an attempt starts or fails
 /// and must record it before the attempt runs. Returns the outcome and every attempt.
@@ -85,49 +96,14 @@ pub(super) async fn run_attempts(
 ) -> (Result<Value, Value>, Vec<Attempt>) {
     let text = input.to_string();
     let log = f.logs.for_call(&target.app_id, &target.spec.name, call_id);
-    let policy = target.spec.retries;
-    let max_retries = policy.map_or(0, |p| p.max_retries);
     let mut attempts = prior;
-    let interrupted = close_interrupted(&mut attempts);
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let stopped = count(attempts.iter().filter(|a| a.outcome == STOPPED).count());
-    let last_number = (max_retries + 1).saturating_add(stopped);
-    let first = count(attempts.len()).saturating_add(1);
-    if first > last_number {
-        let error = json!({
-            "type": INTERRUPTED,
-            "message": format!(
-                "the host died during attempt {} and no retries are left ({max_retries} allowed)",
-                first - 1
-            ),
-        });
-        log.event(&format!(
-            "the host died during attempt {} and no retries are left",
-            first - 1
-        ));
-        return (Err(error), attempts);
-    }
-    if first == 1 {
-        log.event("call started");
-    }
-    if interrupted > 0 {
-        log.event(&format!(
-            "attempt {} was cut short when the host died; running it again",
-            first - 1
-        ));
-        tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short when the host died");
-    }
-    for number in first..=last_number {
+    let span = match resume(&mut attempts, target, call_id, &log) {
+        Ok(span) => span,
+        Err(error) => return (Err(error), attempts),
+    };
+    for number in span.first..=span.last {
         let started = Instant::now();
-        attempts.push(Attempt {
-            number,
-            started_at: now(),
-            finished_at: None,
-            outcome: "running".into(),
-            error: None,
-            duration_ms: None,
-            retry_delay_ms: None,
-        });
+        attempts.push(running(number));
         // Durable before the guest runs: a crash now leaves this attempt to be counted.
         progress(&attempts);
         log.event(&format!("attempt {number} started"));
@@ -149,48 +125,26 @@ pub(super) async fn run_attempts(
         };
         last.finished_at = Some(now());
         last.duration_ms = Some(started.elapsed().as_millis() as u64);
-        match result {
-            Ok(out) => {
-                last.outcome = "success".into();
-                log.event(&format!(
-                    "attempt {number} succeeded in {} ms",
-                    last.duration_ms.unwrap_or(0)
-                ));
-                // Recorded with the result in one write by the caller.
-                let value = serde_json::from_str(&out).unwrap_or(Value::String(out));
-                return (Ok(value), attempts);
-            }
-            Err(e) => {
-                let (kind, error) = describe(&e);
-                last.outcome = kind.into();
-                last.error = error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(|m| log.redact(m));
-                let retry = e.retryable() && number < last_number;
-                let delay = policy
-                    .filter(|_| retry)
-                    .map(|p| p.delay(number.saturating_sub(stopped)));
-                last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
-                let message = last.error.as_deref().unwrap_or(kind);
-                log.event(&format!("attempt {number} failed ({kind}): {message}"));
-                tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {message}");
-                let Some(delay) = delay else {
-                    return (Err(error), attempts);
-                };
-                log.event(&format!(
-                    "retrying in {} ms (attempt {} of at most {last_number})",
-                    delay.as_millis(),
-                    number + 1
-                ));
-                progress(&attempts);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = token.cancelled() => {
-                        log.event("cancelled");
-                        return (Err(terminated()), attempts);
-                    }
-                }
+        let e = match result {
+            Ok(out) => return (Ok(succeeded(last, number, out, &log)), attempts),
+            Err(e) => e,
+        };
+        let (error, delay) = failed(last, &e, number, &span, target, &log, call_id);
+        let Some(delay) = delay else {
+            return (Err(error), attempts);
+        };
+        log.event(&format!(
+            "retrying in {} ms (attempt {} of at most {})",
+            delay.as_millis(),
+            number + 1,
+            span.last
+        ));
+        progress(&attempts);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = token.cancelled() => {
+                log.event("cancelled");
+                return (Err(terminated()), attempts);
             }
         }
     }
@@ -198,6 +152,105 @@ pub(super) async fn run_attempts(
         Err(json!({"type": "internal", "message": "retries exhausted"})),
         attempts,
     )
+}
+
+/// Closes the attempts a dead process left running and works out which may still run;
+/// the error is the call's outcome when no retries are left.
+fn resume(
+    attempts: &mut [Attempt],
+    target: &Resolved,
+    call_id: &str,
+    log: &CallLog,
+) -> Result<Span, Value> {
+    let max_retries = target.spec.retries.map_or(0, |p| p.max_retries);
+    let interrupted = close_interrupted(attempts);
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let stopped = count(attempts.iter().filter(|a| a.outcome == STOPPED).count());
+    let last = (max_retries + 1).saturating_add(stopped);
+    let first = count(attempts.len()).saturating_add(1);
+    if first > last {
+        let error = json!({
+            "type": INTERRUPTED,
+            "message": format!(
+                "the host died during attempt {} and no retries are left ({max_retries} allowed)",
+                first - 1
+            ),
+        });
+        log.event(&format!(
+            "the host died during attempt {} and no retries are left",
+            first - 1
+        ));
+        return Err(error);
+    }
+    if first == 1 {
+        log.event("call started");
+    }
+    if interrupted > 0 {
+        log.event(&format!(
+            "attempt {} was cut short when the host died; running it again",
+            first - 1
+        ));
+        tracing::warn!(call_id, function = %target.spec.name, attempt = first, "re-running a call whose attempt was cut short when the host died");
+    }
+    Ok(Span {
+        first,
+        last,
+        stopped,
+    })
+}
+
+/// A new attempt, running.
+fn running(number: u32) -> Attempt {
+    Attempt {
+        number,
+        started_at: now(),
+        finished_at: None,
+        outcome: "running".into(),
+        error: None,
+        duration_ms: None,
+        retry_delay_ms: None,
+    }
+}
+
+/// Records a successful attempt; returns its output, as JSON where it is JSON.
+fn succeeded(last: &mut Attempt, number: u32, out: String, log: &CallLog) -> Value {
+    last.outcome = "success".into();
+    log.event(&format!(
+        "attempt {number} succeeded in {} ms",
+        last.duration_ms.unwrap_or(0)
+    ));
+    // Recorded with the result in one write by the caller.
+    serde_json::from_str(&out).unwrap_or(Value::String(out))
+}
+
+/// Records a failed attempt; returns the error a caller sees and, if it is to be
+/// retried, the delay before the next attempt.
+fn failed(
+    last: &mut Attempt,
+    e: &FunctionError,
+    number: u32,
+    span: &Span,
+    target: &Resolved,
+    log: &CallLog,
+    call_id: &str,
+) -> (Value, Option<Duration>) {
+    let (kind, error) = describe(e);
+    last.outcome = kind.into();
+    last.error = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map(|m| log.redact(m));
+    let retry = e.retryable() && number < span.last;
+    let delay = target
+        .spec
+        .retries
+        .filter(|_| retry)
+        .map(|p| p.delay(number.saturating_sub(span.stopped)));
+    last.retry_delay_ms = delay.map(|d| d.as_millis() as u64);
+    let message = last.error.as_deref().unwrap_or(kind);
+    log.event(&format!("attempt {number} failed ({kind}): {message}"));
+    tracing::warn!(call_id, function = %target.spec.name, attempt = number, "attempt failed: {message}");
+    (error, delay)
 }
 
 /// Checks one scheduled function: resets its clock after a (re)deploy, or queues a due run.

@@ -287,6 +287,8 @@ impl Builders {
     }
 }
 
+/// Accepts connections until `stop`, handing each to the least loaded serving thread,
+/// then waits for the open ones to finish.
 async fn accept_loop(
     gateway: Arc<Gateway>,
     listener: std::net::TcpListener,
@@ -312,19 +314,7 @@ async fn accept_loop(
                 pair
             }
             Err(e) => {
-                if backoff.is_zero() {
-                    tracing::warn!("accept failed: {e}; backing off");
-                }
-                if out_of_descriptors(&e) && reserve.take().is_some() {
-                    if let Ok(Ok((stream, _))) =
-                        tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
-                    {
-                        refuse_now(stream);
-                    }
-                    reserve = std::fs::File::open("/dev/null").ok();
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-                tokio::time::sleep(backoff).await;
+                back_off(&e, &listener, &mut reserve, &mut backoff).await;
                 continue;
             }
         };
@@ -344,64 +334,110 @@ async fn accept_loop(
         let (core, seat) = cores.next();
         core.spawn(async move {
             let _slot = (slot, seat);
-            let Ok(stream) = TcpStream::from_std(stream) else {
-                return;
-            };
-            let Some(http2) = speaks_first(&stream, header_timeout).await else {
-                return;
-            };
-            let checker = if http2 {
-                HeadChecker::off()
-            } else {
-                HeadChecker::new(max_head)
-            };
-            let stream = StrictHeads::new(stream, checker);
-            // Each request holds the gateway through a count of this connection's own: a
-            // count of the shared one would be written by both serving threads on every
-            // request.
-            let gateway = Arc::new(gateway);
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move {
-                    // In place: dropping this future (the client went away) cancels the
-                    // request. A panic is caught here so the connection gets a 500.
-                    let handled = AssertUnwindSafe(gateway.handle(req, peer)).catch_unwind();
-                    let response = handled.await.unwrap_or_else(|_| {
-                        tracing::error!(%peer, "request handler panicked");
-                        json_error(
-                            hyper::StatusCode::INTERNAL_SERVER_ERROR,
-                            "the host failed while handling this request",
-                        )
-                    });
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            let io = TokioIo::new(stream);
-            let ended = if http2 {
-                Drained::new(builders.http2.serve_connection(io, service)).await
-            } else {
-                let conn = builders.http1.serve_connection(io, service);
-                Drained::new(conn.with_upgrades()).await
-            };
-            if let Err(e) = ended {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
+            serve_connection(gateway, builders, stream, peer, header_timeout, max_head).await;
         });
     }
     drop(listener);
-    // Each serving thread drains its own connections; a connection's slot is given back
-    // when it has closed, so all slots free means all connections are done.
+    drain_connections(&gateway, &cores, &slots, limits.max_connections).await;
+    Ok(())
+}
+
+/// After a failed accept: waits a little longer each time and, out of descriptors, uses
+/// the one held back to tell a waiting connection to come back later.
+async fn back_off(
+    e: &io::Error,
+    listener: &TcpListener,
+    reserve: &mut Option<std::fs::File>,
+    backoff: &mut Duration,
+) {
+    if backoff.is_zero() {
+        tracing::warn!("accept failed: {e}; backing off");
+    }
+    if out_of_descriptors(e) && reserve.take().is_some() {
+        if let Ok(Ok((stream, _))) =
+            tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
+        {
+            refuse_now(stream);
+        }
+        *reserve = std::fs::File::open("/dev/null").ok();
+    }
+    *backoff = (*backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+    tokio::time::sleep(*backoff).await;
+}
+
+/// Serves one accepted connection on the serving thread it was handed to, in the
+/// protocol its first bytes speak.
+#[inline]
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    builders: Arc<Builders>,
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    header_timeout: Duration,
+    max_head: usize,
+) {
+    let Ok(stream) = TcpStream::from_std(stream) else {
+        return;
+    };
+    let Some(http2) = speaks_first(&stream, header_timeout).await else {
+        return;
+    };
+    let checker = if http2 {
+        HeadChecker::off()
+    } else {
+        HeadChecker::new(max_head)
+    };
+    let stream = StrictHeads::new(stream, checker);
+    // Each request holds the gateway through a count of this connection's own: a
+    // count of the shared one would be written by both serving threads on every
+    // request.
+    let gateway = Arc::new(gateway);
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move {
+            // In place: dropping this future (the client went away) cancels the
+            // request. A panic is caught here so the connection gets a 500.
+            let handled = AssertUnwindSafe(gateway.handle(req, peer)).catch_unwind();
+            let response = handled.await.unwrap_or_else(|_| {
+                tracing::error!(%peer, "request handler panicked");
+                json_error(
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                    "the host failed while handling this request",
+                )
+            });
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let io = TokioIo::new(stream);
+    let ended = if http2 {
+        Drained::new(builders.http2.serve_connection(io, service)).await
+    } else {
+        let conn = builders.http1.serve_connection(io, service);
+        Drained::new(conn.with_upgrades()).await
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}
+
+/// At shutdown: each serving thread drains its own connections; a connection's slot is
+/// given back when it has closed, so all slots free means all connections are done.
+async fn drain_connections(
+    gateway: &Gateway,
+    cores: &Cores,
+    slots: &Semaphore,
+    max_connections: usize,
+) {
     for core in &cores.handles {
         core.spawn(async { drain_this_thread() });
     }
-    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let all = u32::try_from(max_connections.max(1)).unwrap_or(u32::MAX);
     tokio::select! {
         _ = slots.acquire_many(all) => {}
         () = tokio::time::sleep(gateway.config.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; dropping open connections");
         }
     }
-    Ok(())
 }
 
 fn out_of_descriptors(e: &io::Error) -> bool {
