@@ -2,6 +2,7 @@
 //! nothing of a stopped or removed one. In cluster mode other hosts change the store; each
 //! host polls the store's change count and follows.
 
+use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -77,16 +78,19 @@ impl ControlPlane {
                 Err(e) => tracing::error!(app = %app.name, "cannot load: {e}"),
             }
         }
+        // A set, not a scan of the list per live app: that was quadratic in the apps a
+        // host serves, on every restart and every change another host makes.
+        let served: HashSet<&str> = apps
+            .iter()
+            .filter(|a| a.state != AppState::Stopped)
+            .map(|a| a.app_id.as_str())
+            .collect();
         let gone: Vec<String> = self
             .live
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .filter(|id| {
-                !apps
-                    .iter()
-                    .any(|a| &a.app_id == *id && a.state != AppState::Stopped)
-            })
+            .filter(|id| !served.contains(id.as_str()))
             .cloned()
             .collect();
         for app_id in gone {

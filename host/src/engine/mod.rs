@@ -32,6 +32,7 @@ mod metrics;
 mod output;
 mod pool;
 mod prime;
+mod registered;
 mod reply;
 mod runtime;
 mod service;

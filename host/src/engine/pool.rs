@@ -3,7 +3,7 @@
 //! scale-down window (scale to zero) or when the host stops.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -11,6 +11,7 @@ use wasmtime::component::Instance;
 
 use super::demand::{Demand, HandedOut, PATIENCE};
 use super::idle::{Idle, IdleList};
+use super::registered::Registered;
 use super::state::InstanceState;
 use super::workers::{WorkerPool, Workers};
 use super::world::Prepared;
@@ -63,9 +64,9 @@ pub(crate) struct WarmInstances {
 /// the instance idle the longest, whichever app it belongs to.
 #[derive(Default)]
 pub(crate) struct PoolRegistry {
-    pools: Mutex<Vec<Weak<WarmInstances>>>,
+    pools: Mutex<Registered<WarmInstances>>,
     /// The instances of concurrent endpoints (WASIp3 services, async typed endpoints).
-    concurrent: Mutex<Vec<Weak<dyn WorkerPool>>>,
+    concurrent: Mutex<Registered<dyn WorkerPool>>,
 }
 
 impl PoolRegistry {
@@ -78,16 +79,14 @@ impl PoolRegistry {
             class: tokio::sync::Mutex::default(),
         });
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(&warm));
         warm
     }
 
     /// Registers the workers of a component's concurrent endpoints for eviction.
     pub(super) fn register_concurrent<J: Send + 'static>(&self, workers: &Arc<Workers<J>>) {
-        let mut pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
-        pools.retain(|p| p.strong_count() > 0);
         let workers: Arc<dyn WorkerPool> = workers.clone();
+        let mut pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
         pools.push(Arc::downgrade(&workers));
     }
 
@@ -121,12 +120,12 @@ impl PoolRegistry {
 
     fn live_concurrent(&self) -> Vec<Arc<dyn WorkerPool>> {
         let pools = self.concurrent.lock().unwrap_or_else(|p| p.into_inner());
-        pools.iter().filter_map(Weak::upgrade).collect()
+        pools.live().collect()
     }
 
     fn live_pools(&self) -> Vec<Arc<WarmInstances>> {
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        pools.iter().filter_map(Weak::upgrade).collect()
+        pools.live().collect()
     }
 
     /// Sets every pool's idle gauges from its lists, for the metrics about to be read.
