@@ -81,6 +81,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     deploy_versions_and_keeps_function_ids,
+    an_apps_functions_are_found_without_the_others,
     labels_are_unique_per_workspace,
     delete_removes_everything,
     tokens_verify_only_with_the_right_secret,

@@ -242,6 +242,88 @@ async fn proxy_auth_custom_domains_and_new_tokens() {
     }
 }
 
+/// Which app answers `name`: hello answers a GET, echo only takes POSTs.
+async fn answering(srv: &Host, name: &str) -> &'static str {
+    match visit(srv, name, "/", &[]).await.0 {
+        200 => "hello-app",
+        405 => "echo-app",
+        other => panic!("{name} answered {other}"),
+    }
+}
+
+/// A deploy, a stop or a label re-routes its own app; a host name two apps claim (here a
+/// label equal to another app's generated name) stays with one of them, and goes to the
+/// other when that one stops, and back when it returns.
+#[tokio::test]
+async fn a_name_two_apps_claim_passes_to_the_other_when_its_holder_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let api = Api {
+        host: &srv,
+        token: token.clone(),
+    };
+    let deploy = |example_name: &str, app: &str| {
+        let path = example(example_name).display().to_string();
+        let (code, out) = wasmhost_remote(&srv, &token, &["deploy", &path, "--name", app]);
+        assert_eq!(code, 0, "{out}");
+    };
+    let contested = "main--hello-app-hello.localhost";
+    deploy("hello", "hello-app");
+    deploy("echo", "echo-app");
+    assert_eq!(answering(&srv, contested).await, "hello-app");
+    let echo_id = api.app_id("echo-app").await;
+    let echo_fn = api.get(&format!("/apps/{echo_id}/functions")).await["data"][0]["function_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("/web-endpoints/{echo_fn}/labels"),
+            Some(json!({"label": "hello-app-hello"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // An app deployed meanwhile is routed as usual.
+    deploy("hello", "third");
+    assert_eq!(
+        answering(&srv, "main--third-hello.localhost").await,
+        "hello-app"
+    );
+
+    let holder = answering(&srv, contested).await;
+    let other = if holder == "hello-app" {
+        "echo-app"
+    } else {
+        "hello-app"
+    };
+    let (code, out) = wasmhost_remote(&srv, &token, &["app", "stop", holder]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(answering(&srv, contested).await, other);
+
+    // The holder comes back: the name is contested again and one of them answers; the
+    // other's stop hands it back.
+    deploy(
+        if holder == "hello-app" {
+            "hello"
+        } else {
+            "echo"
+        },
+        holder,
+    );
+    let now = answering(&srv, contested).await;
+    let (code, out) = wasmhost_remote(&srv, &token, &["app", "stop", now]);
+    assert_eq!(code, 0, "{out}");
+    let last = answering(&srv, contested).await;
+    assert_ne!(last, now);
+    assert_eq!(
+        answering(&srv, "main--third-hello.localhost").await,
+        "hello-app"
+    );
+}
+
 /// Every file under `dir` with its size, to prove a refused upload left nothing behind.
 fn snapshot(dir: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();

@@ -48,6 +48,36 @@ pub fn deploy_versions_and_keeps_function_ids(b: &Backend) {
     ));
 }
 
+pub fn an_apps_functions_are_found_without_the_others(b: &Backend) {
+    let s = b.open();
+    let both = manifest(vec![endpoint("b", None), endpoint("a", None)]);
+    let one = s.deploy(&req("one", "d1", &both)).unwrap();
+    let two = s
+        .deploy(&req("two", "d2", &manifest(vec![endpoint("a", None)])))
+        .unwrap();
+    s.deploy(&req("one", "d3", &manifest(vec![endpoint("a", None)])))
+        .unwrap();
+    let names = |app_id: &str| -> Vec<(String, bool)> {
+        s.app_functions(app_id)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name, f.active))
+            .collect()
+    };
+    assert_eq!(
+        names(&one.app.app_id),
+        [("a".to_string(), true), ("b".to_string(), false)]
+    );
+    assert_eq!(names(&two.app.app_id), [("a".to_string(), true)]);
+    let listed = s.list_functions(&one.app.app_id).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].function_id, one.functions[1].function_id);
+    s.delete_app(&two.app.app_id).unwrap();
+    assert!(names(&two.app.app_id).is_empty());
+    assert_eq!(names(&one.app.app_id).len(), 2);
+    assert!(names("ap-none").is_empty());
+}
+
 pub fn labels_are_unique_per_workspace(b: &Backend) {
     let s = b.open();
     let m = manifest(vec![endpoint("a", None)]);

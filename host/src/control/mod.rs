@@ -7,10 +7,12 @@ mod calls;
 mod dashboard;
 mod history;
 mod leftovers;
+mod live;
 mod logs;
 mod openapi;
 mod resources;
 mod routes;
+mod routing;
 mod sync;
 #[cfg(fuzzing)]
 pub use routes::fuzz_route;
@@ -22,7 +24,7 @@ mod views;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -33,12 +35,14 @@ pub use views::DeployResult;
 
 use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
 use crate::functions::{Functions, FunctionsConfig, Logs, Resolved, Resolver, Schedule};
-use crate::gateway::{Gateway, Route, RouteTable};
+use crate::gateway::{Gateway, Route};
 use crate::shapes::WebApp;
 use crate::store::{
-    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, NewToken, Store,
-    StoreError,
+    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, FunctionRecord, NewToken,
+    Store, StoreError,
 };
+use live::{LiveApp, LiveApps};
+use routing::Routing;
 
 /// Settings of `wasmhost server`.
 #[derive(Debug, Clone)]
@@ -83,19 +87,14 @@ pub struct ControlPlane {
     engine: Arc<Engine>,
     functions: Arc<Functions>,
     config: ServerConfig,
-    live: RwLock<HashMap<String, LiveApp>>,
+    live: RwLock<LiveApps>,
+    /// The routes of the live apps, changed one app at a time.
+    routing: Mutex<Routing>,
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
     /// Browsers logged in to the dashboard.
     sessions: dashboard::Sessions,
-}
-
-/// An app being served: its current version's component.
-#[derive(Clone)]
-struct LiveApp {
-    web: Arc<WebApp>,
-    version: u32,
 }
 
 /// What the server says at start-up.
@@ -202,7 +201,8 @@ impl ControlPlane {
             engine,
             functions,
             config,
-            live: RwLock::new(HashMap::new()),
+            live: RwLock::new(LiveApps::default()),
+            routing: Mutex::new(Routing::default()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
             sessions: dashboard::Sessions::default(),
@@ -232,7 +232,7 @@ impl ControlPlane {
     /// Connects the gateway whose routes this control plane maintains.
     pub fn attach(&self, gateway: &Arc<Gateway>) {
         *self.gateway.write().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(gateway);
-        gateway.set_routes(self.route_table());
+        gateway.set_routes(self.routing().table());
     }
 
     /// The store (for commands that run beside the server in-process).
@@ -259,7 +259,7 @@ impl ControlPlane {
             .join(format!("{digest}.wasm"))
     }
 
-    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, LiveApp>> {
+    fn live_mut(&self) -> std::sync::RwLockWriteGuard<'_, LiveApps> {
         self.live.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -269,6 +269,10 @@ impl ControlPlane {
             .unwrap_or_else(|p| p.into_inner())
             .get(app_id)
             .cloned()
+    }
+
+    fn routing(&self) -> std::sync::MutexGuard<'_, Routing> {
+        self.routing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn live(&self, app_id: &str) -> Option<Arc<WebApp>> {
@@ -301,9 +305,31 @@ impl ControlPlane {
         Ok(self.store.current_version(app)?.map(|v| v.manifest))
     }
 
-    /// Builds the route table from the store and the live apps.
-    fn route_table(&self) -> RouteTable {
-        let mut table = RouteTable::new();
+    /// The routes `app` claims: each endpoint of its live version under every name it
+    /// has (none when it is not served).
+    fn app_routes(&self, app: &AppRecord, functions: &[&FunctionRecord]) -> Vec<(String, Route)> {
+        let Some(web) = self.live(&app.app_id) else {
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        for (index, spec) in web.manifest().endpoints.iter().enumerate() {
+            let Some(function) = functions.iter().find(|f| f.active && f.name == spec.name) else {
+                continue;
+            };
+            for host in self.config.urls.hosts(app, spec, function) {
+                let route = Route {
+                    app: web.clone(),
+                    endpoint: index,
+                };
+                routes.push((host, route));
+            }
+        }
+        routes
+    }
+
+    /// Routes every live app again from the store, and publishes the routes. On a store
+    /// error the routes served stay as they are.
+    fn rebuild_routes(&self) {
         let listed = self.store.list_apps().and_then(|apps| {
             let functions = self.store.all_functions()?;
             Ok((apps, functions))
@@ -312,36 +338,33 @@ impl ControlPlane {
             Ok(listed) => listed,
             Err(e) => {
                 tracing::error!("cannot list apps for routing: {e}");
-                return table;
+                return;
             }
         };
-        // One pass over the functions, not one per app: a host with thousands of apps
-        // rebuilds this table on every deploy.
-        let mut by_app: HashMap<&str, Vec<&crate::store::FunctionRecord>> = HashMap::new();
-        for f in functions.iter().filter(|f| f.active) {
+        // One pass over the functions, not one per app.
+        let mut by_app: HashMap<&str, Vec<&FunctionRecord>> = HashMap::new();
+        for f in &functions {
             by_app.entry(f.app_id.as_str()).or_default().push(f);
         }
-        for app in apps {
-            let Some(web) = self.live(&app.app_id) else {
-                continue;
-            };
+        let routing = Routing::build(apps.iter().map(|app| {
             let functions = by_app.remove(app.app_id.as_str()).unwrap_or_default();
-            for (index, spec) in web.manifest().endpoints.iter().enumerate() {
-                let Some(function) = functions.iter().find(|f| f.name == spec.name) else {
-                    continue;
-                };
-                for host in self.config.urls.hosts(&app, spec, function) {
-                    let route = Route {
-                        app: web.clone(),
-                        endpoint: index,
-                    };
-                    if !table.insert(host.clone(), route) {
-                        tracing::warn!(%host, "host name already routed; keeping the first");
-                    }
-                }
-            }
+            (app.app_id.clone(), self.app_routes(app, &functions))
+        }));
+        *self.routing() = routing;
+        self.publish_routes();
+    }
+
+    /// Routes `app` again after a change to it alone (`functions` are its records), and
+    /// publishes the routes.
+    fn reroute(&self, app: &AppRecord, functions: &[FunctionRecord]) {
+        let functions: Vec<&FunctionRecord> = functions.iter().collect();
+        let routes = self.app_routes(app, &functions);
+        if self.routing().update(&app.app_id, routes) {
+            self.publish_routes();
+        } else {
+            // A name two apps claim: the store's order of apps decides who holds it.
+            self.rebuild_routes();
         }
-        table
     }
 
     fn publish_routes(&self) {
@@ -351,7 +374,7 @@ impl ControlPlane {
             .unwrap_or_else(|p| p.into_inner())
             .upgrade()
         {
-            gateway.set_routes(self.route_table());
+            gateway.set_routes(self.routing().table());
         }
     }
 
@@ -459,7 +482,7 @@ impl ControlPlane {
         if deployed.changed || self.live(&deployed.app.app_id).is_none() {
             let live = self.make_live(&deployed.app.app_id, deployed.app.version, loaded);
             self.live_mut().insert(deployed.app.app_id.clone(), live);
-            self.publish_routes();
+            self.reroute(&deployed.app, &deployed.functions);
             tracing::info!(app = %name, version = deployed.app.version, "deployed");
         } else {
             tracing::info!(app = %name, "unchanged component: nothing to deploy");
@@ -480,7 +503,7 @@ impl ControlPlane {
             self.store.set_app_state(app_id, AppState::Stopped)?;
         }
         self.live_mut().remove(app_id);
-        self.publish_routes();
+        self.reroute(&app, &[]);
         tracing::info!(app = %app.name, "stopped");
         Ok(())
     }
@@ -488,8 +511,11 @@ impl ControlPlane {
     /// Sets a web endpoint's custom label and routes it.
     pub async fn set_label(&self, function_id: &str, label: &str) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
-        self.store.set_label(function_id, label)?;
-        self.publish_routes();
+        let function = self.store.set_label(function_id, label)?;
+        match self.store.get_app(&function.app_id)? {
+            Some(app) => self.reroute(&app, &self.store.list_functions(&app.app_id)?),
+            None => self.rebuild_routes(),
+        }
         Ok(())
     }
 
@@ -531,8 +557,8 @@ impl Resolver for ControlPlane {
             .live
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .scheduled()
+            .map(|(id, live)| (id.to_owned(), live.clone()))
             .collect();
         let mut out = Vec::new();
         for (app_id, live) in apps {

@@ -89,15 +89,15 @@ impl ControlPlane {
             .live
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .filter(|id| !served.contains(id.as_str()))
-            .cloned()
+            .ids()
+            .filter(|id| !served.contains(id))
+            .map(str::to_owned)
             .collect();
         for app_id in gone {
             tracing::info!(%app_id, "no longer served (stopped or removed on another host)");
             self.live_mut().remove(&app_id);
         }
-        self.publish_routes();
+        self.rebuild_routes();
         Ok(loaded)
     }
 }

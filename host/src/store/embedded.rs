@@ -62,6 +62,27 @@ pub(super) fn all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// An app's function records, by name: found through `function_names`, whose keys are
+/// `app_id/name`, so the cost is the app's functions, not every app's.
+fn functions_of(
+    names: &impl ReadableTable<&'static str, &'static str>,
+    functions: &impl ReadableTable<&'static str, &'static str>,
+    app_id: &str,
+) -> Result<Vec<FunctionRecord>> {
+    let prefix = format!("{app_id}/");
+    let mut out = Vec::new();
+    for entry in names.range(prefix.as_str()..)? {
+        let (key, function_id) = entry?;
+        if !key.value().starts_with(&prefix) {
+            break;
+        }
+        if let Some(f) = get(functions, "functions", function_id.value())? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
 /// Page cache of the redb file: enough for the hot tables (apps, functions, tokens) and the
 /// recent calls a server reads back.
 const CACHE_BYTES: usize = 32 << 20;
@@ -260,6 +281,16 @@ impl Redb {
         all(&self.read()?.open_table(FUNCTIONS)?, "functions")
     }
 
+    /// Every function record of one app, active or not, by name.
+    pub(super) fn app_functions(&self, app_id: &str) -> Result<Vec<FunctionRecord>> {
+        let txn = self.read()?;
+        functions_of(
+            &txn.open_table(FUNCTION_NAMES)?,
+            &txn.open_table(FUNCTIONS)?,
+            app_id,
+        )
+    }
+
     /// One function by id.
     pub(super) fn get_function(&self, function_id: &str) -> Result<Option<FunctionRecord>> {
         get(
@@ -344,10 +375,7 @@ impl Redb {
             }
             let mut functions = txn.open_table(FUNCTIONS)?;
             let mut names = txn.open_table(FUNCTION_NAMES)?;
-            let ours: Vec<FunctionRecord> = all::<FunctionRecord>(&functions, "functions")?
-                .into_iter()
-                .filter(|f| f.app_id == app_id)
-                .collect();
+            let ours = functions_of(&names, &functions, app_id)?;
             for f in &ours {
                 functions.remove(f.function_id.as_str())?;
                 names.remove(format!("{app_id}/{}", f.name).as_str())?;
@@ -450,11 +478,8 @@ fn deploy_in(txn: &WriteTransaction, req: &DeployRequest<'_>) -> Result<Deployed
         Some(id) => get(&apps, "apps", id.value())?,
         None => None,
     };
-    let previous: Vec<FunctionRecord> = match &existing {
-        Some(app) => all::<FunctionRecord>(&functions, "functions")?
-            .into_iter()
-            .filter(|f| f.app_id == app.app_id)
-            .collect(),
+    let previous = match &existing {
+        Some(app) => functions_of(&function_names, &functions, &app.app_id)?,
         None => Vec::new(),
     };
     if let Some(app) = &existing

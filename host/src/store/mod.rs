@@ -196,6 +196,8 @@ dispatch! {
     fn current_version(&self, app: &AppRecord) -> Option<VersionRecord>;
     /// Every function record, active or not.
     fn all_functions(&self) -> Vec<FunctionRecord>;
+    /// Every function record of one app, active or not, by name.
+    fn app_functions(&self, app_id: &str) -> Vec<FunctionRecord>;
     /// One function by id.
     fn get_function(&self, function_id: &str) -> Option<FunctionRecord>;
     /// Creates an app with no version yet (the API's `POST /apps`).
@@ -334,9 +336,9 @@ impl Store {
     /// Every function of an app that its current version has.
     pub fn list_functions(&self, app_id: &str) -> Result<Vec<FunctionRecord>> {
         Ok(self
-            .all_functions()?
+            .app_functions(app_id)?
             .into_iter()
-            .filter(|f| f.app_id == app_id && f.active)
+            .filter(|f| f.active)
             .collect())
     }
 

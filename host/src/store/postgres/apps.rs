@@ -194,6 +194,20 @@ impl Postgres {
         })
     }
 
+    pub(in crate::store) fn app_functions(&self, app_id: &str) -> Result<Vec<FunctionRecord>> {
+        self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT body FROM functions WHERE app_id = $1 ORDER BY name",
+                    &[&app_id],
+                )
+                .await?;
+            records("functions", &rows)
+        })
+    }
+
     pub(in crate::store) fn get_function(
         &self,
         function_id: &str,
