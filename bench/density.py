@@ -59,6 +59,35 @@ def memory(pid):
     return kib("VmRSS") / 1024, kib("VmHWM") / 1024
 
 
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def full_host(proc, port, token, wasm, count):
+    """On a host with `count` apps: its CPU while idle, ten more deploys, and the API's
+    list of every web endpoint."""
+    before = cpu_seconds(proc.pid)
+    time.sleep(5)
+    idle = (cpu_seconds(proc.pid) - before) / 5
+    more = []
+    for i in range(10):
+        started = time.perf_counter()
+        deploy_all(port, token, wasm, [f"more-{i}"], 1)
+        more.append(time.perf_counter() - started)
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/web-endpoints",
+                                 headers={"authorization": f"Bearer {token}"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        r.read()
+    listing = time.perf_counter() - started
+    return [
+        (f"server CPU while idle with {count:,} apps (5 s)", f"{idle * 100:.1f} % of a core"),
+        (f"one more deploy onto {count:,} apps (median of 10)", f"{ms(statistics.median(more))} ms"),
+        ("`GET /v1/web-endpoints` (every endpoint)", f"{ms(listing)} ms"),
+    ]
+
+
 def metrics(port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     out = {}
@@ -163,6 +192,7 @@ def main():
         loaded = [call(conn, name) for name in names[-min(args.max_loaded, 20):]]
         evicted = [call(conn, name) for name in names[:20]]
         m = metrics(port)
+        full = full_host(proc, port, token, wasm, args.count)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
 
@@ -189,6 +219,7 @@ def main():
         ("code loads / evictions / loaded (`/metrics`)",
          f"{m.get('wasmhost_code_loads_total', 0):.0f} / {m.get('wasmhost_code_evictions_total', 0):.0f} / "
          f"{m.get('wasmhost_code_loaded', 0):.0f}"),
+        *full,
         (f"restart with {count:,} apps: spawn → listening", f"{restart_s * 1e3:.0f} ms"),
         ("restart: spawn → first byte of one app", f"{spawn_to_first * 1e3:.0f} ms (that call: {ms(after_restart)} ms)"),
         ("server RSS after the restart and one call", f"{rss_restart:.0f} MiB"),
