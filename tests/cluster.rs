@@ -88,6 +88,7 @@ on_both_backends!(
     state_survives_reopening,
     secrets_are_sealed_and_checked,
     volumes_and_calls,
+    calls_are_found_by_function_state_and_age,
     a_scheduled_run_is_recorded_once,
     logs_are_found_and_purged,
     changes_are_counted,
@@ -155,6 +156,46 @@ fn call(id: &str, status: CallStatus, created_at: &str) -> CallRecord {
             .is_final()
             .then(|| "2026-01-01T00:00:09.000Z".to_owned()),
     }
+}
+
+/// A redb store written before the call indexes existed gets them built when it opens:
+/// its calls are listed, resumed and swept as a new store's are.
+#[test]
+fn an_embedded_store_from_before_the_call_indexes_gets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let db = ::redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut calls: ::redb::Table<&str, &str> = txn
+                .open_table(::redb::TableDefinition::new("calls"))
+                .unwrap();
+            let open = call("fc-open", CallStatus::Running, "2026-01-01T00:00:01.000Z");
+            let done = call("fc-done", CallStatus::Success, "2026-01-01T00:00:02.000Z");
+            for c in [&open, &done] {
+                let json = serde_json::to_string(c).unwrap();
+                calls.insert(c.call_id.as_str(), json.as_str()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let listed: Vec<String> = s
+        .list_calls("fu-1", 10)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(listed, ["fc-done", "fc-open"]);
+    let open: Vec<String> = s
+        .claim_orphaned_calls()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call_id)
+        .collect();
+    assert_eq!(open, ["fc-open"]);
+    assert_eq!(s.purge_calls("2026-01-01T00:00:10.000Z").unwrap(), 1);
 }
 
 /// The behaviour both backends share.

@@ -280,6 +280,61 @@ pub fn volumes_and_calls(b: &Backend) {
     assert!(s.claim_orphaned_calls().unwrap().is_empty());
 }
 
+pub fn calls_are_found_by_function_state_and_age(b: &Backend) {
+    let s = b.open();
+    let of = |function: &str, id: &str, status: CallStatus, created_at: &str| CallRecord {
+        function_id: function.into(),
+        ..call(id, status, created_at)
+    };
+    for i in 0..6 {
+        let function = if i % 2 == 0 { "fu-even" } else { "fu-odd" };
+        let created = format!("2026-01-01T00:00:0{i}.000Z");
+        s.put_call(&of(
+            function,
+            &format!("fc-{i}"),
+            CallStatus::Pending,
+            &created,
+        ))
+        .unwrap();
+    }
+    let ids =
+        |calls: Vec<CallRecord>| -> Vec<String> { calls.into_iter().map(|c| c.call_id).collect() };
+    assert_eq!(
+        ids(s.list_calls("fu-even", 10).unwrap()),
+        ["fc-4", "fc-2", "fc-0"]
+    );
+    assert_eq!(ids(s.list_calls("fu-odd", 2).unwrap()), ["fc-5", "fc-3"]);
+    assert!(s.list_calls("fu-none", 10).unwrap().is_empty());
+    // fc-0 finishes early, fc-2 late, fc-4 stays open.
+    for (id, finished) in [
+        ("fc-0", "2026-01-01T00:01:00.000Z"),
+        ("fc-2", "2026-01-01T00:09:00.000Z"),
+    ] {
+        assert!(
+            s.update_call(id, |c| {
+                c.status = CallStatus::Success;
+                c.finished_at = Some(finished.into());
+                true
+            })
+            .unwrap()
+        );
+    }
+    // The sweep takes only what finished before its cutoff; open calls stay whatever
+    // their age.
+    assert_eq!(s.purge_calls("2026-01-01T00:05:00.000Z").unwrap(), 1);
+    assert!(s.get_call("fc-0").unwrap().is_none());
+    assert_eq!(ids(s.list_calls("fu-even", 10).unwrap()), ["fc-4", "fc-2"]);
+    assert_eq!(s.purge_calls("2026-01-01T00:05:00.000Z").unwrap(), 0);
+    assert_eq!(s.purge_calls("2026-01-01T00:10:00.000Z").unwrap(), 1);
+    assert_eq!(ids(s.list_calls("fu-even", 10).unwrap()), ["fc-4"]);
+    drop(s);
+    if let Database::Embedded = b.database {
+        let s = b.open();
+        let open = ids(s.claim_orphaned_calls().unwrap());
+        assert_eq!(open, ["fc-1", "fc-3", "fc-4", "fc-5"], "oldest first");
+    }
+}
+
 pub fn a_scheduled_run_is_recorded_once(b: &Backend) {
     let s = b.open();
     assert!(s.schedule_leader().unwrap());

@@ -1,7 +1,7 @@
 //! Function calls and their attempts: written before a spawn is acknowledged, updated
 //! as attempts run, purged after the retention period.
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,6 +9,14 @@ use super::embedded::{Redb, all, get};
 use super::{Result, encode};
 
 pub(super) const CALLS: TableDefinition<&str, &str> = TableDefinition::new("calls");
+/// `(function_id, created_at, call_id)`: each function's calls in the order they came.
+pub(super) const CALLS_BY_FUNCTION: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("calls_by_function");
+/// `(created_at, call_id)` of every call not over: what a restart resumes.
+pub(super) const OPEN_CALLS: TableDefinition<(&str, &str), ()> = TableDefinition::new("open_calls");
+/// `(finished_at, call_id)` of every call over: what the retention sweep removes.
+pub(super) const FINISHED_CALLS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("finished_calls");
 
 /// Where a call is in its life (Modal's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +98,9 @@ impl Redb {
     /// Writes a call record (new or updated) durably.
     pub(super) fn put_call(&self, call: &CallRecord) -> Result<()> {
         let txn = self.write()?;
-        txn.open_table(CALLS)?
-            .insert(call.call_id.as_str(), encode(call).as_str())?;
+        let before: Option<CallRecord> =
+            get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
+        write_call(&txn, call, before.as_ref())?;
         txn.commit()?;
         Ok(())
     }
@@ -104,19 +113,17 @@ impl Redb {
         change: impl FnOnce(&mut CallRecord) -> bool,
     ) -> Result<bool> {
         let txn = self.write()?;
-        let written = {
-            let mut table = txn.open_table(CALLS)?;
-            let current: Option<CallRecord> = get(&table, "calls", call_id)?;
-            match current {
-                Some(mut call) => {
-                    let write = change(&mut call);
-                    if write {
-                        table.insert(call_id, encode(&call).as_str())?;
-                    }
-                    write
+        let before: Option<CallRecord> = get(&txn.open_table(CALLS)?, "calls", call_id)?;
+        let written = match before {
+            Some(before) => {
+                let mut call = before.clone();
+                let write = change(&mut call);
+                if write {
+                    write_call(&txn, &call, Some(&before))?;
                 }
-                None => false,
+                write
             }
+            None => false,
         };
         if written {
             txn.commit()?;
@@ -131,46 +138,63 @@ impl Redb {
         get(&self.db.begin_read()?.open_table(CALLS)?, "calls", call_id)
     }
 
-    /// The most recent calls of a function, newest first.
+    /// The most recent calls of a function, newest first: read through
+    /// `calls_by_function`, so the cost is `limit` records, not every call kept.
     pub(super) fn list_calls(&self, function_id: &str, limit: usize) -> Result<Vec<CallRecord>> {
-        let mut calls: Vec<CallRecord> =
-            all::<CallRecord>(&self.db.begin_read()?.open_table(CALLS)?, "calls")?
-                .into_iter()
-                .filter(|c| c.function_id == function_id)
-                .collect();
-        calls.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        calls.truncate(limit);
-        Ok(calls)
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(CALLS_BY_FUNCTION)?;
+        let calls = txn.open_table(CALLS)?;
+        let mut out = Vec::new();
+        let range = (function_id, "", "")..=(function_id, LAST, LAST);
+        for entry in index.range(range)?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let (_, _, call_id) = key.value();
+            if let Some(call) = get(&calls, "calls", call_id)? {
+                out.push(call);
+            }
+        }
+        Ok(out)
     }
 
     /// Calls that are not over (to resume after a restart), oldest first.
     pub(super) fn unfinished_calls(&self) -> Result<Vec<CallRecord>> {
-        let mut calls: Vec<CallRecord> =
-            all::<CallRecord>(&self.db.begin_read()?.open_table(CALLS)?, "calls")?
-                .into_iter()
-                .filter(|c| !c.status.is_final())
-                .collect();
-        calls.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-        Ok(calls)
+        let txn = self.db.begin_read()?;
+        let open = txn.open_table(OPEN_CALLS)?;
+        let calls = txn.open_table(CALLS)?;
+        let mut out = Vec::new();
+        for entry in open.iter()? {
+            let (key, _) = entry?;
+            let (_, call_id) = key.value();
+            if let Some(call) = get(&calls, "calls", call_id)? {
+                out.push(call);
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes final calls that finished before `cutoff` (RFC 3339); returns how many.
     pub(super) fn purge_calls(&self, cutoff: &str) -> Result<usize> {
         let txn = self.write()?;
-        let n = {
-            let mut table = txn.open_table(CALLS)?;
-            let old: Vec<String> = all::<CallRecord>(&table, "calls")?
-                .into_iter()
-                .filter(|c| {
-                    c.status.is_final() && c.finished_at.as_deref().is_some_and(|f| f < cutoff)
-                })
-                .map(|c| c.call_id)
-                .collect();
-            for id in &old {
-                table.remove(id.as_str())?;
+        let old: Vec<String> = txn
+            .open_table(FINISHED_CALLS)?
+            .range(..(cutoff, ""))?
+            .map(|entry| entry.map(|(key, _)| key.value().1.to_owned()))
+            .collect::<std::result::Result<_, _>>()?;
+        for call_id in &old {
+            let removed: Option<CallRecord> = {
+                let mut calls = txn.open_table(CALLS)?;
+                let raw = calls.remove(call_id.as_str())?;
+                raw.map(|raw| super::decode("calls", raw.value()))
+                    .transpose()?
+            };
+            if let Some(call) = removed {
+                unindex(&txn, &call)?;
             }
-            old.len()
-        };
+        }
+        let n = old.len();
         if n == 0 {
             txn.abort()?;
         } else {
@@ -178,4 +202,65 @@ impl Redb {
         }
         Ok(n)
     }
+}
+
+/// Above every key part (RFC 3339 times and ids are ASCII).
+const LAST: &str = "\u{10FFFF}";
+
+/// Stores `call` and its index entries in `txn`; `before` is the record it replaces.
+pub(super) fn write_call(
+    txn: &WriteTransaction,
+    call: &CallRecord,
+    before: Option<&CallRecord>,
+) -> Result<()> {
+    txn.open_table(CALLS)?
+        .insert(call.call_id.as_str(), encode(call).as_str())?;
+    if let Some(before) = before {
+        unindex(txn, before)?;
+    }
+    index(txn, call)
+}
+
+/// Adds a call's entries to the index tables.
+fn index(txn: &WriteTransaction, call: &CallRecord) -> Result<()> {
+    let id = call.call_id.as_str();
+    txn.open_table(CALLS_BY_FUNCTION)?.insert(
+        (call.function_id.as_str(), call.created_at.as_str(), id),
+        (),
+    )?;
+    if !call.status.is_final() {
+        txn.open_table(OPEN_CALLS)?
+            .insert((call.created_at.as_str(), id), ())?;
+    } else if let Some(finished) = &call.finished_at {
+        txn.open_table(FINISHED_CALLS)?
+            .insert((finished.as_str(), id), ())?;
+    }
+    Ok(())
+}
+
+/// Removes a call's entries from the index tables.
+fn unindex(txn: &WriteTransaction, call: &CallRecord) -> Result<()> {
+    let id = call.call_id.as_str();
+    txn.open_table(CALLS_BY_FUNCTION)?.remove((
+        call.function_id.as_str(),
+        call.created_at.as_str(),
+        id,
+    ))?;
+    txn.open_table(OPEN_CALLS)?
+        .remove((call.created_at.as_str(), id))?;
+    if let Some(finished) = &call.finished_at {
+        txn.open_table(FINISHED_CALLS)?
+            .remove((finished.as_str(), id))?;
+    }
+    Ok(())
+}
+
+/// Builds the index tables from the calls a store holds (a store written before they
+/// existed); part of the transaction that creates them.
+pub(super) fn index_existing(txn: &WriteTransaction) -> Result<()> {
+    let calls: Vec<CallRecord> = all(&txn.open_table(CALLS)?, "calls")?;
+    for call in &calls {
+        index(txn, call)?;
+    }
+    Ok(())
 }

@@ -146,6 +146,8 @@ impl Redb {
             .list_tables()?
             .map(|table| table.name().to_owned())
             .collect();
+        // A store from before the call indexes gets them built from its calls, once.
+        let unindexed = !present.contains(calls::CALLS_BY_FUNCTION.name());
         macro_rules! create {
             ($($table:expr),* $(,)?) => {{
                 if [$($table.name()),*].iter().all(|name| present.contains(*name)) {
@@ -153,6 +155,9 @@ impl Redb {
                 }
                 let txn = db.begin_write()?;
                 $(txn.open_table($table)?;)*
+                if unindexed {
+                    calls::index_existing(&txn)?;
+                }
                 txn.commit()?;
             }};
         }
@@ -166,6 +171,9 @@ impl Redb {
             DOMAINS,
             TOKENS,
             calls::CALLS,
+            calls::CALLS_BY_FUNCTION,
+            calls::OPEN_CALLS,
+            calls::FINISHED_CALLS,
             secrets::SECRETS,
             extras::VOLUMES,
             extras::SCHEDULES,

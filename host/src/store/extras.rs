@@ -97,9 +97,8 @@ impl Redb {
                 return Ok(false);
             }
             schedules.insert(state.function_id.as_str(), encode(state).as_str())?;
-            txn.open_table(super::calls::CALLS)?
-                .insert(call.call_id.as_str(), encode(call).as_str())?;
         }
+        super::calls::write_call(&txn, call, None)?;
         txn.commit()?;
         Ok(true)
     }

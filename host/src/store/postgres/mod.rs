@@ -20,7 +20,10 @@ use super::secrets::{StoredSecret, unseal};
 use super::{Result, StoreError, decode, new_id};
 
 /// The schema, in order; `schema_version` records how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("calls-finished.sql"),
+];
 
 /// How long a host's claim on a call lasts unless renewed: a host that dies has its
 /// calls run elsewhere this long after its last renewal.
