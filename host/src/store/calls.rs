@@ -191,7 +191,7 @@ impl Redb {
                     .transpose()?
             };
             if let Some(call) = removed {
-                unindex(&txn, &call)?;
+                rekey(&txn, call_id, Keys::of(&call), Keys::default())?;
             }
         }
         let n = old.len();
@@ -215,44 +215,65 @@ pub(super) fn write_call(
 ) -> Result<()> {
     txn.open_table(CALLS)?
         .insert(call.call_id.as_str(), encode(call).as_str())?;
-    if let Some(before) = before {
-        unindex(txn, before)?;
-    }
-    index(txn, call)
+    let old = before.map(Keys::of).unwrap_or_default();
+    rekey(txn, &call.call_id, old, Keys::of(call))
 }
 
-/// Adds a call's entries to the index tables.
-fn index(txn: &WriteTransaction, call: &CallRecord) -> Result<()> {
-    let id = call.call_id.as_str();
-    txn.open_table(CALLS_BY_FUNCTION)?.insert(
-        (call.function_id.as_str(), call.created_at.as_str(), id),
-        (),
-    )?;
-    if !call.status.is_final() {
-        txn.open_table(OPEN_CALLS)?
-            .insert((call.created_at.as_str(), id), ())?;
-    } else if let Some(finished) = &call.finished_at {
-        txn.open_table(FINISHED_CALLS)?
-            .insert((finished.as_str(), id), ())?;
+/// Moves a call's index entries from its `old` keys to its `new` ones. Only the entries
+/// whose keys change are written: most updates (an attempt starting or retrying) change
+/// none.
+fn rekey(txn: &WriteTransaction, id: &str, old: Keys<'_>, new: Keys<'_>) -> Result<()> {
+    if old.by_function != new.by_function {
+        let mut table = txn.open_table(CALLS_BY_FUNCTION)?;
+        if let Some((function, created)) = old.by_function {
+            table.remove((function, created, id))?;
+        }
+        if let Some((function, created)) = new.by_function {
+            table.insert((function, created, id), ())?;
+        }
+    }
+    for (table, old, new) in [
+        (OPEN_CALLS, old.open, new.open),
+        (FINISHED_CALLS, old.finished, new.finished),
+    ] {
+        if old != new {
+            let mut table = txn.open_table(table)?;
+            if let Some(at) = old {
+                table.remove((at, id))?;
+            }
+            if let Some(at) = new {
+                table.insert((at, id), ())?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Removes a call's entries from the index tables.
-fn unindex(txn: &WriteTransaction, call: &CallRecord) -> Result<()> {
-    let id = call.call_id.as_str();
-    txn.open_table(CALLS_BY_FUNCTION)?.remove((
-        call.function_id.as_str(),
-        call.created_at.as_str(),
-        id,
-    ))?;
-    txn.open_table(OPEN_CALLS)?
-        .remove((call.created_at.as_str(), id))?;
-    if let Some(finished) = &call.finished_at {
-        txn.open_table(FINISHED_CALLS)?
-            .remove((finished.as_str(), id))?;
+/// The index keys of one call record (each without the call id that ends it); none for
+/// a call not stored.
+#[derive(Default)]
+struct Keys<'a> {
+    /// `calls_by_function`: its function and creation time.
+    by_function: Option<(&'a str, &'a str)>,
+    /// `open_calls`: its creation time, while it is not over.
+    open: Option<&'a str>,
+    /// `finished_calls`: when it finished, once it is over.
+    finished: Option<&'a str>,
+}
+
+impl<'a> Keys<'a> {
+    fn of(call: &'a CallRecord) -> Self {
+        let over = call.status.is_final();
+        Keys {
+            by_function: Some((call.function_id.as_str(), call.created_at.as_str())),
+            open: (!over).then_some(call.created_at.as_str()),
+            finished: if over {
+                call.finished_at.as_deref()
+            } else {
+                None
+            },
+        }
     }
-    Ok(())
 }
 
 /// Builds the index tables from the calls a store holds (a store written before they
@@ -260,7 +281,7 @@ fn unindex(txn: &WriteTransaction, call: &CallRecord) -> Result<()> {
 pub(super) fn index_existing(txn: &WriteTransaction) -> Result<()> {
     let calls: Vec<CallRecord> = all(&txn.open_table(CALLS)?, "calls")?;
     for call in &calls {
-        index(txn, call)?;
+        rekey(txn, &call.call_id, Keys::default(), Keys::of(call))?;
     }
     Ok(())
 }
