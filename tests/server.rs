@@ -89,13 +89,7 @@ async fn deploy_route_label_and_persist_across_restarts() {
     assert!(doc["paths"]["/web-endpoints/{endpoint_id}/labels"]["put"].is_object());
 
     // Label: set, reach, and a clash is a 409.
-    let (status, _) = api
-        .call(
-            reqwest::Method::PUT,
-            &format!("/web-endpoints/{function_id}/labels"),
-            Some(json!({"label": "greeter"})),
-        )
-        .await;
+    let (status, _) = label(&api, &function_id, "greeter").await;
     assert_eq!(status, 204);
     let (status, body) = visit(&srv, "main--greeter.localhost", "/?name=Lab", &[]).await;
     assert_eq!(
@@ -113,26 +107,10 @@ async fn deploy_route_label_and_persist_across_restarts() {
         ],
     );
     assert_eq!(code, 0, "{out}");
-    let echo_id = api.app_id("echo-app").await;
-    let echo_fn = api.get(&format!("/apps/{echo_id}/functions")).await["data"][0]["function_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = api
-        .call(
-            reqwest::Method::PUT,
-            &format!("/web-endpoints/{echo_fn}/labels"),
-            Some(json!({"label": "greeter"})),
-        )
-        .await;
+    let echo_fn = first_function(&api, "echo-app").await;
+    let (status, body) = label(&api, &echo_fn, "greeter").await;
     assert_eq!(status, 409, "{body}");
-    let (status, _) = api
-        .call(
-            reqwest::Method::PUT,
-            &format!("/web-endpoints/{echo_fn}/labels"),
-            Some(json!({"label": "No Way"})),
-        )
-        .await;
+    let (status, _) = label(&api, &echo_fn, "No Way").await;
     assert_eq!(status, 400);
 
     // Unknown hosts are a 404 that says so.
@@ -242,6 +220,25 @@ async fn proxy_auth_custom_domains_and_new_tokens() {
     }
 }
 
+/// Sets a web endpoint's label through the API; returns the status and body.
+async fn label(api: &Api<'_>, function_id: &str, label: &str) -> (u16, serde_json::Value) {
+    api.call(
+        reqwest::Method::PUT,
+        &format!("/web-endpoints/{function_id}/labels"),
+        Some(json!({ "label": label })),
+    )
+    .await
+}
+
+/// The id of the first function the API lists for `app`.
+async fn first_function(api: &Api<'_>, app: &str) -> String {
+    let app_id = api.app_id(app).await;
+    api.get(&format!("/apps/{app_id}/functions")).await["data"][0]["function_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Which app answers `name`: hello answers a GET, echo only takes POSTs.
 async fn answering(srv: &Host, name: &str) -> &'static str {
     match visit(srv, name, "/", &[]).await.0 {
@@ -273,18 +270,8 @@ async fn a_name_two_apps_claim_passes_to_the_other_when_its_holder_stops() {
     deploy("hello", "hello-app");
     deploy("echo", "echo-app");
     assert_eq!(answering(&srv, contested).await, "hello-app");
-    let echo_id = api.app_id("echo-app").await;
-    let echo_fn = api.get(&format!("/apps/{echo_id}/functions")).await["data"][0]["function_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = api
-        .call(
-            reqwest::Method::PUT,
-            &format!("/web-endpoints/{echo_fn}/labels"),
-            Some(json!({"label": "hello-app-hello"})),
-        )
-        .await;
+    let echo_fn = first_function(&api, "echo-app").await;
+    let (status, body) = label(&api, &echo_fn, "hello-app-hello").await;
     assert_eq!(status, 204, "{body}");
     // An app deployed meanwhile is routed as usual.
     deploy("hello", "third");
