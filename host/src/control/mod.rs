@@ -22,7 +22,6 @@ mod upload;
 mod urls;
 mod views;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -35,11 +34,11 @@ pub use views::DeployResult;
 
 use crate::engine::{AppManifest, Engine, LoadedComponent, is_dns_label};
 use crate::functions::{Functions, FunctionsConfig, Logs, Resolved, Resolver, Schedule};
-use crate::gateway::{Gateway, Route};
+use crate::gateway::Gateway;
 use crate::shapes::WebApp;
 use crate::store::{
-    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, FunctionRecord, NewToken,
-    Store, StoreError,
+    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, NewToken, Store,
+    StoreError,
 };
 use live::{LiveApp, LiveApps};
 use routing::Routing;
@@ -303,79 +302,6 @@ impl ControlPlane {
             return Ok(Some(web.manifest().clone()));
         }
         Ok(self.store.current_version(app)?.map(|v| v.manifest))
-    }
-
-    /// The routes `app` claims: each endpoint of its live version under every name it
-    /// has (none when it is not served).
-    fn app_routes(&self, app: &AppRecord, functions: &[&FunctionRecord]) -> Vec<(String, Route)> {
-        let Some(web) = self.live(&app.app_id) else {
-            return Vec::new();
-        };
-        let mut routes = Vec::new();
-        for (index, spec) in web.manifest().endpoints.iter().enumerate() {
-            let Some(function) = functions.iter().find(|f| f.active && f.name == spec.name) else {
-                continue;
-            };
-            for host in self.config.urls.hosts(app, spec, function) {
-                let route = Route {
-                    app: web.clone(),
-                    endpoint: index,
-                };
-                routes.push((host, route));
-            }
-        }
-        routes
-    }
-
-    /// Routes every live app again from the store, and publishes the routes. On a store
-    /// error the routes served stay as they are.
-    fn rebuild_routes(&self) {
-        let listed = self.store.list_apps().and_then(|apps| {
-            let functions = self.store.all_functions()?;
-            Ok((apps, functions))
-        });
-        let (apps, functions) = match listed {
-            Ok(listed) => listed,
-            Err(e) => {
-                tracing::error!("cannot list apps for routing: {e}");
-                return;
-            }
-        };
-        // One pass over the functions, not one per app.
-        let mut by_app: HashMap<&str, Vec<&FunctionRecord>> = HashMap::new();
-        for f in &functions {
-            by_app.entry(f.app_id.as_str()).or_default().push(f);
-        }
-        let routing = Routing::build(apps.iter().map(|app| {
-            let functions = by_app.remove(app.app_id.as_str()).unwrap_or_default();
-            (app.app_id.clone(), self.app_routes(app, &functions))
-        }));
-        *self.routing() = routing;
-        self.publish_routes();
-    }
-
-    /// Routes `app` again after a change to it alone (`functions` are its records), and
-    /// publishes the routes.
-    fn reroute(&self, app: &AppRecord, functions: &[FunctionRecord]) {
-        let functions: Vec<&FunctionRecord> = functions.iter().collect();
-        let routes = self.app_routes(app, &functions);
-        if self.routing().update(&app.app_id, routes) {
-            self.publish_routes();
-        } else {
-            // A name two apps claim: the store's order of apps decides who holds it.
-            self.rebuild_routes();
-        }
-    }
-
-    fn publish_routes(&self) {
-        if let Some(gateway) = self
-            .gateway
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .upgrade()
-        {
-            gateway.set_routes(self.routing().table());
-        }
     }
 
     /// Receives, validates, compiles and deploys an uploaded component, then switches

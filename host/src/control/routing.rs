@@ -7,7 +7,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::ControlPlane;
 use crate::gateway::{Route, RouteTable};
+use crate::store::{AppRecord, FunctionRecord};
 
 /// The routes of every live app and the names each app claims.
 pub(super) struct Routing<R = Route> {
@@ -86,6 +88,81 @@ impl<R: Clone> Routing<R> {
 impl<R: Clone> Default for Routing<R> {
     fn default() -> Self {
         Self::build([])
+    }
+}
+
+impl ControlPlane {
+    /// The routes `app` claims: each endpoint of its live version under every name it
+    /// has (none when it is not served).
+    fn app_routes(&self, app: &AppRecord, functions: &[&FunctionRecord]) -> Vec<(String, Route)> {
+        let Some(web) = self.live(&app.app_id) else {
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        for (index, spec) in web.manifest().endpoints.iter().enumerate() {
+            let Some(function) = functions.iter().find(|f| f.active && f.name == spec.name) else {
+                continue;
+            };
+            for host in self.config.urls.hosts(app, spec, function) {
+                let route = Route {
+                    app: web.clone(),
+                    endpoint: index,
+                };
+                routes.push((host, route));
+            }
+        }
+        routes
+    }
+
+    /// Routes every live app again from the store, and publishes the routes. On a store
+    /// error the routes served stay as they are.
+    pub(super) fn rebuild_routes(&self) {
+        let listed = self.store.list_apps().and_then(|apps| {
+            let functions = self.store.all_functions()?;
+            Ok((apps, functions))
+        });
+        let (apps, functions) = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::error!("cannot list apps for routing: {e}");
+                return;
+            }
+        };
+        // One pass over the functions, not one per app.
+        let mut by_app: HashMap<&str, Vec<&FunctionRecord>> = HashMap::new();
+        for f in &functions {
+            by_app.entry(f.app_id.as_str()).or_default().push(f);
+        }
+        let routing = Routing::build(apps.iter().map(|app| {
+            let functions = by_app.remove(app.app_id.as_str()).unwrap_or_default();
+            (app.app_id.clone(), self.app_routes(app, &functions))
+        }));
+        *self.routing() = routing;
+        self.publish_routes();
+    }
+
+    /// Routes `app` again after a change to it alone (`functions` are its records), and
+    /// publishes the routes.
+    pub(super) fn reroute(&self, app: &AppRecord, functions: &[FunctionRecord]) {
+        let functions: Vec<&FunctionRecord> = functions.iter().collect();
+        let routes = self.app_routes(app, &functions);
+        if self.routing().update(&app.app_id, routes) {
+            self.publish_routes();
+        } else {
+            // A name two apps claim: the store's order of apps decides who holds it.
+            self.rebuild_routes();
+        }
+    }
+
+    pub(super) fn publish_routes(&self) {
+        if let Some(gateway) = self
+            .gateway
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade()
+        {
+            gateway.set_routes(self.routing().table());
+        }
     }
 }
 
