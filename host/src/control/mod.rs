@@ -23,6 +23,7 @@ mod urls;
 mod views;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -92,6 +93,9 @@ pub struct ControlPlane {
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
+    /// The store's change count that the live apps and routes reflect; the follower
+    /// syncs with the store when the store's count differs.
+    synced: AtomicU64,
     /// Browsers logged in to the dashboard.
     sessions: dashboard::Sessions,
 }
@@ -204,10 +208,13 @@ impl ControlPlane {
             routing: Mutex::new(Routing::default()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
+            synced: AtomicU64::new(0),
             sessions: dashboard::Sessions::default(),
         });
         // Read before restoring, so a change another host makes meanwhile is followed.
-        let seen = control.store.change_seq()?;
+        control
+            .synced
+            .store(control.store.change_seq()?, Ordering::SeqCst);
         let restored = control.restore().await?;
         // After restore, so the components of ephemeral apps it removed go too.
         leftovers::remove_orphan_components(
@@ -216,7 +223,7 @@ impl ControlPlane {
         );
         let resolver: Weak<dyn Resolver> = Arc::downgrade(&(control.clone() as Arc<dyn Resolver>));
         let resumed_calls = control.functions.attach(resolver)?;
-        tokio::spawn(sync::follow_changes(Arc::downgrade(&control), seen));
+        tokio::spawn(sync::follow_changes(Arc::downgrade(&control)));
         Ok((
             control,
             Startup {
@@ -376,6 +383,7 @@ impl ControlPlane {
         // The upload goes; should the cached code go too, this copy compiles again.
         loaded.keep_source(target.clone());
         let _guard = self.changes.lock().await;
+        let before = self.store.change_seq().ok();
         let request = DeployRequest {
             workspace: &self.config.workspace,
             environment: &environment,
@@ -413,12 +421,14 @@ impl ControlPlane {
         } else {
             tracing::info!(app = %name, "unchanged component: nothing to deploy");
         }
+        self.applied_here(before);
         Ok(self.deploy_result(&deployed))
     }
 
     /// Stops an app (an ephemeral one is removed): it stops being served at once.
     pub async fn stop(&self, app_id: &str) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
+        let before = self.store.change_seq().ok();
         let app = self
             .store
             .get_app(app_id)?
@@ -430,6 +440,7 @@ impl ControlPlane {
         }
         self.live_mut().remove(app_id);
         self.reroute(&app, &[]);
+        self.applied_here(before);
         tracing::info!(app = %app.name, "stopped");
         Ok(())
     }
@@ -437,12 +448,29 @@ impl ControlPlane {
     /// Sets a web endpoint's custom label and routes it.
     pub async fn set_label(&self, function_id: &str, label: &str) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
+        let before = self.store.change_seq().ok();
         let function = self.store.set_label(function_id, label)?;
         match self.store.get_app(&function.app_id)? {
             Some(app) => self.reroute(&app, &self.store.list_functions(&app.app_id)?),
             None => self.rebuild_routes(),
         }
+        self.applied_here(before);
         Ok(())
+    }
+
+    /// Notes that a change this host made (the store counted `before` until it) is
+    /// already served here, so the follower need not sync with the store for it. Only
+    /// when the store counted that one change and this host had followed every earlier
+    /// one: a change another host made meanwhile still gets its sync.
+    fn applied_here(&self, before: Option<u64>) {
+        if let Some(before) = before
+            && let Ok(now) = self.store.change_seq()
+            && now == before + 1
+        {
+            let _ = self
+                .synced
+                .compare_exchange(before, now, Ordering::SeqCst, Ordering::SeqCst);
+        }
     }
 
     /// Whether a proxy-auth key/secret pair is a valid token.

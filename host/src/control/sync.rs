@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::ControlPlane;
@@ -12,28 +13,33 @@ use crate::store::{AppState, StoreError};
 /// How often a host looks for changes other hosts made (deploys, stops, labels).
 const CHANGE_POLL: Duration = Duration::from_millis(250);
 
-/// Follows changes other hosts make to the store, so every host serves the same apps.
-pub(super) async fn follow_changes(control: Weak<ControlPlane>, mut seen: u64) {
+/// Follows changes other hosts make to the store, so every host serves the same apps. A
+/// change this host made and applied itself needs no sync (`ControlPlane::applied_here`).
+pub(super) async fn follow_changes(control: Weak<ControlPlane>) {
     let mut tick = tokio::time::interval(CHANGE_POLL);
     loop {
         tick.tick().await;
         let Some(control) = control.upgrade() else {
             break;
         };
-        let seq = match control.store.change_seq() {
-            Ok(seq) => seq,
+        let behind = |control: &ControlPlane| match control.store.change_seq() {
+            Ok(seq) => (seq != control.synced.load(Ordering::SeqCst)).then_some(seq),
             Err(e) => {
                 tracing::error!("cannot look for changes: {e}");
-                continue;
+                None
             }
         };
-        if seq == seen {
+        if behind(&control).is_none() {
             continue;
         }
-        seen = seq;
         let _guard = control.changes.lock().await;
-        if let Err(e) = control.sync_with_store().await {
-            tracing::error!("cannot follow changes: {e}");
+        // Again under the lock: a change made here meanwhile may have caught up.
+        let Some(seq) = behind(&control) else {
+            continue;
+        };
+        match control.sync_with_store().await {
+            Ok(_) => control.synced.store(seq, Ordering::SeqCst),
+            Err(e) => tracing::error!("cannot follow changes: {e}"),
         }
     }
 }
