@@ -117,14 +117,19 @@ impl ControlPlane {
     /// Routes every live app again from the store, and publishes the routes. On a store
     /// error the routes served stay as they are.
     pub(super) fn rebuild_routes(&self) {
-        let listed = self.store.list_apps().and_then(|apps| {
-            let functions = self.store.all_functions()?;
-            Ok((apps, functions))
-        });
-        let (apps, functions) = match listed {
-            Ok(listed) => listed,
+        match self.store.list_apps() {
+            Ok(apps) => self.route_apps(&apps),
+            Err(e) => tracing::error!("cannot list apps for routing: {e}"),
+        }
+    }
+
+    /// Routes every live app of `apps` (the store's list, in its order), and publishes
+    /// the routes. On a store error the routes served stay as they are.
+    pub(super) fn route_apps(&self, apps: &[AppRecord]) {
+        let functions = match self.store.all_functions() {
+            Ok(functions) => functions,
             Err(e) => {
-                tracing::error!("cannot list apps for routing: {e}");
+                tracing::error!("cannot list functions for routing: {e}");
                 return;
             }
         };

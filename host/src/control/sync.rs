@@ -103,7 +103,8 @@ impl ControlPlane {
             tracing::info!(%app_id, "no longer served (stopped or removed on another host)");
             self.live_mut().remove(&app_id);
         }
-        self.rebuild_routes();
+        // The list read above, not a second read of every app.
+        self.route_apps(&apps);
         Ok(loaded)
     }
 }

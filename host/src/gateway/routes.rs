@@ -1,6 +1,7 @@
 //! Host-name routing: which endpoint a Host header names.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -79,8 +80,8 @@ impl<R> RouteTable<R> {
     /// Routes `host` (lower-case, no port) to `route`; returns false if the name was taken.
     pub fn insert(&mut self, host: impl Into<Arc<str>>, route: R) -> bool {
         match self.by_host.entry(host.into()) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
                 slot.insert(route);
                 true
             }

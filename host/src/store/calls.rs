@@ -183,16 +183,17 @@ impl Redb {
             .range(..(cutoff, ""))?
             .map(|entry| entry.map(|(key, _)| key.value().1.to_owned()))
             .collect::<std::result::Result<_, _>>()?;
-        for call_id in &old {
-            let removed: Option<CallRecord> = {
-                let mut calls = txn.open_table(CALLS)?;
-                let raw = calls.remove(call_id.as_str())?;
-                raw.map(|raw| super::decode("calls", raw.value()))
-                    .transpose()?
-            };
-            if let Some(call) = removed {
-                rekey(&txn, call_id, Keys::of(&call), Keys::default())?;
+        let mut removed = Vec::with_capacity(old.len());
+        {
+            let mut calls = txn.open_table(CALLS)?;
+            for call_id in &old {
+                if let Some(raw) = calls.remove(call_id.as_str())? {
+                    removed.push(super::decode::<CallRecord>("calls", raw.value())?);
+                }
             }
+        }
+        for call in &removed {
+            rekey(&txn, &call.call_id, Keys::of(call), Keys::default())?;
         }
         let n = old.len();
         if n == 0 {
