@@ -92,6 +92,7 @@ on_both_backends!(
     a_scheduled_run_is_recorded_once,
     logs_are_found_and_purged,
     changes_are_counted,
+    changes_name_the_apps_they_touch,
 );
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {
@@ -349,6 +350,8 @@ mod hosts {
     }
 
     const WEB: &str = "main--fn-app-slow-web.localhost";
+    /// `WEB` under the label the test gives it.
+    const LABELLED: &str = "main--slowpoke.localhost";
 
     /// Spawns `attempt_number(seconds, quick_from)` through `api`; returns the call id.
     async fn spawn(api: &Api<'_>, function_id: &str, seconds: f64, quick_from: u32) -> String {
@@ -538,6 +541,26 @@ mod hosts {
 
         schedule_fired_once_per_tick(&first).await;
 
+        // A label set through host 1 is served by host 2, which follows that app alone.
+        let web_fn = fns
+            .iter()
+            .find(|(name, _)| name.replace('_', "-") == "slow-web")
+            .map(|(_, id)| id.clone())
+            .expect("examples/functions has slow-web");
+        let (status, body) = first
+            .call(
+                reqwest::Method::PUT,
+                &format!("/web-endpoints/{web_fn}/labels"),
+                Some(json!({ "label": "slowpoke" })),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        until("the label reaching host 2", async || {
+            let (status, _) = visit(&two, LABELLED, "/?seconds=0", &[]).await;
+            (status == 200).then_some(())
+        })
+        .await;
+
         // Stop through host 1: host 2 stops serving it.
         let app_id = first.app_id("fn-app").await;
         let (status, body) = first
@@ -549,5 +572,7 @@ mod hosts {
             (status == 404).then_some(())
         })
         .await;
+        let (status, _) = visit(&two, LABELLED, "/?seconds=0", &[]).await;
+        assert_eq!(status, 404, "the stopped app's label is not served");
     }
 }

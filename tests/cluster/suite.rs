@@ -436,3 +436,41 @@ pub fn changes_are_counted(b: &Backend) {
     s.create_token("t", Scope::Invoke).unwrap();
     assert_eq!(s.change_seq().unwrap(), quiet);
 }
+
+pub fn changes_name_the_apps_they_touch(b: &Backend) {
+    let s = b.open();
+    let start = s.change_seq().unwrap();
+    let m = manifest(vec![endpoint("a", None)]);
+    let alpha = s.deploy(&req("alpha", "d1", &m)).unwrap();
+    let after_alpha = s.change_seq().unwrap();
+    let changed = s.changes_since(start).unwrap().unwrap();
+    assert_eq!(changed.seq, after_alpha);
+    assert_eq!(changed.apps, [alpha.app.app_id.clone()]);
+
+    let beta = s.deploy(&req("beta", "d2", &m)).unwrap();
+    s.set_label(&alpha.functions[0].function_id, "greeter")
+        .unwrap();
+    s.set_app_state(&beta.app.app_id, AppState::Stopped)
+        .unwrap();
+    let ephemeral = s.create_app("main", "main", "scratch", true).unwrap();
+    s.delete_app(&ephemeral.app_id).unwrap();
+    // Neither an unchanged redeploy nor a refused label is a change.
+    let quiet = s.change_seq().unwrap();
+    assert!(!s.deploy(&req("alpha", "d1", &m)).unwrap().changed);
+    assert!(
+        s.set_label(&beta.functions[0].function_id, "greeter")
+            .is_err()
+    );
+    assert_eq!(s.change_seq().unwrap(), quiet);
+
+    let changed = s.changes_since(after_alpha).unwrap().unwrap();
+    assert_eq!(changed.seq, quiet);
+    // Each app once, in the order of its first change since then.
+    assert_eq!(
+        changed.apps,
+        [beta.app.app_id, alpha.app.app_id, ephemeral.app_id]
+    );
+    // Up to date: nothing to follow.
+    let none = s.changes_since(quiet).unwrap().unwrap();
+    assert_eq!((none.seq, none.apps.len()), (quiet, 0));
+}

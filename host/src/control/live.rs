@@ -49,10 +49,10 @@ impl LiveApps {
         self.apps.insert(app_id, live);
     }
 
-    /// Stops serving `app_id`.
-    pub(super) fn remove(&mut self, app_id: &str) {
+    /// Stops serving `app_id`; returns whether it was served.
+    pub(super) fn remove(&mut self, app_id: &str) -> bool {
         self.scheduled.remove(app_id);
-        self.apps.remove(app_id);
+        self.apps.remove(app_id).is_some()
     }
 
     /// The ids of every live app.

@@ -439,7 +439,7 @@ impl ControlPlane {
             self.store.set_app_state(app_id, AppState::Stopped)?;
         }
         self.live_mut().remove(app_id);
-        self.reroute(&app, &[]);
+        self.unroute(app_id);
         self.applied_here(before);
         tracing::info!(app = %app.name, "stopped");
         Ok(())

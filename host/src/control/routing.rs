@@ -151,7 +151,17 @@ impl ControlPlane {
     pub(super) fn reroute(&self, app: &AppRecord, functions: &[FunctionRecord]) {
         let functions: Vec<&FunctionRecord> = functions.iter().collect();
         let routes = self.app_routes(app, &functions);
-        if self.routing().update(&app.app_id, routes) {
+        self.route_one(&app.app_id, routes);
+    }
+
+    /// Takes away the routes of `app_id`, no longer served (stopped, or removed from the
+    /// store), and publishes the routes.
+    pub(super) fn unroute(&self, app_id: &str) {
+        self.route_one(app_id, Vec::new());
+    }
+
+    fn route_one(&self, app_id: &str, routes: Vec<(String, Route)>) {
+        if self.routing().update(app_id, routes) {
             self.publish_routes();
         } else {
             // A name two apps claim: the store's order of apps decides who holds it.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::ControlPlane;
-use crate::store::{AppState, StoreError};
+use crate::store::{AppRecord, AppState, StoreError};
 
 /// How often a host looks for changes other hosts made (deploys, stops, labels).
 const CHANGE_POLL: Duration = Duration::from_millis(250);
@@ -37,14 +37,96 @@ pub(super) async fn follow_changes(control: Weak<ControlPlane>) {
         let Some(seq) = behind(&control) else {
             continue;
         };
-        match control.sync_with_store().await {
-            Ok(_) => control.synced.store(seq, Ordering::SeqCst),
+        match control.follow(seq).await {
+            Ok(seq) => control.synced.store(seq, Ordering::SeqCst),
             Err(e) => tracing::error!("cannot follow changes: {e}"),
         }
     }
 }
 
 impl ControlPlane {
+    /// Follows the changes made since the count this host last followed: the apps the
+    /// store's log names, or every app where the log does not reach back that far (then
+    /// up to `seq`, the count read before). Returns the count followed. Callers hold
+    /// `changes`.
+    async fn follow(&self, seq: u64) -> Result<u64, StoreError> {
+        let since = self.synced.load(Ordering::SeqCst);
+        match self.store.changes_since(since)? {
+            Some(changed) => {
+                for app_id in &changed.apps {
+                    self.follow_app(app_id).await?;
+                }
+                Ok(changed.seq)
+            }
+            None => {
+                tracing::info!(
+                    since,
+                    seq,
+                    "reading every app: the store's change log does not reach back that far"
+                );
+                self.sync_with_store().await?;
+                Ok(seq)
+            }
+        }
+    }
+
+    /// Serves one app as the store says, and routes it again.
+    async fn follow_app(&self, app_id: &str) -> Result<(), StoreError> {
+        match self.store.get_app(app_id)? {
+            Some(app) if app.state != AppState::Stopped => {
+                self.load_current(&app).await?;
+                self.reroute(&app, &self.store.app_functions(app_id)?);
+            }
+            _ => {
+                if self.live_mut().remove(app_id) {
+                    tracing::info!(%app_id, "no longer served (stopped or removed on another host)");
+                }
+                self.unroute(app_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `app`'s current version unless it is served already (or is not deployed).
+    /// Returns whether it loaded. A component that cannot be fetched or loaded is logged
+    /// and the app left as it was served.
+    async fn load_current(&self, app: &AppRecord) -> Result<bool, StoreError> {
+        let current = self.live_entry(&app.app_id).map(|l| l.version);
+        if app.state != AppState::Deployed || current == Some(app.version) {
+            return Ok(false);
+        }
+        let Some(version) = self.store.current_version(app)? else {
+            return Ok(false);
+        };
+        let path = self.component_path(&version.digest);
+        if let Err(e) = self.store.fetch_component(&version.digest, &path) {
+            tracing::error!(app = %app.name, "cannot fetch the component: {e}");
+            return Ok(false);
+        }
+        // The code is mapped on the app's first call, not now.
+        match self.engine.load_deployed(&path, &version.digest).await {
+            Ok(mut component) => {
+                component.manifest.name_plain_component(&app.name);
+                let overrides = &self.engine.config().scaling_overrides;
+                component.manifest.apply_overrides(&app.name, overrides);
+                tracing::info!(
+                    app = %app.name,
+                    version = version.version,
+                    "loaded in {:.1} ms ({:?})",
+                    component.load_time.as_secs_f64() * 1e3,
+                    component.cache
+                );
+                let live = self.make_live(&app.app_id, app.version, component);
+                self.live_mut().insert(app.app_id.clone(), live);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(app = %app.name, "cannot load: {e}");
+                Ok(false)
+            }
+        }
+    }
+
     /// Serves what the store says (other hosts change it in cluster mode): each deployed
     /// app at its current version, nothing of a stopped or deleted one, the labels and
     /// domains of now. Returns how many apps it loaded. Callers hold `changes`.
@@ -52,37 +134,7 @@ impl ControlPlane {
         let apps = self.store.list_apps()?;
         let mut loaded = 0;
         for app in &apps {
-            let current = self.live_entry(&app.app_id).map(|l| l.version);
-            if app.state != AppState::Deployed || current == Some(app.version) {
-                continue;
-            }
-            let Some(version) = self.store.current_version(app)? else {
-                continue;
-            };
-            let path = self.component_path(&version.digest);
-            if let Err(e) = self.store.fetch_component(&version.digest, &path) {
-                tracing::error!(app = %app.name, "cannot fetch the component: {e}");
-                continue;
-            }
-            // The code is mapped on the app's first call, not now.
-            match self.engine.load_deployed(&path, &version.digest).await {
-                Ok(mut component) => {
-                    component.manifest.name_plain_component(&app.name);
-                    let overrides = &self.engine.config().scaling_overrides;
-                    component.manifest.apply_overrides(&app.name, overrides);
-                    tracing::info!(
-                        app = %app.name,
-                        version = version.version,
-                        "loaded in {:.1} ms ({:?})",
-                        component.load_time.as_secs_f64() * 1e3,
-                        component.cache
-                    );
-                    let live = self.make_live(&app.app_id, app.version, component);
-                    self.live_mut().insert(app.app_id.clone(), live);
-                    loaded += 1;
-                }
-                Err(e) => tracing::error!(app = %app.name, "cannot load: {e}"),
-            }
+            loaded += usize::from(self.load_current(app).await?);
         }
         // A set, not a scan of the list per live app: that was quadratic in the apps a
         // host serves, on every restart and every change another host makes.

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
@@ -10,6 +10,7 @@ use redb::{
 };
 use serde::de::DeserializeOwned;
 
+use super::changes::{ChangeLog, ChangedApps};
 use super::{
     AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
     VersionRecord, calls, check_name, decode, deploy, encode, extras, logs, now, seal, secrets,
@@ -33,8 +34,9 @@ pub(super) const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tok
 pub(super) struct Redb {
     pub(super) db: Database,
     pub(super) key: seal::SecretKey,
-    /// Counts changes to what hosts serve; one process sees all of them.
-    changes: AtomicU64,
+    /// Counts changes to what hosts serve, and which app each touched; one process sees
+    /// all of them.
+    changes: ChangeLog,
     /// Whether the calls left by an earlier process were handed out.
     resumed: AtomicBool,
 }
@@ -132,7 +134,7 @@ impl Redb {
         Self {
             db,
             key,
-            changes: AtomicU64::new(0),
+            changes: ChangeLog::default(),
             resumed: AtomicBool::new(false),
         }
     }
@@ -186,11 +188,12 @@ impl Redb {
 
     /// See `Store::change_seq`.
     pub(super) fn change_seq(&self) -> Result<u64> {
-        Ok(self.changes.load(Ordering::SeqCst))
+        Ok(self.changes.seq())
     }
 
-    fn changed(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+    /// See `Store::changes_since`.
+    pub(super) fn changes_since(&self, since: u64) -> Result<Option<ChangedApps>> {
+        Ok(self.changes.since(since))
     }
 
     /// See `Store::claim_orphaned_calls`: one process owns every call, so only the calls
@@ -342,7 +345,7 @@ impl Redb {
         let deployed = deploy_in(&txn, req)?;
         if deployed.changed {
             txn.commit()?;
-            self.changed();
+            self.changes.changed(&deployed.app.app_id);
         } else {
             txn.abort()?;
         }
@@ -362,7 +365,7 @@ impl Redb {
             app
         };
         txn.commit()?;
-        self.changed();
+        self.changes.changed(app_id);
         Ok(app)
     }
 
@@ -393,7 +396,7 @@ impl Redb {
             release_where(&mut txn.open_table(DOMAINS)?, |id| ids.contains(&id))?;
         }
         txn.commit()?;
-        self.changed();
+        self.changes.changed(app_id);
         Ok(())
     }
 
@@ -432,7 +435,7 @@ impl Redb {
             function
         };
         txn.commit()?;
-        self.changed();
+        self.changes.changed(&function.app_id);
         Ok(function)
     }
 }

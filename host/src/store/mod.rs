@@ -5,6 +5,7 @@
 //! Nothing outside this module knows which backend holds the state.
 
 mod calls;
+mod changes;
 mod close;
 mod deploy;
 mod embedded;
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::ids::new_id;
 pub use calls::{Attempt, CallRecord, CallStatus};
+pub use changes::ChangedApps;
 pub use close::CloseWatch;
 pub use extras::{ScheduleState, VolumeRecord};
 pub use logs::{LogEntry, LogQuery, LogStream};
@@ -288,6 +290,10 @@ dispatch! {
     /// A number that changes whenever apps, versions, labels or domains change, on any
     /// host: a host whose number differs refreshes what it serves.
     fn change_seq(&self) -> u64;
+    /// The apps changed after change `since` (a count `change_seq` returned), and the
+    /// count that brings a host to; `None` when the store no longer remembers that far
+    /// back, and the host must read every app.
+    fn changes_since(&self, since: u64) -> Option<ChangedApps>;
 }
 
 impl Store {

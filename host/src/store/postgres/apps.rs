@@ -8,6 +8,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
 use super::{CATALOG_LOCK, Postgres};
+use crate::store::changes;
 use crate::store::{
     AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
     VersionRecord, check_name, decode, deploy, encode, now,
@@ -28,11 +29,31 @@ fn name_key(workspace: &str, environment: &str, name: &str) -> String {
     format!("{workspace}/{environment}/{name}")
 }
 
-/// Starts a catalog change: one host at a time, and every host told afterwards.
+/// Starts a catalog change: one host at a time (until the transaction ends).
 async fn begin_change(txn: &Transaction<'_>) -> Result<()> {
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
         .await?;
-    txn.execute("UPDATE changes SET seq = seq + 1", &[]).await?;
+    Ok(())
+}
+
+/// Counts the change, to `app_id`, in its transaction: every host is told, and follows
+/// that app. Forgets the changes older than the last [`changes::KEPT`].
+async fn log_change(txn: &Transaction<'_>, app_id: &str) -> Result<()> {
+    let seq: i64 = txn
+        .query_one("UPDATE changes SET seq = seq + 1 RETURNING seq", &[])
+        .await?
+        .get(0);
+    txn.execute(
+        "INSERT INTO app_changes (seq, app_id) VALUES ($1, $2)",
+        &[&seq, &app_id],
+    )
+    .await?;
+    let kept = i64::try_from(changes::KEPT).unwrap_or(i64::MAX);
+    txn.execute(
+        "DELETE FROM app_changes WHERE seq <= $1",
+        &[&seq.saturating_sub(kept)],
+    )
+    .await?;
     Ok(())
 }
 
@@ -247,6 +268,7 @@ impl Postgres {
             }
             let app = deploy::new_app(workspace, environment, name, ephemeral);
             put_app(&txn, &app).await?;
+            log_change(&txn, &app.app_id).await?;
             txn.commit().await?;
             Ok(app)
         })
@@ -260,6 +282,7 @@ impl Postgres {
             begin_change(&txn).await?;
             let deployed = deploy_in(&txn, req).await?;
             if deployed.changed {
+                log_change(&txn, &deployed.app.app_id).await?;
                 txn.commit().await?;
             } else {
                 txn.rollback().await?;
@@ -285,6 +308,7 @@ impl Postgres {
             app.state = state;
             app.updated_at = now();
             put_app(&txn, &app).await?;
+            log_change(&txn, app_id).await?;
             txn.commit().await?;
             Ok(app)
         })
@@ -315,6 +339,7 @@ impl Postgres {
             }
             txn.execute("DELETE FROM functions WHERE app_id = $1", &[&app_id])
                 .await?;
+            log_change(&txn, app_id).await?;
             txn.commit().await?;
             Ok(())
         })
@@ -360,6 +385,7 @@ impl Postgres {
             reserve(&txn, "labels", &key, function_id, &what).await?;
             function.custom_label = Some(label.to_owned());
             put_function(&txn, &function).await?;
+            log_change(&txn, &function.app_id).await?;
             txn.commit().await?;
             Ok(function)
         })

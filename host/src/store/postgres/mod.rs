@@ -15,6 +15,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use super::changes::{self, ChangedApps};
 use super::seal::{KeyError, SecretKey};
 use super::secrets::{StoredSecret, unseal};
 use super::{Result, StoreError, decode, new_id};
@@ -23,6 +24,7 @@ use super::{Result, StoreError, decode, new_id};
 const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("calls-finished.sql"),
+    include_str!("app-changes.sql"),
 ];
 
 /// How long a host's claim on a call lasts unless renewed: a host that dies has its
@@ -165,6 +167,30 @@ impl Postgres {
                 .query_one("SELECT seq FROM changes", &[])
                 .await?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
+    /// See `Store::changes_since`.
+    pub(super) fn changes_since(&self, since: u64) -> Result<Option<ChangedApps>> {
+        let from = i64::try_from(since).unwrap_or(i64::MAX);
+        self.block(async {
+            let client = self.client().await?;
+            let current: i64 = client
+                .query_one("SELECT seq FROM changes", &[])
+                .await?
+                .get(0);
+            let rows = client
+                .query(
+                    "SELECT seq, app_id FROM app_changes WHERE seq > $1 ORDER BY seq",
+                    &[&from],
+                )
+                .await?;
+            Ok(changes::after(
+                since,
+                u64::try_from(current).unwrap_or(0),
+                rows.iter()
+                    .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1))),
+            ))
         })
     }
 
