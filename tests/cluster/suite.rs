@@ -445,7 +445,7 @@ pub fn changes_name_the_apps_they_touch(b: &Backend) {
     let after_alpha = s.change_seq().unwrap();
     let changed = s.changes_since(start).unwrap().unwrap();
     assert_eq!(changed.seq, after_alpha);
-    assert_eq!(changed.apps, [alpha.app.app_id.clone()]);
+    assert_eq!(changed.apps, std::slice::from_ref(&alpha.app.app_id));
 
     let beta = s.deploy(&req("beta", "d2", &m)).unwrap();
     s.set_label(&alpha.functions[0].function_id, "greeter")
