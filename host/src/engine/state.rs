@@ -13,20 +13,20 @@ use super::bindings::wasmhost::guest::types;
 use super::context::CallContext;
 use super::output::CapturedOutput;
 
-use crate::capabilities::Capability;
 use crate::capabilities::broker::{Broker, BrokerCtx, BrokerView};
 use crate::capabilities::env::Env;
 use crate::capabilities::gpu::{Gpu, GpuCtx, GpuCtxView, GpuGrant, GpuView};
 use crate::capabilities::outbound::sockets::PortMapView;
 use crate::capabilities::outbound::{Outbound, OutboundGrant, OutboundHooks};
 use crate::capabilities::volumes::Volumes;
+use crate::capabilities::{Capability, WasiSetup};
 
 /// Bytes of guest stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
 
 /// Per-instance host state.
 pub struct InstanceState {
-    wasi: WasiCtx,
+    wasi: Wasi,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     pub(crate) table: ResourceTable,
@@ -75,16 +75,14 @@ impl InstanceState {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
         // Only what each capability grants: no ambient authority.
-        let mut builder = WasiCtx::builder();
-        builder.stdout(stdout.clone()).stderr(stderr.clone());
-        Env::instance(&ctx.env, &mut builder)?;
-        Volumes::instance(&ctx.mounts, &mut builder)?;
-        let hooks = Outbound::instance(OutboundGrant { hooks, port_map }, &mut builder)?;
-        let broker = Broker::instance(ctx.broker.clone(), &mut builder)?;
-        let gpu = Gpu::instance(gpu, &mut builder)?;
-        let wasi = builder.build();
+        let mut setup = WasiSetup::default();
+        Env::instance(&ctx.env, &mut setup)?;
+        Volumes::instance(&ctx.mounts, &mut setup)?;
+        let hooks = Outbound::instance(OutboundGrant { hooks, port_map }, &mut setup)?;
+        let broker = Broker::instance(ctx.broker.clone(), &mut setup)?;
+        let gpu = Gpu::instance(gpu, &mut setup)?;
         Ok(Self {
-            wasi,
+            wasi: Wasi::new(setup, &stdout, &stderr),
             http: WasiHttpCtx::new(),
             hooks,
             table: ResourceTable::new(),
@@ -178,9 +176,41 @@ impl BrokerView for InstanceState {
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get(&self.stdout, &self.stderr),
             table: &mut self.table,
         }
+    }
+}
+
+/// An instance's WASI context, built on its first WASI call ([`WasiSetup`]).
+struct Wasi {
+    ctx: Option<WasiCtx>,
+    /// What goes into it; `None` once it is built.
+    setup: Option<WasiSetup>,
+}
+
+impl Wasi {
+    /// Built on first use, unless a step of `setup` already ran (then now).
+    fn new(setup: WasiSetup, stdout: &CapturedOutput, stderr: &CapturedOutput) -> Self {
+        let started = setup.started();
+        let mut wasi = Self {
+            ctx: None,
+            setup: Some(setup),
+        };
+        if started {
+            wasi.get(stdout, stderr);
+        }
+        wasi
+    }
+
+    /// The context, built now if it was not yet, writing to the instance's output.
+    fn get(&mut self, stdout: &CapturedOutput, stderr: &CapturedOutput) -> &mut WasiCtx {
+        self.ctx.get_or_insert_with(|| {
+            let (stdout, stderr) = (stdout.clone(), stderr.clone());
+            self.setup.take().unwrap_or_default().build(|b| {
+                b.stdout(stdout).stderr(stderr);
+            })
+        })
     }
 }
 

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker};
-use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{Capability, CapabilityViews, Declared};
+use super::{Capability, CapabilityViews, Declared, WasiSetup};
 use bindings::{host, types};
 
 /// A boxed, sendable future that owns its data.
@@ -168,7 +167,7 @@ impl Capability for Broker {
 
     fn instance(
         broker: Option<Arc<dyn CallBroker>>,
-        _: &mut WasiCtxBuilder,
+        _: &mut WasiSetup,
     ) -> std::io::Result<BrokerCtx> {
         Ok(BrokerCtx::new(broker))
     }

@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 
 use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{Capability, CapabilityViews, Declared};
+use super::{Capability, CapabilityViews, Declared, WasiSetup};
 use crate::manifest::is_dns_label;
 
 /// Where secrets' values come from.
@@ -103,8 +102,13 @@ impl Capability for Env {
     }
 
     /// The variables, and nothing of the host's own environment.
-    fn instance(vars: Self::Grant<'_>, wasi: &mut WasiCtxBuilder) -> std::io::Result<()> {
-        wasi.envs(vars);
+    fn instance(vars: Self::Grant<'_>, wasi: &mut WasiSetup) -> std::io::Result<()> {
+        if !vars.is_empty() {
+            let vars = vars.to_vec();
+            wasi.later(move |wasi| {
+                wasi.envs(&vars);
+            });
+        }
         Ok(())
     }
 }

@@ -26,9 +26,8 @@ use std::time::Duration;
 
 use tokio::sync::{OnceCell, oneshot};
 use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{Capability, CapabilityViews, Declared};
+use super::{Capability, CapabilityViews, Declared, WasiSetup};
 
 pub use error::{CompileMessage, GpuError, Unavailable};
 pub use host::{GpuCtx, GpuCtxView, GpuView};
@@ -284,7 +283,7 @@ impl Capability for Gpu {
         }
     }
 
-    fn instance(grant: GpuGrant, _: &mut WasiCtxBuilder) -> std::io::Result<GpuCtx> {
+    fn instance(grant: GpuGrant, _: &mut WasiSetup) -> std::io::Result<GpuCtx> {
         Ok(match grant.denied {
             None => GpuCtx::granted(&grant.gpu),
             Some(reason) => GpuCtx::denied(&grant.gpu, reason),

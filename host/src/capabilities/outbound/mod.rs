@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
 
-use super::{Capability, CapabilityViews, Declared};
+use super::{Capability, CapabilityViews, Declared, WasiSetup};
 
 pub use allow::{AllowedHosts, HostPatternError, Target};
 pub use hooks::OutboundHooks;
@@ -126,8 +125,9 @@ impl Capability for Outbound {
         Self::check(declared.allowed_outbound_hosts)
     }
 
-    fn instance(grant: OutboundGrant, wasi: &mut WasiCtxBuilder) -> std::io::Result<OutboundHooks> {
-        sockets::confine(wasi, grant.port_map);
+    fn instance(grant: OutboundGrant, wasi: &mut WasiSetup) -> std::io::Result<OutboundHooks> {
+        let port_map = grant.port_map;
+        wasi.later(move |wasi| sockets::confine(wasi, port_map));
         Ok(grant.hooks)
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::{Capability, CapabilityViews, Declared};
+use super::{Capability, CapabilityViews, Declared, WasiSetup};
 use crate::manifest::is_dns_label;
 
 /// A host directory mounted into the guest.
@@ -125,8 +125,12 @@ impl Capability for Volumes {
         )
     }
 
-    fn instance(mounts: &[Mount], wasi: &mut WasiCtxBuilder) -> std::io::Result<()> {
-        preopen(wasi, mounts)
+    /// The directories are opened now: a missing one fails the instantiation.
+    fn instance(mounts: &[Mount], wasi: &mut WasiSetup) -> std::io::Result<()> {
+        if mounts.is_empty() {
+            return Ok(());
+        }
+        wasi.now(|wasi| preopen(wasi, mounts))
     }
 }
 
@@ -179,8 +183,9 @@ mod tests {
         let mounts = volumes.prepare([("notes", "/data")]).unwrap();
         assert_eq!(mounts[0].host, dir.path().join("volumes/notes"));
         assert!(mounts[0].host.is_dir());
-        let mut builder = wasmtime_wasi::WasiCtx::builder();
-        Volumes::instance(&mounts, &mut builder).unwrap();
+        let mut setup = crate::capabilities::WasiSetup::default();
+        Volumes::instance(&mounts, &mut setup).unwrap();
+        assert!(setup.started(), "mounts are opened with the instance");
         let missing = [Mount {
             host: dir.path().join("absent"),
             guest: "/x".into(),
