@@ -222,6 +222,39 @@ mod shared {
         }
     }
 
+    /// A restart restores every app from one task, with a store call or more each: with
+    /// hundreds of apps on PostgreSQL that task once spun a core forever (see the store's
+    /// `run_on`). Here a task on a runtime makes 1,000 calls without yielding.
+    #[test]
+    fn a_task_making_many_store_calls_in_a_row_finishes() {
+        let Some(b) = Backend::postgres() else {
+            return;
+        };
+        let store = std::sync::Arc::new(b.open());
+        let m = manifest(vec![endpoint("a", None)]);
+        let app = store.deploy(&req("demo", "d1", &m)).unwrap().app;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let s = store.clone();
+        runtime.spawn(async move {
+            for _ in 0..1000 {
+                assert!(s.get_app(&app.app_id).unwrap().is_some());
+            }
+            let _ = done.send(());
+        });
+        let outcome = finished.recv_timeout(Duration::from_secs(60));
+        // Without waiting for its worker, which spins where the bug is back.
+        runtime.shutdown_background();
+        assert!(
+            outcome.is_ok(),
+            "1,000 store calls in one task did not finish in 60 s"
+        );
+    }
+
     #[test]
     fn a_change_and_a_component_reach_the_other_host() {
         let Some((_b, one, dir, two)) = two_hosts() else {

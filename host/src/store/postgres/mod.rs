@@ -241,12 +241,19 @@ impl Postgres {
 
 /// Runs `work` on `runtime`'s reactor and waits for it on this thread (which may be
 /// another runtime's: only a runtime's own `block_on` is refused there).
+///
+/// Unconstrained by tokio's cooperative budget: the budget belongs to the task this thread
+/// is polling, and while `work` blocks the thread that task cannot yield to renew it. A task
+/// that made ~100 store calls in one poll (a restart restoring its apps, a listing of every
+/// endpoint) spent it, and from then on every pool checkout and socket read answered
+/// "not yet" and woke itself at once: a host with 10,000 apps on PostgreSQL spun a core
+/// and never listened.
 fn run_on<T>(
     runtime: &tokio::runtime::Runtime,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let _entered = runtime.enter();
-    pollster::block_on(work)
+    pollster::block_on(tokio::task::unconstrained(work))
 }
 
 async fn migrate(pool: &Pool) -> Result<()> {
