@@ -93,6 +93,7 @@ on_both_backends!(
     logs_are_found_and_purged,
     changes_are_counted,
     changes_name_the_apps_they_touch,
+    current_versions_are_read_at_once,
 );
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {

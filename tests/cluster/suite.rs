@@ -474,3 +474,18 @@ pub fn changes_name_the_apps_they_touch(b: &Backend) {
     let none = s.changes_since(quiet).unwrap().unwrap();
     assert_eq!((none.seq, none.apps.len()), (quiet, 0));
 }
+
+pub fn current_versions_are_read_at_once(b: &Backend) {
+    let s = b.open();
+    let m = manifest(vec![endpoint("a", None)]);
+    s.deploy(&req("alpha", "d1", &m)).unwrap();
+    let alpha = s.deploy(&req("alpha", "d2", &m)).unwrap().app;
+    let beta = s.deploy(&req("beta", "d3", &m)).unwrap().app;
+    let gamma = s.create_app("main", "main", "gamma", false).unwrap();
+    let found = s.current_versions(&[&alpha, &beta, &gamma]).unwrap();
+    assert_eq!(found.len(), 2, "gamma has no version yet");
+    let (a, b) = (&found[&alpha.app_id], &found[&beta.app_id]);
+    assert_eq!((a.version, a.digest.as_str()), (2, "d2"));
+    assert_eq!((b.version, b.digest.as_str()), (1, "d3"));
+    assert!(s.current_versions(&[]).unwrap().is_empty());
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::ControlPlane;
-use crate::store::{AppRecord, AppState, StoreError};
+use crate::store::{AppRecord, AppState, StoreError, VersionRecord};
 
 /// How often a host looks for changes other hosts made (deploys, stops, labels).
 const CHANGE_POLL: Duration = Duration::from_millis(250);
@@ -74,7 +74,10 @@ impl ControlPlane {
     async fn follow_app(&self, app_id: &str) -> Result<(), StoreError> {
         match self.store.get_app(app_id)? {
             Some(app) if app.state != AppState::Stopped => {
-                self.load_current(&app).await?;
+                if self.needs_load(&app) {
+                    let version = self.store.current_version(&app)?;
+                    self.load_current(&app, version).await;
+                }
                 self.reroute(&app, &self.store.app_functions(app_id)?);
             }
             _ => {
@@ -87,21 +90,23 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Loads `app`'s current version unless it is served already (or is not deployed).
-    /// Returns whether it loaded. A component that cannot be fetched or loaded is logged
-    /// and the app left as it was served.
-    async fn load_current(&self, app: &AppRecord) -> Result<bool, StoreError> {
+    /// Whether `app` is deployed at a version this host does not serve yet.
+    fn needs_load(&self, app: &AppRecord) -> bool {
         let current = self.live_entry(&app.app_id).map(|l| l.version);
-        if app.state != AppState::Deployed || current == Some(app.version) {
-            return Ok(false);
-        }
-        let Some(version) = self.store.current_version(app)? else {
-            return Ok(false);
+        app.state == AppState::Deployed && current != Some(app.version)
+    }
+
+    /// Serves `app` at `version`, its current one (none: nothing to load). Returns whether
+    /// it loaded. A component that cannot be fetched or loaded is logged and the app left
+    /// as it was served.
+    async fn load_current(&self, app: &AppRecord, version: Option<VersionRecord>) -> bool {
+        let Some(version) = version else {
+            return false;
         };
         let path = self.component_path(&version.digest);
         if let Err(e) = self.store.fetch_component(&version.digest, &path) {
             tracing::error!(app = %app.name, "cannot fetch the component: {e}");
-            return Ok(false);
+            return false;
         }
         // The code is mapped on the app's first call, not now.
         match self.engine.load_deployed(&path, &version.digest).await {
@@ -118,11 +123,11 @@ impl ControlPlane {
                 );
                 let live = self.make_live(&app.app_id, app.version, component);
                 self.live_mut().insert(app.app_id.clone(), live);
-                Ok(true)
+                true
             }
             Err(e) => {
                 tracing::error!(app = %app.name, "cannot load: {e}");
-                Ok(false)
+                false
             }
         }
     }
@@ -132,9 +137,13 @@ impl ControlPlane {
     /// domains of now. Returns how many apps it loaded. Callers hold `changes`.
     pub(super) async fn sync_with_store(&self) -> Result<usize, StoreError> {
         let apps = self.store.list_apps()?;
+        let wanted: Vec<&AppRecord> = apps.iter().filter(|a| self.needs_load(a)).collect();
+        // One read for every version to load, not a round trip each.
+        let mut versions = self.store.current_versions(&wanted)?;
         let mut loaded = 0;
-        for app in &apps {
-            loaded += usize::from(self.load_current(app).await?);
+        for app in wanted {
+            let version = versions.remove(&app.app_id);
+            loaded += usize::from(self.load_current(app, version).await);
         }
         // A set, not a scan of the list per live app: that was quadratic in the apps a
         // host serves, on every restart and every change another host makes.

@@ -287,6 +287,22 @@ impl Redb {
         }
     }
 
+    /// See `Store::current_versions`.
+    pub(super) fn current_versions(
+        &self,
+        apps: &[&AppRecord],
+    ) -> Result<std::collections::HashMap<String, VersionRecord>> {
+        let txn = self.read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let mut found = std::collections::HashMap::with_capacity(apps.len());
+        for app in apps {
+            if let Some(raw) = versions.get((app.app_id.as_str(), app.version))? {
+                found.insert(app.app_id.clone(), decode("versions", raw.value())?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Every function record, active or not.
     pub(super) fn all_functions(&self) -> Result<Vec<FunctionRecord>> {
         all(&self.read()?.open_table(FUNCTIONS)?, "functions")

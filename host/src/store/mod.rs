@@ -196,6 +196,9 @@ dispatch! {
     fn find_app(&self, workspace: &str, environment: &str, name: &str) -> Option<AppRecord>;
     /// The version an app serves now.
     fn current_version(&self, app: &AppRecord) -> Option<VersionRecord>;
+    /// The current versions of `apps` by app id, in one read (a restart's thousands of
+    /// apps in one round trip to PostgreSQL); an app without one is left out.
+    fn current_versions(&self, apps: &[&AppRecord]) -> std::collections::HashMap<String, VersionRecord>;
     /// Every function record, active or not.
     fn all_functions(&self) -> Vec<FunctionRecord>;
     /// Every function record of one app, active or not, by name.

@@ -2,7 +2,7 @@
 //! catalog lock for its transaction, so changes from different hosts apply one at a time,
 //! and bumps the change sequence that hosts watch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
@@ -170,6 +170,29 @@ impl Postgres {
         app: &AppRecord,
     ) -> Result<Option<VersionRecord>> {
         self.get_version(&app.app_id, app.version)
+    }
+
+    pub(in crate::store) fn current_versions(
+        &self,
+        apps: &[&AppRecord],
+    ) -> Result<HashMap<String, VersionRecord>> {
+        let ids: Vec<&str> = apps.iter().map(|a| a.app_id.as_str()).collect();
+        let versions: Vec<i64> = apps.iter().map(|a| i64::from(a.version)).collect();
+        self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT v.app_id, v.body FROM versions v
+                     JOIN unnest($1::text[], $2::bigint[]) AS wanted (app_id, version)
+                       ON v.app_id = wanted.app_id AND v.version = wanted.version",
+                    &[&ids, &versions],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.get(0), decode("versions", r.get(1))?)))
+                .collect()
+        })
     }
 
     pub(in crate::store) fn get_version(
