@@ -94,7 +94,7 @@ impl ControlPlane {
 
     pub(super) async fn spawn(&self, function_id: &str, body: Incoming) -> ApiResult {
         let input = invocation_input(body).await?;
-        let record = self.functions.spawn(function_id, input, "spawn")?;
+        let record = self.functions.spawn(function_id, input, "spawn").await?;
         ok(StatusCode::ACCEPTED, &call_view(&record))
     }
 

@@ -28,7 +28,7 @@ impl CallBroker for GuestBroker {
                 .and_then(|r| r.resolve_by_name(&app_id, &function))
                 .ok_or(BrokerError::NoSuchFunction(function))?;
             let input: Value = serde_json::from_str(&input)?;
-            match f.spawn_resolved(&target, input, "guest") {
+            match f.spawn_resolved(&target, input, "guest").await {
                 Ok(r) => Ok(r.call_id),
                 Err(FunctionsError::InvalidInput(d)) => Err(BrokerError::InvalidInput(d)),
                 Err(e) => Err(BrokerError::Functions(Box::new(e))),

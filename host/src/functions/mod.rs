@@ -215,17 +215,17 @@ impl Functions {
     }
 
     /// Queues a call durably and returns its record at once (Modal's `.spawn`).
-    pub fn spawn(
+    pub async fn spawn(
         &self,
         function_id: &str,
         input: Value,
         source: &str,
     ) -> Result<CallRecord, FunctionsError> {
         let target = self.resolve(function_id)?;
-        self.spawn_resolved(&target, input, source)
+        self.spawn_resolved(&target, input, source).await
     }
 
-    fn spawn_resolved(
+    async fn spawn_resolved(
         &self,
         target: &Resolved,
         input: Value,
@@ -234,7 +234,7 @@ impl Functions {
         input::check(&target.spec, &input).map_err(FunctionsError::InvalidInput)?;
         let record = Self::new_record(target, input, source, CallStatus::Pending);
         // Durable before anyone is told the call exists.
-        self.store.put_call(&record)?;
+        self.put_call(&record).await?;
         let _ = self.queue.send(record.call_id.clone());
         Ok(record)
     }
@@ -386,7 +386,7 @@ impl Functions {
                 record.status = CallStatus::Failure;
                 record.error = Some(json!({"type": "not_found", "message": e.to_string()}));
                 record.finished_at = Some(now());
-                self.save(&record);
+                self.save(&record).await;
             }
         }
     }
@@ -398,7 +398,7 @@ impl Functions {
             .insert(record.call_id.clone(), token.clone());
         record.status = CallStatus::Running;
         record.started_at.get_or_insert_with(now);
-        self.save(record);
+        self.save(record).await;
         let input = record.input.clone();
         let call_id = record.call_id.clone();
         let store = self.store.clone();
@@ -442,11 +442,26 @@ impl Functions {
             }
         }
         record.finished_at = Some(now());
-        self.save(record);
+        self.save(record).await;
     }
 
-    fn save(&self, record: &CallRecord) {
-        if let Err(e) = self.store.put_call(record) {
+    /// Writes `record` durably without holding up this runtime thread: it waits for its
+    /// commit on a blocking thread, so the writes of many calls wait at once and share a
+    /// commit (the embedded store's group commit) instead of queueing one flush each
+    /// behind the runtime's few threads.
+    async fn put_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+        let (store, record) = (self.store.clone(), record.clone());
+        tokio::task::spawn_blocking(move || store.put_call(&record))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Io(std::io::Error::other(format!(
+                    "the thread writing the call failed: {e}"
+                ))))
+            })
+    }
+
+    async fn save(&self, record: &CallRecord) {
+        if let Err(e) = self.put_call(record).await {
             tracing::error!(call_id = %record.call_id, "cannot record call: {e}");
         }
         if record.status.is_final() {

@@ -95,14 +95,18 @@ pub struct CallRecord {
 }
 
 impl Redb {
-    /// Writes a call record (new or updated) durably.
+    /// Writes a call record (new or updated) durably, in a commit shared with the call
+    /// records written beside it.
     pub(super) fn put_call(&self, call: &CallRecord) -> Result<()> {
-        let txn = self.write()?;
-        let before: Option<CallRecord> =
-            get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
-        write_call(&txn, call, before.as_ref())?;
-        txn.commit()?;
-        Ok(())
+        let call = call.clone();
+        self.group.write(
+            &self.db,
+            Box::new(move |txn| {
+                let before: Option<CallRecord> =
+                    get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
+                write_call(txn, &call, before.as_ref())
+            }),
+        )
     }
 
     /// Changes a call in one transaction (no other write comes between reading and

@@ -11,6 +11,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 
 use super::changes::{ChangeLog, ChangedApps};
+use super::group::GroupCommit;
 use super::{
     AppRecord, AppState, DeployRequest, Deployed, FunctionRecord, Result, StoreError,
     VersionRecord, calls, check_name, decode, deploy, encode, extras, logs, now, seal, secrets,
@@ -39,6 +40,9 @@ pub(super) struct Redb {
     changes: ChangeLog,
     /// Whether the calls left by an earlier process were handed out.
     resumed: AtomicBool,
+    /// Call records written from many tasks at once share their commits (boxed: the
+    /// backend enum stays the size of its larger handle).
+    pub(super) group: Box<GroupCommit>,
 }
 
 pub(super) fn get<T: DeserializeOwned>(
@@ -136,6 +140,7 @@ impl Redb {
             key,
             changes: ChangeLog::default(),
             resumed: AtomicBool::new(false),
+            group: Box::default(),
         }
     }
 

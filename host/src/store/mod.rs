@@ -10,6 +10,7 @@ mod close;
 mod deploy;
 mod embedded;
 mod extras;
+mod group;
 mod history;
 mod logs;
 mod postgres;
