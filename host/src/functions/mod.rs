@@ -209,7 +209,7 @@ impl Functions {
         let target = self.resolve(function_id)?;
         input::check(&target.spec, &input).map_err(FunctionsError::InvalidInput)?;
         let mut record = Self::new_record(&target, input, "invoke", CallStatus::Running);
-        self.store.put_call(&record)?;
+        self.put_call(&record).await?;
         self.execute(&target, &mut record).await;
         Ok(record)
     }
@@ -345,7 +345,7 @@ impl Functions {
                         Ok(()) => {
                             let call_id = new_id("fc");
                             let token = CancellationToken::new();
-                            runner::run_attempts(&this, &target, &call_id, &input, &token, Vec::new(), |_| {}).await.0
+                            runner::run_attempts(&this, &target, &call_id, &input, &token, Vec::new(), |_| std::future::ready(())).await.0
                         }
                     };
                     MapItem { index, outcome }
@@ -398,24 +398,34 @@ impl Functions {
             .insert(record.call_id.clone(), token.clone());
         record.status = CallStatus::Running;
         record.started_at.get_or_insert_with(now);
-        self.save(record).await;
         let input = record.input.clone();
         let call_id = record.call_id.clone();
-        let store = self.store.clone();
         let shared = Arc::new(Mutex::new(record.clone()));
+        // Each attempt is recorded before it runs, with the status and start above (no
+        // write of its own for those: the first attempt's is a moment later).
         let progress = {
-            let shared = shared.clone();
+            let (shared, this) = (shared.clone(), self.clone());
             move |attempts: &[crate::store::Attempt]| {
-                let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
-                // A cancel written meanwhile wins.
-                if let Ok(Some(current)) = store.get_call(&r.call_id)
-                    && current.status == CallStatus::Terminated
-                {
-                    return;
-                }
-                r.attempts = attempts.to_vec();
-                if let Err(e) = store.put_call(&r) {
-                    tracing::error!(call_id = %r.call_id, "cannot record attempt: {e}");
+                let record = {
+                    let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    // A cancel written meanwhile wins.
+                    let cancelled = this
+                        .store
+                        .get_call(&r.call_id)
+                        .is_ok_and(|c| c.is_some_and(|c| c.status == CallStatus::Terminated));
+                    if cancelled {
+                        None
+                    } else {
+                        r.attempts = attempts.to_vec();
+                        Some(r.clone())
+                    }
+                };
+                let this = this.clone();
+                async move {
+                    let Some(record) = record else { return };
+                    if let Err(e) = this.put_call(&record).await {
+                        tracing::error!(call_id = %record.call_id, "cannot record attempt: {e}");
+                    }
                 }
             }
         };

@@ -85,14 +85,14 @@ struct Span {
 /// Runs the attempts of one call after those already recorded (`prior`, from a process
 /// that stopped); `progress` sees the attempt list whenever an attempt starts or fails
 /// and must record it before the attempt runs. Returns the outcome and every attempt.
-pub(super) async fn run_attempts(
+pub(super) async fn run_attempts<Recorded: Future<Output = ()>>(
     f: &Arc<Functions>,
     target: &Resolved,
     call_id: &str,
     input: &Value,
     token: &CancellationToken,
     prior: Vec<Attempt>,
-    mut progress: impl FnMut(&[Attempt]),
+    mut progress: impl FnMut(&[Attempt]) -> Recorded,
 ) -> (Result<Value, Value>, Vec<Attempt>) {
     let text = input.to_string();
     let log = f.logs.for_call(&target.app_id, &target.spec.name, call_id);
@@ -105,7 +105,7 @@ pub(super) async fn run_attempts(
         let started = Instant::now();
         attempts.push(running(number));
         // Durable before the guest runs: a crash now leaves this attempt to be counted.
-        progress(&attempts);
+        progress(&attempts).await;
         log.event(&format!("attempt {number} started"));
         let result = match f.attempt_context(target, call_id, number, &log) {
             Err(e) => Err(e),
@@ -139,7 +139,7 @@ pub(super) async fn run_attempts(
             number + 1,
             span.last
         ));
-        progress(&attempts);
+        progress(&attempts).await;
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = token.cancelled() => {
