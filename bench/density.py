@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from results_md import ROOT, load_average, write_section
+from results_md import ROOT, load_average, script_args, write_section
 
 MARK = "<!-- density rows: written by bench/density.py -->"
 
@@ -167,12 +167,7 @@ def main():
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--max-loaded", type=int, default=64, help="--max-loaded-components")
     ap.add_argument("--deployers", type=int, default=4, help="uploads at once")
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--no-write", action="store_true", help="print only")
-    ap.add_argument("--wasmhost", default=str(ROOT / "target/release/wasmhost"))
-    args = ap.parse_args()
-    if not args.no_build:
-        build()
+    args = script_args(ap, build)
     load_before = load_average()
     binary = args.wasmhost
     wasm = str(ROOT / "examples/target/wasm32-wasip2/release/hello.wasm")

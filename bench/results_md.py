@@ -35,3 +35,15 @@ def write_section(mark, body):
         text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text.rstrip("\n") + "\n")
     print(f"wrote {RESULTS}")
+
+
+def script_args(ap, build):
+    """Adds the options every measuring script has (`--no-build`, `--no-write`,
+    `--wasmhost`), parses the command line, and builds with `build` unless told not to."""
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--wasmhost", default=str(ROOT / "target/release/wasmhost"))
+    args = ap.parse_args()
+    if not args.no_build:
+        build()
+    return args

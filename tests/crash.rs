@@ -503,3 +503,30 @@ fn chrono_gap_ms(a: &str, b: &str) -> i64 {
     };
     t(b) - t(a)
 }
+
+#[tokio::test]
+async fn every_spawn_acknowledged_before_a_kill_9_is_there_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = server(&data, &[]);
+    let token = admin_token(&data);
+    let ids = {
+        let api = api(&srv, &token);
+        let fns = deploy(&api, "functions", "fn-app").await;
+        // Sent at once, so that their records share commits.
+        let spawns = (0..48).map(|i| spawn(&api, &fns["square"], json!([i])));
+        futures_util::future::join_all(spawns).await
+    };
+    srv.kill_hard();
+    let srv = server(&data, &[]);
+    let api = api(&srv, &token);
+    for (i, id) in ids.iter().enumerate() {
+        // Every call is there, and ends: with its result, or (an attempt the kill cut
+        // short, and `square` allows no retry) as interrupted.
+        let call = wait_final(&api, id).await;
+        match call["status"].as_str() {
+            Some("success") => assert_eq!(call["result"], json!(i * i), "{id}: {call}"),
+            _ => assert_eq!(call["error"]["type"], "interrupted", "{id}: {call}"),
+        }
+    }
+}

@@ -167,33 +167,36 @@ mod tests {
         panic!("timed out waiting until {what}");
     }
 
+    type Writer = std::thread::JoinHandle<Result<()>>;
+
+    fn writer(db: &Arc<Database>, group: &Arc<GroupCommit>, job: Job) -> Writer {
+        let (db, group) = (db.clone(), group.clone());
+        std::thread::spawn(move || group.write(&db, job))
+    }
+
+    /// Starts a write that holds its commit open until the sender is used, and waits
+    /// until it leads.
+    fn held_commit(db: &Arc<Database>, group: &Arc<GroupCommit>) -> (mpsc::Sender<()>, Writer) {
+        let (release, held) = mpsc::channel::<()>();
+        let held = Mutex::new(held);
+        let first = writer(
+            db,
+            group,
+            Box::new(move |_| {
+                let _ = held.lock().expect("lock").recv();
+                Ok(())
+            }),
+        );
+        eventually("the first write leads", || group.lock().leading);
+        (release, first)
+    }
+
     #[test]
     fn writes_queued_during_a_commit_share_the_next_one() {
         let (_dir, db) = db();
         let group = Arc::new(GroupCommit::default());
-        // The first write holds its commit open until told to finish.
-        let (release, held) = mpsc::channel::<()>();
-        let held = Mutex::new(held);
-        let first = {
-            let (db, group) = (db.clone(), group.clone());
-            std::thread::spawn(move || {
-                group.write(
-                    &db,
-                    Box::new(move |txn| {
-                        let _ = held.lock().expect("lock").recv();
-                        txn.open_table(T)?.insert(0, 0)?;
-                        Ok(())
-                    }),
-                )
-            })
-        };
-        eventually("the first write leads", || group.lock().leading);
-        let others: Vec<_> = (1..=5)
-            .map(|key| {
-                let (db, group) = (db.clone(), group.clone());
-                std::thread::spawn(move || group.write(&db, put(key)))
-            })
-            .collect();
+        let (release, first) = held_commit(&db, &group);
+        let others: Vec<_> = (1..=5).map(|key| writer(&db, &group, put(key))).collect();
         eventually("five writes wait", || group.queued() == 5);
         release.send(()).expect("release");
         first.join().expect("first").expect("first write");
@@ -214,40 +217,18 @@ mod tests {
     fn a_failing_write_fails_alone() {
         let (_dir, db) = db();
         let group = Arc::new(GroupCommit::default());
-        let (release, held) = mpsc::channel::<()>();
-        let held = Mutex::new(held);
-        let first = {
-            let (db, group) = (db.clone(), group.clone());
-            std::thread::spawn(move || {
-                group.write(
-                    &db,
-                    Box::new(move |_| {
-                        let _ = held.lock().expect("lock").recv();
-                        Ok(())
-                    }),
-                )
-            })
-        };
-        eventually("the first write leads", || group.lock().leading);
-        let good = |key| {
-            let (db, group) = (db.clone(), group.clone());
-            std::thread::spawn(move || group.write(&db, put(key)))
-        };
-        let a = good(1);
-        let bad = {
-            let (db, group) = (db.clone(), group.clone());
-            std::thread::spawn(move || {
-                group.write(
-                    &db,
-                    Box::new(|txn| {
-                        txn.open_table(T)?.insert(99, 99)?;
-                        Err(StoreError::Invalid("refused".into()))
-                    }),
-                )
-            })
-        };
+        let (release, first) = held_commit(&db, &group);
+        let a = writer(&db, &group, put(1));
+        let bad = writer(
+            &db,
+            &group,
+            Box::new(|txn| {
+                txn.open_table(T)?.insert(99, 99)?;
+                Err(StoreError::Invalid("refused".into()))
+            }),
+        );
         eventually("two writes wait", || group.queued() == 2);
-        let b = good(2);
+        let b = writer(&db, &group, put(2));
         eventually("three writes wait", || group.queued() == 3);
         release.send(()).expect("release");
         first.join().expect("first").expect("first write");
