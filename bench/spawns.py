@@ -64,9 +64,9 @@ def square_id(api):
     return next(f["function_id"] for f in functions["data"] if f["name"] == "square")
 
 
-def one_round(binary, count, connections, strace):
+def one_round(binary, count, connections, strace, extra):
     data = tempfile.mkdtemp(prefix="spawns-", dir=ROOT / "target")
-    proc, port, _, _ = start_server(binary, data, [])
+    proc, port, _, _ = start_server(binary, data, extra)
     tracer = None
     try:
         token = Path(data, "admin-token").read_text().strip()
@@ -119,17 +119,25 @@ def main():
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--database", help="an empty PostgreSQL database's URL: measure cluster mode's store instead "
+                    "(one round, printed only; a database holds one data directory's sealed secrets)")
     args = script_args(ap, build)
+    extra = ["--database", args.database] if args.database else []
+    if args.database:
+        args.rounds = 1
     load = load_average()
     rounds = []
     for _ in range(args.rounds):
-        rounds.append(one_round(args.wasmhost, args.count, args.connections, strace=False))
+        rounds.append(one_round(args.wasmhost, args.count, args.connections, False, extra))
         print(f"accepted {rounds[-1][0]:.0f}/s, finished {rounds[-1][1]:.0f}/s", flush=True)
-    strace = shutil.which("strace")
-    syncs = one_round(args.wasmhost, args.count, args.connections, strace=True)[2] if strace else None
+    strace = shutil.which("strace") and not args.database
+    syncs = one_round(args.wasmhost, args.count, args.connections, True, extra)[2] if strace else None
     accepted = statistics.median(r[0] for r in rounds)
     finished = statistics.median(r[1] for r in rounds)
-    sync_text = f"{syncs:.2f}" if syncs is not None else "– (no strace)"
+    if syncs is not None:
+        sync_text = f"{syncs:.2f}"
+    else:
+        sync_text = "– (PostgreSQL's own)" if args.database else "– (no strace)"
     body = f"""## Spawn throughput (bench/spawns.py)
 
 `wasmhost server` with its data directory on this repository's disk; {args.count:,} spawns of
@@ -142,7 +150,7 @@ average {load} before the run); the `fdatasync`s were counted by `strace` in a s
 | {accepted:,.0f}/s | {finished:,.0f}/s | {sync_text} |
 """
     print(body)
-    if not args.no_write:
+    if not args.no_write and not args.database:
         write_section(MARK, body)
 
 
