@@ -489,3 +489,18 @@ pub fn current_versions_are_read_at_once(b: &Backend) {
     assert_eq!((b.version, b.digest.as_str()), (1, "d3"));
     assert!(s.current_versions(&[]).unwrap().is_empty());
 }
+
+/// A call that is over keeps its outcome: a later write of it (an attempt's record sent
+/// before a cancel landed) changes nothing.
+pub fn a_finished_call_is_not_written_over(b: &Backend) {
+    let s = b.open();
+    let at = "2026-01-01T00:00:01.000Z";
+    s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap();
+    s.put_call(&call("fc-1", CallStatus::Terminated, at))
+        .unwrap();
+    s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap();
+    let stored = s.get_call("fc-1").unwrap().unwrap();
+    assert_eq!(stored.status, CallStatus::Terminated);
+    // Nor is it open again: nothing resumes it.
+    assert!(s.claim_orphaned_calls().unwrap().is_empty());
+}

@@ -96,7 +96,8 @@ pub struct CallRecord {
 
 impl Redb {
     /// Writes a call record (new or updated) durably, in a commit shared with the call
-    /// records written beside it.
+    /// records written beside it. A call that is over keeps its record: a write sent
+    /// before a cancel landed must not bring it back (PostgreSQL's `WHERE NOT done`).
     pub(super) fn put_call(&self, call: &CallRecord) -> Result<()> {
         let call = call.clone();
         self.group.write(
@@ -104,6 +105,9 @@ impl Redb {
             Box::new(move |txn| {
                 let before: Option<CallRecord> =
                     get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
+                if before.as_ref().is_some_and(|b| b.status.is_final()) {
+                    return Ok(());
+                }
                 write_call(txn, &call, before.as_ref())
             }),
         )
