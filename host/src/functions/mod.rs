@@ -403,26 +403,17 @@ impl Functions {
         let shared = Arc::new(Mutex::new(record.clone()));
         // Each attempt is recorded before it runs, with the status and start above (no
         // write of its own for those: the first attempt's is a moment later).
+        // A cancel written meanwhile wins: the store keeps a call that is over as it is.
         let progress = {
             let (shared, this) = (shared.clone(), self.clone());
             move |attempts: &[crate::store::Attempt]| {
                 let record = {
                     let mut r = shared.lock().unwrap_or_else(|p| p.into_inner());
-                    // A cancel written meanwhile wins.
-                    let cancelled = this
-                        .store
-                        .get_call(&r.call_id)
-                        .is_ok_and(|c| c.is_some_and(|c| c.status == CallStatus::Terminated));
-                    if cancelled {
-                        None
-                    } else {
-                        r.attempts = attempts.to_vec();
-                        Some(r.clone())
-                    }
+                    r.attempts = attempts.to_vec();
+                    r.clone()
                 };
                 let this = this.clone();
                 async move {
-                    let Some(record) = record else { return };
                     if let Err(e) = this.put_call(&record).await {
                         tracing::error!(call_id = %record.call_id, "cannot record attempt: {e}");
                     }

@@ -241,7 +241,8 @@ dispatch! {
     /// Deletes a secret.
     fn delete_secret(&self, name: &str) -> ();
     /// Writes a call record (new or updated) durably; a call not over is this host's
-    /// to run (in cluster mode, under a lease it renews).
+    /// to run (in cluster mode, under a lease it renews). A call that is over keeps its
+    /// record: a later write of it changes nothing.
     fn put_call(&self, call: &CallRecord) -> ();
     /// Changes a call in one transaction (no other write comes between reading and
     /// writing it); `change` returns whether to write. Returns whether it wrote.
