@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use super::Prepared;
 use super::{CATALOG_LOCK, Postgres};
 use crate::store::changes;
 use crate::store::{
@@ -31,7 +32,7 @@ fn name_key(workspace: &str, environment: &str, name: &str) -> String {
 
 /// Starts a catalog change: one host at a time (until the transaction ends).
 async fn begin_change(txn: &Transaction<'_>) -> Result<()> {
-    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
+    txn.run("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])
         .await?;
     Ok(())
 }
@@ -40,16 +41,16 @@ async fn begin_change(txn: &Transaction<'_>) -> Result<()> {
 /// that app. Forgets the changes older than the last [`changes::KEPT`].
 async fn log_change(txn: &Transaction<'_>, app_id: &str) -> Result<()> {
     let seq: i64 = txn
-        .query_one("UPDATE changes SET seq = seq + 1 RETURNING seq", &[])
+        .one("UPDATE changes SET seq = seq + 1 RETURNING seq", &[])
         .await?
         .get(0);
-    txn.execute(
+    txn.run(
         "INSERT INTO app_changes (seq, app_id) VALUES ($1, $2)",
         &[&seq, &app_id],
     )
     .await?;
     let kept = i64::try_from(changes::KEPT).unwrap_or(i64::MAX);
-    txn.execute(
+    txn.run(
         "DELETE FROM app_changes WHERE seq <= $1",
         &[&seq.saturating_sub(kept)],
     )
@@ -58,7 +59,7 @@ async fn log_change(txn: &Transaction<'_>, app_id: &str) -> Result<()> {
 }
 
 async fn put_app(txn: &Transaction<'_>, app: &AppRecord) -> Result<()> {
-    txn.execute(
+    txn.run(
         "INSERT INTO apps (app_id, name_key, body) VALUES ($1, $2, $3)
          ON CONFLICT (app_id) DO UPDATE SET name_key = EXCLUDED.name_key, body = EXCLUDED.body",
         &[
@@ -72,7 +73,7 @@ async fn put_app(txn: &Transaction<'_>, app: &AppRecord) -> Result<()> {
 }
 
 async fn put_function(txn: &Transaction<'_>, f: &FunctionRecord) -> Result<()> {
-    txn.execute(
+    txn.run(
         "INSERT INTO functions (function_id, app_id, name, body) VALUES ($1, $2, $3, $4)
          ON CONFLICT (function_id) DO UPDATE SET body = EXCLUDED.body",
         &[&f.function_id, &f.app_id, &f.name, &encode(f)],
@@ -91,7 +92,7 @@ async fn reserve(
 ) -> Result<()> {
     let column = if table == "labels" { "key" } else { "domain" };
     let holder = txn
-        .query_opt(
+        .row(
             &format!("SELECT function_id FROM {table} WHERE {column} = $1"),
             &[&key],
         )
@@ -103,7 +104,7 @@ async fn reserve(
             "{what} is already used by another endpoint"
         )));
     }
-    txn.execute(
+    txn.run(
         &format!(
             "INSERT INTO {table} ({column}, function_id) VALUES ($1, $2)
              ON CONFLICT ({column}) DO UPDATE SET function_id = EXCLUDED.function_id"
@@ -120,7 +121,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query("SELECT DISTINCT digest FROM versions", &[])
+                .rows("SELECT DISTINCT digest FROM versions", &[])
                 .await?;
             Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
         })
@@ -131,7 +132,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query("SELECT body FROM apps ORDER BY app_id", &[])
+                .rows("SELECT body FROM apps ORDER BY app_id", &[])
                 .await?;
             records("apps", &rows)
         })
@@ -142,7 +143,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt("SELECT body FROM apps WHERE app_id = $1", &[&app_id])
+                .row("SELECT body FROM apps WHERE app_id = $1", &[&app_id])
                 .await?;
             record("apps", row)
         })
@@ -159,7 +160,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt("SELECT body FROM apps WHERE name_key = $1", &[&key])
+                .row("SELECT body FROM apps WHERE name_key = $1", &[&key])
                 .await?;
             record("apps", row)
         })
@@ -182,7 +183,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .rows(
                     "SELECT v.app_id, v.body FROM versions v
                      JOIN unnest($1::text[], $2::bigint[]) AS wanted (app_id, version)
                        ON v.app_id = wanted.app_id AND v.version = wanted.version",
@@ -204,7 +205,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt(
+                .row(
                     "SELECT body FROM versions WHERE app_id = $1 AND version = $2",
                     &[&app_id, &i64::from(version)],
                 )
@@ -218,7 +219,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .rows(
                     "SELECT body FROM versions WHERE app_id = $1 ORDER BY version DESC",
                     &[&app_id],
                 )
@@ -232,7 +233,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query("SELECT body FROM functions ORDER BY function_id", &[])
+                .rows("SELECT body FROM functions ORDER BY function_id", &[])
                 .await?;
             records("functions", &rows)
         })
@@ -243,7 +244,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .rows(
                     "SELECT body FROM functions WHERE app_id = $1 ORDER BY name",
                     &[&app_id],
                 )
@@ -260,7 +261,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt(
+                .row(
                     "SELECT body FROM functions WHERE function_id = $1",
                     &[&function_id],
                 )
@@ -283,7 +284,7 @@ impl Postgres {
             begin_change(&txn).await?;
             let key = name_key(workspace, environment, name);
             if txn
-                .query_opt("SELECT 1 FROM apps WHERE name_key = $1", &[&key])
+                .row("SELECT 1 FROM apps WHERE name_key = $1", &[&key])
                 .await?
                 .is_some()
             {
@@ -324,7 +325,7 @@ impl Postgres {
             let txn = client.transaction().await?;
             begin_change(&txn).await?;
             let row = txn
-                .query_opt("SELECT body FROM apps WHERE app_id = $1", &[&app_id])
+                .row("SELECT body FROM apps WHERE app_id = $1", &[&app_id])
                 .await?;
             let mut app: AppRecord = record("apps", row)?
                 .ok_or_else(|| StoreError::NotFound(format!("no app with id {app_id}")))?;
@@ -343,15 +344,15 @@ impl Postgres {
             let txn = client.transaction().await?;
             begin_change(&txn).await?;
             let gone = txn
-                .execute("DELETE FROM apps WHERE app_id = $1", &[&app_id])
+                .run("DELETE FROM apps WHERE app_id = $1", &[&app_id])
                 .await?;
             if gone == 0 {
                 return Err(StoreError::NotFound(format!("no app with id {app_id}")));
             }
-            txn.execute("DELETE FROM versions WHERE app_id = $1", &[&app_id])
+            txn.run("DELETE FROM versions WHERE app_id = $1", &[&app_id])
                 .await?;
             for table in ["labels", "domains"] {
-                txn.execute(
+                txn.run(
                     &format!(
                         "DELETE FROM {table} WHERE function_id IN
                          (SELECT function_id FROM functions WHERE app_id = $1)"
@@ -360,7 +361,7 @@ impl Postgres {
                 )
                 .await?;
             }
-            txn.execute("DELETE FROM functions WHERE app_id = $1", &[&app_id])
+            txn.run("DELETE FROM functions WHERE app_id = $1", &[&app_id])
                 .await?;
             log_change(&txn, app_id).await?;
             txn.commit().await?;
@@ -379,7 +380,7 @@ impl Postgres {
             let txn = client.transaction().await?;
             begin_change(&txn).await?;
             let row = txn
-                .query_opt(
+                .row(
                     "SELECT body FROM functions WHERE function_id = $1",
                     &[&function_id],
                 )
@@ -388,7 +389,7 @@ impl Postgres {
                 StoreError::NotFound(format!("no web endpoint with id {function_id}"))
             })?;
             let row = txn
-                .query_opt(
+                .row(
                     "SELECT body FROM apps WHERE app_id = $1",
                     &[&function.app_id],
                 )
@@ -399,7 +400,7 @@ impl Postgres {
             let key = format!("{workspace}/{label}");
             let what = format!("the label {label:?} in workspace {workspace:?}");
             if let Some(old) = &function.custom_label {
-                txn.execute(
+                txn.run(
                     "DELETE FROM labels WHERE key = $1 AND function_id = $2",
                     &[&format!("{workspace}/{old}"), &function_id],
                 )
@@ -419,13 +420,13 @@ impl Postgres {
 async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Deployed> {
     let key = name_key(req.workspace, req.environment, req.name);
     let row = txn
-        .query_opt("SELECT body FROM apps WHERE name_key = $1", &[&key])
+        .row("SELECT body FROM apps WHERE name_key = $1", &[&key])
         .await?;
     let existing: Option<AppRecord> = record("apps", row)?;
     let previous: Vec<FunctionRecord> = match &existing {
         Some(app) => {
             let rows = txn
-                .query(
+                .rows(
                     "SELECT body FROM functions WHERE app_id = $1",
                     &[&app.app_id],
                 )
@@ -436,7 +437,7 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
     };
     if let Some(app) = &existing {
         let row = txn
-            .query_opt(
+            .row(
                 "SELECT body FROM versions WHERE app_id = $1 AND version = $2",
                 &[&app.app_id, &i64::from(app.version)],
             )
@@ -448,7 +449,7 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
         }
     }
     let plan = deploy::plan(req, existing, previous);
-    txn.execute(
+    txn.run(
         "INSERT INTO versions (app_id, version, digest, body) VALUES ($1, $2, $3, $4)",
         &[
             &plan.app.app_id,
@@ -464,7 +465,7 @@ async fn deploy_in(txn: &Transaction<'_>, req: &DeployRequest<'_>) -> Result<Dep
     }
     for gone in &plan.gone {
         for table in ["labels", "domains"] {
-            txn.execute(
+            txn.run(
                 &format!("DELETE FROM {table} WHERE function_id = $1"),
                 &[&gone.function_id],
             )

@@ -2,20 +2,36 @@
 //! `lease_until`; the host renews its leases while it lives, and when it dies the calls
 //! are claimed (`FOR UPDATE SKIP LOCKED`) by the first host that looks.
 
-use deadpool_postgres::Transaction;
-
-use super::{LEASE, Postgres};
+use super::{LEASE, Postgres, Prepared};
 use crate::store::extras::run_is_due;
 use crate::store::{CallRecord, Result, ScheduleState, decode, encode};
 
 const LEASE_SECONDS: f64 = LEASE.as_secs_f64();
 
 /// Writes a call; a final record is never replaced (the first host to finish a call
-/// that ran twice keeps its outcome), and a call not over is leased to `host`.
-async fn put(txn: &Transaction<'_>, call: &CallRecord, host: &str) -> Result<()> {
+/// that ran twice keeps its outcome), and a call not over is leased to `host`. One
+/// statement: outside a transaction it is a transaction of its own.
+async fn put(client: &impl Prepared, call: &CallRecord, host: &str) -> Result<()> {
     let done = call.status.is_final();
-    txn.execute(
-        "INSERT INTO calls (call_id, function_id, created_at, finished_at, done, claimed_by, lease_until, body)
+    client
+        .run(
+            PUT,
+            &[
+                &call.call_id,
+                &call.function_id,
+                &call.created_at,
+                &call.finished_at,
+                &done,
+                &host,
+                &LEASE_SECONDS,
+                &encode(call),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+const PUT: &str = "INSERT INTO calls (call_id, function_id, created_at, finished_at, done, claimed_by, lease_until, body)
          VALUES ($1, $2, $3, $4, $5,
                  CASE WHEN $5 THEN NULL ELSE $6 END,
                  CASE WHEN $5 THEN NULL ELSE now() + make_interval(secs => $7) END,
@@ -24,31 +40,13 @@ async fn put(txn: &Transaction<'_>, call: &CallRecord, host: &str) -> Result<()>
              finished_at = EXCLUDED.finished_at, done = EXCLUDED.done,
              claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until,
              body = EXCLUDED.body
-         WHERE NOT calls.done",
-        &[
-            &call.call_id,
-            &call.function_id,
-            &call.created_at,
-            &call.finished_at,
-            &done,
-            &host,
-            &LEASE_SECONDS,
-            &encode(call),
-        ],
-    )
-    .await?;
-    Ok(())
-}
+         WHERE NOT calls.done";
 
 impl Postgres {
     pub(in crate::store) fn put_call(&self, call: &CallRecord) -> Result<()> {
-        self.block(async {
-            let mut client = self.client().await?;
-            let txn = client.transaction().await?;
-            put(&txn, call, &self.host_id).await?;
-            txn.commit().await?;
-            Ok(())
-        })
+        // One round trip: no BEGIN and COMMIT around the one statement, and its plan
+        // is the connection's after the first call.
+        self.block(async { put(&self.client().await?, call, &self.host_id).await })
     }
 
     pub(in crate::store) fn update_call(
@@ -60,7 +58,7 @@ impl Postgres {
             let mut client = self.client().await?;
             let txn = client.transaction().await?;
             let row = txn
-                .query_opt(
+                .row(
                     "SELECT body FROM calls WHERE call_id = $1 FOR UPDATE",
                     &[&call_id],
                 )
@@ -83,7 +81,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt("SELECT body FROM calls WHERE call_id = $1", &[&call_id])
+                .row("SELECT body FROM calls WHERE call_id = $1", &[&call_id])
                 .await?;
             row.map(|r| decode("calls", r.get(0))).transpose()
         })
@@ -99,7 +97,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .rows(
                     "SELECT body FROM calls WHERE function_id = $1
                      ORDER BY created_at DESC LIMIT $2",
                     &[&function_id, &limit],
@@ -114,7 +112,7 @@ impl Postgres {
             let rows = self
                 .client()
                 .await?
-                .query(
+                .rows(
                     "UPDATE calls SET claimed_by = $1, lease_until = now() + make_interval(secs => $2)
                      WHERE call_id IN (
                          SELECT call_id FROM calls WHERE NOT done AND lease_until < now()
@@ -136,7 +134,7 @@ impl Postgres {
         self.block(async {
             self.client()
                 .await?
-                .execute(
+                .run(
                     "UPDATE calls SET lease_until = now() + make_interval(secs => $2)
                      WHERE claimed_by = $1 AND NOT done",
                     &[&self.host_id, &LEASE_SECONDS],
@@ -151,7 +149,7 @@ impl Postgres {
             let n = self
                 .client()
                 .await?
-                .execute(
+                .run(
                     "DELETE FROM calls WHERE done AND finished_at < $1",
                     &[&cutoff],
                 )
@@ -169,7 +167,7 @@ impl Postgres {
             let mut client = self.client().await?;
             let txn = client.transaction().await?;
             let row = txn
-                .query_opt(
+                .row(
                     "SELECT body FROM schedules WHERE function_id = $1 FOR UPDATE",
                     &[&state.function_id],
                 )

@@ -12,8 +12,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Error as PgError, Row};
 
 use super::changes::{self, ChangedApps};
 use super::seal::{KeyError, SecretKey};
@@ -164,7 +166,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_one("SELECT seq FROM changes", &[])
+                .one("SELECT seq FROM changes", &[])
                 .await?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
@@ -175,12 +177,9 @@ impl Postgres {
         let from = i64::try_from(since).unwrap_or(i64::MAX);
         self.block(async {
             let client = self.client().await?;
-            let current: i64 = client
-                .query_one("SELECT seq FROM changes", &[])
-                .await?
-                .get(0);
+            let current: i64 = client.one("SELECT seq FROM changes", &[]).await?.get(0);
             let rows = client
-                .query(
+                .rows(
                     "SELECT seq, app_id FROM app_changes WHERE seq > $1 ORDER BY seq",
                     &[&from],
                 )
@@ -199,13 +198,13 @@ impl Postgres {
         self.block(async {
             let client = self.client().await?;
             let known = client
-                .query_opt("SELECT 1 FROM components WHERE digest = $1", &[&digest])
+                .row("SELECT 1 FROM components WHERE digest = $1", &[&digest])
                 .await?
                 .is_some();
             if !known {
                 let bytes = tokio::fs::read(file).await?;
                 client
-                    .execute(
+                    .run(
                         "INSERT INTO components (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                         &[&digest, &bytes],
                     )
@@ -224,7 +223,7 @@ impl Postgres {
             let row = self
                 .client()
                 .await?
-                .query_opt("SELECT bytes FROM components WHERE digest = $1", &[&digest])
+                .row("SELECT bytes FROM components WHERE digest = $1", &[&digest])
                 .await?
                 .ok_or_else(|| {
                     StoreError::NotFound(format!("no component {digest} in the database"))
@@ -238,6 +237,38 @@ impl Postgres {
         Ok(())
     }
 }
+
+/// Statements through the connection's cache of prepared statements: a statement is
+/// parsed and planned once a connection, and each later use is one round trip (Bind and
+/// Execute) instead of two (tokio-postgres prepares an unnamed statement, then runs it).
+/// Every statement here is one of a fixed set of texts, so the cache stays small.
+pub(super) trait Prepared: GenericClient {
+    /// `execute`, prepared once a connection.
+    async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, PgError> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+
+    /// `query`, prepared once a connection.
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, PgError> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    /// `query_opt`, prepared once a connection.
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, PgError> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+
+    /// `query_one`, prepared once a connection.
+    async fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, PgError> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+}
+
+impl<C: GenericClient> Prepared for C {}
 
 /// Runs `work` on `runtime`'s reactor and waits for it on this thread (which may be
 /// another runtime's: only a runtime's own `block_on` is refused there).
@@ -260,19 +291,19 @@ async fn migrate(pool: &Pool) -> Result<()> {
     let mut client = pool.get().await?;
     let txn = client.transaction().await?;
     // Hosts starting together take turns; the first applies, the others find it done.
-    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+    txn.run("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     txn.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)")
         .await?;
     let applied: i64 = txn
-        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
         .await?
         .get(0);
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
         if version > applied {
             txn.batch_execute(sql).await?;
-            txn.execute("INSERT INTO schema_version VALUES ($1)", &[&version])
+            txn.run("INSERT INTO schema_version VALUES ($1)", &[&version])
                 .await?;
             tracing::info!(version, "applied a PostgreSQL schema migration");
         }
@@ -285,7 +316,7 @@ async fn migrate(pool: &Pool) -> Result<()> {
 /// exists, and a key that does not open what the cluster sealed is refused at start.
 async fn open_key(pool: &Pool, key_path: &Path) -> Result<SecretKey> {
     let client = pool.get().await?;
-    let rows = client.query("SELECT body FROM secrets", &[]).await?;
+    let rows = client.rows("SELECT body FROM secrets", &[]).await?;
     let stored = rows
         .iter()
         .map(|r| decode::<StoredSecret>("secrets", r.get(0)))
@@ -296,13 +327,13 @@ async fn open_key(pool: &Pool, key_path: &Path) -> Result<SecretKey> {
     // function needs a secret.
     let check = super::secrets::seal_record(&key, "(key check)", &Default::default(), super::now());
     client
-        .execute(
+        .run(
             "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT DO NOTHING",
             &[&super::encode(&check)],
         )
         .await?;
     let row = client
-        .query_one("SELECT value FROM meta WHERE key = 'key_check'", &[])
+        .one("SELECT value FROM meta WHERE key = 'key_check'", &[])
         .await?;
     let check: StoredSecret = decode("meta", row.get(0))?;
     unseal(&key, check).map_err(|_| KeyError::Wrong {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use deadpool_postgres::Transaction;
 
 use super::Postgres;
+use super::Prepared;
 use crate::store::secrets::{StoredSecret, sealed_secret, unseal};
 use crate::store::tokens::{check_revocable, check_secret, new_token};
 use crate::store::{
@@ -13,7 +14,7 @@ use crate::store::{
 };
 
 pub(super) async fn put_schedule_in(txn: &Transaction<'_>, state: &ScheduleState) -> Result<()> {
-    txn.execute(
+    txn.run(
         "INSERT INTO schedules (function_id, body) VALUES ($1, $2)
          ON CONFLICT (function_id) DO UPDATE SET body = EXCLUDED.body",
         &[&state.function_id, &encode(state)],
@@ -44,7 +45,7 @@ impl Postgres {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>> {
-        Ok(self.client().await?.query(sql, params).await?)
+        Ok(self.client().await?.rows(sql, params).await?)
     }
 
     pub(in crate::store) fn create_token(&self, name: &str, scope: Scope) -> Result<NewToken> {
@@ -52,7 +53,7 @@ impl Postgres {
         self.block(async {
             self.client()
                 .await?
-                .execute(
+                .run(
                     "INSERT INTO tokens (token_id, body) VALUES ($1, $2)",
                     &[&record.token_id, &encode(&record)],
                 )
@@ -82,15 +83,14 @@ impl Postgres {
             let mut client = self.client().await?;
             let txn = client.transaction().await?;
             // Two hosts revoking the last two admin tokens at once must not both succeed.
-            txn.execute("LOCK TABLE tokens IN EXCLUSIVE MODE", &[])
-                .await?;
-            let rows = txn.query("SELECT body FROM tokens", &[]).await?;
+            txn.run("LOCK TABLE tokens IN EXCLUSIVE MODE", &[]).await?;
+            let rows = txn.rows("SELECT body FROM tokens", &[]).await?;
             let tokens: Vec<TokenRecord> = bodies("tokens", &rows)?;
             let Some(record) = tokens.iter().find(|t| t.token_id == token_id) else {
                 return Ok(false);
             };
             check_revocable(record, &tokens)?;
-            txn.execute("DELETE FROM tokens WHERE token_id = $1", &[&token_id])
+            txn.run("DELETE FROM tokens WHERE token_id = $1", &[&token_id])
                 .await?;
             txn.commit().await?;
             Ok(true)
@@ -111,7 +111,7 @@ impl Postgres {
         self.block(async {
             self.client()
                 .await?
-                .execute(
+                .run(
                     "INSERT INTO secrets (name, body) VALUES ($1, $2)
                      ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body",
                     &[&name, &encode(&stored)],
@@ -142,7 +142,7 @@ impl Postgres {
             Ok(self
                 .client()
                 .await?
-                .execute("DELETE FROM secrets WHERE name = $1", &[&name])
+                .run("DELETE FROM secrets WHERE name = $1", &[&name])
                 .await?)
         })?;
         if n == 0 {
@@ -161,7 +161,7 @@ impl Postgres {
             Ok(self
                 .client()
                 .await?
-                .execute(
+                .run(
                     "INSERT INTO volumes (name, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     &[&name, &encode(&record)],
                 )
@@ -213,14 +213,9 @@ impl Postgres {
         self.block(async {
             let mut client = self.client().await?;
             let txn = client.transaction().await?;
-            let insert = txn
-                .prepare(
-                    "INSERT INTO logs (app_id, function, call_id, time, body) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .await?;
             for e in entries {
-                txn.execute(
-                    &insert,
+                txn.run(
+                    "INSERT INTO logs (app_id, function, call_id, time, body) VALUES ($1, $2, $3, $4, $5)",
                     &[&e.app_id, &e.function, &e.call_id, &e.time, &encode(e)],
                 )
                 .await?;
@@ -271,7 +266,7 @@ impl Postgres {
             Ok(self
                 .client()
                 .await?
-                .execute("DELETE FROM logs WHERE time < $1", &[&cutoff])
+                .run("DELETE FROM logs WHERE time < $1", &[&cutoff])
                 .await?)
         })?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
