@@ -491,14 +491,17 @@ pub fn current_versions_are_read_at_once(b: &Backend) {
 }
 
 /// A call that is over keeps its outcome: a later write of it (an attempt's record sent
-/// before a cancel landed) changes nothing.
+/// before a cancel landed) changes nothing, and says so.
 pub fn a_finished_call_is_not_written_over(b: &Backend) {
     let s = b.open();
     let at = "2026-01-01T00:00:01.000Z";
-    s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap();
-    s.put_call(&call("fc-1", CallStatus::Terminated, at))
-        .unwrap();
-    s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap();
+    assert!(s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap());
+    assert!(
+        s.put_call(&call("fc-1", CallStatus::Terminated, at))
+            .unwrap()
+    );
+    assert!(!s.put_call(&call("fc-1", CallStatus::Running, at)).unwrap());
+    assert!(!s.put_call(&call("fc-1", CallStatus::Success, at)).unwrap());
     let stored = s.get_call("fc-1").unwrap().unwrap();
     assert_eq!(stored.status, CallStatus::Terminated);
     // Nor is it open again: nothing resumes it.

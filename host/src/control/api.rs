@@ -375,7 +375,7 @@ impl ControlPlane {
                 self.map(id, req.into_body(), stream).await
             }
             R::GetCall => self.get_call_api(id, &req).await,
-            R::CancelCall => self.cancel_call(id),
+            R::CancelCall => self.cancel_call(id).await,
             R::CallLogs => self.call_logs(id).await,
             R::ListSecrets => self.list_secrets(),
             R::CreateSecret => self.create_secret(req.into_body()).await,

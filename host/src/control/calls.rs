@@ -126,10 +126,11 @@ impl ControlPlane {
         ok(StatusCode::OK, &call_view(&record))
     }
 
-    pub(super) fn cancel_call(&self, call_id: &str) -> ApiResult {
+    pub(super) async fn cancel_call(&self, call_id: &str) -> ApiResult {
         let record = self
             .functions
-            .cancel(call_id)?
+            .cancel(call_id)
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("no function call with id {call_id}")))?;
         ok(StatusCode::OK, &call_view(&record))
     }

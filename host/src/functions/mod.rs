@@ -300,7 +300,7 @@ impl Functions {
     }
 
     /// Cancels a call: it becomes `terminated` and a running attempt is stopped.
-    pub fn cancel(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+    pub async fn cancel(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
         let Some(mut record) = self.store.get_call(call_id)? else {
             return Ok(None);
         };
@@ -308,7 +308,10 @@ impl Functions {
             record.status = CallStatus::Terminated;
             record.finished_at = Some(now());
             record.error = Some(json!({"type": "terminated", "message": "the call was cancelled"}));
-            self.store.put_call(&record)?;
+            // A call over by now keeps its outcome; nothing is left to stop.
+            if !self.put_call(&record).await? {
+                return self.store.get_call(call_id);
+            }
             if let Some(token) = self
                 .running
                 .lock()
@@ -386,7 +389,7 @@ impl Functions {
                 record.status = CallStatus::Failure;
                 record.error = Some(json!({"type": "not_found", "message": e.to_string()}));
                 record.finished_at = Some(now());
-                self.save(&record).await;
+                self.save(&mut record).await;
             }
         }
     }
@@ -426,12 +429,6 @@ impl Functions {
         self.running_mut().remove(&call_id);
         *record = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
         record.attempts = attempts;
-        if let Ok(Some(current)) = self.store.get_call(&call_id)
-            && current.status == CallStatus::Terminated
-        {
-            *record = current;
-            return;
-        }
         match outcome {
             Ok(result) => {
                 record.status = CallStatus::Success;
@@ -450,7 +447,8 @@ impl Functions {
     /// commit on a blocking thread, so the writes of many calls wait at once and share a
     /// commit (the embedded store's group commit) instead of queueing one flush each
     /// behind the runtime's few threads.
-    async fn put_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+    /// Returns whether it was written: a call that is over already keeps its record.
+    async fn put_call(&self, record: &CallRecord) -> Result<bool, StoreError> {
         let (store, record) = (self.store.clone(), record.clone());
         tokio::task::spawn_blocking(move || store.put_call(&record))
             .await
@@ -461,9 +459,20 @@ impl Functions {
             })
     }
 
-    async fn save(&self, record: &CallRecord) {
-        if let Err(e) = self.put_call(record).await {
-            tracing::error!(call_id = %record.call_id, "cannot record call: {e}");
+    /// Writes `record`; when it ends the call, counts and announces the outcome. A call
+    /// that was over already (a cancel, or another host that ran it too, came first)
+    /// keeps what is stored, and `record` becomes that: its outcome was counted by
+    /// whoever wrote it.
+    async fn save(&self, record: &mut CallRecord) {
+        match self.put_call(record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Ok(Some(stored)) = self.store.get_call(&record.call_id) {
+                    *record = stored;
+                }
+                return;
+            }
+            Err(e) => tracing::error!(call_id = %record.call_id, "cannot record call: {e}"),
         }
         if record.status.is_final() {
             let status = serde_json::to_value(record.status)

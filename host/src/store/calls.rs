@@ -1,6 +1,9 @@
 //! Function calls and their attempts: written before a spawn is acknowledged, updated
 //! as attempts run, purged after the retention period.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,19 +101,26 @@ impl Redb {
     /// Writes a call record (new or updated) durably, in a commit shared with the call
     /// records written beside it. A call that is over keeps its record: a write sent
     /// before a cancel landed must not bring it back (PostgreSQL's `WHERE NOT done`).
-    pub(super) fn put_call(&self, call: &CallRecord) -> Result<()> {
+    /// Returns whether it wrote.
+    pub(super) fn put_call(&self, call: &CallRecord) -> Result<bool> {
         let call = call.clone();
+        let written = Arc::new(AtomicBool::new(false));
+        let wrote = written.clone();
         self.group.write(
             &self.db,
             Box::new(move |txn| {
                 let before: Option<CallRecord> =
                     get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
-                if before.as_ref().is_some_and(|b| b.status.is_final()) {
+                // Set on every run: a batch that failed is run again one write at a time.
+                let over = before.as_ref().is_some_and(|b| b.status.is_final());
+                wrote.store(!over, Ordering::Relaxed);
+                if over {
                     return Ok(());
                 }
                 write_call(txn, &call, before.as_ref())
             }),
-        )
+        )?;
+        Ok(written.load(Ordering::Relaxed))
     }
 
     /// Changes a call in one transaction (no other write comes between reading and

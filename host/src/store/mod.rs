@@ -242,8 +242,8 @@ dispatch! {
     fn delete_secret(&self, name: &str) -> ();
     /// Writes a call record (new or updated) durably; a call not over is this host's
     /// to run (in cluster mode, under a lease it renews). A call that is over keeps its
-    /// record: a later write of it changes nothing.
-    fn put_call(&self, call: &CallRecord) -> ();
+    /// record: a later write of it changes nothing, and returns false.
+    fn put_call(&self, call: &CallRecord) -> bool;
     /// Changes a call in one transaction (no other write comes between reading and
     /// writing it); `change` returns whether to write. Returns whether it wrote.
     fn update_call(&self, call_id: &str, change: impl FnOnce(&mut CallRecord) -> bool) -> bool;

@@ -10,10 +10,11 @@ const LEASE_SECONDS: f64 = LEASE.as_secs_f64();
 
 /// Writes a call; a final record is never replaced (the first host to finish a call
 /// that ran twice keeps its outcome), and a call not over is leased to `host`. One
-/// statement: outside a transaction it is a transaction of its own.
-async fn put(client: &impl Prepared, call: &CallRecord, host: &str) -> Result<()> {
+/// statement: outside a transaction it is a transaction of its own. Returns whether it
+/// wrote.
+async fn put(client: &impl Prepared, call: &CallRecord, host: &str) -> Result<bool> {
     let done = call.status.is_final();
-    client
+    let written = client
         .run(
             PUT,
             &[
@@ -28,7 +29,8 @@ async fn put(client: &impl Prepared, call: &CallRecord, host: &str) -> Result<()
             ],
         )
         .await?;
-    Ok(())
+    // The conflict's `WHERE` leaves a call that is over untouched: no row changes.
+    Ok(written > 0)
 }
 
 const PUT: &str = "INSERT INTO calls (call_id, function_id, created_at, finished_at, done, claimed_by, lease_until, body)
@@ -43,7 +45,7 @@ const PUT: &str = "INSERT INTO calls (call_id, function_id, created_at, finished
          WHERE NOT calls.done";
 
 impl Postgres {
-    pub(in crate::store) fn put_call(&self, call: &CallRecord) -> Result<()> {
+    pub(in crate::store) fn put_call(&self, call: &CallRecord) -> Result<bool> {
         // One round trip: no BEGIN and COMMIT around the one statement, and its plan
         // is the connection's after the first call.
         self.block(async { put(&self.client().await?, call, &self.host_id).await })
