@@ -91,6 +91,7 @@ on_both_backends!(
     calls_are_found_by_function_state_and_age,
     a_scheduled_run_is_recorded_once,
     logs_are_found_and_purged,
+    a_batch_of_log_lines_keeps_its_order,
     changes_are_counted,
     changes_name_the_apps_they_touch,
     current_versions_are_read_at_once,

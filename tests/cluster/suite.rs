@@ -422,6 +422,34 @@ pub fn logs_are_found_and_purged(b: &Backend) {
     assert!(s.app_logs("b", &all).unwrap().is_empty());
 }
 
+/// A batch of lines keeps its order: PostgreSQL numbers a batch's rows in one statement.
+pub fn a_batch_of_log_lines_keeps_its_order(b: &Backend) {
+    let s = b.open();
+    let base = s.last_log_seq().unwrap();
+    let lines: Vec<LogEntry> = (0..300u64)
+        .map(|i| LogEntry {
+            seq: base + 1 + i,
+            time: "2026-01-01T00:00:01.000Z".into(),
+            app_id: "a".into(),
+            function: "f".into(),
+            call_id: (i % 3 != 0).then(|| "c1".to_owned()),
+            stream: LogStream::Stdout,
+            text: format!("line {i}"),
+        })
+        .collect();
+    s.append_logs(&lines).unwrap();
+    let texts = |v: Vec<LogEntry>| v.into_iter().map(|e| e.text).collect::<Vec<_>>();
+    let all = LogQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let written = s.app_logs("a", &all).unwrap();
+    assert_eq!(texts(written.clone()), texts(lines.clone()));
+    assert!(written.windows(2).all(|w| w[0].seq < w[1].seq));
+    let of_call: Vec<_> = lines.into_iter().filter(|l| l.call_id.is_some()).collect();
+    assert_eq!(texts(s.call_logs("c1").unwrap()), texts(of_call));
+}
+
 pub fn changes_are_counted(b: &Backend) {
     let s = b.open();
     let before = s.change_seq().unwrap();

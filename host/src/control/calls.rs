@@ -127,11 +127,10 @@ impl ControlPlane {
     }
 
     pub(super) async fn cancel_call(&self, call_id: &str) -> ApiResult {
-        let record = self
-            .functions
-            .cancel(call_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no function call with id {call_id}")))?;
+        let record =
+            self.functions.cancel(call_id).await?.ok_or_else(|| {
+                ApiError::not_found(format!("no function call with id {call_id}"))
+            })?;
         ok(StatusCode::OK, &call_view(&record))
     }
 

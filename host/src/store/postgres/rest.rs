@@ -210,17 +210,27 @@ impl Postgres {
         if entries.is_empty() {
             return Ok(());
         }
+        let column = |f: fn(&LogEntry) -> &str| entries.iter().map(f).collect::<Vec<_>>();
+        let (apps, functions, times) = (
+            column(|e| &e.app_id),
+            column(|e| &e.function),
+            column(|e| &e.time),
+        );
+        let calls: Vec<Option<&str>> = entries.iter().map(|e| e.call_id.as_deref()).collect();
+        let bodies: Vec<String> = entries.iter().map(encode).collect();
+        // One statement for the whole batch, its rows numbered in the batch's order.
         self.block(async {
-            let mut client = self.client().await?;
-            let txn = client.transaction().await?;
-            for e in entries {
-                txn.run(
-                    "INSERT INTO logs (app_id, function, call_id, time, body) VALUES ($1, $2, $3, $4, $5)",
-                    &[&e.app_id, &e.function, &e.call_id, &e.time, &encode(e)],
+            self.client()
+                .await?
+                .run(
+                    "INSERT INTO logs (app_id, function, call_id, time, body)
+                     SELECT a, f, c, t, b
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                          WITH ORDINALITY AS u(a, f, c, t, b, n)
+                     ORDER BY n",
+                    &[&apps, &functions, &calls, &times, &bodies],
                 )
                 .await?;
-            }
-            txn.commit().await?;
             Ok(())
         })
     }
