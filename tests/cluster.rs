@@ -96,6 +96,7 @@ on_both_backends!(
     changes_name_the_apps_they_touch,
     current_versions_are_read_at_once,
     a_finished_call_is_not_written_over,
+    calls_written_at_once_all_land,
 );
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {

@@ -518,6 +518,50 @@ pub fn current_versions_are_read_at_once(b: &Backend) {
     assert!(s.current_versions(&[]).unwrap().is_empty());
 }
 
+/// Many writers at once, their records sharing statements and commits, some writing
+/// the same calls: every record lands, and a call that is over keeps its outcome.
+pub fn calls_written_at_once_all_land(b: &Backend) {
+    let s = std::sync::Arc::new(b.open());
+    let at = "2026-01-01T00:00:01.000Z";
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    // Every writer's own call: pending, running, success.
+                    let own = format!("fc-{w}-{i}");
+                    for status in [CallStatus::Pending, CallStatus::Running] {
+                        assert!(s.put_call(&call(&own, status, at)).unwrap());
+                    }
+                    assert!(s.put_call(&call(&own, CallStatus::Success, at)).unwrap());
+                    // Calls every writer writes at about the same time; writer 0 ends them.
+                    let shared = format!("fc-shared-{i}");
+                    let status = if w == 0 {
+                        CallStatus::Failure
+                    } else {
+                        CallStatus::Running
+                    };
+                    s.put_call(&call(&shared, status, at)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("a writer panicked");
+    }
+    for w in 0..8 {
+        for i in 0..25 {
+            let own = s.get_call(&format!("fc-{w}-{i}")).unwrap().unwrap();
+            assert_eq!(own.status, CallStatus::Success);
+        }
+    }
+    for i in 0..25 {
+        let shared = s.get_call(&format!("fc-shared-{i}")).unwrap().unwrap();
+        assert_eq!(shared.status, CallStatus::Failure, "fc-shared-{i}");
+    }
+    assert!(s.claim_orphaned_calls().unwrap().is_empty());
+}
+
 /// A call that is over keeps its outcome: a later write of it (an attempt's record sent
 /// before a cancel landed) changes nothing, and says so.
 pub fn a_finished_call_is_not_written_over(b: &Backend) {

@@ -106,7 +106,7 @@ impl Redb {
         let call = call.clone();
         let written = Arc::new(AtomicBool::new(false));
         let wrote = written.clone();
-        self.group.write(
+        self.group.write_redb(
             &self.db,
             Box::new(move |txn| {
                 let before: Option<CallRecord> =

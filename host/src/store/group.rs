@@ -1,15 +1,14 @@
-//! Group commit for the embedded store: writes that arrive while another commit is under
-//! way share the next one.
+//! Group commit: writes that arrive while another commit is under way share the next one.
 //!
-//! A durable redb commit is an `fdatasync`, and redb has one writer at a time, so a host
-//! spawning calls from many connections spent most of each spawn waiting its turn for a
-//! disk flush of its own (~1,100 spawns/s on ext4 against ~3,500/s on tmpfs). Here the
+//! A durable commit is a disk flush, and a store commits one writer's batch at a time (redb
+//! has one writer; PostgreSQL spends most of a one-row transaction on its commit), so a
+//! host spawning calls from many connections spent most of each spawn waiting its turn
+//! for a flush of its own (~1,100 spawns/s on ext4 against ~3,500/s on tmpfs). Here the
 //! first writer to find no commit under way leads: it takes every write queued so far,
-//! runs them in one transaction and commits once; writers that came meanwhile wait, and
-//! the first of them to wake leads the next batch. Each leader commits one batch, the
-//! one with its own write, so no writer waits behind more than the commit before its own.
-//! A write that fails does not fail the others: the batch is then rerun one write a
-//! transaction.
+//! commits them together and hands each its outcome; writers that came meanwhile wait, and
+//! the first of them to wake leads the next batch. Each leader commits one batch, the one
+//! with its own write, so no writer waits behind more than the commit before its own. How a
+//! batch is committed is the backend's: one redb transaction, or one PostgreSQL statement.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,31 +18,50 @@ use redb::{Database, WriteTransaction};
 
 use super::{Result, StoreError};
 
-/// One write: may run twice (in its batch, then alone when the batch failed).
+/// One redb write: may run twice (in its batch, then alone when the batch failed).
 pub(super) type Job = Box<dyn Fn(&WriteTransaction) -> Result<()> + Send>;
 
-/// Writes queued for the next commit, and their outcomes.
-#[derive(Default)]
-pub(super) struct GroupCommit {
-    state: Mutex<State>,
+/// Writes of type `J` queued for the next commit, and their outcomes `R`.
+pub(super) struct GroupCommit<J = Job, R = ()> {
+    state: Mutex<State<J, R>>,
     turn: Condvar,
 }
 
-#[derive(Default)]
-struct State {
-    queue: Vec<(u64, Job)>,
+struct State<J, R> {
+    queue: Vec<(u64, J)>,
     /// A batch is being committed.
     leading: bool,
-    done: HashMap<u64, Result<()>>,
+    done: HashMap<u64, Result<R>>,
     next: u64,
     /// Commits made, for tests.
     commits: u64,
 }
 
-impl GroupCommit {
-    /// Runs `job` in a durable commit, shared with the writes queued beside it; returns
-    /// once that commit is made (or `job`'s own error).
-    pub(super) fn write(&self, db: &Database, job: Job) -> Result<()> {
+impl<J, R> Default for GroupCommit<J, R> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                leading: false,
+                done: HashMap::new(),
+                next: 0,
+                commits: 0,
+            }),
+            turn: Condvar::new(),
+        }
+    }
+}
+
+impl<J, R> GroupCommit<J, R> {
+    /// Queues `job` and returns its outcome once the commit that holds it is made. The
+    /// writer that leads runs `commit` over the jobs queued so far, in order; it returns
+    /// each job's outcome in the same order, and how many commits it made.
+    pub(super) fn write(
+        &self,
+        job: J,
+        commit: impl FnOnce(Vec<J>) -> (Vec<Result<R>>, u64),
+    ) -> Result<R> {
+        let mut commit = Some(commit);
         let mut state = self.lock();
         let id = state.next;
         state.next += 1;
@@ -52,18 +70,23 @@ impl GroupCommit {
             if let Some(result) = state.done.remove(&id) {
                 return result;
             }
-            if !state.leading {
+            if !state.leading
+                && let Some(commit) = commit.take()
+            {
                 state.leading = true;
-                let batch = std::mem::take(&mut state.queue);
+                let (ids, batch): (Vec<u64>, Vec<J>) =
+                    std::mem::take(&mut state.queue).into_iter().unzip();
                 drop(state);
-                let ids: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
-                let (results, commits) = catch_unwind(AssertUnwindSafe(|| commit(db, batch)))
-                    .unwrap_or_else(|_| {
-                        let failed = ids.iter().map(|id| (*id, Err(panicked()))).collect();
-                        (failed, 0)
-                    });
+                let (results, commits) = catch_unwind(AssertUnwindSafe(|| commit(batch)))
+                    .unwrap_or_else(|_| (Vec::new(), 0));
                 state = self.lock();
-                state.done.extend(results);
+                let mut results = results.into_iter();
+                for id in ids {
+                    // A panic, or a commit that answered for fewer jobs, leaves no waiter
+                    // hanging.
+                    let result = results.next().unwrap_or_else(|| Err(panicked()));
+                    state.done.insert(id, result);
+                }
                 state.commits += commits;
                 state.leading = false;
                 self.turn.notify_all();
@@ -73,7 +96,7 @@ impl GroupCommit {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<J, R>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -90,20 +113,27 @@ impl GroupCommit {
     }
 }
 
+impl GroupCommit {
+    /// Runs `job` in a durable redb commit, shared with the writes queued beside it.
+    pub(super) fn write_redb(&self, db: &Database, job: Job) -> Result<()> {
+        self.write(job, |batch| commit(db, batch))
+    }
+}
+
 /// Commits `batch` in one transaction, or each write alone when that fails. Returns each
 /// write's outcome and the number of commits made.
-fn commit(db: &Database, batch: Vec<(u64, Job)>) -> (Vec<(u64, Result<()>)>, u64) {
-    let all = |txn: &WriteTransaction| batch.iter().try_for_each(|(_, job)| job(txn));
+fn commit(db: &Database, batch: Vec<Job>) -> (Vec<Result<()>>, u64) {
+    let all = |txn: &WriteTransaction| batch.iter().try_for_each(|job| job(txn));
     if batch.len() > 1 && in_transaction(db, all).is_ok() {
-        return (batch.into_iter().map(|(id, _)| (id, Ok(()))).collect(), 1);
+        return (batch.iter().map(|_| Ok(())).collect(), 1);
     }
     let mut commits = 0;
     let results = batch
         .into_iter()
-        .map(|(id, job)| {
+        .map(|job| {
             let result = in_transaction(db, |txn| job(txn));
             commits += u64::from(result.is_ok());
-            (id, result)
+            result
         })
         .collect();
     (results, commits)
@@ -171,7 +201,7 @@ mod tests {
 
     fn writer(db: &Arc<Database>, group: &Arc<GroupCommit>, job: Job) -> Writer {
         let (db, group) = (db.clone(), group.clone());
-        std::thread::spawn(move || group.write(&db, job))
+        std::thread::spawn(move || group.write_redb(&db, job))
     }
 
     /// Starts a write that holds its commit open until the sender is used, and waits
@@ -249,7 +279,7 @@ mod tests {
                 let (db, group) = (db.clone(), group.clone());
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        group.write(&db, put(w * 1000 + i)).expect("write");
+                        group.write_redb(&db, put(w * 1000 + i)).expect("write");
                     }
                 })
             })

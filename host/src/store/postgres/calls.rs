@@ -4,51 +4,111 @@
 
 use super::{LEASE, Postgres, Prepared};
 use crate::store::extras::run_is_due;
-use crate::store::{CallRecord, Result, ScheduleState, decode, encode};
+use crate::store::{CallRecord, Result, ScheduleState, StoreError, decode, encode};
 
 const LEASE_SECONDS: f64 = LEASE.as_secs_f64();
 
 /// Writes a call; a final record is never replaced (the first host to finish a call
-/// that ran twice keeps its outcome), and a call not over is leased to `host`. One
-/// statement: outside a transaction it is a transaction of its own. Returns whether it
-/// wrote.
+/// that ran twice keeps its outcome), and a call not over is leased to `host`. Returns
+/// whether it wrote.
 async fn put(client: &impl Prepared, call: &CallRecord, host: &str) -> Result<bool> {
-    let done = call.status.is_final();
-    let written = client
-        .run(
+    Ok(put_many(client, &[call], host).await?.first() == Some(&true))
+}
+
+/// [`put`] for calls that are all different, in one statement: outside a transaction it
+/// is a transaction of its own. Returns whether each was written.
+async fn put_many(client: &impl Prepared, calls: &[&CallRecord], host: &str) -> Result<Vec<bool>> {
+    let ids: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
+    let functions: Vec<&str> = calls.iter().map(|c| c.function_id.as_str()).collect();
+    let created: Vec<&str> = calls.iter().map(|c| c.created_at.as_str()).collect();
+    let finished: Vec<Option<&str>> = calls.iter().map(|c| c.finished_at.as_deref()).collect();
+    let done: Vec<bool> = calls.iter().map(|c| c.status.is_final()).collect();
+    let bodies: Vec<String> = calls.iter().map(encode).collect();
+    let rows = client
+        .rows(
             PUT,
             &[
-                &call.call_id,
-                &call.function_id,
-                &call.created_at,
-                &call.finished_at,
+                &ids,
+                &functions,
+                &created,
+                &finished,
                 &done,
+                &bodies,
                 &host,
                 &LEASE_SECONDS,
-                &encode(call),
             ],
         )
         .await?;
-    // The conflict's `WHERE` leaves a call that is over untouched: no row changes.
-    Ok(written > 0)
+    // The conflict's `WHERE` leaves a call that is over untouched: it returns no row.
+    let written: std::collections::HashSet<&str> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(ids.iter().map(|id| written.contains(id)).collect())
 }
 
 const PUT: &str = "INSERT INTO calls (call_id, function_id, created_at, finished_at, done, claimed_by, lease_until, body)
-         VALUES ($1, $2, $3, $4, $5,
-                 CASE WHEN $5 THEN NULL ELSE $6 END,
-                 CASE WHEN $5 THEN NULL ELSE now() + make_interval(secs => $7) END,
-                 $8)
+         SELECT i, f, c, fin, d,
+                CASE WHEN d THEN NULL ELSE $7 END,
+                CASE WHEN d THEN NULL ELSE now() + make_interval(secs => $8) END,
+                b
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[])
+              AS u(i, f, c, fin, d, b)
          ON CONFLICT (call_id) DO UPDATE SET
              finished_at = EXCLUDED.finished_at, done = EXCLUDED.done,
              claimed_by = EXCLUDED.claimed_by, lease_until = EXCLUDED.lease_until,
              body = EXCLUDED.body
-         WHERE NOT calls.done";
+         WHERE NOT calls.done
+         RETURNING call_id";
 
 impl Postgres {
+    /// Writes a call record, in a statement shared with the records written beside it
+    /// (group commit: each statement is a commit, and a commit is most of its cost).
     pub(in crate::store) fn put_call(&self, call: &CallRecord) -> Result<bool> {
-        // One round trip: no BEGIN and COMMIT around the one statement, and its plan
-        // is the connection's after the first call.
-        self.block(async { put(&self.client().await?, call, &self.host_id).await })
+        self.calls
+            .write(call.clone(), |batch| self.commit_calls(&batch))
+    }
+
+    /// Commits a batch of call records: one statement for each round of different calls
+    /// (a call written twice in the batch is written again in the next round, in order).
+    /// When a statement fails, its records are written one at a time, so an error stays
+    /// with its record. Returns each record's outcome, and the commits made.
+    fn commit_calls(&self, batch: &[CallRecord]) -> (Vec<Result<bool>>, u64) {
+        let mut rounds: Vec<Vec<usize>> = Vec::new();
+        let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+        for (i, call) in batch.iter().enumerate() {
+            let round = seen.entry(call.call_id.as_str()).or_insert(0);
+            if rounds.len() <= *round {
+                rounds.push(Vec::new());
+            }
+            rounds[*round].push(i);
+            *round += 1;
+        }
+        let mut results: Vec<Option<Result<bool>>> = batch.iter().map(|_| None).collect();
+        let mut commits = 0;
+        for round in rounds {
+            let calls: Vec<&CallRecord> = round.iter().map(|&i| &batch[i]).collect();
+            let together =
+                self.block(async { put_many(&self.client().await?, &calls, &self.host_id).await });
+            match together {
+                Ok(written) => {
+                    commits += 1;
+                    for (&i, written) in round.iter().zip(written) {
+                        results[i] = Some(Ok(written));
+                    }
+                }
+                Err(_) => {
+                    for &i in &round {
+                        let alone = self.block(async {
+                            put(&self.client().await?, &batch[i], &self.host_id).await
+                        });
+                        commits += u64::from(alone.is_ok());
+                        results[i] = Some(alone);
+                    }
+                }
+            }
+        }
+        let results = results.into_iter().map(|r| {
+            r.unwrap_or_else(|| Err(StoreError::Invalid("a call record was left out".into())))
+        });
+        (results.collect(), commits)
     }
 
     pub(in crate::store) fn update_call(

@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error as PgError, Row};
 
 use super::changes::{self, ChangedApps};
+use super::group::GroupCommit;
 use super::seal::{KeyError, SecretKey};
 use super::secrets::{StoredSecret, unseal};
 use super::{Result, StoreError, decode, new_id};
@@ -56,6 +57,8 @@ pub(super) struct Postgres {
     host_id: String,
     /// The session holding the schedule lock, once taken (the lock ends with it).
     leader: Mutex<Option<LeaderSession>>,
+    /// Call records waiting to share a statement.
+    calls: GroupCommit<crate::store::CallRecord, bool>,
 }
 
 impl Drop for Postgres {
@@ -101,6 +104,7 @@ impl Postgres {
             key,
             host_id: new_id("host"),
             leader: Mutex::new(None),
+            calls: GroupCommit::default(),
         })
     }
 
