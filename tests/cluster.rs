@@ -97,6 +97,7 @@ on_both_backends!(
     current_versions_are_read_at_once,
     a_finished_call_is_not_written_over,
     calls_written_at_once_all_land,
+    calls_over_are_found_among_many,
 );
 
 fn endpoint(name: &str, label: Option<&str>) -> EndpointSpec {

@@ -562,6 +562,38 @@ pub fn calls_written_at_once_all_land(b: &Backend) {
     assert!(s.claim_orphaned_calls().unwrap().is_empty());
 }
 
+/// The calls over among many, in one read: unknown and open ones are left out.
+pub fn calls_over_are_found_among_many(b: &Backend) {
+    let s = b.open();
+    let at = "2026-01-01T00:00:01.000Z";
+    for (id, status) in [
+        ("fc-a", CallStatus::Running),
+        ("fc-b", CallStatus::Terminated),
+        ("fc-c", CallStatus::Success),
+        ("fc-d", CallStatus::Pending),
+    ] {
+        s.put_call(&call(id, status, at)).unwrap();
+    }
+    let ids: Vec<String> = ["fc-a", "fc-b", "fc-c", "fc-d", "fc-gone"]
+        .map(str::to_owned)
+        .into();
+    let mut over: Vec<(String, CallStatus)> = s
+        .calls_over(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.call_id, c.status))
+        .collect();
+    over.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        over,
+        [
+            ("fc-b".to_owned(), CallStatus::Terminated),
+            ("fc-c".to_owned(), CallStatus::Success)
+        ]
+    );
+    assert!(s.calls_over(&[]).unwrap().is_empty());
+}
+
 /// A call that is over keeps its outcome: a later write of it (an attempt's record sent
 /// before a cancel landed) changes nothing, and says so.
 pub fn a_finished_call_is_not_written_over(b: &Backend) {

@@ -6,8 +6,6 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use super::{FOREIGN_POLL, Functions, FunctionsError, Resolved};
 use crate::store::{CallStatus, StoreError};
 
@@ -50,16 +48,24 @@ impl Functions {
         }
     }
 
-    /// Stops the attempts of calls cancelled through another host (cluster mode).
+    /// Stops the attempts of calls cancelled through another host (cluster mode), with
+    /// one read for every call running here.
     fn stop_cancelled_elsewhere(&self) {
-        let running: Vec<(String, CancellationToken)> = self
-            .running_mut()
-            .iter()
-            .map(|(id, token)| (id.clone(), token.clone()))
-            .collect();
-        for (id, token) in running {
-            if let Ok(Some(call)) = self.store.get_call(&id)
-                && call.status == CallStatus::Terminated
+        let running: Vec<String> = self.running_mut().keys().cloned().collect();
+        if running.is_empty() {
+            return;
+        }
+        let over = match self.store.calls_over(&running) {
+            Ok(over) => over,
+            Err(e) => {
+                tracing::warn!("cannot look for calls cancelled elsewhere: {e}");
+                return;
+            }
+        };
+        let running = self.running_mut();
+        for call in over {
+            if call.status == CallStatus::Terminated
+                && let Some(token) = running.get(&call.call_id)
             {
                 token.cancel();
             }

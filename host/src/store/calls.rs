@@ -156,6 +156,20 @@ impl Redb {
         get(&self.db.begin_read()?.open_table(CALLS)?, "calls", call_id)
     }
 
+    /// Of `call_ids`, the calls that are over, in one read.
+    pub(super) fn calls_over(&self, call_ids: &[String]) -> Result<Vec<CallRecord>> {
+        let table = self.db.begin_read()?.open_table(CALLS)?;
+        let mut over = Vec::new();
+        for id in call_ids {
+            if let Some(call) = get::<CallRecord>(&table, "calls", id.as_str())?
+                && call.status.is_final()
+            {
+                over.push(call);
+            }
+        }
+        Ok(over)
+    }
+
     /// The most recent calls of a function, newest first: read through
     /// `calls_by_function`, so the cost is `limit` records, not every call kept.
     pub(super) fn list_calls(&self, function_id: &str, limit: usize) -> Result<Vec<CallRecord>> {

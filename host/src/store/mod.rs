@@ -249,6 +249,8 @@ dispatch! {
     fn update_call(&self, call_id: &str, change: impl FnOnce(&mut CallRecord) -> bool) -> bool;
     /// One call.
     fn get_call(&self, call_id: &str) -> Option<CallRecord>;
+    /// Of `call_ids`, the calls that are over (one query, however many).
+    fn calls_over(&self, call_ids: &[String]) -> Vec<CallRecord>;
     /// The most recent calls of a function, newest first.
     fn list_calls(&self, function_id: &str, limit: usize) -> Vec<CallRecord>;
     /// Calls that are not over and that no live host runs, oldest first; they become this

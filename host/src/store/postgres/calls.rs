@@ -149,6 +149,20 @@ impl Postgres {
         })
     }
 
+    pub(in crate::store) fn calls_over(&self, call_ids: &[String]) -> Result<Vec<CallRecord>> {
+        self.block(async {
+            let rows = self
+                .client()
+                .await?
+                .rows(
+                    "SELECT body FROM calls WHERE call_id = ANY($1) AND done",
+                    &[&call_ids],
+                )
+                .await?;
+            rows.iter().map(|r| decode("calls", r.get(0))).collect()
+        })
+    }
+
     pub(in crate::store) fn list_calls(
         &self,
         function_id: &str,
