@@ -446,8 +446,8 @@ impl Functions {
     /// Writes `record` durably without holding up this runtime thread: it waits for its
     /// commit on a blocking thread, so the writes of many calls wait at once and share a
     /// commit (the embedded store's group commit) instead of queueing one flush each
-    /// behind the runtime's few threads.
-    /// Returns whether it was written: a call that is over already keeps its record.
+    /// behind the runtime's few threads. Returns whether it was written: a call that is
+    /// over already keeps its record.
     async fn put_call(&self, record: &CallRecord) -> Result<bool, StoreError> {
         let (store, record) = (self.store.clone(), record.clone());
         tokio::task::spawn_blocking(move || store.put_call(&record))
