@@ -520,6 +520,67 @@ mod hosts {
         }
     }
 
+    /// While its database cannot be reached, a host answers a valid token 503, not 401:
+    /// the token may well be valid, only its check failed. That holds for the API and
+    /// for a proxy-auth endpoint. Once the database is back, the host serves again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_out_of_reach_is_503_not_401() {
+        let Some(pg) = postgres::server() else {
+            return;
+        };
+        let url = pg.fresh_database();
+        let db = url.rsplit('/').next().unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let host = start(dir.path(), &url);
+        let token = admin_token(dir.path());
+        let wasm = example("private").display().to_string();
+        let (code, out) = wasmhost_remote(&host, &token, &["deploy", &wasm]);
+        assert_eq!(code, 0, "{out}");
+        let (key, secret) = token.split_once(':').unwrap();
+        let proxy = [("wasmhost-key", key), ("wasmhost-secret", secret)];
+        let vault = "main--private-vault.localhost";
+        let answers = async || {
+            let (api, api_body) = api(&host, &token)
+                .call(reqwest::Method::GET, "/apps", None)
+                .await;
+            let (web, web_body) = visit(&host, vault, "/", &proxy).await;
+            (api, api_body, web, web_body)
+        };
+        let (a, _, w, _) = answers().await;
+        assert_eq!((a, w), (200, 200));
+
+        let sql = |q: String| pg.psql("postgres", &q).unwrap();
+        sql(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
+        sql(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ));
+        let (api_body, web_body) = until("both answering 503", async || {
+            let (a, api_body, w, web_body) = answers().await;
+            assert!(
+                a != 401 && w != 401,
+                "a valid token refused while the database is out of reach: {a} {api_body}; {w} {web_body}"
+            );
+            (a == 503 && w == 503).then_some((api_body, web_body))
+        })
+        .await;
+        assert!(
+            api_body.to_string().contains("PostgreSQL")
+                && web_body.contains("token could not be checked"),
+            "{api_body}; {web_body}"
+        );
+
+        sql(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+        until("the host serving again", async || {
+            let (a, _, w, web_body) = answers().await;
+            (a == 200 && w == 200).then_some(web_body)
+        })
+        .await;
+        assert_eq!(
+            visit(&host, vault, "/", &proxy).await.1,
+            r#"{"secret":"42"}"#
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn any_host_serves_and_no_call_is_lost_when_one_dies() {
         let Some(pg) = postgres::server() else {

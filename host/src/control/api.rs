@@ -12,7 +12,7 @@ use super::upload::UploadError;
 use super::views::{AppView, Page};
 use super::{ControlPlane, DeployOptions};
 use crate::engine::LoadError;
-use crate::gateway::{BoxFuture, ControlApi};
+use crate::gateway::{BoxFuture, ControlApi, TokenCheckFailed};
 use crate::http::{Body, json_error, json_response};
 use crate::store::{Scope, StoreError, TokenRecord};
 
@@ -75,12 +75,13 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match &e {
+            // The shared database cannot be reached: another host, or a retry, may succeed.
+            e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-            // The shared database cannot be reached: another host, or a retry, may succeed.
-            StoreError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Db(_)
+            StoreError::Pool(_)
+            | StoreError::Db(_)
             | StoreError::Postgres(_)
             | StoreError::Io(_)
             | StoreError::Corrupt { .. }
@@ -259,6 +260,17 @@ struct TokenCreate {
     scope: Option<String>,
 }
 
+/// An API error as its response; server errors are logged.
+fn error_response(e: ApiError) -> hyper::Response<Body> {
+    if e.status.is_server_error() {
+        tracing::error!("API error: {e}");
+    }
+    match e.detail {
+        Some(detail) => json_response(e.status, &serde_json::json!({ "detail": detail })),
+        None => json_error(e.status, &e.message),
+    }
+}
+
 impl ControlApi for ControlPlane {
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
         Box::pin(async move {
@@ -271,7 +283,12 @@ impl ControlApi for ControlPlane {
                     .then(|| self.session_token(req.headers()))
                     .flatten()
             };
-            let Some(token) = self.bearer(req.headers()).or_else(session) else {
+            // A store that cannot check the token answers 503: the token may be valid.
+            let bearer = match self.bearer(req.headers()) {
+                Ok(bearer) => bearer,
+                Err(e) => return error_response(ApiError::from(e)),
+            };
+            let Some(token) = bearer.or_else(session) else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -297,42 +314,42 @@ impl ControlApi for ControlPlane {
             }
             match self.route_api(req, &token).await {
                 Ok(r) => r,
-                Err(e) => {
-                    if e.status.is_server_error() {
-                        tracing::error!("API error: {e}");
-                    }
-                    match e.detail {
-                        Some(detail) => {
-                            json_response(e.status, &serde_json::json!({ "detail": detail }))
-                        }
-                        None => json_error(e.status, &e.message),
-                    }
-                }
+                Err(e) => error_response(e),
             }
         })
     }
 
-    fn verify_proxy_token(&self, key: &str, secret: &str) -> bool {
-        self.verify_token(key, secret)
+    fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed> {
+        match self.store.verify_token(key, secret) {
+            Ok(token) => Ok(token.is_some()),
+            Err(e) => Err(TokenCheckFailed(Box::new(e))),
+        }
     }
 
     fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
         self.bearer(headers)
+            .ok()
+            .flatten()
             .or_else(|| self.session_token(headers))
             .is_some_and(|t| t.scope >= Scope::Invoke)
     }
 }
 
 impl ControlPlane {
-    /// The token a request's `Authorization: Bearer` header names, if it is valid.
-    fn bearer(&self, headers: &hyper::HeaderMap) -> Option<TokenRecord> {
+    /// The token a request's `Authorization: Bearer` header names, if it is valid; an
+    /// error when the store could not check it.
+    fn bearer(&self, headers: &hyper::HeaderMap) -> Result<Option<TokenRecord>, StoreError> {
         let value = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())?;
-        let bearer = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
-        self.store.verify_bearer(bearer.trim()).ok().flatten()
+            .and_then(|v| v.to_str().ok());
+        let bearer = value.and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        match bearer {
+            Some(bearer) => self.store.verify_bearer(bearer.trim()),
+            None => Ok(None),
+        }
     }
 
     async fn route_api(&self, req: hyper::Request<Incoming>, token: &TokenRecord) -> ApiResult {

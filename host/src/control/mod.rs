@@ -472,11 +472,6 @@ impl ControlPlane {
                 .compare_exchange(before, now, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
-
-    /// Whether a proxy-auth key/secret pair is a valid token.
-    pub fn verify_token(&self, key: &str, secret: &str) -> bool {
-        matches!(self.store.verify_token(key, secret), Ok(Some(_)))
-    }
 }
 
 impl Resolver for ControlPlane {

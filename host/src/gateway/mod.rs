@@ -64,11 +64,18 @@ pub trait ControlApi: Send + Sync {
     /// Serves a request whose path starts with `/v1` or `/dashboard` and whose host names
     /// no endpoint.
     fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
-    /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token.
-    fn verify_proxy_token(&self, key: &str, secret: &str) -> bool;
+    /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token, or why that
+    /// could not be checked.
+    fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed>;
     /// Whether a request's bearer token may read the host's `/metrics`.
     fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool;
 }
+
+/// A token could not be checked (the state store did not answer): neither valid nor
+/// invalid, so the request is answered 503, not 401.
+#[derive(Debug, thiserror::Error)]
+#[error("the token could not be checked: {0}")]
+pub struct TokenCheckFailed(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -245,11 +252,20 @@ impl Gateway {
         if is_preflight(&req) {
             return preflight(&req);
         }
-        if route.requires_proxy_auth() && !self.proxy_auth_ok(&req) {
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "this endpoint requires proxy auth: send a token as the Wasmhost-Key and Wasmhost-Secret headers",
-            );
+        if route.requires_proxy_auth() {
+            match self.proxy_auth_ok(&req) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return json_error(
+                        StatusCode::UNAUTHORIZED,
+                        "this endpoint requires proxy auth: send a token as the Wasmhost-Key and Wasmhost-Secret headers",
+                    );
+                }
+                Err(e) => {
+                    tracing::error!("proxy auth: {e}");
+                    return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+                }
+            }
         }
         let (mut parts, body) = req.into_parts();
         if route.wants_client_addr() {
@@ -311,11 +327,11 @@ impl Gateway {
         None
     }
 
-    fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> bool {
+    fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> Result<bool, TokenCheckFailed> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         match (&self.api, header("wasmhost-key"), header("wasmhost-secret")) {
             (Some(api), Some(key), Some(secret)) => api.verify_proxy_token(key, secret),
-            _ => false,
+            _ => Ok(false),
         }
     }
 }

@@ -79,6 +79,28 @@ pub enum StoreError {
     Key(#[from] KeyError),
 }
 
+impl StoreError {
+    /// Whether the shared database could not be reached (no connection, a connection that
+    /// broke, a server shutting down or refusing sessions): another try, or another host,
+    /// may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Postgres(e) => {
+                let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                // SQLSTATE classes 08 (connection exception) and 57P (operator intervention:
+                // shutdown, terminated session, cannot connect now).
+                let class = e
+                    .as_db_error()
+                    .map(|d| d.code().code())
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P"));
+                e.is_closed() || io || class
+            }
+            _ => false,
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
