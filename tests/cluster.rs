@@ -539,6 +539,26 @@ mod hosts {
         let (key, secret) = token.split_once(':').unwrap();
         let proxy = [("wasmhost-key", key), ("wasmhost-secret", secret)];
         let vault = "main--private-vault.localhost";
+        // A dashboard session, and the two other places a token is checked.
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = browser
+            .post(host.url("/dashboard/login"))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let session = login.headers()["set-cookie"].to_str().unwrap();
+        let cookie = session.split(';').next().unwrap().to_owned();
+        let others = async || {
+            let get = |path: &str| browser.get(host.url(path));
+            let dashboard = get("/dashboard").header("cookie", &cookie).send();
+            let metrics = get("/metrics").bearer_auth(&token).send();
+            let (d, m) = (dashboard.await.unwrap(), metrics.await.unwrap());
+            (d.status().as_u16(), m.status().as_u16())
+        };
         let answers = async || {
             let (api, api_body) = api(&host, &token)
                 .call(reqwest::Method::GET, "/apps", None)
@@ -547,7 +567,7 @@ mod hosts {
             (api, api_body, web, web_body)
         };
         let (a, _, w, _) = answers().await;
-        assert_eq!((a, w), (200, 200));
+        assert_eq!((a, w, others().await), (200, 200, (200, 200)));
 
         let sql = |q: String| pg.psql("postgres", &q).unwrap();
         sql(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
@@ -568,6 +588,8 @@ mod hosts {
                 && web_body.contains("token could not be checked"),
             "{api_body}; {web_body}"
         );
+        // Neither the session nor the metrics token is taken for a wrong one.
+        assert_eq!(others().await, (503, 503));
 
         sql(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
         until("the host serving again", async || {
@@ -579,6 +601,7 @@ mod hosts {
             visit(&host, vault, "/", &proxy).await.1,
             r#"{"secret":"42"}"#
         );
+        assert_eq!(others().await, (200, 200));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

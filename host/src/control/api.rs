@@ -277,18 +277,12 @@ impl ControlApi for ControlPlane {
             if super::dashboard::is_dashboard(req.uri().path()) {
                 return self.dashboard(req).await;
             }
-            // A dashboard session reads the API as its token does; it changes nothing.
-            let session = || {
-                matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
-                    .then(|| self.session_token(req.headers()))
-                    .flatten()
-            };
             // A store that cannot check the token answers 503: the token may be valid.
-            let bearer = match self.bearer(req.headers()) {
-                Ok(bearer) => bearer,
+            let token = match self.request_token(&req) {
+                Ok(token) => token,
                 Err(e) => return error_response(ApiError::from(e)),
             };
-            let Some(token) = bearer.or_else(session) else {
+            let Some(token) = token else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "missing or invalid token: send `Authorization: Bearer <token_id>:<token_secret>`",
@@ -320,22 +314,40 @@ impl ControlApi for ControlPlane {
     }
 
     fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed> {
-        match self.store.verify_token(key, secret) {
-            Ok(token) => Ok(token.is_some()),
-            Err(e) => Err(TokenCheckFailed(Box::new(e))),
-        }
+        let token = self.store.verify_token(key, secret).map_err(check_failed)?;
+        Ok(token.is_some())
     }
 
-    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool {
-        self.bearer(headers)
-            .ok()
-            .flatten()
-            .or_else(|| self.session_token(headers))
-            .is_some_and(|t| t.scope >= Scope::Invoke)
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> Result<bool, TokenCheckFailed> {
+        let token = match self.bearer(headers).map_err(check_failed)? {
+            Some(token) => Some(token),
+            None => self.session_token(headers).map_err(check_failed)?,
+        };
+        Ok(token.is_some_and(|t| t.scope >= Scope::Invoke))
     }
 }
 
+fn check_failed(e: StoreError) -> TokenCheckFailed {
+    TokenCheckFailed(Box::new(e))
+}
+
 impl ControlPlane {
+    /// The token a request to the API carries: its bearer token, or for a read its
+    /// dashboard session's (a session reads the API as its token does and changes
+    /// nothing). An error when the store could not check it.
+    fn request_token(
+        &self,
+        req: &hyper::Request<Incoming>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(token) = self.bearer(req.headers())? {
+            return Ok(Some(token));
+        }
+        if matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+            return self.session_token(req.headers());
+        }
+        Ok(None)
+    }
+
     /// The token a request's `Authorization: Bearer` header names, if it is valid; an
     /// error when the store could not check it.
     fn bearer(&self, headers: &hyper::HeaderMap) -> Result<Option<TokenRecord>, StoreError> {

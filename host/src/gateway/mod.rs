@@ -67,8 +67,9 @@ pub trait ControlApi: Send + Sync {
     /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token, or why that
     /// could not be checked.
     fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed>;
-    /// Whether a request's bearer token may read the host's `/metrics`.
-    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> bool;
+    /// Whether a request's bearer token may read the host's `/metrics`, or why that could
+    /// not be checked.
+    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> Result<bool, TokenCheckFailed>;
 }
 
 /// A token could not be checked (the state store did not answer): neither valid nor
@@ -214,10 +215,15 @@ impl Gateway {
             && req.uri().path() == "/metrics"
             && !routes.names(host)
         {
-            if !self.config.public_metrics
-                && let Some(api) = &self.api
-                && !api.may_read_metrics(req.headers())
-            {
+            let allowed = match &self.api {
+                Some(api) if !self.config.public_metrics => api.may_read_metrics(req.headers()),
+                _ => Ok(true),
+            };
+            if let Err(e) = &allowed {
+                tracing::error!("/metrics: {e}");
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            if allowed.is_ok_and(|ok| !ok) {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "/metrics needs a token here: send `Authorization: Bearer <token_id>:<token_secret>` (or start the server with --public-metrics)",

@@ -18,7 +18,7 @@ use hyper::{Method, StatusCode};
 
 use super::ControlPlane;
 use crate::http::{Body, full};
-use crate::store::{Scope, TokenRecord};
+use crate::store::{Scope, StoreError, TokenRecord};
 
 const COOKIE: &str = "wasmhost_session";
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -128,25 +128,38 @@ pub(super) fn is_dashboard(path: &str) -> bool {
 }
 
 impl ControlPlane {
-    /// The token behind a request's dashboard session, if it is current and not revoked.
-    pub(super) fn session_token(&self, headers: &hyper::HeaderMap) -> Option<TokenRecord> {
-        let id = self.sessions.token_id(headers)?;
-        self.store
-            .list_tokens()
-            .ok()?
+    /// The token behind a request's dashboard session, if it is current and not revoked;
+    /// an error when the store could not say.
+    pub(super) fn session_token(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(id) = self.sessions.token_id(headers) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .list_tokens()?
             .into_iter()
-            .find(|t| t.token_id == id)
+            .find(|t| t.token_id == id))
     }
 
     /// Serves `/dashboard…`.
     pub(super) async fn dashboard(&self, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
         let path = req.uri().path().trim_end_matches('/');
-        let logged_in = self.session_token(req.headers()).is_some();
         match (req.method().clone(), path) {
-            (Method::GET, "/dashboard") if logged_in => {
-                page(StatusCode::OK, "text/html; charset=utf-8", INDEX.to_owned())
-            }
-            (Method::GET, "/dashboard") => login_page(StatusCode::OK, ""),
+            (Method::GET, "/dashboard") => match self.session_token(req.headers()) {
+                Ok(Some(_)) => page(StatusCode::OK, "text/html; charset=utf-8", INDEX.to_owned()),
+                Ok(None) => login_page(StatusCode::OK, ""),
+                // The session may well be valid: nothing to log in again for.
+                Err(e) => {
+                    tracing::error!("dashboard session: {e}");
+                    login_page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The state store cannot be reached: try again in a moment.",
+                    )
+                }
+            },
             (Method::GET, "/dashboard/app.js") => page(
                 StatusCode::OK,
                 "text/javascript; charset=utf-8",
