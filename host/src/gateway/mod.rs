@@ -78,6 +78,14 @@ pub trait ControlApi: Send + Sync {
 #[error("the token could not be checked: {0}")]
 pub struct TokenCheckFailed(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
+impl TokenCheckFailed {
+    /// The 503 a request gets, logged with what it was for.
+    fn response(&self, what: &str) -> hyper::Response<Body> {
+        tracing::error!("{what}: {self}");
+        json_error(StatusCode::SERVICE_UNAVAILABLE, &self.to_string())
+    }
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -220,8 +228,7 @@ impl Gateway {
                 _ => Ok(true),
             };
             if let Err(e) = &allowed {
-                tracing::error!("/metrics: {e}");
-                return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+                return e.response("/metrics");
             }
             if allowed.is_ok_and(|ok| !ok) {
                 let mut r = json_error(
@@ -267,10 +274,7 @@ impl Gateway {
                         "this endpoint requires proxy auth: send a token as the Wasmhost-Key and Wasmhost-Secret headers",
                     );
                 }
-                Err(e) => {
-                    tracing::error!("proxy auth: {e}");
-                    return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-                }
+                Err(e) => return e.response("proxy auth"),
             }
         }
         let (mut parts, body) = req.into_parts();

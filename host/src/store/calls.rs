@@ -1,9 +1,6 @@
 //! Function calls and their attempts: written before a spawn is acknowledged, updated
 //! as attempts run, purged after the retention period.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,23 +101,18 @@ impl Redb {
     /// Returns whether it wrote.
     pub(super) fn put_call(&self, call: &CallRecord) -> Result<bool> {
         let call = call.clone();
-        let written = Arc::new(AtomicBool::new(false));
-        let wrote = written.clone();
         self.group.write_redb(
             &self.db,
             Box::new(move |txn| {
                 let before: Option<CallRecord> =
                     get(&txn.open_table(CALLS)?, "calls", call.call_id.as_str())?;
-                // Set on every run: a batch that failed is run again one write at a time.
-                let over = before.as_ref().is_some_and(|b| b.status.is_final());
-                wrote.store(!over, Ordering::Relaxed);
-                if over {
-                    return Ok(());
+                if before.as_ref().is_some_and(|b| b.status.is_final()) {
+                    return Ok(false);
                 }
-                write_call(txn, &call, before.as_ref())
+                write_call(txn, &call, before.as_ref())?;
+                Ok(true)
             }),
-        )?;
-        Ok(written.load(Ordering::Relaxed))
+        )
     }
 
     /// Changes a call in one transaction (no other write comes between reading and

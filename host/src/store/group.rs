@@ -18,11 +18,12 @@ use redb::{Database, WriteTransaction};
 
 use super::{Result, StoreError};
 
-/// One redb write: may run twice (in its batch, then alone when the batch failed).
-pub(super) type Job = Box<dyn Fn(&WriteTransaction) -> Result<()> + Send>;
+/// One redb write, saying whether it wrote: may run twice (in its batch, then alone when
+/// the batch failed).
+pub(super) type Job = Box<dyn Fn(&WriteTransaction) -> Result<bool> + Send>;
 
 /// Writes of type `J` queued for the next commit, and their outcomes `R`.
-pub(super) struct GroupCommit<J = Job, R = ()> {
+pub(super) struct GroupCommit<J = Job, R = bool> {
     state: Mutex<State<J, R>>,
     turn: Condvar,
 }
@@ -114,24 +115,36 @@ impl<J, R> GroupCommit<J, R> {
 }
 
 impl GroupCommit {
-    /// Runs `job` in a durable redb commit, shared with the writes queued beside it.
-    pub(super) fn write_redb(&self, db: &Database, job: Job) -> Result<()> {
-        self.write(job, |batch| commit(db, batch))
+    /// Runs `job` in a durable redb commit, shared with the writes queued beside it;
+    /// returns what `job` returned.
+    pub(super) fn write_redb(&self, db: &Database, job: Job) -> Result<bool> {
+        self.write(job, |batch| {
+            let all = |batch: &[Job]| {
+                in_transaction(db, |txn| batch.iter().map(|job| job(txn)).collect())
+            };
+            together_or_alone(&batch, all, |job| in_transaction(db, |txn| job(txn)))
+        })
     }
 }
 
-/// Commits `batch` in one transaction, or each write alone when that fails. Returns each
-/// write's outcome and the number of commits made.
-fn commit(db: &Database, batch: Vec<Job>) -> (Vec<Result<()>>, u64) {
-    let all = |txn: &WriteTransaction| batch.iter().try_for_each(|job| job(txn));
-    if batch.len() > 1 && in_transaction(db, all).is_ok() {
-        return (batch.iter().map(|_| Ok(())).collect(), 1);
+/// Commits `batch` with `together`, or each job alone with `alone` when that fails, so
+/// that an error stays with its job. Returns each job's outcome, in order, and the
+/// number of commits made.
+pub(super) fn together_or_alone<J, R>(
+    batch: &[J],
+    together: impl FnOnce(&[J]) -> Result<Vec<R>>,
+    alone: impl Fn(&J) -> Result<R>,
+) -> (Vec<Result<R>>, u64) {
+    if batch.len() > 1
+        && let Ok(results) = together(batch)
+    {
+        return (results.into_iter().map(Ok).collect(), 1);
     }
     let mut commits = 0;
     let results = batch
-        .into_iter()
+        .iter()
         .map(|job| {
-            let result = in_transaction(db, |txn| job(txn));
+            let result = alone(job);
             commits += u64::from(result.is_ok());
             result
         })
@@ -140,14 +153,20 @@ fn commit(db: &Database, batch: Vec<Job>) -> (Vec<Result<()>>, u64) {
 }
 
 /// Runs `work` in a write transaction and commits it, or aborts it when `work` fails.
-fn in_transaction(db: &Database, work: impl FnOnce(&WriteTransaction) -> Result<()>) -> Result<()> {
+fn in_transaction<T>(
+    db: &Database,
+    work: impl FnOnce(&WriteTransaction) -> Result<T>,
+) -> Result<T> {
     let txn = db.begin_write()?;
-    if let Err(e) = work(&txn) {
-        let _ = txn.abort();
-        return Err(e);
-    }
+    let value = match work(&txn) {
+        Ok(value) => value,
+        Err(e) => {
+            let _ = txn.abort();
+            return Err(e);
+        }
+    };
     txn.commit()?;
-    Ok(())
+    Ok(value)
 }
 
 fn panicked() -> StoreError {
@@ -176,7 +195,7 @@ mod tests {
     fn put(key: u64) -> Job {
         Box::new(move |txn| {
             txn.open_table(T)?.insert(key, key * 10)?;
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -197,7 +216,7 @@ mod tests {
         panic!("timed out waiting until {what}");
     }
 
-    type Writer = std::thread::JoinHandle<Result<()>>;
+    type Writer = std::thread::JoinHandle<Result<bool>>;
 
     fn writer(db: &Arc<Database>, group: &Arc<GroupCommit>, job: Job) -> Writer {
         let (db, group) = (db.clone(), group.clone());
@@ -214,7 +233,7 @@ mod tests {
             group,
             Box::new(move |_| {
                 let _ = held.lock().expect("lock").recv();
-                Ok(())
+                Ok(true)
             }),
         );
         eventually("the first write leads", || group.lock().leading);

@@ -4,7 +4,8 @@
 
 use super::{LEASE, Postgres, Prepared};
 use crate::store::extras::run_is_due;
-use crate::store::{CallRecord, Result, ScheduleState, StoreError, decode, encode};
+use crate::store::group::together_or_alone;
+use crate::store::{CallRecord, Result, ScheduleState, decode, encode};
 
 const LEASE_SECONDS: f64 = LEASE.as_secs_f64();
 
@@ -68,8 +69,8 @@ impl Postgres {
 
     /// Commits a batch of call records: one statement for each round of different calls
     /// (a call written twice in the batch is written again in the next round, in order).
-    /// When a statement fails, its records are written one at a time, so an error stays
-    /// with its record. Returns each record's outcome, and the commits made.
+    /// When a statement fails, its records are written one at a time. Returns each
+    /// record's outcome, and the commits made.
     fn commit_calls(&self, batch: &[CallRecord]) -> (Vec<Result<bool>>, u64) {
         let mut rounds: Vec<Vec<usize>> = Vec::new();
         let mut seen: std::collections::HashMap<&str, usize> = Default::default();
@@ -81,34 +82,24 @@ impl Postgres {
             rounds[*round].push(i);
             *round += 1;
         }
-        let mut results: Vec<Option<Result<bool>>> = batch.iter().map(|_| None).collect();
+        let mut results: Vec<(usize, Result<bool>)> = Vec::with_capacity(batch.len());
         let mut commits = 0;
         for round in rounds {
             let calls: Vec<&CallRecord> = round.iter().map(|&i| &batch[i]).collect();
-            let together =
-                self.block(async { put_many(&self.client().await?, &calls, &self.host_id).await });
-            match together {
-                Ok(written) => {
-                    commits += 1;
-                    for (&i, written) in round.iter().zip(written) {
-                        results[i] = Some(Ok(written));
-                    }
-                }
-                Err(_) => {
-                    for &i in &round {
-                        let alone = self.block(async {
-                            put(&self.client().await?, &batch[i], &self.host_id).await
-                        });
-                        commits += u64::from(alone.is_ok());
-                        results[i] = Some(alone);
-                    }
-                }
-            }
+            let (outcomes, made) = together_or_alone(
+                &calls,
+                |calls| {
+                    self.block(async {
+                        put_many(&self.client().await?, calls, &self.host_id).await
+                    })
+                },
+                |call| self.block(async { put(&self.client().await?, call, &self.host_id).await }),
+            );
+            commits += made;
+            results.extend(round.into_iter().zip(outcomes));
         }
-        let results = results.into_iter().map(|r| {
-            r.unwrap_or_else(|| Err(StoreError::Invalid("a call record was left out".into())))
-        });
-        (results.collect(), commits)
+        results.sort_by_key(|(i, _)| *i);
+        (results.into_iter().map(|(_, r)| r).collect(), commits)
     }
 
     pub(in crate::store) fn update_call(
