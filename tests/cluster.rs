@@ -208,6 +208,9 @@ fn an_embedded_store_from_before_the_call_indexes_gets_them() {
 #[path = "cluster/suite.rs"]
 mod suite;
 
+#[path = "cluster/waits.rs"]
+mod waits;
+
 /// What only a shared database does: two hosts on one PostgreSQL.
 mod shared {
     use super::*;
@@ -281,7 +284,11 @@ mod shared {
         ));
         // A token made on one host works on the other at once.
         let t = one.create_token("ci", Scope::Invoke).unwrap();
-        assert!(two.verify_bearer(&t.bearer()).unwrap().is_some());
+        assert!(
+            pollster::block_on(two.verify_bearer(&t.bearer()))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -376,7 +383,7 @@ mod hosts {
         }
     }
 
-    async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    pub(super) async fn until<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(v) = probe().await {

@@ -124,14 +124,26 @@ pub fn tokens_verify_only_with_the_right_secret(b: &Backend) {
     assert!(!s.has_tokens().unwrap());
     let t = s.create_token("ci", Scope::Invoke).unwrap();
     assert!(s.has_tokens().unwrap());
-    assert!(s.verify_bearer(&t.bearer()).unwrap().is_some());
-    assert!(s.verify_token(&t.token_id, "wrong").unwrap().is_none());
     assert!(
-        s.verify_token("tk-nope", &t.token_secret)
+        pollster::block_on(s.verify_bearer(&t.bearer()))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        pollster::block_on(s.verify_token(&t.token_id, "wrong"))
             .unwrap()
             .is_none()
     );
-    assert!(s.verify_bearer("garbage").unwrap().is_none());
+    assert!(
+        pollster::block_on(s.verify_token("tk-nope", &t.token_secret))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        pollster::block_on(s.verify_bearer("garbage"))
+            .unwrap()
+            .is_none()
+    );
     let listed = s.list_tokens().unwrap();
     assert_eq!(listed.len(), 1);
     assert!(
@@ -142,7 +154,11 @@ pub fn tokens_verify_only_with_the_right_secret(b: &Backend) {
     assert_eq!(listed[0].scope, Scope::Invoke);
     // Revoked, it stops working at once.
     assert!(s.revoke_token(&t.token_id).unwrap());
-    assert!(s.verify_bearer(&t.bearer()).unwrap().is_none());
+    assert!(
+        pollster::block_on(s.verify_bearer(&t.bearer()))
+            .unwrap()
+            .is_none()
+    );
     assert!(!s.revoke_token(&t.token_id).unwrap());
     // The last admin token stays: without it no token could be made again.
     let first = s.create_token("admin", Scope::Admin).unwrap();
@@ -152,7 +168,11 @@ pub fn tokens_verify_only_with_the_right_secret(b: &Backend) {
     ));
     let second = s.create_token("admin 2", Scope::Admin).unwrap();
     assert!(s.revoke_token(&first.token_id).unwrap());
-    assert!(s.verify_bearer(&second.bearer()).unwrap().is_some());
+    assert!(
+        pollster::block_on(s.verify_bearer(&second.bearer()))
+            .unwrap()
+            .is_some()
+    );
     // Tokens made before scopes existed are admin tokens.
     let old = r#"{"token_id":"tk-1","name":"n","secret_hash":"00","salt":"00","created_at":"t"}"#;
     let record: TokenRecord = serde_json::from_str(old).unwrap();

@@ -2,6 +2,7 @@
 //! a free loopback port (as `nobody` when the tests run as root, which PostgreSQL
 //! refuses), killed with the test process. Each test gets a database of its own.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -195,6 +196,48 @@ impl Postgres {
         }
     }
 
+    /// Locks `tables` of database `db` against every other session, reads included, until
+    /// the returned lock is released or dropped: the store's queries on them wait.
+    pub fn lock_tables(&self, db: &str, tables: &[&str]) -> TableLock {
+        let bin = bin_dir().expect("psql");
+        let mut session = Command::new(bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg(self.url(db))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        let list = tables.join(", ");
+        let stdin = session.stdin.as_mut().expect("psql's stdin");
+        writeln!(stdin, "BEGIN; LOCK TABLE {list} IN ACCESS EXCLUSIVE MODE;").expect("to psql");
+        let names = tables
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let held = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname IN ({names}) AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.psql(db, &held).ok() != Some(tables.len().to_string()) {
+            assert!(Instant::now() < deadline, "the tables were not locked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TableLock { session }
+    }
+
+    /// How many sessions of database `db` wait for a lock.
+    pub fn waiting_for_locks(&self, db: &str) -> usize {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND wait_event_type = 'Lock'"
+        );
+        self.psql("postgres", &sql)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// A new, empty database; returns its URL.
     pub fn fresh_database(&self) -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -206,5 +249,30 @@ impl Postgres {
         self.psql("postgres", &format!("CREATE DATABASE {name}"))
             .expect("create database");
         self.url(&name)
+    }
+}
+
+/// Tables locked by a session of their own (see [`Postgres::lock_tables`]).
+pub struct TableLock {
+    session: std::process::Child,
+}
+
+impl TableLock {
+    /// Ends the lock's transaction, and with it the lock.
+    pub fn release(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(mut stdin) = self.session.stdin.take() {
+            let _ = writeln!(stdin, "COMMIT;");
+        }
+        let _ = self.session.wait();
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        self.end();
     }
 }

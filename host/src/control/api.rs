@@ -1,5 +1,8 @@
 //! The `/v1` REST API: bearer auth, routing, JSON in and out.
 
+use std::sync::Arc;
+
+use futures_util::future::Either;
 use http_body_util::{BodyExt, Limited};
 use hyper::StatusCode;
 use hyper::body::Incoming;
@@ -85,7 +88,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Postgres(_)
             | StoreError::Io(_)
             | StoreError::Corrupt { .. }
-            | StoreError::Key(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | StoreError::Key(_)
+            | StoreError::Closed => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.to_string())
     }
@@ -272,13 +276,19 @@ fn error_response(e: ApiError) -> hyper::Response<Body> {
 }
 
 impl ControlApi for ControlPlane {
-    fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>> {
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+    ) -> BoxFuture<'static, hyper::Response<Body>> {
         Box::pin(async move {
+            let this = self.clone();
             if super::dashboard::is_dashboard(req.uri().path()) {
-                return self.dashboard(req).await;
+                return self
+                    .offloaded(async move { this.dashboard(req).await })
+                    .await;
             }
             // A store that cannot check the token answers 503: the token may be valid.
-            let token = match self.request_token(&req) {
+            let token = match self.request_token(&req).await {
                 Ok(token) => token,
                 Err(e) => return error_response(ApiError::from(e)),
             };
@@ -306,24 +316,39 @@ impl ControlApi for ControlPlane {
                     ),
                 );
             }
-            match self.route_api(req, &token).await {
-                Ok(r) => r,
-                Err(e) => error_response(e),
-            }
+            // Checked here, where a wrong token costs no hand-off; what a valid one asks
+            // for may wait on the store.
+            self.offloaded(async move {
+                match this.route_api(req, &token).await {
+                    Ok(r) => r,
+                    Err(e) => error_response(e),
+                }
+            })
+            .await
         })
     }
 
-    fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed> {
-        let token = self.store.verify_token(key, secret).map_err(check_failed)?;
-        Ok(token.is_some())
+    fn verify_proxy_token(
+        &self,
+        key: &str,
+        secret: &str,
+    ) -> BoxFuture<'static, Result<bool, TokenCheckFailed>> {
+        let check = self.store.verify_token(key, secret);
+        Box::pin(async move { Ok(check.await.map_err(check_failed)?.is_some()) })
     }
 
-    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> Result<bool, TokenCheckFailed> {
-        let token = match self.bearer(headers).map_err(check_failed)? {
-            Some(token) => Some(token),
-            None => self.session_token(headers).map_err(check_failed)?,
+    fn may_read_metrics(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> BoxFuture<'static, Result<bool, TokenCheckFailed>> {
+        let check = match self.bearer(headers) {
+            Some(check) => Either::Left(check),
+            None => Either::Right(std::future::ready(self.session_token(headers))),
         };
-        Ok(token.is_some_and(|t| t.scope >= Scope::Invoke))
+        Box::pin(async move {
+            let token = check.await.map_err(check_failed)?;
+            Ok(token.is_some_and(|t| t.scope >= Scope::Invoke))
+        })
     }
 }
 
@@ -332,14 +357,27 @@ fn check_failed(e: StoreError) -> TokenCheckFailed {
 }
 
 impl ControlPlane {
+    /// Serves a request where its store calls may wait (see `offload`).
+    async fn offloaded(
+        &self,
+        work: impl Future<Output = hyper::Response<Body>> + Send + 'static,
+    ) -> hyper::Response<Body> {
+        match self.offload.run(work).await {
+            Ok(response) => response,
+            Err(stopped) => json_error(StatusCode::SERVICE_UNAVAILABLE, &stopped.to_string()),
+        }
+    }
+
     /// The token a request to the API carries: its bearer token, or for a read its
     /// dashboard session's (a session reads the API as its token does and changes
     /// nothing). An error when the store could not check it.
-    fn request_token(
+    async fn request_token(
         &self,
         req: &hyper::Request<Incoming>,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        if let Some(token) = self.bearer(req.headers())? {
+        if let Some(check) = self.bearer(req.headers())
+            && let Some(token) = check.await?
+        {
             return Ok(Some(token));
         }
         if matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
@@ -348,20 +386,21 @@ impl ControlPlane {
         Ok(None)
     }
 
-    /// The token a request's `Authorization: Bearer` header names, if it is valid; an
-    /// error when the store could not check it.
-    fn bearer(&self, headers: &hyper::HeaderMap) -> Result<Option<TokenRecord>, StoreError> {
+    /// The check of the token a request's `Authorization: Bearer` header names, if it
+    /// has one: `None` from the check when it is not valid, an error when the store could
+    /// not check it.
+    fn bearer(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> Option<impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send + 'static>
+    {
         let value = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let bearer = value.and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-        match bearer {
-            Some(bearer) => self.store.verify_bearer(bearer.trim()),
-            None => Ok(None),
-        }
+            .and_then(|v| v.to_str().ok())?;
+        let bearer = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        Some(self.store.verify_bearer(bearer.trim()))
     }
 
     async fn route_api(&self, req: hyper::Request<Incoming>, token: &TokenRecord) -> ApiResult {

@@ -9,6 +9,7 @@ mod history;
 mod leftovers;
 mod live;
 mod logs;
+mod offload;
 mod openapi;
 mod resources;
 mod routes;
@@ -98,6 +99,8 @@ pub struct ControlPlane {
     synced: AtomicU64,
     /// Browsers logged in to the dashboard.
     sessions: dashboard::Sessions,
+    /// Where the API's requests run (threads of their own with a remote store).
+    offload: offload::Offload,
 }
 
 /// What the server says at start-up.
@@ -199,6 +202,7 @@ impl ControlPlane {
                 volumes_dir: config.data_dir.join("volumes"),
             },
         );
+        let store_waits = store.is_remote();
         let control = Arc::new(Self {
             store,
             engine,
@@ -210,6 +214,7 @@ impl ControlPlane {
             changes: tokio::sync::Mutex::new(()),
             synced: AtomicU64::new(0),
             sessions: dashboard::Sessions::default(),
+            offload: offload::Offload::new(store_waits)?,
         });
         // Read before restoring, so a change another host makes meanwhile is followed.
         control

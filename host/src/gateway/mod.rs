@@ -63,13 +63,24 @@ impl Default for GatewayConfig {
 pub trait ControlApi: Send + Sync {
     /// Serves a request whose path starts with `/v1` or `/dashboard` and whose host names
     /// no endpoint.
-    fn handle(&self, req: hyper::Request<Incoming>) -> BoxFuture<'_, hyper::Response<Body>>;
+    fn handle(
+        self: Arc<Self>,
+        req: hyper::Request<Incoming>,
+    ) -> BoxFuture<'static, hyper::Response<Body>>;
     /// Whether a `Wasmhost-Key`/`Wasmhost-Secret` pair is a valid token, or why that
-    /// could not be checked.
-    fn verify_proxy_token(&self, key: &str, secret: &str) -> Result<bool, TokenCheckFailed>;
+    /// could not be checked. Awaiting it must not block the serving thread: any client
+    /// can ask for the check.
+    fn verify_proxy_token(
+        &self,
+        key: &str,
+        secret: &str,
+    ) -> BoxFuture<'static, Result<bool, TokenCheckFailed>>;
     /// Whether a request's bearer token may read the host's `/metrics`, or why that could
-    /// not be checked.
-    fn may_read_metrics(&self, headers: &hyper::HeaderMap) -> Result<bool, TokenCheckFailed>;
+    /// not be checked; awaited as `verify_proxy_token` is.
+    fn may_read_metrics(
+        &self,
+        headers: &hyper::HeaderMap,
+    ) -> BoxFuture<'static, Result<bool, TokenCheckFailed>>;
 }
 
 /// A token could not be checked (the state store did not answer): neither valid nor
@@ -224,7 +235,9 @@ impl Gateway {
             && !routes.names(host)
         {
             let allowed = match &self.api {
-                Some(api) if !self.config.public_metrics => api.may_read_metrics(req.headers()),
+                Some(api) if !self.config.public_metrics => {
+                    api.may_read_metrics(req.headers()).await
+                }
                 _ => Ok(true),
             };
             if let Err(e) = &allowed {
@@ -254,8 +267,8 @@ impl Gateway {
                     || path == "/dashboard"
                     || path.starts_with("/dashboard/"))
             {
-                // Boxed so that the API's large future does not size every request's.
-                return Box::pin(api.handle(req)).await;
+                // Boxed by `handle`, so the API's large future does not size every request's.
+                return api.clone().handle(req).await;
             }
             return json_error(
                 StatusCode::NOT_FOUND,
@@ -266,7 +279,7 @@ impl Gateway {
             return preflight(&req);
         }
         if route.requires_proxy_auth() {
-            match self.proxy_auth_ok(&req) {
+            match self.proxy_auth_ok(&req).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return json_error(
@@ -337,10 +350,10 @@ impl Gateway {
         None
     }
 
-    fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> Result<bool, TokenCheckFailed> {
+    async fn proxy_auth_ok<B>(&self, req: &hyper::Request<B>) -> Result<bool, TokenCheckFailed> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         match (&self.api, header("wasmhost-key"), header("wasmhost-secret")) {
-            (Some(api), Some(key), Some(secret)) => api.verify_proxy_token(key, secret),
+            (Some(api), Some(key), Some(secret)) => api.verify_proxy_token(key, secret).await,
             _ => Ok(false),
         }
     }

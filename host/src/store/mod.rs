@@ -22,6 +22,7 @@ mod tokens;
 use std::collections::HashSet;
 use std::path::Path;
 
+use futures_util::future::Either;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -77,6 +78,9 @@ pub enum StoreError {
     /// The key that seals secrets is missing, malformed or not theirs.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The store was closed (the host is stopping).
+    #[error("the state store is closed")]
+    Closed,
 }
 
 impl StoreError {
@@ -85,7 +89,7 @@ impl StoreError {
     /// may succeed.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) => true,
+            StoreError::Pool(_) | StoreError::Closed => true,
             StoreError::Postgres(e) => {
                 let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
                 // SQLSTATE classes 08 (connection exception) and 57P (operator intervention:
@@ -245,8 +249,6 @@ dispatch! {
     fn get_version(&self, app_id: &str, version: u32) -> Option<VersionRecord>;
     /// Creates a token; its secret is returned now and never again.
     fn create_token(&self, name: &str, scope: Scope) -> NewToken;
-    /// Checks a token id and secret; the comparison takes the same time whatever matches.
-    fn verify_token(&self, token_id: &str, secret: &str) -> Option<TokenRecord>;
     /// Every token (without secrets).
     fn list_tokens(&self) -> Vec<TokenRecord>;
     /// Deletes a token so it stops working at once; false if there was none. The last
@@ -361,6 +363,12 @@ impl Store {
         }
     }
 
+    /// Whether the store is a database across the network (PostgreSQL), whose calls hold
+    /// their thread for a round trip.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// Tells when this store has closed; `None` after the first call. A server waits for
     /// it before exiting, because an embedded store left open is repaired at the next
     /// start.
@@ -378,10 +386,30 @@ impl Store {
     }
 
     /// Checks a bearer value `<token_id>:<token_secret>`.
-    pub fn verify_bearer(&self, bearer: &str) -> Result<Option<TokenRecord>> {
+    pub fn verify_bearer(
+        &self,
+        bearer: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
         match bearer.split_once(':') {
-            Some((id, secret)) => self.verify_token(id, secret),
-            None => Ok(None),
+            Some((id, secret)) => Either::Left(self.verify_token(id, secret)),
+            None => Either::Right(std::future::ready(Ok(None))),
+        }
+    }
+
+    /// Checks a token id and secret; the comparison takes the same time whatever matches.
+    ///
+    /// The future borrows nothing, and awaiting it blocks no thread: a client without a
+    /// token can ask for this check, and on PostgreSQL it waits a network round trip,
+    /// which would otherwise stall every connection of the serving thread that asked.
+    pub fn verify_token(
+        &self,
+        token_id: &str,
+        secret: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
+        match &self.backend {
+            // A local read of microseconds: answered now.
+            Backend::Redb(b) => Either::Left(std::future::ready(b.verify_token(token_id, secret))),
+            Backend::Postgres(b) => Either::Right(b.verify_token(token_id, secret)),
         }
     }
 }

@@ -192,7 +192,7 @@ impl ControlPlane {
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.trim().to_owned())
             .unwrap_or_default();
-        let record = match self.store.verify_bearer(&token) {
+        let record = match self.store.verify_bearer(&token).await {
             Ok(Some(r)) => r,
             Ok(None) => {
                 return login_page(
@@ -202,7 +202,12 @@ impl ControlPlane {
             }
             Err(e) => {
                 tracing::error!("dashboard login: {e}");
-                return login_page(StatusCode::INTERNAL_SERVER_ERROR, "The store failed.");
+                let status = if e.is_unavailable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                return login_page(status, "The state store failed: try again.");
             }
         };
         if record.scope < Scope::Invoke {

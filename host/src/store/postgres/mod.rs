@@ -110,11 +110,26 @@ impl Postgres {
 
     /// Runs `work` to completion on the backend's runtime; the calling thread waits.
     pub(super) fn block<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("the store is closed".into()))?;
+        let runtime = self.runtime.as_ref().ok_or(StoreError::Closed)?;
         run_on(runtime, work)
+    }
+
+    /// Runs `work` as a task of the backend's runtime; its caller awaits the answer
+    /// without blocking its thread. For checks made on a serving thread, which `block`
+    /// would hold for a network round trip while every connection on it waited.
+    pub(super) fn spawn<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
+        let task = self.runtime.as_ref().map(|runtime| runtime.spawn(work));
+        async move {
+            match task.ok_or(StoreError::Closed)?.await {
+                Ok(answer) => answer,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The runtime shut down under it: the store closed.
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
     }
 
     /// A pooled connection.

@@ -62,15 +62,24 @@ impl Postgres {
         })
     }
 
+    /// Answers on the backend's runtime (see `Postgres::spawn`): a check that a client
+    /// without a valid token can ask for must not hold the thread that serves endpoints.
     pub(in crate::store) fn verify_token(
         &self,
         token_id: &str,
         secret: &str,
-    ) -> Result<Option<TokenRecord>> {
-        let rows =
-            self.block(self.rows("SELECT body FROM tokens WHERE token_id = $1", &[&token_id]))?;
-        let record = bodies::<TokenRecord>("tokens", &rows)?.pop();
-        Ok(check_secret(record, secret))
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
+        let pool = self.pool.clone();
+        let (token_id, secret) = (token_id.to_owned(), secret.to_owned());
+        self.spawn(async move {
+            let rows = pool
+                .get()
+                .await?
+                .rows("SELECT body FROM tokens WHERE token_id = $1", &[&token_id])
+                .await?;
+            let record = bodies::<TokenRecord>("tokens", &rows)?.pop();
+            Ok(check_secret(record, &secret))
+        })
     }
 
     pub(in crate::store) fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
