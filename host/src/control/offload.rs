@@ -2,10 +2,10 @@
 //!
 //! A request to the API makes store calls, and a store call on PostgreSQL holds its
 //! thread for a network round trip. On a serving thread that stalls every connection the
-//! thread serves: a client polling the API stalled the endpoints beside it (118 k → 37 k
-//! requests a second, p99 10 ms, with a fifth of the CPU idle). With PostgreSQL the API
-//! therefore runs on threads of its own, which may wait; the embedded store answers in
-//! microseconds, and its requests stay where they arrived.
+//! thread serves: a client listing apps stalled the endpoint beside it from ~119 k to
+//! ~11 k requests a second, with a quarter of the CPU idle (bench/floods.py). With
+//! PostgreSQL the API therefore runs on threads of its own, which may wait; the embedded
+//! store answers in microseconds, and its requests stay where they arrived.
 
 use std::future::Future;
 use std::pin::Pin;
