@@ -343,7 +343,7 @@ impl ControlApi for ControlPlane {
     ) -> BoxFuture<'static, Result<bool, TokenCheckFailed>> {
         let check = match self.bearer(headers) {
             Some(check) => Either::Left(check),
-            None => Either::Right(std::future::ready(self.session_token(headers))),
+            None => Either::Right(self.session_token(headers)),
         };
         Box::pin(async move {
             let token = check.await.map_err(check_failed)?;
@@ -381,7 +381,7 @@ impl ControlPlane {
             return Ok(Some(token));
         }
         if matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
-            return self.session_token(req.headers());
+            return self.session_token(req.headers()).await;
         }
         Ok(None)
     }

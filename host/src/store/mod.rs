@@ -389,7 +389,7 @@ impl Store {
     pub fn verify_bearer(
         &self,
         bearer: &str,
-    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + use<> {
         match bearer.split_once(':') {
             Some((id, secret)) => Either::Left(self.verify_token(id, secret)),
             None => Either::Right(std::future::ready(Ok(None))),
@@ -397,19 +397,29 @@ impl Store {
     }
 
     /// Checks a token id and secret; the comparison takes the same time whatever matches.
-    ///
-    /// The future borrows nothing, and awaiting it blocks no thread: a client without a
-    /// token can ask for this check, and on PostgreSQL it waits a network round trip,
-    /// which would otherwise stall every connection of the serving thread that asked.
+    /// Awaited as [`Store::token`] is.
     pub fn verify_token(
         &self,
         token_id: &str,
         secret: &str,
-    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + use<> {
+        let (record, secret) = (self.token(token_id), secret.to_owned());
+        async move { Ok(tokens::check_secret(record.await?, &secret)) }
+    }
+
+    /// One token by id.
+    ///
+    /// The future borrows nothing, and awaiting it blocks no thread: a client without a
+    /// token can ask for this lookup, and on PostgreSQL it waits a network round trip,
+    /// which would otherwise stall every connection of the serving thread that asked.
+    pub fn token(
+        &self,
+        token_id: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + use<> {
         match &self.backend {
             // A local read of microseconds: answered now.
-            Backend::Redb(b) => Either::Left(std::future::ready(b.verify_token(token_id, secret))),
-            Backend::Postgres(b) => Either::Right(b.verify_token(token_id, secret)),
+            Backend::Redb(b) => Either::Left(std::future::ready(b.token(token_id))),
+            Backend::Postgres(b) => Either::Right(b.token(token_id)),
         }
     }
 }

@@ -76,9 +76,8 @@ impl Redb {
         Ok(shown)
     }
 
-    pub(super) fn verify_token(&self, token_id: &str, secret: &str) -> Result<Option<TokenRecord>> {
-        let record = get(&self.read()?.open_table(TOKENS)?, "tokens", token_id)?;
-        Ok(check_secret(record, secret))
+    pub(super) fn token(&self, token_id: &str) -> Result<Option<TokenRecord>> {
+        get(&self.read()?.open_table(TOKENS)?, "tokens", token_id)
     }
 
     pub(super) fn list_tokens(&self) -> Result<Vec<TokenRecord>> {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -129,26 +130,23 @@ pub(super) fn is_dashboard(path: &str) -> bool {
 
 impl ControlPlane {
     /// The token behind a request's dashboard session, if it is current and not revoked;
-    /// an error when the store could not say.
+    /// an error when the store could not say. Awaited as [`crate::store::Store::token`] is:
+    /// a cookie that names no live session is answered from memory.
     pub(super) fn session_token(
         &self,
         headers: &hyper::HeaderMap,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(id) = self.sessions.token_id(headers) else {
-            return Ok(None);
-        };
-        Ok(self
-            .store
-            .list_tokens()?
-            .into_iter()
-            .find(|t| t.token_id == id))
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send + use<> {
+        match self.sessions.token_id(headers) {
+            Some(id) => Either::Left(self.store.token(&id)),
+            None => Either::Right(std::future::ready(Ok(None))),
+        }
     }
 
     /// Serves `/dashboard…`.
     pub(super) async fn dashboard(&self, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
         let path = req.uri().path().trim_end_matches('/');
         match (req.method().clone(), path) {
-            (Method::GET, "/dashboard") => match self.session_token(req.headers()) {
+            (Method::GET, "/dashboard") => match self.session_token(req.headers()).await {
                 Ok(Some(_)) => page(StatusCode::OK, "text/html; charset=utf-8", INDEX.to_owned()),
                 Ok(None) => login_page(StatusCode::OK, ""),
                 // The session may well be valid: nothing to log in again for.

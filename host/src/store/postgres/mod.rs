@@ -117,10 +117,11 @@ impl Postgres {
     /// Runs `work` as a task of the backend's runtime; its caller awaits the answer
     /// without blocking its thread. For checks made on a serving thread, which `block`
     /// would hold for a network round trip while every connection on it waited.
-    pub(super) fn spawn<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = Result<T>> + Send + 'static,
-    ) -> impl Future<Output = Result<T>> + Send + 'static {
+    pub(super) fn spawn<T, F>(&self, work: F) -> impl Future<Output = Result<T>> + Send + use<T, F>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
         let task = self.runtime.as_ref().map(|runtime| runtime.spawn(work));
         async move {
             match task.ok_or(StoreError::Closed)?.await {

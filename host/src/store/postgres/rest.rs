@@ -7,7 +7,7 @@ use deadpool_postgres::Transaction;
 use super::Postgres;
 use super::Prepared;
 use crate::store::secrets::{StoredSecret, sealed_secret, unseal};
-use crate::store::tokens::{check_revocable, check_secret, new_token};
+use crate::store::tokens::{check_revocable, new_token};
 use crate::store::{
     LogEntry, LogQuery, NewToken, Result, ScheduleState, Scope, SecretRecord, StoreError,
     TokenRecord, VolumeRecord, check_name, decode, encode, now,
@@ -62,23 +62,21 @@ impl Postgres {
         })
     }
 
-    /// Answers on the backend's runtime (see `Postgres::spawn`): a check that a client
+    /// Answers on the backend's runtime (see `Postgres::spawn`): a lookup that a client
     /// without a valid token can ask for must not hold the thread that serves endpoints.
-    pub(in crate::store) fn verify_token(
+    pub(in crate::store) fn token(
         &self,
         token_id: &str,
-        secret: &str,
-    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + 'static {
+    ) -> impl Future<Output = Result<Option<TokenRecord>>> + Send + use<> {
         let pool = self.pool.clone();
-        let (token_id, secret) = (token_id.to_owned(), secret.to_owned());
+        let token_id = token_id.to_owned();
         self.spawn(async move {
             let rows = pool
                 .get()
                 .await?
                 .rows("SELECT body FROM tokens WHERE token_id = $1", &[&token_id])
                 .await?;
-            let record = bodies::<TokenRecord>("tokens", &rows)?.pop();
-            Ok(check_secret(record, &secret))
+            Ok(bodies::<TokenRecord>("tokens", &rows)?.pop())
         })
     }
 
