@@ -5,6 +5,7 @@
 mod api;
 mod calls;
 mod dashboard;
+mod directory;
 mod history;
 mod leftovers;
 mod live;
@@ -39,8 +40,7 @@ use crate::functions::{Functions, FunctionsConfig, Logs, Resolved, Resolver, Sch
 use crate::gateway::Gateway;
 use crate::shapes::WebApp;
 use crate::store::{
-    AppRecord, AppState, Database, DeployRequest, Deployer, FunctionKind, NewToken, Store,
-    StoreError,
+    AppRecord, AppState, Database, DeployRequest, Deployer, NewToken, Store, StoreError,
 };
 use live::{LiveApp, LiveApps};
 use routing::Routing;
@@ -91,6 +91,8 @@ pub struct ControlPlane {
     live: RwLock<LiveApps>,
     /// The routes of the live apps, changed one app at a time.
     routing: Mutex<Routing>,
+    /// The callable functions, changed with the routes.
+    directory: RwLock<directory::Directory>,
     gateway: RwLock<Weak<Gateway>>,
     /// Serialises changes to the live set so route tables are built from one state.
     changes: tokio::sync::Mutex<()>,
@@ -210,6 +212,7 @@ impl ControlPlane {
             config,
             live: RwLock::new(LiveApps::default()),
             routing: Mutex::new(Routing::default()),
+            directory: RwLock::new(directory::Directory::default()),
             gateway: RwLock::new(Weak::new()),
             changes: tokio::sync::Mutex::new(()),
             synced: AtomicU64::new(0),
@@ -280,6 +283,14 @@ impl ControlPlane {
             .unwrap_or_else(|p| p.into_inner())
             .get(app_id)
             .cloned()
+    }
+
+    fn directory(&self) -> std::sync::RwLockReadGuard<'_, directory::Directory> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn directory_mut(&self) -> std::sync::RwLockWriteGuard<'_, directory::Directory> {
+        self.directory.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn routing(&self) -> std::sync::MutexGuard<'_, Routing> {
@@ -481,29 +492,21 @@ impl ControlPlane {
 
 impl Resolver for ControlPlane {
     fn resolve(&self, function_id: &str) -> Option<Resolved> {
-        let record = self.store.get_function(function_id).ok()??;
-        if !record.active || record.kind != FunctionKind::Function {
-            return None;
-        }
-        let live = self.live_entry(&record.app_id)?;
-        let spec = live.web.manifest().function(&record.name)?.clone();
+        let listed = self.directory().by_id(function_id)?.clone();
+        let live = self.live_entry(&listed.app_id)?;
+        let spec = live.web.manifest().function(&listed.name)?.clone();
         Some(Resolved {
             component: live.web.component().clone(),
             spec,
-            app_id: record.app_id,
+            app_id: listed.app_id,
             version: live.version,
-            function_id: record.function_id,
+            function_id: function_id.to_owned(),
         })
     }
 
     fn resolve_by_name(&self, app_id: &str, name: &str) -> Option<Resolved> {
-        let record = self
-            .store
-            .list_functions(app_id)
-            .ok()?
-            .into_iter()
-            .find(|f| f.name == name && f.kind == FunctionKind::Function)?;
-        self.resolve(&record.function_id)
+        let function_id = self.directory().by_name(app_id, name)?.to_owned();
+        self.resolve(&function_id)
     }
 
     fn scheduled(&self) -> Vec<Resolved> {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::ControlPlane;
+use super::directory::Directory;
 use crate::gateway::{Route, RouteTable};
 use crate::store::{AppRecord, FunctionRecord};
 
@@ -133,6 +134,7 @@ impl ControlPlane {
                 return;
             }
         };
+        *self.directory_mut() = Directory::build(&functions);
         // One pass over the functions, not one per app.
         let mut by_app: HashMap<&str, Vec<&FunctionRecord>> = HashMap::new();
         for f in &functions {
@@ -149,6 +151,7 @@ impl ControlPlane {
     /// Routes `app` again after a change to it alone (`functions` are its records), and
     /// publishes the routes.
     pub(super) fn reroute(&self, app: &AppRecord, functions: &[FunctionRecord]) {
+        self.directory_mut().set_app(&app.app_id, functions);
         let functions: Vec<&FunctionRecord> = functions.iter().collect();
         let routes = self.app_routes(app, &functions);
         self.route_one(&app.app_id, routes);
@@ -157,6 +160,7 @@ impl ControlPlane {
     /// Takes away the routes of `app_id`, no longer served (stopped, or removed from the
     /// store), and publishes the routes.
     pub(super) fn unroute(&self, app_id: &str) {
+        self.directory_mut().remove_app(app_id);
         self.route_one(app_id, Vec::new());
     }
 

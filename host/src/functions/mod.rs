@@ -258,7 +258,7 @@ impl Functions {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.finished.notified();
-            let record = self.store.get_call(call_id)?;
+            let record = self.store.call(call_id).await?;
             match &record {
                 Some(r) if !r.status.is_final() => {}
                 _ => return Ok(record),

@@ -407,6 +407,18 @@ impl Store {
         async move { Ok(tokens::check_secret(record.await?, &secret)) }
     }
 
+    /// One call. Answered at once by the embedded store; on PostgreSQL the read runs on
+    /// the store's runtime while the caller's thread serves other requests.
+    pub fn call(
+        &self,
+        call_id: &str,
+    ) -> impl Future<Output = Result<Option<CallRecord>>> + Send + use<> {
+        match &self.backend {
+            Backend::Redb(b) => Either::Left(std::future::ready(b.get_call(call_id))),
+            Backend::Postgres(b) => Either::Right(b.call(call_id)),
+        }
+    }
+
     /// One token by id.
     ///
     /// The future borrows nothing, and awaiting it blocks no thread: a client without a

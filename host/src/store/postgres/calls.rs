@@ -7,6 +7,9 @@ use crate::store::extras::run_is_due;
 use crate::store::group::together_or_alone;
 use crate::store::{CallRecord, Result, ScheduleState, decode, encode};
 
+/// One call by id.
+const ONE_CALL: &str = "SELECT body FROM calls WHERE call_id = $1";
+
 const LEASE_SECONDS: f64 = LEASE.as_secs_f64();
 
 /// Writes a call; a final record is never replaced (the first host to finish a call
@@ -131,11 +134,21 @@ impl Postgres {
 
     pub(in crate::store) fn get_call(&self, call_id: &str) -> Result<Option<CallRecord>> {
         self.block(async {
-            let row = self
-                .client()
-                .await?
-                .row("SELECT body FROM calls WHERE call_id = $1", &[&call_id])
-                .await?;
+            let row = self.client().await?.row(ONE_CALL, &[&call_id]).await?;
+            row.map(|r| decode("calls", r.get(0))).transpose()
+        })
+    }
+
+    /// One call, answered on the backend's runtime (see `Postgres::spawn`): a guest
+    /// polling the call it spawned waits on the thread that serves its endpoint.
+    pub(in crate::store) fn call(
+        &self,
+        call_id: &str,
+    ) -> impl Future<Output = Result<Option<CallRecord>>> + Send + use<> {
+        let pool = self.pool.clone();
+        let call_id = call_id.to_owned();
+        self.spawn(async move {
+            let row = pool.get().await?.row(ONE_CALL, &[&call_id]).await?;
             row.map(|r| decode("calls", r.get(0))).transpose()
         })
     }
