@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use futures_util::StreamExt;
+use futures_util::future::OptionFuture;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::AsContextMut;
@@ -396,6 +397,9 @@ impl Engine {
                 let mut retiring = worker.closed.load(Ordering::Acquire);
                 let mut awaiting_first = single_use;
                 let mut numbered = 0u64;
+                // One waiter for the whole loop, not one joining and leaving the `Notify`'s
+                // list (under its lock) on every turn.
+                let mut stop = std::pin::pin!(worker.stop.notified());
                 loop {
                     // Checked first: a closed instance with nothing to do has no branch
                     // left to wait on.
@@ -405,6 +409,10 @@ impl Engine {
                     if retiring && calls.is_empty() && !awaiting_first {
                         break;
                     }
+                    // A timer only while idle: one made on every turn read the clock and
+                    // the runtime's handle while calls ran.
+                    let idle = (calls.is_empty() && !retiring).then(|| tokio::time::sleep(window));
+                    let idle = OptionFuture::from(idle);
                     tokio::select! {
                         job = jobs.recv(), if !retiring || awaiting_first => {
                             let Some(job) = job else { break };
@@ -450,8 +458,8 @@ impl Engine {
                             drop(input);
                             let _ = answer.send(Answer::Done(answered));
                         }
-                        _ = worker.stop.notified(), if !retiring => retiring = true,
-                        _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
+                        _ = stop.as_mut(), if !retiring => retiring = true,
+                        Some(()) = idle, if calls.is_empty() && !retiring => {
                             if pool.close_if_idle(worker, keep) {
                                 break;
                             }

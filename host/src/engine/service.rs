@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use futures_util::future::OptionFuture;
 use futures_util::stream::FuturesUnordered;
 use http_body_util::BodyExt;
 use tokio::sync::{mpsc, oneshot};
@@ -231,7 +232,20 @@ impl Engine {
                 let mut calls = FuturesUnordered::new();
                 let mut retiring = worker.closed.load(Ordering::Acquire);
                 let mut taken = 0usize;
+                // One waiter for the whole loop: a waiter made on every turn (each request
+                // turns it at least twice) took the `Notify`'s lock to join its list and
+                // again to leave it.
+                let mut stop = std::pin::pin!(worker.stop.notified());
                 loop {
+                    // Timers only when their branch can fire: each made on every turn read
+                    // the clock and the runtime's handle even while requests were running.
+                    let idle = calls.is_empty().then(|| {
+                        tokio::time::sleep(match retiring {
+                            false => window,
+                            true => Duration::from_millis(10),
+                        })
+                    });
+                    let idle = OptionFuture::from(idle);
                     tokio::select! {
                         job = jobs.recv(), if !retiring || taken == 0 => {
                             let Some(job) = job else { break };
@@ -258,15 +272,13 @@ impl Engine {
                             }
                             let _ = answer.send(answered.map_err(Unanswered::Failed));
                         }
-                        _ = worker.stop.notified(), if !retiring => retiring = true,
-                        _ = tokio::time::sleep(window), if calls.is_empty() && !retiring => {
-                            if pool.close_if_idle(worker, keep) {
+                        _ = stop.as_mut(), if !retiring => retiring = true,
+                        Some(()) = idle, if calls.is_empty() => {
+                            // Single-use or failing: go once the last body is sent.
+                            if retiring && worker.in_flight.load(Ordering::Acquire) == 0 {
                                 break;
                             }
-                        }
-                        _ = tokio::time::sleep(Duration::from_millis(10)), if calls.is_empty() && retiring => {
-                            // Single-use or failing: go once the last body is sent.
-                            if worker.in_flight.load(Ordering::Acquire) == 0 {
+                            if !retiring && pool.close_if_idle(worker, keep) {
                                 break;
                             }
                         }
