@@ -493,20 +493,12 @@ impl ControlPlane {
 impl Resolver for ControlPlane {
     fn resolve(&self, function_id: &str) -> Option<Resolved> {
         let listed = self.directory().by_id(function_id)?.clone();
-        let live = self.live_entry(&listed.app_id)?;
-        let spec = live.web.manifest().function(&listed.name)?.clone();
-        Some(Resolved {
-            component: live.web.component().clone(),
-            spec,
-            app_id: listed.app_id,
-            version: live.version,
-            function_id: function_id.to_owned(),
-        })
+        self.resolved(function_id, &listed.app_id, &listed.name)
     }
 
     fn resolve_by_name(&self, app_id: &str, name: &str) -> Option<Resolved> {
         let function_id = self.directory().by_name(app_id, name)?.to_owned();
-        self.resolve(&function_id)
+        self.resolved(&function_id, app_id, name)
     }
 
     fn scheduled(&self) -> Vec<Resolved> {
@@ -541,6 +533,19 @@ impl Resolver for ControlPlane {
 }
 
 impl ControlPlane {
+    /// The function `function_id`, `app_id`'s `name`, as its app's live version has it.
+    fn resolved(&self, function_id: &str, app_id: &str, name: &str) -> Option<Resolved> {
+        let live = self.live_entry(app_id)?;
+        let spec = live.web.manifest().function(name)?.clone();
+        Some(Resolved {
+            component: live.web.component().clone(),
+            spec,
+            app_id: app_id.to_owned(),
+            version: live.version,
+            function_id: function_id.to_owned(),
+        })
+    }
+
     /// Creates a volume's record and directory unless it exists.
     fn ensure_volume(&self, name: &str) -> Result<(), ApiError> {
         match self.store.create_volume(name) {
