@@ -416,9 +416,9 @@ async fn a_wasip3_instance_takes_max_inputs_requests_and_more_start_another() {
     );
 }
 
-#[tokio::test]
-async fn a_wasip3_service_streams_the_request_body_back_as_it_arrives() {
-    let host = Host::run(&example("wasi-http-p3"), &[]);
+/// POSTs a body to `host`'s `/echo` a chunk at a time, each sent only once the one before
+/// came back: both bodies must stream.
+async fn echoes_as_it_arrives(host: &Host) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
@@ -431,6 +431,10 @@ async fn a_wasip3_service_streams_the_request_body_back_as_it_arrives() {
         .await
         .expect("response head");
     assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "a body still coming was announced with a length"
+    );
     // Each chunk comes back before the next is sent: both bodies stream.
     let mut echoed = Vec::new();
     for i in 0..5 {
@@ -459,6 +463,51 @@ async fn a_wasip3_service_streams_the_request_body_back_as_it_arrives() {
     .concat();
     assert_eq!(echoed.len(), expected.len());
     assert!(echoed == expected, "the echo differs from what was sent");
+}
+
+#[tokio::test]
+async fn a_wasip3_service_streams_the_request_body_back_as_it_arrives() {
+    echoes_as_it_arrives(&Host::run(&example("wasi-http-p3"), &[])).await;
+}
+
+#[tokio::test]
+async fn a_wasi_http_component_streams_the_request_body_back_as_it_arrives() {
+    for isolation in ["reuse", "per-request"] {
+        let host = Host::run(&example("wasi-http-proxy"), &["--isolation", isolation]);
+        echoes_as_it_arrives(&host).await;
+    }
+}
+
+/// GETs `path` and returns the response's `content-length` and `transfer-encoding`
+/// headers and its body.
+async fn framing(host: &Host, path: &str) -> (Option<String>, Option<String>, String) {
+    let r = client().get(host.url(path)).send().await.expect("request");
+    assert_eq!(r.status(), 200, "{path}");
+    let header = |name| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (length, chunked) = (header("content-length"), header("transfer-encoding"));
+    (length, chunked, r.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_body_the_guest_wrote_before_the_head_went_out_is_sent_with_its_length() {
+    // A WASIp2 guest that wrote its whole body before returning (one that then goes on
+    // working, too: `/linger`), with either isolation; a WASIp3 guest, which writes its
+    // body from its own task after `handle` returned.
+    for isolation in ["reuse", "per-request"] {
+        let host = Host::run(&example("wasi-http-proxy"), &["--isolation", isolation]);
+        let hello = (Some("20".into()), None, "hello from wasi:http".into());
+        assert_eq!(framing(&host, "/").await, hello, "{isolation}");
+        let (length, chunked, visits) = framing(&host, "/linger").await;
+        assert_eq!((length, chunked), (Some(visits.len().to_string()), None));
+    }
+    let host = Host::run(&example("wasi-http-p3"), &[]);
+    let (length, chunked, body) = framing(&host, "/").await;
+    assert_eq!((length, chunked), (Some(body.len().to_string()), None));
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
-//! A WASIp3 service's response body, read ahead before hyper sees it. A WASIp3 guest
+//! A `wasi:http` guest's response body, read ahead before hyper sees it. Given a body it
+//! cannot read yet, hyper sends the head alone, then the body, then the chunked encoding's
+//! end: three writes, and three wake-ups of the client, for a short answer. A WASIp3 guest
 //! returns its response head before it writes the body (its own task writes the stream
-//! after `handle` returned), so hyper, finding no body yet, would send the head alone,
-//! then the body, then the chunked encoding's end: three writes, and three wake-ups of the
-//! client, for a short answer. Waiting a few scheduler turns for what the guest writes
-//! next lets a short body go out with its head in one write and a `content-length`; a body
-//! still coming after that streams as before.
+//! after `handle` returned); a WASIp2 guest set its head while it ran, and either wrote
+//! its whole body before returning or, still running, goes on in a task of its own.
+//! Reading what the guest has written, and waiting a few scheduler turns for what it
+//! writes next, lets a short body go out with its head in one write and a
+//! `content-length`; a body still coming after that streams as before.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -35,43 +37,64 @@ pub(super) struct ReadAhead<H> {
     _held: H,
 }
 
+/// How far a look at the body got.
+enum Taken {
+    /// The body ended (or failed) and everything is in `frames`.
+    Ended,
+    /// `LIMIT` bytes are read ahead; the rest streams.
+    Full,
+    /// The guest has not produced the next frame yet.
+    Pending,
+}
+
 impl<H> ReadAhead<H> {
-    /// Reads what of `body` the guest produces within a few scheduler turns.
-    pub(super) async fn read(mut body: WasiBody, held: H) -> Self {
-        let mut ahead = Self {
+    fn new(held: H) -> Self {
+        Self {
             frames: VecDeque::new(),
             failed: None,
             rest: None,
             len: 0,
             _held: held,
-        };
-        let mut turns = 0;
+        }
+    }
+
+    /// Reads what of `body` the guest produces within a few scheduler turns.
+    pub(super) async fn read(mut body: WasiBody, held: H) -> Self {
+        let mut ahead = Self::new(held);
+        for turn in 0..=TURNS {
+            match ahead.take(&mut body) {
+                Taken::Ended => return ahead,
+                Taken::Full => break,
+                Taken::Pending if turn < TURNS => tokio::task::yield_now().await,
+                Taken::Pending => break,
+            }
+        }
+        ahead.rest = Some(body);
+        ahead
+    }
+
+    /// Moves the frames `body` has ready into `frames`.
+    fn take(&mut self, body: &mut WasiBody) -> Taken {
         loop {
             // Polled without a waker on purpose: hyper polls again with its own.
             match body.frame().now_or_never() {
                 Some(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        ahead.len += data.len() as u64;
+                        self.len += data.len() as u64;
                     }
-                    ahead.frames.push_back(frame);
-                    if ahead.len >= LIMIT as u64 {
-                        break;
+                    self.frames.push_back(frame);
+                    if self.len >= LIMIT as u64 {
+                        return Taken::Full;
                     }
                 }
                 Some(Some(Err(e))) => {
-                    ahead.failed = Some(e);
-                    return ahead;
+                    self.failed = Some(e);
+                    return Taken::Ended;
                 }
-                Some(None) => return ahead,
-                None if turns < TURNS => {
-                    turns += 1;
-                    tokio::task::yield_now().await;
-                }
-                None => break,
+                Some(None) => return Taken::Ended,
+                None => return Taken::Pending,
             }
         }
-        ahead.rest = Some(body);
-        ahead
     }
 }
 

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
+use super::ahead::ReadAhead;
 use super::bindings::asgi_types::Scope;
 use super::bindings::{Environ, GuestCallError, Request, Response};
 use super::channel::{
@@ -456,9 +457,17 @@ impl Engine {
         };
         // What the guest set: its response, or the error code it chose.
         match set {
-            Ok(response) => Ok(hyper::Response::map(response, |body| {
-                ProxyBody::new(body, reply)
-            })),
+            Ok(response) => {
+                // What the guest has written of its body goes with the head, in one write
+                // and with a `content-length` if that is all (a guest that returned wrote
+                // all of it); the rest streams.
+                let (head, body) = response.into_parts();
+                let body = ReadAhead::read(body, ()).await.boxed_unsync();
+                Ok(hyper::Response::from_parts(
+                    head,
+                    ProxyBody::new(body, reply),
+                ))
+            }
             Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
         }
     }
