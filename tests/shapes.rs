@@ -208,6 +208,14 @@ async fn uploads_reach_asgi_and_wsgi_apps() {
 async fn wsgi_app_routes_and_streams_its_body() {
     let host = Host::run(&example("wsgi-app"), &[]);
     assert_eq!(get(&host, "/").await, (200, "Hello from WSGI!".into()));
+    // The app declares no length, but its one chunk is all there is by the time the head
+    // goes out: sent sized rather than chunked.
+    let r = client().get(host.url("/")).send().await.unwrap();
+    let framing = (
+        r.headers().get("content-length"),
+        r.headers().get("transfer-encoding"),
+    );
+    assert_eq!(framing, (Some(&"16".parse().unwrap()), None));
     let (status, body) = get(&host, "/api/data").await;
     assert_eq!((status, json_of(&body)), (200, json!({"data": [1, 2, 3]})));
     assert_eq!(get(&host, "/hello/Ada").await, (200, "Hello, Ada!".into()));

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
-use wasmtime_wasi_http::WasiBody;
 
 /// Scheduler turns given to the guest, in all, to produce more of its body.
 const TURNS: usize = 4;
@@ -24,14 +23,14 @@ const TURNS: usize = 4;
 /// Bytes read ahead at most; past them the rest streams.
 const LIMIT: usize = 64 * 1024;
 
-/// A response body with the frames the guest had already produced read ahead; `H` is
+/// A response body `B` with the frames the guest had already produced read ahead; `H` is
 /// held until the body is sent or dropped (a service's input of its instance).
-pub(super) struct ReadAhead<H> {
+pub struct ReadAhead<B: Body, H> {
     frames: VecDeque<Frame<Bytes>>,
     /// The error that ended the body while it was read ahead, sent after `frames`.
-    failed: Option<wasmtime_wasi_http::Error>,
+    failed: Option<B::Error>,
     /// What is still to come; `None` once the guest's body ended.
-    rest: Option<WasiBody>,
+    rest: Option<B>,
     /// Bytes in `frames`.
     len: u64,
     _held: H,
@@ -47,7 +46,7 @@ enum Taken {
     Pending,
 }
 
-impl<H> ReadAhead<H> {
+impl<B: Body<Data = Bytes> + Unpin, H> ReadAhead<B, H> {
     fn new(held: H) -> Self {
         Self {
             frames: VecDeque::new(),
@@ -59,7 +58,7 @@ impl<H> ReadAhead<H> {
     }
 
     /// Reads what of `body` the guest produces within a few scheduler turns.
-    pub(super) async fn read(mut body: WasiBody, held: H) -> Self {
+    pub async fn read(mut body: B, held: H) -> Self {
         let mut ahead = Self::new(held);
         for turn in 0..=TURNS {
             match ahead.take(&mut body) {
@@ -74,7 +73,7 @@ impl<H> ReadAhead<H> {
     }
 
     /// Moves the frames `body` has ready into `frames`.
-    fn take(&mut self, body: &mut WasiBody) -> Taken {
+    fn take(&mut self, body: &mut B) -> Taken {
         loop {
             // Polled without a waker on purpose: hyper polls again with its own.
             match body.frame().now_or_never() {
@@ -98,9 +97,13 @@ impl<H> ReadAhead<H> {
     }
 }
 
-impl<H: Unpin> Body for ReadAhead<H> {
+impl<B, H: Unpin> Body for ReadAhead<B, H>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Unpin,
+{
     type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -150,6 +153,7 @@ impl<H: Unpin> Body for ReadAhead<H> {
 mod tests {
     use super::*;
     use http_body_util::{Full, StreamBody};
+    use wasmtime_wasi_http::WasiBody;
 
     fn boxed<B>(body: B) -> WasiBody
     where

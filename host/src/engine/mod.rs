@@ -61,6 +61,7 @@ pub use crate::manifest::{
     AppManifest, Batching, EndpointKind, EndpointSpec, FunctionSpec, IsolationSetting, RetryPolicy,
     Scaling, ScalingOverride, VolumeMount, app_name_from_stem, is_dns_label,
 };
+pub use ahead::ReadAhead;
 pub use bindings::asgi_types as asgi;
 pub use bindings::{Environ, Request, Response};
 pub use cache::CacheOutcome;

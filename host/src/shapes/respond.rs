@@ -14,7 +14,7 @@ use hyper::{HeaderMap, StatusCode};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Body, full, guest_headers, json_error};
-use crate::engine::ChannelError;
+use crate::engine::{ChannelError, ReadAhead};
 
 /// Chunks buffered between the guest and the client before the guest waits.
 const STREAM_BUFFER: usize = 8;
@@ -34,12 +34,24 @@ pub(super) async fn from_task(
         let error = call.await.err();
         responder.lock().await.finish(error);
     });
-    head.await.unwrap_or_else(|_| {
-        json_error(
+    let Ok(response) = head.await else {
+        return json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the app's task ended without a response",
-        )
-    })
+        );
+    };
+    if hyper::body::Body::size_hint(response.body())
+        .exact()
+        .is_some()
+    {
+        return response;
+    }
+    // A body the app streams chunk by chunk may be complete a turn later (a WSGI app's
+    // one chunk, then its return): read ahead, it goes with its head in one write and a
+    // `content-length` instead of chunked; one still coming streams as before.
+    let (head, body) = response.into_parts();
+    let body = ReadAhead::read(body, ()).await.boxed_unsync();
+    hyper::Response::from_parts(head, body)
 }
 
 /// What is left to send of a response body whose head declared its length. hyper ends
