@@ -441,9 +441,11 @@ impl Engine {
         if let Some(concurrent) = self.concurrent.get() {
             return Ok(concurrent);
         }
-        let built = Runtime::new(&self.config, true, &self.ticker_stop, &self.cpu.activity)?;
+        let built = Runtime::new(&self.config, true)?;
         // Two first loads at once may both build one; the other is dropped.
-        Ok(self.concurrent.get_or_init(|| built))
+        let runtime = self.concurrent.get_or_init(|| built);
+        self.ticker.add_concurrent(&runtime.engine);
+        Ok(runtime)
     }
 
     /// Refuses a component with an endpoint or function that declares a GPU this host

@@ -47,7 +47,6 @@ mod world;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, UpdateDeadline};
@@ -179,7 +178,7 @@ pub struct Engine {
     /// Where plain components may send outgoing requests.
     plain_allowed_outbound_hosts: Vec<String>,
     metrics: Arc<Metrics>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<runtime::Ticker>,
     /// The warm pools of every loaded component, for evicting idle instances when the
     /// pooling allocator is full.
     pools: pool::PoolRegistry,
@@ -300,14 +299,13 @@ impl Engine {
         capabilities: CapabilitiesConfig,
         early: impl FnOnce(EarlyEngine),
     ) -> Result<Self, LoadError> {
-        let ticker_stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new());
         let cpu = cpu::GuestCpu::for_this_machine(
             metrics.instances_computing.clone(),
             metrics.guest_yields.clone(),
         );
-        let runtime =
-            runtime::Runtime::with_early(&config, false, &ticker_stop, &cpu.activity, early)?;
+        let runtime = runtime::Runtime::with_early(&config, false, early)?;
+        let ticker = runtime::Ticker::start(runtime.engine.clone(), cpu.activity.clone());
         let gpu = Gpu::new(capabilities.gpu);
         let outbound = Outbound::new(capabilities.outbound, metrics.outbound_counters());
         Ok(Self {
@@ -318,7 +316,7 @@ impl Engine {
             plain_allowed_outbound_hosts: capabilities.plain_allowed_outbound_hosts,
             resident: code::Resident::new(config.code_budget, metrics.clone()),
             metrics,
-            ticker_stop,
+            ticker,
             pools: pool::PoolRegistry::default(),
             cpu,
             config,
@@ -516,7 +514,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 

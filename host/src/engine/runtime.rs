@@ -4,8 +4,8 @@
 //! loop and a fresh instance per request costs about 40 % more. WASIp3 services run on a
 //! second one with it, made when the first such component loads.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, PoolingAllocationConfig};
@@ -30,14 +30,9 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// Builds an engine (async, epoch interruption, pooling allocator with copy-on-write
     /// memory images) and its linker: WASI 0.2, wasmhost's interfaces and `wasmhost:gpu`,
-    /// plus WASI 0.3 when `concurrent`. Its epoch ticks until `stop` is set.
-    pub(crate) fn new(
-        config: &EngineConfig,
-        concurrent: bool,
-        stop: &Arc<AtomicBool>,
-        activity: &Arc<Activity>,
-    ) -> Result<Self, LoadError> {
-        Self::with_early(config, concurrent, stop, activity, |_| {})
+    /// plus WASI 0.3 when `concurrent`. Its epoch is advanced by a [`Ticker`].
+    pub(crate) fn new(config: &EngineConfig, concurrent: bool) -> Result<Self, LoadError> {
+        Self::with_early(config, concurrent, |_| {})
     }
 
     /// [`Runtime::new`], handing `early` the engine and its cache before the linker is
@@ -45,8 +40,6 @@ impl Runtime {
     pub(crate) fn with_early(
         config: &EngineConfig,
         concurrent: bool,
-        stop: &Arc<AtomicBool>,
-        activity: &Arc<Activity>,
         early: impl FnOnce(EarlyEngine),
     ) -> Result<Self, LoadError> {
         // Cranelift's cache keys carry its version and the target's flags: one directory
@@ -59,7 +52,6 @@ impl Runtime {
         let cache = cache::ArtifactCache::new(config.cache_dir.clone(), &engine, functions);
         early(EarlyEngine::new(&engine, &cache));
         let linker = link(&engine, concurrent).map_err(LoadError::Compile)?;
-        spawn_ticker(engine.clone(), stop.clone(), activity.clone());
         Ok(Self {
             engine,
             linker,
@@ -145,21 +137,51 @@ fn link(engine: &wasmtime::Engine, concurrent: bool) -> wasmtime::Result<Linker<
     Ok(linker)
 }
 
-fn spawn_ticker(engine: wasmtime::Engine, stop: Arc<AtomicBool>, activity: Arc<Activity>) {
-    std::thread::Builder::new()
-        .name("wasmhost-epoch".into())
-        .spawn(move || {
-            activity.register_sleeper();
-            while !stop.load(Ordering::Relaxed) {
-                // Only a store out of its pool can be running a guest.
-                if activity.nap_while_quiet() {
-                    continue;
+/// The one thread that advances the engines' epochs (deadlines and the guests' yields
+/// count in its ticks): the first engine's, and the WASIp3 engine's once it is made. A
+/// thread for each would wake twice as often for the same ticks.
+pub(crate) struct Ticker {
+    stop: AtomicBool,
+    concurrent: OnceLock<wasmtime::Engine>,
+}
+
+impl Ticker {
+    /// Starts ticking `engine` while `activity` says a store may be running a guest.
+    pub(crate) fn start(engine: wasmtime::Engine, activity: Arc<Activity>) -> Arc<Self> {
+        let ticker = Arc::new(Self {
+            stop: AtomicBool::new(false),
+            concurrent: OnceLock::new(),
+        });
+        let this = ticker.clone();
+        std::thread::Builder::new()
+            .name("wasmhost-epoch".into())
+            .spawn(move || {
+                activity.register_sleeper();
+                while !this.stop.load(Ordering::Relaxed) {
+                    // Only a store out of its pool can be running a guest.
+                    if activity.nap_while_quiet() {
+                        continue;
+                    }
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                    if let Some(concurrent) = this.concurrent.get() {
+                        concurrent.increment_epoch();
+                    }
                 }
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawning the epoch thread");
+            })
+            .expect("spawning the epoch thread");
+        ticker
+    }
+
+    /// Ticks the WASIp3 engine too (the first one registered; there is one).
+    pub(crate) fn add_concurrent(&self, engine: &wasmtime::Engine) {
+        let _ = self.concurrent.set(engine.clone());
+    }
+
+    /// Ends the thread at its next tick.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Whether `bytes` (a component) exports `wasi:http/handler@0.3.x` (a WASIp3 service) or
