@@ -58,7 +58,7 @@ impl<B: Body<Data = Bytes> + Unpin, H> ReadAhead<B, H> {
     }
 
     /// Reads what of `body` the guest produces within a few scheduler turns.
-    pub async fn read(mut body: B, held: H) -> Self {
+    async fn read(mut body: B, held: H) -> Self {
         let mut ahead = Self::new(held);
         for turn in 0..=TURNS {
             match ahead.take(&mut body) {
@@ -70,6 +70,13 @@ impl<B: Body<Data = Bytes> + Unpin, H> ReadAhead<B, H> {
         }
         ahead.rest = Some(body);
         ahead
+    }
+
+    /// `response` with what of its body the guest produces within a few scheduler turns
+    /// read ahead.
+    pub async fn response(response: hyper::Response<B>, held: H) -> hyper::Response<Self> {
+        let (head, body) = response.into_parts();
+        hyper::Response::from_parts(head, Self::read(body, held).await)
     }
 
     /// Moves the frames `body` has ready into `frames`.

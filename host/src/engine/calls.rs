@@ -461,12 +461,8 @@ impl Engine {
                 // What the guest has written of its body goes with the head, in one write
                 // and with a `content-length` if that is all (a guest that returned wrote
                 // all of it); the rest streams.
-                let (head, body) = response.into_parts();
-                let body = ReadAhead::read(body, ()).await.boxed_unsync();
-                Ok(hyper::Response::from_parts(
-                    head,
-                    ProxyBody::new(body, reply),
-                ))
+                let response = ReadAhead::response(response, ()).await;
+                Ok(response.map(|body| ProxyBody::new(body.boxed_unsync(), reply)))
             }
             Err(code) => Err(NoResponse::ErrorCode(Box::new(code)).into()),
         }

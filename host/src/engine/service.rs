@@ -125,11 +125,9 @@ impl Engine {
                     continue;
                 }
                 Ok(Ok(Ok(response))) => {
-                    let (head, body) = response.into_parts();
                     // The input is held until the body is sent.
-                    let body = ReadAhead::read(body, input).await;
-                    let body = ProxyBody::new(body.boxed_unsync(), None);
-                    Ok(hyper::Response::from_parts(head, body))
+                    let response = ReadAhead::response(response, input).await;
+                    Ok(response.map(|body| ProxyBody::new(body.boxed_unsync(), None)))
                 }
             };
         }

@@ -49,9 +49,9 @@ pub(super) async fn from_task(
     // A body the app streams chunk by chunk may be complete a turn later (a WSGI app's
     // one chunk, then its return): read ahead, it goes with its head in one write and a
     // `content-length` instead of chunked; one still coming streams as before.
-    let (head, body) = response.into_parts();
-    let body = ReadAhead::read(body, ()).await.boxed_unsync();
-    hyper::Response::from_parts(head, body)
+    ReadAhead::response(response, ())
+        .await
+        .map(BodyExt::boxed_unsync)
 }
 
 /// What is left to send of a response body whose head declared its length. hyper ends
